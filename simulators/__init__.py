@@ -1,0 +1,1 @@
+"""Simulated instruments that speak the real wire protocols; mirrors drivers/."""

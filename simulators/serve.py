@@ -1,0 +1,179 @@
+"""Serving a simulated instrument over a real TCP socket or a real pty (a serial device path).
+
+A simulated device is any object with `receive(data: bytes) -> bytes`: bytes the client wrote in,
+bytes to answer out (possibly empty). Raising `Disconnect` drops the client's connection, as a
+terminal server or a power-cycled instrument would. The device keeps its own state and lock; the
+servers only move bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import tty
+from pathlib import Path
+from typing import Protocol
+
+
+class Disconnect(Exception):
+    """Raised by a device to drop the current connection."""
+
+
+class LineDevice(Protocol):
+    def receive(self, data: bytes) -> bytes: ...
+
+
+class TcpServer:
+    """One device behind a listening TCP socket; each client gets its own thread."""
+
+    def __init__(self, device: LineDevice, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.device = device
+        self._listener = socket.create_server((host, port), reuse_port=False)
+        self._listener.settimeout(0.2)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._stop = threading.Event()
+        self._clients: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.connections = 0
+
+    @property
+    def url(self) -> str:
+        return f"socket://{self.host}:{self.port}"
+
+    def start(self) -> "TcpServer":
+        t = threading.Thread(target=self._accept_loop, name=f"sim-tcp-{self.port}", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(0.2)
+            with self._lock:
+                self._clients.add(conn)
+                self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), name="sim-tcp-client", daemon=True)
+            t.start()
+            self._threads = [x for x in self._threads if x.is_alive()] + [t]
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    data = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                try:
+                    reply = self.device.receive(data)
+                except Disconnect:
+                    return
+                if reply:
+                    conn.sendall(reply)
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._clients.discard(conn)
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def drop_clients(self) -> None:
+        """Close every client connection now (a network cut seen from the instrument side)."""
+        with self._lock:
+            clients = list(self._clients)
+        for c in clients:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self.drop_clients()
+        for t in self._threads:
+            t.join(timeout=2)
+
+
+class PtyServer:
+    """One device behind a pseudo-terminal: clients open `path` as a serial port.
+
+    The slave side is kept open by the server, so clients may open and close it at will.
+    `link`, when given, is a symlink to the slave path with a stable name for config files.
+    """
+
+    def __init__(self, device: LineDevice, link: str | Path | None = None) -> None:
+        self.device = device
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        self.link = Path(link) if link else None
+        if self.link:
+            self.link.parent.mkdir(parents=True, exist_ok=True)
+            if self.link.is_symlink() or self.link.exists():
+                self.link.unlink()
+            self.link.symlink_to(self.path)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return str(self.link or self.path)
+
+    def start(self) -> "PtyServer":
+        self._thread = threading.Thread(target=self._loop, name=f"sim-pty-{self.path}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self._master], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if not ready:
+                continue
+            try:
+                data = os.read(self._master, 4096)
+            except OSError:
+                continue  # no client has the slave open right now
+            if not data:
+                continue
+            try:
+                reply = self.device.receive(data)
+            except Disconnect:
+                continue  # a serial line cannot be dropped; the reply is simply lost
+            if reply:
+                try:
+                    os.write(self._master, reply)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.link and self.link.is_symlink():
+            self.link.unlink()

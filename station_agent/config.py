@@ -1,0 +1,129 @@
+"""The station's configuration (TOML), validated by pydantic.
+
+Device tables are validated by the config model of the driver they name, so a driver brings its own
+fields; an unknown driver name is an error that lists the known ones.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from station_agent.configbase import RelPath, StrictModel, load_model
+from station_agent.registry import all_drivers
+
+STATION_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
+class StationInfo(StrictModel):
+    id: str = Field(pattern=STATION_ID, description="station id: lower case, digits, - and _")
+    name: str = ""
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    altitude_m: float | None = Field(default=None, description="ground altitude above sea level, m")
+    timezone: str = Field(default="UTC", description="local zone, for local-time reports only")
+
+
+class StorageConfig(StrictModel):
+    path: RelPath = Field(default=Path("data/station.sqlite"), description="SQLite database file")
+    raw_retention_days: float = Field(default=30.0, gt=0, description="days of raw (L0) readings kept")
+
+
+Window = tuple[float, float]
+
+
+class ProcessingConfig(StrictModel):
+    """Limits for turning raw readings into flagged minute records."""
+
+    min_samples: int = Field(default=10, ge=1, description="fewer valid samples -> too_few_samples")
+    max_std: dict[str, float] = Field(
+        default_factory=lambda: {"co2": 0.5, "ch4": 5.0, "co": 15.0, "n2o": 1.0},
+        description="per species, minute std above this -> std_too_high (species units)",
+    )
+    ranges: dict[str, Window] = Field(
+        default_factory=lambda: {
+            "co2": (300.0, 1500.0),
+            "ch4": (1500.0, 20000.0),
+            "co": (0.0, 20000.0),
+            "n2o": (250.0, 500.0),
+            "h2o": (0.0, 8.0),
+        },
+        description="per quantity, plausible range; samples outside -> out_of_range",
+    )
+    cavity_pressure_torr: Window = (139.5, 140.5)
+    cavity_temp_c: Window = (44.8, 45.2)
+    close_after_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="a minute is closed once its end is this many seconds past with no newer data",
+    )
+
+    @field_validator("ranges", "cavity_pressure_torr", "cavity_temp_c")
+    @classmethod
+    def _ordered(cls, v: Any) -> Any:
+        windows = v.values() if isinstance(v, dict) else [v]
+        for lo, hi in windows:
+            if lo >= hi:
+                raise ValueError(f"window ({lo}, {hi}) must have low < high")
+        return v
+
+
+class LoggingConfig(StrictModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: JSON lines unless stdout is a terminal"
+    )
+
+
+class StationConfigBase(StrictModel):
+    station: StationInfo
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _unique_device_ids(self) -> "StationConfigBase":
+        seen: set[str] = set()
+        for dev in getattr(self, "analyzers", []):
+            if dev.id in seen:
+                raise ValueError(f"device id {dev.id!r} is used twice")
+            seen.add(dev.id)
+        return self
+
+
+@cache
+def station_model() -> type[StationConfigBase]:
+    """The StationConfig class, with device tables typed by the registered drivers' configs."""
+    analyzers = [cls.Config for cls in all_drivers().values() if cls.kind == "analyzer"]
+    if not analyzers:
+        raise RuntimeError("no analyzer drivers are registered (is ghgnet installed?)")
+    analyzer_type = (
+        analyzers[0]
+        if len(analyzers) == 1
+        else Annotated[Union[tuple(analyzers)], Field(discriminator="driver")]  # noqa: UP007
+    )
+    return type(
+        "StationConfig",
+        (StationConfigBase,),
+        {
+            "__annotations__": {"analyzers": list[analyzer_type]},  # type: ignore[valid-type]
+            "analyzers": Field(default_factory=list, description="gas analyzers"),
+            "__module__": __name__,
+        },
+    )
+
+
+def driver_tags() -> frozenset[str]:
+    return frozenset(all_drivers())
+
+
+def load_station_config(path: str | Path) -> StationConfigBase:
+    """Load and validate a station config file; raises ConfigError naming each problem."""
+    return load_model(station_model(), path, drop_tags=driver_tags())
+
+
+def station_schema() -> dict[str, Any]:
+    return station_model().model_json_schema()

@@ -1,0 +1,84 @@
+"""What every driver is: a config model, a transport handed in, and translation to `Reading`s.
+
+Drivers translate; they never sleep, schedule, retry or decide. The engine owns time: it polls,
+backs off after errors and reopens the transport.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from station_agent.reading import Reading
+from station_agent.transport import SerialTransport, Transport
+
+
+class DriverError(Exception):
+    """The device answered, but not as it should (garbage, a refused command, an error code)."""
+
+
+class DeviceConfig(BaseModel):
+    """Fields every device has; each driver's `Config` extends it with its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="unique device id")
+    driver: str = Field(description="registered driver name, e.g. picarro.g2401")
+    url: str = Field(
+        description="serial device path, socket://host:port (or tcp://), or loop:// for tests"
+    )
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = Field(default="N", pattern="^[NEOMS]$")
+    stopbits: float = 1
+    timeout_s: float = Field(default=2.0, gt=0, description="reply timeout, seconds")
+    poll_interval_s: float = Field(default=5.0, gt=0, description="seconds between polls")
+    enabled: bool = True
+
+
+class Driver:
+    """Base of every driver class registered under `ghgnet.drivers`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "analyzer", "valve" or "modbus"
+    Config: ClassVar[type[DeviceConfig]]
+    simulator: ClassVar[str]  # "module:Class" of its simulator
+
+    def __init__(self, config: DeviceConfig, transport: Transport) -> None:
+        self.config = config
+        self.transport = transport
+
+    @property
+    def device_id(self) -> str:
+        return self.config.id
+
+    def open(self) -> None:
+        self.transport.open()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def identify(self) -> dict[str, Any]:
+        """What a technician's `probe` shows about the device; drivers add to it."""
+        return {"device": self.device_id, "driver": self.name, "url": self.transport.url}
+
+
+class AnalyzerDriver(Driver):
+    kind = "analyzer"
+
+    def poll(self) -> list[Reading]:
+        """Every record the analyzer holds that has not been read yet, oldest first."""
+        raise NotImplementedError
+
+
+def transport_for(config: DeviceConfig) -> SerialTransport:
+    """The transport a device config names (pyserial URL plus line settings)."""
+    return SerialTransport(
+        config.url,
+        baudrate=config.baudrate,
+        bytesize=config.bytesize,
+        parity=config.parity,
+        stopbits=config.stopbits,
+        timeout_s=config.timeout_s,
+    )

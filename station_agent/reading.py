@@ -1,0 +1,57 @@
+"""What a driver produces: one instrument record in physical units.
+
+Quantities are named in lower case: a species alone is the wet (as measured) mole fraction,
+`<species>_dry` its dry mole fraction; diagnostics keep their own names. Units are fixed per name
+(UNITS), so a value never travels without a known unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+SPECIES = ("co2", "ch4", "co", "n2o")
+
+UNITS: dict[str, str] = {
+    "co2": "ppm",
+    "ch4": "ppb",
+    "co": "ppb",
+    "n2o": "ppb",
+    "co2_dry": "ppm",
+    "ch4_dry": "ppb",
+    "co_dry": "ppb",
+    "n2o_dry": "ppb",
+    "h2o": "%",
+    "cavity_pressure": "Torr",
+    "cavity_temp": "degC",
+    "warm_box_temp": "degC",
+    "das_temp": "degC",
+    "outlet_valve": "DN",
+    "flow": "sccm",
+    "pressure": "hPa",
+    "temperature": "degC",
+}
+
+
+def unit_of(name: str) -> str:
+    """Unit of a quantity name; unknown names are dimensionless by declaration ('1')."""
+    return UNITS.get(name, "1")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One record from one device.
+
+    time: UTC, timezone-aware (the instrument's time, converted from its configured zone).
+    values: quantity name -> value in the unit of `UNITS`.
+    status: the raw instrument status word, when the instrument has one.
+    status_ok: whether the instrument called itself healthy for this record.
+    status_flags: names of the status conditions that are not normal (empty when healthy).
+    """
+
+    time: datetime
+    device: str
+    values: dict[str, float]
+    status: int | None = None
+    status_ok: bool = True
+    status_flags: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,74 @@
+"""The station's data products, as plain dataclasses (pydantic lives at the wire edge only).
+
+Reason codes (`REASONS`) are stable strings: they are stored, exported and sent to central.
+Flags are ICOS letters: U valid / N invalid before manual QC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+REASONS = {
+    "flush": "line flushing after a valve switch",
+    "status": "instrument status word not normal",
+    "cavity_pressure": "cavity pressure outside its window",
+    "cavity_temp": "cavity temperature outside its window",
+    "out_of_range": "value outside the plausible range",
+    "too_few_samples": "fewer valid samples than the minimum",
+    "std_too_high": "standard deviation above the limit",
+    "spike": "spike detected",
+    "valve_mismatch": "valve position differs from the commanded one",
+    "maintenance": "station in maintenance mode",
+    "uncalibrated": "no valid calibration for this time",
+    "interlock": "a sequence interlock (e.g. low sample flow) was active",
+    "no_data": "no samples at all in the minute",
+}
+
+FLAG_VALID = "U"
+FLAG_INVALID = "N"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeciesMinute:
+    """One species over one minute, in the species' unit (CO2 ppm; CH4, CO, N2O ppb).
+
+    raw_mean: mean of the valid samples' dry mole fraction, uncalibrated.
+    cal_mean: raw_mean through the calibration in force (None while uncalibrated).
+    mean: the best value available: cal_mean when calibrated, else raw_mean.
+    std: standard deviation of the valid dry samples; n: how many there were.
+    """
+
+    mean: float | None
+    std: float | None
+    n: int
+    raw_mean: float | None
+    cal_mean: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteRecord:
+    """A closed minute for one analyzer, stamped at the start of the minute (UTC)."""
+
+    time: datetime
+    device: str
+    stream: str
+    species: dict[str, SpeciesMinute]
+    h2o: float | None
+    flag: str
+    reasons: tuple[str, ...] = ()
+    n_total: int = 0
+    calibration_id: str | None = None
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a person may need to know: a fault, an alarm, a state change."""
+
+    time: datetime
+    kind: str
+    severity: str  # "info", "warning", "error"
+    message: str
+    device: str | None = None
+    data: dict = field(default_factory=dict)
