@@ -6,6 +6,7 @@ backs off after errors and reopens the transport.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,9 +46,18 @@ class Driver:
     Config: ClassVar[type[DeviceConfig]]
     simulator: ClassVar[str]  # "module:Class" of its simulator
 
-    def __init__(self, config: DeviceConfig, transport: Transport) -> None:
+    def __init__(self, config: DeviceConfig, transport: Any) -> None:
         self.config = config
         self.transport = transport
+
+    @classmethod
+    def make_transport(cls, config: DeviceConfig) -> Any:
+        """The connection this driver is handed in production; tests hand in their own.
+
+        Byte-stream drivers get a pyserial-URL transport; a Modbus driver overrides this to build a
+        pymodbus client.
+        """
+        return transport_for(config)
 
     @property
     def device_id(self) -> str:
@@ -64,11 +74,41 @@ class Driver:
         return {"device": self.device_id, "driver": self.name, "url": self.transport.url}
 
 
+@dataclass
+class PollResult:
+    """What one poll of an analyzer gave: the records, oldest first, and what could not be read.
+
+    `problems` names each reply or record line that was malformed and skipped (its raw text
+    included), so the engine can log it and count it; the good records around it are kept.
+    """
+
+    readings: list[Reading] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 class AnalyzerDriver(Driver):
     kind = "analyzer"
 
-    def poll(self) -> list[Reading]:
+    def poll(self) -> PollResult:
         """Every record the analyzer holds that has not been read yet, oldest first."""
+        raise NotImplementedError
+
+
+class ValveDriver(Driver):
+    """A multi-position stream selector. Moves are commanded and read back by the engine."""
+
+    kind = "valve"
+
+    def goto(self, position: int) -> None:
+        """Command a move (may return before the valve has arrived)."""
+        raise NotImplementedError
+
+    def position(self) -> int:
+        """The position the valve reports now."""
+        raise NotImplementedError
+
+    def positions(self) -> int:
+        """How many positions the valve has."""
         raise NotImplementedError
 
 
