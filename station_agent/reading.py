@@ -47,6 +47,9 @@ class Reading:
     status: the raw instrument status word, when the instrument has one.
     status_ok: whether the instrument called itself healthy for this record.
     status_flags: names of the status conditions that are not normal (empty when healthy).
+    stream, flushing: set by the engine, never by a driver: what was being sampled
+    (`inlet:<name>`, `cal:<cylinder>`, `target:<cylinder>`, `zero`, `span`) and whether the line
+    was still being flushed after a switch.
     """
 
     time: datetime
@@ -55,3 +58,5 @@ class Reading:
     status: int | None = None
     status_ok: bool = True
     status_flags: tuple[str, ...] = field(default_factory=tuple)
+    stream: str = ""
+    flushing: bool = False

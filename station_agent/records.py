@@ -72,3 +72,39 @@ class Event:
     message: str
     device: str | None = None
     data: dict = field(default_factory=dict)
+
+
+def _iso(t: datetime) -> str:
+    from station_agent.timeutil import iso_utc
+
+    return iso_utc(t)
+
+
+def minute_to_dict(rec: MinuteRecord) -> dict:
+    """The minute record as it travels (without its seq, which the outbox assigns)."""
+    return {
+        "time": _iso(rec.time),
+        "device": rec.device,
+        "stream": rec.stream,
+        "species": {
+            name: {"mean": s.mean, "std": s.std, "n": s.n, "raw_mean": s.raw_mean, "cal_mean": s.cal_mean}
+            for name, s in rec.species.items()
+        },
+        "h2o": rec.h2o,
+        "flag": rec.flag,
+        "reasons": list(rec.reasons),
+        "n_total": rec.n_total,
+        "calibration_id": rec.calibration_id,
+        "diagnostics": dict(rec.diagnostics),
+    }
+
+
+def event_to_dict(ev: Event) -> dict:
+    return {
+        "time": _iso(ev.time),
+        "kind": ev.kind,
+        "severity": ev.severity,
+        "message": ev.message,
+        "device": ev.device,
+        "data": dict(ev.data),
+    }

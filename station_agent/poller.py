@@ -1,0 +1,159 @@
+"""One thread per analyzer: poll, tag, hand over; reconnect with backoff; never die.
+
+Polling never blocks on storage: readings go to the writer through a bounded queue, and when that
+queue is full the poller simply leaves the records in the analyzer's own buffer (the Picarro keeps
+512) until there is room. Every wait is on the injected clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from station_agent.clock import Clock
+from station_agent.driver import AnalyzerDriver, DriverError
+from station_agent.faults import FaultTracker
+from station_agent.reading import Reading
+from station_agent.records import Event
+from station_agent.transport import TransportError, TransportTimeout
+
+Tagger = Callable[[Reading], Reading]
+
+
+@dataclass
+class DeviceHealth:
+    """What status and the minute closer know about a device; written by its poller only."""
+
+    connected: bool = False
+    last_reading: datetime | None = None
+    last_poll_ok_mono: float | None = None
+    readings: int = 0
+    polls: int = 0
+    problems: int = 0
+    status_flags: tuple[str, ...] = ()
+
+
+class AnalyzerPoller:
+    MAX_TIMEOUTS_BEFORE_RECONNECT = 3
+
+    def __init__(
+        self,
+        driver: AnalyzerDriver,
+        clock: Clock,
+        submit: Callable[[list[Reading]], bool],
+        has_room: Callable[[], bool],
+        emit: Callable[[Event], None],
+        tag: Tagger,
+        log,
+        stop: threading.Event,
+        backoff_initial_s: float = 2.0,
+        backoff_max_s: float = 120.0,
+    ) -> None:
+        self.driver = driver
+        self.clock = clock
+        self.submit = submit
+        self.has_room = has_room
+        self.tag = tag
+        self.log = log.bind(device=driver.device_id)
+        self.stop = stop
+        self.health = DeviceHealth()
+        self.faults = FaultTracker(driver.device_id, self.log, emit)
+        self._backoff_initial = backoff_initial_s
+        self._backoff_max = backoff_max_s
+        self._backoff = backoff_initial_s
+        self._timeouts = 0
+        self.thread = threading.Thread(target=self._run, name=f"poll-{driver.device_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def _wait_backoff(self) -> None:
+        self.clock.wait(self.stop, self._backoff)
+        self._backoff = min(self._backoff * 2, self._backoff_max)
+
+    def _run(self) -> None:
+        interval = self.driver.config.poll_interval_s
+        while not self.stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # the poller must outlive any bug in a driver
+                self.log.exception("poller_error", error=repr(exc))
+                self.faults.report("internal", repr(exc), self.clock.now())
+                self._close()
+                self._wait_backoff()
+                continue
+            if self.health.connected:
+                self.clock.wait(self.stop, interval)
+            else:
+                self._wait_backoff()
+        self._close()
+
+    def _close(self) -> None:
+        try:
+            self.driver.close()
+        except Exception:  # closing a broken link may fail in many ways; it is closed either way
+            pass
+        self.health.connected = False
+
+    def poll_once(self) -> None:
+        """One step: connect if needed, then poll once (skipped while the writer has no room)."""
+        now = self.clock.now
+        if not self.driver.transport.is_open:
+            try:
+                self.driver.open()
+            except TransportError as exc:
+                self.health.connected = False
+                self.faults.report("connect", str(exc), now())
+                return
+            self.health.connected = True
+            self._timeouts = 0
+            self.faults.clear(now(), ("connect",))
+        if not self.has_room():
+            self.faults.report("backpressure", "writer queue full; records left in the analyzer", now())
+            return
+        self.health.polls += 1
+        try:
+            result = self.driver.poll()
+        except TransportTimeout as exc:
+            self._timeouts += 1
+            self.faults.report("timeout", str(exc), now())
+            if self._timeouts >= self.MAX_TIMEOUTS_BEFORE_RECONNECT:
+                self._close()
+            return
+        except TransportError as exc:
+            self.faults.report("link", str(exc), now())
+            self._close()
+            return
+        except DriverError as exc:
+            self.faults.report("protocol", str(exc), now())
+            return
+        self._timeouts = 0
+        self._backoff = self._backoff_initial
+        self.health.connected = True
+        self.health.last_poll_ok_mono = self.clock.monotonic()
+        self.faults.clear(now(), ("timeout", "link", "protocol", "backpressure", "internal"))
+        if result.problems:
+            self.health.problems += len(result.problems)
+            self.faults.report("garbage", "; ".join(result.problems)[:500], now())
+        else:
+            self.faults.clear(now(), ("garbage",))
+        if result.readings:
+            readings = [self.tag(r) for r in result.readings]
+            self.health.readings += len(readings)
+            self.health.last_reading = readings[-1].time
+            self.health.status_flags = readings[-1].status_flags
+            self.submit(readings)
+
+
+def constant_stream(stream: str) -> Tagger:
+    """The tagger of a station without a sampling sequence: one stream, never flushing."""
+
+    def tag(r: Reading) -> Reading:
+        return replace(r, stream=stream, flushing=False)
+
+    return tag

@@ -1,0 +1,368 @@
+"""The station's SQLite database: raw readings (L0), minute records, events, the outbox, state.
+
+One writer: exactly one `StationStore(path)` per database writes, and in the daemon it lives in the
+writer thread alone. Everybody else (status, export, the forwarder's reads) opens it with
+`read_only=True`; WAL mode lets them read while the writer writes.
+
+Every record that goes to central (minute records, calibration and target results, events) gets its
+per-station `seq` from the outbox in the same transaction that stores it, so a crash can never leave
+a record without its outbox entry or the other way round. Outbox rows are deleted only when central
+acknowledges them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from station_agent.reading import Reading
+from station_agent.records import Event, MinuteRecord, event_to_dict, minute_to_dict
+from station_agent.timeutil import iso_utc
+
+# Each entry migrates the schema from version i to i+1; never edit a released entry, append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE raw (
+        id INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        time TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        flushing INTEGER NOT NULL,
+        status INTEGER,
+        status_ok INTEGER NOT NULL,
+        status_flags TEXT NOT NULL,
+        "values" TEXT NOT NULL
+    );
+    CREATE INDEX raw_time ON raw (time);
+    CREATE INDEX raw_device_time ON raw (device, time);
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        created TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE minute (
+        seq INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        time TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        flag TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        species TEXT NOT NULL,
+        h2o REAL,
+        n_total INTEGER NOT NULL,
+        calibration_id TEXT,
+        diagnostics TEXT NOT NULL,
+        UNIQUE (device, time, stream)
+    );
+    CREATE INDEX minute_time ON minute (time);
+    CREATE TABLE event (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        device TEXT,
+        message TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX event_time ON event (time);
+    CREATE TABLE state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    pass
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(d: dict[str, float]) -> dict[str, float | None]:
+    # JSON has no NaN: a missing value is stored as null.
+    return {k: (None if v != v else v) for k, v in d.items()}
+
+
+class StationStore:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            if not self.path.exists():
+                raise StoreError(f"no station database at {self.path}")
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=10
+            )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        if not read_only:
+            self.db.enable_wal()
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        else:
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}; this ghgnet knows up to {SCHEMA_VERSION}"
+                )
+
+    # -- schema -----------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this ghgnet ({SCHEMA_VERSION})"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            script = MIGRATIONS[target - 1]
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {target}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _tx(self):
+        return _Transaction(self.conn)
+
+    # -- writes (the writer thread only) ----------------------------------------------------
+    def insert_raw(self, readings: Sequence[Reading]) -> int:
+        rows = [
+            (
+                r.device,
+                iso_utc(r.time),
+                r.stream,
+                int(r.flushing),
+                r.status,
+                int(r.status_ok),
+                _json(list(r.status_flags)),
+                _json(_finite(r.values)),
+            )
+            for r in readings
+        ]
+        with self._tx():
+            self.conn.executemany(
+                'INSERT INTO raw (device, time, stream, flushing, status, status_ok, status_flags, "values")'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def _outbox(self, kind: str, payload: dict, created: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO outbox (kind, created, payload) VALUES (?, ?, ?)",
+            (kind, created, _json(payload)),
+        )
+        return int(cur.lastrowid)
+
+    def insert_minutes(self, records: Sequence[MinuteRecord], created: datetime) -> list[int]:
+        """Store minute records with their outbox entries, in one transaction; returns their seqs.
+
+        A record whose (device, time, stream) is already stored is skipped (a restart that closes a
+        minute again must not send it twice) and gets no seq.
+        """
+        seqs: list[int] = []
+        stamp = iso_utc(created)
+        with self._tx():
+            for rec in records:
+                row = minute_to_dict(rec)
+                exists = self.conn.execute(
+                    "SELECT 1 FROM minute WHERE device = ? AND time = ? AND stream = ?",
+                    (row["device"], row["time"], row["stream"]),
+                ).fetchone()
+                if exists:
+                    continue
+                seq = self._outbox("minute", row, stamp)
+                self.conn.execute(
+                    "INSERT INTO minute (seq, device, time, stream, flag, reasons, species, h2o,"
+                    " n_total, calibration_id, diagnostics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        seq,
+                        row["device"],
+                        row["time"],
+                        row["stream"],
+                        row["flag"],
+                        _json(row["reasons"]),
+                        _json(row["species"]),
+                        row["h2o"],
+                        row["n_total"],
+                        row["calibration_id"],
+                        _json(row["diagnostics"]),
+                    ),
+                )
+                seqs.append(seq)
+        return seqs
+
+    def insert_event(self, event: Event) -> int:
+        row = event_to_dict(event)
+        with self._tx():
+            seq = self._outbox("event", row, row["time"])
+            self.conn.execute(
+                "INSERT INTO event (seq, time, kind, severity, device, message, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (seq, row["time"], row["kind"], row["severity"], row["device"], row["message"], _json(row["data"])),
+            )
+        return seq
+
+    def acknowledge(self, ranges: Iterable[tuple[int, int]]) -> int:
+        """Forget outbox entries central holds (inclusive seq ranges); returns how many went."""
+        deleted = 0
+        with self._tx():
+            for lo, hi in ranges:
+                deleted += self.conn.execute(
+                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (int(lo), int(hi))
+                ).rowcount
+        return deleted
+
+    def purge_raw(self, before: datetime) -> int:
+        """Delete raw readings older than `before` (raw data is not forwarded: nothing to ack)."""
+        with self._tx():
+            return self.conn.execute("DELETE FROM raw WHERE time < ?", (iso_utc(before),)).rowcount
+
+    def put_state(self, key: str, value: Any, now: datetime) -> None:
+        with self._tx():
+            self.conn.execute(
+                "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                (key, _json(value), iso_utc(now)),
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_state(self, key: str) -> tuple[Any, str] | None:
+        row = self.conn.execute("SELECT value, updated FROM state WHERE key = ?", (key,)).fetchone()
+        return (json.loads(row[0]), row[1]) if row else None
+
+    def raw_rows(self, start: datetime, end: datetime, device: str | None = None) -> Iterator[dict]:
+        sql = 'SELECT device, time, stream, flushing, status, status_ok, status_flags, "values" FROM raw' \
+            " WHERE time >= ? AND time < ?"
+        args: list[Any] = [iso_utc(start), iso_utc(end)]
+        if device:
+            sql += " AND device = ?"
+            args.append(device)
+        for row in self.conn.execute(sql + " ORDER BY time, id", args):
+            yield {
+                "device": row[0],
+                "time": row[1],
+                "stream": row[2],
+                "flushing": bool(row[3]),
+                "status": row[4],
+                "status_ok": bool(row[5]),
+                "status_flags": json.loads(row[6]),
+                "values": json.loads(row[7]),
+            }
+
+    def raw_quantities(self, start: datetime, end: datetime, device: str | None = None) -> list[str]:
+        """The quantity names present in raw readings of the interval, sorted."""
+        sql = 'SELECT DISTINCT j.key FROM raw, json_each(raw."values") AS j WHERE raw.time >= ? AND raw.time < ?'
+        args: list[Any] = [iso_utc(start), iso_utc(end)]
+        if device:
+            sql += " AND raw.device = ?"
+            args.append(device)
+        return sorted(r[0] for r in self.conn.execute(sql, args))
+
+    def minute_rows(self, start: datetime, end: datetime, device: str | None = None) -> Iterator[dict]:
+        sql = (
+            "SELECT seq, device, time, stream, flag, reasons, species, h2o, n_total, calibration_id,"
+            " diagnostics FROM minute WHERE time >= ? AND time < ?"
+        )
+        args: list[Any] = [iso_utc(start), iso_utc(end)]
+        if device:
+            sql += " AND device = ?"
+            args.append(device)
+        for row in self.conn.execute(sql + " ORDER BY time, device, stream", args):
+            yield {
+                "seq": row[0],
+                "device": row[1],
+                "time": row[2],
+                "stream": row[3],
+                "flag": row[4],
+                "reasons": json.loads(row[5]),
+                "species": json.loads(row[6]),
+                "h2o": row[7],
+                "n_total": row[8],
+                "calibration_id": row[9],
+                "diagnostics": json.loads(row[10]),
+            }
+
+    def event_rows(self, limit: int = 50) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT seq, time, kind, severity, device, message, data FROM event ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            {"seq": r[0], "time": r[1], "kind": r[2], "severity": r[3], "device": r[4], "message": r[5],
+             "data": json.loads(r[6])}
+            for r in rows
+        ]
+
+    def outbox_pending(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, str, dict]]:
+        rows = self.conn.execute(
+            "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def outbox_stats(self) -> dict[str, Any]:
+        count, oldest = self.conn.execute("SELECT COUNT(*), MIN(created) FROM outbox").fetchone()
+        return {"backlog": int(count), "oldest_unacked": oldest}
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for table in ("raw", "minute", "event", "outbox"):
+            out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        return out
+
+    def last_minute(self) -> dict | None:
+        row = self.conn.execute("SELECT MAX(time) FROM minute").fetchone()
+        if not row or row[0] is None:
+            return None
+        start = row[0]
+        rows = list(
+            self.conn.execute(
+                "SELECT device, stream, flag, species FROM minute WHERE time = ? ORDER BY device", (start,)
+            )
+        )
+        return {
+            "time": start,
+            "records": [
+                {"device": r[0], "stream": r[1], "flag": r[2], "species": json.loads(r[3])} for r in rows
+            ],
+        }
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (autocommit connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,211 @@
+"""The one writer: a thread that owns the SQLite store and everything that writes to it.
+
+Pollers hand readings over through a bounded queue; the writer stores them as raw (L0), feeds the
+minute assembler, turns closed bins into minute records, stores events, and runs housekeeping
+(heartbeat state, raw retention) on the injected clock.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from station_agent.clock import Clock
+from station_agent.minutes import MinuteAssembler, MinuteBin
+from station_agent.reading import Reading
+from station_agent.records import Event, MinuteRecord
+from station_agent.store import StationStore
+
+MinuteMaker = Callable[[MinuteBin], MinuteRecord]
+
+
+@dataclass
+class WriterStats:
+    raw: int = 0
+    minutes: int = 0
+    events: int = 0
+    last_minute: str | None = None
+    queue_high_water: int = 0
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        store_path,
+        clock: Clock,
+        assembler: MinuteAssembler,
+        make_minute: MinuteMaker,
+        answering: Callable[[str], bool],
+        log,
+        state: Callable[[], dict[str, Any]],
+        raw_retention: timedelta,
+        maxsize: int = 256,
+        tick_s: float = 5.0,
+    ) -> None:
+        self.store_path = store_path
+        self.clock = clock
+        self.assembler = assembler
+        self.make_minute = make_minute
+        self.answering = answering
+        self.log = log.bind(component="writer")
+        self.state = state
+        self.raw_retention = raw_retention
+        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=maxsize)
+        self.tick_s = tick_s
+        self.stats = WriterStats()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._last_purge: float | None = None
+        self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+
+    # -- producer side (any thread) -------------------------------------------------------
+    def has_room(self) -> bool:
+        return self.queue.qsize() < self.queue.maxsize * 3 // 4
+
+    def submit_readings(self, readings: list[Reading]) -> bool:
+        self._put(("readings", readings))
+        return True
+
+    def submit_event(self, event: Event) -> None:
+        self._put(("event", event))
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        # Blocks while full rather than drop: pollers check has_room() before reading the analyzer,
+        # so the wait is short, and losing a record is never an option.
+        while True:
+            try:
+                self.queue.put(item, timeout=0.5)
+                break
+            except queue.Full:
+                if not self.thread.is_alive():
+                    raise RuntimeError("store writer is not running") from self._error
+        self.stats.queue_high_water = max(self.stats.queue_high_water, self.queue.qsize())
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+        self._ready.wait(30)
+        if self._error:
+            raise self._error
+
+    def stop(self) -> None:
+        """Drain what is queued, store it, and close (open minute bins are left to the raw table)."""
+        self._stop.set()
+        self.thread.join(60)
+
+    # -- the writer thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            store = StationStore(self.store_path)
+            self._restore(store)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        next_tick = 0.0
+        try:
+            while True:
+                try:
+                    kind, payload = self.queue.get(timeout=min(0.2, self.clock_real(self.tick_s)))
+                except queue.Empty:
+                    kind, payload = "", None
+                if kind:
+                    self._handle(store, kind, payload)
+                if time.monotonic() >= next_tick:
+                    self._tick(store)
+                    next_tick = time.monotonic() + self.clock_real(self.tick_s)
+                if self._stop.is_set() and self.queue.empty():
+                    self._tick(store)
+                    break
+        except BaseException as exc:
+            self._error = exc
+            self.log.exception("writer_failed", error=repr(exc))
+        finally:
+            store.close()
+
+    def clock_real(self, sim_seconds: float) -> float:
+        speed = getattr(self.clock, "speed", 1.0)
+        return sim_seconds / speed if speed not in (0, float("inf")) else 0.0
+
+    def _handle(self, store: StationStore, kind: str, payload: Any) -> None:
+        if kind == "readings":
+            store.insert_raw(payload)
+            self.stats.raw += len(payload)
+            self._store_minutes(store, self.assembler.add(payload, self.clock.monotonic()))
+        elif kind == "event":
+            store.insert_event(payload)
+            self.stats.events += 1
+
+    def _store_minutes(self, store: StationStore, bins: list[MinuteBin]) -> None:
+        if not bins:
+            return
+        records = [self.make_minute(b) for b in bins]
+        seqs = store.insert_minutes(records, self.clock.now())
+        self.stats.minutes += len(seqs)
+        self.stats.last_minute = max(r.time for r in records).isoformat()
+
+    def _tick(self, store: StationStore) -> None:
+        self._store_minutes(store, self.assembler.due(self.clock.monotonic(), self.answering))
+        now = self.clock.now()
+        state = self.state()
+        state["writer"] = {
+            "raw": self.stats.raw,
+            "minutes": self.stats.minutes,
+            "events": self.stats.events,
+            "queue": self.queue.qsize(),
+            "queue_high_water": self.stats.queue_high_water,
+            "pending_bins": self.assembler.pending(),
+            "late_readings": self.assembler.late_readings,
+        }
+        state["heartbeat_wall"] = time.time()
+        store.put_state("agent", state, now)
+        mono = self.clock.monotonic()
+        if self._last_purge is None or mono - self._last_purge >= 3600:
+            self._last_purge = mono
+            purged = store.purge_raw(now - self.raw_retention)
+            if purged:
+                self.log.info("raw_purged", rows=purged, older_than=(now - self.raw_retention).isoformat())
+
+    def _restore(self, store: StationStore) -> None:
+        """Rebuild the bins that were open when the agent last stopped, from the raw table."""
+        rows = store.conn.execute(
+            "SELECT device, MAX(time) FROM minute GROUP BY device"
+        ).fetchall()
+        last_closed = {d: t for d, t in rows}
+        from station_agent.timeutil import parse_utc
+
+        devices = [r[0] for r in store.conn.execute("SELECT DISTINCT device FROM raw").fetchall()]
+        now = self.clock.now()
+        restored = 0
+        for device in devices:
+            if device in last_closed:
+                start = parse_utc(last_closed[device]) + timedelta(minutes=1)
+                self.assembler.mark_closed_until(device, start)
+            else:
+                start = now - timedelta(hours=1)
+            readings = [
+                Reading(
+                    time=parse_utc(r["time"]),
+                    device=r["device"],
+                    values={k: (float("nan") if v is None else v) for k, v in r["values"].items()},
+                    status=r["status"],
+                    status_ok=r["status_ok"],
+                    status_flags=tuple(r["status_flags"]),
+                    stream=r["stream"],
+                    flushing=r["flushing"],
+                )
+                for r in store.raw_rows(start, now + timedelta(days=3650), device)
+            ]
+            if readings:
+                restored += len(readings)
+                # Restored bins close only when new data or the clock says so, as live ones do.
+                self._store_minutes(store, self.assembler.add(readings, self.clock.monotonic()))
+        if restored:
+            self.log.info("minutes_restored", readings=restored, open_bins=self.assembler.pending())

@@ -1,0 +1,62 @@
+from datetime import UTC, datetime, timedelta
+
+from station_agent.minutes import MinuteAssembler
+from station_agent.reading import Reading
+
+T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+
+
+def r(seconds: float, device="a", stream="inlet:ambient", co2=420.0) -> Reading:
+    return Reading(T0 + timedelta(seconds=seconds), device, {"co2": co2}, stream=stream)
+
+
+def test_a_minute_closes_when_a_reading_of_a_later_minute_arrives():
+    asm = MinuteAssembler(close_after_s=20)
+    assert asm.add([r(s) for s in range(0, 60, 2)], mono=0) == []
+    closed = asm.add([r(61)], mono=1)
+    assert len(closed) == 1
+    assert closed[0].minute == T0 and len(closed[0].readings) == 30
+    assert asm.pending() == 1
+
+
+def test_devices_close_independently():
+    asm = MinuteAssembler(close_after_s=20)
+    asm.add([r(10, "a"), r(10, "b")], mono=0)
+    closed = asm.add([r(70, "a")], mono=0)
+    assert [(b.device, b.minute) for b in closed] == [("a", T0)]
+
+
+def test_a_switch_inside_a_minute_gives_one_bin_per_stream():
+    asm = MinuteAssembler(close_after_s=20)
+    asm.add([r(5, stream="inlet:top"), r(35, stream="cal:A")], mono=0)
+    closed = asm.add([r(65, stream="cal:A")], mono=0)
+    assert sorted(b.stream for b in closed) == ["cal:A", "inlet:top"]
+
+
+def test_a_quiet_answering_device_closes_by_its_estimated_clock():
+    asm = MinuteAssembler(close_after_s=20)
+    asm.add([r(30)], mono=100.0)
+    assert asm.due(mono=100.0 + 49, answering=lambda d: True) == []  # device clock at 79 s < 60+20
+    assert len(asm.due(mono=100.0 + 51, answering=lambda d: True)) == 1
+
+
+def test_a_device_that_does_not_answer_keeps_its_minute_open():
+    asm = MinuteAssembler(close_after_s=20)
+    asm.add([r(30)], mono=0)
+    assert asm.due(mono=3600, answering=lambda d: False) == []
+    assert asm.pending() == 1
+
+
+def test_readings_for_an_already_closed_minute_are_counted_late_not_binned():
+    asm = MinuteAssembler(close_after_s=20)
+    asm.add([r(30)], mono=0)
+    asm.add([r(90)], mono=0)
+    assert asm.add([r(31)], mono=0) == []
+    assert asm.late_readings == 1
+
+
+def test_restored_closed_marker_skips_stored_minutes():
+    asm = MinuteAssembler(close_after_s=20)
+    asm.mark_closed_until("a", T0 + timedelta(minutes=1))
+    asm.add([r(30), r(70)], mono=0)
+    assert asm.late_readings == 1 and asm.pending() == 1

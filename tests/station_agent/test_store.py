@@ -1,0 +1,109 @@
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from station_agent.reading import Reading
+from station_agent.records import Event, MinuteRecord, SpeciesMinute
+from station_agent.store import SCHEMA_VERSION, StationStore, StoreError
+
+T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+
+
+def minute(i: int, device: str = "picarro-1", stream: str = "inlet:ambient") -> MinuteRecord:
+    return MinuteRecord(
+        time=T0 + timedelta(minutes=i),
+        device=device,
+        stream=stream,
+        species={"co2": SpeciesMinute(420.0 + i, 0.05, 24, 420.0 + i)},
+        h2o=1.2,
+        flag="U",
+        n_total=24,
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = StationStore(tmp_path / "s.sqlite")
+    yield s
+    s.close()
+
+
+def test_new_database_is_migrated_to_current_schema_in_wal_mode(store):
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        StationStore(path)
+
+
+def test_minutes_and_events_share_one_monotonic_seq_with_their_outbox_rows(store):
+    seqs = store.insert_minutes([minute(0), minute(1)], T0)
+    ev = store.insert_event(Event(T0, "agent.start", "info", "started"))
+    seqs2 = store.insert_minutes([minute(2)], T0)
+    assert seqs == [1, 2] and ev == 3 and seqs2 == [4]
+    pending = store.outbox_pending()
+    assert [p[0] for p in pending] == [1, 2, 3, 4]
+    assert [p[1] for p in pending] == ["minute", "minute", "event", "minute"]
+    assert pending[0][2]["species"]["co2"]["mean"] == 420.0
+    assert pending[0][2]["time"] == "2026-11-22T00:00:00.000Z"
+
+
+def test_a_minute_stored_twice_gets_no_second_seq(store):
+    assert store.insert_minutes([minute(0)], T0) == [1]
+    assert store.insert_minutes([minute(0), minute(1)], T0) == [2]
+    assert store.counts()["minute"] == 2
+
+
+def test_acknowledge_forgets_only_the_acked_seqs_and_never_reuses_them(store):
+    store.insert_minutes([minute(i) for i in range(5)], T0)
+    assert store.acknowledge([(1, 2), (4, 4)]) == 3
+    assert [p[0] for p in store.outbox_pending()] == [3, 5]
+    assert store.insert_minutes([minute(9)], T0) == [6]
+    assert store.counts()["minute"] == 6  # the minute table keeps everything
+
+
+def test_raw_readings_round_trip_with_nan_as_missing(store):
+    r = Reading(T0, "picarro-1", {"co2": 420.1, "ch4": float("nan")}, 963, True, (), "inlet:ambient", True)
+    store.insert_raw([r])
+    rows = list(store.raw_rows(T0, T0 + timedelta(minutes=1)))
+    assert rows == [{
+        "device": "picarro-1", "time": "2026-11-22T00:00:00.000Z", "stream": "inlet:ambient",
+        "flushing": True, "status": 963, "status_ok": True, "status_flags": [],
+        "values": {"co2": 420.1, "ch4": None},
+    }]
+    assert store.raw_quantities(T0, T0 + timedelta(minutes=1)) == ["ch4", "co2"]
+
+
+def test_purge_raw_deletes_only_older_rows(store):
+    store.insert_raw([Reading(T0 + timedelta(days=d), "a", {"co2": 1.0}) for d in range(3)])
+    assert store.purge_raw(T0 + timedelta(days=1)) == 1
+    assert store.counts()["raw"] == 2
+
+
+def test_read_only_store_reads_while_writer_is_open(store, tmp_path):
+    store.insert_minutes([minute(0)], T0)
+    ro = StationStore(tmp_path / "s.sqlite", read_only=True)
+    try:
+        assert len(list(ro.minute_rows(T0, T0 + timedelta(hours=1)))) == 1
+        with pytest.raises(sqlite3.OperationalError):
+            ro.conn.execute("DELETE FROM minute")
+    finally:
+        ro.close()
+
+
+def test_read_only_store_of_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="no station database"):
+        StationStore(tmp_path / "nope.sqlite", read_only=True)
+
+
+def test_state_is_upserted(store):
+    store.put_state("agent", {"state": "running"}, T0)
+    store.put_state("agent", {"state": "stopping"}, T0 + timedelta(seconds=5))
+    assert store.get_state("agent") == ({"state": "stopping"}, "2026-11-22T00:00:05.000Z")
