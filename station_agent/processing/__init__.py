@@ -1,0 +1,69 @@
+"""Processing: pure numpy, arrays in, records out; no I/O, no clock, no logging.
+
+- `water`: wet -> dry mole fractions (Picarro water correction).
+- `minute`: one analyzer's minute of samples -> a flagged `MinuteRecord`; applying a calibration.
+- `calibration`: standards -> fits, target checks, interpolation in time, drift.
+"""
+
+from station_agent.processing.calibration import (
+    COMPATIBILITY_GOALS,
+    DRIFT_LIMITS,
+    REFERENCE_LEVELS,
+    AssignedValue,
+    CalibrationFit,
+    CalibrationResult,
+    DriftResult,
+    InjectionMeans,
+    StandardUsed,
+    TargetResult,
+    TargetSpecies,
+    calibrate,
+    calibration_drift,
+    calibration_from_minutes,
+    evaluate_target,
+    fit_calibration,
+    fit_species,
+    injection_means,
+    interpolated_coefficients,
+    target_from_minutes,
+)
+from station_agent.processing.minute import MinuteLimits, apply_calibration, check_quantities, minute_record
+from station_agent.processing.water import (
+    G2401_FACTORY,
+    LOW_H2O_BIAS_PERCENT,
+    WaterCoefficients,
+    dry_from_wet,
+    in_low_h2o_bias_domain,
+)
+
+__all__ = [
+    "COMPATIBILITY_GOALS",
+    "DRIFT_LIMITS",
+    "G2401_FACTORY",
+    "LOW_H2O_BIAS_PERCENT",
+    "REFERENCE_LEVELS",
+    "AssignedValue",
+    "CalibrationFit",
+    "CalibrationResult",
+    "DriftResult",
+    "InjectionMeans",
+    "MinuteLimits",
+    "StandardUsed",
+    "TargetResult",
+    "TargetSpecies",
+    "WaterCoefficients",
+    "apply_calibration",
+    "calibrate",
+    "calibration_drift",
+    "calibration_from_minutes",
+    "check_quantities",
+    "dry_from_wet",
+    "evaluate_target",
+    "fit_calibration",
+    "fit_species",
+    "in_low_h2o_bias_domain",
+    "injection_means",
+    "interpolated_coefficients",
+    "minute_record",
+    "target_from_minutes",
+]
