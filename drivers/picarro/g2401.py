@@ -442,7 +442,7 @@ class G2401(AnalyzerDriver):
             if not math.isfinite(value):
                 problems.append(f"{col.label}: non-finite value {text!r} left out at {stamp}")
                 continue
-            values[col.quantity] = value * col.factor
+            values[col.quantity] = round(value * col.factor, 9)  # no float dust from the unit factor
         return Reading(
             time=local.replace(tzinfo=self._zone).astimezone(UTC),
             device=self.device_id,
