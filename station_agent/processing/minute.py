@@ -136,26 +136,34 @@ def _ordered(reasons: Iterable[str]) -> tuple[str, ...]:
 
 
 def minute_record(
-    minute_start: datetime | float,
+    minute: datetime | float,
     device: str,
     stream: str,
     times: ArrayLike,
     values: Mapping[str, ArrayLike],
     status_ok: ArrayLike,
     flushing: ArrayLike,
-    limits: MinuteLimits,
+    limits: MinuteLimits | Any,
+    water: Mapping[str, Any] | None = None,
 ) -> MinuteRecord:
     """Close one minute of one analyzer (see the module docstring for every rule).
 
-    minute_start: start of the minute (UTC datetime or epoch seconds); the record is stamped there.
-    times: sample times, epoch seconds, all within [minute_start, minute_start + 60).
+    minute: start of the minute (UTC datetime or epoch seconds); the record is stamped there.
+    times: sample times, epoch seconds, all within [minute, minute + 60).
     values: quantity name -> float64 array, one value per sample, NaN = missing (names and units
     as in station_agent.reading: co2 ppm, ch4/co/n2o ppb, h2o %, cavity_pressure Torr, ...).
     status_ok, flushing: bool per sample. stream: what was sampled (`inlet:<name>`, `cal:<id>`, ...).
+    limits: a MinuteLimits, or a `ProcessingConfig` (anything with its fields), converted here.
+    water: species -> water coefficients ((a, b), WaterCoefficients, ...), e.g. the analyzer's
+    `water_correction`; when given it replaces `limits.water`.
     Raises ValueError for inconsistent array lengths, samples outside the minute, or a species that
     has neither a dry value nor the means to compute one (see `check_quantities`).
     """
-    start = minute_start if isinstance(minute_start, datetime) else from_epoch(float(minute_start))
+    if not isinstance(limits, MinuteLimits):
+        limits = MinuteLimits.from_config(limits, water)
+    elif water is not None:
+        limits = replace(limits, water={sp: as_water_coefficients(c) for sp, c in water.items()})
+    start = minute if isinstance(minute, datetime) else from_epoch(float(minute))
     t0 = start.timestamp()
     t = np.asarray(times, dtype=np.float64)
     n_total = int(t.size)
