@@ -1,0 +1,82 @@
+"""`station-sim`: serve the simulated instruments of a bench config until SIGTERM/SIGINT.
+
+    station-sim run --config configs/bench.example.toml [--speed 60] [--start 2026-01-01T00:00:00Z]
+
+Prints ONE JSON line naming the endpoints (instruments with driver, tcp URL and pty path; the
+control port), then serves; on SIGTERM or SIGINT it stops the servers and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from simulators.bench import Bench
+from simulators.config import load_bench_config
+from station_agent.clock import make_clock
+from station_agent.configbase import ConfigError
+from station_agent.timeutil import parse_utc
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulated instruments.")
+
+
+@app.callback()
+def _root() -> None:
+    """Simulated instruments that speak the real wire protocols."""
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", help="bench config (TOML)")],
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+    start: Annotated[
+        Optional[str], typer.Option(help="simulated start time, ISO 8601 (default: now)")  # noqa: UP007
+    ] = None,
+) -> None:
+    """Serve the bench's instruments; print one JSON line of endpoints; stop on SIGTERM/SIGINT."""
+    try:
+        bench_config = load_bench_config(config)
+    except ConfigError as exc:
+        for line in exc.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from None
+    if speed <= 0:
+        typer.echo(f"--speed must be > 0, got {speed}", err=True)
+        raise typer.Exit(2)
+    try:
+        start_time = parse_utc(start) if start else None
+    except ValueError as exc:
+        typer.echo(f"--start: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    bench = Bench(bench_config, make_clock(speed, start_time))
+    try:
+        bench.start()
+    except OSError as exc:
+        typer.echo(f"cannot start the bench: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        sys.stdout.write(json.dumps(bench.endpoints()) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        bench.stop()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
