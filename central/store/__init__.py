@@ -1,0 +1,74 @@
+"""Central's storage: one `CentralStore` interface, SQLite (default) and PostgreSQL backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    BatchOutcome,
+    CentralStore,
+    DeadLetter,
+    DeadLetterOutcome,
+    DeadLetterRow,
+    Inbound,
+    Outcome,
+    StationStatus,
+    StationSummary,
+    StatusOutcome,
+    StoredCalibration,
+    StoredEvent,
+    StoredFit,
+    StoredMinute,
+    StoredSpecies,
+    StoredTarget,
+    StoredTargetValue,
+    StoreError,
+)
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def open_store(
+    backend: str,
+    *,
+    path: str | Path | None = None,
+    dsn: str | None = None,
+    schema: str = "public",
+    dead_letter_keep_bytes: int = 65_536,
+) -> CentralStore:
+    """Open (creating or migrating) a store. Backends are imported lazily, so a SQLite-only site
+    never loads psycopg."""
+    if backend == "sqlite":
+        if path is None:
+            raise StoreError("the sqlite backend needs a path")
+        from .sqlite import SqliteStore
+
+        return SqliteStore(path, dead_letter_keep_bytes=dead_letter_keep_bytes)
+    if backend == "postgresql":
+        if not dsn:
+            raise StoreError("the postgresql backend needs a dsn")
+        from .postgres import PostgresStore
+
+        return PostgresStore(dsn, schema=schema, dead_letter_keep_bytes=dead_letter_keep_bytes)
+    raise StoreError(f"unknown storage backend {backend!r}; known: {', '.join(BACKENDS)}")
+
+
+def transient_errors() -> tuple[type[Exception], ...]:
+    """Storage errors after which retrying the same transaction may succeed (a locked SQLite
+    file, a PostgreSQL server restarting, a deadlock between two receivers)."""
+    import sqlite3
+
+    errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    try:
+        from .postgres import TRANSIENT_ERRORS
+    except ImportError:
+        return errors
+    return errors + TRANSIENT_ERRORS
+
+
+__all__ = [
+    "BACKENDS", "BatchOutcome", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
+    "Inbound", "Outcome", "StationStatus", "StationSummary", "StatusOutcome", "StoreError",
+    "StoredCalibration", "StoredEvent", "StoredFit", "StoredMinute", "StoredSpecies", "StoredTarget",
+    "StoredTargetValue", "open_store", "transient_errors",
+]

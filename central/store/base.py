@@ -1,0 +1,328 @@
+"""What central keeps, behind one interface for SQLite and PostgreSQL.
+
+The contract every backend meets (the same test suite runs on both):
+
+- A record is keyed by (station, seq). A second arrival is counted as a duplicate and changes
+  nothing: the first stored copy wins, never overwritten.
+- `ingest` writes a group of received messages in ONE transaction (bulk inserts), so the caller
+  may acknowledge all of them once it returns, and none of them if it raises.
+- Times go in and come out as timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from station_agent.wire import (
+    CalibrationWire,
+    EventWire,
+    MinuteWire,
+    ParsedBatch,
+    StatusMessage,
+    TargetWire,
+    record_to_json,
+    topic_for,
+)
+
+DEFAULT_DEAD_LETTER_KEEP_BYTES = 65_536
+"""Bytes of a dead-lettered payload kept; the full size is stored beside them."""
+
+
+class StoreError(Exception):
+    """The store cannot be used (wrong schema version, bad location); not for input errors."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message (or one record of it) central refused, kept with the reason for an operator."""
+
+    topic: str
+    payload: bytes
+    reason_code: str
+    reason: str
+    station: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    station: str
+    kind: str
+    new: int
+    duplicate: int
+    dead_lettered: int
+    ack_seqs: list[int]
+    """Every seq central now holds from this batch: new, duplicate and dead-lettered records."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusOutcome:
+    station: str
+    stored: bool
+    """False when a newer status was already stored (out-of-order delivery)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterOutcome:
+    station: str | None
+    stored: bool
+
+
+Inbound = ParsedBatch | StatusMessage | DeadLetter
+Outcome = BatchOutcome | StatusOutcome | DeadLetterOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSpecies:
+    mean: float | None
+    std: float | None
+    n: int
+    raw_mean: float | None
+    cal_mean: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMinute:
+    station: str
+    seq: int
+    time: datetime
+    device: str
+    stream: str
+    species: dict[str, StoredSpecies]
+    h2o: float | None
+    flag: str
+    reasons: list[str]
+    n_total: int
+    calibration_id: str | None
+    diagnostics: dict[str, float]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    station: str
+    seq: int
+    time: datetime
+    kind: str
+    severity: str
+    message: str
+    device: str | None
+    data: dict[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFit:
+    coefficients: list[float]
+    residuals: list[float]
+    r2: float | None
+    rmse: float | None
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCalibration:
+    station: str
+    seq: int
+    id: str
+    time_start: datetime
+    time_end: datetime
+    standards: list[dict[str, Any]]
+    fits: dict[str, StoredFit]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTargetValue:
+    measured: float | None
+    assigned: float | None
+    bias: float | None
+    within_goal: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTarget:
+    station: str
+    seq: int
+    id: str
+    time: datetime
+    cylinder: str
+    values: dict[str, StoredTargetValue]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StationStatus:
+    state: str
+    time: datetime
+    received_at: datetime
+    backlog: int
+    oldest_unacked_age_s: float | None
+    agent_version: str
+    interval_s: float | None
+    last_seq: int | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StationSummary:
+    station: str
+    first_seen: datetime
+    last_seen: datetime
+    last_seq: int
+    minutes: int
+    events: int
+    calibrations: int
+    targets: int
+    duplicates: int
+    dead_letters: int
+    status: StationStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    id: int
+    received_at: datetime
+    topic: str
+    station: str | None
+    seq: int | None
+    reason_code: str
+    reason: str
+    payload: bytes
+    payload_size: int
+
+
+@runtime_checkable
+class CentralStore(Protocol):
+    """Central's storage. One instance is used by one thread at a time."""
+
+    backend: str
+
+    def schema_version(self) -> int: ...
+
+    def ingest(self, items: Sequence[Inbound], received_at: datetime) -> list[Outcome]:
+        """Store every item in one transaction; outcomes in item order. Raises (and stores
+        nothing) on a storage failure."""
+        ...
+
+    def store_batch(self, batch: ParsedBatch, received_at: datetime) -> BatchOutcome: ...
+
+    def store_status(self, status: StatusMessage, received_at: datetime) -> StatusOutcome: ...
+
+    def add_dead_letter(self, letter: DeadLetter, received_at: datetime) -> DeadLetterOutcome: ...
+
+    def minutes(self, station: str, start: datetime, end: datetime) -> Iterator[StoredMinute]:
+        """Minute records with start <= time < end, in time then seq order."""
+        ...
+
+    def minute_species(self, station: str, start: datetime, end: datetime) -> list[str]: ...
+
+    def events(self, station: str, start: datetime, end: datetime) -> list[StoredEvent]: ...
+
+    def calibrations(self, station: str, start: datetime, end: datetime) -> list[StoredCalibration]:
+        """Calibrations whose time_start lies in [start, end)."""
+        ...
+
+    def targets(self, station: str, start: datetime, end: datetime) -> list[StoredTarget]: ...
+
+    def held_seqs(self, station: str) -> list[int]:
+        """Every seq stored for the station, any kind, sorted (dead letters not included)."""
+        ...
+
+    def stations(self) -> list[StationSummary]: ...
+
+    def dead_letters(self, limit: int = 100, station: str | None = None) -> list[DeadLetterRow]:
+        """Newest first."""
+        ...
+
+    def dead_letter_count(self, station: str | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Row building shared by the SQL backends
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(slots=True)
+class Counters:
+    """Per-station increments gathered over one transaction, applied at its end in station
+    order (so two PostgreSQL writers never lock station rows in opposite orders)."""
+
+    last_seen: datetime
+    last_seq: int = 0
+    minutes: int = 0
+    events: int = 0
+    calibrations: int = 0
+    targets: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+@dataclass(slots=True)
+class RowSet:
+    """Rows of one kind for one batch, keyed by seq, with their child rows."""
+
+    table: str
+    rows: dict[int, tuple] = field(default_factory=dict)
+    children: dict[str, dict[int, list[tuple]]] = field(default_factory=dict)
+
+
+def record_dead_letters(batch: ParsedBatch, keep_bytes: int) -> list[DeadLetter]:
+    topic = topic_for(batch.station, batch.kind)
+    out = []
+    for r in batch.rejected:
+        payload = record_to_json(r.raw).encode("utf-8", "backslashreplace")
+        out.append(DeadLetter(topic, payload, "invalid_record", r.reason, batch.station, r.seq))
+    return out
+
+
+def minute_rows(station: str, recs: list[MinuteWire], t, received) -> tuple[list[tuple], list[tuple]]:
+    rows, values = [], []
+    for r in recs:
+        rows.append((
+            station, r.seq, t(r.time), r.device, r.stream, r.h2o, r.flag, dumps(r.reasons),
+            r.n_total, r.calibration_id, dumps(r.diagnostics), received,
+        ))
+        for sp, s in r.species.items():
+            values.append((station, r.seq, sp, s.mean, s.std, s.n, s.raw_mean, s.cal_mean))
+    return rows, values
+
+
+def event_rows(station: str, recs: list[EventWire], t, received) -> list[tuple]:
+    return [
+        (station, r.seq, t(r.time), r.kind, r.severity, r.message, r.device, dumps(r.data), received)
+        for r in recs
+    ]
+
+
+def calibration_rows(station: str, recs: list[CalibrationWire], t, received) -> tuple[list[tuple], list[tuple]]:
+    rows, fits = [], []
+    for r in recs:
+        rows.append((
+            station, r.seq, r.id, t(r.time_start), t(r.time_end),
+            dumps([s.model_dump() for s in r.standards]), received,
+        ))
+        for sp, f in r.fits.items():
+            fits.append((station, r.seq, sp, dumps(f.coefficients), dumps(f.residuals), f.r2, f.rmse, f.n))
+    return rows, fits
+
+
+def target_rows(station: str, recs: list[TargetWire], t, received) -> tuple[list[tuple], list[tuple]]:
+    rows, values = [], []
+    for r in recs:
+        rows.append((station, r.seq, r.id, t(r.time), r.cylinder, received))
+        for sp in sorted(set(r.measured) | set(r.assigned) | set(r.bias) | set(r.within_goal)):
+            values.append((
+                station, r.seq, sp, r.measured.get(sp), r.assigned.get(sp), r.bias.get(sp),
+                r.within_goal.get(sp),
+            ))
+    return rows, values

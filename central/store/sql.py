@@ -1,0 +1,489 @@
+"""The SQL both backends share: table definitions, migrations, ingest logic and queries.
+
+A backend supplies a connection, how a time is stored, its column types, and one primitive:
+insert rows keyed by (station, seq) and say which seqs were new. Everything else is here, so the
+two backends cannot drift apart in what they keep.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from station_agent.wire import (
+    CalibrationWire,
+    EventWire,
+    MinuteWire,
+    ParsedBatch,
+    StatusMessage,
+    TargetWire,
+)
+
+from .base import (
+    DEFAULT_DEAD_LETTER_KEEP_BYTES,
+    BatchOutcome,
+    Counters,
+    DeadLetter,
+    DeadLetterOutcome,
+    DeadLetterRow,
+    Inbound,
+    Outcome,
+    StationStatus,
+    StationSummary,
+    StatusOutcome,
+    StoredCalibration,
+    StoredEvent,
+    StoredFit,
+    StoredMinute,
+    StoredSpecies,
+    StoredTarget,
+    StoredTargetValue,
+    StoreError,
+    calibration_rows,
+    dumps,
+    event_rows,
+    minute_rows,
+    record_dead_letters,
+    target_rows,
+)
+
+# Abstract column types: text, bigint, int, real, time, json (stored as text), bool, bytes.
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "minute": [
+        ("station", "text"), ("seq", "bigint"), ("time", "time"), ("device", "text"),
+        ("stream", "text"), ("h2o", "real"), ("flag", "text"), ("reasons", "json"),
+        ("n_total", "int"), ("calibration_id", "text"), ("diagnostics", "json"),
+        ("received_at", "time"),
+    ],
+    "minute_value": [
+        ("station", "text"), ("seq", "bigint"), ("species", "text"), ("mean", "real"),
+        ("std", "real"), ("n", "int"), ("raw_mean", "real"), ("cal_mean", "real"),
+    ],
+    "event": [
+        ("station", "text"), ("seq", "bigint"), ("time", "time"), ("kind", "text"),
+        ("severity", "text"), ("message", "text"), ("device", "text"), ("data", "json"),
+        ("received_at", "time"),
+    ],
+    "calibration": [
+        ("station", "text"), ("seq", "bigint"), ("id", "text"), ("time_start", "time"),
+        ("time_end", "time"), ("standards", "json"), ("received_at", "time"),
+    ],
+    "calibration_fit": [
+        ("station", "text"), ("seq", "bigint"), ("species", "text"), ("coefficients", "json"),
+        ("residuals", "json"), ("r2", "real"), ("rmse", "real"), ("n", "int"),
+    ],
+    "target": [
+        ("station", "text"), ("seq", "bigint"), ("id", "text"), ("time", "time"),
+        ("cylinder", "text"), ("received_at", "time"),
+    ],
+    "target_value": [
+        ("station", "text"), ("seq", "bigint"), ("species", "text"), ("measured", "real"),
+        ("assigned", "real"), ("bias", "real"), ("within_goal", "bool"),
+    ],
+}
+_NOT_NULL = {"station", "seq", "time", "device", "stream", "flag", "reasons", "n_total", "diagnostics",
+             "received_at", "species", "n", "kind", "severity", "message", "data", "id", "time_start",
+             "time_end", "standards", "coefficients", "residuals", "cylinder"}
+_KEYS = {"minute_value": ("station", "seq", "species"), "calibration_fit": ("station", "seq", "species"),
+         "target_value": ("station", "seq", "species")}
+
+
+def _table_ddl(name: str, types: dict[str, str]) -> list[str]:
+    cols = ", ".join(
+        f"{c} {types[t]}{' NOT NULL' if c in _NOT_NULL else ''}" for c, t in TABLES[name]
+    )
+    key = ", ".join(_KEYS.get(name, ("station", "seq")))
+    return [f"CREATE TABLE {name} ({cols}, PRIMARY KEY ({key}))"]
+
+
+def migrations(types: dict[str, str]) -> list[list[str]]:
+    """Migration i+1 is migrations[i]; each runs in one transaction. Append, never edit."""
+    v1: list[str] = []
+    for name in TABLES:
+        v1 += _table_ddl(name, types)
+    v1 += [
+        "CREATE INDEX minute_time ON minute (station, time)",
+        "CREATE INDEX event_time ON event (station, time)",
+        "CREATE INDEX calibration_time ON calibration (station, time_start)",
+        "CREATE INDEX target_time ON target (station, time)",
+        f"""CREATE TABLE station (
+            station {types['text']} PRIMARY KEY, first_seen {types['time']} NOT NULL,
+            last_seen {types['time']} NOT NULL, last_seq {types['bigint']} NOT NULL DEFAULT 0,
+            minutes {types['bigint']} NOT NULL DEFAULT 0, events {types['bigint']} NOT NULL DEFAULT 0,
+            calibrations {types['bigint']} NOT NULL DEFAULT 0, targets {types['bigint']} NOT NULL DEFAULT 0,
+            duplicates {types['bigint']} NOT NULL DEFAULT 0, dead_letters {types['bigint']} NOT NULL DEFAULT 0)""",
+        f"""CREATE TABLE status (
+            station {types['text']} PRIMARY KEY, state {types['text']} NOT NULL, time {types['time']} NOT NULL,
+            received_at {types['time']} NOT NULL, backlog {types['bigint']} NOT NULL,
+            oldest_unacked_age_s {types['real']}, agent_version {types['text']} NOT NULL,
+            interval_s {types['real']}, last_seq {types['bigint']}, details {types['json']} NOT NULL)""",
+        f"""CREATE TABLE dead_letter (
+            id {types['autoid']}, received_at {types['time']} NOT NULL, topic {types['text']} NOT NULL,
+            station {types['text']}, seq {types['bigint']}, reason_code {types['text']} NOT NULL,
+            reason {types['text']} NOT NULL, payload {types['bytes']} NOT NULL,
+            payload_size {types['bigint']} NOT NULL)""",
+        # A record dead-lettered once is not stored again when its batch is redelivered.
+        "CREATE UNIQUE INDEX dead_letter_record ON dead_letter (station, seq) WHERE seq IS NOT NULL",
+        "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
+    ]
+    return [v1]
+
+
+def _clean(text: str, limit: int = 2000) -> str:
+    """Reason texts may quote input: no NUL, no lone surrogates, bounded length."""
+    text = text.replace("\x00", "\\x00")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:limit]
+
+
+class SqlStore(ABC):
+    backend = "sql"
+    PARAM = "?"
+    GREATEST = "max"
+
+    def __init__(self, dead_letter_keep_bytes: int = DEFAULT_DEAD_LETTER_KEEP_BYTES) -> None:
+        self.keep_bytes = dead_letter_keep_bytes
+
+    # -- backend primitives --------------------------------------------------------------------
+
+    @abstractmethod
+    def _t(self, t: datetime) -> Any:
+        """A datetime as this backend stores it."""
+
+    @abstractmethod
+    def _from_t(self, v: Any) -> datetime: ...
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None: ...
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns a cursor."""
+
+    @abstractmethod
+    def _executemany(self, sql: str, rows: list[tuple]) -> None: ...
+
+    @abstractmethod
+    def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
+        """Insert rows whose first two columns are (station, seq), skipping keys already stored;
+        return the seqs that were new. Called inside a transaction."""
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.PARAM == "?" else sql.replace("?", self.PARAM)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return list(self._execute(self._sql(sql), params).fetchall())
+
+    def _insert(self, table: str, rows: list[tuple]) -> None:
+        if rows:
+            cols = [c for c, _ in TABLES[table]]
+            marks = ", ".join("?" * len(cols))
+            self._executemany(self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"), rows)
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def _migrate(self, steps: list[list[str]]) -> None:
+        self._begin()
+        try:
+            self._execute("CREATE TABLE IF NOT EXISTS ghgnet_schema (version INTEGER NOT NULL)")
+            rows = self._query("SELECT version FROM ghgnet_schema")
+            if not rows:
+                self._execute(self._sql("INSERT INTO ghgnet_schema (version) VALUES (?)"), (0,))
+            self._commit()
+        except Exception:
+            self._rollback()
+            raise
+        current = self.schema_version()
+        if current > len(steps):
+            raise StoreError(
+                f"database schema version {current} is newer than this software's ({len(steps)}); "
+                "upgrade ghgnet"
+            )
+        for version in range(current + 1, len(steps) + 1):
+            self._begin()
+            try:
+                have = self._query("SELECT version FROM ghgnet_schema")[0][0]
+                if have < version:  # another process may have migrated meanwhile
+                    for stmt in steps[version - 1]:
+                        self._execute(stmt)
+                    self._execute(self._sql("UPDATE ghgnet_schema SET version = ?"), (version,))
+                self._commit()
+            except Exception:
+                self._rollback()
+                raise
+
+    def schema_version(self) -> int:
+        return int(self._query("SELECT version FROM ghgnet_schema")[0][0])
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def ingest(self, items: Sequence[Inbound], received_at: datetime) -> list[Outcome]:
+        received = self._t(received_at)
+        counters: dict[str, Counters] = {}
+        self._begin()
+        try:
+            out: list[Outcome] = []
+            for item in items:
+                if isinstance(item, ParsedBatch):
+                    out.append(self._ingest_batch(item, received, received_at, counters))
+                elif isinstance(item, StatusMessage):
+                    out.append(self._ingest_status(item, received, received_at, counters))
+                elif isinstance(item, DeadLetter):
+                    out.append(self._ingest_dead_letter(item, received, received_at, counters))
+                else:
+                    raise TypeError(f"cannot store a {type(item).__name__}")
+            self._apply_counters(counters, received)
+            self._commit()
+            return out
+        except BaseException:
+            self._rollback()
+            raise
+
+    def store_batch(self, batch: ParsedBatch, received_at: datetime) -> BatchOutcome:
+        return self.ingest([batch], received_at)[0]  # type: ignore[return-value]
+
+    def store_status(self, status: StatusMessage, received_at: datetime) -> StatusOutcome:
+        return self.ingest([status], received_at)[0]  # type: ignore[return-value]
+
+    def add_dead_letter(self, letter: DeadLetter, received_at: datetime) -> DeadLetterOutcome:
+        return self.ingest([letter], received_at)[0]  # type: ignore[return-value]
+
+    def _counter(self, counters: dict[str, Counters], station: str, at: datetime) -> Counters:
+        c = counters.get(station)
+        if c is None:
+            c = counters[station] = Counters(last_seen=at)
+        return c
+
+    def _ingest_batch(self, batch: ParsedBatch, received: Any, at: datetime, counters) -> BatchOutcome:
+        st = batch.station
+        c = self._counter(counters, st, at)
+        new = 0
+        if batch.kind == "minute":
+            recs = [r for r in batch.records if isinstance(r, MinuteWire)]
+            rows, values = minute_rows(st, recs, self._t, received)
+            fresh = self._insert_new("minute", rows)
+            self._insert("minute_value", [v for v in values if v[1] in fresh])
+            c.minutes += len(fresh)
+            new += len(fresh)
+        elif batch.kind == "event":
+            recs_e = [r for r in batch.records if isinstance(r, EventWire)]
+            fresh = self._insert_new("event", event_rows(st, recs_e, self._t, received))
+            c.events += len(fresh)
+            new += len(fresh)
+        elif batch.kind == "calibration":
+            cals = [r for r in batch.records if isinstance(r, CalibrationWire)]
+            tgts = [r for r in batch.records if isinstance(r, TargetWire)]
+            rows, fits = calibration_rows(st, cals, self._t, received)
+            fresh = self._insert_new("calibration", rows)
+            self._insert("calibration_fit", [f for f in fits if f[1] in fresh])
+            c.calibrations += len(fresh)
+            new += len(fresh)
+            rows, values = target_rows(st, tgts, self._t, received)
+            fresh = self._insert_new("target", rows)
+            self._insert("target_value", [v for v in values if v[1] in fresh])
+            c.targets += len(fresh)
+            new += len(fresh)
+        else:
+            raise TypeError(f"unknown batch kind {batch.kind!r}")
+        duplicate = len(batch.records) - new
+        c.duplicates += duplicate
+        dead = 0
+        for letter in record_dead_letters(batch, self.keep_bytes):
+            dead += self._ingest_dead_letter(letter, received, at, counters).stored
+        seqs = batch.seqs_held()
+        if seqs:
+            c.last_seq = max(c.last_seq, max(r.seq for r in batch.records) if batch.records else 0)
+        return BatchOutcome(st, batch.kind, new, duplicate, dead, seqs)
+
+    def _ingest_status(self, s: StatusMessage, received: Any, at: datetime, counters) -> StatusOutcome:
+        self._counter(counters, s.station, at)
+        cols = ("station, state, time, received_at, backlog, oldest_unacked_age_s, agent_version, "
+                "interval_s, last_seq, details")
+        cur = self._execute(
+            self._sql(
+                f"INSERT INTO status ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (station) DO UPDATE SET state = excluded.state, time = excluded.time, "
+                "received_at = excluded.received_at, backlog = excluded.backlog, "
+                "oldest_unacked_age_s = excluded.oldest_unacked_age_s, "
+                "agent_version = excluded.agent_version, interval_s = excluded.interval_s, "
+                "last_seq = excluded.last_seq, details = excluded.details "
+                "WHERE status.time <= excluded.time"
+            ),
+            (s.station, s.state, self._t(s.time), received, s.backlog, s.oldest_unacked_age_s,
+             s.agent_version, s.interval_s, s.last_seq, dumps(s.details)),
+        )
+        return StatusOutcome(s.station, cur.rowcount > 0)
+
+    def _ingest_dead_letter(self, d: DeadLetter, received: Any, at: datetime, counters) -> DeadLetterOutcome:
+        cur = self._execute(
+            self._sql(
+                "INSERT INTO dead_letter (received_at, topic, station, seq, reason_code, reason, payload, "
+                "payload_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            (received, _clean(d.topic, 512), d.station, d.seq, d.reason_code, _clean(d.reason),
+             bytes(d.payload[: self.keep_bytes]), len(d.payload)),
+        )
+        stored = cur.rowcount > 0
+        if d.station is not None:
+            self._counter(counters, d.station, at).dead_letters += int(stored)
+        return DeadLetterOutcome(d.station, stored)
+
+    def _apply_counters(self, counters: dict[str, Counters], received: Any) -> None:
+        if not counters:
+            return
+        g = self.GREATEST
+        sql = self._sql(
+            "INSERT INTO station (station, first_seen, last_seen, last_seq, minutes, events, calibrations, "
+            "targets, duplicates, dead_letters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (station) DO UPDATE SET "
+            f"last_seen = {g}(station.last_seen, excluded.last_seen), "
+            f"last_seq = {g}(station.last_seq, excluded.last_seq), "
+            "minutes = station.minutes + excluded.minutes, events = station.events + excluded.events, "
+            "calibrations = station.calibrations + excluded.calibrations, "
+            "targets = station.targets + excluded.targets, "
+            "duplicates = station.duplicates + excluded.duplicates, "
+            "dead_letters = station.dead_letters + excluded.dead_letters"
+        )
+        rows = [
+            (st, received, received, c.last_seq, c.minutes, c.events, c.calibrations, c.targets,
+             c.duplicates, c.dead_letters)
+            for st, c in sorted(counters.items())
+        ]
+        self._executemany(sql, rows)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def minutes(self, station: str, start: datetime, end: datetime) -> Iterator[StoredMinute]:
+        rows = self._query(
+            "SELECT m.seq, m.time, m.device, m.stream, m.h2o, m.flag, m.reasons, m.n_total, "
+            "m.calibration_id, m.diagnostics, m.received_at, v.species, v.mean, v.std, v.n, "
+            "v.raw_mean, v.cal_mean FROM minute m LEFT JOIN minute_value v "
+            "ON v.station = m.station AND v.seq = m.seq "
+            "WHERE m.station = ? AND m.time >= ? AND m.time < ? ORDER BY m.time, m.seq, v.species",
+            (station, self._t(start), self._t(end)),
+        )
+        current: StoredMinute | None = None
+        for r in rows:
+            if current is None or current.seq != r[0]:
+                if current is not None:
+                    yield current
+                current = StoredMinute(
+                    station=station, seq=r[0], time=self._from_t(r[1]), device=r[2], stream=r[3],
+                    species={}, h2o=r[4], flag=r[5], reasons=json.loads(r[6]), n_total=r[7],
+                    calibration_id=r[8], diagnostics=json.loads(r[9]), received_at=self._from_t(r[10]),
+                )
+            if r[11] is not None:
+                current.species[r[11]] = StoredSpecies(r[12], r[13], r[14], r[15], r[16])
+        if current is not None:
+            yield current
+
+    def minute_species(self, station: str, start: datetime, end: datetime) -> list[str]:
+        rows = self._query(
+            "SELECT DISTINCT v.species FROM minute m JOIN minute_value v "
+            "ON v.station = m.station AND v.seq = m.seq "
+            "WHERE m.station = ? AND m.time >= ? AND m.time < ?",
+            (station, self._t(start), self._t(end)),
+        )
+        return sorted(r[0] for r in rows)
+
+    def events(self, station: str, start: datetime, end: datetime) -> list[StoredEvent]:
+        rows = self._query(
+            "SELECT seq, time, kind, severity, message, device, data, received_at FROM event "
+            "WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq",
+            (station, self._t(start), self._t(end)),
+        )
+        return [
+            StoredEvent(station, r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6]),
+                        self._from_t(r[7]))
+            for r in rows
+        ]
+
+    def calibrations(self, station: str, start: datetime, end: datetime) -> list[StoredCalibration]:
+        rows = self._query(
+            "SELECT seq, id, time_start, time_end, standards, received_at FROM calibration "
+            "WHERE station = ? AND time_start >= ? AND time_start < ? ORDER BY time_start, seq",
+            (station, self._t(start), self._t(end)),
+        )
+        out = []
+        for r in rows:
+            fits = {
+                f[0]: StoredFit(json.loads(f[1]), json.loads(f[2]), f[3], f[4], f[5])
+                for f in self._query(
+                    "SELECT species, coefficients, residuals, r2, rmse, n FROM calibration_fit "
+                    "WHERE station = ? AND seq = ? ORDER BY species",
+                    (station, r[0]),
+                )
+            }
+            out.append(StoredCalibration(station, r[0], r[1], self._from_t(r[2]), self._from_t(r[3]),
+                                         json.loads(r[4]), fits, self._from_t(r[5])))
+        return out
+
+    def targets(self, station: str, start: datetime, end: datetime) -> list[StoredTarget]:
+        rows = self._query(
+            "SELECT seq, id, time, cylinder, received_at FROM target "
+            "WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq",
+            (station, self._t(start), self._t(end)),
+        )
+        out = []
+        for r in rows:
+            values = {
+                v[0]: StoredTargetValue(v[1], v[2], v[3], None if v[4] is None else bool(v[4]))
+                for v in self._query(
+                    "SELECT species, measured, assigned, bias, within_goal FROM target_value "
+                    "WHERE station = ? AND seq = ? ORDER BY species",
+                    (station, r[0]),
+                )
+            }
+            out.append(StoredTarget(station, r[0], r[1], self._from_t(r[2]), r[3], values,
+                                    self._from_t(r[4])))
+        return out
+
+    def held_seqs(self, station: str) -> list[int]:
+        rows = self._query(
+            "SELECT seq FROM minute WHERE station = ? UNION ALL SELECT seq FROM event WHERE station = ? "
+            "UNION ALL SELECT seq FROM calibration WHERE station = ? "
+            "UNION ALL SELECT seq FROM target WHERE station = ?",
+            (station,) * 4,
+        )
+        return sorted(r[0] for r in rows)
+
+    def stations(self) -> list[StationSummary]:
+        rows = self._query(
+            "SELECT s.station, s.first_seen, s.last_seen, s.last_seq, s.minutes, s.events, s.calibrations, "
+            "s.targets, s.duplicates, s.dead_letters, t.state, t.time, t.received_at, t.backlog, "
+            "t.oldest_unacked_age_s, t.agent_version, t.interval_s, t.last_seq, t.details "
+            "FROM station s LEFT JOIN status t ON t.station = s.station ORDER BY s.station"
+        )
+        out = []
+        for r in rows:
+            status = None
+            if r[10] is not None:
+                status = StationStatus(r[10], self._from_t(r[11]), self._from_t(r[12]), r[13], r[14],
+                                       r[15], r[16], r[17], json.loads(r[18]))
+            out.append(StationSummary(r[0], self._from_t(r[1]), self._from_t(r[2]), *r[3:10], status=status))
+        return out
+
+    def dead_letters(self, limit: int = 100, station: str | None = None) -> list[DeadLetterRow]:
+        cols = "id, received_at, topic, station, seq, reason_code, reason, payload, payload_size"
+        if station is None:
+            rows = self._query(f"SELECT {cols} FROM dead_letter ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                f"SELECT {cols} FROM dead_letter WHERE station = ? ORDER BY id DESC LIMIT ?", (station, limit)
+            )
+        return [DeadLetterRow(r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], r[6], bytes(r[7]), r[8])
+                for r in rows]
+
+    def dead_letter_count(self, station: str | None = None) -> int:
+        if station is None:
+            return int(self._query("SELECT count(*) FROM dead_letter")[0][0])
+        return int(self._query("SELECT count(*) FROM dead_letter WHERE station = ?", (station,))[0][0])

@@ -1,0 +1,95 @@
+"""SQLite backend: the embedded default. One file, WAL, synchronous=FULL.
+
+FULL because central acknowledges a record to its station right after the commit, and the station
+then forgets it: a commit that a power cut can undo would lose data for good.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from station_agent.timeutil import iso_utc, parse_utc
+
+from .base import DEFAULT_DEAD_LETTER_KEEP_BYTES, StoreError
+from .sql import TABLES, SqlStore, migrations
+
+TYPES = {
+    "text": "TEXT", "bigint": "INTEGER", "int": "INTEGER", "real": "REAL", "time": "TEXT",
+    "json": "TEXT", "bool": "INTEGER", "bytes": "BLOB", "autoid": "INTEGER PRIMARY KEY",
+}
+
+
+class SqliteStore(SqlStore):
+    backend = "sqlite"
+    PARAM = "?"
+    GREATEST = "max"
+
+    def __init__(
+        self,
+        path: str | Path,
+        dead_letter_keep_bytes: int = DEFAULT_DEAD_LETTER_KEEP_BYTES,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        super().__init__(dead_letter_keep_bytes)
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the SQLite database: {exc}") from None
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate(migrations(TYPES))
+
+    def _t(self, t: datetime) -> str:
+        return iso_utc(t)
+
+    def _from_t(self, v: Any) -> datetime:
+        return parse_utc(v)
+
+    def _begin(self) -> None:
+        # IMMEDIATE takes the write lock now, so the existence check and the insert below see
+        # the same database even if a second process writes the same file.
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
+        if not rows:
+            return set()
+        station = rows[0][0]
+        seqs = [r[1] for r in rows]
+        existing = {
+            r[0]
+            for r in self._conn.execute(
+                f"SELECT seq FROM {table} WHERE station = ? AND seq BETWEEN ? AND ?",
+                (station, min(seqs), max(seqs)),
+            )
+        }
+        fresh_rows = [r for r in rows if r[1] not in existing]
+        self._insert(table, fresh_rows)
+        return {r[1] for r in fresh_rows}
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+__all__ = ["SqliteStore", "TABLES"]

@@ -1,0 +1,701 @@
+"""The MQTT wire contract between a station and central: topics, payload models, acks.
+
+Both sides import this module (central imports nothing else from the station). Version 1:
+
+Topics
+    ``ghg/v1/<station>/minute``       station -> central, QoS 1, batches of minute records
+    ``ghg/v1/<station>/calibration``  station -> central, QoS 1, calibration and target results
+    ``ghg/v1/<station>/event``        station -> central, QoS 1, events
+    ``ghg/v1/<station>/status``       station -> central, QoS 1, retained; also the last will
+    ``ghg/v1/<station>/ack``          central -> station, QoS 1, sent only after central's commit
+
+Batch payload (UTF-8 JSON, one object)::
+
+    {"schema": 1, "station": "<id>", "kind": "minute"|"calibration"|"event",
+     "sent": "<ISO 8601 Z>", "records": [{"seq": <int >= 1>, ...record fields}, ...]}
+
+``seq`` is per station and monotonic across all kinds, so one topic sees gaps. Record fields:
+
+- minute (mirrors ``station_agent.records.MinuteRecord``): ``time`` (start of the minute, UTC),
+  ``device``, ``stream``, ``species`` {name: {mean, std, n, raw_mean, cal_mean}} (CO2 ppm; CH4, CO,
+  N2O ppb), ``h2o`` (%), ``flag`` (one ICOS letter: U, N, O, K, R, H), ``reasons`` [codes],
+  ``n_total``, ``calibration_id``, ``diagnostics`` {name: float}.
+- event: ``time``, ``kind``, ``severity`` (info|warning|error|critical), ``message``, ``device``,
+  ``data`` (any JSON object).
+- calibration, discriminated by ``record_type``:
+  ``"calibration"``: ``id``, ``time_start``, ``time_end``,
+  ``standards`` [{cylinder, measured {sp: v}, assigned {sp: v}, scale {sp: name}}],
+  ``fits`` {sp: {coefficients [...], residuals [...], r2, rmse, n}};
+  ``"target"``: ``id``, ``time``, ``cylinder``, ``measured``, ``assigned``, ``bias`` {sp: v}
+  (measured - assigned), ``within_goal`` {sp: bool}.
+
+Every float is finite or null (NaN and Infinity are not JSON); every time is an ISO 8601 string
+with a zone (``Z`` on output); every object refuses unknown keys; no string may hold NUL or a lone
+surrogate (neither survives a database).
+
+Ack payload (central -> station)::
+
+    {"schema": 1, "station": "<id>", "acked": [[lo, hi], ...]}
+
+inclusive seq ranges central now holds: records newly stored, duplicates already stored, and single
+records central dead-lettered (so a station never resends a poison record forever). A payload
+rejected as a whole (oversize, malformed JSON, unknown schema, station or kind differing from the
+topic, an envelope that does not validate) is dead-lettered and acked to nobody.
+
+Status payload (retained; the last will is the same with ``"state": "down"``)::
+
+    {"schema": 1, "station": ..., "state": "up"|"down", "time": ..., "backlog": int,
+     "oldest_unacked_age_s": float|null, "agent_version": str,
+     "interval_s": float|null, "last_seq": int|null, "details": {...}}
+
+``interval_s`` is how often the station republishes its status (central calls a station down after
+two missed intervals); ``details`` carries free-form extras without a schema change.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Union
+
+import pydantic_core
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from station_agent.timeutil import iso_utc
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "ghg/v1"
+BATCH_KINDS: tuple[str, ...] = ("minute", "calibration", "event")
+UPLINK_KINDS: tuple[str, ...] = (*BATCH_KINDS, "status")
+ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack")
+STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_STATION_RE = re.compile(STATION_ID_PATTERN)
+MAX_SEQ = 2**63 - 1
+"""Largest seq: a signed 64-bit integer, what SQLite and PostgreSQL bigint hold."""
+DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
+
+BatchKind = Literal["minute", "calibration", "event"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class WireError(ValueError):
+    """A message that cannot be accepted as a whole. `code` is a stable reason code (stored with
+    the dead letter); the message says what was wrong, in words a person can act on."""
+
+    code = "invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadTopic(WireError):
+    code = "bad_topic"
+
+
+class PayloadTooLarge(WireError):
+    code = "oversize"
+
+
+class MalformedJSON(WireError):
+    code = "malformed_json"
+
+
+class UnknownSchema(WireError):
+    code = "unknown_schema"
+
+
+class StationMismatch(WireError):
+    code = "forged_station"
+
+
+class KindMismatch(WireError):
+    code = "kind_mismatch"
+
+
+class InvalidPayload(WireError):
+    code = "invalid_payload"
+
+
+# ---------------------------------------------------------------------------------------------
+# Field types
+
+
+def _check_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("string holds a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("string holds a lone surrogate (not valid UTF-8)") from None
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return _check_text(value)
+
+
+WireStr = Annotated[str, PlainValidator(_text)]
+"""A string without NUL or lone surrogates; no coercion from numbers."""
+
+
+def _name(value: Any) -> str:
+    value = _text(value)
+    if not 1 <= len(value) <= 64:
+        raise ValueError("expected 1 to 64 characters")
+    return value
+
+
+Name = Annotated[str, PlainValidator(_name)]
+"""Short identifiers: device, stream, species, cylinder and calibration ids."""
+
+
+def _utc_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        t = value
+    elif isinstance(value, str):
+        s = _check_text(value).strip()
+        if s.endswith(("Z", "z")):
+            s = s[:-1] + "+00:00"
+        try:
+            t = datetime.fromisoformat(s)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time: {value[:40]!r}") from None
+    else:
+        raise ValueError(f"expected an ISO 8601 UTC time string, got {type(value).__name__}")
+    if t.tzinfo is None:
+        raise ValueError("time has no zone (write it in UTC with a Z)")
+    return t.astimezone(UTC)
+
+
+UtcTime = Annotated[
+    datetime,
+    PlainValidator(_utc_time),
+    PlainSerializer(iso_utc, return_type=str, when_used="json"),
+]
+"""A timezone-aware UTC datetime; on the wire an ISO 8601 string ending in Z (milliseconds)."""
+
+Seq = Annotated[StrictInt, Field(ge=1, le=MAX_SEQ)]
+FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+Count = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
+
+
+def _json_value(value: Any, depth: int = 0) -> Any:
+    if depth > 16:
+        raise ValueError("JSON nested deeper than 16 levels")
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("number is not finite")
+        return value
+    if isinstance(value, str):
+        return _check_text(value)
+    if isinstance(value, list):
+        return [_json_value(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError("object keys must be strings")
+            out[_check_text(k)] = _json_value(v, depth + 1)
+        return out
+    raise ValueError(f"not a JSON value: {type(value).__name__}")
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return _json_value(value)
+
+
+JsonObject = Annotated[dict[str, Any], PlainValidator(_json_object)]
+"""Free-form JSON object: finite numbers, clean strings, at most 16 levels deep."""
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: unknown keys refused, floats finite, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+class SpeciesStats(WireModel):
+    """One species over one minute, in its unit (CO2 ppm; CH4, CO, N2O ppb)."""
+
+    mean: FiniteFloat | None
+    std: FiniteFloat | None
+    n: Count
+    raw_mean: FiniteFloat | None
+    cal_mean: FiniteFloat | None = None
+
+
+class MinuteWire(WireModel):
+    seq: Seq
+    time: UtcTime
+    device: Name
+    stream: Name
+    species: dict[Name, SpeciesStats]
+    h2o: FiniteFloat | None = None
+    flag: Annotated[WireStr, Field(pattern=r"^[A-Z]$")]
+    reasons: list[Name] = Field(default_factory=list, max_length=64)
+    n_total: Count = 0
+    calibration_id: Name | None = None
+    diagnostics: dict[Name, FiniteFloat] = Field(default_factory=dict)
+
+
+class EventWire(WireModel):
+    seq: Seq
+    time: UtcTime
+    kind: Name
+    severity: Literal["debug", "info", "warning", "error", "critical"]
+    message: Annotated[WireStr, Field(max_length=4000)]
+    device: Name | None = None
+    data: JsonObject = Field(default_factory=dict)
+
+
+class StandardWire(WireModel):
+    cylinder: Name
+    measured: dict[Name, FiniteFloat | None]
+    assigned: dict[Name, FiniteFloat]
+    scale: dict[Name, Name] = Field(default_factory=dict)
+
+
+class FitWire(WireModel):
+    """A calibration fit for one species: coefficients lowest order first (intercept, slope, ...)."""
+
+    coefficients: list[FiniteFloat]
+    residuals: list[FiniteFloat] = Field(default_factory=list)
+    r2: FiniteFloat | None = None
+    rmse: FiniteFloat | None = None
+    n: Count = 0
+
+
+class CalibrationWire(WireModel):
+    seq: Seq
+    record_type: Literal["calibration"]
+    id: Name
+    time_start: UtcTime
+    time_end: UtcTime
+    standards: list[StandardWire]
+    fits: dict[Name, FitWire]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CalibrationWire:
+        if self.time_end < self.time_start:
+            raise ValueError("time_end is before time_start")
+        return self
+
+
+class TargetWire(WireModel):
+    seq: Seq
+    record_type: Literal["target"]
+    id: Name
+    time: UtcTime
+    cylinder: Name
+    measured: dict[Name, FiniteFloat | None]
+    assigned: dict[Name, FiniteFloat]
+    bias: dict[Name, FiniteFloat | None]
+    within_goal: dict[Name, StrictBool | None]
+
+
+CalibrationRecord = Annotated[Union[CalibrationWire, TargetWire], Field(discriminator="record_type")]
+WireRecord = Union[MinuteWire, EventWire, CalibrationWire, TargetWire]
+
+_RECORD_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    "minute": TypeAdapter(MinuteWire),
+    "event": TypeAdapter(EventWire),
+    "calibration": TypeAdapter(CalibrationRecord),
+}
+_RECORD_LIST_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    "minute": TypeAdapter(list[MinuteWire]),
+    "event": TypeAdapter(list[EventWire]),
+    "calibration": TypeAdapter(list[CalibrationRecord]),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Envelopes
+
+
+class _Envelope(WireModel):
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    station: Annotated[WireStr, Field(pattern=STATION_ID_PATTERN)]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class Batch(_Envelope):
+    """A batch as a station builds it (records already validated models)."""
+
+    kind: BatchKind
+    sent: UtcTime
+    records: list[MinuteWire | EventWire | CalibrationWire | TargetWire]
+
+    @model_validator(mode="after")
+    def _records_match_kind(self) -> Batch:
+        want = {"minute": (MinuteWire,), "event": (EventWire,), "calibration": (CalibrationWire, TargetWire)}
+        for r in self.records:
+            if not isinstance(r, want[self.kind]):
+                raise ValueError(f"a {type(r).__name__} does not belong in a {self.kind} batch")
+        return self
+
+
+class StatusMessage(_Envelope):
+    state: Literal["up", "down"]
+    time: UtcTime
+    backlog: Count = 0
+    oldest_unacked_age_s: Annotated[FiniteFloat, Field(ge=0)] | None = None
+    agent_version: Annotated[WireStr, Field(max_length=64)] = ""
+    interval_s: Annotated[FiniteFloat, Field(gt=0)] | None = None
+    last_seq: Annotated[StrictInt, Field(ge=0, le=MAX_SEQ)] | None = None
+    details: JsonObject = Field(default_factory=dict)
+
+
+class AckMessage(_Envelope):
+    acked: list[tuple[Seq, Seq]]
+
+    @field_validator("acked")
+    @classmethod
+    def _ranges_ordered(cls, v: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for lo, hi in v:
+            if lo > hi:
+                raise ValueError(f"range [{lo}, {hi}] has lo > hi")
+        return v
+
+    def ranges(self) -> SeqRanges:
+        return SeqRanges(self.acked)
+
+
+# ---------------------------------------------------------------------------------------------
+# Topics
+
+
+def check_station_id(station: str) -> str:
+    if not isinstance(station, str) or not _STATION_RE.match(station):
+        raise BadTopic(f"station id {station!r} is not lower case letters, digits, - and _ (max 32)")
+    return station
+
+
+def topic_for(station: str, kind: str) -> str:
+    """`ghg/v1/<station>/<kind>` for kind in minute, calibration, event, status, ack."""
+    check_station_id(station)
+    if kind not in ALL_KINDS:
+        raise BadTopic(f"unknown topic kind {kind!r}; known: {', '.join(ALL_KINDS)}")
+    return f"{TOPIC_ROOT}/{station}/{kind}"
+
+
+def parse_topic(topic: str) -> tuple[str, str]:
+    """(station, kind) of a ghgnet topic; BadTopic names what is wrong with any other."""
+    parts = topic.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        raise BadTopic(f"topic {topic[:120]!r} is not {TOPIC_ROOT}/<station>/<kind>")
+    station, kind = parts[2], parts[3]
+    check_station_id(station)
+    if kind not in ALL_KINDS:
+        raise BadTopic(f"topic {topic[:120]!r}: unknown kind {kind!r}")
+    return station, kind
+
+
+def subscription_filters(shared_group: str | None = None) -> dict[str, str]:
+    """The filters central subscribes to, by kind. Batch kinds go through `$share/<group>/` when a
+    group is given; status never does, because MQTT 5 sends no retained messages to shared
+    subscriptions and every receiver should know every station's state."""
+    out = {}
+    for kind in UPLINK_KINDS:
+        f = f"{TOPIC_ROOT}/+/{kind}"
+        if shared_group and kind != "status":
+            f = f"$share/{shared_group}/{f}"
+        out[kind] = f
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ack ranges
+
+
+def compress_seqs(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Minimal sorted list of inclusive ranges covering exactly `seqs` (duplicates allowed)."""
+    ordered = sorted(set(seqs))
+    ranges: list[tuple[int, int]] = []
+    for s in ordered:
+        if ranges and s == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], s)
+        else:
+            ranges.append((s, s))
+    return ranges
+
+
+class SeqRanges:
+    """Membership test over inclusive seq ranges (as an ack carries them), by bisection."""
+
+    def __init__(self, ranges: Iterable[Sequence[int]]) -> None:
+        merged = compress_ranges(ranges)
+        self.ranges = merged
+        self._lows = [lo for lo, _ in merged]
+
+    def __contains__(self, seq: object) -> bool:
+        if not isinstance(seq, int):
+            return False
+        i = bisect.bisect_right(self._lows, seq) - 1
+        return i >= 0 and seq <= self.ranges[i][1]
+
+    def __len__(self) -> int:
+        """How many seqs the ranges cover."""
+        return sum(hi - lo + 1 for lo, hi in self.ranges)
+
+    def __iter__(self):
+        for lo, hi in self.ranges:
+            yield from range(lo, hi + 1)
+
+    def __repr__(self) -> str:
+        return f"SeqRanges({self.ranges})"
+
+
+def compress_ranges(ranges: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
+    """Sort and merge overlapping or adjacent inclusive ranges."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted((int(r[0]), int(r[1])) for r in ranges):
+        if lo > hi:
+            raise ValueError(f"range [{lo}, {hi}] has lo > hi")
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """One record of an otherwise valid batch that central dead-letters on its own.
+    `seq` is None when the record carries no usable seq (then it cannot be acked)."""
+
+    index: int
+    seq: int | None
+    reason: str
+    raw: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    station: str
+    kind: str
+    sent: datetime
+    records: list[WireRecord]
+    rejected: list[RejectedRecord] = field(default_factory=list)
+
+    def seqs_held(self) -> list[int]:
+        """Every seq this batch settles: valid records plus rejected records with a seq."""
+        return [r.seq for r in self.records] + [r.seq for r in self.rejected if r.seq is not None]
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
+    """`field.path: message; ...` for the first `limit` errors, without echoing whole inputs."""
+    parts = []
+    errors = exc.errors(include_url=False, include_input=False)
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    if len(errors) > limit:
+        parts.append(f"... {len(errors) - limit} more")
+    return "; ".join(parts)
+
+
+def _load_json(payload: bytes, max_bytes: int) -> Any:
+    if len(payload) > max_bytes:
+        raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds the limit of {max_bytes} bytes")
+    try:
+        return pydantic_core.from_json(payload, allow_inf_nan=False)
+    except ValueError as exc:
+        raise MalformedJSON(f"malformed JSON: {exc}") from None
+
+
+def _check_envelope(data: Any, topic_station: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidPayload(f"payload is a JSON {type(data).__name__}, not an object")
+    if "schema" not in data:
+        raise UnknownSchema("payload has no 'schema' key")
+    schema = data["schema"]
+    if type(schema) is not int or schema != SCHEMA_VERSION:
+        raise UnknownSchema(f"unknown schema version {schema!r} (this receiver reads {SCHEMA_VERSION})")
+    station = data.get("station")
+    if station != topic_station:
+        raise StationMismatch(
+            f"payload station {str(station)[:64]!r} differs from the topic's station {topic_station!r}"
+        )
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise InvalidPayload(f"unknown key(s) in payload: {', '.join(repr(k)[:40] for k in extra[:5])}")
+    return data
+
+
+def _raw_seq(raw: Any) -> int | None:
+    if isinstance(raw, dict):
+        s = raw.get("seq")
+        if type(s) is int and 1 <= s <= MAX_SEQ:
+            return s
+    return None
+
+
+def parse_batch(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> ParsedBatch:
+    """Validate a batch received on `topic`.
+
+    Raises a WireError subclass when the payload is rejected as a whole. Single records that fail
+    validation, or repeat a seq already in the batch, come back in `rejected` with the reason.
+    """
+    station, kind = parse_topic(topic)
+    if kind not in BATCH_KINDS:
+        raise BadTopic(f"topic {topic!r} does not carry batches")
+    data = _check_envelope(_load_json(payload, max_bytes), station, {"schema", "station", "kind", "sent", "records"})
+    if data.get("kind") != kind:
+        raise KindMismatch(f"payload kind {str(data.get('kind'))[:32]!r} differs from the topic's kind {kind!r}")
+    try:
+        sent = _utc_time(data.get("sent"))
+    except ValueError as exc:
+        raise InvalidPayload(f"sent: {exc}") from None
+    raws = data.get("records")
+    if not isinstance(raws, list):
+        raise InvalidPayload(f"records: expected a list, got {type(raws).__name__}")
+    if not raws:
+        raise InvalidPayload("records: the batch is empty")
+
+    try:
+        candidates: list[Any] = _RECORD_LIST_ADAPTERS[kind].validate_python(raws)
+    except ValidationError:
+        candidates = []
+        adapter = _RECORD_ADAPTERS[kind]
+        for raw in raws:
+            try:
+                candidates.append(adapter.validate_python(raw))
+            except ValidationError as exc:
+                candidates.append(RejectedRecord(-1, _raw_seq(raw), describe_validation_error(exc), raw))
+
+    records: list[WireRecord] = []
+    rejected: list[RejectedRecord] = []
+    seen: set[int] = set()
+    for i, (raw, item) in enumerate(zip(raws, candidates)):
+        if isinstance(item, RejectedRecord):
+            rejected.append(RejectedRecord(i, item.seq, f"records.{i}: {item.reason}", raw))
+        elif item.seq in seen:
+            rejected.append(RejectedRecord(i, item.seq, f"records.{i}: duplicated seq {item.seq} within the batch", raw))
+        else:
+            seen.add(item.seq)
+            records.append(item)
+    return ParsedBatch(station, kind, sent, records, rejected)
+
+
+def parse_status(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> StatusMessage:
+    station, kind = parse_topic(topic)
+    if kind != "status":
+        raise BadTopic(f"topic {topic!r} is not a status topic")
+    data = _check_envelope(_load_json(payload, max_bytes), station, set(StatusMessage.model_fields) - {"schema_version"} | {"schema"})
+    try:
+        return StatusMessage.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidPayload(describe_validation_error(exc)) from None
+
+
+def parse_ack(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> AckMessage:
+    station, kind = parse_topic(topic)
+    if kind != "ack":
+        raise BadTopic(f"topic {topic!r} is not an ack topic")
+    data = _check_envelope(_load_json(payload, max_bytes), station, {"schema", "station", "acked"})
+    try:
+        return AckMessage.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidPayload(describe_validation_error(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def encode_batch(station: str, kind: str, records: Sequence[WireRecord], sent: datetime) -> bytes:
+    """The JSON bytes of a batch (validates the envelope; records are already models)."""
+    return Batch(station=station, kind=kind, sent=sent, records=list(records)).to_json()
+
+
+def encode_ack(station: str, seqs: Iterable[int]) -> bytes:
+    return AckMessage(station=station, acked=compress_seqs(seqs)).to_json()
+
+
+def encode_status(status: StatusMessage) -> bytes:
+    return status.to_json()
+
+
+def record_to_json(raw: Any) -> str:
+    """A record (model or raw JSON value) as JSON text, for a dead letter; never raises."""
+    try:
+        if isinstance(raw, BaseModel):
+            return raw.model_dump_json()
+        return json.dumps(raw, ensure_ascii=True, allow_nan=True, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return repr(raw)[:65536]
+
+
+# ---------------------------------------------------------------------------------------------
+# From the station's dataclasses
+
+
+def minute_to_wire(seq: int, rec: Any) -> MinuteWire:
+    """`station_agent.records.MinuteRecord` -> MinuteWire."""
+    return MinuteWire(
+        seq=seq,
+        time=rec.time,
+        device=rec.device,
+        stream=rec.stream,
+        species={
+            name: SpeciesStats(mean=s.mean, std=s.std, n=s.n, raw_mean=s.raw_mean, cal_mean=s.cal_mean)
+            for name, s in rec.species.items()
+        },
+        h2o=rec.h2o,
+        flag=rec.flag,
+        reasons=list(rec.reasons),
+        n_total=rec.n_total,
+        calibration_id=rec.calibration_id,
+        diagnostics=dict(rec.diagnostics),
+    )
+
+
+def event_to_wire(seq: int, ev: Any) -> EventWire:
+    """`station_agent.records.Event` -> EventWire."""
+    return EventWire(
+        seq=seq, time=ev.time, kind=ev.kind, severity=ev.severity, message=ev.message,
+        device=ev.device, data=dict(ev.data),
+    )
