@@ -121,13 +121,16 @@ def _outside(values: NDArray[np.float64], window: Window) -> NDArray[np.bool_]:
 
 
 def _dry_values(sp: str, values: Mapping[str, NDArray[np.float64]], limits: MinuteLimits) -> NDArray[np.float64]:
+    """Dry values of one species. Wet-only without coefficients is a configuration error (raised);
+    wet-only without an h2o column this minute is missing data (NaN), like a NaN h2o sample."""
     dry = values.get(f"{sp}_dry")
     wet = values.get(sp)
-    if wet is None or sp not in limits.water or "h2o" not in values:
+    if wet is None or sp not in limits.water:
         if dry is None:
             check_quantities(values, limits)
         return dry  # type: ignore[return-value]
-    computed = dry_from_wet(wet, values["h2o"], limits.water[sp])
+    h2o = values.get("h2o")
+    computed = np.full(wet.shape, np.nan) if h2o is None else dry_from_wet(wet, h2o, limits.water[sp])
     return computed if dry is None else np.where(np.isfinite(dry), dry, computed)
 
 
@@ -157,7 +160,9 @@ def minute_record(
     water: species -> water coefficients ((a, b), WaterCoefficients, ...), e.g. the analyzer's
     `water_correction`; when given it replaces `limits.water`.
     Raises ValueError for inconsistent array lengths, samples outside the minute, or a species that
-    has neither a dry value nor the means to compute one (see `check_quantities`).
+    the analyzer gives wet only while no water coefficients are configured for it (a configuration
+    error; `check_quantities` finds it at start-up). A wet-only species in a minute without h2o
+    values has no dry values: it ends as too_few_samples, not as an error.
     """
     if not isinstance(limits, MinuteLimits):
         limits = MinuteLimits.from_config(limits, water)

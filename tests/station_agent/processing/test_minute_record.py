@@ -204,6 +204,15 @@ def test_wet_only_species_without_coefficients_is_an_error_naming_it():
     check_quantities(["co2", "co2_dry", "co", "h2o"], LIMITS)  # all fine: no exception
 
 
+def test_wet_only_species_in_a_minute_without_h2o_is_missing_not_an_error():
+    rec = close(samples(co=100.0, co2_dry=410.0))
+    assert rec.species["co"].n == 0 and rec.species["co"].mean is None
+    assert rec.species["co2"].n == 30
+    assert rec.flag == FLAG_INVALID and rec.reasons == ("too_few_samples",)
+    with pytest.raises(ValueError, match="co: only wet values and no h2o"):
+        check_quantities(["co", "co2_dry"], LIMITS)  # at start-up, the same lack is a config error
+
+
 def test_water_argument_overrides_the_limits_coefficients():
     rec = close(samples(co=100.0, h2o=2.0), water={"co": (0.0, -0.01)})
     assert rec.species["co"].mean == pytest.approx(100.0 / 0.96)  # 1 - 0.01 * 4 = 0.96
