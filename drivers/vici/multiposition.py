@@ -1,15 +1,17 @@
-"""VICI (Valco) multiposition stream selector on a universal electric actuator (EUH/EUD/EUT, EMH/EMT).
+"""VICI (Valco) multiposition stream selector on a universal electric actuator (EUH/EUD/EUT).
 
 The wire, as VICI's universal-actuator manual describes it (serial commands and command reference):
 ASCII at 9600 8N1, every command ends in CR (the factory `DEL1` delimiter), every reply line ends in
 CR. On a multidrop line each command starts with the actuator's one-character ID (0-9, A-Z) and the
-actuator echoes that ID in front of every reply line (flowchem's command notes: `0CNT10254`, `0ID0`).
+actuator echoes that ID in front of every reply line (flowchem's notes: `0CNT10254`, `0ID0`).
 
     GOn    move to position n by the shortest route; no reply (read it back with CP)
     HM     move to position 1; no reply
     CP     current position:   `CP05`              legacy (LG1): `Position is = 5`
     NP     number of positions: `NP10`             legacy:       `NP = 10`
     ID     the actuator's ID:   `ID1`              legacy:       `ID = 1`
+           (the reply of an actuator without an ID is not documented: anything other than one
+           character 0-9/A-Z reads as "no ID"; the simulator answers `ID*`)
     VR     firmware: several lines (build date, time, firmware name), no count and no end marker
     LG1    answer in the long format of the older microelectric actuators; no reply
 
@@ -18,7 +20,8 @@ Replies are parsed in both formats whatever `legacy_replies` says, because the f
 LG differs between actuator generations; `legacy_replies` only makes `open()` send `LG1`.
 
 The driver translates and nothing else: `goto` returns as soon as the command is written (a move
-takes about 0.1-0.2 s per position step), and the engine reads the position back, waits and retries.
+takes time in proportion to the positions stepped), and the engine reads the position back, waits
+and retries.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""VICI (Valco) valve actuators."""
