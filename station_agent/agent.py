@@ -14,6 +14,7 @@ from typing import Any
 from station_agent import __version__
 from station_agent.clock import Clock
 from station_agent.config import StationConfigBase
+from station_agent.forwarder import Forwarder
 from station_agent.logs import get_logger
 from station_agent.minutes import MinuteAssembler, MinuteBin
 from station_agent.poller import AnalyzerPoller, constant_stream
@@ -31,7 +32,9 @@ class Agent:
         self.stop_event = threading.Event()
         self.analyzers = {a.id: a for a in config.analyzers if a.enabled}
         self.pollers: dict[str, AnalyzerPoller] = {}
+        self.forwarder: Forwarder | None = None
         self.started = clock.now()
+        self._state = "starting"
         self.writer = StoreWriter(
             config.storage.path,
             clock,
@@ -80,7 +83,7 @@ class Agent:
                 "status_flags": list(h.status_flags),
             }
         return {
-            "state": "stopping" if self.stop_event.is_set() else "running",
+            "state": self._state,
             "station": self.config.station.id,
             "pid": os.getpid(),
             "version": __version__,
@@ -88,6 +91,22 @@ class Agent:
             "now": self.clock.now().isoformat(),
             "speed": getattr(self.clock, "speed", 1.0),
             "devices": devices,
+            "forwarder": (
+                dict(self.forwarder.stats, connected=self.forwarder.connected, awaiting_ack=self.forwarder.awaiting)
+                if self.forwarder else None
+            ),
+        }
+
+    def health_details(self) -> dict[str, Any]:
+        """Health figures for the status message to central."""
+        fw = self.forwarder
+        return {
+            "devices": {
+                dev: {"connected": p.health.connected, "faults": sorted(p.faults.open),
+                      "last_reading": p.health.last_reading.isoformat() if p.health.last_reading else None}
+                for dev, p in self.pollers.items()
+            },
+            "forwarder": dict(fw.stats, awaiting_ack=fw.awaiting) if fw else None,
         }
 
     def emit(self, event: Event) -> None:
@@ -96,6 +115,20 @@ class Agent:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         self.writer.start()
+        if self.config.mqtt is not None and self.config.forwarding.enabled:
+            self.forwarder = Forwarder(
+                self.config.station.id,
+                self.config.mqtt,
+                self.config.forwarding,
+                self.config.storage.path,
+                self.clock,
+                self.writer.submit_ack,
+                self.emit,
+                self.log,
+                self.health_details,
+            )
+            self.writer.on_stored = self.forwarder.notify
+            self.forwarder.start()
         tag = constant_stream("inlet:ambient")
         for dev_id, cfg in self.analyzers.items():
             cls = load_driver(cfg.driver)
@@ -115,12 +148,17 @@ class Agent:
         self.log.info("agent_started", devices=list(self.pollers), speed=getattr(self.clock, "speed", 1))
         for p in self.pollers.values():
             p.start()
+        self._state = "running"
 
     def shutdown(self) -> None:
+        self._state = "stopping"
         self.stop_event.set()
         for p in self.pollers.values():
             p.join(30)
+        self._state = "stopped"  # the writer's last heartbeat says so
         self.emit(Event(self.clock.now(), "agent.stop", "info", "station agent stopped"))
+        if self.forwarder is not None:
+            self.forwarder.stop()
         self.writer.stop()
         self.log.info("agent_stopped", raw=self.writer.stats.raw, minutes=self.writer.stats.minutes)
 

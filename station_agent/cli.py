@@ -120,8 +120,8 @@ def status(
         store.close()
     agent = state[0] if state else {}
     age = time.time() - agent.get("heartbeat_wall", 0) if agent else None
-    running = age is not None and age < 30
-    info["state"] = agent.get("state", "unknown") if running else "down"
+    running = age is not None and age < 30 and agent.get("state") in ("starting", "running")
+    info["state"] = agent.get("state", "unknown") if running else ("stopped" if agent else "never ran")
     info["heartbeat_age_s"] = None if age is None else round(age, 1)
     info["agent"] = agent
     problem = not running or any(d.get("faults") for d in agent.get("devices", {}).values())
@@ -135,9 +135,8 @@ def status(
 def _print_status(info: dict) -> None:
     con = Console()
     colour = "green" if info["state"] == "running" else "red"
-    con.print(f"[bold]{info['station']}[/] agent [{colour}]{info['state']}[/]"
-              f" (heartbeat {info['heartbeat_age_s']} s ago)" if info["heartbeat_age_s"] is not None
-              else f"[bold]{info['station']}[/] agent [red]never ran[/]")
+    beat = f" (last heartbeat {info['heartbeat_age_s']} s ago)" if info["heartbeat_age_s"] is not None else ""
+    con.print(f"[bold]{info['station']}[/] agent [{colour}]{info['state']}[/]{beat}")
     devices = info["agent"].get("devices", {})
     if devices:
         t = Table("device", "driver", "connected", "last reading", "readings", "faults")

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from station_agent.configbase import RelPath, StrictModel, load_model
+from station_agent.forwarder import ForwardingConfig
+from station_agent.mqttlink import MqttConfig
 from station_agent.registry import all_drivers
 
 STATION_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -83,6 +85,8 @@ class StationConfigBase(StrictModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    mqtt: MqttConfig | None = Field(default=None, description="central's broker; none = no forwarding")
+    forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
 
     @model_validator(mode="after")
     def _unique_device_ids(self) -> "StationConfigBase":

@@ -29,6 +29,7 @@ class WriterStats:
     raw: int = 0
     minutes: int = 0
     events: int = 0
+    acked: int = 0
     last_minute: str | None = None
     queue_high_water: int = 0
 
@@ -62,6 +63,7 @@ class StoreWriter:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._last_purge: float | None = None
+        self.on_stored: Callable[[], None] = lambda: None
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
 
     # -- producer side (any thread) -------------------------------------------------------
@@ -74,6 +76,10 @@ class StoreWriter:
 
     def submit_event(self, event: Event) -> None:
         self._put(("event", event))
+
+    def submit_ack(self, ranges: list[tuple[int, int]]) -> None:
+        """Central holds these seqs: the outbox may forget them."""
+        self._put(("ack", ranges))
 
     def _put(self, item: tuple[str, Any]) -> None:
         # Blocks while full rather than drop: pollers check has_room() before reading the analyzer,
@@ -142,6 +148,20 @@ class StoreWriter:
         elif kind == "event":
             store.insert_event(payload)
             self.stats.events += 1
+            self.on_stored()
+        elif kind == "ack":
+            # Coalesce the acks already queued into one transaction.
+            ranges = list(payload)
+            while len(ranges) < 10_000:
+                try:
+                    more_kind, more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more_kind != "ack":
+                    self._handle(store, more_kind, more)
+                    continue
+                ranges += more
+            self.stats.acked += store.acknowledge(ranges)
 
     def _store_minutes(self, store: StationStore, bins: list[MinuteBin]) -> None:
         if not bins:
@@ -149,6 +169,8 @@ class StoreWriter:
         records = [self.make_minute(b) for b in bins]
         seqs = store.insert_minutes(records, self.clock.now())
         self.stats.minutes += len(seqs)
+        if seqs:
+            self.on_stored()
         self.stats.last_minute = max(r.time for r in records).isoformat()
 
     def _tick(self, store: StationStore) -> None:
@@ -159,6 +181,7 @@ class StoreWriter:
             "raw": self.stats.raw,
             "minutes": self.stats.minutes,
             "events": self.stats.events,
+            "acked": self.stats.acked,
             "queue": self.queue.qsize(),
             "queue_high_water": self.stats.queue_high_water,
             "pending_bins": self.assembler.pending(),

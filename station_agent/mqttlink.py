@@ -1,0 +1,98 @@
+"""MQTT connection settings and the paho client built from them, for both sides of the link.
+
+MQTT v5 with a persistent session (clean_start False, an explicit session expiry), TLS and
+credentials from configuration; TLS is on by default for any broker that is not on loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import Field, model_validator
+
+from station_agent.configbase import RelPath, StrictModel
+
+
+class TlsConfig(StrictModel):
+    enabled: bool | None = Field(
+        default=None, description="default: on unless the broker host is on loopback"
+    )
+    ca: RelPath | None = Field(default=None, description="CA certificate (PEM); default: system CAs")
+    cert: RelPath | None = Field(default=None, description="client certificate (PEM), for cert auth")
+    key: RelPath | None = Field(default=None, description="client key (PEM)")
+    insecure: bool = Field(default=False, description="skip hostname verification (tests only)")
+
+
+class MqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str | None = Field(default=None, description="default: derived from the station id")
+    username: str | None = None
+    password: str | None = None
+    password_file: RelPath | None = Field(default=None, description="file holding the password")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=7 * 86400, ge=0, description="how long the broker keeps our session while away"
+    )
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @model_validator(mode="after")
+    def _key_with_cert(self) -> "MqttConfig":
+        if (self.tls.cert is None) != (self.tls.key is None):
+            raise ValueError("tls.cert and tls.key go together")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+    def tls_enabled(self) -> bool:
+        if self.tls.enabled is not None:
+            return self.tls.enabled
+        return not is_loopback(self.host)
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return Path(self.password_file).read_text().strip()
+        return self.password
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client configured for MQTT v5, credentials and TLS (not yet connected)."""
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=cfg.client_id or client_id,
+        protocol=mqtt.MQTTv5,
+        reconnect_on_failure=True,
+    )
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, cfg.resolved_password())
+    if cfg.tls_enabled():
+        client.tls_set(
+            ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
+            certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
+            keyfile=str(cfg.tls.key) if cfg.tls.key else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        if cfg.tls.insecure:
+            client.tls_insecure_set(True)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+def connect_properties(cfg: MqttConfig) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = cfg.session_expiry_s
+    return props
