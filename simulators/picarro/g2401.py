@@ -146,7 +146,7 @@ class PicarroSimulator:
         self._noise_rng = random.Random(self.config.seed + 1)
         self._lock = threading.RLock()
         self._fifo: deque[LedgerEntry] = deque()
-        self.ledger: list[LedgerEntry] = []
+        self._ledger: list[LedgerEntry] = []
         self._latest: LedgerEntry | None = None
         first = self._interval()
         self._next_time = self.clock.now() + timedelta(seconds=first)
@@ -201,8 +201,8 @@ class PicarroSimulator:
             "OutletValve": 20000.0 + self._noise_rng.gauss(0.0, 50.0),
         }
         values = {label: round(wire[label], 3) for label in self.config.columns}
-        entry = LedgerEntry(len(self.ledger), t, values, connected=self.clients > 0)
-        self.ledger.append(entry)
+        entry = LedgerEntry(len(self._ledger), t, values, connected=self.clients > 0)
+        self._ledger.append(entry)
         self._latest = entry
         if len(self._fifo) >= self.config.buffer_size:
             self._fifo.popleft().fate = "overflow"
@@ -358,6 +358,13 @@ class PicarroSimulator:
 
     # ------------------------------------------------------------------ what tests count
 
+    @property
+    def ledger(self) -> list[LedgerEntry]:
+        """Every record made up to now, oldest first (a copy of the list; entries are live)."""
+        with self._lock:
+            self._advance()
+            return list(self._ledger)
+
     def buffered(self) -> int:
         with self._lock:
             self._advance()
@@ -367,11 +374,11 @@ class PicarroSimulator:
         """Counts over the ledger: produced, by fate, and overflow split by connection state."""
         with self._lock:
             self._advance()
-            counts = {"produced": len(self.ledger), "buffered": 0, "delivered": 0, "overflow": 0,
+            counts = {"produced": len(self._ledger), "buffered": 0, "delivered": 0, "overflow": 0,
                       "cleared": 0, "produced_connected": 0,
                       "overflow_connected": 0, "overflow_disconnected": 0,
                       "clients": self.clients, "commands": self.commands}
-            for e in self.ledger:
+            for e in self._ledger:
                 counts[e.fate] += 1
                 counts["produced_connected"] += e.connected
                 if e.fate == "overflow":
@@ -385,5 +392,5 @@ class PicarroSimulator:
             return [
                 {"seq": e.seq, "time": e.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
                  "values": dict(e.values), "connected": e.connected, "fate": e.fate}
-                for e in self.ledger[since_seq:]
+                for e in self._ledger[since_seq:]
             ]
