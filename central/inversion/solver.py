@@ -1,0 +1,289 @@
+"""The analytic Bayesian posterior, solved in observation space (pure numpy/scipy, no I/O).
+
+x = xa + B H' (H B H' + R)^-1 (y - H xa) with one Cholesky factorisation of the m x m matrix
+M = H B H' + R. B is applied through its Kronecker structure (covariance.PriorCovariance) and H
+through its sparse pseudo-rows (footprints.ObsOperator); neither B nor B H' is formed.
+
+H B H' for sector k is P (K ∘ C_time[step_r, step_r']) P', where K = G C_space G' is the spatial
+Gram matrix of the sigma-weighted footprint rows G (one row per observation and flux step it
+touches) and P sums rows into observations. K is built blockwise: W = C_space G' once, then for a
+block of rows with similar footprints only the cells in their support are gathered, so the cost
+follows the footprints' size, not the grid's.
+
+Aggregates (G_a: region totals) get var = G_a B G_a' - (G_a B H') M^-1 (H B G_a') without the
+posterior covariance. Diagnostics: DOFS = trace(H B H' M^-1) (= trace of the averaging kernel),
+reduced chi-square = d' M^-1 d / m with d = y - H xa (the minimum of the cost function over m;
+1 when B and R are consistent with the data), innovation and residual statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.linalg import lapack
+
+from .aggregates import Aggregation
+from .covariance import PriorCovariance
+from .footprints import ObsOperator
+
+Progress = Callable[[str, float], None]
+"""Called with (stage, fraction done in 0..1) during long steps."""
+
+RCOND_LIMIT = 1e-13
+"""Below this reciprocal condition number of H B H' + R the posterior is not trusted."""
+
+BLOCK_ROWS = 96
+"""Footprint rows per block when building the spatial Gram matrix (tuned on 100 x 100 grids)."""
+
+
+class InversionProblemError(ValueError):
+    """An inconsistent or ill-conditioned problem; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the solver needs, in solver units.
+
+    prior: (sector, step, cell) umol m-2 s-1; y: (m,) enhancements in ppm; r: (m, m) or (m,)
+    observation error (co)variance in ppm^2; aggregation optional (region totals).
+    """
+
+    prior: np.ndarray
+    covariance: PriorCovariance
+    h: ObsOperator
+    y: np.ndarray
+    r: np.ndarray
+    aggregation: Aggregation | None = None
+    station: np.ndarray | None = None  # (m,) station of each observation, for statistics
+
+
+@dataclass
+class Posterior:
+    mean: np.ndarray  # (sector, step, cell) umol m-2 s-1
+    innovation: np.ndarray  # y - H xa, ppm
+    residual: np.ndarray  # y - H x_post, ppm
+    prior_totals: np.ndarray | None = None  # (q,) Mt
+    prior_total_cov: np.ndarray | None = None  # (q, q) Mt^2
+    posterior_totals: np.ndarray | None = None
+    posterior_total_cov: np.ndarray | None = None
+    diagnostics: dict = field(default_factory=dict)
+
+    def total_sigmas(self) -> tuple[np.ndarray, np.ndarray]:
+        """1-sigma (Mt) of the aggregates, prior and posterior."""
+        assert self.prior_total_cov is not None and self.posterior_total_cov is not None
+        return (np.sqrt(np.clip(np.diag(self.prior_total_cov), 0, None)),
+                np.sqrt(np.clip(np.diag(self.posterior_total_cov), 0, None)))
+
+
+def _morton(iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+    code = np.zeros(iy.shape, dtype=np.int64)
+    for bit in range(16):
+        code |= ((iy >> bit) & 1) << (2 * bit + 1)
+        code |= ((ix >> bit) & 1) << (2 * bit)
+    return code
+
+
+def _row_order(g, ny: int, nx: int) -> np.ndarray:
+    """Order footprint rows so that neighbours in the order have overlapping supports."""
+    coo = abs(g).tocoo()
+    w = np.bincount(coo.row, weights=coo.data, minlength=g.shape[0])
+    w[w == 0] = 1.0
+    cy = np.bincount(coo.row, weights=coo.data * (coo.col // nx), minlength=g.shape[0]) / w
+    cx = np.bincount(coo.row, weights=coo.data * (coo.col % nx), minlength=g.shape[0]) / w
+    scale = 4.0  # quarter-cell resolution of the centroids
+    return np.argsort(_morton((cy * scale).astype(np.int64), (cx * scale).astype(np.int64)), kind="stable")
+
+
+def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS) -> np.ndarray:
+    """K = G C_space G' for sparse rows G (r x S); symmetric, (r, r)."""
+    r, s = g.shape
+    k = np.zeros((r, r))
+    if r == 0:
+        return k
+    ny, nx = spatial.shape
+    order = _row_order(g, ny, nx)
+    gp = g[order].tocsr()
+    w = np.empty((s, r))  # C_space G'[:, order], rows gathered per block below
+    chunk = 512
+    for lo in range(0, r, chunk):
+        w[:, lo : lo + chunk] = spatial.apply(gp[lo : lo + chunk].toarray()).T
+        if progress:
+            progress("spatial correlation", min(1.0, (lo + chunk) / r) * 0.3)
+    starts = list(range(0, r, block))
+    work = np.array([(r - lo) for lo in starts], dtype=float)
+    done_work = np.cumsum(work) / work.sum()
+    for i, lo in enumerate(starts):
+        hi = min(lo + block, r)
+        sub = gp[lo:hi]
+        cells = np.unique(sub.indices)
+        dense = sub[:, cells].toarray()
+        k[lo:hi, lo:] = dense @ np.take(w[:, lo:], cells, axis=0)
+        if progress:
+            progress("spatial correlation", 0.3 + 0.7 * done_work[i])
+    iu = np.triu_indices(r, 1)
+    k[(iu[1], iu[0])] = k[iu]
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(r)
+    return k[np.ix_(inverse, inverse)]
+
+
+def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progress | None = None) -> np.ndarray:
+    """H B H' (ppm^2, m x m) through the Kronecker structure and the sparse footprint rows."""
+    m = h.n_obs
+    out = np.zeros((m, m))
+    if h.n_rows == 0:
+        return out
+    c_rows = cov.c_time[np.ix_(h.row_step, h.row_step)]
+    p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs, np.arange(h.n_rows))), shape=(m, h.n_rows))
+    n_sectors = cov.sigma.shape[0]
+    for sector in range(n_sectors):
+        sig = cov.sigma[sector][h.row_step]  # (r, S)
+        g = h.rows.multiply(sig).tocsr()
+        stage = None if progress is None else (lambda name, f, s=sector: progress(name, (s + f) / n_sectors))
+        e = spatial_gram(g, cov.spatial, stage)
+        e *= c_rows
+        out += (p @ (p @ e).T).T
+    return 0.5 * (out + out.T)
+
+
+def _check(problem: Problem) -> None:
+    k, t, s = problem.covariance.shape
+    m = problem.y.shape[0]
+    if problem.prior.shape != (k, t, s):
+        raise InversionProblemError(f"prior is {problem.prior.shape}, prior uncertainty {(k, t, s)}")
+    if problem.h.n_steps != t or problem.h.n_cells != s:
+        raise InversionProblemError(
+            f"footprints cover {problem.h.n_steps} steps x {problem.h.n_cells} cells, state {t} x {s}")
+    if problem.h.n_obs != m:
+        raise InversionProblemError(f"footprints for {problem.h.n_obs} observations, {m} observations")
+    if m == 0:
+        raise InversionProblemError("no observations left to invert")
+    if problem.r.shape not in ((m,), (m, m)):
+        raise InversionProblemError(f"observation error is {problem.r.shape}, expected ({m}, {m})")
+    for name, arr in (("prior", problem.prior), ("observations", problem.y),
+                      ("observation error", problem.r), ("prior uncertainty", problem.covariance.sigma)):
+        if not np.all(np.isfinite(arr)):
+            raise InversionProblemError(f"{name} holds NaN or infinite values")
+    if np.any(problem.covariance.sigma <= 0):
+        raise InversionProblemError("prior uncertainty must be positive everywhere (set a floor > 0)")
+    r_diag = problem.r if problem.r.ndim == 1 else np.diag(problem.r)
+    if np.any(r_diag <= 0):
+        raise InversionProblemError("observation error variance must be positive for every observation")
+    if problem.r.ndim == 2 and not np.allclose(problem.r, problem.r.T, rtol=1e-10, atol=0):
+        raise InversionProblemError("observation error covariance is not symmetric")
+    if problem.h.n_rows == 0:
+        raise InversionProblemError("no observation sees the flux period (all footprints empty)")
+
+
+def factorize(hbh: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lower Cholesky factor of M = H B H' + R and its reciprocal condition number."""
+    mat = hbh + (np.diag(r) if r.ndim == 1 else r)
+    norm = np.abs(mat).sum(axis=0).max()
+    chol, info = lapack.dpotrf(mat, lower=1, clean=1)
+    if info != 0:
+        raise InversionProblemError(
+            "H B H' + R is not positive definite (leading minor %d): check that the observation"
+            " errors are positive and the error correlations valid" % info)
+    rcond, info = lapack.dpocon(chol, norm, uplo="L")
+    if info != 0 or not rcond > RCOND_LIMIT:
+        raise InversionProblemError(
+            f"H B H' + R is ill-conditioned (reciprocal condition number {rcond:.2e} < {RCOND_LIMIT:.0e}):"
+            " observation errors are too small next to the prior, or observations are duplicated")
+    return chol, float(rcond)
+
+
+def _stats(values: np.ndarray, scale: np.ndarray) -> dict:
+    z = values / scale
+    return {"mean_ppm": float(values.mean()), "std_ppm": float(values.std()),
+            "rms_ppm": float(np.sqrt(np.mean(values**2))),
+            "normalised_mean": float(z.mean()), "normalised_rms": float(np.sqrt(np.mean(z**2)))}
+
+
+def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
+    """The posterior mean, aggregate uncertainties and diagnostics of `problem`."""
+    _check(problem)
+    cov, h = problem.covariance, problem.h
+    m = problem.y.size
+    hbh = obs_space_covariance(h, cov, progress)
+    if progress:
+        progress("factorisation", 0.0)
+    chol, rcond = factorize(hbh, problem.r)
+    total_prior = problem.prior.sum(axis=0)[None]
+    d = problem.y - h.apply(total_prior)[:, 0]
+    alpha = lapack.dpotrs(chol, d, lower=1)[0]
+    # x = xa + B H' alpha; H' alpha is the same field for every sector (H sees their sum)
+    adj = h.adjoint(alpha[:, None])[0]
+    k = cov.shape[0]
+    increment = cov.apply(np.broadcast_to(adj, (1, k, *adj.shape)).copy())[0]
+    mean = problem.prior + increment
+    residual = problem.y - h.apply(mean.sum(axis=0)[None])[:, 0]
+    if progress:
+        progress("factorisation", 0.5)
+    minv = lapack.dpotri(chol, lower=1)[0]
+    minv = np.tril(minv) + np.tril(minv, -1).T
+    dofs = float(np.sum(minv * hbh))
+    r_diag = problem.r if problem.r.ndim == 1 else np.diag(problem.r)
+    m_diag = np.diag(hbh) + r_diag
+    post = Posterior(mean=mean, innovation=d, residual=residual)
+    post.diagnostics = {
+        "n_obs": int(m),
+        "n_state": int(np.prod(cov.shape)),
+        "dofs": dofs,
+        "chi2_reduced": float(d @ alpha / m),
+        "rcond": rcond,
+        "innovation": _stats(d, np.sqrt(m_diag)),
+        "residual": _stats(residual, np.sqrt(r_diag)),
+    }
+    if problem.station is not None:
+        per = {}
+        for name in np.unique(problem.station):
+            sel = problem.station == name
+            per[str(name)] = {"n": int(sel.sum()), **_stats(d[sel], np.sqrt(m_diag[sel]))}
+        post.diagnostics["innovation_by_station"] = per
+    if problem.aggregation is not None:
+        if progress:
+            progress("aggregates", 0.0)
+        _aggregates(problem, chol, post)
+    if progress:
+        progress("aggregates", 1.0)
+    return post
+
+
+def _aggregates(problem: Problem, chol: np.ndarray, post: Posterior) -> None:
+    agg = problem.aggregation
+    assert agg is not None
+    if agg.weights.shape[1:] != problem.prior.shape:
+        raise InversionProblemError(f"aggregation weights {agg.weights.shape[1:]}, state {problem.prior.shape}")
+    w = agg.weights.reshape(agg.size, -1)
+    bg = problem.covariance.apply(agg.weights)  # (q, sector, step, cell): B G'
+    gbg = w @ bg.reshape(agg.size, -1).T
+    hbg = problem.h.apply(bg.sum(axis=1))  # (m, q)
+    z = sla.solve_triangular(chol, hbg, lower=True, check_finite=False)
+    post.prior_totals = w @ problem.prior.ravel()
+    post.posterior_totals = w @ post.mean.ravel()
+    post.prior_total_cov = 0.5 * (gbg + gbg.T)
+    post_cov = gbg - z.T @ z
+    post.posterior_total_cov = 0.5 * (post_cov + post_cov.T)
+
+
+def posterior_covariance(problem: Problem, max_state: int = 6000) -> np.ndarray:
+    """The full posterior covariance P = B - B H' M^-1 H B, (n, n), only for small problems."""
+    _check(problem)
+    cov, h = problem.covariance, problem.h
+    shape = cov.shape
+    n = int(np.prod(shape))
+    if n > max_state:
+        raise InversionProblemError(
+            f"full posterior covariance asked for {n} state elements (limit {max_state}):"
+            " use the aggregate uncertainties instead")
+    eye = np.eye(n).reshape(n, *shape)
+    b = cov.apply(eye).reshape(n, n)
+    hb = h.apply(b.reshape(n, *shape).sum(axis=1)).T  # (n, m) = B H'
+    chol, _ = factorize(obs_space_covariance(h, cov), problem.r)
+    z = sla.solve_triangular(chol, hb.T, lower=True, check_finite=False)
+    p = b - z.T @ z
+    return 0.5 * (p + p.T)
