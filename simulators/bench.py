@@ -73,6 +73,7 @@ def build_picarro(inst: PicarroInstrument, clock: Clock) -> PicarroSimulator:
         noise=inst.noise.model_dump(),
         record_interval_s=inst.record_interval_s,
         timezone=inst.timezone,
+        record_format=inst.record_format,
     )
     if inst.model == "picarro.g2301":
         config.water_correction.pop("co", None)

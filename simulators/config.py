@@ -58,6 +58,10 @@ class PicarroInstrument(StrictModel):
     columns: list[str] = Field(default_factory=lambda: list(DEFAULT_COLUMNS), min_length=1)
     timezone: str = Field(default="UTC", description="zone of the simulated analyzer clock")
     record_interval_s: tuple[float, float] = (1.0, 3.0)
+    record_format: Literal["per_label", "single_time"] = Field(
+        default="per_label",
+        description="per_label: `time;value;` per label (older host software); single_time: time once",
+    )
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     gas: DiurnalGasConfig = Field(default_factory=DiurnalGasConfig)
 

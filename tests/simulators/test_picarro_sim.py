@@ -27,7 +27,7 @@ from simulators.serve import Disconnect, PtyServer, TcpServer
 from station_agent.clock import ManualClock
 from station_agent.configbase import ConfigError
 from station_agent.driver import transport_for
-from station_agent.transport import TransportError, TransportTimeout
+from station_agent.transport import TransportError
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -286,6 +286,15 @@ def test_driver_reads_every_record_over_a_real_tcp_socket():
         stats = sim.stats()
         assert stats["delivered"] == stats["produced"] == len(readings)
         assert all(r.status == 963 and r.status_ok for r in readings)
+
+
+def test_driver_reads_the_newer_single_time_record_format_over_tcp():
+    clock = ManualClock(START)
+    with served_driver(clock, record_format="single_time") as (driver, sim, _):
+        clock.advance(20)
+        result = driver.poll()
+        assert result.problems == []
+        assert_readings_match_ledger(result.readings, sim.ledger)
 
 
 def test_g2301_driver_reads_its_simulator_without_co():
