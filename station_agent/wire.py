@@ -522,12 +522,12 @@ class ParsedBatch:
         return [r.seq for r in self.records] + [r.seq for r in self.rejected if r.seq is not None]
 
 
-def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
+def describe_validation_error(exc: ValidationError, limit: int = 5, prefix: str = "") -> str:
     """`field.path: message; ...` for the first `limit` errors, without echoing whole inputs."""
     parts = []
     errors = exc.errors(include_url=False, include_input=False)
     for err in errors[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -600,18 +600,19 @@ def parse_batch(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD
     except ValidationError:
         candidates = []
         adapter = _RECORD_ADAPTERS[kind]
-        for raw in raws:
+        for i, raw in enumerate(raws):
             try:
                 candidates.append(adapter.validate_python(raw))
             except ValidationError as exc:
-                candidates.append(RejectedRecord(-1, _raw_seq(raw), describe_validation_error(exc), raw))
+                reason = describe_validation_error(exc, prefix=f"records.{i}")
+                candidates.append(RejectedRecord(i, _raw_seq(raw), reason, raw))
 
     records: list[WireRecord] = []
     rejected: list[RejectedRecord] = []
     seen: set[int] = set()
     for i, (raw, item) in enumerate(zip(raws, candidates)):
         if isinstance(item, RejectedRecord):
-            rejected.append(RejectedRecord(i, item.seq, f"records.{i}: {item.reason}", raw))
+            rejected.append(item)
         elif item.seq in seen:
             rejected.append(RejectedRecord(i, item.seq, f"records.{i}: duplicated seq {item.seq} within the batch", raw))
         else:

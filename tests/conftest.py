@@ -24,3 +24,10 @@ def no_thread_left_behind():
             break
         time.sleep(0.05)
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+
+
+# Central and MQTT fixtures (tests/support): `mosquitto`, `mosquitto_acl`, `mosquitto_tls`,
+# `tls_files` (real mosquitto processes on free ports) and `pg_dsn`, `pg_schema` (a real
+# PostgreSQL database for the session, a schema per test).
+from support.broker import mosquitto, mosquitto_acl, mosquitto_tls, tls_files  # noqa: E402,F401
+from support.pg import pg_dsn, pg_schema  # noqa: E402,F401

@@ -1,0 +1,146 @@
+"""From received MQTT messages to stored rows and the acks to send: no network here.
+
+`Ingestor.handle` takes a group of messages, validates each against the wire models and writes
+all of them in one transaction. Every input ends in exactly one of three places: stored,
+recognised as a duplicate, or dead-lettered with the reason. The receiver acknowledges only after
+`handle` has returned (that is, after the commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from station_agent.logs import get_logger
+from station_agent.wire import (
+    BATCH_KINDS,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    BadTopic,
+    WireError,
+    encode_ack,
+    parse_batch,
+    parse_status,
+    parse_topic,
+    topic_for,
+)
+
+from .store import (
+    BatchOutcome,
+    CentralStore,
+    DeadLetter,
+    DeadLetterOutcome,
+    Inbound,
+    Outcome,
+    StatusOutcome,
+    transient_errors,
+)
+
+log = get_logger(component="ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What became of one message. `ack` is (topic, payload) to publish, or None."""
+
+    outcome: Outcome | None
+    ack: tuple[str, bytes] | None = None
+
+    @property
+    def ignored(self) -> bool:
+        return self.outcome is None
+
+
+def decode(topic: str, payload: bytes, max_bytes: int) -> Inbound | None:
+    """The store item for one message; None for a message to ignore (an empty retained status,
+    which is how a retained message is cleared). Never raises on any input."""
+    try:
+        station, kind = parse_topic(topic)
+    except BadTopic as exc:
+        return DeadLetter(topic, payload, exc.code, exc.message)
+    try:
+        if kind in BATCH_KINDS:
+            return parse_batch(topic, payload, max_bytes)
+        if kind == "status":
+            if not payload:
+                return None
+            return parse_status(topic, payload, max_bytes)
+        raise BadTopic(f"central does not take messages on {kind!r} topics")
+    except WireError as exc:
+        return DeadLetter(topic, payload, exc.code, exc.message, station=station)
+    except Exception as exc:  # a validator bug must not stop ingest; keep the evidence
+        log.exception("decode_failed", topic=topic)
+        return DeadLetter(topic, payload, "internal_error", f"decoder failed: {type(exc).__name__}: {exc}",
+                          station=station)
+
+
+def _handled(outcome: Outcome) -> Handled:
+    if isinstance(outcome, BatchOutcome) and outcome.ack_seqs:
+        return Handled(outcome, (topic_for(outcome.station, "ack"), encode_ack(outcome.station, outcome.ack_seqs)))
+    return Handled(outcome)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: CentralStore,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.max_payload_bytes = max_payload_bytes
+        self.now = now
+        self._transient = transient_errors()
+
+    def handle(self, messages: Sequence[Message]) -> list[Handled]:
+        """Store a group of messages in one transaction; results in message order.
+
+        A transient storage error (database locked or unreachable) propagates: nothing was stored
+        and the caller retries later. Any other storage error is retried message by message, and
+        a message that still fails is dead-lettered, so one bad input cannot block the rest.
+        """
+        items = [decode(m.topic, m.payload, self.max_payload_bytes) for m in messages]
+        present = [(i, it) for i, it in enumerate(items) if it is not None]
+        results: list[Handled] = [Handled(None)] * len(messages)
+        try:
+            outcomes = self.store.ingest([it for _, it in present], self.now())
+        except self._transient:
+            raise
+        except Exception:
+            if len(present) == 1:
+                i, _ = present[0]
+                results[i] = Handled(self._store_failed(messages[i]))
+                return results
+            log.exception("group_store_failed", messages=len(present))
+            for i, it in present:
+                try:
+                    results[i] = _handled(self.store.ingest([it], self.now())[0])
+                except self._transient:
+                    raise
+                except Exception:
+                    results[i] = Handled(self._store_failed(messages[i]))
+            return results
+        for (i, _), outcome in zip(present, outcomes):
+            results[i] = _handled(outcome)
+        return results
+
+    def _store_failed(self, msg: Message) -> DeadLetterOutcome:
+        log.exception("store_failed", topic=msg.topic)
+        try:
+            station: str | None = parse_topic(msg.topic)[0]
+        except BadTopic:
+            station = None
+        letter = DeadLetter(msg.topic, msg.payload, "store_error", "the store refused this message "
+                            "(see the receiver's log)", station=station)
+        outcome = self.store.ingest([letter], self.now())[0]
+        assert isinstance(outcome, DeadLetterOutcome)
+        return outcome
+
+
+__all__ = ["Handled", "Ingestor", "Message", "StatusOutcome", "decode"]

@@ -1,0 +1,315 @@
+"""The ingest daemon: MQTT in, store, acks out (`central-receiver run`).
+
+Threads and their jobs:
+
+- paho's network thread only moves messages into a bounded queue. The queue's size is also
+  announced to the broker as the MQTT 5 Receive Maximum, so the broker never has more
+  unacknowledged messages out to us than the queue holds, and the network thread never waits.
+- one storage thread takes groups of messages, stores each group in one transaction, and only
+  then publishes each station's ack and gives the broker its PUBACK (manual acks). A message that
+  was not committed is never acknowledged, so the broker redelivers it to our persistent session
+  (clean_start False, explicit session expiry) after a crash.
+
+Nothing a station sends can stop the receiver: every payload is stored, found duplicate or
+dead-lettered (central/ingest.py). Storage outages are retried with backoff while messages stay
+unacknowledged. SIGTERM: stop taking messages, store and acknowledge what is queued, disconnect.
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from station_agent.logs import get_logger
+from station_agent.wire import subscription_filters
+
+from .config import CentralConfig
+from .ingest import Ingestor, Message
+from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_store, transient_errors
+
+log = get_logger(component="receiver")
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+
+
+def open_configured_store(config: CentralConfig) -> CentralStore:
+    s = config.storage
+    return open_store(s.backend, path=s.path, dsn=s.dsn, schema=s.schema_name,
+                      dead_letter_keep_bytes=s.dead_letter_keep_bytes)
+
+
+class Receiver:
+    """One receiver process's ingest. `start()` returns once the threads run; `stop()` drains.
+
+    `store`: an open store to use (the receiver closes it on stop); default: open the configured one.
+    """
+
+    def __init__(
+        self,
+        config: CentralConfig,
+        store: CentralStore | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._now = now
+        self._queue: queue.Queue[_Received] = queue.Queue(maxsize=config.ingest.queue_size * 2)
+        self._stopping = threading.Event()
+        self._storage_done = threading.Event()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        self._generation = 0
+        self._sub_mid: int | None = None
+        self._pending_acks: set[int] = set()
+        self._acks_lock = threading.Lock()
+        self._acks_idle = threading.Condition(self._acks_lock)
+        self._client: mqtt.Client | None = None
+        self._thread: threading.Thread | None = None
+        self.ingestor: Ingestor | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> Receiver:
+        if self._store is None:
+            self._store = open_configured_store(self.config)
+        self.ingestor = Ingestor(self._store, self.config.ingest.max_payload_bytes, self._now)
+        self._client = self._make_client()
+        m = self.config.mqtt
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = m.session_expiry_s
+        props.ReceiveMaximum = self.config.ingest.queue_size
+        self._client.connect_async(m.host, m.effective_port, keepalive=m.keepalive_s, clean_start=False,
+                                   properties=props)
+        self._thread = threading.Thread(target=self._storage_loop, name="central-storage", daemon=True)
+        self._thread.start()
+        self._client.loop_start()
+        log.info("receiver_started", host=m.host, port=m.effective_port, client_id=m.client_id,
+                 backend=self._store.backend, shared_group=self.config.ingest.shared_group)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop taking messages, store and acknowledge the queued ones, disconnect, close."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._client is not None:
+            with self._acks_lock:
+                self._acks_idle.wait_for(lambda: not self._pending_acks or not self.connected.is_set(),
+                                         timeout=min(timeout_s, 5.0))
+            self._client.disconnect()
+            self._client.loop_stop()
+        if self._store is not None:
+            self._store.close()
+        log.info("receiver_stopped", **dict(self.stats))
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[key] += n
+
+    # -- MQTT ------------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        m = self.config.mqtt
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=m.client_id, protocol=mqtt.MQTTv5, manual_ack=True,
+        )
+        if m.username is not None:
+            client.username_pw_set(m.username, m.effective_password())
+        if m.tls_enabled:
+            client.tls_set(
+                ca_certs=str(m.tls.ca) if m.tls.ca else None,
+                certfile=str(m.tls.cert) if m.tls.cert else None,
+                keyfile=str(m.tls.key) if m.tls.key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        client.reconnect_delay_set(min_delay=0.25, max_delay=10)  # type: ignore[arg-type]
+        client.max_inflight_messages_set(max(20, self.config.ingest.queue_size))
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+        if reason_code.is_failure:
+            log.error("connect_refused", reason=str(reason_code))
+            self._count("connect_refused")
+            return
+        self._generation += 1
+        self.connected.set()
+        self._count("connects")
+        log.info("connected", session_present=flags.session_present, generation=self._generation)
+        filters = subscription_filters(self.config.ingest.shared_group)
+        result, mid = client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters.values()])
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.error("subscribe_failed", result=str(result))
+        self._sub_mid = mid
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        with self._acks_lock:
+            self._acks_idle.notify_all()
+        if not self._stopping.is_set():
+            log.warning("disconnected", reason=str(reason_code))
+            self._count("disconnects")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes: list[ReasonCode], properties) -> None:
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            # an ACL that does not let central read: nothing will arrive, say so loudly
+            log.error("subscription_refused", reasons=failed)
+            self._count("subscriptions_refused")
+            return
+        if mid == self._sub_mid:
+            self.subscribed.set()
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker redelivers it to our next session
+        item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
+        self._count("received")
+        while True:
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stopping.is_set():
+                    return
+                log.warning("ingest_queue_full", size=self._queue.qsize())
+
+    def _on_publish(self, client, userdata, mid, reason_code: ReasonCode, properties) -> None:
+        with self._acks_lock:
+            self._pending_acks.discard(mid)
+            self._acks_idle.notify_all()
+        if reason_code.is_failure:
+            # e.g. the broker's ACL denies central writing this station's ack topic
+            log.error("ack_refused_by_broker", mid=mid, reason=str(reason_code))
+            self._count("acks_refused")
+        else:
+            self._count("acks_confirmed")
+
+    # -- storage thread --------------------------------------------------------------------------
+
+    def _next_group(self) -> list[_Received]:
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        group = [first]
+        cfg = self.config.ingest
+        deadline = time.monotonic() + cfg.commit_max_wait_ms / 1000.0
+        while len(group) < cfg.commit_max_messages:
+            try:
+                group.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                group.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return group
+
+    def _storage_loop(self) -> None:
+        try:
+            while True:
+                group = self._next_group()
+                if not group:
+                    if self._stopping.is_set():
+                        return
+                    continue
+                self._store_and_ack(group)
+        except Exception:
+            log.exception("storage_thread_failed")
+            raise
+        finally:
+            self._storage_done.set()
+
+    def _store_and_ack(self, group: list[_Received]) -> None:
+        assert self.ingestor is not None and self._client is not None
+        messages = [Message(r.topic, r.payload) for r in group]
+        delay = self.config.ingest.retry_initial_s
+        transient = transient_errors()
+        while True:
+            try:
+                results = self.ingestor.handle(messages)
+                break
+            except transient as exc:
+                self._count("store_retries")
+                log.warning("store_unavailable", error=str(exc), retry_in_s=delay)
+                reconnect = getattr(self._store, "reconnect", None)
+                if self._stopping.wait(delay):
+                    return  # not acknowledged: redelivered to the next session
+                if reconnect is not None:
+                    try:
+                        reconnect()
+                    except Exception as rexc:  # the server is still away; keep waiting
+                        log.warning("store_reconnect_failed", error=str(rexc))
+                delay = min(delay * 2, self.config.ingest.retry_max_s)
+        for r, handled in zip(group, results):
+            o = handled.outcome
+            if isinstance(o, BatchOutcome):
+                self._count("records_new", o.new)
+                self._count("records_duplicate", o.duplicate)
+                self._count("records_dead_lettered", o.dead_lettered)
+            elif isinstance(o, DeadLetterOutcome):
+                self._count("messages_dead_lettered")
+            if handled.ack is not None:
+                topic, payload = handled.ack
+                info = self._client.publish(topic, payload, qos=1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN:
+                    log.error("ack_publish_failed", topic=topic, rc=str(info.rc))
+                with self._acks_lock:
+                    self._pending_acks.add(info.mid)
+                self._count("acks_sent")
+            if r.qos > 0 and r.generation == self._generation:
+                # The broker resends an unacknowledged message on reconnect; that copy gets its own
+                # PUBACK, so a PUBACK for an older connection is not sent.
+                self._client.ack(r.mid, r.qos)
+            self._count("messages_handled")
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
