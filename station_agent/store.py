@@ -19,8 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from station_agent._sqlite_utils import sqlite_utils
 from station_agent.reading import Reading
 from station_agent.records import Event, MinuteRecord, event_to_dict, minute_to_dict
 from station_agent.timeutil import iso_utc
