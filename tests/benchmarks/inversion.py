@@ -1,0 +1,94 @@
+"""Inversion benchmark: wall time and peak memory of the solver, with the dense reference alongside.
+
+(a) one flux step on a 100 x 100 grid (n = 10,000), m = 3,000 observations with plume-like
+    footprints covering at most 10 % of the cells: solver vs the dense reference (B formed in full)
+    on the same problem, same run; the answers are compared.
+(b) a month at city scale: 100 x 100 grid, 30 daily steps (n = 300,000), 10 stations with hourly
+    afternoon observations (m about 1,500), footprints one day back; the posterior mean and the city
+    total's uncertainty. B in full would need n^2 * 8 bytes = 720 GB.
+
+Run: .venv/bin/python tests/benchmarks/inversion.py [a|b]  (each case runs in its own process so
+that its peak RSS is its own). Prints one line per figure.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+from central.inversion import reference as ref
+from central.inversion.solver import solve
+from central.inversion.twin import TwinSpec, make_twin, twin_problem
+
+GRID = dict(ny=100, nx=100, n_stations=10, length_km=10.0, tau_days=5.0, seed=7)
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def case_a() -> None:
+    spec = TwinSpec(**GRID, days=60, step_hours=60 * 24)
+    twin = make_twin(spec)
+    problem, _ = twin_problem(twin)
+    m = problem.y.size
+    support = np.diff(twin.h.rows.indptr).max() / twin.grid.n_cells
+    print(f"(a) problem: n = {problem.prior.size}, m = {m}, largest footprint {support:.1%} of cells")
+    rss0 = peak_rss_gb()
+    t0 = time.perf_counter()
+    post = solve(problem)
+    fast = time.perf_counter() - t0
+    rss_fast = peak_rss_gb()
+    print(f"(a) solver wall time: {fast:.2f} s")
+    print(f"(a) solver peak RSS: {rss_fast:.2f} GB (before solving {rss0:.2f} GB)")
+    t0 = time.perf_counter()
+    b = ref.dense_prior_covariance(twin.grid, problem.covariance.sigma, spec.length_km, spec.tau_days,
+                                   spec.spatial_model)
+    h = ref.dense_h(problem.h, 1)
+    g = problem.aggregation.weights.reshape(problem.aggregation.size, -1)
+    dense = ref.solve_observation_space(b, h, problem.r, problem.y, problem.prior.ravel(), g)
+    slow = time.perf_counter() - t0
+    print(f"(a) dense reference wall time: {slow:.2f} s")
+    print(f"(a) dense reference peak RSS: {peak_rss_gb():.2f} GB")
+    print(f"(a) speed-up: {slow / fast:.1f}x")
+    inc = dense.mean - problem.prior.ravel()
+    print(f"(a) max relative difference, posterior mean increment: "
+          f"{np.max(np.abs(post.mean.ravel() - dense.mean)) / np.max(np.abs(inc)):.1e}")
+    print(f"(a) max relative difference, city total variance: "
+          f"{np.max(np.abs(post.posterior_total_cov - dense.aggregate_cov) / np.abs(dense.aggregate_cov)):.1e}")
+    print(f"(a) DOFS solver {post.diagnostics['dofs']:.3f}, dense {dense.dofs:.3f}")
+
+
+def case_b() -> None:
+    spec = TwinSpec(**GRID, days=30, step_hours=24)
+    twin = make_twin(spec)
+    problem, _ = twin_problem(twin)
+    print(f"(b) problem: n = {problem.prior.size}, m = {problem.y.size}, footprint rows {problem.h.n_rows},"
+          f" B in full would need {problem.prior.size**2 * 8 / 1e9:.0f} GB")
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    post = solve(problem)
+    wall = time.perf_counter() - t0
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    prior_sd, post_sd = post.total_sigmas()
+    print(f"(b) solver wall time (posterior mean + city total uncertainty + diagnostics): {wall:.2f} s")
+    print(f"(b) peak RSS of the whole process: {peak_rss_gb():.2f} GB; peak numpy allocations in solve:"
+          f" {traced / 1e9:.2f} GB")
+    print(f"(b) city total {post.posterior_totals[0]:.3f} +- {post_sd[0]:.3f} Mt CO2"
+          f" (prior {post.prior_totals[0]:.3f} +- {prior_sd[0]:.3f}, truth {twin.truth_totals[0]:.3f});"
+          f" DOFS {post.diagnostics['dofs']:.1f}, reduced chi-square {post.diagnostics['chi2_reduced']:.2f}")
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["a", "b"]
+    if len(which) > 1:
+        for case in which:
+            subprocess.run([sys.executable, __file__, case], check=True)
+    else:
+        {"a": case_a, "b": case_b}[which[0]]()
