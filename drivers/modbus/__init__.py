@@ -1,0 +1,1 @@
+"""Modbus devices: register maps, RTU and TCP, on pymodbus."""

@@ -1,0 +1,1 @@
+"""Simulated Modbus devices: real pymodbus servers serving a register map."""
