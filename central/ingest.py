@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from station_agent.logs import get_logger
+import structlog
 from station_agent.wire import (
     BATCH_KINDS,
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -36,7 +36,7 @@ from .store import (
     transient_errors,
 )
 
-log = get_logger(component="ingest")
+log = structlog.get_logger(component="ingest")  # lazy: picks up configure_logging done later
 
 
 @dataclass(frozen=True, slots=True)

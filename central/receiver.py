@@ -33,14 +33,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from station_agent.logs import get_logger
+import structlog
 from station_agent.wire import subscription_filters
 
 from .config import CentralConfig
 from .ingest import Ingestor, Message
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_store, transient_errors
 
-log = get_logger(component="receiver")
+log = structlog.get_logger(component="receiver")  # lazy: picks up configure_logging done later
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +163,7 @@ class Receiver:
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -182,6 +183,10 @@ class Receiver:
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe_failed", result=str(result))
         self._sub_mid = mid
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._count("connect_failures")
+        log.warning("broker_unreachable", host=self.config.mqtt.host, port=self.config.mqtt.effective_port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

@@ -144,6 +144,7 @@ class MosquittoBroker:
         self.binary = binary or find_mosquitto()
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
+        self._log_offset = 0
 
     # -- config ------------------------------------------------------------------------------
 
@@ -235,6 +236,7 @@ class MosquittoBroker:
                     self.tls_port = free_port(self.host)
             self.write_config()
             self._log = self.log_path.open("ab")
+            self._log_offset = self._log.tell()
             self._proc = subprocess.Popen(
                 [self.binary, "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
@@ -250,14 +252,22 @@ class MosquittoBroker:
                 self._reap()
         raise BrokerError(f"mosquitto did not start; see {self.log_path}:\n{self.log_tail()}")
 
+    def _says_running(self) -> bool:
+        with self.log_path.open("rb") as fh:
+            fh.seek(self._log_offset)
+            return b" running" in fh.read()
+
     def wait_ready(self, timeout_s: float = 10.0) -> None:
-        """Block until every listener accepts TCP connections, or raise BrokerError."""
+        """Block until this process has logged that it runs (all listeners open: a port held by
+        another process makes mosquitto exit first) and every listener accepts TCP connections."""
         deadline = time.monotonic() + timeout_s
         ports = [self.port] + ([self.tls_port] if self.tls is not None else [])
         while True:
             if self._proc is None or self._proc.poll() is not None:
                 raise BrokerError(f"mosquitto exited; see {self.log_path}:\n{self.log_tail()}")
             try:
+                if not self._says_running():
+                    raise OSError("not running yet")
                 for p in ports:
                     with socket.create_connection((self.host, p), timeout=0.5):
                         pass

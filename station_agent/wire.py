@@ -188,7 +188,18 @@ def _utc_time(value: Any) -> datetime:
         raise ValueError(f"expected an ISO 8601 UTC time string, got {type(value).__name__}")
     if t.tzinfo is None:
         raise ValueError("time has no zone (write it in UTC with a Z)")
-    return t.astimezone(UTC)
+    try:
+        t = t.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    if not MIN_TIME <= t <= MAX_TIME:
+        raise ValueError(f"time {t.isoformat()} outside {MIN_TIME.year}-{MAX_TIME.year}")
+    return t
+
+
+MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""Times outside these are refused: they cannot be real, and ISO strings stay fixed-width (sortable)."""
 
 
 UtcTime = Annotated[
