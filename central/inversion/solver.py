@@ -167,7 +167,7 @@ def _check(problem: Problem) -> None:
     for name, arr in (("prior", problem.prior), ("observations", problem.y),
                       ("observation error", problem.r), ("prior uncertainty", problem.covariance.sigma)):
         if not np.all(np.isfinite(arr)):
-            raise InversionProblemError(f"{name} holds NaN or infinite values")
+            raise InversionProblemError(f"{name}: NaN or infinite values")
     if np.any(problem.covariance.sigma <= 0):
         raise InversionProblemError("prior uncertainty must be positive everywhere (set a floor > 0)")
     r_diag = problem.r if problem.r.ndim == 1 else np.diag(problem.r)
@@ -193,8 +193,9 @@ def factorize(hbh: np.ndarray, r: np.ndarray, overwrite: bool = False) -> tuple[
     chol, info = lapack.dpotrf(mat, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise InversionProblemError(
-            "H B H' + R is not positive definite (leading minor %d): check that the observation"
-            " errors are positive and the error correlations valid" % info)
+            "H B H' + R is not positive definite or numerically singular (leading minor %d): check"
+            " that the observation errors are positive, their correlations valid and observations"
+            " not duplicated" % info)
     rcond, info = lapack.dpocon(chol, norm, uplo="L")
     if info != 0 or not rcond > RCOND_LIMIT:
         raise InversionProblemError(
@@ -247,7 +248,7 @@ def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
     mean = problem.prior + increment
     residual = problem.y - h.apply(mean.sum(axis=0)[None])[:, 0]
     if progress:
-        progress("factorisation", 0.5)
+        progress("factorisation", 1.0)
     # DOFS = trace(H B H' M^-1) = m - trace(R M^-1)
     dofs = float(m - trace_minv_r(chol, problem.r))
     post = Posterior(mean=mean, innovation=d, residual=residual)

@@ -1,0 +1,118 @@
+"""The inversion's TOML configuration (pydantic; unknown keys are errors, relative paths resolve
+against the config file's folder). See configs/inversion.example.toml for a working example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from station_agent.configbase import RelPath, StrictModel, load_model
+
+
+class Period(StrictModel):
+    """The flux period: regular steps from `start` (UTC)."""
+
+    start: str = Field(description="first flux step start, ISO 8601 UTC, e.g. 2024-07-01T00:00:00Z")
+    days: float = Field(gt=0, description="length of the period, days")
+    step_hours: float = Field(24.0, gt=0, description="length of one flux step, hours")
+
+
+class Prior(StrictModel):
+    """Prior fluxes netCDF: `variable(time, lat, lon)` or `(sector, time, lat, lon)` with a units
+    attribute (kg m-2 s-1, mol m-2 s-1 or umol m-2 s-1); time in the file must match the steps."""
+
+    file: RelPath
+    variable: str = "flux"
+    region_file: RelPath = Field(description="netCDF with the region (city) mask on the same grid")
+    region_variable: str = "region"
+
+
+class StationPlace(StrictModel):
+    id: str
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=360)
+
+
+class Observations(StrictModel):
+    file: RelPath = Field(description="CSV: time_utc, station, value (ppm), uncertainty (ppm)")
+    utc_offset_hours: float = Field(0.0, ge=-14, le=14, description="local time = UTC + this")
+    afternoon_first_hour: int = Field(12, ge=0, le=23)
+    afternoon_last_hour: int = Field(16, ge=0, le=23)
+    background_stations: list[str] = Field(default_factory=list)
+    background_file: RelPath | None = Field(None, description="background series CSV, same columns")
+    stations: list[StationPlace] = Field(default_factory=list, description="places, for STILT files")
+
+    @model_validator(mode="after")
+    def _one_background(self) -> "Observations":
+        if bool(self.background_stations) == (self.background_file is not None):
+            raise ValueError("give exactly one of background_stations or background_file")
+        if self.afternoon_last_hour < self.afternoon_first_hour:
+            raise ValueError("afternoon_last_hour is before afternoon_first_hour")
+        return self
+
+
+class Footprints(StrictModel):
+    format: Literal["combined", "stilt"] = "combined"
+    path: RelPath = Field(description="combined netCDF file, or the folder of STILT *_foot.nc files")
+
+
+class Covariance(StrictModel):
+    prior_fraction: float = Field(0.5, ge=0, description="prior 1-sigma as a fraction of |prior flux|")
+    prior_floor: float = Field(0.5, gt=0, description="smallest prior 1-sigma, umol m-2 s-1")
+    length_km: float = Field(10.0, ge=0, description="spatial correlation length, km (0: none)")
+    tau_days: float = Field(5.0, ge=0, description="temporal correlation time, days (0: none)")
+    spatial_model: Literal["separable", "isotropic"] = "separable"
+    mismatch_ppm: float = Field(1.0, ge=0, description="model-data mismatch 1-sigma, ppm")
+    mismatch_tau_hours: float = Field(0.0, ge=0, description="mismatch correlation time within a station")
+    min_uncertainty_ppm: float = Field(0.0, ge=0, description="floor on the measurement uncertainty")
+
+
+class Twin(StrictModel):
+    """Generate the inputs with the synthetic twin (into OUT/inputs) instead of reading files."""
+
+    ny: int = Field(30, ge=4, le=400)
+    nx: int = Field(30, ge=4, le=400)
+    lat0: float = 39.75
+    lon0: float = 116.25
+    dlat: float = Field(0.01, gt=0)
+    dlon: float = Field(0.01, gt=0)
+    n_stations: int = Field(4, ge=1, le=50)
+    utc_offset_hours: float = 8.0
+    sectors: list[str] = Field(default_factory=lambda: ["total"])
+    measurement_ppm: float = Field(0.1, gt=0)
+    background_ppm: float = Field(0.2, gt=0)
+    seed: int = 0
+
+
+class Output(StrictModel):
+    full_covariance: bool = Field(False, description="also write the full posterior covariance (small problems)")
+    max_full_covariance_state: int = Field(6000, gt=0)
+
+
+class InversionConfig(StrictModel):
+    species: str = "CO2"
+    molar_mass_g_per_mol: float | None = Field(None, gt=0)
+    period: Period
+    twin: Twin | None = None
+    prior: Prior | None = None
+    observations: Observations | None = None
+    footprints: Footprints | None = None
+    covariance: Covariance = Field(default_factory=Covariance)
+    output: Output = Field(default_factory=Output)
+
+    @model_validator(mode="after")
+    def _inputs(self) -> "InversionConfig":
+        given = [name for name in ("prior", "observations", "footprints") if getattr(self, name) is not None]
+        if self.twin is not None and given:
+            raise ValueError(f"[twin] generates the inputs: remove [{'], ['.join(given)}]")
+        if self.twin is None and len(given) < 3:
+            missing = [n for n in ("prior", "observations", "footprints") if n not in given]
+            raise ValueError(f"missing [{'], ['.join(missing)}] (or use [twin] to generate inputs)")
+        return self
+
+
+def load_config(path: Path) -> InversionConfig:
+    """Load and validate; raises station_agent.configbase.ConfigError (`FILE: field.path: message`)."""
+    return load_model(InversionConfig, path)
