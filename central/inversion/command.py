@@ -40,21 +40,21 @@ def invert(config: Path, out: Path) -> int:
         cfg = load_config(Path(config))
     except ConfigError as exc:
         for line in exc.lines:
-            console.print(line, markup=False, highlight=False)
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         return 2
     try:
         summary = run(cfg, Path(config), Path(out), console)
     except (InversionProblemError, InputError, UnitError, ValueError, OSError) as exc:
-        console.print(f"{config}: inversion failed: {exc}", markup=False, highlight=False)
+        console.print(f"{config}: inversion failed: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
     d = summary["diagnostics"]
-    console.print(f"wrote {', '.join(summary['outputs'].values())}", markup=False, highlight=False)
+    console.print(f"wrote {', '.join(summary['outputs'].values())}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"n = {d['n_state']}, m = {d['n_obs']}, DOFS = {d['dofs']:.1f}, "
-                  f"reduced chi-square = {d['chi2_reduced']:.2f}", markup=False, highlight=False)
+                  f"reduced chi-square = {d['chi2_reduced']:.2f}", markup=False, highlight=False, soft_wrap=True)
     for row in summary["totals"]:
         console.print(f"{row['month']} {row['sector']}: prior {row['prior_Mt']:.4g} +- {row['prior_sigma_Mt']:.2g},"
                       f" posterior {row['posterior_Mt']:.4g} +- {row['posterior_sigma_Mt']:.2g} Mt",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -147,7 +147,7 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
     if len(enh) == 0:
         raise InputError(f"{oc.file}: no afternoon observation with a background inside the period")
     console.print(f"{len(enh)} afternoon observations with a background ({no_background} without)",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     fc = cfg.footprints
     if fc.format == "combined":
         h, has, outside = read_combined(fc.path, grid, enh.station, enh.time)
