@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from station_agent.configbase import RelPath, StrictModel, load_model
 from station_agent.forwarder import ForwardingConfig
 from station_agent.mqttlink import MqttConfig
+from station_agent.sampling import CylinderConfig, SamplingConfig
 from station_agent.registry import all_drivers
 
 STATION_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -87,37 +88,66 @@ class StationConfigBase(StrictModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     mqtt: MqttConfig | None = Field(default=None, description="central's broker; none = no forwarding")
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
+    sampling: SamplingConfig | None = Field(default=None, description="valve sequence; none = one inlet")
+    cylinders: list[CylinderConfig] = Field(
+        default_factory=list, description="cylinders declared here are added to the registry at start"
+    )
+
+    def all_devices(self) -> list:
+        return [*getattr(self, "analyzers", []), *getattr(self, "valves", []), *getattr(self, "devices", [])]
 
     @model_validator(mode="after")
-    def _unique_device_ids(self) -> "StationConfigBase":
+    def _consistent(self) -> "StationConfigBase":
         seen: set[str] = set()
-        for dev in getattr(self, "analyzers", []):
+        for dev in self.all_devices():
             if dev.id in seen:
                 raise ValueError(f"device id {dev.id!r} is used twice")
             seen.add(dev.id)
+        if self.sampling is not None:
+            valves = {v.id for v in getattr(self, "valves", [])}
+            if self.sampling.valve not in valves:
+                raise ValueError(
+                    f"sampling.valve {self.sampling.valve!r} is not one of the [[valves]]: {sorted(valves) or '(none)'}"
+                )
+            devices = {d.id for d in getattr(self, "devices", [])}
+            for il in self.sampling.interlocks:
+                if il.device not in devices:
+                    raise ValueError(f"interlock device {il.device!r} is not one of the [[devices]]")
+        ids = [c.id for c in self.cylinders]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a cylinder id is declared twice")
         return self
+
+
+def _union(kind: str):
+    configs = []
+    for cls in all_drivers().values():
+        if cls.kind == kind and cls.Config not in configs:
+            configs.append(cls.Config)
+    if not configs:
+        return None
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[tuple(configs)], Field(discriminator="driver")]  # noqa: UP007
 
 
 @cache
 def station_model() -> type[StationConfigBase]:
-    """The StationConfig class, with device tables typed by the registered drivers' configs."""
-    analyzers = [cls.Config for cls in all_drivers().values() if cls.kind == "analyzer"]
-    if not analyzers:
+    """The StationConfig class, with device tables typed by the registered drivers' configs:
+    `[[analyzers]]`, `[[valves]]` and `[[devices]]` (Modbus and other auxiliary devices)."""
+    annotations: dict = {}
+    namespace: dict = {"__module__": __name__}
+    for table, kind, what in (("analyzers", "analyzer", "gas analyzers"), ("valves", "valve", "stream selectors"),
+                              ("devices", "modbus", "auxiliary devices (flow, pressure, relays)")):
+        union = _union(kind)
+        if union is None:
+            continue
+        annotations[table] = list[union]  # type: ignore[valid-type]
+        namespace[table] = Field(default_factory=list, description=what)
+    if "analyzers" not in annotations:
         raise RuntimeError("no analyzer drivers are registered (is ghgnet installed?)")
-    analyzer_type = (
-        analyzers[0]
-        if len(analyzers) == 1
-        else Annotated[Union[tuple(analyzers)], Field(discriminator="driver")]  # noqa: UP007
-    )
-    return type(
-        "StationConfig",
-        (StationConfigBase,),
-        {
-            "__annotations__": {"analyzers": list[analyzer_type]},  # type: ignore[valid-type]
-            "analyzers": Field(default_factory=list, description="gas analyzers"),
-            "__module__": __name__,
-        },
-    )
+    namespace["__annotations__"] = annotations
+    return type("StationConfig", (StationConfigBase,), namespace)
 
 
 def driver_tags() -> frozenset[str]:

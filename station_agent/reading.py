@@ -49,7 +49,8 @@ class Reading:
     status_flags: names of the status conditions that are not normal (empty when healthy).
     stream, flushing: set by the engine, never by a driver: what was being sampled
     (`inlet:<name>`, `cal:<cylinder>`, `target:<cylinder>`, `zero`, `span`) and whether the line
-    was still being flushed after a switch.
+    was still being flushed after a switch; conditions: engine conditions in force
+    (valve_mismatch, maintenance, interlock) that make the sample invalid.
     """
 
     time: datetime
@@ -60,3 +61,4 @@ class Reading:
     status_flags: tuple[str, ...] = field(default_factory=tuple)
     stream: str = ""
     flushing: bool = False
+    conditions: tuple[str, ...] = ()

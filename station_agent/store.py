@@ -77,6 +77,40 @@ MIGRATIONS: list[str] = [
         updated TEXT NOT NULL
     );
     """,
+    """
+    ALTER TABLE raw ADD COLUMN conditions TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE cylinder (
+        id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        assigned TEXT NOT NULL,
+        uncertainty TEXT NOT NULL,
+        scale TEXT NOT NULL,
+        fill_date TEXT,
+        pressure_bar REAL,
+        low_pressure_bar REAL NOT NULL,
+        added TEXT NOT NULL,
+        retired TEXT
+    );
+    CREATE TABLE calibration (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        device TEXT NOT NULL,
+        time_start TEXT NOT NULL,
+        time_end TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX calibration_device_end ON calibration (device, time_end);
+    CREATE TABLE target (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        device TEXT NOT NULL,
+        time TEXT NOT NULL,
+        cylinder TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX target_time ON target (time);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -161,13 +195,14 @@ class StationStore:
                 int(r.status_ok),
                 _json(list(r.status_flags)),
                 _json(_finite(r.values)),
+                _json(list(r.conditions)),
             )
             for r in readings
         ]
         with self._tx():
             self.conn.executemany(
-                'INSERT INTO raw (device, time, stream, flushing, status, status_ok, status_flags, "values")'
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                'INSERT INTO raw (device, time, stream, flushing, status, status_ok, status_flags, "values",'
+                " conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
@@ -238,6 +273,53 @@ class StationStore:
                 ).rowcount
         return deleted
 
+    def insert_calibration(self, device: str, payload: dict, created: datetime) -> int | None:
+        """Store a calibration result (wire form, record_type "calibration") with its outbox entry.
+        A result whose id is already stored is skipped (None)."""
+        with self._tx():
+            if self.conn.execute("SELECT 1 FROM calibration WHERE id = ?", (payload["id"],)).fetchone():
+                return None
+            seq = self._outbox("calibration", payload, iso_utc(created))
+            self.conn.execute(
+                "INSERT INTO calibration (seq, id, device, time_start, time_end, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, payload["id"], device, payload["time_start"], payload["time_end"], _json(payload)),
+            )
+        return seq
+
+    def insert_target(self, device: str, payload: dict, created: datetime) -> int | None:
+        """Store a target result (wire form, record_type "target") with its outbox entry."""
+        with self._tx():
+            if self.conn.execute("SELECT 1 FROM target WHERE id = ?", (payload["id"],)).fetchone():
+                return None
+            seq = self._outbox("calibration", payload, iso_utc(created))
+            self.conn.execute(
+                "INSERT INTO target (seq, id, device, time, cylinder, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, payload["id"], device, payload["time"], payload["cylinder"], _json(payload)),
+            )
+        return seq
+
+    def upsert_cylinder(self, cyl: dict, now: datetime) -> None:
+        """Add or update a cylinder (fields of station_agent.sampling.CylinderConfig)."""
+        with self._tx():
+            self.conn.execute(
+                "INSERT INTO cylinder (id, role, serial, assigned, uncertainty, scale, fill_date, pressure_bar,"
+                " low_pressure_bar, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET role = excluded.role, serial = excluded.serial,"
+                " assigned = excluded.assigned, uncertainty = excluded.uncertainty, scale = excluded.scale,"
+                " fill_date = excluded.fill_date, pressure_bar = excluded.pressure_bar,"
+                " low_pressure_bar = excluded.low_pressure_bar, retired = NULL",
+                (cyl["id"], cyl["role"], cyl.get("serial", ""), _json(cyl["assigned"]),
+                 _json(cyl.get("uncertainty", {})), _json(cyl.get("scale", {})),
+                 str(cyl["fill_date"]) if cyl.get("fill_date") else None, cyl.get("pressure_bar"),
+                 cyl.get("low_pressure_bar", 20.0), iso_utc(now)),
+            )
+
+    def retire_cylinder(self, cylinder_id: str, now: datetime) -> bool:
+        with self._tx():
+            return self.conn.execute(
+                "UPDATE cylinder SET retired = ? WHERE id = ? AND retired IS NULL", (iso_utc(now), cylinder_id)
+            ).rowcount == 1
+
     def purge_raw(self, before: datetime) -> int:
         """Delete raw readings older than `before` (raw data is not forwarded: nothing to ack)."""
         with self._tx():
@@ -257,8 +339,8 @@ class StationStore:
         return (json.loads(row[0]), row[1]) if row else None
 
     def raw_rows(self, start: datetime, end: datetime, device: str | None = None) -> Iterator[dict]:
-        sql = 'SELECT device, time, stream, flushing, status, status_ok, status_flags, "values" FROM raw' \
-            " WHERE time >= ? AND time < ?"
+        sql = 'SELECT device, time, stream, flushing, status, status_ok, status_flags, "values", conditions' \
+            " FROM raw WHERE time >= ? AND time < ?"
         args: list[Any] = [iso_utc(start), iso_utc(end)]
         if device:
             sql += " AND device = ?"
@@ -273,6 +355,7 @@ class StationStore:
                 "status_ok": bool(row[5]),
                 "status_flags": json.loads(row[6]),
                 "values": json.loads(row[7]),
+                "conditions": json.loads(row[8]),
             }
 
     def raw_quantities(self, start: datetime, end: datetime, device: str | None = None) -> list[str]:
@@ -307,6 +390,35 @@ class StationStore:
                 "calibration_id": row[9],
                 "diagnostics": json.loads(row[10]),
             }
+
+    def cylinders(self, include_retired: bool = False) -> list[dict]:
+        sql = ("SELECT id, role, serial, assigned, uncertainty, scale, fill_date, pressure_bar, low_pressure_bar,"
+               " added, retired FROM cylinder")
+        if not include_retired:
+            sql += " WHERE retired IS NULL"
+        return [
+            {"id": r[0], "role": r[1], "serial": r[2], "assigned": json.loads(r[3]),
+             "uncertainty": json.loads(r[4]), "scale": json.loads(r[5]), "fill_date": r[6],
+             "pressure_bar": r[7], "low_pressure_bar": r[8], "added": r[9], "retired": r[10]}
+            for r in self.conn.execute(sql + " ORDER BY id")
+        ]
+
+    def calibrations(self, device: str | None = None, start: str = "", end: str = "9999") -> list[dict]:
+        """Calibration results (wire form) whose run ended in [start, end), oldest first."""
+        sql = "SELECT device, payload FROM calibration WHERE time_end >= ? AND time_end < ?"
+        args: list[Any] = [start, end]
+        if device:
+            sql += " AND device = ?"
+            args.append(device)
+        return [dict(json.loads(p), device=d) for d, p in self.conn.execute(sql + " ORDER BY time_end", args)]
+
+    def targets(self, start: str = "", end: str = "9999") -> list[dict]:
+        return [
+            dict(json.loads(p), device=d)
+            for d, p in self.conn.execute(
+                "SELECT device, payload FROM target WHERE time >= ? AND time < ? ORDER BY time", (start, end)
+            )
+        ]
 
     def event_rows(self, limit: int = 50) -> list[dict]:
         rows = self.conn.execute(

@@ -76,7 +76,7 @@ def test_raw_readings_round_trip_with_nan_as_missing(store):
     assert rows == [{
         "device": "picarro-1", "time": "2026-11-22T00:00:00.000Z", "stream": "inlet:ambient",
         "flushing": True, "status": 963, "status_ok": True, "status_flags": [],
-        "values": {"co2": 420.1, "ch4": None},
+        "values": {"co2": 420.1, "ch4": None}, "conditions": [],
     }]
     assert store.raw_quantities(T0, T0 + timedelta(minutes=1)) == ["ch4", "co2"]
 
