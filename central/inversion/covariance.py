@@ -42,6 +42,8 @@ class SpatialCorrelation(Protocol):
 
     def apply(self, rows: np.ndarray) -> np.ndarray: ...
 
+    def apply_columns(self, columns: np.ndarray) -> np.ndarray: ...
+
     def dense(self) -> np.ndarray: ...
 
 
@@ -77,6 +79,13 @@ class SeparableExponential:
         tmp = tmp.reshape(k, ny, nx).transpose(1, 0, 2).reshape(ny, k * nx)
         out = (self.c_lat @ tmp).reshape(ny, k, nx).transpose(1, 0, 2)
         return np.ascontiguousarray(out).reshape(k, ny * nx)
+
+    def apply_columns(self, columns: np.ndarray) -> np.ndarray:
+        """C_space applied to columns shaped (S, k), result in the same layout."""
+        ny, nx = self.shape
+        k = columns.shape[1]
+        tmp = np.matmul(self.c_lon, columns.reshape(ny, nx, k))  # along lon, per lat row
+        return (self.c_lat @ tmp.reshape(ny, nx * k)).reshape(ny * nx, k)
 
     def dense(self) -> np.ndarray:
         return np.kron(self.c_lat, self.c_lon)
@@ -123,6 +132,9 @@ class IsotropicExponential:
 
     def apply(self, rows: np.ndarray) -> np.ndarray:
         return rows @ self.matrix
+
+    def apply_columns(self, columns: np.ndarray) -> np.ndarray:
+        return self.matrix @ columns
 
     def dense(self) -> np.ndarray:
         return self.matrix

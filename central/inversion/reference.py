@@ -64,16 +64,17 @@ def solve_observation_space(
     """x = xa + B H' (H B H' + R)^-1 (y - H xa); P = B - B H' (H B H' + R)^-1 H B."""
     r = np.diag(r) if r.ndim == 1 else r
     bht = b @ h.T
-    m = h @ bht + r
+    hbh = h @ bht
+    m = hbh + r
     d = y - h @ xa
     x = xa + bht @ np.linalg.solve(m, d)
-    gain_t = np.linalg.solve(m, bht.T)  # M^-1 H B
-    dofs = float(np.trace(h @ bht @ np.linalg.inv(m)))
+    dofs = float(np.sum(hbh * np.linalg.inv(m)))  # trace(H B H' M^-1), both symmetric
     chi2 = float(d @ np.linalg.solve(m, d) / y.size)
     if g is None:
         return DenseSolution(x, None, None, dofs, chi2)
     prior = g @ b @ g.T
-    post = prior - (g @ bht) @ (gain_t @ g.T)
+    gbht = g @ bht
+    post = prior - gbht @ np.linalg.solve(m, gbht.T)
     return DenseSolution(x, post, prior, dofs, chi2)
 
 

@@ -98,19 +98,19 @@ def _row_order(g, ny: int, nx: int) -> np.ndarray:
     return np.argsort(_morton((cy * scale).astype(np.int64), (cx * scale).astype(np.int64)), kind="stable")
 
 
-def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS) -> np.ndarray:
-    """K = G C_space G' for sparse rows G (r x S); symmetric, (r, r)."""
+def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """K = G C_space G' for sparse rows G (r x S), symmetric, in the row order returned with it
+    (K[i, j] belongs to rows order[i], order[j])."""
     r, s = g.shape
     k = np.zeros((r, r))
-    if r == 0:
-        return k
     ny, nx = spatial.shape
     order = _row_order(g, ny, nx)
     gp = g[order].tocsr()
     w = np.empty((s, r))  # C_space G'[:, order], rows gathered per block below
-    chunk = 512
+    chunk = 1024
+    gpt = gp.T.tocsr()
     for lo in range(0, r, chunk):
-        w[:, lo : lo + chunk] = spatial.apply(gp[lo : lo + chunk].toarray()).T
+        w[:, lo : lo + chunk] = spatial.apply_columns(gpt[:, lo : lo + chunk].toarray())
         if progress:
             progress("spatial correlation", min(1.0, (lo + chunk) / r) * 0.3)
     starts = list(range(0, r, block))
@@ -126,9 +126,7 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
             progress("spatial correlation", 0.3 + 0.7 * done_work[i])
     k = np.triu(k)
     k += np.triu(k, 1).T
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(r)
-    return k[np.ix_(inverse, inverse)]
+    return k, order
 
 
 def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progress | None = None) -> np.ndarray:
@@ -137,16 +135,22 @@ def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progres
     out = np.zeros((m, m))
     if h.n_rows == 0:
         return out
-    c_rows = cov.c_time[np.ix_(h.row_step, h.row_step)]
     p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs, np.arange(h.n_rows))), shape=(m, h.n_rows))
     n_sectors = cov.sigma.shape[0]
     for sector in range(n_sectors):
         sig = cov.sigma[sector][h.row_step]  # (r, S)
         g = h.rows.multiply(sig).tocsr()
         stage = None if progress is None else (lambda name, f, s=sector: progress(name, (s + f) / n_sectors))
-        e = spatial_gram(g, cov.spatial, stage)
-        e *= c_rows
-        out += (p @ (p @ e).T).T
+        e, order = spatial_gram(g, cov.spatial, stage)
+        if h.n_steps > 1:
+            e *= cov.c_time[np.ix_(h.row_step[order], h.row_step[order])]
+        if h.n_rows == m and np.array_equal(np.sort(h.row_obs), np.arange(m)):
+            pos = np.empty(m, dtype=np.int64)  # one row per observation: a permutation
+            pos[h.row_obs[order]] = np.arange(m)
+            out += e[np.ix_(pos, pos)]
+        else:
+            po = p[:, order]
+            out += (po @ (po @ e).T).T
     return 0.5 * (out + out.T)
 
 
@@ -204,19 +208,15 @@ def factorize(hbh: np.ndarray, r: np.ndarray, overwrite: bool = False) -> tuple[
     return chol, float(rcond)
 
 
-def trace_minv_r(chol: np.ndarray, r: np.ndarray, chunk: int = 200_000) -> float:
-    """trace(M^-1 R) from the Cholesky factor of M, visiting only the non-zeros of R."""
+def trace_minv_r(chol: np.ndarray, r: np.ndarray) -> float:
+    """trace(M^-1 R) from the Cholesky factor L of M: sum(L^-1 * (L^-1 R)), R used sparsely."""
     linv, info = lapack.dtrtri(chol, lower=1)
     if info != 0:
         raise InversionProblemError("H B H' + R has a singular Cholesky factor")
     if r.ndim == 1:
         return float(np.einsum("ki,ki,i->", linv, linv, r))
-    i, j = np.nonzero(r)
-    total = 0.0
-    for lo in range(0, i.size, chunk):
-        a, b = i[lo : lo + chunk], j[lo : lo + chunk]
-        total += float(np.einsum("ki,ki,i->", linv[:, a], linv[:, b], r[a, b]))
-    return total
+    linv_r = (sp.csr_matrix(r).T @ linv.T).T  # R symmetric: (L^-1 R) = (R' L^-T)'
+    return float(np.sum(linv * linv_r))
 
 
 def _stats(values: np.ndarray, scale: np.ndarray) -> dict:

@@ -40,22 +40,29 @@ def case_a() -> None:
     support = np.diff(twin.h.rows.indptr).max() / twin.grid.n_cells
     print(f"(a) problem: n = {problem.prior.size}, m = {m}, largest footprint {support:.1%} of cells")
     rss0 = peak_rss_gb()
-    t0 = time.perf_counter()
-    post = solve(problem)
-    fast = time.perf_counter() - t0
+    times = []
+    for _ in range(3):  # the machine is shared: report the best and the worst of three runs
+        t0 = time.perf_counter()
+        post = solve(problem)
+        times.append(time.perf_counter() - t0)
+    fast = min(times)
     rss_fast = peak_rss_gb()
-    print(f"(a) solver wall time: {fast:.2f} s")
+    print(f"(a) solver wall time: best {fast:.2f} s, worst {max(times):.2f} s of 3 runs")
     print(f"(a) solver peak RSS: {rss_fast:.2f} GB (before solving {rss0:.2f} GB)")
     t0 = time.perf_counter()
     b = ref.dense_prior_covariance(twin.grid, problem.covariance.sigma, spec.length_km, spec.tau_days,
                                    spec.spatial_model)
     h = ref.dense_h(problem.h, 1)
     g = problem.aggregation.weights.reshape(problem.aggregation.size, -1)
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
     dense = ref.solve_observation_space(b, h, problem.r, problem.y, problem.prior.ravel(), g)
     slow = time.perf_counter() - t0
-    print(f"(a) dense reference wall time: {slow:.2f} s")
+    print(f"(a) dense reference: forming B and H {build:.2f} s, solve alone {slow:.2f} s"
+          f" (posterior mean, city total variance, DOFS)")
     print(f"(a) dense reference peak RSS: {peak_rss_gb():.2f} GB")
-    print(f"(a) speed-up: {slow / fast:.1f}x")
+    print(f"(a) speed-up: {slow / fast:.1f}x over the dense solve alone,"
+          f" {(slow + build) / fast:.1f}x including forming B")
     inc = dense.mean - problem.prior.ravel()
     print(f"(a) max relative difference, posterior mean increment: "
           f"{np.max(np.abs(post.mean.ravel() - dense.mean)) / np.max(np.abs(inc)):.1e}")
