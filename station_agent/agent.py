@@ -1,27 +1,51 @@
-"""The station agent: wires drivers, pollers, the writer and (later) sequencer and forwarder.
+"""The station agent: wires drivers, pollers, the engine, the writer and the forwarder.
 
 `Agent(config, clock).run_until(stop)` is the daemon; `station-agent run` calls it with a stop
-event set by SIGTERM/SIGINT.
+event set by SIGTERM/SIGINT. Threads: one poller per device, the engine (owns the valve), the
+store writer (owns SQLite), the forwarder (owns the MQTT link). They talk through bounded queues
+and the stream timeline only.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
+
 from station_agent import __version__
+from station_agent.calibrations import CalibrationBook
 from station_agent.clock import Clock
 from station_agent.config import StationConfigBase
+from station_agent.engine import Engine, RunRecord
 from station_agent.forwarder import Forwarder
 from station_agent.logs import get_logger
 from station_agent.minutes import MinuteAssembler, MinuteBin
-from station_agent.poller import AnalyzerPoller, constant_stream
-from station_agent.processing.minute import minute_record
-from station_agent.records import Event, MinuteRecord
+from station_agent.poller import AnalyzerPoller, DevicePoller, constant_stream
+from station_agent.processing.minute import apply_calibration, minute_record
+from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord
 from station_agent.registry import load_driver
+from station_agent.store import StationStore, StoreError
+from station_agent.timeline import CONDITIONS, StreamTimeline
 from station_agent.writer import StoreWriter
+
+DEFAULT_STREAM = "inlet:ambient"
+
+
+def read_engine_state(path) -> dict[str, Any] | None:
+    """The engine state the last run persisted, read before the writer opens the database."""
+    try:
+        store = StationStore(path, read_only=True)
+    except StoreError:
+        return None
+    try:
+        got = store.get_state("engine")
+        return got[0] if got else None
+    finally:
+        store.close()
 
 
 class Agent:
@@ -31,10 +55,16 @@ class Agent:
         self.log = get_logger(component="agent")
         self.stop_event = threading.Event()
         self.analyzers = {a.id: a for a in config.analyzers if a.enabled}
+        self.valves = {v.id: v for v in getattr(config, "valves", [])}
+        self.aux = {d.id: d for d in getattr(config, "devices", []) if d.enabled}
         self.pollers: dict[str, AnalyzerPoller] = {}
+        self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
+        self.engine: Engine | None = None
+        self.timeline: StreamTimeline | None = StreamTimeline() if config.sampling else None
         self.started = clock.now()
         self._state = "starting"
+        self.book = CalibrationBook(config.sampling, list(self.analyzers), self._emit_in_writer, self.log)
         self.writer = StoreWriter(
             config.storage.path,
             clock,
@@ -45,31 +75,62 @@ class Agent:
             self.state_snapshot,
             timedelta(days=config.storage.raw_retention_days),
         )
+        self.writer.on_open = self._writer_opened
+        self.writer.on_tick = self._writer_tick
 
-    # -- minute processing ----------------------------------------------------------------
+    # -- in the writer thread ---------------------------------------------------------------
+    def _emit_in_writer(self, store: StationStore, event: Event) -> None:
+        store.insert_event(event)
+        self.log.bind(device=event.device).info("event", kind=event.kind, message=event.message)
+
+    def _writer_opened(self, store: StationStore) -> None:
+        now = self.clock.now()
+        for cyl in self.config.cylinders:
+            store.upsert_cylinder(cyl.model_dump(), now)
+        for c in store.cylinders():
+            if c["pressure_bar"] is not None and c["pressure_bar"] < c["low_pressure_bar"]:
+                store.insert_event(Event(now, "cylinder.low_pressure", "warning",
+                                         f"cylinder {c['id']} at {c['pressure_bar']:g} bar (warn below "
+                                         f"{c['low_pressure_bar']:g})", None, {"cylinder": c["id"]}))
+        self.book.load(store)
+
+    def _writer_tick(self, store: StationStore) -> None:
+        while self.writer.pending_runs:
+            self.book.add_run(self.writer.pending_runs.pop(0))
+        if self.book.pending:
+            self.book.process(store, self.writer.assembler.closed_until, self.clock.now())
+
     def make_minute(self, b: MinuteBin) -> MinuteRecord:
         times, values, ok, flushing = b.arrays()
+        conditions = sorted({c for r in b.readings for c in r.conditions})
+        if conditions:
+            flushing = flushing | np.fromiter((bool(r.conditions) for r in b.readings), bool, len(b.readings))
         analyzer = self.analyzers.get(b.device)
         water = dict(getattr(analyzer, "water_correction", {}) or {})
-        return minute_record(
-            minute=b.minute,
-            device=b.device,
-            stream=b.stream,
-            times=times,
-            values=values,
-            status_ok=ok,
-            flushing=flushing,
-            limits=self.config.processing,
-            water=water,
+        rec = minute_record(
+            minute=b.minute, device=b.device, stream=b.stream, times=times, values=values,
+            status_ok=ok, flushing=flushing, limits=self.config.processing, water=water,
         )
+        if conditions:
+            reasons = set(rec.reasons) | set(conditions)
+            rec = replace(rec, flag=FLAG_INVALID, reasons=tuple(r for r in REASONS if r in reasons))
+        if self.config.sampling is not None:
+            cal = self.book.in_force(b.device, b.minute)
+            rec = apply_calibration(rec, cal.coefficients if cal else None, cal.id if cal else None)
+        return rec
 
+    # -- shared views ---------------------------------------------------------------------------
     def device_answering(self, device: str) -> bool:
         p = self.pollers.get(device)
         return bool(p and p.health.connected and p.faults.healthy)
 
+    def interlock_value(self, device: str, quantity: str):
+        p = self.device_pollers.get(device)
+        return p.value(quantity) if p else None
+
     def state_snapshot(self) -> dict[str, Any]:
         devices = {}
-        for dev, p in self.pollers.items():
+        for dev, p in [*self.pollers.items(), *self.device_pollers.items()]:
             h = p.health
             devices[dev] = {
                 "driver": p.driver.name,
@@ -81,6 +142,8 @@ class Agent:
                 "faults": sorted(p.faults.open),
                 "fault_totals": dict(p.faults.totals),
                 "status_flags": list(h.status_flags),
+                "clock_offset_s": round(p.offset.offset_s, 3) if isinstance(p, AnalyzerPoller) and p.offset.known
+                else None,
             }
         return {
             "state": self._state,
@@ -91,6 +154,7 @@ class Agent:
             "now": self.clock.now().isoformat(),
             "speed": getattr(self.clock, "speed", 1.0),
             "devices": devices,
+            "engine": self.engine.status() if self.engine else None,
             "forwarder": (
                 dict(self.forwarder.stats, connected=self.forwarder.connected, awaiting_ack=self.forwarder.awaiting)
                 if self.forwarder else None
@@ -100,60 +164,76 @@ class Agent:
     def health_details(self) -> dict[str, Any]:
         """Health figures for the status message to central."""
         fw = self.forwarder
+        eng = self.engine.status() if self.engine else None
         return {
             "devices": {
                 dev: {"connected": p.health.connected, "faults": sorted(p.faults.open),
                       "last_reading": p.health.last_reading.isoformat() if p.health.last_reading else None}
-                for dev, p in self.pollers.items()
+                for dev, p in [*self.pollers.items(), *self.device_pollers.items()]
             },
+            "stream": eng["stream"] if eng else DEFAULT_STREAM,
+            "maintenance": bool(eng and eng["maintenance"]),
             "forwarder": dict(fw.stats, awaiting_ack=fw.awaiting) if fw else None,
         }
 
     def emit(self, event: Event) -> None:
         self.writer.submit_event(event)
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------------------------
+    def _tagger(self):
+        if self.timeline is None:
+            return constant_stream(DEFAULT_STREAM)
+        return self.timeline.tag
+
     def start(self) -> None:
+        restored = read_engine_state(self.config.storage.path) if self.config.sampling else None
         self.writer.start()
         if self.config.mqtt is not None and self.config.forwarding.enabled:
             self.forwarder = Forwarder(
-                self.config.station.id,
-                self.config.mqtt,
-                self.config.forwarding,
-                self.config.storage.path,
-                self.clock,
-                self.writer.submit_ack,
-                self.emit,
-                self.log,
-                self.health_details,
+                self.config.station.id, self.config.mqtt, self.config.forwarding, self.config.storage.path,
+                self.clock, self.writer.submit_ack, self.emit, self.log, self.health_details,
             )
             self.writer.on_stored = self.forwarder.notify
             self.forwarder.start()
-        tag = constant_stream("inlet:ambient")
+        tag = self._tagger()
         for dev_id, cfg in self.analyzers.items():
             cls = load_driver(cfg.driver)
-            driver = cls(cfg, cls.make_transport(cfg))
-            poller = AnalyzerPoller(
-                driver,
-                self.clock,
-                self.writer.submit_readings,
-                self.writer.has_room,
-                self.emit,
-                tag,
-                self.log,
+            self.pollers[dev_id] = AnalyzerPoller(
+                cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.writer.has_room,
+                self.emit, tag, self.log, self.stop_event,
+            )
+        for dev_id, cfg in self.aux.items():
+            cls = load_driver(cfg.driver)
+            self.device_pollers[dev_id] = DevicePoller(
+                cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.emit, self.log,
                 self.stop_event,
             )
-            self.pollers[dev_id] = poller
+        if self.config.sampling is not None:
+            vcfg = self.valves[self.config.sampling.valve]
+            vcls = load_driver(vcfg.driver)
+            self.engine = Engine(
+                self.config.sampling, vcls(vcfg, vcls.make_transport(vcfg)), self.clock, self.timeline,
+                self.emit, self.log, self.writer.submit_engine_state, restored, self._run_finished,
+                needs_calibration=lambda: not self.book.has_any(), interlock_value=self.interlock_value,
+            )
         self.emit(Event(self.clock.now(), "agent.start", "info", f"station agent {__version__} started"))
-        self.log.info("agent_started", devices=list(self.pollers), speed=getattr(self.clock, "speed", 1))
-        for p in self.pollers.values():
+        self.log.info("agent_started", devices=[*self.pollers, *self.device_pollers],
+                      speed=getattr(self.clock, "speed", 1))
+        if self.engine is not None:
+            self.engine.start()
+        for p in [*self.pollers.values(), *self.device_pollers.values()]:
             p.start()
         self._state = "running"
+
+    def _run_finished(self, run: RunRecord) -> None:
+        self.writer.submit_run(run)
 
     def shutdown(self) -> None:
         self._state = "stopping"
         self.stop_event.set()
-        for p in self.pollers.values():
+        if self.engine is not None:
+            self.engine.stop()  # parks the valve on the safe stream
+        for p in [*self.pollers.values(), *self.device_pollers.values()]:
             p.join(30)
         self._state = "stopped"  # the writer's last heartbeat says so
         self.emit(Event(self.clock.now(), "agent.stop", "info", "station agent stopped"))

@@ -56,6 +56,10 @@ class MinuteAssembler:
         self.late_readings = 0
         self._closed_until: dict[str, datetime] = {}
 
+    def closed_until(self, device: str) -> datetime | None:
+        """Minutes of `device` before this time are closed (stored or skipped)."""
+        return self._closed_until.get(device)
+
     def pending(self) -> int:
         return len(self._bins)
 

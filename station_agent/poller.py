@@ -17,9 +17,11 @@ from station_agent.driver import AnalyzerDriver, DriverError
 from station_agent.faults import FaultTracker
 from station_agent.reading import Reading
 from station_agent.records import Event
+from station_agent.timeline import OffsetEstimator
 from station_agent.transport import TransportError, TransportTimeout
 
-Tagger = Callable[[Reading], Reading]
+Tagger = Callable[[Reading, float], Reading]
+"""(reading, analyzer clock offset in s) -> the reading tagged with its stream and conditions."""
 
 
 @dataclass
@@ -59,6 +61,7 @@ class AnalyzerPoller:
         self.log = log.bind(device=driver.device_id)
         self.stop = stop
         self.health = DeviceHealth()
+        self.offset = OffsetEstimator()
         self.faults = FaultTracker(driver.device_id, self.log, emit)
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
@@ -143,7 +146,8 @@ class AnalyzerPoller:
         else:
             self.faults.clear(now(), ("garbage",))
         if result.readings:
-            readings = [self.tag(r) for r in result.readings]
+            self.offset.update(result.readings[-1].time, now())
+            readings = [self.tag(r, self.offset.offset_s) for r in result.readings]
             self.health.readings += len(readings)
             self.health.last_reading = readings[-1].time
             self.health.status_flags = readings[-1].status_flags
@@ -153,7 +157,80 @@ class AnalyzerPoller:
 def constant_stream(stream: str) -> Tagger:
     """The tagger of a station without a sampling sequence: one stream, never flushing."""
 
-    def tag(r: Reading) -> Reading:
+    def tag(r: Reading, offset_s: float = 0.0) -> Reading:
         return replace(r, stream=stream, flushing=False)
 
     return tag
+
+
+class DevicePoller:
+    """One thread per auxiliary device (Modbus flow, pressure, relays): read, store, remember the
+    latest values for interlocks. A dead device is retried with backoff and never stops another."""
+
+    def __init__(self, driver, clock: Clock, submit: Callable[[list[Reading]], bool],
+                 emit: Callable[[Event], None], log, stop: threading.Event) -> None:
+        self.driver = driver
+        self.clock = clock
+        self.submit = submit
+        self.stop = stop
+        self.log = log.bind(device=driver.device_id)
+        self.faults = FaultTracker(driver.device_id, self.log, emit)
+        self.health = DeviceHealth()
+        self.latest: dict[str, tuple[float, float]] = {}  # quantity -> (value, clock.monotonic())
+        self._backoff = 2.0
+        self.thread = threading.Thread(target=self._run, name=f"poll-{driver.device_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def value(self, quantity: str) -> tuple[float, float] | None:
+        """(latest value, its age in simulated seconds), or None if never read."""
+        got = self.latest.get(quantity)
+        return None if got is None else (got[0], self.clock.monotonic() - got[1])
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            now = self.clock.now
+            try:
+                if not self.health.connected:
+                    self.driver.open()
+                    self.health.connected = True
+                    self.faults.clear(now(), ("connect",))
+                reading = self.driver.read(at=now())
+            except TransportError as exc:
+                kind = "connect" if not self.health.connected else "link"
+                self.faults.report(kind, str(exc), now())
+                try:
+                    self.driver.close()
+                except Exception:  # closing a dead link may fail; it is closed either way
+                    pass
+                self.health.connected = False
+                self.clock.wait(self.stop, self._backoff)
+                self._backoff = min(self._backoff * 2, 120.0)
+                continue
+            except DriverError as exc:
+                self.faults.report("protocol", str(exc), now())
+                self.clock.wait(self.stop, self.driver.config.poll_interval_s)
+                continue
+            except Exception as exc:  # never let a driver bug end the polling
+                self.log.exception("poller_error", error=repr(exc))
+                self.faults.report("internal", repr(exc), now())
+                self.clock.wait(self.stop, self._backoff)
+                continue
+            self._backoff = 2.0
+            self.faults.clear(now(), ("link", "protocol", "internal"))
+            mono = self.clock.monotonic()
+            for k, v in reading.values.items():
+                self.latest[k] = (v, mono)
+            self.health.readings += 1
+            self.health.polls += 1
+            self.health.last_reading = reading.time
+            self.submit([replace(reading, stream="aux")])
+            self.clock.wait(self.stop, self.driver.config.poll_interval_s)
+        try:
+            self.driver.close()
+        except Exception:  # the process is stopping; a failed close changes nothing
+            pass

@@ -59,11 +59,14 @@ class StoreWriter:
         self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=maxsize)
         self.tick_s = tick_s
         self.stats = WriterStats()
+        self.pending_runs: list[Any] = []
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._last_purge: float | None = None
         self.on_stored: Callable[[], None] = lambda: None
+        self.on_open: Callable[[StationStore], None] = lambda store: None
+        self.on_tick: Callable[[StationStore], None] = lambda store: None
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
 
     # -- producer side (any thread) -------------------------------------------------------
@@ -76,6 +79,17 @@ class StoreWriter:
 
     def submit_event(self, event: Event) -> None:
         self._put(("event", event))
+
+    def submit_engine_state(self, state: dict[str, Any]) -> None:
+        self._put(("state", ("engine", state)))
+
+    def submit_call(self, fn: Callable[[StationStore], None]) -> None:
+        """Run `fn(store)` in the writer thread (the only place that may write)."""
+        self._put(("call", fn))
+
+    def submit_run(self, run: Any) -> None:
+        """A finished calibration/target/check run: computed once its minutes are closed."""
+        self._put(("run", run))
 
     def submit_ack(self, ranges: list[tuple[int, int]]) -> None:
         """Central holds these seqs: the outbox may forget them."""
@@ -109,6 +123,7 @@ class StoreWriter:
     def _run(self) -> None:
         try:
             store = StationStore(self.store_path)
+            self.on_open(store)
             self._restore(store)
         except BaseException as exc:
             self._error = exc
@@ -144,7 +159,16 @@ class StoreWriter:
         if kind == "readings":
             store.insert_raw(payload)
             self.stats.raw += len(payload)
-            self._store_minutes(store, self.assembler.add(payload, self.clock.monotonic()))
+            analyzer = [r for r in payload if r.stream != "aux"]
+            if analyzer:
+                self._store_minutes(store, self.assembler.add(analyzer, self.clock.monotonic()))
+        elif kind == "state":
+            key, value = payload
+            store.put_state(key, value, self.clock.now())
+        elif kind == "call":
+            payload(store)
+        elif kind == "run":
+            self.pending_runs.append(payload)
         elif kind == "event":
             store.insert_event(payload)
             self.stats.events += 1
@@ -175,6 +199,7 @@ class StoreWriter:
 
     def _tick(self, store: StationStore) -> None:
         self._store_minutes(store, self.assembler.due(self.clock.monotonic(), self.answering))
+        self.on_tick(store)
         now = self.clock.now()
         state = self.state()
         state["writer"] = {
@@ -215,6 +240,7 @@ class StoreWriter:
                 start = now - timedelta(hours=1)
             readings = [
                 Reading(
+                    conditions=tuple(r["conditions"]),
                     time=parse_utc(r["time"]),
                     device=r["device"],
                     values={k: (float("nan") if v is None else v) for k, v in r["values"].items()},
