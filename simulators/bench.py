@@ -1,17 +1,28 @@
-"""The simulator bench: builds simulated instruments from a BenchConfig, serves them, and takes
+"""The simulator bench: builds simulated instruments from a BenchConfig, ties them together through
+the gas (the valve's position decides what the analyzers measure), serves them, and takes
 fault-injection requests on a small JSON-lines control port.
 
 Control protocol (one JSON object per line, one JSON reply per line, over TCP):
     {"device": "picarro-1", "fault": "garbage", "count": 3}          -> {"ok": true}
     {"device": "picarro-1", "fault": "pressure", "duration_s": 60, "offset_torr": 8}
-    {"device": "picarro-1", "cmd": "clear_faults"}                  -> {"ok": true}
-    {"cmd": "stats"}                    -> {"ok": true, "stats": {"picarro-1": {...counts}}}
+    {"device": "valve-1", "fault": "stuck"}                          (until clear_faults)
+    {"device": "valve-1", "fault": "wrong_port", "port": 3}          (every move lands on 3)
+    {"device": "valve-1", "fault": "silent"}                         (obeys, answers nothing)
+    {"device": "flow-1", "fault": "no_flow"}        the sample line stops: flow 0, cell frozen
+    {"device": "flow-1", "fault": "silent" | "stuck" | "power_off"}  the Modbus device itself
+    {"device": ID, "cmd": "clear_faults"}                           -> {"ok": true}
+    {"cmd": "stats"}                    -> {"ok": true, "stats": {ID: {...counts}}}
     {"cmd": "ledger", "device": "picarro-1", "since_seq": 0}   -> {"ok": true, "ledger": [...]}
+        (a valve's ledger is its move log)
+    {"cmd": "truth", "device": "picarro-1", "from": ISO, "to": ISO}
+        -> {"ok": true, "truth": [{"time": minute start, "n": records, "co2": .., "ch4": ..,
+            "co": .., "h2o": ..}, ...]}: per-minute means of the true cell values of the records
+            the analyzer made in each minute (from <= minute start < to)
     {"cmd": "endpoints"}                -> {"ok": true, "endpoints": {...}}
 Errors come back as {"ok": false, "error": "..."}.
 
-The gas model is its own small piece (`DiurnalGas`): a later bench replaces it with a valve-driven
-gas bench (inlets, cylinders, flush time constants) behind the same call, `gas(t) -> values`.
+Without a valve each analyzer measures its own `DiurnalGas`; with one, every analyzer measures the
+`SampleLine` of simulators/gas.py (one line from the valve's outlet).
 """
 
 from __future__ import annotations
@@ -25,10 +36,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from simulators.config import BenchConfig, DiurnalGasConfig, PicarroInstrument
-from simulators.picarro.g2401 import PicarroSimConfig, PicarroSimulator
+from simulators.config import BenchConfig, DiurnalGasConfig, GasConfig, ModbusInstrument, PicarroInstrument
+from simulators.gas import AmbientInlet, AmbientModel, Cylinder, Port, SampleLine, stream_key, value_noise
+from simulators.modbus.device import ModbusDeviceSimulator
+from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
 from simulators.serve import PtyServer, TcpServer
+from simulators.vici.multiposition import ViciValveSimulator
 from station_agent.clock import Clock
+from station_agent.timeutil import iso_utc, minute_start, parse_utc
 
 
 @dataclass(frozen=True)
@@ -66,7 +81,8 @@ class TrackedTcpServer(TcpServer):
                 hook_out()
 
 
-def build_picarro(inst: PicarroInstrument, clock: Clock) -> PicarroSimulator:
+def build_picarro(inst: PicarroInstrument, clock: Clock, gas: GasFn | None = None) -> PicarroSimulator:
+    """The analyzer of `inst`, measuring `gas` (default: its own diurnal gas table)."""
     config = PicarroSimConfig(
         columns=list(inst.columns),
         seed=inst.seed,
@@ -74,10 +90,101 @@ def build_picarro(inst: PicarroInstrument, clock: Clock) -> PicarroSimulator:
         record_interval_s=inst.record_interval_s,
         timezone=inst.timezone,
         record_format=inst.record_format,
+        gain=dict(inst.response.gain),
+        offset=dict(inst.response.offset),
+        drift_per_day=dict(inst.response.drift_per_day),
     )
     if inst.model == "picarro.g2301":
         config.water_correction.pop("co", None)
-    return PicarroSimulator(clock, config, DiurnalGas.from_config(inst.gas))
+    return PicarroSimulator(clock, config, gas or DiurnalGas.from_config(inst.gas))
+
+
+def build_line(gas: GasConfig, valve: ViciValveSimulator, start_position: int) -> SampleLine:
+    """The sample line behind `valve`: each configured port's source and flush time constant."""
+    a = gas.ambient
+    model = AmbientModel(
+        base={"co2": a.co2, "ch4": a.ch4, "co": a.co, "h2o": a.h2o},
+        diurnal_amplitude=dict(a.diurnal_amplitude),
+        peak_hour_utc=a.peak_hour_utc,
+        synoptic_std=dict(a.synoptic_std),
+        synoptic_timescale_h=a.synoptic_timescale_h,
+        variability_std=dict(a.variability_std),
+        variability_timescale_s=a.variability_timescale_s,
+        reference_height_m=a.reference_height_m,
+        height_exponent=a.height_exponent,
+        seed=gas.seed,
+    )
+    ports: dict[int, Port] = {}
+    for inlet in gas.inlets:
+        tau = gas.inlet_flush_tau_s if inlet.flush_tau_s is None else inlet.flush_tau_s
+        ports[inlet.port] = Port(inlet.port, inlet.name, "inlet", AmbientInlet(inlet.name, inlet.height_m, model), tau)
+    for cyl in gas.cylinders:
+        tau = gas.cylinder_flush_tau_s if cyl.flush_tau_s is None else cyl.flush_tau_s
+        values = {"co2": cyl.co2, "ch4": cyl.ch4, "co": cyl.co, "h2o": cyl.h2o}
+        ports[cyl.port] = Port(cyl.port, cyl.name, "cylinder", Cylinder(cyl.name, values, cyl.role), tau)
+    return SampleLine(ports, valve, start_position, dict(model.base))
+
+
+class LineSensors:
+    """What a Modbus sensor on the sample line reads: `sensors(t) -> {flow, pressure, temperature}`.
+
+    Flow (sccm) and pressure (hPa) hold their nominal values with a little seeded smooth noise while
+    gas flows; with no flow (a closed port, or the line blocked) the flow reads 0 and the pressure
+    drops to the pump side's. Deterministic in absolute time.
+    """
+
+    def __init__(self, line: SampleLine | None, gas: GasConfig | None, seed: int) -> None:
+        self.line = line
+        self.cfg = (gas or GasConfig()).line
+        self._keys = (stream_key(seed, "flow"), stream_key(seed, "pressure"))
+        self._blocked = False
+
+    def __call__(self, t: datetime) -> dict[str, float]:
+        s = t.timestamp()
+        flowing = self.line.flowing(t) if self.line is not None else not self._blocked
+        if not flowing:
+            return {"flow": 0.0, "pressure": self.cfg.no_flow_pressure_hpa, "temperature": self.cfg.temperature_c}
+        return {
+            "flow": self.cfg.flow_sccm + self.cfg.flow_noise_sccm * value_noise(self._keys[0], s, 10.0),
+            "pressure": self.cfg.pressure_hpa + self.cfg.pressure_noise_hpa * value_noise(self._keys[1], s, 10.0),
+            "temperature": self.cfg.temperature_c,
+        }
+
+    def block(self, t: datetime) -> None:
+        self._blocked = True
+        if self.line is not None:
+            self.line.block_flow(t)
+
+    def restore(self, t: datetime) -> None:
+        self._blocked = False
+        if self.line is not None:
+            self.line.restore_flow(t)
+
+
+def build_modbus(inst: ModbusInstrument, clock: Clock, sensors: LineSensors) -> ModbusDeviceSimulator:
+    return ModbusDeviceSimulator(
+        inst.points, sensors, unit_id=inst.unit_id, mode=inst.mode, host=inst.host, port=inst.port,
+        clock=clock, link=inst.pty_link, name=inst.id,
+    )
+
+
+def truth_minutes(entries: list[LedgerEntry], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per-minute means of the true cell values of the records made in each minute (minute start
+    stamps, UTC), for the minutes with start <= minute start < end."""
+    sums: dict[datetime, dict[str, float]] = {}
+    counts: dict[datetime, int] = {}
+    for e in entries:
+        m = minute_start(e.time)
+        if not (start <= m < end) or not e.truth:
+            continue
+        acc = sums.setdefault(m, {})
+        for q, v in e.truth.items():
+            acc[q] = acc.get(q, 0.0) + v
+        counts[m] = counts.get(m, 0) + 1
+    return [
+        {"time": iso_utc(m), "n": counts[m], **{q: v / counts[m] for q, v in sums[m].items()}}
+        for m in sorted(sums)
+    ]
 
 
 class ControlServer:
@@ -150,84 +257,214 @@ class ControlServer:
             t.join(timeout=2)
 
 
+MODBUS_FAULTS = ("no_flow", "silent", "stuck", "power_off")
+
+
 class Bench:
-    """The configured simulated instruments with their TCP (and pty) servers and a control port."""
+    """The configured simulated instruments with their servers, the gas that ties them, and a
+    control port.
+
+    In-process use (tests): `Bench(config, clock)`; `bench.devices[ID]` are the analyzers,
+    `bench.valve` the valve simulator (or None), `bench.line` the SampleLine (the true cell gas,
+    `bench.line(t)`, and each port's source, `bench.line.source_at(port, t)`), `bench.modbus[ID]`
+    the Modbus simulators; `bench.truth(ID, start, end)` the per-minute true means. `start()`
+    serves them all; `stop()` stops every server it started.
+    """
 
     def __init__(self, config: BenchConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
+        self.valve: ViciValveSimulator | None = None
+        self.line: SampleLine | None = None
+        if config.valve is not None and config.gas is not None:
+            self.valve = ViciValveSimulator.from_config(clock, config.valve.sim_config())
+            self.line = build_line(config.gas, self.valve, config.valve.position)
         self.devices: dict[str, PicarroSimulator] = {
-            inst.id: build_picarro(inst, clock) for inst in config.instruments
+            inst.id: build_picarro(inst, clock, self.line) for inst in config.instruments
+        }
+        self.sensors: dict[str, LineSensors] = {
+            m.id: LineSensors(self.line, config.gas, m.seed) for m in config.modbus
+        }
+        self.modbus: dict[str, ModbusDeviceSimulator] = {
+            m.id: build_modbus(m, clock, self.sensors[m.id]) for m in config.modbus
         }
         self.tcp: dict[str, TcpServer] = {}
         self.pty: dict[str, PtyServer] = {}
         self.control: ControlServer | None = None
+        self._started = False
 
     def start(self, control: bool = True) -> "Bench":
+        self._started = True
         try:
             for inst in self.config.instruments:
                 dev = self.devices[inst.id]
                 self.tcp[inst.id] = TrackedTcpServer(dev, inst.host, inst.port).start()
                 if inst.pty_link is not None:
                     self.pty[inst.id] = PtyServer(dev, inst.pty_link).start()
+            if self.valve is not None and self.config.valve is not None:
+                v = self.config.valve
+                self.tcp[v.id] = TcpServer(self.valve, v.host, v.port).start()
+                if v.pty_link is not None:
+                    self.pty[v.id] = PtyServer(self.valve, v.pty_link).start()
+            for sim in self.modbus.values():
+                sim.start()
             if control:
                 self.control = ControlServer(
                     self.handle, self.config.control.host, self.config.control.port
                 ).start()
-        except OSError:
+        except (OSError, RuntimeError):
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        self._started = False
         if self.control is not None:
             self.control.stop()
             self.control = None
         for server in [*self.tcp.values(), *self.pty.values()]:
             server.stop()
+        for sim in self.modbus.values():
+            sim.stop()
         self.tcp.clear()
         self.pty.clear()
 
+    def __enter__(self) -> "Bench":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def endpoints(self) -> dict[str, Any]:
-        """What `station-sim run` prints: each instrument's driver and URLs, and the control port."""
-        instruments: dict[str, dict[str, str]] = {}
-        for inst in self.config.instruments:
-            entry = {"driver": inst.model}
-            if inst.id in self.tcp:
-                entry["tcp"] = self.tcp[inst.id].url
-            if inst.id in self.pty:
-                entry["pty"] = self.pty[inst.id].path
-                entry["pty_link"] = os.path.normpath(inst.pty_link)
-            instruments[inst.id] = entry
+        """What `station-sim run` prints: each instrument's driver and URLs, and the control port.
+
+        `url` is what the station's driver config says to reach it (the TCP one when served)."""
+        instruments: dict[str, dict[str, Any]] = {}
+        served: list[tuple[str, str, Any]] = [(i.id, i.model, i.pty_link) for i in self.config.instruments]
+        if self.config.valve is not None:
+            served.append((self.config.valve.id, self.config.valve.model, self.config.valve.pty_link))
+        for ident, model, link in served:
+            entry: dict[str, Any] = {"driver": model}
+            if ident in self.tcp:
+                entry["tcp"] = entry["url"] = self.tcp[ident].url
+            if ident in self.pty:
+                entry["pty"] = self.pty[ident].path
+                entry["pty_link"] = os.path.normpath(link)
+                entry.setdefault("url", entry["pty_link"])
+            instruments[ident] = entry
+        for m in self.config.modbus:
+            sim = self.modbus[m.id]
+            entry = {"driver": m.model, "unit_id": m.unit_id}
+            if sim.running:
+                entry["url"] = sim.url
+                if m.mode == "rtu" and m.pty_link is None:
+                    entry["pty"] = sim.url
+            instruments[m.id] = entry
         return {
             "instruments": instruments,
             "control": self.control.address if self.control else None,
         }
 
-    def _device(self, request: dict[str, Any]) -> PicarroSimulator:
+    def known(self) -> list[str]:
+        return [*self.devices, *([self.config.valve.id] if self.config.valve else []), *self.modbus]
+
+    def _analyzer(self, request: dict[str, Any]) -> PicarroSimulator:
         name = request.get("device")
         if name not in self.devices:
-            raise ValueError(f"unknown device {name!r}; known: {', '.join(self.devices)}")
+            raise ValueError(f"unknown analyzer {name!r}; known: {', '.join(self.devices)}")
         return self.devices[name]
+
+    def _kind(self, request: dict[str, Any]) -> tuple[str, str]:
+        name = request.get("device")
+        if name in self.devices:
+            return "analyzer", name
+        if self.config.valve is not None and name == self.config.valve.id:
+            return "valve", name
+        if name in self.modbus:
+            return "modbus", name
+        raise ValueError(f"unknown device {name!r}; known: {', '.join(self.known())}")
+
+    # --- what tests read in-process -------------------------------------------------------------
+
+    def truth(self, device: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Per-minute means of the true cell values of `device`'s records (see truth_minutes)."""
+        return truth_minutes(self._analyzer({"device": device}).ledger, start, end)
+
+    def stats(self, name: str) -> dict[str, Any]:
+        kind, _ = self._kind({"device": name})
+        if kind == "analyzer":
+            return dict(self.devices[name].stats())
+        if kind == "valve":
+            assert self.valve is not None
+            moves = self.valve.moves
+            return {"position": self.valve.current_position(), "moving": self.valve.is_moving(),
+                    "moves": len(moves), "failed_moves": sum(m.fault is not None for m in moves)}
+        sim = self.modbus[name]
+        return {"running": sim.running, "requests": len(sim.requests), **self.sensors[name](self.clock.now())}
+
+    # --- the control port -------------------------------------------------------------------------
+
+    def _inject(self, request: dict[str, Any]) -> None:
+        kind, name = self._kind(request)
+        fault = str(request["fault"])
+        params = {k: v for k, v in request.items() if k not in ("device", "fault", "count", "duration_s")}
+        if kind == "analyzer":
+            self.devices[name].inject(fault, request.get("count"), request.get("duration_s"), **params)
+        elif kind == "valve":
+            assert self.valve is not None
+            self.valve.inject(fault, **params)
+        else:
+            if fault not in MODBUS_FAULTS:
+                raise ValueError(f"unknown fault {fault!r}; known: {', '.join(MODBUS_FAULTS)}")
+            if fault == "no_flow":
+                self.sensors[name].block(self.clock.now())
+            elif fault == "power_off":
+                self.modbus[name].power_off()
+            else:
+                self.modbus[name].inject(fault)
+
+    def _clear(self, request: dict[str, Any]) -> None:
+        kind, name = self._kind(request)
+        if kind == "analyzer":
+            self.devices[name].clear_faults()
+        elif kind == "valve":
+            assert self.valve is not None
+            self.valve.clear()
+        else:
+            self.sensors[name].restore(self.clock.now())
+            self.modbus[name].clear()
+            if self._started and not self.modbus[name].running:
+                self.modbus[name].power_on()
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """One control request -> its reply (see the module docstring)."""
         if "fault" in request:
-            params = {k: v for k, v in request.items() if k not in ("device", "fault", "count", "duration_s")}
-            self._device(request).inject(
-                str(request["fault"]), request.get("count"), request.get("duration_s"), **params
-            )
+            self._inject(request)
             return {"ok": True}
         cmd = request.get("cmd")
         if cmd == "stats":
-            names = [request["device"]] if "device" in request else list(self.devices)
-            return {"ok": True, "stats": {n: self._device({"device": n}).stats() for n in names}}
+            names = [request["device"]] if "device" in request else self.known()
+            return {"ok": True, "stats": {n: self.stats(n) for n in names}}
         if cmd == "ledger":
-            rows = self._device(request).ledger_rows(int(request.get("since_seq", 0)))
+            kind, name = self._kind(request)
+            if kind == "valve":
+                assert self.valve is not None
+                rows = [{"time": iso_utc(m.time), "from": m.from_position, "to": m.to_position,
+                         "landed": m.landed, "duration_s": m.duration_s, "fault": m.fault}
+                        for m in self.valve.moves[int(request.get("since_seq", 0)):]]
+                return {"ok": True, "ledger": rows}
+            rows = self._analyzer(request).ledger_rows(int(request.get("since_seq", 0)))
             return {"ok": True, "ledger": rows}
+        if cmd == "truth":
+            if "from" not in request or "to" not in request:
+                raise ValueError("truth needs 'from' and 'to' (ISO 8601 UTC)")
+            start, end = parse_utc(str(request["from"])), parse_utc(str(request["to"]))
+            return {"ok": True, "truth": self.truth(str(request.get("device")), start, end)}
         if cmd == "clear_faults":
-            self._device(request).clear_faults()
+            self._clear(request)
             return {"ok": True}
         if cmd == "endpoints":
             return {"ok": True, "endpoints": self.endpoints()}
-        raise ValueError(f"unknown request {request!r}: give 'fault' or cmd stats|ledger|clear_faults|endpoints")
+        raise ValueError(
+            f"unknown request {request!r}: give 'fault' or cmd stats|ledger|truth|clear_faults|endpoints"
+        )

@@ -2,8 +2,9 @@
 
     station-sim run --config configs/bench.example.toml [--speed 60] [--start 2026-01-01T00:00:00Z]
 
-Prints ONE JSON line naming the endpoints (instruments with driver, tcp URL and pty path; the
-control port), then serves; on SIGTERM or SIGINT it stops the servers and exits 0.
+Prints ONE JSON line naming the endpoints (every instrument, analyzers, the valve and Modbus
+sensors, with its driver name, `url` for the station's driver config, tcp URL and pty path where
+served; the control port), then serves; on SIGTERM or SIGINT it stops the servers and exits 0.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def run(
     bench = Bench(bench_config, make_clock(speed, start_time))
     try:
         bench.start()
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         typer.echo(f"cannot start the bench: {exc}", err=True)
         raise typer.Exit(1) from None
     try:

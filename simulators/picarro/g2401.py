@@ -90,6 +90,13 @@ class PicarroSimConfig:
     timezone: str = "UTC"
     reply_end: str = "\r"
     record_format: Literal["per_label", "single_time"] = "per_label"
+    # The analyzer's own calibration error, per species (co2 ppm, ch4/co ppb), on the dry values:
+    # measured = gain * true + offset + drift_per_day * days since `drift_epoch` (default: when
+    # the simulator was made), then the noise. Missing species: gain 1, offset 0, drift 0.
+    gain: dict[str, float] = field(default_factory=dict)
+    offset: dict[str, float] = field(default_factory=dict)
+    drift_per_day: dict[str, float] = field(default_factory=dict)
+    drift_epoch: datetime | None = None
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.columns if c not in SUPPORTED_LABELS]
@@ -108,6 +115,8 @@ class LedgerEntry:
     the full FIFO), "cleared" (`_Meas_ClearBuffer`). Faults never swallow a popped record: a
     dropped or disconnected command is lost before the analyzer executes it.
     connected: a client was connected when the record was made.
+    truth: the true values in the cell when the record was made (dry co2 ppm, ch4/co ppb, h2o %),
+    before the analyzer's gain, offset, drift and noise: what a calibrated record should give.
     """
 
     seq: int
@@ -115,6 +124,7 @@ class LedgerEntry:
     values: dict[str, float]
     connected: bool
     fate: str = "buffered"
+    truth: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,6 +152,7 @@ class PicarroSimulator:
         self.config = config or PicarroSimConfig()
         self.gas: GasFn = gas or (lambda t: {"co2": 420.0, "ch4": 2000.0, "co": 150.0, "h2o": 1.2})
         self._zone = ZoneInfo(self.config.timezone)
+        self._drift_epoch = self.config.drift_epoch or self.clock.now()
         self._rng = random.Random(self.config.seed)
         self._noise_rng = random.Random(self.config.seed + 1)
         self._lock = threading.RLock()
@@ -176,7 +187,7 @@ class PicarroSimulator:
         noise = self.config.noise
         h2o = max(0.0, truth.get("h2o", 0.0) + self._noise_rng.gauss(0.0, noise.get("h2o", 0.0)))
         dry = {
-            s: truth.get(s, 0.0) + self._noise_rng.gauss(0.0, noise.get(s, 0.0))
+            s: self.response(s, truth.get(s, 0.0), t) + self._noise_rng.gauss(0.0, noise.get(s, 0.0))
             for s in ("co2", "ch4", "co")
         }
 
@@ -201,12 +212,22 @@ class PicarroSimulator:
             "OutletValve": 20000.0 + self._noise_rng.gauss(0.0, 50.0),
         }
         values = {label: round(wire[label], 3) for label in self.config.columns}
-        entry = LedgerEntry(len(self._ledger), t, values, connected=self.clients > 0)
+        entry = LedgerEntry(len(self._ledger), t, values, connected=self.clients > 0, truth=dict(truth))
         self._ledger.append(entry)
         self._latest = entry
         if len(self._fifo) >= self.config.buffer_size:
             self._fifo.popleft().fate = "overflow"
         self._fifo.append(entry)
+
+    def response(self, species: str, true_value: float, t: datetime) -> float:
+        """The analyzer's noise-free reading of a true dry value (gain, offset, drift)."""
+        days = (t - self._drift_epoch).total_seconds() / 86400.0
+        c = self.config
+        return (
+            c.gain.get(species, 1.0) * true_value
+            + c.offset.get(species, 0.0)
+            + c.drift_per_day.get(species, 0.0) * days
+        )
 
     # ------------------------------------------------------------------ faults
 
@@ -391,6 +412,7 @@ class PicarroSimulator:
             self._advance()
             return [
                 {"seq": e.seq, "time": e.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-                 "values": dict(e.values), "connected": e.connected, "fate": e.fate}
+                 "values": dict(e.values), "connected": e.connected, "fate": e.fate,
+                 "truth": dict(e.truth)}
                 for e in self._ledger[since_seq:]
             ]
