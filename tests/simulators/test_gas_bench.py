@@ -391,6 +391,7 @@ def test_vici_driver_moving_the_bench_valve_changes_what_the_picarro_driver_read
             clock.advance(120)
             ambient = analyzer.poll().readings
             valve.goto(5)  # CAL-2: 420 ppm true, read as 1.02 * 420 - 3 (+ drift)
+            assert valve.position() == 1  # the read-back orders the GO before the clock moves
             clock.advance(2)
             assert valve.position() == 5
             clock.advance(300)
