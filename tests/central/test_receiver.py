@@ -173,3 +173,28 @@ def test_receiver_over_tls_with_a_client_certificate(mosquitto_tls, tls_files, d
     finally:
         s.close()
     assert reader.held_seqs("st-a") == [1, 2]
+
+
+def test_two_receivers_sharing_a_subscription_into_postgresql_lose_and_duplicate_nothing(
+        mosquitto, pg_dsn, pg_schema, tmp_path, station, start_receiver):
+    receivers = [
+        start_receiver(central_config(
+            mosquitto, tmp_path / "unused.sqlite", mqtt={"client_id": f"central-{i}"},
+            storage={"backend": "postgresql", "dsn": pg_dsn, "schema": pg_schema},
+            ingest={"shared_group": "central"}))
+        for i in range(2)
+    ]
+    batches = [list(range(s, s + 5)) for s in range(1, 201, 5)]
+    for seqs in batches + batches[:10]:  # the first ten are sent twice, as after a lost ack
+        station.publish("minute", batch(seqs))
+    station.wait_acked(range(1, 201), timeout_s=20)
+    handled = [r.stats["messages_handled"] for r in receivers]
+    assert all(h > 0 for h in handled), handled  # the broker split the load
+    wait_until(lambda: sum(r.stats["messages_handled"] for r in receivers) == 50, message="all handled")
+    reader = open_store("postgresql", dsn=pg_dsn, schema=pg_schema)
+    try:
+        assert reader.held_seqs("st-a") == list(range(1, 201))
+        s = reader.stations()[0]
+        assert (s.minutes, s.duplicates) == (200, 50)
+    finally:
+        reader.close()
