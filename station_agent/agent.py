@@ -30,6 +30,10 @@ from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord
 from station_agent.registry import load_driver
 from station_agent.store import StationStore, StoreError
 from station_agent.timeline import CONDITIONS, StreamTimeline
+from station_agent.control import ControlServer
+from station_agent.records import minute_from_row
+from station_agent.sampling import CylinderConfig
+from station_agent.timeutil import iso_utc, parse_utc
 from station_agent.writer import StoreWriter
 
 DEFAULT_STREAM = "inlet:ambient"
@@ -60,11 +64,13 @@ class Agent:
         self.pollers: dict[str, AnalyzerPoller] = {}
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
+        self.control: ControlServer | None = None
         self.engine: Engine | None = None
         self.timeline: StreamTimeline | None = StreamTimeline() if config.sampling else None
         self.started = clock.now()
         self._state = "starting"
-        self.book = CalibrationBook(config.sampling, list(self.analyzers), self._emit_in_writer, self.log)
+        self.book = CalibrationBook(config.sampling, list(self.analyzers), self._emit_in_writer, self.log,
+                                    self.analyzer_clock_offset)
         self.writer = StoreWriter(
             config.storage.path,
             clock,
@@ -124,6 +130,11 @@ class Agent:
         p = self.pollers.get(device)
         return bool(p and p.health.connected and p.faults.healthy)
 
+    def analyzer_clock_offset(self, device: str) -> float:
+        """Analyzer clock minus agent clock, seconds (0 until estimated)."""
+        p = self.pollers.get(device)
+        return p.offset.offset_s if p else 0.0
+
     def interlock_value(self, device: str, quantity: str):
         p = self.device_pollers.get(device)
         return p.value(quantity) if p else None
@@ -179,6 +190,53 @@ class Agent:
     def emit(self, event: Event) -> None:
         self.writer.submit_event(event)
 
+    # -- the control socket ----------------------------------------------------------------------
+    def handle_control(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req["cmd"]
+        if cmd == "status":
+            return {"ok": True, "state": self.state_snapshot()}
+        if cmd in ("maintenance", "goto", "calibrate"):
+            if self.engine is None:
+                return {"ok": False, "error": "this station has no [sampling] sequence (no valve to drive)"}
+            args = {k: v for k, v in req.items() if k != "cmd"}
+            ok, msg = self.engine.request(cmd, **args)
+            return {"ok": ok, "message": msg} if ok else {"ok": False, "error": msg}
+        if cmd == "cylinder_add":
+            cyl = CylinderConfig.model_validate(req.get("cylinder"))
+            self.writer.call_sync(lambda store: store.upsert_cylinder(cyl.model_dump(), self.clock.now()))
+            return {"ok": True, "message": f"cylinder {cyl.id} stored"}
+        if cmd == "cylinder_retire":
+            done = self.writer.call_sync(lambda store: store.retire_cylinder(str(req.get("id")), self.clock.now()))
+            return {"ok": True, "message": "retired"} if done else {"ok": False, "error": f"no active cylinder {req.get('id')!r}"}
+        if cmd == "recalibrate":
+            start, end = parse_utc(str(req["from"])), parse_utc(str(req["to"]))
+            n = self.writer.call_sync(lambda store: self.recalibrate(store, start, end), timeout=3600)
+            return {"ok": True, "message": f"{n} minute records reprocessed", "count": n}
+        if cmd == "events":
+            rows = self.writer.call_sync(lambda store: store.event_rows(int(req.get("limit", 20))))
+            return {"ok": True, "events": rows}
+        if cmd == "tail":
+            after = int(req.get("after_seq", 0))
+            rows = self.writer.call_sync(lambda store: store.minutes_after(after))
+            return {"ok": True, "minutes": rows}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    def recalibrate(self, store: StationStore, start, end) -> int:
+        """Reprocess stored minutes with coefficients interpolated between the bracketing
+        calibrations; each changed minute gets a new seq and goes to central again."""
+        n = 0
+        now = self.clock.now()
+        for row in list(store.minute_rows(start, end)):
+            got = self.book.reprocessed_coefficients(row["device"], parse_utc(row["time"]))
+            rec = minute_from_row(row)
+            new = apply_calibration(rec, got[0] if got else None, got[1] if got else None)
+            if new != rec:
+                store.replace_minute(row["seq"], new, now)
+                n += 1
+        store.insert_event(Event(now, "recalibrated", "info",
+                                 f"{n} minute records reprocessed from {iso_utc(start)} to {iso_utc(end)}"))
+        return n
+
     # -- lifecycle --------------------------------------------------------------------------------
     def _tagger(self):
         if self.timeline is None:
@@ -223,6 +281,8 @@ class Agent:
             self.engine.start()
         for p in [*self.pollers.values(), *self.device_pollers.values()]:
             p.start()
+        self.control = ControlServer(self.config.control_socket(), self.handle_control, self.log)
+        self.control.start()
         self._state = "running"
 
     def _run_finished(self, run: RunRecord) -> None:
@@ -231,6 +291,8 @@ class Agent:
     def shutdown(self) -> None:
         self._state = "stopping"
         self.stop_event.set()
+        if self.control is not None:
+            self.control.stop()
         if self.engine is not None:
             self.engine.stop()  # parks the valve on the safe stream
         for p in [*self.pollers.values(), *self.device_pollers.values()]:

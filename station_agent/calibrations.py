@@ -82,9 +82,11 @@ def result_from_wire(p: dict[str, Any]) -> CalibrationResult:
 
 class CalibrationBook:
     def __init__(self, sampling: SamplingConfig | None, devices: list[str],
-                 emit: Callable[[StationStore, Event], None], log) -> None:
+                 emit: Callable[[StationStore, Event], None], log,
+                 clock_offset_s: Callable[[str], float] = lambda device: 0.0) -> None:
         self.sampling = sampling
         self.devices = devices
+        self.clock_offset_s = clock_offset_s
         self.emit = emit
         self.log = log.bind(component="calibration")
         self.pending: list[RunRecord] = []
@@ -123,8 +125,8 @@ class CalibrationBook:
         """Compute every pending run whose minutes are all closed (or that waited an hour)."""
         keep = []
         for run in self.pending:
-            ready = all((closed_until(d) or datetime.min.replace(tzinfo=run.end.tzinfo)) >= run.end
-                        for d in self.devices)
+            ready = all((closed_until(d) or datetime.min.replace(tzinfo=run.end.tzinfo))
+                        >= run.end + timedelta(seconds=self.clock_offset_s(d)) for d in self.devices)
             if not ready and now - run.end < timedelta(hours=1):
                 keep.append(run)
                 continue
@@ -138,11 +140,15 @@ class CalibrationBook:
         self.pending = keep
 
     def _segment_minutes(self, store: StationStore, run: RunRecord, device: str, prefix: str):
-        rows = list(store.minute_rows(run.start, run.end + timedelta(minutes=1), device))
+        """(cylinder, cycle, minute start, row) of the minutes wholly inside the run's injections.
+        Segments are on the agent's clock, minutes on the analyzer's: shift by its offset."""
+        shift = timedelta(seconds=self.clock_offset_s(device))
+        rows = list(store.minute_rows(run.start + shift, run.end + shift + timedelta(minutes=1), device))
         out = []
         for stream, cycle, a, b in run.segments:
             if not stream.startswith(prefix):
                 continue
+            a, b = a + shift, b + shift
             for r in rows:
                 t = parse_utc(r["time"])
                 if r["stream"] == stream and t >= a and t + timedelta(minutes=1) <= b:

@@ -29,8 +29,16 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the configuration and write its JSON schema.", no_args_is_help=True)
 drivers_app = typer.Typer(help="Instrument drivers known to this installation.", no_args_is_help=True)
+cylinders_app = typer.Typer(help="The cylinder registry (standards, targets, zero, span).", no_args_is_help=True)
+maintenance_app = typer.Typer(help="Maintenance mode: every minute is flagged while it is on.", no_args_is_help=True)
+valve_app = typer.Typer(help="Move the sampling valve by hand (maintenance mode only).", no_args_is_help=True)
+calibrate_app = typer.Typer(help="Start a calibration (or target/check run) now.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(drivers_app, name="drivers")
+app.add_typer(cylinders_app, name="cylinders")
+app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(valve_app, name="valve")
+app.add_typer(calibrate_app, name="calibrate")
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_CONFIG = Path("/etc/ghgnet/station.toml")
@@ -41,6 +49,10 @@ SpeedOpt = Annotated[
 ]
 StartOpt = Annotated[
     Optional[str], typer.Option(help="simulated start time (ISO 8601), to line up with a simulator")
+]
+AnchorOpt = Annotated[
+    Optional[str],
+    typer.Option(help="real instant (ISO 8601) at which simulated time is --start (default: now)"),
 ]
 
 
@@ -70,7 +82,7 @@ def _parse_time(text: str, what: str) -> datetime:
 
 
 @app.command()
-def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None) -> None:
+def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, anchor: AnchorOpt = None) -> None:
     """Run the station daemon (what systemd runs). Stops cleanly on SIGTERM or Ctrl-C."""
     from station_agent.agent import Agent
     from station_agent.clock import make_clock
@@ -78,7 +90,8 @@ def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None) -> No
 
     cfg = _load(config)
     configure_logging(cfg.station.id, cfg.logging.level, cfg.logging.format)
-    clock = make_clock(speed, _parse_time(start, "--start") if start else None)
+    clock = make_clock(speed, _parse_time(start, "--start") if start else None,
+                       _parse_time(anchor, "--anchor") if anchor else None)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -159,17 +172,18 @@ def export(
     config: ConfigOpt,
     from_: Annotated[str, typer.Option("--from", help="start time, ISO 8601 (inclusive)")],
     to: Annotated[str, typer.Option("--to", help="end time, ISO 8601 (exclusive)")],
-    level: Annotated[str, typer.Option(help="raw | minute")] = "minute",
+    level: Annotated[str, typer.Option(help="raw | minute | calibration")] = "minute",
     fmt: Annotated[str, typer.Option("--format", help="csv")] = "csv",
     device: Annotated[Optional[str], typer.Option(help="only this device")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output file (default: standard output)")] = None,
 ) -> None:
-    """Export raw readings or minute records as CSV (columns: see station_agent/export.py)."""
-    from station_agent.export import write_minute_csv, write_raw_csv
+    """Export raw readings, minute records, or calibration and target results as CSV
+    (columns: see station_agent/export.py)."""
+    from station_agent.export import write_calibration_csv, write_minute_csv, write_raw_csv
     from station_agent.store import StationStore, StoreError
 
-    if level not in ("raw", "minute"):
-        _err(f"--level: {level!r} is not one of raw, minute")
+    if level not in ("raw", "minute", "calibration"):
+        _err(f"--level: {level!r} is not one of raw, minute, calibration")
         raise typer.Exit(EXIT_USAGE)
     if fmt != "csv":
         _err(f"--format: {fmt!r} is not supported (csv)")
@@ -185,6 +199,12 @@ def export(
     try:
         if level == "minute":
             n = write_minute_csv(list(store.minute_rows(start, end, device)), cfg.station.id, fh)
+        elif level == "calibration":
+            from station_agent.timeutil import iso_utc
+
+            cals = [c for c in store.calibrations(device, iso_utc(start), iso_utc(end))]
+            tgts = [t for t in store.targets(iso_utc(start), iso_utc(end)) if not device or t["device"] == device]
+            n = write_calibration_csv(cals, tgts, fh)
         else:
             quantities = store.raw_quantities(start, end, device)
             n = write_raw_csv(store.raw_rows(start, end, device), cfg.station.id, fh, quantities)
@@ -233,6 +253,193 @@ def drivers_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     for r in rows:
         t.add_row(r["name"], r["kind"], r["class"], r["simulator"])
     Console().print(t)
+
+
+def _daemon(cfg, request: dict, *, required: bool = True) -> dict | None:
+    """Send a request to the running daemon; exit 3 (or return None) when it is not running."""
+    from station_agent.control import ControlError, call
+
+    try:
+        reply = call(cfg.control_socket(), request)
+    except ControlError as exc:
+        if not required:
+            return None
+        _err(str(exc))
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    return reply
+
+
+def _report(reply: dict, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(reply, indent=2, default=str))
+    elif reply.get("ok"):
+        Console().print(reply.get("message", "ok"), markup=False)
+    else:
+        _err(reply.get("error", "refused"))
+    raise typer.Exit(EXIT_OK if reply.get("ok") else EXIT_PROBLEM)
+
+
+@maintenance_app.command("on")
+def maintenance_on(config: ConfigOpt = DEFAULT_CONFIG,
+                   reason: Annotated[str, typer.Option(help="why (kept with the event)")] = "") -> None:
+    """Flag everything from now on as maintenance and hold the sequence."""
+    if not reason.strip():
+        _err("--reason: say why (it is kept with the data), e.g. --reason 'filter change'")
+        raise typer.Exit(EXIT_USAGE)
+    _report(_daemon(_load(config), {"cmd": "maintenance", "on": True, "reason": reason}))
+
+
+@maintenance_app.command("off")
+def maintenance_off(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """End maintenance: the sequence resumes (with a fresh flush)."""
+    _report(_daemon(_load(config), {"cmd": "maintenance", "on": False}))
+
+
+@valve_app.command("goto")
+def valve_goto(port: Annotated[int, typer.Argument(help="valve position")], config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Move the valve to PORT (maintenance mode only); the move is read back by the engine."""
+    _report(_daemon(_load(config), {"cmd": "goto", "port": port}))
+
+
+@calibrate_app.command("now")
+def calibrate_now(name: Annotated[Optional[str], typer.Argument(help="run name (default: the first calibration)")] = None,
+                  config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Start a calibration (or a named target/check run) now, pre-empting the schedule."""
+    _report(_daemon(_load(config), {"cmd": "calibrate", "name": name}))
+
+
+@app.command()
+def recalibrate(
+    config: ConfigOpt,
+    from_: Annotated[str, typer.Option("--from", help="start time, ISO 8601")],
+    to: Annotated[str, typer.Option("--to", help="end time, ISO 8601")],
+) -> None:
+    """Reprocess minutes with coefficients interpolated in time between the bracketing
+    calibrations; reprocessed minutes go to central again under new seqs."""
+    cfg = _load(config)
+    start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
+    reply = _daemon(cfg, {"cmd": "recalibrate", "from": start.isoformat(), "to": end.isoformat()}, required=False)
+    if reply is None:
+        from station_agent.agent import Agent
+        from station_agent.clock import make_clock
+        from station_agent.store import StationStore
+
+        agent = Agent(cfg, make_clock())
+        store = StationStore(cfg.storage.path)  # the daemon is down: we are the only writer
+        try:
+            agent.book.load(store)
+            n = agent.recalibrate(store, start, end)
+        finally:
+            store.close()
+        reply = {"ok": True, "message": f"{n} minute records reprocessed (agent not running: done directly)"}
+    _report(reply)
+
+
+def _cylinder_table(rows: list[dict]) -> Table:
+    t = Table("id", "role", "assigned", "scale", "pressure bar", "fill date", "retired")
+    for c in rows:
+        t.add_row(c["id"], c["role"], " ".join(f"{sp}={v:g}" for sp, v in c["assigned"].items()),
+                  " ".join(f"{sp}:{v}" for sp, v in c["scale"].items()),
+                  "-" if c["pressure_bar"] is None else f"{c['pressure_bar']:g}", c["fill_date"] or "-",
+                  c["retired"] or "")
+    return t
+
+
+@cylinders_app.command("list")
+def cylinders_list(config: ConfigOpt = DEFAULT_CONFIG, all_: Annotated[bool, typer.Option("--all", help="include retired")] = False,
+                   as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The cylinders in the registry."""
+    from station_agent.store import StationStore, StoreError
+
+    cfg = _load(config)
+    try:
+        store = StationStore(cfg.storage.path, read_only=True)
+    except StoreError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    try:
+        rows = store.cylinders(include_retired=all_)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        Console().print(_cylinder_table(rows))
+
+
+@cylinders_app.command("add")
+def cylinders_add(
+    cylinder_id: Annotated[str, typer.Argument(help="cylinder id or serial, e.g. CAL-1")],
+    role: Annotated[str, typer.Option(help="standard | target | zero | span")],
+    value: Annotated[list[str], typer.Option("--value", help="assigned value, SPECIES=VALUE (ppm CO2, ppb others); repeat")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    scale: Annotated[list[str], typer.Option("--scale", help="SPECIES=SCALE (default: current WMO scales)")] = [],
+    uncertainty: Annotated[list[str], typer.Option("--uncertainty", help="SPECIES=U")] = [],
+    serial: str = "",
+    fill_date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD")] = None,
+    pressure_bar: Optional[float] = None,
+) -> None:
+    """Add (or update) a cylinder with its assigned values and their scale."""
+    from pydantic import ValidationError
+
+    from station_agent.sampling import DEFAULT_SCALES, CylinderConfig
+
+    def pairs(items: list[str], what: str, number: bool) -> dict:
+        out = {}
+        for item in items:
+            key, sep, val = item.partition("=")
+            if not sep or not key:
+                _err(f"{what}: {item!r} is not SPECIES=VALUE")
+                raise typer.Exit(EXIT_USAGE)
+            try:
+                out[key.strip().lower()] = float(val) if number else val.strip()
+            except ValueError:
+                _err(f"{what}: {val!r} is not a number")
+                raise typer.Exit(EXIT_USAGE) from None
+        return out
+
+    cfg = _load(config)
+    assigned = pairs(value, "--value", True)
+    try:
+        cyl = CylinderConfig(id=cylinder_id, role=role, serial=serial, assigned=assigned,
+                             uncertainty=pairs(uncertainty, "--uncertainty", True),
+                             scale={sp: DEFAULT_SCALES.get(sp, "") for sp in assigned} | pairs(scale, "--scale", False),
+                             fill_date=fill_date, pressure_bar=pressure_bar)
+    except ValidationError as exc:
+        for e in exc.errors(include_url=False):
+            _err(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}")
+        raise typer.Exit(EXIT_USAGE) from None
+    reply = _daemon(cfg, {"cmd": "cylinder_add", "cylinder": cyl.model_dump(mode="json")}, required=False)
+    if reply is None:
+        from station_agent.clock import make_clock
+        from station_agent.store import StationStore
+
+        store = StationStore(cfg.storage.path)  # the daemon is down: we are the only writer
+        try:
+            store.upsert_cylinder(cyl.model_dump(), make_clock().now())
+        finally:
+            store.close()
+        reply = {"ok": True, "message": f"cylinder {cyl.id} stored (agent not running: written directly)"}
+    _report(reply)
+
+
+@cylinders_app.command("retire")
+def cylinders_retire(cylinder_id: Annotated[str, typer.Argument()], config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Retire a cylinder (kept in the registry with its retirement date)."""
+    cfg = _load(config)
+    reply = _daemon(cfg, {"cmd": "cylinder_retire", "id": cylinder_id}, required=False)
+    if reply is None:
+        from station_agent.clock import make_clock
+        from station_agent.store import StationStore
+
+        store = StationStore(cfg.storage.path)
+        try:
+            ok = store.retire_cylinder(cylinder_id, make_clock().now())
+        finally:
+            store.close()
+        reply = {"ok": ok, "message": f"cylinder {cylinder_id} retired"} if ok else \
+            {"ok": False, "error": f"no active cylinder {cylinder_id!r}"}
+    _report(reply)
 
 
 def main() -> None:

@@ -33,20 +33,28 @@ class Clock(Protocol):
 
 
 class ScaledClock:
-    """Wall clock, optionally running `speed` times faster from `start`."""
+    """Wall clock, optionally running `speed` times faster from `start`.
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+    Simulated time is `start` at the real instant `anchor` (default: when the clock is made) and
+    runs `speed` times faster from there. Processes given the same start and anchor (the demo, the
+    hardware-in-the-loop tests) share one simulated time however far apart they were launched.
+    """
+
+    def __init__(self, speed: float = 1.0, start: datetime | None = None, anchor: datetime | None = None) -> None:
         if speed <= 0:
             raise ValueError(f"clock speed must be > 0, got {speed}")
         self.speed = float(speed)
         self._mono0 = time.monotonic()
-        self._start = (start or datetime.now(UTC)).astimezone(UTC)
+        real_now = datetime.now(UTC)
+        self._start = (start or real_now).astimezone(UTC)
+        # the start instant on this process's monotonic clock
+        self._anchor_mono = self._mono0 - ((real_now - anchor).total_seconds() if anchor else 0.0)
         self._scaled = speed != 1.0 or start is not None
 
     def now(self) -> datetime:
         if not self._scaled:
             return datetime.now(UTC)
-        return self._start + timedelta(seconds=(time.monotonic() - self._mono0) * self.speed)
+        return self._start + timedelta(seconds=(time.monotonic() - self._anchor_mono) * self.speed)
 
     def monotonic(self) -> float:
         return (time.monotonic() - self._mono0) * self.speed
@@ -99,6 +107,8 @@ class ManualClock:
         return event.is_set()
 
 
-def make_clock(speed: float | None = None, start: datetime | None = None) -> ScaledClock:
-    """The clock a command runs on: real time, or `--speed X` simulated time from `start`."""
-    return ScaledClock(speed or 1.0, start)
+def make_clock(speed: float | None = None, start: datetime | None = None,
+               anchor: datetime | None = None) -> ScaledClock:
+    """The clock a command runs on: real time, or `--speed X` simulated time from `start` at the
+    real instant `anchor`."""
+    return ScaledClock(speed or 1.0, start, anchor)

@@ -81,6 +81,18 @@ class LoggingConfig(StrictModel):
     )
 
 
+class ControlConfig(StrictModel):
+    socket: RelPath | None = Field(
+        default=None, description="control socket for the CLI; default: agent.sock beside the database"
+    )
+
+
+class MetricsConfig(StrictModel):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535, description="Prometheus endpoint port (0 = any free)")
+
+
 class StationConfigBase(StrictModel):
     station: StationInfo
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -88,10 +100,15 @@ class StationConfigBase(StrictModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     mqtt: MqttConfig | None = Field(default=None, description="central's broker; none = no forwarding")
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     sampling: SamplingConfig | None = Field(default=None, description="valve sequence; none = one inlet")
     cylinders: list[CylinderConfig] = Field(
         default_factory=list, description="cylinders declared here are added to the registry at start"
     )
+
+    def control_socket(self) -> Path:
+        return Path(self.control.socket) if self.control.socket else Path(self.storage.path).parent / "agent.sock"
 
     def all_devices(self) -> list:
         return [*getattr(self, "analyzers", []), *getattr(self, "valves", []), *getattr(self, "devices", [])]

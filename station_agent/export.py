@@ -7,6 +7,12 @@ h2o (%, minute mean), n_total (samples in the minute), flag (ICOS U/N), reasons 
 codes), calibration_id.
 Raw level columns: time_utc, station, device, stream, flushing, status, status_ok, status_flags,
 then one column per quantity (co2 ppm, co2_dry ppm, ch4 ppb, ..., h2o %, cavity_pressure Torr, ...).
+Calibration level: one row per calibration and per target result, time ordered: time_utc (start
+of the run), kind (calibration | target), id, device, cylinders (`;`-separated: the standards, or
+the target cylinder), then per species `<sp>_c0`, `<sp>_c1`, `<sp>_c2` (fit coefficients, lowest
+order first: assigned = c0 + c1*measured [+ c2*measured^2]), `<sp>_r2`, `<sp>_rmse` (calibration),
+and `<sp>_measured` (calibrated value of the target), `<sp>_assigned`, `<sp>_bias`
+(= calibrated - assigned), `<sp>_within_goal` (target).
 Missing values are empty cells.
 """
 
@@ -68,3 +74,35 @@ def write_raw_csv(rows: Iterator[dict], station: str, out: TextIO, quantities: l
         )
         n += 1
     return n
+
+
+CAL_FIELDS = ("c0", "c1", "c2", "r2", "rmse", "measured", "assigned", "bias", "within_goal")
+
+
+def write_calibration_csv(calibrations: list[dict], targets: list[dict], out: TextIO) -> int:
+    rows = []
+    for c in calibrations:
+        row = {"time_utc": c["time_start"], "kind": "calibration", "id": c["id"], "device": c["device"],
+               "cylinders": ";".join(s["cylinder"] for s in c["standards"])}
+        for sp, f in c["fits"].items():
+            for i, v in enumerate(f["coefficients"][:3]):
+                row[f"{sp}_c{i}"] = v
+            row[f"{sp}_r2"], row[f"{sp}_rmse"] = f["r2"], f["rmse"]
+        rows.append(row)
+    for t in targets:
+        row = {"time_utc": t["time"], "kind": "target", "id": t["id"], "device": t["device"], "cylinders": t["cylinder"]}
+        for sp in t["bias"]:
+            row[f"{sp}_measured"] = t["measured"].get(sp)
+            row[f"{sp}_assigned"] = t["assigned"].get(sp)
+            row[f"{sp}_bias"] = t["bias"].get(sp)
+            row[f"{sp}_within_goal"] = t["within_goal"].get(sp)
+        rows.append(row)
+    rows.sort(key=lambda r: r["time_utc"])
+    present = {k.split("_", 1)[0] for r in rows for k in r if "_" in k and k.split("_", 1)[1] in CAL_FIELDS}
+    species = [sp for sp in SPECIES if sp in present]
+    cols = ["time_utc", "kind", "id", "device", "cylinders"] + [f"{sp}_{f}" for sp in species for f in CAL_FIELDS]
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in cols])
+    return len(rows)

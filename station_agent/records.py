@@ -108,3 +108,22 @@ def event_to_dict(ev: Event) -> dict:
         "device": ev.device,
         "data": dict(ev.data),
     }
+
+
+def minute_from_row(row: dict) -> MinuteRecord:
+    """A stored minute row (StationStore.minute_rows) back into a MinuteRecord."""
+    from station_agent.timeutil import parse_utc
+
+    return MinuteRecord(
+        time=parse_utc(row["time"]),
+        device=row["device"],
+        stream=row["stream"],
+        species={sp: SpeciesMinute(s["mean"], s["std"], s["n"], s["raw_mean"], s.get("cal_mean"))
+                 for sp, s in row["species"].items()},
+        h2o=row["h2o"],
+        flag=row["flag"],
+        reasons=tuple(row["reasons"]),
+        n_total=row["n_total"],
+        calibration_id=row["calibration_id"],
+        diagnostics=dict(row["diagnostics"]),
+    )

@@ -252,6 +252,19 @@ class StationStore:
                 seqs.append(seq)
         return seqs
 
+    def replace_minute(self, old_seq: int, rec: MinuteRecord, created: datetime) -> int:
+        """A reprocessed minute: it gets a new seq (central keeps the latest seq of a minute), and
+        the old outbox entry, if not yet acknowledged, is dropped since the new one supersedes it."""
+        row = minute_to_dict(rec)
+        with self._tx():
+            seq = self._outbox("minute", row, iso_utc(created))
+            self.conn.execute(
+                "UPDATE minute SET seq = ?, flag = ?, reasons = ?, species = ?, calibration_id = ? WHERE seq = ?",
+                (seq, row["flag"], _json(row["reasons"]), _json(row["species"]), row["calibration_id"], old_seq),
+            )
+            self.conn.execute("DELETE FROM outbox WHERE seq = ?", (old_seq,))
+        return seq
+
     def insert_event(self, event: Event) -> int:
         row = event_to_dict(event)
         with self._tx():
@@ -418,6 +431,16 @@ class StationStore:
             for d, p in self.conn.execute(
                 "SELECT device, payload FROM target WHERE time >= ? AND time < ? ORDER BY time", (start, end)
             )
+        ]
+
+    def minutes_after(self, seq: int, limit: int = 200) -> list[dict]:
+        """Minute records stored after `seq` (for `tail`), oldest first."""
+        return [
+            {"seq": r[0], "device": r[1], "time": r[2], "stream": r[3], "flag": r[4], "reasons": json.loads(r[5]),
+             "species": json.loads(r[6])}
+            for r in self.conn.execute(
+                "SELECT seq, device, time, stream, flag, reasons, species FROM minute WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit))
         ]
 
     def event_rows(self, limit: int = 50) -> list[dict]:

@@ -87,6 +87,26 @@ class StoreWriter:
         """Run `fn(store)` in the writer thread (the only place that may write)."""
         self._put(("call", fn))
 
+    def call_sync(self, fn: Callable[[StationStore], Any], timeout: float = 300.0) -> Any:
+        """Run `fn(store)` in the writer thread and return its result (or raise its exception)."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def job(store: StationStore) -> None:
+            try:
+                box["result"] = fn(store)
+            except Exception as exc:  # handed back to the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self.submit_call(job)
+        if not done.wait(timeout):
+            raise TimeoutError("the store writer did not answer in time")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
     def submit_run(self, run: Any) -> None:
         """A finished calibration/target/check run: computed once its minutes are closed."""
         self._put(("run", run))
