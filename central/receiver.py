@@ -75,7 +75,6 @@ class Receiver:
         self._now = now
         self._queue: queue.Queue[_Received] = queue.Queue(maxsize=config.ingest.queue_size * 2)
         self._stopping = threading.Event()
-        self._storage_done = threading.Event()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.stats: Counter[str] = Counter()
@@ -269,8 +268,6 @@ class Receiver:
         except Exception:
             log.exception("storage_thread_failed")
             raise
-        finally:
-            self._storage_done.set()
 
     def _store_and_ack(self, group: list[_Received]) -> None:
         assert self.ingestor is not None and self._client is not None

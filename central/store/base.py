@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -267,16 +267,8 @@ class Counters:
     dead_letters: int = 0
 
 
-@dataclass(slots=True)
-class RowSet:
-    """Rows of one kind for one batch, keyed by seq, with their child rows."""
-
-    table: str
-    rows: dict[int, tuple] = field(default_factory=dict)
-    children: dict[str, dict[int, list[tuple]]] = field(default_factory=dict)
-
-
-def record_dead_letters(batch: ParsedBatch, keep_bytes: int) -> list[DeadLetter]:
+def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:
+    """One dead letter per rejected record of a batch, its payload the record's JSON."""
     topic = topic_for(batch.station, batch.kind)
     out = []
     for r in batch.rejected:

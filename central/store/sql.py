@@ -297,7 +297,7 @@ class SqlStore(ABC):
         duplicate = len(batch.records) - new
         c.duplicates += duplicate
         dead = 0
-        for letter in record_dead_letters(batch, self.keep_bytes):
+        for letter in record_dead_letters(batch):
             dead += self._ingest_dead_letter(letter, received, at, counters).stored
         seqs = batch.seqs_held()
         if seqs:

@@ -12,7 +12,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from support.mqtt import TestStation, minute
 from support.wait import wait_until
 from typer.testing import CliRunner
