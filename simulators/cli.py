@@ -39,6 +39,10 @@ def run(
     start: Annotated[
         Optional[str], typer.Option(help="simulated start time, ISO 8601 (default: now)")  # noqa: UP007
     ] = None,
+    anchor: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option(help="real instant (ISO 8601) at which simulated time is --start (default: now)"),
+    ] = None,
 ) -> None:
     """Serve the bench's instruments; print one JSON line of endpoints; stop on SIGTERM/SIGINT."""
     try:
@@ -52,15 +56,16 @@ def run(
         raise typer.Exit(2)
     try:
         start_time = parse_utc(start) if start else None
+        anchor_time = parse_utc(anchor) if anchor else None
     except ValueError as exc:
-        typer.echo(f"--start: {exc}", err=True)
+        typer.echo(f"--start/--anchor: {exc}", err=True)
         raise typer.Exit(2) from None
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    bench = Bench(bench_config, make_clock(speed, start_time))
+    bench = Bench(bench_config, make_clock(speed, start_time, anchor_time))
     try:
         bench.start()
     except (OSError, RuntimeError) as exc:

@@ -76,7 +76,6 @@ class Agent:
             clock,
             MinuteAssembler(config.processing.close_after_s),
             self.make_minute,
-            self.device_answering,
             self.log,
             self.state_snapshot,
             timedelta(days=config.storage.raw_retention_days),

@@ -1,16 +1,16 @@
 """Grouping readings into minute bins and deciding when a minute is closed.
 
 A bin is (device, minute start, stream). A device's minute closes when a reading from a later
-minute arrives, or, when no newer data comes, once the device's clock (estimated from its last
-reading plus the simulated time since) is `close_after_s` past the end of the minute — but only
-while the device is answering: after a disconnect its buffered records are still to come.
+minute arrives, or, when no newer data comes, once a poll has drained the analyzer's buffer at a
+device time `close_after_s` past the end of the minute (the poller says so in the same queue as
+its readings, so no reading can overtake that mark). After a disconnect nothing is drained, so a
+minute stays open until the analyzer's buffered records arrive.
 Bins not yet closed at shutdown are rebuilt from the raw table at the next start, so a restart
 neither loses nor repeats a minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,17 +42,10 @@ class MinuteBin:
         return times, values, ok, flushing
 
 
-@dataclass
-class _DeviceClock:
-    last_time: datetime
-    last_mono: float
-
-
 class MinuteAssembler:
     def __init__(self, close_after_s: float) -> None:
         self.close_after = timedelta(seconds=close_after_s)
         self._bins: dict[tuple[str, datetime, str], MinuteBin] = {}
-        self._device_clock: dict[str, _DeviceClock] = {}
         self.late_readings = 0
         self._closed_until: dict[str, datetime] = {}
 
@@ -67,7 +60,7 @@ class MinuteAssembler:
         """Minutes of `device` before `minute` are already stored (used when restoring)."""
         self._closed_until[device] = minute
 
-    def add(self, readings: list[Reading], mono: float) -> list[MinuteBin]:
+    def add(self, readings: list[Reading]) -> list[MinuteBin]:
         """Add readings (in time order per device); returns the bins this closes."""
         closed: list[MinuteBin] = []
         for r in readings:
@@ -76,9 +69,6 @@ class MinuteAssembler:
             if done is not None and m < done:
                 self.late_readings += 1
                 continue
-            clock = self._device_clock.get(r.device)
-            if clock is None or r.time >= clock.last_time:
-                self._device_clock[r.device] = _DeviceClock(r.time, mono)
             closed += self._close(r.device, before=m)
             key = (r.device, m, r.stream)
             b = self._bins.get(key)
@@ -87,15 +77,11 @@ class MinuteAssembler:
             b.readings.append(r)
         return closed
 
-    def due(self, mono: float, answering: Callable[[str], bool]) -> list[MinuteBin]:
-        """Bins whose device clock is past their end by close_after, for answering devices."""
-        closed: list[MinuteBin] = []
-        for device, clock in list(self._device_clock.items()):
-            if not answering(device):
-                continue
-            estimate = clock.last_time + timedelta(seconds=mono - clock.last_mono)
-            closed += self._close(device, before=minute_start(estimate - self.close_after - timedelta(minutes=1)) + timedelta(minutes=1))
-        return closed
+    def drained(self, device: str, until: datetime) -> list[MinuteBin]:
+        """The analyzer's buffer was emptied at device time `until`: close the bins that ended at
+        least close_after before it."""
+        return self._close(device, before=minute_start(until - self.close_after - timedelta(minutes=1))
+                           + timedelta(minutes=1))
 
     def _close(self, device: str, before: datetime) -> list[MinuteBin]:
         keys = sorted(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from station_agent.clock import Clock
 from station_agent.driver import AnalyzerDriver, DriverError
@@ -44,7 +44,7 @@ class AnalyzerPoller:
         self,
         driver: AnalyzerDriver,
         clock: Clock,
-        submit: Callable[[list[Reading]], bool],
+        submit: Callable[..., bool],
         has_room: Callable[[], bool],
         emit: Callable[[Event], None],
         tag: Tagger,
@@ -120,6 +120,7 @@ class AnalyzerPoller:
             self.faults.report("backpressure", "writer queue full; records left in the analyzer", now())
             return
         self.health.polls += 1
+        before = now()  # every record the analyzer made before this instant is in this poll's reply
         try:
             result = self.driver.poll()
         except TransportTimeout as exc:
@@ -145,13 +146,20 @@ class AnalyzerPoller:
             self.faults.report("garbage", "; ".join(result.problems)[:500], now())
         else:
             self.faults.clear(now(), ("garbage",))
+        after = now()
+        readings: list[Reading] = []
         if result.readings:
-            self.offset.update(result.readings[-1].time, now())
+            self.offset.update(result.readings[-1].time, before, after)
             readings = [self.tag(r, self.offset.offset_s) for r in result.readings]
             self.health.readings += len(readings)
             self.health.last_reading = readings[-1].time
             self.health.status_flags = readings[-1].status_flags
-            self.submit(readings)
+        # The buffer is now empty up to `before` on the analyzer's clock (its offset is estimated
+        # from below, so this errs early, never late).
+        drained = (self.driver.device_id, before + timedelta(seconds=min(self.offset.low, self.offset.offset_s))) \
+            if self.offset.known and not result.problems else None
+        if readings or drained:
+            self.submit(readings, drained)
 
 
 def constant_stream(stream: str) -> Tagger:

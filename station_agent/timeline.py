@@ -85,24 +85,43 @@ class StreamTimeline:
 
 
 class OffsetEstimator:
-    """Analyzer clock minus agent clock, in seconds, estimated from above.
+    """Analyzer clock minus agent clock, in seconds, bounded from both sides.
 
-    Measured after each poll returns, `newest record time - now` is the offset minus the newest
-    record's age, so never more than the offset. The largest value over a sliding window of polls
-    is the estimate: never larger than the true offset, smaller by at most the age of the freshest
-    record seen (about one record interval).
+    A poll sent at agent time `before` and answered by `after` returns records up to the
+    analyzer's `newest`, made between `before - max_age` and `after` (agent time). So the offset
+    lies in [newest - after, newest - before + max_age]. Over a sliding window of polls the bounds
+    are intersected: `low` is what the drained-buffer mark uses (never late), and `offset_s` is 0
+    when the bounds allow it (a clock we cannot prove wrong is not corrected: at high simulation
+    speed the bounds are wide because real latency is multiplied), otherwise the nearest bound.
     """
 
-    def __init__(self, window: int = 30) -> None:
-        self._samples: deque[float] = deque(maxlen=window)
+    def __init__(self, window: int = 30, max_age_s: float = 3.0) -> None:
+        self._low: deque[float] = deque(maxlen=window)
+        self._high: deque[float] = deque(maxlen=window)
+        self.max_age_s = max_age_s
 
-    def update(self, newest: datetime, now: datetime) -> None:
-        self._samples.append((newest - now).total_seconds())
+    def update(self, newest: datetime, before: datetime, after: datetime | None = None) -> None:
+        after = before if after is None else after
+        self._low.append((newest - after).total_seconds())
+        self._high.append((newest - before).total_seconds() + self.max_age_s)
+
+    @property
+    def low(self) -> float:
+        return max(self._low) if self._low else 0.0
+
+    @property
+    def high(self) -> float:
+        return min(self._high) if self._high else 0.0
 
     @property
     def offset_s(self) -> float:
-        return max(self._samples) if self._samples else 0.0
+        if not self._low:
+            return 0.0
+        lo, hi = self.low, self.high
+        if lo > hi:  # inconsistent (the analyzer's clock was set): trust the freshest evidence
+            return self._low[-1]
+        return min(max(0.0, lo), hi)
 
     @property
     def known(self) -> bool:
-        return bool(self._samples)
+        return bool(self._low)

@@ -41,7 +41,6 @@ class StoreWriter:
         clock: Clock,
         assembler: MinuteAssembler,
         make_minute: MinuteMaker,
-        answering: Callable[[str], bool],
         log,
         state: Callable[[], dict[str, Any]],
         raw_retention: timedelta,
@@ -52,7 +51,6 @@ class StoreWriter:
         self.clock = clock
         self.assembler = assembler
         self.make_minute = make_minute
-        self.answering = answering
         self.log = log.bind(component="writer")
         self.state = state
         self.raw_retention = raw_retention
@@ -73,8 +71,9 @@ class StoreWriter:
     def has_room(self) -> bool:
         return self.queue.qsize() < self.queue.maxsize * 3 // 4
 
-    def submit_readings(self, readings: list[Reading]) -> bool:
-        self._put(("readings", readings))
+    def submit_readings(self, readings: list[Reading], drained: tuple[str, datetime] | None = None) -> bool:
+        """Readings to store; `drained` = (device, device time up to which its buffer is now empty)."""
+        self._put(("readings", (readings, drained)))
         return True
 
     def submit_event(self, event: Event) -> None:
@@ -177,11 +176,15 @@ class StoreWriter:
 
     def _handle(self, store: StationStore, kind: str, payload: Any) -> None:
         if kind == "readings":
-            store.insert_raw(payload)
-            self.stats.raw += len(payload)
-            analyzer = [r for r in payload if r.stream != "aux"]
-            if analyzer:
-                self._store_minutes(store, self.assembler.add(analyzer, self.clock.monotonic()))
+            readings, drained = payload
+            if readings:
+                store.insert_raw(readings)
+                self.stats.raw += len(readings)
+                analyzer = [r for r in readings if r.stream != "aux"]
+                if analyzer:
+                    self._store_minutes(store, self.assembler.add(analyzer))
+            if drained is not None:
+                self._store_minutes(store, self.assembler.drained(*drained))
         elif kind == "state":
             key, value = payload
             store.put_state(key, value, self.clock.now())
@@ -218,7 +221,6 @@ class StoreWriter:
         self.stats.last_minute = max(r.time for r in records).isoformat()
 
     def _tick(self, store: StationStore) -> None:
-        self._store_minutes(store, self.assembler.due(self.clock.monotonic(), self.answering))
         self.on_tick(store)
         now = self.clock.now()
         state = self.state()
@@ -275,6 +277,6 @@ class StoreWriter:
             if readings:
                 restored += len(readings)
                 # Restored bins close only when new data or the clock says so, as live ones do.
-                self._store_minutes(store, self.assembler.add(readings, self.clock.monotonic()))
+                self._store_minutes(store, self.assembler.add(readings))
         if restored:
             self.log.info("minutes_restored", readings=restored, open_bins=self.assembler.pending())

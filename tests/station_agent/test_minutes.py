@@ -12,8 +12,8 @@ def r(seconds: float, device="a", stream="inlet:ambient", co2=420.0) -> Reading:
 
 def test_a_minute_closes_when_a_reading_of_a_later_minute_arrives():
     asm = MinuteAssembler(close_after_s=20)
-    assert asm.add([r(s) for s in range(0, 60, 2)], mono=0) == []
-    closed = asm.add([r(61)], mono=1)
+    assert asm.add([r(s) for s in range(0, 60, 2)], ) == []
+    closed = asm.add([r(61)], )
     assert len(closed) == 1
     assert closed[0].minute == T0 and len(closed[0].readings) == 30
     assert asm.pending() == 1
@@ -21,42 +21,42 @@ def test_a_minute_closes_when_a_reading_of_a_later_minute_arrives():
 
 def test_devices_close_independently():
     asm = MinuteAssembler(close_after_s=20)
-    asm.add([r(10, "a"), r(10, "b")], mono=0)
-    closed = asm.add([r(70, "a")], mono=0)
+    asm.add([r(10, "a"), r(10, "b")], )
+    closed = asm.add([r(70, "a")], )
     assert [(b.device, b.minute) for b in closed] == [("a", T0)]
 
 
 def test_a_switch_inside_a_minute_gives_one_bin_per_stream():
     asm = MinuteAssembler(close_after_s=20)
-    asm.add([r(5, stream="inlet:top"), r(35, stream="cal:A")], mono=0)
-    closed = asm.add([r(65, stream="cal:A")], mono=0)
+    asm.add([r(5, stream="inlet:top"), r(35, stream="cal:A")], )
+    closed = asm.add([r(65, stream="cal:A")], )
     assert sorted(b.stream for b in closed) == ["cal:A", "inlet:top"]
 
 
-def test_a_quiet_answering_device_closes_by_its_estimated_clock():
+def test_a_quiet_device_closes_once_its_buffer_was_drained_past_the_minute():
     asm = MinuteAssembler(close_after_s=20)
-    asm.add([r(30)], mono=100.0)
-    assert asm.due(mono=100.0 + 49, answering=lambda d: True) == []  # device clock at 79 s < 60+20
-    assert len(asm.due(mono=100.0 + 51, answering=lambda d: True)) == 1
+    asm.add([r(30)])
+    assert asm.drained("a", T0 + timedelta(seconds=79)) == []  # 79 s < 60 + 20
+    assert len(asm.drained("a", T0 + timedelta(seconds=81))) == 1
+    assert asm.drained("b", T0 + timedelta(hours=1)) == []  # another device's buffer says nothing
 
 
-def test_a_device_that_does_not_answer_keeps_its_minute_open():
+def test_without_a_drained_buffer_a_minute_stays_open():
     asm = MinuteAssembler(close_after_s=20)
-    asm.add([r(30)], mono=0)
-    assert asm.due(mono=3600, answering=lambda d: False) == []
+    asm.add([r(30)])
     assert asm.pending() == 1
 
 
 def test_readings_for_an_already_closed_minute_are_counted_late_not_binned():
     asm = MinuteAssembler(close_after_s=20)
-    asm.add([r(30)], mono=0)
-    asm.add([r(90)], mono=0)
-    assert asm.add([r(31)], mono=0) == []
+    asm.add([r(30)], )
+    asm.add([r(90)], )
+    assert asm.add([r(31)], ) == []
     assert asm.late_readings == 1
 
 
 def test_restored_closed_marker_skips_stored_minutes():
     asm = MinuteAssembler(close_after_s=20)
     asm.mark_closed_until("a", T0 + timedelta(minutes=1))
-    asm.add([r(30), r(70)], mono=0)
+    asm.add([r(30), r(70)], )
     assert asm.late_readings == 1 and asm.pending() == 1

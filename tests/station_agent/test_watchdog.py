@@ -237,7 +237,7 @@ def test_a_counter_that_resets_counts_as_progress():
 def test_writer_probe_on_a_real_store_writer(tmp_path):
     clock = ScaledClock()
     writer = StoreWriter(tmp_path / "s.sqlite", clock, MinuteAssembler(20.0), make_minute=None,
-                         answering=lambda d: True, log=LOG, state=dict, raw_retention=timedelta(days=30))
+                         log=LOG, state=dict, raw_retention=timedelta(days=30))
     probe = writer_probe(writer, max_stall_s=120)
     writer.start()
     try:
