@@ -31,6 +31,9 @@ from station_agent.registry import load_driver
 from station_agent.store import StationStore, StoreError
 from station_agent.timeline import CONDITIONS, StreamTimeline
 from station_agent.control import ControlServer
+from station_agent.metrics import MetricsServer, disk_free_bytes
+from station_agent.sdnotify import SdNotifier
+from station_agent.watchdog import ProgressWatchdog, forwarder_probe, poller_probe, writer_probe
 from station_agent.records import minute_from_row
 from station_agent.sampling import CylinderConfig
 from station_agent.timeutil import iso_utc, parse_utc
@@ -53,8 +56,11 @@ def read_engine_state(path) -> dict[str, Any] | None:
 
 
 class Agent:
-    def __init__(self, config: StationConfigBase, clock: Clock) -> None:
+    def __init__(self, config: StationConfigBase, clock: Clock, notifier: SdNotifier | None = None) -> None:
         self.config = config
+        self.notifier = notifier or SdNotifier(environ={})
+        self.watchdog: ProgressWatchdog | None = None
+        self.metrics: MetricsServer | None = None
         self.clock = clock
         self.log = get_logger(component="agent")
         self.stop_event = threading.Event()
@@ -79,6 +85,8 @@ class Agent:
             self.log,
             self.state_snapshot,
             timedelta(days=config.storage.raw_retention_days),
+            disk_floor_bytes=config.storage.disk_floor_mb * 1e6,
+            quota_bytes=config.storage.quota_mb * 1e6 if config.storage.quota_mb else None,
         )
         self.writer.on_open = self._writer_opened
         self.writer.on_tick = self._writer_tick
@@ -171,11 +179,39 @@ class Agent:
             ),
         }
 
+    def metrics_figures(self) -> dict[str, Any]:
+        """The figures of the metrics endpoint and of the status message to central."""
+        now = self.clock.now()
+        ws = self.writer.stats
+        oldest = (now - parse_utc(ws.oldest_unacked)).total_seconds() if ws.oldest_unacked else 0.0
+        pollers = [*self.pollers.items(), *self.device_pollers.items()]
+        last_cal = None
+        for dev in self.analyzers:
+            cal = self.book.in_force(dev, now)
+            if cal is not None:
+                age = (now - cal.end).total_seconds()
+                last_cal = age if last_cal is None else min(last_cal, age)
+        return {
+            "queue_depth": self.writer.queue.qsize(),
+            "outbox_backlog": ws.outbox,
+            "oldest_unacked_age_s": max(0.0, oldest),
+            "disk_free_bytes": disk_free_bytes(self.config.storage.path),
+            "last_calibration_age_s": last_cal,
+            "minutes_stored": ws.minutes,
+            "poll_errors": {d: sum(v for k, v in p.faults.totals.items() if k != "backpressure") for d, p in pollers},
+            "readings": {d: p.health.readings for d, p in pollers},
+            "device_connected": {d: p.health.connected for d, p in pollers},
+            "clock_offset_s": {d: p.offset.offset_s for d, p in self.pollers.items() if p.offset.known},
+            "watchdog_stalled": {s.name: s.stalled for s in self.watchdog.states()} if self.watchdog else {},
+            "disk_alarm": self.writer.disk_alarm,
+        }
+
     def health_details(self) -> dict[str, Any]:
         """Health figures for the status message to central."""
         fw = self.forwarder
         eng = self.engine.status() if self.engine else None
         return {
+            "metrics": self.metrics_figures(),
             "devices": {
                 dev: {"connected": p.health.connected, "faults": sorted(p.faults.open),
                       "last_reading": p.health.last_reading.isoformat() if p.health.last_reading else None}
@@ -282,6 +318,18 @@ class Agent:
             p.start()
         self.control = ControlServer(self.config.control_socket(), self.handle_control, self.log)
         self.control.start()
+        if self.config.metrics.enabled:
+            self.metrics = MetricsServer(self.metrics_figures, self.log, self.config.metrics.port,
+                                         self.config.metrics.host)
+            self.metrics.start()
+        probes = [poller_probe(p, max(300.0, 10 * p.driver.config.poll_interval_s))
+                  for p in [*self.pollers.values(), *self.device_pollers.values()]]
+        probes.append(writer_probe(self.writer, 120.0))
+        if self.forwarder is not None:
+            probes.append(forwarder_probe(self.forwarder, lambda: self.writer.stats.outbox, 900.0))
+        self.watchdog = ProgressWatchdog(self.notifier, self.clock, probes, self.log)
+        self.watchdog.start()
+        self.notifier.ready(status=f"measuring: {len(self.pollers)} analyzer(s)")
         self._state = "running"
 
     def _run_finished(self, run: RunRecord) -> None:
@@ -289,6 +337,11 @@ class Agent:
 
     def shutdown(self) -> None:
         self._state = "stopping"
+        self.notifier.stopping("parking the valve and flushing")
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         self.stop_event.set()
         if self.control is not None:
             self.control.stop()

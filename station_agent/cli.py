@@ -88,14 +88,20 @@ def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, ancho
     from station_agent.clock import make_clock
     from station_agent.logs import configure_logging
 
+    import faulthandler
+
+    from station_agent.sdnotify import SdNotifier
+
     cfg = _load(config)
     configure_logging(cfg.station.id, cfg.logging.level, cfg.logging.format)
+    faulthandler.enable()  # a watchdog SIGABRT dumps every thread's stack to the journal
+    notifier = SdNotifier(unset_environment=True)
     clock = make_clock(speed, _parse_time(start, "--start") if start else None,
                        _parse_time(anchor, "--anchor") if anchor else None)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    agent = Agent(cfg, clock)
+    agent = Agent(cfg, clock, notifier)
     agent.run_until(stop)
 
 

@@ -33,6 +33,14 @@ class StationInfo(StrictModel):
 class StorageConfig(StrictModel):
     path: RelPath = Field(default=Path("data/station.sqlite"), description="SQLite database file")
     raw_retention_days: float = Field(default=30.0, gt=0, description="days of raw (L0) readings kept")
+    disk_floor_mb: float = Field(
+        default=500.0, ge=0,
+        description="free space to keep on the data disk; below it raw readings, then acknowledged "
+        "records, are deleted oldest first (never unacknowledged ones), with an event and an alarm",
+    )
+    quota_mb: float | None = Field(
+        default=None, gt=0, description="largest database size; the same policy applies above it"
+    )
 
 
 Window = tuple[float, float]

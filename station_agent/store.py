@@ -333,6 +333,28 @@ class StationStore:
                 "UPDATE cylinder SET retired = ? WHERE id = ? AND retired IS NULL", (iso_utc(now), cylinder_id)
             ).rowcount == 1
 
+    def size_bytes(self) -> int:
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(page_size * (pages - free))
+
+    def free_space(self, raw_before: datetime, rows: int = 10_000) -> dict[str, int]:
+        """Make room, in the order of the disk policy: the oldest raw readings before `raw_before`,
+        then the oldest minute records and events that central has acknowledged (no longer in the
+        outbox). Never an outbox row. At most `rows` rows per call; returns what went."""
+        out = {"raw": 0, "minute": 0, "event": 0}
+        with self._tx():
+            out["raw"] = self.conn.execute(
+                "DELETE FROM raw WHERE id IN (SELECT id FROM raw WHERE time < ? ORDER BY time LIMIT ?)",
+                (iso_utc(raw_before), rows)).rowcount
+            if out["raw"] == 0:
+                for table in ("minute", "event"):
+                    out[table] = self.conn.execute(
+                        f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE seq NOT IN"
+                        f" (SELECT seq FROM outbox) ORDER BY seq LIMIT ?)", (rows,)).rowcount
+        return out
+
     def purge_raw(self, before: datetime) -> int:
         """Delete raw readings older than `before` (raw data is not forwarded: nothing to ack)."""
         with self._tx():

@@ -30,6 +30,8 @@ class WriterStats:
     minutes: int = 0
     events: int = 0
     acked: int = 0
+    outbox: int = 0
+    oldest_unacked: str | None = None
     last_minute: str | None = None
     queue_high_water: int = 0
 
@@ -44,6 +46,8 @@ class StoreWriter:
         log,
         state: Callable[[], dict[str, Any]],
         raw_retention: timedelta,
+        disk_floor_bytes: float = 0.0,
+        quota_bytes: float | None = None,
         maxsize: int = 256,
         tick_s: float = 5.0,
     ) -> None:
@@ -54,10 +58,16 @@ class StoreWriter:
         self.log = log.bind(component="writer")
         self.state = state
         self.raw_retention = raw_retention
+        self.disk_floor_bytes = disk_floor_bytes
+        self.quota_bytes = quota_bytes
+        self._disk_alarm = False
+        self._last_disk_check = 0.0
+        self.disk_deleted = {"raw": 0, "minute": 0, "event": 0}
         self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=maxsize)
         self.tick_s = tick_s
         self.stats = WriterStats()
         self.pending_runs: list[Any] = []
+        self._last_outbox_count = 0.0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -222,6 +232,10 @@ class StoreWriter:
 
     def _tick(self, store: StationStore) -> None:
         self.on_tick(store)
+        if time.monotonic() - self._last_outbox_count >= 1.0:
+            self._last_outbox_count = time.monotonic()
+            ob = store.outbox_stats()
+            self.stats.outbox, self.stats.oldest_unacked = ob["backlog"], ob["oldest_unacked"]
         now = self.clock.now()
         state = self.state()
         state["writer"] = {
@@ -233,15 +247,66 @@ class StoreWriter:
             "queue_high_water": self.stats.queue_high_water,
             "pending_bins": self.assembler.pending(),
             "late_readings": self.assembler.late_readings,
+            "outbox": self.stats.outbox,
         }
         state["heartbeat_wall"] = time.time()
         store.put_state("agent", state, now)
+        if time.monotonic() - self._last_disk_check >= 2.0:
+            self._last_disk_check = time.monotonic()
+            self._enforce_disk(store, now)
         mono = self.clock.monotonic()
         if self._last_purge is None or mono - self._last_purge >= 3600:
             self._last_purge = mono
             purged = store.purge_raw(now - self.raw_retention)
             if purged:
                 self.log.info("raw_purged", rows=purged, older_than=(now - self.raw_retention).isoformat())
+
+    def _over(self, store: StationStore) -> str | None:
+        import shutil
+
+        free = shutil.disk_usage(store.path.parent).free
+        if free < self.disk_floor_bytes:
+            return f"{free / 1e6:.0f} MB free on the data disk, below the floor of {self.disk_floor_bytes / 1e6:.0f} MB"
+        if self.quota_bytes is not None and store.size_bytes() > self.quota_bytes:
+            return f"database {store.size_bytes() / 1e6:.1f} MB, above its quota of {self.quota_bytes / 1e6:.1f} MB"
+        return None
+
+    def _enforce_disk(self, store: StationStore, now) -> None:
+        """The disk policy: raw readings go first (never forwarded, but keep the last hour for the
+        open minutes), then records central has acknowledged; unacknowledged data never. Every
+        deletion is counted and announced; a floor that cannot be met is an alarm."""
+        reason = self._over(store)
+        if reason is None:
+            if self._disk_alarm:
+                self._disk_alarm = False
+                store.insert_event(Event(now, "disk.ok", "info", "disk space back above the floor"))
+            return
+        deleted = {"raw": 0, "minute": 0, "event": 0}
+        while reason is not None:
+            got = store.free_space(now - timedelta(hours=1))
+            if not any(got.values()):
+                break
+            for k, v in got.items():
+                deleted[k] += v
+            reason = self._over(store)
+        for k, v in deleted.items():
+            self.disk_deleted[k] += v
+        if any(deleted.values()):
+            store.insert_event(Event(now, "disk.freed", "warning",
+                                     "disk policy deleted " + ", ".join(f"{v} {k}" for k, v in deleted.items() if v)
+                                     + " (oldest first; nothing unacknowledged)", None, dict(deleted)))
+            self.log.warning("disk_freed", **deleted)
+        if reason is not None and not self._disk_alarm:
+            self._disk_alarm = True
+            backlog = store.outbox_stats()["backlog"]
+            store.insert_event(Event(now, "disk.floor", "error",
+                                     f"{reason}; only unacknowledged data is left ({backlog} records wait for "
+                                     "central) and it is kept", None, {"backlog": backlog}))
+            self.log.error("disk_floor_alarm", reason=reason, backlog=backlog)
+
+    @property
+    def disk_alarm(self) -> bool:
+        return self._disk_alarm
 
     def _restore(self, store: StationStore) -> None:
         """Rebuild the bins that were open when the agent last stopped, from the raw table."""
