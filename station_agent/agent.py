@@ -160,6 +160,7 @@ class Agent:
                 "faults": sorted(p.faults.open),
                 "fault_totals": dict(p.faults.totals),
                 "status_flags": list(h.status_flags),
+                "last_values": {k: (None if v != v else v) for k, v in (h.last_values or {}).items()},
                 "clock_offset_s": round(p.offset.offset_s, 3) if isinstance(p, AnalyzerPoller) and p.offset.known
                 else None,
             }

@@ -110,7 +110,8 @@ def status(
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """State, devices, backlog and the last minute, read from the station database.
+    """State, current stream and time left, devices, backlog, last minute, last calibration and
+    target results, alarms: live from the daemon when it runs, else from the database.
 
     Exit 0 when the agent is running and every device answers, 1 when it is down or a device is
     in fault, 3 when there is no database yet.
@@ -127,23 +128,31 @@ def status(
         raise typer.Exit(EXIT_UNREACHABLE) from None
     try:
         state = store.get_state("agent")
+        recent = store.event_rows(200)
         info = {
             "station": cfg.station.id,
             "database": str(cfg.storage.path),
             "counts": store.counts(),
             "outbox": store.outbox_stats(),
             "last_minute": store.last_minute(),
-            "recent_events": store.event_rows(5),
+            "last_calibration": (store.calibrations() or [None])[-1],
+            "last_target": (store.targets() or [None])[-1],
+            "alarms": [e for e in recent if e["severity"] in ("warning", "error", "critical")][:10],
+            "recent_events": recent[:5],
         }
     finally:
         store.close()
-    agent = state[0] if state else {}
-    age = time.time() - agent.get("heartbeat_wall", 0) if agent else None
-    running = age is not None and age < 30 and agent.get("state") in ("starting", "running")
+    live = _daemon(cfg, {"cmd": "status"}, required=False)
+    agent = live["state"] if live and live.get("ok") else (state[0] if state else {})
+    age = time.time() - agent.get("heartbeat_wall", time.time()) if live else (
+        time.time() - agent.get("heartbeat_wall", 0) if agent else None)
+    running = bool(live) or (age is not None and age < 30 and agent.get("state") in ("starting", "running"))
     info["state"] = agent.get("state", "unknown") if running else ("stopped" if agent else "never ran")
+    info["via"] = "control socket" if live else "database"
     info["heartbeat_age_s"] = None if age is None else round(age, 1)
     info["agent"] = agent
-    problem = not running or any(d.get("faults") for d in agent.get("devices", {}).values())
+    faults = any(d.get("faults") for d in agent.get("devices", {}).values())
+    problem = not running or faults or bool((agent.get("engine") or {}).get("valve_faults"))
     if as_json:
         print(json.dumps(info, indent=2, default=str))
     else:
@@ -154,8 +163,19 @@ def status(
 def _print_status(info: dict) -> None:
     con = Console()
     colour = "green" if info["state"] == "running" else "red"
-    beat = f" (last heartbeat {info['heartbeat_age_s']} s ago)" if info["heartbeat_age_s"] is not None else ""
+    beat = f" (last heartbeat {info['heartbeat_age_s']} s ago)" if info["via"] == "database" and \
+        info["heartbeat_age_s"] is not None else ""
     con.print(f"[bold]{info['station']}[/] agent [{colour}]{info['state']}[/]{beat}")
+    eng = info["agent"].get("engine")
+    if eng:
+        left = f", {eng['step_left_s'] / 60:.1f} min left" if eng.get("step_left_s") is not None else ""
+        run = f" ({eng['run']['kind']} {eng['run']['name']})" if eng.get("run") else ""
+        flush = " [yellow]flushing[/]" if eng.get("flushing") else ""
+        con.print(f"stream [bold]{eng['stream']}[/]{run}{flush}{left}")
+        if eng.get("maintenance"):
+            con.print(f"[yellow]maintenance since {eng['maintenance']['since']}: {eng['maintenance']['reason']}[/]")
+        if eng.get("interlocked"):
+            con.print("[red]sequence suspended by an interlock[/]")
     devices = info["agent"].get("devices", {})
     if devices:
         t = Table("device", "driver", "connected", "last reading", "readings", "faults")
@@ -170,7 +190,144 @@ def _print_status(info: dict) -> None:
     if lm:
         for r in lm["records"]:
             vals = "  ".join(f"{sp} {s['mean']:.3f}" for sp, s in r["species"].items() if s["mean"] is not None)
-            con.print(f"last minute {lm['time']} {r['device']} {r['stream']} [{r['flag']}] {vals}")
+            con.print(f"last minute {lm['time']} {r['device']} {r['stream']} [{r['flag']}] {vals}", markup=False)
+    cal = info["last_calibration"]
+    if cal:
+        con.print(f"last calibration {cal['id']} ended {cal['time_end']}: " + ", ".join(
+            f"{sp} rmse {f['rmse']:.4f}" for sp, f in cal["fits"].items()), markup=False)
+    tgt = info["last_target"]
+    if tgt:
+        con.print(f"last target {tgt['cylinder']} {tgt['time']}: " + ", ".join(
+            f"{sp} bias {b:+.3f}{'' if tgt['within_goal'].get(sp) else ' OUTSIDE GOAL'}"
+            for sp, b in tgt["bias"].items() if b is not None), markup=False)
+    for a in info["alarms"][:5]:
+        con.print(f"[red]{a['time']} {a['severity']} {a['kind']}[/] {a['message']}")
+
+
+@app.command()
+def events(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recent events and alarms (faults, calibrations, maintenance, disk), newest first."""
+    from station_agent.store import StationStore, StoreError
+
+    cfg = _load(config)
+    try:
+        store = StationStore(cfg.storage.path, read_only=True)
+    except StoreError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    try:
+        rows = store.event_rows(limit)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table("time", "severity", "kind", "device", "message")
+    colours = {"warning": "yellow", "error": "red", "critical": "red"}
+    for e in rows:
+        sev = e["severity"]
+        t.add_row(e["time"], f"[{colours[sev]}]{sev}[/]" if sev in colours else sev, e["kind"], e["device"] or "",
+                  e["message"])
+    Console().print(t)
+
+
+@app.command()
+def tail(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    raw: Annotated[bool, typer.Option("--raw", help="also the newest raw reading of each device")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+    count: Annotated[Optional[int], typer.Option(help="stop after this many minute records")] = None,
+) -> None:
+    """Follow the live data: minute records as they are stored (and raw readings with --raw)."""
+    import time as _time
+
+    cfg = _load(config)
+    reply = _daemon(cfg, {"cmd": "tail", "after_seq": 0})
+    last = max([r["seq"] for r in reply.get("minutes", [])], default=0)
+    # start from the newest few minutes
+    shown = 0
+    after = max(0, last - 3)
+    con = Console()
+    try:
+        while count is None or shown < count:
+            reply = _daemon(cfg, {"cmd": "tail", "after_seq": after})
+            for r in reply.get("minutes", []):
+                after = r["seq"]
+                shown += 1
+                if as_json:
+                    print(json.dumps(r), flush=True)
+                else:
+                    vals = "  ".join(f"{sp} {v['mean']:.3f}" for sp, v in r["species"].items() if v["mean"] is not None)
+                    con.print(f"{r['time']} {r['device']} {r['stream']:<14} [{r['flag']}] {vals} "
+                              f"{';'.join(r['reasons'])}", markup=False)
+                if count is not None and shown >= count:
+                    break
+            if raw:
+                state = _daemon(cfg, {"cmd": "status"})["state"]
+                for dev, d in state["devices"].items():
+                    line = {"device": dev, "last_reading": d["last_reading"], "values": d.get("last_values")}
+                    print(json.dumps(line), flush=True) if as_json else con.print(
+                        f"  raw {dev} {d['last_reading']} " + "  ".join(
+                            f"{k} {v:.3f}" for k, v in (d.get("last_values") or {}).items()
+                            if isinstance(v, (int, float))), markup=False)
+            _time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def probe(
+    device: Annotated[str, typer.Argument(help="device id from the config")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Connect to a device, read it once (without disturbing its data), report. Exit 0 if it
+    answered, 1 if it did not."""
+    from station_agent.registry import load_driver
+    from station_agent.transport import TransportError
+
+    cfg = _load(config)
+    devices = {d.id: d for d in cfg.all_devices()}
+    if device not in devices:
+        _err(f"unknown device {device!r}; configured: {', '.join(devices) or '(none)'}")
+        raise typer.Exit(EXIT_USAGE)
+    dcfg = devices[device]
+    running = _daemon(cfg, {"cmd": "status"}, required=False)
+    if running and not dcfg.url.startswith(("socket://", "tcp://")):
+        _err(f"the agent is running and holds {dcfg.url}; its view of {device}:")
+        print(json.dumps(running["state"]["devices"].get(device, {}), indent=2, default=str))
+        raise typer.Exit(EXIT_OK)
+    cls = load_driver(dcfg.driver)
+    drv = cls(dcfg, cls.make_transport(dcfg))
+    try:
+        drv.open()
+        info = drv.identify()
+        if cls.kind == "modbus":
+            info["reading"] = drv.read().values
+        elif cls.kind == "valve":
+            info["position"] = drv.position()
+        info["ok"] = True
+    except (TransportError, Exception) as exc:  # report any failure to the technician, by name
+        info = {"device": device, "url": dcfg.url, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        try:
+            drv.close()
+        except Exception:  # the link may already be gone
+            pass
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        con = Console()
+        colour = "green" if info["ok"] else "red"
+        con.print(f"[{colour}]{device}: {'answered' if info['ok'] else 'no answer'}[/]")
+        for k, v in info.items():
+            if k not in ("ok",):
+                con.print(f"  {k}: {v}", markup=False)
+    raise typer.Exit(EXIT_OK if info["ok"] else EXIT_PROBLEM)
 
 
 @app.command()
@@ -204,7 +361,17 @@ def export(
     fh = out.open("w", newline="") if out else sys.stdout
     try:
         if level == "minute":
-            n = write_minute_csv(list(store.minute_rows(start, end, device)), cfg.station.id, fh)
+            rows = store.minute_rows(start, end, device)
+            if out:  # a progress bar on the terminal while a long export is written to a file
+                from rich.progress import track
+
+                from station_agent.timeutil import iso_utc
+
+                total = store.conn.execute("SELECT COUNT(*) FROM minute WHERE time >= ? AND time < ?",
+                                           (iso_utc(start), iso_utc(end))).fetchone()[0]
+                rows = track(rows, total=total, description="reading minutes",
+                             console=Console(stderr=True), transient=True)
+            n = write_minute_csv(list(rows), cfg.station.id, fh)
         elif level == "calibration":
             from station_agent.timeutil import iso_utc
 

@@ -114,6 +114,7 @@ class Forwarder:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._inbox.put(("puback", (mid, reason_code)))
+        self._wake.set()  # a PUBACK may open the in-flight window
 
     def _on_message(self, client, userdata, message) -> None:
         self._inbox.put(("message", (message.topic, message.payload)))
@@ -260,6 +261,10 @@ class Forwarder:
         if not self._awaiting:
             return
         cutoff = time.monotonic() - self.cfg.ack_timeout_s
+        # Insertion order is send order (a resent seq is popped first), so the first entry is
+        # the oldest: no scan of the whole window on every pass.
+        if next(iter(self._awaiting.values())) >= cutoff:
+            return
         expired = [s for s, t in self._awaiting.items() if t < cutoff]
         if not expired:
             return

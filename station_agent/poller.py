@@ -35,6 +35,7 @@ class DeviceHealth:
     polls: int = 0
     problems: int = 0
     status_flags: tuple[str, ...] = ()
+    last_values: dict[str, float] | None = None
 
 
 class AnalyzerPoller:
@@ -154,6 +155,7 @@ class AnalyzerPoller:
             self.health.readings += len(readings)
             self.health.last_reading = readings[-1].time
             self.health.status_flags = readings[-1].status_flags
+            self.health.last_values = dict(readings[-1].values)
         # The buffer is now empty up to `before` on the analyzer's clock (its offset is estimated
         # from below, so this errs early, never late).
         drained = (self.driver.device_id, before + timedelta(seconds=min(self.offset.low, self.offset.offset_s))) \
@@ -236,6 +238,7 @@ class DevicePoller:
             self.health.readings += 1
             self.health.polls += 1
             self.health.last_reading = reading.time
+            self.health.last_values = dict(reading.values)
             self.submit([replace(reading, stream="aux")])
             self.clock.wait(self.stop, self.driver.config.poll_interval_s)
         try:

@@ -170,10 +170,11 @@ MAX_TIME = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def _utc_in_range(t: datetime) -> datetime:
-    try:
-        t = t.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("time out of range") from None
+    if t.tzinfo is not UTC:
+        try:
+            t = t.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time out of range") from None
     if not MIN_TIME <= t <= MAX_TIME:
         raise ValueError(f"time {t.isoformat()} outside {MIN_TIME.year}-{MAX_TIME.year}")
     return t
