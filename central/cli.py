@@ -72,26 +72,17 @@ def run(config: ConfigOpt) -> None:
     Receiver(cfg, store=_open_store(cfg)).run(stop)
 
 
-def _age(t: datetime | None, now: datetime) -> str:
-    if t is None:
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
         return "-"
-    s = (now - t).total_seconds()
-    if s < 120:
-        return f"{s:.0f} s ago"
-    if s < 7200:
-        return f"{s / 60:.0f} min ago"
-    return f"{s / 3600:.1f} h ago"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
-def station_state(summary: Any, now: datetime) -> str:
-    """up / down / stale: stale when no status for two status intervals (default 60 s each)."""
-    st = summary.status
-    if st is None:
-        return "unknown"
-    if st.state == "down":
-        return "down"
-    interval = st.interval_s or 60.0
-    return "up" if (now - st.received_at).total_seconds() <= 2 * interval else "stale"
+STATE_STYLE = {"up": "green", "down": "bold red", "unknown": "yellow"}
 
 
 @app.command()
@@ -100,29 +91,20 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     dead_letters: Annotated[int, typer.Option(help="how many recent dead letters to list")] = 5,
 ) -> None:
-    """Stations (state, last seen, counts, backlog) and recent dead letters."""
+    """Stations and their health: state (down after two missed status intervals or on the last
+    will), last seen, latency, backlog, oldest unacked, instrument, completeness today; then recent
+    dead letters."""
+    from .views import station_health
+
     cfg = _load(config)
     store = _open_store(cfg)
     now = datetime.now(UTC)
     try:
-        stations = store.stations()
+        rows = station_health(store, cfg, now)
         letters = store.dead_letters(limit=dead_letters)
         total_dead = store.dead_letter_count()
     finally:
         store.close()
-    rows = []
-    for s in stations:
-        st = s.status
-        rows.append({
-            "station": s.station, "state": station_state(s, now), "last_seen": iso_utc(s.last_seen),
-            "first_seen": iso_utc(s.first_seen), "last_seq": s.last_seq, "minutes": s.minutes,
-            "calibrations": s.calibrations, "targets": s.targets, "events": s.events,
-            "duplicates": s.duplicates, "dead_letters": s.dead_letters,
-            "backlog": st.backlog if st else None,
-            "oldest_unacked_age_s": st.oldest_unacked_age_s if st else None,
-            "agent_version": st.agent_version if st else None,
-            "status_time": iso_utc(st.time) if st else None,
-        })
     recent = [
         {"id": d.id, "received_at": iso_utc(d.received_at), "topic": d.topic, "station": d.station,
          "seq": d.seq, "reason_code": d.reason_code, "reason": d.reason, "payload_size": d.payload_size}
@@ -137,16 +119,23 @@ def status(
 
     console = Console()
     table = Table(title=f"{cfg.central.name}: {len(rows)} station(s)")
-    for col in ("station", "state", "last seen", "last seq", "minutes", "cal", "target", "events",
-                "dup", "dead", "backlog", "oldest unacked"):
+    for col in ("station", "role", "state", "last seen", "latency", "backlog", "oldest unacked", "data lag",
+                "complete today", "instrument", "minutes", "cal", "dup", "dead"):
         table.add_column(col)
-    for s, r in zip(stations, rows):
-        age = r["oldest_unacked_age_s"]
-        table.add_row(r["station"], r["state"], _age(s.last_seen, now), str(r["last_seq"]), str(r["minutes"]),
-                      str(r["calibrations"]), str(r["targets"]), str(r["events"]), str(r["duplicates"]),
-                      str(r["dead_letters"]), "-" if r["backlog"] is None else str(r["backlog"]),
-                      "-" if age is None else f"{age:.0f} s")
+    for r in rows:
+        comp = r["completeness_today"]
+        table.add_row(
+            r["station"], r["role"], f"[{STATE_STYLE.get(r['state'], '')}]{r['state']}[/]",
+            _dur(r["last_seen_age_s"]) + (" ago" if r["last_seen_age_s"] is not None else ""),
+            _dur(r["latency_s"]), "-" if r["backlog"] is None else str(r["backlog"]),
+            _dur(r["oldest_unacked_age_s"]), _dur(r["data_lag_s"]),
+            "-" if comp is None else f"{comp:.0%}", r["instrument"], str(r["minutes"]), str(r["calibrations"]),
+            str(r["duplicates"]), str(r["dead_letters"]),
+        )
     console.print(table)
+    for r in rows:
+        if r["state"] != "up":
+            console.print(f"  {r['station']}: {r['state']}: {r['reason']}")
     console.print(f"dead letters: {total_dead}")
     for d in recent:
         console.print(f"  #{d['id']} {d['received_at']} {d['topic']} [{d['reason_code']}] {d['reason']}")
@@ -179,38 +168,203 @@ def export(
     station: Annotated[str, typer.Option("--station", help="station id")],
     from_: Annotated[str, typer.Option("--from", help="start (inclusive), ISO 8601, UTC if no zone")],
     to: Annotated[str, typer.Option("--to", help="end (exclusive), ISO 8601, UTC if no zone")],
-    level: Annotated[str, typer.Option(help="data level: minute")] = "minute",
-    fmt: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
-    out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout)")] = None,
+    level: Annotated[str, typer.Option(help="data level: minute or hourly")] = "minute",
+    fmt: Annotated[str, typer.Option("--format", help="minute: csv; hourly: icos-csv or obspack-nc")] = "csv",
+    species: Annotated[str, typer.Option(help="hourly: the species (co2, ch4, co, n2o)")] = "co2",
+    stream: Annotated[str | None, typer.Option(help="hourly: one inlet stream (default: every inlet)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout; required for netCDF)")] = None,
 ) -> None:
-    """Export a station's data as CSV.
+    """Export a station's data.
 
-    Minute level, one row per minute record, ordered by time then seq. Columns: time_utc (start of
-    the minute, ISO 8601 Z), station, seq, device, stream; then for each species present in the
-    range (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std, <sp>_n,
-    <sp>_raw_mean, <sp>_cal_mean (CO2 ppm; CH4, CO, N2O ppb; mean is the calibrated value when
-    calibrated, else the raw dry mean); then h2o (%), flag (ICOS letter: U valid, N invalid, ...)
-    and reasons (reason codes joined by |). Empty cells are missing values.
+    Minute level (--format csv), one row per minute record, ordered by time then seq. Columns:
+    time_utc (start of the minute, ISO 8601 Z), station, seq, device, stream; then for each species
+    present in the range (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std,
+    <sp>_n, <sp>_raw_mean, <sp>_cal_mean (CO2 ppm; CH4, CO, N2O ppb; mean is the calibrated value
+    when calibrated, else the raw dry mean); then h2o (%), flag (ICOS letter: U valid, N invalid,
+    ...) and reasons (reason codes joined by |). Empty cells are missing values.
+
+    Hourly level: --format icos-csv (ICOS-L2-like, `;`-separated, -999.99 for missing) or
+    obspack-nc (ObsPack-like netCDF, values in mol mol-1); see central/export.py for the columns.
     """
-    if level != "minute":
-        typer.echo(f"error: --level {level!r} is not available yet (only 'minute')", err=True)
+    formats = {"minute": ("csv",), "hourly": ("icos-csv", "obspack-nc")}
+    if level not in formats:
+        typer.echo(f"error: --level {level!r} is not available (minute or hourly)", err=True)
         raise typer.Exit(2)
-    if fmt != "csv":
-        typer.echo(f"error: --format {fmt!r} is not available (only 'csv')", err=True)
+    if level == "hourly" and fmt == "csv":
+        fmt = "icos-csv"
+    if fmt not in formats[level]:
+        typer.echo(f"error: --format {fmt!r} is not available for --level {level} "
+                   f"({' or '.join(formats[level])})", err=True)
+        raise typer.Exit(2)
+    if fmt == "obspack-nc" and out is None:
+        typer.echo("error: --format obspack-nc needs --out FILE", err=True)
         raise typer.Exit(2)
     start, end = _time(from_, "--from"), _time(to, "--to")
     cfg = _load(config)
     store = _open_store(cfg)
     try:
+        if level == "minute":
+            def write(fh: TextIO) -> int:
+                return write_minute_csv(store, station, start, end, fh)
+        else:
+            from .export import hourly_rows_for_export, write_icos_csv, write_obspack_nc
+
+            rows = hourly_rows_for_export(store, station, species, start, end, stream)
+            if fmt == "obspack-nc":
+                assert out is not None
+                n = write_obspack_nc(rows, cfg, station, species, out)
+                typer.echo(f"{n} hourly value(s) exported", err=True)
+                return
+
+            def write(fh: TextIO) -> int:
+                return write_icos_csv(rows, cfg, station, species, fh)
         if out is None:
-            n = write_minute_csv(store, station, start, end, sys.stdout)
+            n = write(sys.stdout)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             with out.open("w", newline="") as fh:
-                n = write_minute_csv(store, station, start, end, fh)
+                n = write(fh)
     finally:
         store.close()
-    typer.echo(f"{n} minute record(s) exported", err=True)
+    typer.echo(f"{n} {level} {'record' if level == 'minute' else 'value'}(s) exported", err=True)
+
+
+@app.command()
+def flag(
+    config: ConfigOpt,
+    station: Annotated[str, typer.Option("--station", help="station id")],
+    from_: Annotated[str, typer.Option("--from", help="start (inclusive), ISO 8601, UTC if no zone")],
+    to: Annotated[str, typer.Option("--to", help="end (exclusive), ISO 8601, UTC if no zone")],
+    flag_letter: Annotated[str, typer.Option("--flag", help="K: invalid after manual QC; O: valid after manual QC")],
+    reason: Annotated[str, typer.Option("--reason", help="why (kept in the audit trail)")],
+    operator: Annotated[str | None, typer.Option("--operator", help="who (default: the login name)")] = None,
+    stream: Annotated[str | None, typer.Option(help="only this stream, e.g. inlet:100m")] = None,
+    species: Annotated[str | None, typer.Option(help="only this species")] = None,
+    no_aggregate: Annotated[bool, typer.Option("--no-aggregate", help="leave recomputing to the receiver")] = False,
+) -> None:
+    """Flag a station's data by hand (ICOS O/K on the hours, R/H on the minutes), with an audit trail."""
+    import getpass
+
+    from .aggregator import aggregate_all
+
+    if flag_letter not in ("K", "O"):
+        typer.echo(f"error: --flag must be K or O, not {flag_letter!r}", err=True)
+        raise typer.Exit(2)
+    start, end = _time(from_, "--from"), _time(to, "--to")
+    if end <= start:
+        typer.echo("error: --to must be after --from", err=True)
+        raise typer.Exit(2)
+    if not reason.strip():
+        typer.echo("error: --reason must say why", err=True)
+        raise typer.Exit(2)
+    who = operator or getpass.getuser()
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        flag_id = store.add_manual_flag(station, start, end, flag_letter, reason, who, datetime.now(UTC),
+                                        stream, species)
+        if not no_aggregate:
+            aggregate_all(store, cfg)
+    finally:
+        store.close()
+    typer.echo(f"flag #{flag_id}: {station} {iso_utc(start)}..{iso_utc(end)} {flag_letter} by {who}: {reason}")
+
+
+@app.command()
+def flags(
+    config: ConfigOpt,
+    station: Annotated[str | None, typer.Option("--station", help="one station (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The manual-flag audit trail: who flagged what, when and why."""
+    from .views import flags as flag_list
+
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        rows = flag_list(store, station)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        scope = " ".join(x for x in (r["stream"], r["species"]) if x)
+        typer.echo(f"#{r['id']} {r['created_at']} {r['operator']}: {r['station']} {r['from']}..{r['to']} "
+                   f"{r['flag']}{' ' + scope if scope else ''}: {r['reason']}")
+
+
+@app.command()
+def aggregate(
+    config: ConfigOpt,
+    station: Annotated[str | None, typer.Option("--station", help="with --from/--to: mark these hours dirty first")] = None,
+    from_: Annotated[str | None, typer.Option("--from")] = None,
+    to: Annotated[str | None, typer.Option("--to")] = None,
+) -> None:
+    """Recompute the hourly aggregates of every dirty hour (what the receiver's aggregation thread
+    does); with --station/--from/--to, recompute that range too."""
+    from .aggregator import aggregate_all
+
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        if station and from_ and to:
+            store.mark_dirty(station, _time(from_, "--from"), _time(to, "--to"))
+        r = aggregate_all(store, cfg)
+    finally:
+        store.close()
+    typer.echo(f"{r.hours} hour(s) recomputed, {r.rows} hourly row(s) written")
+
+
+@app.command()
+def qc(
+    config: ConfigOpt,
+    from_: Annotated[str, typer.Option("--from", help="start, ISO 8601")],
+    to: Annotated[str, typer.Option("--to", help="end, ISO 8601")],
+    station: Annotated[str | None, typer.Option("--station", help="one station (default: all)")] = None,
+) -> None:
+    """QC report as JSON: target bias, calibration drift and residuals against the goals, daily
+    completeness, and the cross-station consistency of background stations."""
+    from . import views
+
+    start, end = _time(from_, "--from"), _time(to, "--to")
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        names = [station] if station else sorted({s.station for s in store.stations()} | set(cfg.stations))
+        doc = {
+            "stations": {
+                n: {"targets": views.targets(store, cfg, n, start, end)["targets"],
+                    "calibrations": views.calibrations(store, cfg, n, start, end)["calibrations"],
+                    "completeness": views.completeness(store, n, start, end)}
+                for n in names
+            },
+            "consistency": [views.consistency(store, cfg, sp, start, end) for sp in ("co2", "ch4")],
+        }
+    finally:
+        store.close()
+    typer.echo(json.dumps(doc, indent=2))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt,
+    host: Annotated[str | None, typer.Option(help="listen address (default: [serve] host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: [serve] port; 0: any free port)")] = None,
+) -> None:
+    """HTTP JSON API and the operators' dashboard, until SIGTERM or Ctrl-C."""
+    from .server import DashboardServer
+
+    cfg = _load(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server = DashboardServer(cfg, host or cfg.serve.host, cfg.serve.port if port is None else port).start()
+    typer.echo(json.dumps({"url": server.url}), err=False)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
 
 
 @config_app.command("check")

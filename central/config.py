@@ -112,12 +112,103 @@ class LoggingConfig(StrictModel):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class StationMeta(StrictModel):
+    """What central knows of a station beyond its data (ObsPack/ICOS metadata, QC roles)."""
+
+    name: str | None = None
+    timezone: str = Field(default="UTC", description="IANA zone of the station's local time (afternoon means)")
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    altitude_m: float | None = Field(default=None, description="ground elevation above sea level (m)")
+    role: Literal["background", "urban", "other"] = Field(
+        default="other", description="background stations are compared with each other")
+    inlet_heights_m: dict[str, float] = Field(
+        default_factory=dict,
+        description="intake height per inlet name (without 'inlet:'); unset: read from the name, e.g. 100m")
+    long_term_targets: list[str] = Field(
+        default_factory=list,
+        description="cylinders that are the long-term target; unset: a target run within 2 h after a "
+        "calibration counts as long-term")
+    instrument_id: str | None = Field(default=None, description="InstrumentId column of ICOS-like exports")
+
+    @model_validator(mode="after")
+    def _zone(self) -> StationMeta:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
+
+
+class AggregateConfig(StrictModel):
+    enabled: bool = Field(
+        default=True,
+        description="run the aggregation thread inside `central-receiver run` (with several receivers "
+        "on one PostgreSQL they serialise through an advisory lock)")
+    interval_s: float = Field(default=10.0, gt=0, description="how often dirty hours are recomputed")
+    min_minutes_per_hour: int = Field(default=10, ge=1, le=60, description="fewer valid minutes: hour flag N")
+    afternoon_start_h: int = Field(default=12, ge=0, le=23, description="local hour, inclusive")
+    afternoon_end_h: int = Field(default=16, ge=1, le=24, description="local hour, exclusive")
+    afternoon_min_hours: int = Field(default=2, ge=1, le=24)
+    max_hours_per_pass: int = Field(default=48, ge=1, description="dirty hours recomputed per transaction")
+
+    @model_validator(mode="after")
+    def _window(self) -> AggregateConfig:
+        if self.afternoon_end_h <= self.afternoon_start_h:
+            raise ValueError("afternoon_end_h must be after afternoon_start_h")
+        return self
+
+
+class SpikeConfig(StrictModel):
+    enabled: bool = True
+    alpha: float = Field(default=2.5, gt=0, description="threshold in local standard deviations")
+    beta: dict[str, float] = Field(
+        default_factory=lambda: {"co2": 0.1, "ch4": 1.0, "co": 2.0, "n2o": 0.1},
+        description="threshold floor per species (its unit); species not listed: 0")
+    half_window_min: int = Field(default=30, ge=2, le=720)
+    max_iterations: int = Field(default=10, ge=1, le=100)
+    min_neighbours: int = Field(default=10, ge=2)
+    positive_only: bool = Field(default=False, description="flag only upward spikes (local sources)")
+
+
+class QcConfig(StrictModel):
+    goals: dict[str, float] = Field(
+        default_factory=lambda: {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1},
+        description="compatibility goals (CO2 ppm; CH4, CO, N2O ppb): target bias, drift, residuals, "
+        "cross-station offsets are judged against them")
+    drift_reference: dict[str, float] = Field(
+        default_factory=lambda: {"co2": 420.0, "ch4": 2000.0, "co": 150.0, "n2o": 337.0},
+        description="level at which successive calibration fits are compared")
+    spikes: SpikeConfig = Field(default_factory=SpikeConfig)
+
+
+class HealthConfig(StrictModel):
+    down_after_intervals: float = Field(default=2.0, gt=0, description="missed status intervals before down")
+    default_interval_s: float = Field(default=60.0, gt=0, description="for a status without interval_s")
+
+
+class ServeConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8087, ge=0, le=65535)
+
+
 class CentralConfig(StrictModel):
     central: CentralInfo = Field(default_factory=CentralInfo)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    stations: dict[str, StationMeta] = Field(default_factory=dict, description="per station id")
+    aggregate: AggregateConfig = Field(default_factory=AggregateConfig)
+    qc: QcConfig = Field(default_factory=QcConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    def station(self, station: str) -> StationMeta:
+        """The station's metadata; defaults for a station not in the config."""
+        return self.stations.get(station) or StationMeta()
 
 
 def load_central_config(path: str | Path) -> CentralConfig:

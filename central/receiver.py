@@ -87,6 +87,7 @@ class Receiver:
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
         self.ingestor: Ingestor | None = None
+        self.aggregator = None  # the hourly aggregation thread (central/aggregator.py), own connection
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -103,6 +104,10 @@ class Receiver:
                                    properties=props)
         self._thread = threading.Thread(target=self._storage_loop, name="central-storage", daemon=True)
         self._thread.start()
+        if self.config.aggregate.enabled:
+            from .aggregator import Aggregator
+
+            self.aggregator = Aggregator(self.config, self._now).start()
         self._client.loop_start()
         log.info("receiver_started", host=m.host, port=m.effective_port, client_id=m.client_id,
                  backend=self._store.backend, shared_group=self.config.ingest.shared_group)
@@ -119,6 +124,8 @@ class Receiver:
                                          timeout=min(timeout_s, 5.0))
             self._client.disconnect()
             self._client.loop_stop()
+        if self.aggregator is not None:
+            self.aggregator.stop(timeout_s)
         if self._store is not None:
             self._store.close()
         log.info("receiver_stopped", **dict(self.stats))

@@ -24,6 +24,7 @@ from .base import (
     StoredTargetValue,
     StoreError,
 )
+from .hourly import HourlyRow, ManualFlag
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -67,7 +68,7 @@ def transient_errors() -> tuple[type[Exception], ...]:
 
 
 __all__ = [
-    "BACKENDS", "BatchOutcome", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
+    "BACKENDS", "BatchOutcome", "HourlyRow", "ManualFlag", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
     "Inbound", "Outcome", "StationStatus", "StationSummary", "StatusOutcome", "StoreError",
     "StoredCalibration", "StoredEvent", "StoredFit", "StoredMinute", "StoredSpecies", "StoredTarget",
     "StoredTargetValue", "open_store", "transient_errors",

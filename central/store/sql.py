@@ -49,6 +49,7 @@ from .base import (
     record_dead_letters,
     target_rows,
 )
+from .hourly import HourlyStoreMixin, migration_v2
 
 # Abstract column types: text, bigint, int, real, time, json (stored as text), bool, bytes.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -129,7 +130,7 @@ def migrations(types: dict[str, str]) -> list[list[str]]:
         "CREATE UNIQUE INDEX dead_letter_record ON dead_letter (station, seq) WHERE seq IS NOT NULL",
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
-    return [v1]
+    return [v1, migration_v2(types)]
 
 
 def _clean(text: str, limit: int = 2000) -> str:
@@ -139,7 +140,7 @@ def _clean(text: str, limit: int = 2000) -> str:
     return text[:limit]
 
 
-class SqlStore(ABC):
+class SqlStore(HourlyStoreMixin, ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"
@@ -272,6 +273,7 @@ class SqlStore(ABC):
             rows, values = minute_rows(st, recs, self._t, received)
             fresh = self._insert_new("minute", rows)
             self._insert("minute_value", [v for v in values if v[1] in fresh])
+            self._mark_dirty(st, [r.time for r in recs if r.seq in fresh])  # hourly aggregates to redo
             c.minutes += len(fresh)
             new += len(fresh)
         elif batch.kind == "event":
@@ -316,7 +318,9 @@ class SqlStore(ABC):
                 "oldest_unacked_age_s = excluded.oldest_unacked_age_s, "
                 "agent_version = excluded.agent_version, interval_s = excluded.interval_s, "
                 "last_seq = excluded.last_seq, details = excluded.details "
-                "WHERE status.time <= excluded.time"
+                # a last will carries the time it was armed (connect time), older than the last
+                # "up": a "down" is taken whatever its time, or a killed agent would stay "up"
+                "WHERE status.time <= excluded.time OR excluded.state = 'down'"
             ),
             (s.station, s.state, self._t(s.time), received, s.backlog, s.oldest_unacked_age_s,
              s.agent_version, s.interval_s, s.last_seq, dumps(s.details)),

@@ -90,7 +90,7 @@ def test_export_refuses_levels_it_does_not_have(tmp_path):
     cfg = _fill(tmp_path)
     r = CliRunner().invoke(app, ["export", "--config", str(cfg), "--station", "st-a", "--from", "2026-03-01",
                                  "--to", "2026-03-02", "--level", "raw"])
-    assert r.exit_code == 2 and "only 'minute'" in r.stderr
+    assert r.exit_code == 2 and "(minute or hourly)" in r.stderr
 
 
 def test_status_json_reports_counts_and_dead_letters(tmp_path):

@@ -1,0 +1,1 @@
+"""Static files of the operators' dashboard (served by central/server.py): HTML, JS, CSS."""

@@ -1,0 +1,269 @@
+"""What central derives and decides: hourly aggregates, dirty hours, operators' manual flags.
+
+Schema version 2 (appended to the migrations in sql.py). Shared by both SQL backends through
+`HourlyStoreMixin`, which only uses the backend primitives of `SqlStore`.
+
+Dirty hours: every minute record newly stored marks its (station, hour) dirty in the same
+transaction (`_mark_dirty`), as does a manual flag over its range. A mark that arrives for an
+hour already dirty bumps the row's `version`. The aggregator reads the dirty hours with their
+versions, recomputes them and, in the same transaction, deletes only the marks whose version is
+unchanged: a late record stored meanwhile keeps its hour dirty for the next pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+HOUR = timedelta(hours=1)
+AGGREGATION_LOCK_KEY = 0x6768_676E_6574_01  # "ghgnet" + 1: PostgreSQL advisory lock of the aggregator
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def migration_v2(types: dict[str, str]) -> list[str]:
+    t = types
+    return [
+        f"""CREATE TABLE dirty_hour (
+            station {t['text']} NOT NULL, hour {t['time']} NOT NULL,
+            version {t['bigint']} NOT NULL DEFAULT 1, PRIMARY KEY (station, hour))""",
+        f"""CREATE TABLE hourly (
+            station {t['text']} NOT NULL, stream {t['text']} NOT NULL, species {t['text']} NOT NULL,
+            hour {t['time']} NOT NULL, n {t['int']} NOT NULL, mean {t['real']}, std {t['real']},
+            repeatability {t['real']}, n_all {t['int']} NOT NULL, mean_all {t['real']}, std_all {t['real']},
+            repeatability_all {t['real']}, n_spikes {t['int']} NOT NULL, flag {t['text']} NOT NULL,
+            computed_at {t['time']} NOT NULL, PRIMARY KEY (station, stream, species, hour))""",
+        "CREATE INDEX hourly_time ON hourly (station, hour)",
+        f"""CREATE TABLE manual_flag (
+            id {t['autoid']}, station {t['text']} NOT NULL, time_from {t['time']} NOT NULL,
+            time_to {t['time']} NOT NULL, flag {t['text']} NOT NULL, reason {t['text']} NOT NULL,
+            operator {t['text']} NOT NULL, created_at {t['time']} NOT NULL, stream {t['text']},
+            species {t['text']})""",
+        "CREATE INDEX manual_flag_station ON manual_flag (station, time_from)",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyRow:
+    """One hourly aggregate of one inlet stream and species, stamped at the start of the hour.
+    Without spikes: n, mean, std (atmospheric variability), repeatability (propagated standard
+    error); with spikes: the *_all fields. flag: U/N (automatic), O/K (after manual QC)."""
+
+    station: str
+    stream: str
+    species: str
+    hour: datetime
+    n: int
+    mean: float | None
+    std: float | None
+    repeatability: float | None
+    n_all: int
+    mean_all: float | None
+    std_all: float | None
+    repeatability_all: float | None
+    n_spikes: int
+    flag: str
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ManualFlag:
+    """An operator's decision over [time_from, time_to): K (invalid) or O (valid) after manual QC,
+    optionally limited to one stream and/or species. Never edited: the audit trail."""
+
+    id: int
+    station: str
+    time_from: datetime
+    time_to: datetime
+    flag: str
+    reason: str
+    operator: str
+    created_at: datetime
+    stream: str | None = None
+    species: str | None = None
+
+
+def _none_if_nan(v: float | None) -> float | None:
+    return None if v is None or v != v else float(v)
+
+
+class HourlyStoreMixin:
+    """Methods added to SqlStore (which supplies _execute, _query, _sql, _t, _from_t, ...)."""
+
+    backend: str
+
+    # -- dirty hours ---------------------------------------------------------------------------
+
+    def _mark_dirty(self, station: str, times: Iterable[datetime]) -> None:
+        hours = sorted({floor_hour(t) for t in times})  # sorted: two PG writers lock in one order
+        if not hours:
+            return
+        self._executemany(  # type: ignore[attr-defined]
+            self._sql(  # type: ignore[attr-defined]
+                "INSERT INTO dirty_hour (station, hour, version) VALUES (?, ?, 1) "
+                "ON CONFLICT (station, hour) DO UPDATE SET version = dirty_hour.version + 1"
+            ),
+            [(station, self._t(h)) for h in hours],  # type: ignore[attr-defined]
+        )
+
+    def mark_dirty(self, station: str, start: datetime, end: datetime) -> int:
+        """Mark every hour overlapping [start, end) dirty (e.g. to recompute after a config change)."""
+        hours = _hours(start, end)
+        with self._transaction():
+            self._mark_dirty(station, hours)
+        return len(hours)
+
+    def dirty_hours(self, limit: int = 1000) -> list[tuple[str, datetime, int]]:
+        rows = self._query(  # type: ignore[attr-defined]
+            "SELECT station, hour, version FROM dirty_hour ORDER BY station, hour LIMIT ?", (limit,))
+        return [(r[0], self._from_t(r[1]), int(r[2])) for r in rows]  # type: ignore[attr-defined]
+
+    @contextmanager
+    def aggregation_transaction(self) -> Iterator[None]:
+        """One aggregation pass: read dirty hours and minutes, write hourly rows, clear marks, as
+        one transaction. Aggregators of several receivers on one PostgreSQL take turns through an
+        advisory lock (ingest never takes it); SQLite's write lock serialises them anyway."""
+        with self._transaction():
+            if self.backend == "postgresql":
+                self._execute("SELECT pg_advisory_xact_lock(%s)", (AGGREGATION_LOCK_KEY,))  # type: ignore[attr-defined]
+            yield
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._begin()  # type: ignore[attr-defined]
+        try:
+            yield
+            self._commit()  # type: ignore[attr-defined]
+        except BaseException:
+            self._rollback()  # type: ignore[attr-defined]
+            raise
+
+    def aggregation_minutes(self, station: str, start: datetime, end: datetime) -> list[tuple]:
+        """Ambient (inlet:*) minute values with start <= time < end: rows of (seq, time, device,
+        stream, flag, species, cal_mean, std, n), every stored seq (the caller keeps the latest)."""
+        rows = self._query(  # type: ignore[attr-defined]
+            "SELECT m.seq, m.time, m.device, m.stream, m.flag, v.species, v.cal_mean, v.std, v.n "
+            "FROM minute m JOIN minute_value v ON v.station = m.station AND v.seq = m.seq "
+            "WHERE m.station = ? AND m.time >= ? AND m.time < ? AND m.stream LIKE ? "
+            "ORDER BY m.time, m.seq",
+            (station, self._t(start), self._t(end), "inlet:%"),  # type: ignore[attr-defined]
+        )
+        f = self._from_t  # type: ignore[attr-defined]
+        return [(r[0], f(r[1]), *r[2:]) for r in rows]
+
+    def replace_hourly(self, station: str, hours: Sequence[datetime], rows: Sequence[HourlyRow],
+                       claimed: Sequence[tuple[datetime, int]]) -> int:
+        """Within `aggregation_transaction`: replace the station's hourly rows of `hours` by `rows`
+        and clear the dirty marks in `claimed` whose version is unchanged; returns marks cleared."""
+        t = self._t  # type: ignore[attr-defined]
+        ex = self._executemany  # type: ignore[attr-defined]
+        ex(self._sql("DELETE FROM hourly WHERE station = ? AND hour = ?"),  # type: ignore[attr-defined]
+           [(station, t(h)) for h in hours])
+        if rows:
+            ex(self._sql(  # type: ignore[attr-defined]
+                "INSERT INTO hourly (station, stream, species, hour, n, mean, std, repeatability, n_all, "
+                "mean_all, std_all, repeatability_all, n_spikes, flag, computed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(r.station, r.stream, r.species, t(r.hour), int(r.n), _none_if_nan(r.mean),
+                  _none_if_nan(r.std), _none_if_nan(r.repeatability), int(r.n_all), _none_if_nan(r.mean_all),
+                  _none_if_nan(r.std_all), _none_if_nan(r.repeatability_all), int(r.n_spikes), r.flag,
+                  t(r.computed_at)) for r in rows])
+        cleared = 0
+        for h, version in claimed:
+            cur = self._execute(  # type: ignore[attr-defined]
+                self._sql("DELETE FROM dirty_hour WHERE station = ? AND hour = ? AND version = ?"),  # type: ignore[attr-defined]
+                (station, t(h), version))
+            cleared += max(cur.rowcount, 0)
+        return cleared
+
+    def hourly(self, station: str, start: datetime, end: datetime, stream: str | None = None,
+               species: str | None = None) -> list[HourlyRow]:
+        """Hourly rows with start <= hour < end, ordered by stream, species, hour."""
+        sql = ("SELECT stream, species, hour, n, mean, std, repeatability, n_all, mean_all, std_all, "
+               "repeatability_all, n_spikes, flag, computed_at FROM hourly "
+               "WHERE station = ? AND hour >= ? AND hour < ?")
+        params: list[Any] = [station, self._t(start), self._t(end)]  # type: ignore[attr-defined]
+        if stream is not None:
+            sql += " AND stream = ?"
+            params.append(stream)
+        if species is not None:
+            sql += " AND species = ?"
+            params.append(species)
+        f = self._from_t  # type: ignore[attr-defined]
+        rows = self._query(sql + " ORDER BY stream, species, hour", params)  # type: ignore[attr-defined]
+        return [HourlyRow(station, r[0], r[1], f(r[2]), *r[3:13], f(r[13])) for r in rows]
+
+    def hourly_series(self, station: str) -> list[tuple[str, str]]:
+        """(stream, species) pairs with hourly data."""
+        rows = self._query(  # type: ignore[attr-defined]
+            "SELECT DISTINCT stream, species FROM hourly WHERE station = ?", (station,))
+        return sorted((r[0], r[1]) for r in rows)
+
+    # -- manual flags --------------------------------------------------------------------------
+
+    def add_manual_flag(self, station: str, time_from: datetime, time_to: datetime, flag: str, reason: str,
+                        operator: str, created_at: datetime, stream: str | None = None,
+                        species: str | None = None) -> int:
+        """Record an operator's flag (audit trail) and mark its hours dirty, in one transaction."""
+        if flag not in ("K", "O"):
+            raise ValueError(f"a manual flag is K (invalid) or O (valid), not {flag!r}")
+        if time_to <= time_from:
+            raise ValueError("time_to must be after time_from")
+        if not reason.strip():
+            raise ValueError("a manual flag needs a reason")
+        t = self._t  # type: ignore[attr-defined]
+        with self._transaction():
+            cur = self._execute(  # type: ignore[attr-defined]
+                self._sql(  # type: ignore[attr-defined]
+                    "INSERT INTO manual_flag (station, time_from, time_to, flag, reason, operator, created_at, "
+                    "stream, species) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                (station, t(time_from), t(time_to), flag, reason, operator, t(created_at), stream, species))
+            flag_id = int(cur.fetchone()[0])
+            self._mark_dirty(station, _hours(time_from, time_to))
+        return flag_id
+
+    def manual_flags(self, station: str | None = None, start: datetime | None = None,
+                     end: datetime | None = None) -> list[ManualFlag]:
+        """Flags (oldest first) of one or every station, overlapping [start, end) when given."""
+        sql = ("SELECT id, station, time_from, time_to, flag, reason, operator, created_at, stream, species "
+               "FROM manual_flag WHERE 1 = 1")
+        params: list[Any] = []
+        if station is not None:
+            sql += " AND station = ?"
+            params.append(station)
+        if end is not None:
+            sql += " AND time_from < ?"
+            params.append(self._t(end))  # type: ignore[attr-defined]
+        if start is not None:
+            sql += " AND time_to > ?"
+            params.append(self._t(start))  # type: ignore[attr-defined]
+        f = self._from_t  # type: ignore[attr-defined]
+        rows = self._query(sql + " ORDER BY id", params)  # type: ignore[attr-defined]
+        return [ManualFlag(r[0], r[1], f(r[2]), f(r[3]), r[4], r[5], r[6], f(r[7]), r[8], r[9]) for r in rows]
+
+    # -- health inputs -------------------------------------------------------------------------
+
+    def minute_presence(self, station: str, start: datetime, end: datetime) -> list[tuple[datetime, str, str]]:
+        """(time, stream, flag) of every minute record in [start, end), for completeness."""
+        rows = self._query(  # type: ignore[attr-defined]
+            "SELECT time, stream, flag FROM minute WHERE station = ? AND time >= ? AND time < ?",
+            (station, self._t(start), self._t(end)))  # type: ignore[attr-defined]
+        f = self._from_t  # type: ignore[attr-defined]
+        return [(f(r[0]), r[1], r[2]) for r in rows]
+
+    def latest_minute_time(self, station: str) -> datetime | None:
+        rows = self._query("SELECT max(time) FROM minute WHERE station = ?", (station,))  # type: ignore[attr-defined]
+        return None if not rows or rows[0][0] is None else self._from_t(rows[0][0])  # type: ignore[attr-defined]
+
+
+def _hours(start: datetime, end: datetime) -> list[datetime]:
+    out, h = [], floor_hour(start)
+    while h < end:
+        out.append(h)
+        h += HOUR
+    return out
