@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from station_agent.reading import Reading
-from station_agent.transport import SerialTransport, Transport
+from station_agent.transport import SerialTransport, SocketTransport, Transport, normalize_url
 
 
 class DriverError(Exception):
@@ -112,8 +112,11 @@ class ValveDriver(Driver):
         raise NotImplementedError
 
 
-def transport_for(config: DeviceConfig) -> SerialTransport:
-    """The transport a device config names (pyserial URL plus line settings)."""
+def transport_for(config: DeviceConfig) -> SerialTransport | SocketTransport:
+    """The transport a device config names: a TCP socket for socket:// and tcp:// URLs, else a
+    pyserial port (device path, pty, loop://) with the line settings."""
+    if normalize_url(config.url).startswith("socket://"):
+        return SocketTransport(config.url, timeout_s=config.timeout_s)
     return SerialTransport(
         config.url,
         baudrate=config.baudrate,

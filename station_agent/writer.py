@@ -186,15 +186,34 @@ class StoreWriter:
 
     def _handle(self, store: StationStore, kind: str, payload: Any) -> None:
         if kind == "readings":
-            readings, drained = payload
-            if readings:
-                store.insert_raw(readings)
-                self.stats.raw += len(readings)
+            # Coalesce the reading batches already queued: one transaction for their raw rows and
+            # one for the minutes they close, however many pollers handed them over.
+            items = [payload]
+            deferred: list[tuple[str, Any]] = []
+            while len(items) < 64:
+                try:
+                    more_kind, more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more_kind == "readings":
+                    items.append(more)
+                else:
+                    deferred.append((more_kind, more))
+                    break
+            raw = [r for readings, _ in items for r in readings]
+            if raw:
+                store.insert_raw(raw)
+                self.stats.raw += len(raw)
+            closed: list[MinuteBin] = []
+            for readings, drained in items:
                 analyzer = [r for r in readings if r.stream != "aux"]
                 if analyzer:
-                    self._store_minutes(store, self.assembler.add(analyzer))
-            if drained is not None:
-                self._store_minutes(store, self.assembler.drained(*drained))
+                    closed += self.assembler.add(analyzer)
+                if drained is not None:
+                    closed += self.assembler.drained(*drained)
+            self._store_minutes(store, closed)
+            for item in deferred:
+                self._handle(store, *item)
         elif kind == "state":
             key, value = payload
             store.put_state(key, value, self.clock.now())

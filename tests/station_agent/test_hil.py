@@ -21,9 +21,16 @@ def day(tmp_path_factory):
     try:
         hil.start_agent()
         hil.run_until(hil.sim_now().replace(year=2026, month=3, day=2, hour=0, minute=10))
+        analyzer = hil.control({"cmd": "stats", "device": "picarro-1"})["stats"]["picarro-1"]
         assert hil.stop_agent() == 0
+        import sqlite3
+
+        db = sqlite3.connect(hil.tmp / "station.sqlite")
         result = {"calibration": hil.export("calibration"), "minute": hil.export("minute"),
-                  "truth": hil.truth(), "status": hil.status()}
+                  "truth": hil.truth(), "status": hil.status(),
+                  "problems": [r for r in db.execute(
+                      "SELECT time, kind, message FROM event WHERE severity IN ('warning', 'error')")],
+                  "analyzer": analyzer}
     finally:
         hil.close()
     return result
@@ -31,7 +38,8 @@ def day(tmp_path_factory):
 
 def test_calibrations_run_at_start_and_every_six_hours(day):
     cals = [r for r in day["calibration"] if r["kind"] == "calibration"]
-    assert len(cals) >= 5, [r["time_utc"] for r in cals]
+    assert day["analyzer"]["overflow_connected"] == 0, day["analyzer"]  # the agent kept up with the analyzer
+    assert len(cals) >= 5, ([r["time_utc"] for r in cals], day["problems"])
     for r in cals:
         assert float(r["co2_r2"]) > 0.9999 and float(r["co2_rmse"]) < 0.05
         # The fit undoes the analyzer's response: true = (measured - offset) / gain, drift aside.

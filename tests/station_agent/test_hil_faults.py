@@ -28,7 +28,7 @@ def faults(tmp_path_factory):
     try:
         hil.start_agent()
         # 1. SIGKILL while the start-up calibration is on its second standard, then restart.
-        wait(lambda: (hil.status().get("agent", {}).get("engine") or {}).get("stream") == "cal:CAL-2",
+        wait(lambda: ((hil.status().get("agent") or {}).get("engine") or {}).get("stream") == "cal:CAL-2",
              what="the calibration to reach CAL-2")
         hil.stop_agent(signal.SIGKILL)
         out["killed_at"] = hil.sim_now()

@@ -98,7 +98,11 @@ class Hil:
                               capture_output=True, text=True, timeout=timeout)
 
     def status(self) -> dict:
-        return json.loads(self.agent_cli("status", "--json").stdout)
+        """`station-agent status --json`, or {} while there is no database yet (exit 3)."""
+        res = self.agent_cli("status", "--json")
+        if res.returncode == 3:
+            return {}
+        return json.loads(res.stdout)
 
     def stop_agent(self, sig: int = signal.SIGTERM) -> int:
         assert self.agent is not None
