@@ -314,7 +314,7 @@ class StoreWriter:
             store.insert_event(Event(now, "disk.freed", "warning",
                                      "disk policy deleted " + ", ".join(f"{v} {k}" for k, v in deleted.items() if v)
                                      + " (oldest first; nothing unacknowledged)", None, dict(deleted)))
-            self.log.warning("disk_freed", **deleted)
+            self.log.warning("disk_freed", deleted=deleted)
         if reason is not None and not self._disk_alarm:
             self._disk_alarm = True
             backlog = store.outbox_stats()["backlog"]
