@@ -99,13 +99,21 @@ class Ingestor:
         self._transient = transient_errors()
 
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
-        """Store a group of messages in one transaction; results in message order.
+        """Decode and store a group of messages in one transaction; results in message order.
+        (The receiver runs the two halves, `decode_all` and `store_decoded`, on two threads.)"""
+        return self.store_decoded(messages, self.decode_all(messages))
+
+    def decode_all(self, messages: Sequence[Message]) -> list[Inbound | None]:
+        """Validate every message (no storage: safe on another thread than `store_decoded`)."""
+        return [decode(m.topic, m.payload, self.max_payload_bytes) for m in messages]
+
+    def store_decoded(self, messages: Sequence[Message], items: Sequence[Inbound | None]) -> list[Handled]:
+        """Store decoded messages (`decode_all`) in one transaction; results in message order.
 
         A transient storage error (database locked or unreachable) propagates: nothing was stored
         and the caller retries later. Any other storage error is retried message by message, and
         a message that still fails is dead-lettered, so one bad input cannot block the rest.
         """
-        items = [decode(m.topic, m.payload, self.max_payload_bytes) for m in messages]
         present = [(i, it) for i, it in enumerate(items) if it is not None]
         results: list[Handled] = [Handled(None)] * len(messages)
         try:

@@ -5,10 +5,13 @@ Threads and their jobs:
 - paho's network thread only moves messages into a bounded queue. The queue's size is also
   announced to the broker as the MQTT 5 Receive Maximum, so the broker never has more
   unacknowledged messages out to us than the queue holds, and the network thread never waits.
-- one storage thread takes groups of messages, stores each group in one transaction, and only
-  then publishes each station's ack and gives the broker its PUBACK (manual acks). A message that
-  was not committed is never acknowledged, so the broker redelivers it to our persistent session
-  (clean_start False, explicit session expiry) after a crash.
+- a decode thread takes groups of messages from that queue and validates them against the wire
+  models; a storage thread stores each decoded group in one transaction, and only then publishes
+  each station's ack and gives the broker its PUBACK (manual acks). A message that was not
+  committed is never acknowledged, so the broker redelivers it to our persistent session
+  (clean_start False, explicit session expiry) after a crash. The two threads form a pipeline
+  (one decoded group waits at most): while SQLite commits and syncs one group (the GIL is released
+  there), the next one is validated.
 
 Nothing a station sends can stop the receiver: every payload is stored, found duplicate or
 dead-lettered (central/ingest.py). Storage outages are retried with backoff while messages stay
@@ -17,6 +20,7 @@ unacknowledged. SIGTERM: stop taking messages, store and acknowledge what is que
 
 from __future__ import annotations
 
+import gc
 import queue
 import ssl
 import threading
@@ -52,6 +56,24 @@ class _Received:
     generation: int
 
 
+GROUP_MAX_BYTES = 1_000_000
+"""Payload bytes per stored group at most (besides `commit_max_messages`): about 2,000 minute
+records. Small enough that the decode and storage threads take turns instead of waiting on each
+other for one huge group; big enough that the sync at each commit is shared by many records."""
+
+
+def tune_gc_for_ingest() -> None:
+    """Make the cyclic garbage collector cheap for a process that ingests (the daemon calls this).
+
+    Decoding a group of batches allocates hundreds of thousands of short-lived objects; with the
+    default thresholds the collector runs often and each full pass walks every object the process
+    imported, which cost about a third of the ingest rate (tests/benchmarks/replay.py). Freezing
+    what exists after start-up takes it out of the collector's walks; a larger first threshold
+    runs the young collections less often. Memory is still reclaimed by reference counting."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def open_configured_store(config: CentralConfig) -> CentralStore:
     s = config.storage
     return open_store(s.backend, path=s.path, dsn=s.dsn, schema=s.schema_name,
@@ -74,6 +96,8 @@ class Receiver:
         self._store = store
         self._now = now
         self._queue: queue.Queue[_Received] = queue.Queue(maxsize=config.ingest.queue_size * 2)
+        # decoded groups on their way from the decode thread to the storage thread; None ends it
+        self._decoded: queue.Queue[tuple[list[_Received], list[Message], list] | None] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -86,6 +110,7 @@ class Receiver:
         self._acks_idle = threading.Condition(self._acks_lock)
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
+        self._decode_thread: threading.Thread | None = None
         self.ingestor: Ingestor | None = None
         self.aggregator = None  # the hourly aggregation thread (central/aggregator.py), own connection
 
@@ -102,7 +127,9 @@ class Receiver:
         props.ReceiveMaximum = self.config.ingest.queue_size
         self._client.connect_async(m.host, m.effective_port, keepalive=m.keepalive_s, clean_start=False,
                                    properties=props)
+        self._decode_thread = threading.Thread(target=self._decode_loop, name="central-decode", daemon=True)
         self._thread = threading.Thread(target=self._storage_loop, name="central-storage", daemon=True)
+        self._decode_thread.start()
         self._thread.start()
         if self.config.aggregate.enabled:
             from .aggregator import Aggregator
@@ -116,6 +143,8 @@ class Receiver:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking messages, store and acknowledge the queued ones, disconnect, close."""
         self._stopping.set()
+        if self._decode_thread is not None:
+            self._decode_thread.join(timeout_s)
         if self._thread is not None:
             self._thread.join(timeout_s)
         if self._client is not None:
@@ -131,7 +160,8 @@ class Receiver:
         log.info("receiver_stopped", **dict(self.stats))
 
     def run(self, stop: threading.Event) -> None:
-        """Run until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
+        """Run until `stop` is set (the CLI sets it on SIGTERM/SIGINT): the daemon."""
+        tune_gc_for_ingest()
         self.start()
         try:
             stop.wait()
@@ -246,11 +276,13 @@ class Receiver:
         except queue.Empty:
             return []
         group = [first]
+        size = len(first.payload)
         cfg = self.config.ingest
         deadline = time.monotonic() + cfg.commit_max_wait_ms / 1000.0
-        while len(group) < cfg.commit_max_messages:
+        while len(group) < cfg.commit_max_messages and size < GROUP_MAX_BYTES:
             try:
                 group.append(self._queue.get_nowait())
+                size += len(group[-1].payload)
                 continue
             except queue.Empty:
                 pass
@@ -259,11 +291,13 @@ class Receiver:
                 break
             try:
                 group.append(self._queue.get(timeout=remaining))
+                size += len(group[-1].payload)
             except queue.Empty:
                 break
         return group
 
-    def _storage_loop(self) -> None:
+    def _decode_loop(self) -> None:
+        assert self.ingestor is not None
         try:
             while True:
                 group = self._next_group()
@@ -271,26 +305,50 @@ class Receiver:
                     if self._stopping.is_set():
                         return
                     continue
-                self._store_and_ack(group)
+                messages = [Message(r.topic, r.payload) for r in group]
+                if not self._hand_over((group, messages, self.ingestor.decode_all(messages))):
+                    return  # the storage thread is gone: not acknowledged, redelivered later
+        except Exception:
+            log.exception("decode_thread_failed")
+            raise
+        finally:
+            self._hand_over(None)
+
+    def _hand_over(self, item) -> bool:
+        """Queue a decoded group (or the end mark) for the storage thread while it runs."""
+        while True:
+            try:
+                self._decoded.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                if self._thread is None or not self._thread.is_alive():
+                    return False
+
+    def _storage_loop(self) -> None:
+        try:
+            while True:
+                item = self._decoded.get()
+                if item is None or not self._store_and_ack(*item):
+                    return
         except Exception:
             log.exception("storage_thread_failed")
             raise
 
-    def _store_and_ack(self, group: list[_Received]) -> None:
+    def _store_and_ack(self, group: list[_Received], messages: list[Message], items: list) -> bool:
+        """Store one decoded group, then ack it; False when stopped before it could be stored."""
         assert self.ingestor is not None and self._client is not None
-        messages = [Message(r.topic, r.payload) for r in group]
         delay = self.config.ingest.retry_initial_s
         transient = transient_errors()
         while True:
             try:
-                results = self.ingestor.handle(messages)
+                results = self.ingestor.store_decoded(messages, items)
                 break
             except transient as exc:
                 self._count("store_retries")
                 log.warning("store_unavailable", error=str(exc), retry_in_s=delay)
                 reconnect = getattr(self._store, "reconnect", None)
                 if self._stopping.wait(delay):
-                    return  # not acknowledged: redelivered to the next session
+                    return False  # not acknowledged: redelivered to the next session
                 if reconnect is not None:
                     try:
                         reconnect()
@@ -318,6 +376,7 @@ class Receiver:
                 # PUBACK, so a PUBACK for an older connection is not sent.
                 self._client.ack(r.mid, r.qos)
             self._count("messages_handled")
+        return True
 
     @property
     def queue_depth(self) -> int:

@@ -305,6 +305,19 @@ class MosquittoBroker:
             self._proc.kill()
         return self._reap()
 
+    def reload(self, *, acl: str | None = None, users: dict[str, str] | None = None) -> None:
+        """Rewrite the ACL and/or password file and send SIGHUP: mosquitto re-reads them without
+        dropping any connection (an operator fixing a station's rights)."""
+        if acl is not None:
+            self.acl = acl
+        if users is not None:
+            self.users = dict(users)
+        self._auth_lines()
+        if not self.running:
+            raise BrokerError("broker not running")
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGHUP)
+
     def restart(self, kill: bool = False, timeout_s: float = 10.0) -> MosquittoBroker:
         self.kill() if kill else self.stop()
         return self.start(timeout_s)

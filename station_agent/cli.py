@@ -615,6 +615,32 @@ def cylinders_retire(cylinder_id: Annotated[str, typer.Argument()], config: Conf
     _report(reply)
 
 
+@app.command()
+def demo(
+    hours: Annotated[float, typer.Option(help="simulated hours to run")] = 24.0,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1440.0,
+    run_dir: Annotated[Optional[Path], typer.Option(help="keep the run's files here (default: a temporary folder)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Broker, simulators, station agent and central receiver in one go, then a summary.
+
+    Exit 0 when central holds every record the station produced, exactly once; 1 otherwise;
+    3 when a part cannot run (e.g. mosquitto is not installed)."""
+    from station_agent.demo import DemoError, format_summary, run_demo
+
+    if hours <= 0 or speed <= 0:
+        _err("--hours and --speed must be > 0")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        summary = run_demo(hours, speed, run_dir, progress=(lambda m: None) if as_json else
+                           (lambda m: Console(stderr=True).print(m, markup=False, highlight=False)))
+    except DemoError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    print(json.dumps(summary, indent=2, default=str) if as_json else format_summary(summary))
+    raise typer.Exit(EXIT_OK if summary["lost"] == 0 and summary["duplicates"] == 0 else EXIT_PROBLEM)
+
+
 def main() -> None:
     app()
 

@@ -39,10 +39,10 @@ from station_agent.wire import SCHEMA_VERSION, WireError, parse_ack, topic_for
 
 class ForwardingConfig(StrictModel):
     enabled: bool = True
-    batch_size: int = Field(default=250, ge=1, le=5000, description="records per MQTT message")
+    batch_size: int = Field(default=500, ge=1, le=5000, description="records per MQTT message")
     max_inflight_messages: int = Field(default=32, ge=1, le=1000, description="messages awaiting PUBACK")
     window_records: int = Field(
-        default=20000, ge=1, description="records sent and not yet acknowledged by central"
+        default=40000, ge=1, description="records sent and not yet acknowledged by central"
     )
     ack_timeout_s: float = Field(
         default=60.0, gt=0, description="real seconds before an unacknowledged record is sent again"
@@ -54,6 +54,10 @@ class ForwardingConfig(StrictModel):
         default=30.0, gt=0, description="real seconds between retained status messages"
     )
     denied_backoff_s: float = Field(default=30.0, gt=0, description="pause after a denied publish")
+    stop_drain_s: float = Field(
+        default=10.0, ge=0,
+        description="real seconds a stop waits for central to acknowledge what is queued (0: do not wait)",
+    )
 
 
 class Forwarder:
@@ -92,6 +96,11 @@ class Forwarder:
         self._hold_until = 0.0
         self._denied_backoff = cfg.denied_backoff_s
         self._last_status = 0.0
+        self._ack_sub_mid: int | None = None
+        self._ack_subscribed = False
+        self._resubscribe_at: float | None = None
+        self._drain = threading.Event()
+        self._drained = threading.Event()
         self.stats = {"published_records": 0, "published_messages": 0, "acked": 0, "denied": 0, "resent": 0}
         self.ack_topic = topic_for(station, "ack")
         self.client = make_client(mqtt_cfg, f"ghgnet-station-{station}")
@@ -101,6 +110,7 @@ class Forwarder:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
 
     # -- paho network thread: only enqueue ------------------------------------------------
@@ -120,6 +130,10 @@ class Forwarder:
         self._inbox.put(("message", (message.topic, message.payload)))
         self._wake.set()
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._inbox.put(("suback", (mid, reason_codes)))
+        self._wake.set()
+
     # -- lifecycle --------------------------------------------------------------------------
     def notify(self) -> None:
         """New records are in the outbox (called by the writer)."""
@@ -137,6 +151,13 @@ class Forwarder:
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop; first, while connected, wait up to `stop_drain_s` for central to acknowledge
+        everything in the outbox (what is left stays there for the next start)."""
+        if self.cfg.stop_drain_s > 0 and self._connected and self.thread.is_alive():
+            self._drain.set()
+            self._wake.set()
+            if not self._drained.wait(self.cfg.stop_drain_s):
+                self.log.warning("stop_with_unacknowledged_records", waited_s=self.cfg.stop_drain_s)
         self._stop.set()
         self._wake.set()
         self.thread.join(30)
@@ -163,6 +184,7 @@ class Forwarder:
     # -- forwarder thread -------------------------------------------------------------------
     def _run(self) -> None:
         store = StationStore(self.store_path, read_only=True)
+        empty_since: float | None = None
         try:
             while not self._stop.is_set():
                 self._wake.wait(0.1)
@@ -171,8 +193,19 @@ class Forwarder:
                 if self._connected and time.monotonic() >= self._hold_until:
                     self._expire()
                     self._send(store)
+                if self._connected and self._resubscribe_at is not None and time.monotonic() >= self._resubscribe_at:
+                    self._subscribe_acks()
                 if self._connected and time.monotonic() - self._last_status >= self.cfg.status_interval_s:
                     self._publish_status(store)
+                if self._drain.is_set():
+                    # Drained once the outbox has stayed empty for a moment: records queued in the
+                    # writer just before the stop (e.g. the agent's stop event) get their chance.
+                    if not self._awaiting and not store.conn.execute("SELECT 1 FROM outbox LIMIT 1").fetchone():
+                        empty_since = empty_since or time.monotonic()
+                        if time.monotonic() - empty_since >= 0.5:
+                            self._drained.set()
+                    else:
+                        empty_since = None
         except Exception as exc:  # pragma: no cover - logged and surfaced through the agent
             self.log.exception("forwarder_failed", error=repr(exc))
             raise
@@ -196,6 +229,8 @@ class Forwarder:
                 self._puback(*payload)
             elif kind == "message":
                 self._message(*payload)
+            elif kind == "suback":
+                self._suback(*payload)
 
     def _connected_now(self, store: StationStore, reason_code, session_present: bool) -> None:
         if reason_code.is_failure:
@@ -204,7 +239,7 @@ class Forwarder:
             return
         self._connected = True
         self.faults.clear(self.clock.now(), ("broker",))
-        self.client.subscribe(self.ack_topic, qos=1)
+        self._subscribe_acks()
         # Whatever was in flight may or may not have reached central: forget it and let the
         # backlog pass send it again (central deduplicates). Live data goes first from here on.
         self._awaiting.clear()
@@ -214,6 +249,28 @@ class Forwarder:
         self._backlog_cursor = 0
         self._publish_status(store)
         self.log.info("broker_connected", session_present=session_present, backlog_top_seq=top)
+
+    def _subscribe_acks(self) -> None:
+        self._resubscribe_at = None
+        self._ack_subscribed = False
+        result, self._ack_sub_mid = self.client.subscribe(self.ack_topic, qos=1)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            self._resubscribe_at = time.monotonic() + self.cfg.denied_backoff_s
+
+    def _suback(self, mid: int, reason_codes) -> None:
+        if mid != self._ack_sub_mid:
+            return
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            # Without our ack topic nothing ever leaves the outbox: say so, and ask again later
+            # (an operator may fix the broker's ACL without restarting anything).
+            self.faults.report("ack_subscription_denied",
+                               f"broker refused the subscription to {self.ack_topic}: {', '.join(failed)}",
+                               self.clock.now())
+            self._resubscribe_at = time.monotonic() + self.cfg.denied_backoff_s
+        else:
+            self._ack_subscribed = True
+            self.faults.clear(self.clock.now(), ("ack_subscription_denied",))
 
     def _puback(self, mid: int, reason_code) -> None:
         seqs = self._mids.pop(mid, None)

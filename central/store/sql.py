@@ -406,7 +406,7 @@ class SqlStore(HourlyStoreMixin, ABC):
             (station, self._t(start), self._t(end)),
         )
         return [
-            StoredEvent(station, r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6]),
+            StoredEvent(station, r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5] or None, json.loads(r[6]),
                         self._from_t(r[7]))
             for r in rows
         ]

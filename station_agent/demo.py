@@ -1,0 +1,529 @@
+"""`station-agent demo`: a whole network on this machine for a few simulated hours, then a summary.
+
+In a run folder of its own (a temporary one unless given) and on free ports, it starts:
+
+- a real mosquitto (`simulators.broker.MosquittoBroker`: persistence, `set_tcp_nodelay`);
+- `station-sim run` with configs/bench.example.toml (the simulated analyzer, valve and flow sensor);
+- `central-receiver run` with configs/central.example.toml;
+- `station-agent run` with configs/station.example.toml,
+
+the example configs copied with their ports and paths rewritten into the run folder (nothing under
+the user's data/ is touched), the simulator and the agent on one simulated clock (the same
+--speed, --start and --anchor). After H simulated hours the agent gets SIGTERM (it parks the valve,
+stores what is open and waits for central's ack of its outbox), then central and the rest stop,
+and the summary compares, seq by seq, what the station produced with what central stored.
+
+`Network` is the orchestration alone; the fault-injection tests (tests/station_agent/
+test_forwarding.py) use it to kill and restart single parts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+KINDS = ("minute", "event", "calibration", "target")
+"""Record kinds a station produces; each has its table with a `seq` column on both sides."""
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run (no mosquitto, a part that did not start); the message says why."""
+
+
+# -- config rewriting ----------------------------------------------------------------------------
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def set_toml_value(text: str, table: str, key: str, value: Any) -> str:
+    """Set `key = value` in the first `[table]` of a TOML text, keeping everything else (comments
+    too); the key, or the table, is added when missing."""
+    lines = text.splitlines()
+    header = re.compile(rf"^\s*\[{re.escape(table)}\]\s*(#.*)?$")
+    line = f"{key} = {toml_value(value)}"
+    for i, ln in enumerate(lines):
+        if header.match(ln):
+            j = i + 1
+            while j < len(lines) and not lines[j].lstrip().startswith("["):
+                if re.match(rf"^\s*{re.escape(key)}\s*=", lines[j]):
+                    lines[j] = line
+                    return "\n".join(lines) + "\n"
+                j += 1
+            lines.insert(i + 1, line)
+            return "\n".join(lines) + "\n"
+    return text.rstrip("\n") + f"\n\n[{table}]\n{line}\n"
+
+
+def bench_toml(text: str) -> str:
+    """The example bench on free TCP ports (0), without its pty links (they point into ../run)."""
+    text = re.sub(r"(?m)^port = \d{4,5}\s*(#.*)?$", "port = 0", text)
+    return re.sub(r"(?m)^(pty_link|link) = .*$", "", text)
+
+
+def station_toml(text: str, endpoints: dict, db: Path, broker_port: int,
+                 settings: dict[str, dict[str, Any]] | None = None) -> str:
+    """The example station pointed at the simulators' endpoints, the run folder and the broker.
+    `settings`: {table: {key: value}} set on top (e.g. {"forwarding": {"replay_rate": 0}})."""
+    parsed = tomllib.loads(text)
+    for group in ("analyzers", "valves", "devices"):
+        for dev in parsed.get(group, []):
+            ep = endpoints["instruments"].get(dev["id"])
+            if ep is None or "url" not in dev:
+                continue
+            if "url" not in ep:
+                raise DemoError(f"the simulator serves no URL for {dev['id']}")
+            text = text.replace(json.dumps(dev["url"]), json.dumps(ep["url"]))
+    text = set_toml_value(text, "storage", "path", str(db))
+    text = set_toml_value(text, "mqtt", "host", "127.0.0.1")
+    text = set_toml_value(text, "mqtt", "port", broker_port)
+    for table, values in (settings or {}).items():
+        for k, v in values.items():
+            text = set_toml_value(text, table, k, v)
+    return text
+
+
+def central_toml(text: str, db: Path, broker_port: int, settings: dict[str, dict[str, Any]] | None = None) -> str:
+    text = set_toml_value(text, "storage", "backend", "sqlite")
+    text = set_toml_value(text, "storage", "path", str(db))
+    text = set_toml_value(text, "mqtt", "host", "127.0.0.1")
+    text = set_toml_value(text, "mqtt", "port", broker_port)
+    for table, values in (settings or {}).items():
+        for k, v in values.items():
+            text = set_toml_value(text, table, k, v)
+    return text
+
+
+# -- the processes -------------------------------------------------------------------------------
+
+def _python_module(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
+@dataclass
+class Network:
+    """Broker, simulators, central and one station on this machine, in `run_dir`.
+
+    `speed`, `start`, `anchor`: the shared simulated clock (the simulator and the agent get the
+    same three, so they agree on the time whenever they were launched). `station_settings` and
+    `central_settings` ({table: {key: value}}) adjust the example configs; `broker_users` and
+    `broker_acl` turn on passwords and an ACL.
+    """
+
+    run_dir: Path
+    speed: float = 1440.0
+    start: datetime = field(default_factory=lambda: datetime.now(UTC).replace(second=0, microsecond=0))
+    anchor: datetime | None = None
+    station_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    central_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    broker_users: dict[str, str] | None = None
+    broker_acl: str | None = None
+    quiet: bool = True
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.anchor is None:
+            self.anchor = datetime.now(UTC)
+        self.broker = None
+        self.endpoints: dict[str, Any] = {}
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.station_db = self.run_dir / "station.sqlite"
+        self.central_db = self.run_dir / "central.sqlite"
+        example = tomllib.loads((CONFIGS / "station.example.toml").read_text())
+        self.station_id: str = example["station"]["id"]
+
+    # -- clock ---------------------------------------------------------------------------------
+    def clock_args(self) -> list[str]:
+        from station_agent.timeutil import iso_utc
+
+        assert self.anchor is not None
+        return ["--speed", repr(self.speed), "--start", iso_utc(self.start), "--anchor", iso_utc(self.anchor)]
+
+    def sim_now(self) -> datetime:
+        """The shared simulated time now."""
+        assert self.anchor is not None
+        return self.start + (datetime.now(UTC) - self.anchor) * self.speed
+
+    def real_seconds_until(self, sim_time: datetime) -> float:
+        return max(0.0, (sim_time - self.sim_now()).total_seconds() / self.speed)
+
+    # -- parts ---------------------------------------------------------------------------------
+    def start_broker(self) -> None:
+        from simulators.broker import MosquittoBroker, find_mosquitto
+
+        if find_mosquitto() is None:
+            raise DemoError(
+                "mosquitto is not installed. Install it (Debian/Ubuntu: sudo apt-get install mosquitto; "
+                "./dev demo does it when run as root) and run the demo again."
+            )
+        self.broker = MosquittoBroker(self.run_dir / "mosquitto", users=self.broker_users, acl=self.broker_acl)
+        self.broker.start()
+
+    def _spawn(self, name: str, args: list[str], stdout=None) -> subprocess.Popen:
+        log = (self.run_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(args, stdout=stdout if stdout is not None else log, stderr=log,
+                                stdin=subprocess.DEVNULL, cwd=self.run_dir)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def start_sim(self) -> None:
+        path = self.run_dir / "bench.toml"
+        path.write_text(bench_toml((CONFIGS / "bench.example.toml").read_text()))
+        proc = self._spawn("station-sim", [*_python_module("simulators.cli"), "run", "--config", str(path),
+                                           *self.clock_args()], stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise DemoError(f"station-sim did not start; see {self.run_dir / 'station-sim.log'}:\n"
+                            + self.log_tail("station-sim"))
+        self.endpoints = json.loads(line)
+
+    def write_station_config(self) -> Path:
+        assert self.broker is not None
+        path = self.run_dir / "station.toml"
+        path.write_text(station_toml((CONFIGS / "station.example.toml").read_text(), self.endpoints,
+                                     self.station_db, self.broker.port, self.station_settings))
+        return path
+
+    def write_central_config(self) -> Path:
+        assert self.broker is not None
+        path = self.run_dir / "central.toml"
+        path.write_text(central_toml((CONFIGS / "central.example.toml").read_text(), self.central_db,
+                                     self.broker.port, self.central_settings))
+        return path
+
+    def start_central(self) -> None:
+        path = self.write_central_config()
+        self._spawn("central-receiver", [*_python_module("central.cli"), "run", "--config", str(path)])
+
+    def start_agent(self) -> None:
+        path = self.write_station_config()
+        self._spawn("station-agent", [*_python_module("station_agent.cli"), "run", "--config", str(path),
+                                      *self.clock_args()])
+
+    def start_all(self) -> None:
+        self.start_broker()
+        self.start_sim()
+        self.start_central()
+        self.start_agent()
+
+    def signal(self, name: str, sig: int) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+
+    def stop(self, name: str, timeout_s: float = 60.0, kill: bool = False) -> int | None:
+        """SIGTERM (or SIGKILL) a part and wait for it; returns its exit code."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        return rc
+
+    def check_running(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise DemoError(f"{name} exited with code {proc.returncode}; see "
+                                f"{self.run_dir / (name + '.log')}:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        try:
+            return "\n".join((self.run_dir / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        """Stop whatever still runs: agent, central, simulators, broker (in that order)."""
+        for name in ("station-agent", "central-receiver", "station-sim", *list(self.procs)):
+            self.stop(name, timeout_s=30)
+        if self.broker is not None:
+            self.broker.stop()
+
+    # -- what each side holds --------------------------------------------------------------------
+    def station_seqs(self) -> dict[str, dict[int, tuple]]:
+        """{kind: {seq: identity}} of every record the station produced (its own tables)."""
+        return station_records(self.station_db)
+
+    def central_seqs(self) -> dict[str, dict[int, tuple]]:
+        return central_records(self.central_db, self.station_id)
+
+    def outbox_size(self) -> int:
+        return _count(self.station_db, "SELECT COUNT(*) FROM outbox")
+
+    def wait(self, predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+        """Poll `predicate` until truthy (returned), failing after `timeout_s` or when a part died."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = predicate()
+            if value:
+                return value
+            self.check_running()
+            if time.monotonic() > deadline:
+                raise DemoError(f"timed out after {timeout_s:g} s waiting for {what}")
+            time.sleep(interval_s)
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection | None:
+    if not path.exists():
+        return None
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+
+
+def _count(path: Path, sql: str, args: tuple = ()) -> int:
+    conn = _connect_ro(path)
+    if conn is None:
+        return 0
+    try:
+        return int(conn.execute(sql, args).fetchone()[0])
+    except sqlite3.OperationalError:  # tables not made yet
+        return 0
+    finally:
+        conn.close()
+
+
+_STATION_SQL = {
+    "minute": "SELECT seq, device, time, stream FROM minute",
+    "event": "SELECT seq, kind, time, '' FROM event",
+    "calibration": "SELECT seq, id, time_start, '' FROM calibration",
+    "target": "SELECT seq, id, time, '' FROM target",
+}
+_CENTRAL_SQL = {
+    "minute": "SELECT seq, device, time, stream FROM minute WHERE station = ?",
+    "event": "SELECT seq, kind, time, '' FROM event WHERE station = ?",
+    "calibration": "SELECT seq, id, time_start, '' FROM calibration WHERE station = ?",
+    "target": "SELECT seq, id, time, '' FROM target WHERE station = ?",
+}
+
+
+def _records(path: Path, queries: dict[str, str], args: tuple) -> dict[str, dict[int, tuple]]:
+    out: dict[str, dict[int, tuple]] = {k: {} for k in KINDS}
+    conn = _connect_ro(path)
+    if conn is None:
+        return out
+    try:
+        for kind, sql in queries.items():
+            try:
+                rows = conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:  # not created yet
+                continue
+            for seq, *ident in rows:
+                if seq in out[kind]:
+                    raise AssertionError(f"{path}: {kind} seq {seq} held twice")
+                out[kind][int(seq)] = tuple(ident)
+    finally:
+        conn.close()
+    return out
+
+
+def station_records(db: Path) -> dict[str, dict[int, tuple]]:
+    """{kind: {seq: (identity...)}} from the station's own tables (what it produced)."""
+    return _records(db, _STATION_SQL, ())
+
+
+def central_records(db: Path, station: str) -> dict[str, dict[int, tuple]]:
+    """{kind: {seq: (identity...)}} of one station at central (what central stored)."""
+    return _records(db, _CENTRAL_SQL, (station,))
+
+
+# -- the summary -------------------------------------------------------------------------------------
+
+def _rows_from(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    conn = _connect_ro(path)
+    if conn is None:
+        return []
+    try:
+        return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def summarise(net: Network, forwarder: dict | None = None) -> dict[str, Any]:
+    """Records produced, forwarded, acknowledged, stored, duplicates and lost per kind; the
+    calibrations (fit RMSE) and target biases against the goals, as central holds them."""
+    produced = net.station_seqs()
+    stored = net.central_seqs()
+    queued = {k: set() for k in KINDS}
+    for seq, kind, payload in _rows_from(net.station_db, "SELECT seq, kind, payload FROM outbox"):
+        if kind == "calibration":
+            kind = "target" if json.loads(payload).get("record_type") == "target" else "calibration"
+        queued.setdefault(kind, set()).add(seq)
+    kinds: dict[str, dict[str, int]] = {}
+    for kind in KINDS:
+        p, s = produced[kind], stored[kind]
+        # Same record under two seqs at central would be a duplicate (central's key is station+seq,
+        # so one seq can never be stored twice).
+        idents = [v for v in s.values()] if kind == "minute" else []
+        kinds[kind] = {
+            "produced": len(p),
+            "acknowledged": len(set(p) - queued[kind]),
+            "stored": len(s),
+            "still_queued": len(queued[kind]),
+            "duplicates": len(idents) - len(set(idents)),
+            "lost": len(set(p) - set(s) - queued[kind]),
+            "unknown_at_central": len(set(s) - set(p)),
+            "content_mismatch": sum(1 for q in set(p) & set(s) if p[q] != s[q]),
+        }
+    redelivered = _rows_from(net.central_db, "SELECT duplicates FROM station WHERE station = ?", (net.station_id,))
+    station_cfg = tomllib.loads((net.run_dir / "station.toml").read_text()) if (net.run_dir / "station.toml").exists() else {}
+    goals = (station_cfg.get("sampling") or {}).get("goals") or {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1}
+    calibrations = [
+        {"id": cid, "time_end": t_end,
+         "rmse": {sp: rmse for sp, rmse in _rows_from(
+             net.central_db, "SELECT species, rmse FROM calibration_fit WHERE station = ? AND seq = ? ORDER BY species",
+             (net.station_id, seq))}}
+        for seq, cid, t_end in _rows_from(
+            net.central_db, "SELECT seq, id, time_end FROM calibration WHERE station = ? ORDER BY time_start",
+            (net.station_id,))
+    ]
+    targets = [
+        {"id": tid, "time": t, "cylinder": cyl,
+         "bias": {sp: (bias, None if ok is None else bool(ok)) for sp, bias, ok in _rows_from(
+             net.central_db, "SELECT species, bias, within_goal FROM target_value WHERE station = ? AND seq = ? "
+             "ORDER BY species", (net.station_id, seq))}}
+        for seq, tid, t, cyl in _rows_from(
+            net.central_db, "SELECT seq, id, time, cylinder FROM target WHERE station = ? ORDER BY time",
+            (net.station_id,))
+    ]
+    return {
+        "station": net.station_id,
+        "simulated": {"start": net.start.isoformat(), "speed": net.speed},
+        "kinds": kinds,
+        "forwarder": forwarder or {},
+        "redeliveries_absorbed": int(redelivered[0][0]) if redelivered else 0,
+        "lost": sum(k["lost"] for k in kinds.values()),
+        "duplicates": sum(k["duplicates"] for k in kinds.values()),
+        "still_queued": sum(k["still_queued"] for k in kinds.values()),
+        "goals": goals,
+        "calibrations": calibrations,
+        "targets": targets,
+    }
+
+
+def agent_forwarder_stats(db: Path) -> dict[str, Any]:
+    """The forwarder's counters from the agent's last heartbeat (stored at its stop)."""
+    rows = _rows_from(db, "SELECT value FROM state WHERE key = 'agent'")
+    if not rows:
+        return {}
+    return json.loads(rows[0][0]).get("forwarder") or {}
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    out = [f"ghgnet demo: station {s['station']}, simulated from {s['simulated']['start']} at "
+           f"{s['simulated']['speed']:g}x", ""]
+    head = f"{'records':<13}{'produced':>9}{'forwarded':>11}{'acked':>8}{'stored':>8}{'queued':>8}" \
+           f"{'dupl.':>7}{'lost':>6}"
+    out.append(head)
+    for kind, k in s["kinds"].items():
+        forwarded = k["produced"] - k["still_queued"] if k["still_queued"] else k["produced"]
+        out.append(f"{kind:<13}{k['produced']:>9}{forwarded:>11}{k['acknowledged']:>8}{k['stored']:>8}"
+                   f"{k['still_queued']:>8}{k['duplicates']:>7}{k['lost']:>6}")
+    fw = s["forwarder"]
+    if fw:
+        out.append(f"forwarder: {fw.get('published_records', 0)} records in {fw.get('published_messages', 0)} "
+                   f"messages published, {fw.get('acked', 0)} acknowledged by central, "
+                   f"{fw.get('resent', 0)} resent, {fw.get('denied', 0)} denied (last agent run)")
+    out.append(f"central absorbed {s['redeliveries_absorbed']} redelivered record(s) as duplicates "
+               "(stored once)")
+    out.append(f"duplicates stored: {s['duplicates']}   lost: {s['lost']}   still queued at the station: "
+               f"{s['still_queued']}")
+    mismatch = sum(k["content_mismatch"] + k["unknown_at_central"] for k in s["kinds"].values())
+    if mismatch:
+        out.append(f"WARNING: {mismatch} record(s) at central differ from the station's")
+    out.append("")
+    out.append(f"calibrations ({len(s['calibrations'])}), fit RMSE:")
+    for c in s["calibrations"]:
+        rm = "  ".join(f"{sp} {v:.4f}" for sp, v in c["rmse"].items() if v is not None)
+        out.append(f"  {c['id']}  ended {c['time_end']}  {rm}")
+    goals = s["goals"]
+    out.append(f"target biases (measured - assigned) against the goals "
+               f"({', '.join(f'{sp} ±{g:g}' for sp, g in goals.items())}):")
+    for t in s["targets"]:
+        parts = []
+        for sp, (bias, ok) in t["bias"].items():
+            if bias is None:
+                continue
+            parts.append(f"{sp} {bias:+.3f} {'ok' if ok else 'OUTSIDE' if ok is False else '?'}")
+        out.append(f"  {t['cylinder']:<6} {t['time']}  " + "  ".join(parts))
+    if not s["targets"]:
+        out.append("  (none yet: a target runs every 2 simulated hours after the first calibration)")
+    return "\n".join(out)
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+def run_demo(hours: float = 24.0, speed: float = 1440.0, run_dir: Path | None = None,
+             progress: Callable[[str], None] = print, drain_timeout_s: float = 60.0) -> dict[str, Any]:
+    """Run the network for `hours` simulated hours at `speed`; returns the summary (`summarise`).
+    The run folder is removed afterwards unless given."""
+    own_dir = run_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="ghgnet-demo-")) if own_dir else Path(run_dir)
+    startup_s = 4.0  # real seconds for the parts to start before simulated time begins
+    net = Network(folder, speed=speed, anchor=datetime.now(UTC) + timedelta(seconds=startup_s),
+                  # the agent may wait for central's acks at its stop
+                  station_settings={"forwarding": {"stop_drain_s": drain_timeout_s}})
+    try:
+        progress(f"run folder {folder}; {hours:g} simulated hours at {speed:g}x "
+                 f"(about {hours * 3600 / speed + startup_s:.0f} s)")
+        net.start_broker()
+        progress(f"mosquitto on 127.0.0.1:{net.broker.port}")
+        net.start_sim()
+        net.start_central()
+        net.start_agent()
+        progress(f"station-sim, central-receiver and station-agent ({net.station_id}) started")
+        end = net.start + timedelta(hours=hours)
+        last = 0.0
+        while net.sim_now() < end:
+            net.check_running()
+            time.sleep(min(0.5, max(0.05, net.real_seconds_until(end))))
+            if time.monotonic() - last >= 5:
+                last = time.monotonic()
+                produced = _count(net.station_db, "SELECT COUNT(*) FROM minute")
+                stored = _count(net.central_db, "SELECT COUNT(*) FROM minute WHERE station = ?", (net.station_id,))
+                progress(f"  simulated {net.sim_now():%Y-%m-%d %H:%M}Z: {produced} minutes at the station, "
+                         f"{stored} at central, outbox {net.outbox_size()}")
+        progress("stopping the agent (SIGTERM: valve parked, open minutes stored, outbox drained to central)")
+        rc = net.stop("station-agent", timeout_s=drain_timeout_s + 60)
+        if rc != 0:
+            raise DemoError(f"station-agent exited with code {rc}:\n{net.log_tail('station-agent')}")
+        net.stop("central-receiver")
+        net.stop("station-sim")
+        return summarise(net, agent_forwarder_stats(net.station_db))
+    finally:
+        net.close()
+        if own_dir:
+            shutil.rmtree(folder, ignore_errors=True)

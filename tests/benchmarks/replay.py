@@ -1,0 +1,251 @@
+"""Benchmark: a 30-day backlog (43,200 minute records) replayed from a station to central.
+
+All real parts: a real mosquitto (MosquittoBroker: persistence, set_tcp_nodelay), the station's
+real Forwarder and StoreWriter in a child process (the station and central never share a GIL in
+the field either), central's real Receiver into its SQLite store (synchronous=FULL) in this
+process. Three figures, measured in the same run:
+
+- end to end: from the forwarder's start until central has stored every record, and until the
+  station has central's ack for every record (its outbox is empty);
+- (a) a naive baseline: one record per MQTT message, waiting for each PUBACK (paho's
+  `wait_for_publish`), into the same receiver and store;
+- (b) the central store's raw bulk-insert rate for the same rows (already built tuples,
+  executemany, one transaction).
+
+    .venv/bin/python tests/benchmarks/replay.py [--records 43200] [--naive-records 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+STATION = "bench-tower"
+
+
+def minute_records(n: int):
+    """n plausible minute records, one a minute from T0 (three species, diagnostics)."""
+    from station_agent.records import MinuteRecord, SpeciesMinute
+
+    out = []
+    for i in range(n):
+        co2 = 420.0 + 5.0 * ((i % 1440) / 1440.0) + 0.001 * i
+        flagged = i % 61 == 0
+        out.append(MinuteRecord(
+            time=T0 + timedelta(minutes=i), device="picarro-1", stream=("inlet:top", "inlet:mid", "inlet:low")[i % 3],
+            species={
+                "co2": SpeciesMinute(co2, 0.05, 55, co2 - 0.31, co2),
+                "ch4": SpeciesMinute(2001.5, 0.8, 55, 1998.2, 2001.5),
+                "co": SpeciesMinute(151.0, 4.9, 55, 150.3, 151.0),
+            },
+            h2o=1.234, flag="N" if flagged else "U", reasons=("flush",) if flagged else (),
+            n_total=60, calibration_id="cal-20260101T000000Z",
+            diagnostics={"cavity_pressure": 140.01, "cavity_temp": 45.0},
+        ))
+    return out
+
+
+def fill_station(path: Path, n: int) -> None:
+    from station_agent.store import StationStore
+
+    store = StationStore(path)
+    try:
+        recs = minute_records(n)
+        for i in range(0, n, 5000):
+            store.insert_minutes(recs[i:i + 5000], T0 + timedelta(minutes=i))
+    finally:
+        store.close()
+
+
+# -- the station side, in a child process ------------------------------------------------------
+
+def station_child(db: str, port: int, batch_size: int, window: int) -> None:
+    """Run the real Forwarder (+ the StoreWriter that applies acks) until the outbox is empty.
+    Prints JSON lines: {"started": t}, then {"acked": t, ...} (time.monotonic, system-wide)."""
+    from station_agent.clock import ScaledClock
+    from station_agent.forwarder import Forwarder, ForwardingConfig
+    from station_agent.logs import configure_logging, get_logger
+    from station_agent.minutes import MinuteAssembler
+    from station_agent.mqttlink import MqttConfig
+    from station_agent.store import StationStore
+    from station_agent.writer import StoreWriter
+
+    configure_logging(STATION, "warning", "json", stream=sys.stderr)
+    log = get_logger(component="bench")
+    clock = ScaledClock()
+    writer = StoreWriter(db, clock, MinuteAssembler(20), lambda b: None, log, dict, timedelta(days=30))
+    writer.start()
+    fw = Forwarder(
+        STATION, MqttConfig(host="127.0.0.1", port=port), ForwardingConfig(
+            batch_size=batch_size, window_records=window, replay_rate=0, status_interval_s=3600),
+        db, clock, writer.submit_ack, writer.submit_event, log,
+    )
+    reader = StationStore(db, read_only=True)
+    print(json.dumps({"started": time.monotonic()}), flush=True)
+    fw.start()
+    try:
+        while reader.conn.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'minute'").fetchone()[0]:
+            time.sleep(0.005)
+        print(json.dumps({"acked_at": time.monotonic(), **fw.stats}), flush=True)
+    finally:
+        reader.close()
+        fw.stop()
+        writer.stop()
+
+
+# -- central and the measurements ----------------------------------------------------------------
+
+def central_config(port: int, db: Path):
+    from central.config import CentralConfig
+
+    return CentralConfig.model_validate({
+        "mqtt": {"host": "127.0.0.1", "port": port, "client_id": f"central-{db.stem}"},
+        "storage": {"backend": "sqlite", "path": str(db)},
+    })
+
+
+def wait_stored(receiver, n: int, timeout_s: float) -> float:
+    deadline = time.monotonic() + timeout_s
+    while receiver.stats["records_new"] < n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"central stored {receiver.stats['records_new']} of {n} in {timeout_s} s")
+        time.sleep(0.002)
+    return time.monotonic()
+
+
+def end_to_end(broker, tmp: Path, n: int, batch_size: int, window: int) -> dict:
+    from central.receiver import Receiver
+
+    db = tmp / "station.sqlite"
+    fill_station(db, n)
+    receiver = Receiver(central_config(broker.port, tmp / "central-e2e.sqlite")).start()
+    try:
+        assert receiver.subscribed.wait(10)
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--station-child", str(db), str(broker.port), str(batch_size), str(window)],
+            stdout=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        started = json.loads(child.stdout.readline())["started"]
+        stored = wait_stored(receiver, n, 300)
+        acked = json.loads(child.stdout.readline())
+        child.wait(60)
+    finally:
+        receiver.stop()
+    return {"stored_s": stored - started, "acked_s": acked["acked_at"] - started,
+            "messages": acked["published_messages"], "resent": acked["resent"]}
+
+
+def naive(broker, tmp: Path, n: int) -> float:
+    """One record per message, publish and wait for its PUBACK, until central has stored them."""
+    import paho.mqtt.client as mqtt
+    from central.receiver import Receiver
+    from station_agent.records import minute_to_dict
+    from station_agent.timeutil import iso_utc
+    from station_agent.wire import topic_for
+
+    payloads = []
+    for seq, rec in enumerate(minute_records(n), 1):
+        body = {"schema": 1, "station": STATION, "kind": "minute", "sent": iso_utc(T0),
+                "records": [{"seq": seq, **minute_to_dict(rec)}]}
+        payloads.append(json.dumps(body, separators=(",", ":")).encode())
+    receiver = Receiver(central_config(broker.port, tmp / "central-naive.sqlite")).start()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="naive-station", protocol=mqtt.MQTTv5)
+    try:
+        assert receiver.subscribed.wait(10)
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        topic = topic_for(STATION, "minute")
+        t0 = time.monotonic()
+        for p in payloads:
+            client.publish(topic, p, qos=1).wait_for_publish(10)
+        stored = wait_stored(receiver, n, 300)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        receiver.stop()
+    return n / (stored - t0)
+
+
+def raw_insert(tmp: Path, n: int) -> float:
+    """The store's bulk insert of the same rows: tuples built beforehand, one transaction."""
+    from central.store import open_store
+    from central.store.base import minute_rows
+    from station_agent.records import minute_to_dict
+    from station_agent.wire import MinuteWire
+
+    recs = [MinuteWire.model_validate_json(json.dumps({"seq": seq, **minute_to_dict(r)}))
+            for seq, r in enumerate(minute_records(n), 1)]
+    store = open_store("sqlite", path=tmp / "central-raw.sqlite")
+    try:
+        rows, values = minute_rows(STATION, recs, store._t, store._t(datetime.now(UTC)))
+        t0 = time.monotonic()
+        store._begin()
+        store._insert("minute", rows)
+        store._insert("minute_value", values)
+        store._commit()
+        return n / (time.monotonic() - t0)
+    finally:
+        store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=43_200)
+    ap.add_argument("--naive-records", type=int, default=3000, help="the naive baseline's sample")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: ForwardingConfig's")
+    ap.add_argument("--window", type=int, default=None, help="default: ForwardingConfig's")
+    ap.add_argument("--station-child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.station_child:
+        db, port, batch, window = args.station_child
+        station_child(db, int(port), int(batch), int(window))
+        return
+
+    from simulators.broker import MosquittoBroker
+    from station_agent.forwarder import ForwardingConfig
+    from station_agent.logs import configure_logging
+
+    configure_logging(None, "warning", "json", stream=sys.stderr)
+    from central.receiver import tune_gc_for_ingest
+
+    tune_gc_for_ingest()  # as the daemon (Receiver.run) does
+
+    defaults = ForwardingConfig()
+    batch_size = args.batch_size or defaults.batch_size
+    window = args.window or defaults.window_records
+    n = args.records
+    with tempfile.TemporaryDirectory(prefix="ghgnet-replay-") as d:
+        tmp = Path(d)
+        broker = MosquittoBroker(tmp / "mosquitto").start()
+        try:
+            e2e = end_to_end(broker, tmp, n, batch_size, window)
+            naive_rate = naive(broker, tmp, args.naive_records)
+        finally:
+            broker.stop()
+        raw_rate = raw_insert(tmp, n)
+    stored_rate = n / e2e["stored_s"]
+    acked_rate = n / e2e["acked_s"]
+    print(f"records: {n} minute records (30 days), batch_size {batch_size}, window {window} records, "
+          f"{e2e['messages']} messages, {e2e['resent']} resent; cpus {os.cpu_count()}")
+    print(f"end to end, stored at central:        {stored_rate:10,.0f} records/s  ({e2e['stored_s']:.2f} s)")
+    print(f"end to end, acked back to station:     {acked_rate:10,.0f} records/s  ({e2e['acked_s']:.2f} s)"
+          "  target >= 20,000")
+    print(f"(a) naive, 1 record/message + PUBACK:  {naive_rate:10,.0f} records/s  "
+          f"({args.naive_records} records)  ratio {acked_rate / naive_rate:.1f}x  target >= 40x")
+    print(f"(b) raw bulk insert into the store:    {raw_rate:10,.0f} records/s  "
+          f"ratio {100 * acked_rate / raw_rate:.0f} %  target >= 25 %")
+
+
+if __name__ == "__main__":
+    main()
