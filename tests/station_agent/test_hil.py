@@ -26,7 +26,9 @@ def day(tmp_path_factory):
         import sqlite3
 
         db = sqlite3.connect(hil.tmp / "station.sqlite")
-        result = {"calibration": hil.export("calibration"), "minute": hil.export("minute"),
+        recal = hil.agent_cli("recalibrate", "--from", "2026-03-01T06:00:00Z", "--to", "2026-03-01T18:00:00Z")
+        result = {"recalibrate": recal}
+        result |= {"calibration": hil.export("calibration"), "minute": hil.export("minute"),
                   "truth": hil.truth(), "status": hil.status(),
                   "problems": [r for r in db.execute(
                       "SELECT time, kind, message FROM event WHERE severity IN ('warning', 'error')")],
@@ -99,5 +101,22 @@ def test_every_valid_cylinder_minute_holds_its_own_cylinder(day):
             if int(r["co2_n"]) != t["n"]:
                 continue  # a switch inside the minute: the truth mixes both
             assert abs(t["co2"] - cylinders[cyl]) < 0.05, r
+            n += 1
+    assert n >= 100
+
+
+def test_recalibrate_interpolates_between_the_bracketing_calibrations(day):
+    res = day["recalibrate"]
+    assert res.returncode == 0, res.stderr
+    assert "minute records reprocessed" in res.stdout
+    truth = day["truth"]
+    n = 0
+    for r in day["minute"]:
+        if not ("2026-03-01T07" <= r["time_utc"] < "2026-03-01T17") or not r["calibration_id"]:
+            continue
+        assert "~" in r["calibration_id"], r  # coefficients interpolated between two calibrations
+        if r["stream"].startswith("inlet:") and r["flag"] == "U" and "flush" not in r["reasons"] \
+                and int(r["co2_n"]) == truth[r["time_utc"]]["n"]:
+            assert abs(float(r["co2_cal_mean"]) - truth[r["time_utc"]]["co2"]) <= GOALS["co2"]
             n += 1
     assert n >= 100
