@@ -61,3 +61,28 @@ def test_watchdog_pings_stop_while_acquisition_hangs(tmp_path):
         agent.shutdown()
         bench.stop()
         listener.close()
+
+
+def test_metrics_endpoint_serves_the_agent_figures(tmp_path):
+    import urllib.request
+
+    clock = ScaledClock(speed=60)
+    bench = Bench(bench_config(), clock).start(control=False)
+    configure_logging("test-tower", fmt="json", stream=io.StringIO())
+    cfg = station_config(tmp_path, bench.tcp["picarro-1"].url)
+    cfg = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"enabled": True, "port": 0})})
+    agent = Agent(cfg, clock)
+    agent.start()
+    try:
+        deadline = time.monotonic() + 20
+        while agent.pollers["picarro-1"].health.readings < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = urllib.request.urlopen(agent.metrics.url, timeout=10).read().decode()
+    finally:
+        agent.shutdown()
+        bench.stop()
+    lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if not line.startswith("#")}
+    assert float(lines['ghgnet_readings_total{device="picarro-1"}']) >= 10
+    assert lines['ghgnet_device_connected{device="picarro-1"}'] == "1"
+    assert float(lines["ghgnet_data_disk_free_bytes"]) > 0
+    assert "ghgnet_outbox_backlog_records" in lines

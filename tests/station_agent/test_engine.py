@@ -183,3 +183,43 @@ def test_restart_mid_calibration_aborts_it_and_tags_buffered_records_with_the_re
     assert before.stream == "cal:B" and not before.conditions
     assert h2.timeline.at(T0 + timedelta(seconds=1)).stream == "inlet:top"
     assert any(e.kind == "run.aborted" and "restart" in e.message for e in h2.events)
+
+
+def test_icos_and_urban_presets_fill_in_the_runs():
+    base = {k: v for k, v in SAMPLING.items() if k not in ("calibrations", "targets")}
+    streams = base["streams"] + [{"name": "cal:D", "port": 7, "flush_s": 300},
+                                 {"name": "target:LT", "port": 9, "flush_s": 300}]
+    icos = SamplingConfig.model_validate({**base, "streams": streams, "preset": "icos"})
+    (cal,) = icos.calibrations
+    assert cal.standards == ["A", "B", "C", "D"] and cal.measure_s == 1800 and cal.cycles == 4
+    assert cal.schedule.interval_hours == 360 and cal.long_term_target == "LT"
+    (tgt,) = icos.targets
+    assert tgt.cylinder == "T" and tgt.schedule.interval_hours == 7
+    urban = SamplingConfig.model_validate({**base, "streams": streams, "preset": "urban"})
+    assert urban.calibrations[0].standards == ["A", "B", "C"] and urban.calibrations[0].schedule.interval_hours == 3
+    assert urban.targets[0].schedule.interval_hours == 6
+
+
+def test_sampling_config_errors_name_what_is_wrong():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"unknown stream\(s\): calibration cal: cal:Z"):
+        SamplingConfig.model_validate({**SAMPLING, "calibrations": [
+            {"name": "cal", "standards": ["A", "Z"], "schedule": {"interval_hours": 6}}]})
+    with pytest.raises(ValidationError, match="two streams share one valve port"):
+        SamplingConfig.model_validate({**SAMPLING, "streams": SAMPLING["streams"] + [{"name": "zero", "port": 1}]})
+    with pytest.raises(ValidationError, match="cron"):
+        SamplingConfig.model_validate({**SAMPLING, "targets": [
+            {"name": "t", "cylinder": "T", "schedule": {"cron": "61 * * * *"}}]})
+
+
+def test_a_cron_zero_check_runs_on_its_schedule_and_reports_its_mean():
+    h = Harness(streams=SAMPLING["streams"] + [{"name": "zero", "port": 10, "flush_s": 60}],
+                calibrations=[], targets=[],
+                checks=[{"name": "zero-check", "stream": "zero", "measure_s": 300, "schedule": {"cron": "30 1 * * *"}}])
+    h.engine.run_until(T0 + timedelta(hours=2))
+    zero = [s for s in h.segments() if s.stream == "zero"]
+    assert len(zero) == 1
+    assert abs((zero[0].start - datetime(2026, 3, 1, 1, 30, tzinfo=UTC)).total_seconds()) < 0.01
+    assert [r.kind for r in h.runs] == ["check"] and h.runs[0].segments[0][0] == "zero"
