@@ -44,6 +44,8 @@ class SpatialCorrelation(Protocol):
 
     def apply_columns(self, columns: np.ndarray) -> np.ndarray: ...
 
+    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray) -> np.ndarray: ...
+
     def dense(self) -> np.ndarray: ...
 
 
@@ -86,6 +88,33 @@ class SeparableExponential:
         k = columns.shape[1]
         tmp = np.matmul(self.c_lon, columns.reshape(ny, nx, k))  # along lon, per lat row
         return (self.c_lat @ tmp.reshape(ny, nx * k)).reshape(ny * nx, k)
+
+    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """C_space[:, cells] @ columns for columns (len(cells), k) that are zero off `cells`, (S, k).
+
+        Only the bounding box of `cells` enters the products, so a compact footprint costs
+        about |box rows| * nx * (|box cols| + ny) per column (or the same along lat first, whichever
+        is less) instead of S * (ny + nx).
+        """
+        ny, nx = self.shape
+        k = columns.shape[1]
+        if cells.size == 0:
+            return np.zeros((ny * nx, k))
+        iy, ix = np.divmod(cells, nx)
+        y0, x0 = iy.min(), ix.min()
+        hy, hx = iy.max() + 1 - y0, ix.max() + 1 - x0
+        if hy * (nx + hx) <= hx * (ny + hy):  # along lon first: box (hx, hy, k)
+            box = np.zeros((hx, hy, k))
+            box[ix - x0, iy - y0] = columns
+            tmp = self.c_lon[:, x0 : x0 + hx] @ box.reshape(hx, hy * k)  # (nx, hy * k)
+            tmp = np.ascontiguousarray(tmp.reshape(nx, hy, k).transpose(1, 0, 2)).reshape(hy, nx * k)
+            return (self.c_lat[:, y0 : y0 + hy] @ tmp).reshape(ny * nx, k)
+        box = np.zeros((hy, hx, k))  # along lat first
+        box[iy - y0, ix - x0] = columns
+        tmp = self.c_lat[:, y0 : y0 + hy] @ box.reshape(hy, hx * k)  # (ny, hx * k)
+        tmp = np.ascontiguousarray(tmp.reshape(ny, hx, k).transpose(1, 0, 2)).reshape(hx, ny * k)
+        out = (self.c_lon[:, x0 : x0 + hx] @ tmp).reshape(nx, ny, k)
+        return np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(ny * nx, k)
 
     def dense(self) -> np.ndarray:
         return np.kron(self.c_lat, self.c_lon)
@@ -135,6 +164,9 @@ class IsotropicExponential:
 
     def apply_columns(self, columns: np.ndarray) -> np.ndarray:
         return self.matrix @ columns
+
+    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        return self.matrix[:, cells] @ columns
 
     def dense(self) -> np.ndarray:
         return self.matrix

@@ -6,9 +6,11 @@ through its sparse pseudo-rows (footprints.ObsOperator); neither B nor B H' is f
 
 H B H' for sector k is P (K ∘ C_time[step_r, step_r']) P', where K = G C_space G' is the spatial
 Gram matrix of the sigma-weighted footprint rows G (one row per observation and flux step it
-touches) and P sums rows into observations. K is built blockwise: W = C_space G' once, then for a
-block of rows with similar footprints only the cells in their support are gathered, so the cost
-follows the footprints' size, not the grid's.
+touches) and P sums rows into observations. K is built blockwise (`spatial_gram`): rows with
+overlapping footprints form blocks, C_space G' comes from each block's bounding box, and each block
+row of K is one product over the cells its block touches, so the cost follows the footprints' size,
+not the grid's. The products, the Cholesky factorisation and the triangular inverse run as
+independent tasks on all cores with one BLAS thread each (see blas.py, dense.py).
 
 Aggregates (G_a: region totals) get var = G_a B G_a' - (G_a B H') M^-1 (H B G_a') without the
 posterior covariance. Diagnostics: DOFS = trace(H B H' M^-1) (= trace of the averaging kernel),
@@ -27,7 +29,9 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from .aggregates import Aggregation
+from .blas import run_parallel
 from .covariance import PriorCovariance
+from .dense import cholesky_lower, triangular_inverse_t
 from .footprints import ObsOperator
 
 Progress = Callable[[str, float], None]
@@ -79,6 +83,48 @@ class Posterior:
                 np.sqrt(np.clip(np.diag(self.posterior_total_cov), 0, None)))
 
 
+def _row_blocks(g, ny: int, nx: int, block: int) -> list[np.ndarray]:
+    """Footprint rows grouped into blocks of `block` rows whose supports overlap.
+
+    The Gram matrix is built block by block over the union of each block's cells, so the work
+    grows with how much the supports in a block differ. Each row is sketched by its nonzero count
+    on a coarse grid (about 16 x 16); blocks are grown greedily, a seed (taken in the Morton order
+    of the row centroids, so that neighbouring blocks lie close) plus its most similar (cosine)
+    unassigned rows.
+    """
+    r = g.shape[0]
+    coarse = max(1, -(-max(ny, nx) // 16))
+    ncy, ncx = -(-ny // coarse), -(-nx // coarse)
+    cell_y, cell_x = np.divmod(np.arange(ny * nx), nx)
+    coarse_of_cell = (cell_y // coarse) * ncx + cell_x // coarse
+    rows = np.repeat(np.arange(r), np.diff(g.indptr))
+    counts = np.bincount(rows * (ncy * ncx) + coarse_of_cell[g.indices], minlength=r * ncy * ncx)
+    sketch = counts.reshape(r, ncy * ncx).astype(float)
+    n = np.maximum(sketch.sum(axis=1), 1.0)
+    cy = sketch @ np.repeat(np.arange(ncy) * coarse + 0.5 * coarse, ncx) / n  # centroids (cells)
+    cx = sketch @ np.tile(np.arange(ncx) * coarse + 0.5 * coarse, ncy) / n
+    norm = np.linalg.norm(sketch, axis=1)
+    sketch /= np.where(norm > 0, norm, 1.0)[:, None]
+    seeds = np.argsort(_morton((cy * 4).astype(np.int64), (cx * 4).astype(np.int64)), kind="stable")
+    left = np.ones(r, dtype=bool)
+    n_left = r
+    blocks = []
+    for seed in seeds:
+        if not left[seed]:
+            continue
+        if n_left > block:
+            sim = sketch @ sketch[seed]
+            sim[~left] = -np.inf
+            sim[seed] = np.inf  # the seed itself, then the most similar
+            members = np.argpartition(-sim, block - 1)[:block]
+        else:
+            members = np.flatnonzero(left)
+        blocks.append(np.sort(members))
+        left[members] = False
+        n_left -= members.size
+    return blocks
+
+
 def _morton(iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
     code = np.zeros(iy.shape, dtype=np.int64)
     for bit in range(16):
@@ -87,45 +133,62 @@ def _morton(iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
     return code
 
 
-def _row_order(g, ny: int, nx: int) -> np.ndarray:
-    """Order footprint rows so that neighbours in the order have overlapping supports."""
-    coo = abs(g).tocoo()
-    w = np.bincount(coo.row, weights=coo.data, minlength=g.shape[0])
-    w[w == 0] = 1.0
-    cy = np.bincount(coo.row, weights=coo.data * (coo.col // nx), minlength=g.shape[0]) / w
-    cx = np.bincount(coo.row, weights=coo.data * (coo.col % nx), minlength=g.shape[0]) / w
-    scale = 4.0  # quarter-cell resolution of the centroids
-    return np.argsort(_morton((cy * scale).astype(np.int64), (cx * scale).astype(np.int64)), kind="stable")
+def _dense_block(g, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cells touched by `rows` of the CSR matrix g, and those rows densely over these cells."""
+    sub = g[rows]
+    present = np.zeros(g.shape[1], dtype=bool)
+    present[sub.indices] = True
+    cells = np.flatnonzero(present)
+    slot = np.empty(g.shape[1], dtype=np.int64)
+    slot[cells] = np.arange(cells.size)
+    dense = np.zeros((rows.size, cells.size))
+    dense[np.repeat(np.arange(rows.size), np.diff(sub.indptr)), slot[sub.indices]] = sub.data
+    return cells, dense
 
 
 def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """K = G C_space G' for sparse rows G (r x S), symmetric, in the row order returned with it
-    (K[i, j] belongs to rows order[i], order[j])."""
+    (K[i, j] belongs to rows order[i], order[j]).
+
+    Rows are grouped into blocks with overlapping supports (`_row_blocks`). W = C_space G' is
+    computed block by block from each block's bounding box only (two matrix products); then the
+    upper triangle, block row by block row: K[I, I:] = G_I[:, cells_I] W[cells_I, I:], one dense
+    product over the cells the rows of I touch. A block row costs |I| |cells_I| (rows from I on),
+    so the blocks with the fewest cells come first. The lower triangle is the transpose.
+    """
     r, s = g.shape
-    k = np.zeros((r, r))
     ny, nx = spatial.shape
-    order = _row_order(g, ny, nx)
-    gp = g[order].tocsr()
-    w = np.empty((s, r))  # C_space G'[:, order], rows gathered per block below
-    chunk = 1024
-    gpt = gp.T.tocsr()
-    for lo in range(0, r, chunk):
-        w[:, lo : lo + chunk] = spatial.apply_columns(gpt[:, lo : lo + chunk].toarray())
-        if progress:
-            progress("spatial correlation", min(1.0, (lo + chunk) / r) * 0.3)
-    starts = list(range(0, r, block))
-    work = np.array([(r - lo) for lo in starts], dtype=float)
-    done_work = np.cumsum(work) / work.sum()
-    for i, lo in enumerate(starts):
-        hi = min(lo + block, r)
-        sub = gp[lo:hi]
-        cells = np.unique(sub.indices)
-        dense = sub[:, cells].toarray()
-        k[lo:hi, lo:] = dense @ w[cells, lo:]
-        if progress:
-            progress("spatial correlation", 0.3 + 0.7 * done_work[i])
-    k = np.triu(k)
-    k += np.triu(k, 1).T
+    g = g.tocsr()
+    parts = [(rows, *_dense_block(g, rows)) for rows in _row_blocks(g, ny, nx, block)]
+    parts.sort(key=lambda part: part[1].size)
+    order = np.concatenate([part[0] for part in parts])
+    bounds = np.cumsum([0] + [part[0].size for part in parts])
+    w = np.empty((s, r))
+
+    def correlate(i: int) -> None:
+        _, cells, dense = parts[i]
+        w[:, bounds[i] : bounds[i + 1]] = spatial.apply_columns_on(cells, dense.T)
+
+    k = np.empty((r, r))
+
+    def block_row(i: int) -> None:
+        _, cells, dense = parts[i]
+        lo = bounds[i]
+        k[lo : bounds[i + 1], lo:] = dense @ w[cells, lo:]
+
+    n = len(parts)
+    cost = np.array([part[1].size * (b - a) * (r - a) for part, a, b in zip(parts, bounds[:-1], bounds[1:])])
+    share = np.cumsum(cost) / cost.sum()
+    report = None if progress is None else (lambda i: progress("spatial correlation", 0.3 * (i + 1) / n))
+    run_parallel([lambda i=i: correlate(i) for i in range(n)], report)
+    report = None if progress is None else (lambda i: progress("spatial correlation", 0.3 + 0.7 * share[i]))
+    run_parallel([lambda i=i: block_row(i) for i in range(n)], report)
+    del w
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        k[hi:, lo:hi] = k[lo:hi, hi:].T
+        diag = k[lo:hi, lo:hi]
+        diag += diag.T.copy()
+        diag *= 0.5
     return k, order
 
 
@@ -135,22 +198,27 @@ def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progres
     out = np.zeros((m, m))
     if h.n_rows == 0:
         return out
-    p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs, np.arange(h.n_rows))), shape=(m, h.n_rows))
+    one_row_per_obs = h.n_rows == m and np.array_equal(np.sort(h.row_obs), np.arange(m))
+    row_of_entry = np.repeat(np.arange(h.n_rows), np.diff(h.rows.indptr))
     n_sectors = cov.sigma.shape[0]
     for sector in range(n_sectors):
-        sig = cov.sigma[sector][h.row_step]  # (r, S)
-        g = h.rows.multiply(sig).tocsr()
+        # the sigma-weighted footprint rows G, entry by entry (same pattern as the footprints)
+        sig = cov.sigma[sector][h.row_step[row_of_entry], h.rows.indices]
+        g = sp.csr_matrix((h.rows.data * sig, h.rows.indices, h.rows.indptr), shape=h.rows.shape)
         stage = None if progress is None else (lambda name, f, s=sector: progress(name, (s + f) / n_sectors))
         e, order = spatial_gram(g, cov.spatial, stage)
         if h.n_steps > 1:
             e *= cov.c_time[np.ix_(h.row_step[order], h.row_step[order])]
-        if h.n_rows == m and np.array_equal(np.sort(h.row_obs), np.arange(m)):
-            pos = np.empty(m, dtype=np.int64)  # one row per observation: a permutation
+        if one_row_per_obs:
+            pos = np.empty(m, dtype=np.int64)  # a permutation: K is symmetric, so is its permutation
             pos[h.row_obs[order]] = np.arange(m)
-            out += e[np.ix_(pos, pos)]
+            e = e.take(pos, axis=0).take(pos, axis=1)
+            if n_sectors == 1:
+                return e
+            out += e
         else:
-            po = p[:, order]
-            out += (po @ (po @ e).T).T
+            p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs[order], np.arange(h.n_rows))), shape=(m, h.n_rows))
+            out += (p @ (p @ e).T).T
     return 0.5 * (out + out.T)
 
 
@@ -184,7 +252,8 @@ def _check(problem: Problem) -> None:
 
 
 def factorize(hbh: np.ndarray, r: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, float]:
-    """Lower Cholesky factor of M = H B H' + R and its reciprocal condition number.
+    """Lower Cholesky factor (C-ordered, upper triangle zero) of M = H B H' + R and its reciprocal
+    condition number.
 
     With `overwrite`, `hbh` is used as the workspace (it then holds the factor).
     """
@@ -193,30 +262,33 @@ def factorize(hbh: np.ndarray, r: np.ndarray, overwrite: bool = False) -> tuple[
         mat[np.diag_indices_from(mat)] += r
     else:
         mat += r
-    norm = lapack.dlange("1", mat)
-    chol, info = lapack.dpotrf(mat, lower=1, clean=1, overwrite_a=1)
+    norm = lapack.dlange("1", mat.T)  # M is symmetric; mat.T is its Fortran view, no copy
+    info = cholesky_lower(mat)
     if info != 0:
         raise InversionProblemError(
             "H B H' + R is not positive definite or numerically singular (leading minor %d): check"
             " that the observation errors are positive, their correlations valid and observations"
             " not duplicated" % info)
-    rcond, info = lapack.dpocon(chol, norm, uplo="L")
+    rcond, info = lapack.dpocon(mat.T, norm, uplo="U")  # L' as a Fortran upper factor
     if info != 0 or not rcond > RCOND_LIMIT:
         raise InversionProblemError(
             f"H B H' + R is ill-conditioned (reciprocal condition number {rcond:.2e} < {RCOND_LIMIT:.0e}):"
             " observation errors are too small next to the prior, or observations are duplicated")
-    return chol, float(rcond)
+    return mat, float(rcond)
+
+
+def cho_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """M^-1 rhs from the lower factor returned by `factorize`."""
+    return lapack.dpotrs(chol.T, rhs, lower=0)[0]
 
 
 def trace_minv_r(chol: np.ndarray, r: np.ndarray) -> float:
-    """trace(M^-1 R) from the Cholesky factor L of M: sum(L^-1 * (L^-1 R)), R used sparsely."""
-    linv, info = lapack.dtrtri(chol, lower=1)
-    if info != 0:
-        raise InversionProblemError("H B H' + R has a singular Cholesky factor")
+    """trace(M^-1 R) from the Cholesky factor L of M: with X = L^-1, M^-1 = X' X and the trace is
+    sum(X' * (R X')), R used sparsely (R symmetric)."""
+    xt = triangular_inverse_t(chol)  # X', C-ordered: the sparse product runs along its rows
     if r.ndim == 1:
-        return float(np.einsum("ki,ki,i->", linv, linv, r))
-    linv_r = (sp.csr_matrix(r).T @ linv.T).T  # R symmetric: (L^-1 R) = (R' L^-T)'
-    return float(np.sum(linv * linv_r))
+        return float(np.einsum("ik,ik,i->", xt, xt, r))
+    return float(np.sum(xt * (sp.csr_matrix(r) @ xt)))
 
 
 def _stats(values: np.ndarray, scale: np.ndarray) -> dict:
@@ -240,7 +312,7 @@ def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
     del hbh
     total_prior = problem.prior.sum(axis=0)[None]
     d = problem.y - h.apply(total_prior)[:, 0]
-    alpha = lapack.dpotrs(chol, d, lower=1)[0]
+    alpha = cho_solve(chol, d)
     # x = xa + B H' alpha; H' alpha is the same field for every sector (H sees their sum)
     adj = h.adjoint(alpha[:, None])[0]
     k = cov.shape[0]

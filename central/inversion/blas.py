@@ -1,0 +1,113 @@
+"""Running many medium-sized matrix products in parallel threads, one BLAS thread each.
+
+The spatial Gram matrix is built from about a hundred products of a few tens of MFLOP each. With
+OpenBLAS's own threads every product synchronises its threads, and when the machine is busy with
+other work a thread that waits for a descheduled partner spins: the products then take several
+times longer than on one thread. Splitting the products over Python threads (numpy releases the
+GIL inside them), each running single-threaded BLAS, keeps both cores busy without that
+synchronisation. The thread count of the OpenBLAS libraries loaded in the process (numpy's and
+scipy's wheels each bundle one) is set through their C API, as threadpoolctl does, and restored
+afterwards; where no OpenBLAS is found the work runs in the calling thread with BLAS as it is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import lru_cache
+
+_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
+            "openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
+            "openblas_get_num_threads")
+
+
+@lru_cache(maxsize=1)
+def _openblas() -> tuple[tuple[Callable[[int], None], Callable[[], int]], ...]:
+    """(set, get) thread-count functions of every OpenBLAS library mapped into this process."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()})
+    except OSError:
+        return ()
+    found = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, n) for n in _SETTERS if hasattr(lib, n)), None)
+        getter = next((getattr(lib, n) for n in _GETTERS if hasattr(lib, n)), None)
+        if setter is not None and getter is not None:
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            getter.argtypes, getter.restype = [], ctypes.c_int
+            found.append((setter, getter))
+    return tuple(found)
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[bool]:
+    """Set every loaded OpenBLAS to one thread inside the block; yields whether that was possible."""
+    libs = _openblas()
+    before = [get() for _, get in libs]
+    for set_, _ in libs:
+        set_(1)
+    try:
+        yield bool(libs)
+    finally:
+        for (set_, _), n in zip(libs, before):
+            set_(n)
+
+
+@contextmanager
+def parallel() -> Iterator[Callable[[list[Callable[[], None]]], None]]:
+    """A `run(tasks)` that runs independent tasks on all cores, single-threaded BLAS each.
+
+    Tasks are handed out in the order given as threads become free (put the largest first);
+    `run` returns when all are done. One thread pool serves every `run` inside the block.
+    """
+    with single_threaded_blas() as controlled:
+        workers = cores() if controlled else 1
+        if workers <= 1:
+            yield lambda tasks: [task() for task in tasks] and None
+            return
+        with ThreadPoolExecutor(workers) as pool:
+
+            def run(tasks: list[Callable[[], None]]) -> None:
+                for future in [pool.submit(task) for task in tasks]:
+                    future.result()
+
+            yield run
+
+
+def run_parallel(tasks: Iterable[Callable[[], None]], done: Callable[[int], None] | None = None) -> None:
+    """Run independent tasks (each a few matrix products) on all cores, single-threaded BLAS each.
+
+    Tasks are handed out in the order given, as threads become free: put the largest first.
+    `done(i)` is called in the calling thread once tasks 0..i have finished.
+    """
+    tasks = list(tasks)
+    with single_threaded_blas() as controlled:
+        workers = min(cores(), len(tasks)) if controlled else 1
+        if workers <= 1:
+            for i, task in enumerate(tasks):
+                task()
+                if done:
+                    done(i)
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            for i, future in enumerate([pool.submit(task) for task in tasks]):
+                future.result()
+                if done:
+                    done(i)
