@@ -29,7 +29,7 @@ from station_agent.processing.minute import apply_calibration, minute_record
 from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord
 from station_agent.registry import load_driver
 from station_agent.store import StationStore, StoreError
-from station_agent.timeline import CONDITIONS, StreamTimeline
+from station_agent.timeline import StreamTimeline
 from station_agent.control import ControlServer
 from station_agent.metrics import MetricsServer, disk_free_bytes
 from station_agent.sdnotify import SdNotifier

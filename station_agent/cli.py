@@ -71,6 +71,17 @@ def _load(config: Path):
         raise typer.Exit(EXIT_USAGE) from None
 
 
+def _read_store(cfg):
+    """The station database, read-only; exit 3 when there is none yet."""
+    from station_agent.store import StationStore, StoreError
+
+    try:
+        return StationStore(cfg.storage.path, read_only=True)
+    except StoreError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+
+
 def _parse_time(text: str, what: str) -> datetime:
     from station_agent.timeutil import parse_utc
 
@@ -118,14 +129,9 @@ def status(
     """
     import time
 
-    from station_agent.store import StationStore, StoreError
 
     cfg = _load(config)
-    try:
-        store = StationStore(cfg.storage.path, read_only=True)
-    except StoreError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+    store = _read_store(cfg)
     try:
         state = store.get_state("agent")
         recent = store.event_rows(200)
@@ -211,14 +217,9 @@ def events(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recent events and alarms (faults, calibrations, maintenance, disk), newest first."""
-    from station_agent.store import StationStore, StoreError
 
     cfg = _load(config)
-    try:
-        store = StationStore(cfg.storage.path, read_only=True)
-    except StoreError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+    store = _read_store(cfg)
     try:
         rows = store.event_rows(limit)
     finally:
@@ -343,7 +344,6 @@ def export(
     """Export raw readings, minute records, or calibration and target results as CSV
     (columns: see station_agent/export.py)."""
     from station_agent.export import write_calibration_csv, write_minute_csv, write_raw_csv
-    from station_agent.store import StationStore, StoreError
 
     if level not in ("raw", "minute", "calibration"):
         _err(f"--level: {level!r} is not one of raw, minute, calibration")
@@ -353,11 +353,7 @@ def export(
         raise typer.Exit(EXIT_USAGE)
     cfg = _load(config)
     start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
-    try:
-        store = StationStore(cfg.storage.path, read_only=True)
-    except StoreError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+    store = _read_store(cfg)
     fh = out.open("w", newline="") if out else sys.stdout
     try:
         if level == "minute":
@@ -522,14 +518,9 @@ def _cylinder_table(rows: list[dict]) -> Table:
 def cylinders_list(config: ConfigOpt = DEFAULT_CONFIG, all_: Annotated[bool, typer.Option("--all", help="include retired")] = False,
                    as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The cylinders in the registry."""
-    from station_agent.store import StationStore, StoreError
 
     cfg = _load(config)
-    try:
-        store = StationStore(cfg.storage.path, read_only=True)
-    except StoreError as exc:
-        _err(str(exc))
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+    store = _read_store(cfg)
     try:
         rows = store.cylinders(include_retired=all_)
     finally:

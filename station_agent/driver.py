@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from station_agent.reading import Reading
-from station_agent.transport import SerialTransport, SocketTransport, Transport, normalize_url
+from station_agent.transport import SerialTransport, SocketTransport, normalize_url
 
 
 class DriverError(Exception):

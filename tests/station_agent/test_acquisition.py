@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from station_agent.config import station_model
 from station_agent.logs import configure_logging
 from station_agent.store import StationStore
 from station_agent.timeutil import iso_utc
+from support.station import control
 
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]
 
@@ -42,24 +42,6 @@ def station_config(tmp_path: Path, url: str, **analyzer):
                        "poll_interval_s": 5, "timeout_s": 0.5, **analyzer}],
     }
     return station_model().model_validate(data, context={"base_dir": tmp_path})
-
-
-def control(address: str, request: dict) -> dict:
-    """One request to the bench's JSON-lines control port."""
-    import socket
-
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall((json.dumps(request) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            buf += chunk
-    reply = json.loads(buf)
-    assert reply["ok"], reply
-    return reply
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

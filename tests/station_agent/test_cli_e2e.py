@@ -10,14 +10,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from support.wait import wait_until
 from support.station import Hil
 
 
 def wait(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    return wait_until(predicate, timeout_s=timeout, interval_s=0.1, message=what)
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ the station's calibrations must remove them to the WMO compatibility goals.
 
 from __future__ import annotations
 
-from datetime import timedelta
+
 
 import pytest
-from support.station import START, Hil
+from support.station import Hil
 
 GOALS = {"co2": 0.1, "ch4": 2.0}
 

@@ -9,16 +9,14 @@ import time
 from datetime import timedelta
 
 import pytest
+from support.wait import wait_until
 from support.station import Hil
 
 CYLINDERS = {"CAL-1": 380.0, "CAL-2": 420.0, "CAL-3": 460.0, "CAL-4": 500.0, "TGT-1": 430.0, "TGT-2": 410.0}
 
 
-def wait(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+def wait(predicate, timeout=60.0, what="condition"):
+    return wait_until(predicate, timeout_s=timeout, interval_s=0.1, message=what)
 
 
 @pytest.fixture(scope="module")
