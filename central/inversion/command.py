@@ -25,6 +25,7 @@ from .footprints import read_combined, read_stilt_dir
 from .grid import FluxGrid, daily_steps
 from .observations import afternoon_mask, enhancements, parse_time, read_csv
 from .solver import InversionProblemError, Problem, posterior_covariance, solve
+from .store_source import period_bounds, read_store_observations, write_store_csv
 from .twin import TwinSpec, make_twin, write_twin_inputs
 from .units import UnitError, flux_to_umol, molar_mass
 
@@ -137,24 +138,23 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
     grid, prior, sectors = read_prior(cfg.prior.file, cfg.prior.variable, cfg)
     region = read_region(cfg.prior.region_file, cfg.prior.region_variable, grid)
     oc = cfg.observations
-    table = read_csv(oc.file)
-    background = read_csv(oc.background_file) if oc.background_file is not None else None
-    table = table.select(afternoon_mask(table.time, oc.utc_offset_hours, oc.afternoon_first_hour,
-                                        oc.afternoon_last_hour))
+    table, background, background_stations, places, store_obs = _read_observations(cfg, grid, out)
+    table = table.select(_afternoon(table, oc, store_obs))
     in_period = grid.step_of(table.time) >= 0
     table = table.select(in_period)
-    enh, no_background = enhancements(table, background, oc.background_stations)
+    enh, no_background = enhancements(table, background, background_stations)
+    where = oc.file if store_obs is None else store_obs.store
     if len(enh) == 0:
-        raise InputError(f"{oc.file}: no afternoon observation with a background inside the period")
+        raise InputError(f"{where}: no afternoon observation with a background inside the period")
     console.print(f"{len(enh)} afternoon observations with a background ({no_background} without)",
                   markup=False, highlight=False, soft_wrap=True)
     fc = cfg.footprints
     if fc.format == "combined":
         h, has, outside = read_combined(fc.path, grid, enh.station, enh.time)
     else:
-        places = {s.id: (s.lat, s.lon) for s in oc.stations}
         if not places:
-            raise InputError("STILT footprints need [[observations.stations]] places to match receptors")
+            raise InputError("STILT footprints need [[observations.stations]] places to match receptors "
+                             "(or latitude/longitude in the central config's [stations.<id>])")
         h, has, outside = read_stilt_dir(fc.path, grid, enh.station, enh.time, places)
     without_footprint = int((~has).sum())
     enh = enh.select(has)
@@ -192,7 +192,7 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
         "species": cfg.species,
         "units": {"flux": "umol m-2 s-1", "totals": f"Mt {cfg.species} per month", "observations": "ppm"},
         "grid": {"ny": grid.ny, "nx": grid.nx, "steps": grid.n_steps, "sectors": sectors},
-        "observations": {"used": int(len(enh)), "without_background": no_background,
+        "observations": {"source": oc.source, "used": int(len(enh)), "without_background": no_background,
                          "without_footprint": without_footprint,
                          "footprint_fraction_outside_period_mean": float(np.mean(outside)) if outside else 0.0},
         "diagnostics": post.diagnostics,
@@ -200,10 +200,45 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
         "outputs": written,
         "wall_time_s": time.perf_counter() - t0,
     }
+    if store_obs is not None:
+        summary["observations"].update(store_obs.summary())
+        summary["observations"]["used_by_station"] = {
+            str(s): int(n) for s, n in zip(*np.unique(enh.station, return_counts=True))}
     if truth_totals is not None:
         summary["twin_truth_totals_Mt"] = [float(v) for v in truth_totals]
     outputs.write_summary(files["summary"], summary)
     return summary
+
+
+def _read_observations(cfg: InversionConfig, grid: FluxGrid, out: Path):
+    """(table, background series or None, background station ids, STILT places, StoreObservations
+    or None) from the configured source. The store's selection is written to OUT/inputs so the run
+    can be repeated from the CSV."""
+    oc = cfg.observations
+    assert oc is not None
+    background = read_csv(oc.background_file) if oc.background_file is not None else None
+    places = {s.id: (s.lat, s.lon) for s in oc.stations}
+    if oc.source == "csv":
+        assert oc.file is not None
+        return read_csv(oc.file), background, list(oc.background_stations), places, None
+    assert oc.store is not None
+    start, end = period_bounds(grid)
+    obs = read_store_observations(oc.store, cfg.species, start, end, oc.afternoon_first_hour,
+                                  oc.afternoon_last_hour, list(oc.background_stations),
+                                  oc.background_file is not None)
+    write_store_csv(out / "inputs" / "observations.csv", obs)
+    if not places:
+        places = {sid: (s.latitude, s.longitude) for sid, s in obs.sites.items()
+                  if s.latitude is not None and s.longitude is not None}
+    return obs.table, background, obs.background_stations, places, obs
+
+
+def _afternoon(table, oc, store_obs) -> np.ndarray:
+    """The CSV path's afternoon window (one UTC offset); the store's selection is already local
+    to each station."""
+    if store_obs is not None:
+        return np.ones(len(table), dtype=bool)
+    return afternoon_mask(table.time, oc.utc_offset_hours, oc.afternoon_first_hour, oc.afternoon_last_hour)
 
 
 def _generate_twin_inputs(cfg: InversionConfig, folder: Path) -> tuple[InversionConfig, np.ndarray]:

@@ -35,9 +35,39 @@ class StationPlace(StrictModel):
     lon: float = Field(ge=-180, le=360)
 
 
+class StoreSource(StrictModel):
+    """Hourly means read from central's store (`[observations] source = "store"`); see
+    central/inversion/store_source.py for the selection and the measurement-uncertainty rule."""
+
+    central_config: RelPath = Field(
+        description="central TOML config: its [storage] opens the store, its [stations.<id>] give each "
+        "station's timezone (afternoon window), place, role and inlet heights")
+    species: str | None = Field(
+        None, description="species as central stores it (co2, ch4, ...); unset: the inversion's species, lower case")
+    stations: list[str] = Field(
+        default_factory=list, description="stations to read (background ones are added); empty: every station in the store")
+    inlets: dict[str, str] = Field(
+        default_factory=dict, description="inlet per station, e.g. {tower-a = \"inlet:60m\"}; unset: the highest inlet")
+    flags: list[str] = Field(
+        default_factory=lambda: ["U", "O"], min_length=1,
+        description="hourly flags taken as valid (U automatic, O after manual QC)")
+    measurement_ppm: float = Field(
+        0.1, ge=0, description="measurement 1-sigma (ppm) of a station without enough target runs")
+    from_targets: bool = Field(True, description="measurement 1-sigma from the station's target-gas biases")
+    target_statistic: Literal["rms", "std"] = Field(
+        "rms", description="rms: sqrt(mean(bias^2)), offset and scatter; std: scatter only (ddof = 1)")
+    target_window_days: float = Field(
+        30.0, gt=0, description="target runs from this many days before the period start to its end count")
+    target_min_runs: int = Field(3, ge=2, description="fewer target runs: measurement_ppm is used")
+
+
 class Observations(StrictModel):
-    file: RelPath = Field(description="CSV: time_utc, station, value (ppm), uncertainty (ppm)")
-    utc_offset_hours: float = Field(0.0, ge=-14, le=14, description="local time = UTC + this")
+    source: Literal["csv", "store"] = Field(
+        "csv", description="csv: the `file` table; store: hourly means from central's store ([observations.store])")
+    file: RelPath | None = Field(None, description="CSV: time_utc, station, value (ppm), uncertainty (ppm)")
+    store: StoreSource | None = None
+    utc_offset_hours: float = Field(
+        0.0, ge=-14, le=14, description="csv: local time = UTC + this (store: each station's timezone)")
     afternoon_first_hour: int = Field(12, ge=0, le=23)
     afternoon_last_hour: int = Field(16, ge=0, le=23)
     background_stations: list[str] = Field(default_factory=list)
@@ -45,9 +75,24 @@ class Observations(StrictModel):
     stations: list[StationPlace] = Field(default_factory=list, description="places, for STILT files")
 
     @model_validator(mode="after")
-    def _one_background(self) -> "Observations":
-        if bool(self.background_stations) == (self.background_file is not None):
-            raise ValueError("give exactly one of background_stations or background_file")
+    def _consistent(self) -> "Observations":
+        if self.source == "csv":
+            if self.file is None:
+                raise ValueError("source \"csv\" needs file (or use source = \"store\")")
+            if self.store is not None:
+                raise ValueError("[observations.store] is only read with source = \"store\"")
+            if bool(self.background_stations) == (self.background_file is not None):
+                raise ValueError("give exactly one of background_stations or background_file")
+        else:
+            if self.store is None:
+                raise ValueError("source \"store\" needs [observations.store] with central_config")
+            if self.file is not None:
+                raise ValueError("file is the csv source's table; remove it with source = \"store\"")
+            if "utc_offset_hours" in self.model_fields_set:
+                raise ValueError("source \"store\" uses each station's timezone from the central config; "
+                                 "remove utc_offset_hours")
+            if self.background_stations and self.background_file is not None:
+                raise ValueError("give at most one of background_stations or background_file")
         if self.afternoon_last_hour < self.afternoon_first_hour:
             raise ValueError("afternoon_last_hour is before afternoon_first_hour")
         return self
