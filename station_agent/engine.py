@@ -417,9 +417,14 @@ class Engine:
             self.log.warning("valve_position_mismatch", commanded=port, reported=pos, attempt=attempt + 1)
         conditions = frozenset({"maintenance"}) if self.maintenance else frozenset()
         if pos == port:
-            self.faults.clear(self.clock.now(), ("move", "read", "mismatch", "connect"))
-            self.timeline.switch(t, stream, flush_s, port, conditions)
-            self._stream, self._stream_since, self._flush_until = stream, t, t + timedelta(seconds=flush_s)
+            # The new stream starts when the move was commanded (nothing after it belongs to the
+            # old one) and is flushed from when the move was confirmed: the valve may have turned
+            # at any moment in between.
+            confirmed = self.clock.now()
+            self.faults.clear(confirmed, ("move", "read", "mismatch", "connect"))
+            flush_until = confirmed + timedelta(seconds=flush_s)
+            self.timeline.switch(t, stream, (flush_until - t).total_seconds(), port, conditions)
+            self._stream, self._stream_since, self._flush_until = stream, t, flush_until
             self._persist()
             return
         actual = self.cfg.stream_at_port(pos) if pos else None

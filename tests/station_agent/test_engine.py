@@ -94,7 +94,8 @@ def test_ambient_cycle_then_scheduled_runs_in_exact_order_and_durations():
     # Ambient from the start: top 600 s, mid 300 s, low 300 s; each move takes the 2 s settle time.
     assert streams[:4] == ["inlet:top", "inlet:mid", "inlet:low", "inlet:top"]
     assert [offset(s) for s in segs[:4]] == [0.0, 602.0, 904.0, 1206.0]
-    assert [(s.flush_until - s.start).total_seconds() for s in segs[:3]] == [120.0, 120.0, 120.0]
+    # flushed from the confirmed move: the 2 s settle time plus the stream's flush
+    assert [(s.flush_until - s.start).total_seconds() for s in segs[:3]] == [122.0, 122.0, 122.0]
     # The 2-hourly target pre-empts ambient at 02:00 exactly, then the valve returns to the sample port.
     t2 = next(s for s in segs if s.stream == "target:T")
     assert t2.start == datetime(2026, 3, 1, 2, 0, tzinfo=UTC) + timedelta(milliseconds=1) or abs(
@@ -110,7 +111,7 @@ def test_ambient_cycle_then_scheduled_runs_in_exact_order_and_durations():
     assert late[9].stream in ("inlet:mid", "inlet:low")  # ambient resumes where it was pre-empted
     gaps = [(b.start - a.start).total_seconds() for a, b in zip(late[:7], late[1:8])]
     assert all(abs(g - 602.0) < 0.01 for g in gaps[:6]), gaps
-    assert all((s.flush_until - s.start).total_seconds() == 300.0 for s in late[:6])
+    assert all((s.flush_until - s.start).total_seconds() == 302.0 for s in late[:6])
     # Runs that finished are handed over with their injection segments and cycles.
     cal = next(r for r in h.runs if r.kind == "calibration")
     assert [(s, c) for s, c, _, _ in cal.segments] == [("cal:A", 0), ("cal:B", 0), ("cal:C", 0),
