@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, TextIO
 
 import typer
 
@@ -24,9 +23,6 @@ config_app = typer.Typer(no_args_is_help=True, help="Configuration files.")
 app.add_typer(config_app, name="config")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="central TOML config file")]
-
-SPECIES_ORDER = ("co2", "ch4", "co", "n2o")
-SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
 
 
 def _load(path: Path) -> CentralConfig:
@@ -141,27 +137,6 @@ def status(
         console.print(f"  #{d['id']} {d['received_at']} {d['topic']} [{d['reason_code']}] {d['reason']}")
 
 
-def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, out: TextIO) -> int:
-    """Write minute records as CSV (columns: see `export --help`); returns the row count."""
-    found = store.minute_species(station, start, end)
-    species = [s for s in SPECIES_ORDER if s in found] + [s for s in found if s not in SPECIES_ORDER]
-    header = ["time_utc", "station", "seq", "device", "stream"]
-    header += [f"{sp}_{f}" for sp in species for f in SPECIES_FIELDS]
-    header += ["h2o", "flag", "reasons"]
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(header)
-    n = 0
-    for m in store.minutes(station, start, end):
-        row: list[Any] = [iso_utc(m.time), m.station, m.seq, m.device, m.stream]
-        for sp in species:
-            s = m.species.get(sp)
-            row += ["" if s is None else ("" if getattr(s, f) is None else getattr(s, f)) for f in SPECIES_FIELDS]
-        row += ["" if m.h2o is None else m.h2o, m.flag, "|".join(m.reasons)]
-        w.writerow(row)
-        n += 1
-    return n
-
-
 @app.command()
 def export(
     config: ConfigOpt,
@@ -180,8 +155,12 @@ def export(
     time_utc (start of the minute, ISO 8601 Z), station, seq, device, stream; then for each species
     present in the range (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std,
     <sp>_n, <sp>_raw_mean, <sp>_cal_mean (CO2 ppm; CH4, CO, N2O ppb; mean is the calibrated value
-    when calibrated, else the raw dry mean); then h2o (%), flag (ICOS letter: U valid, N invalid,
-    ...) and reasons (reason codes joined by |). Empty cells are missing values.
+    when calibrated, else the raw dry mean) and <sp>_flag; then h2o (%), flag, reasons (reason codes
+    joined by |), station_flag, manual_flag_ids and manual_reason. station_flag is the ICOS letter
+    the station sent (U valid, N invalid); flag is the effective one, overridden by the operators'
+    manual flags (`flag`): H under a K, R under an O; <sp>_flag also applies flags limited to that
+    species; manual_reason gives the reasons of the manual flags that set a letter of the row.
+    Empty cells are missing values.
 
     Hourly level: --format icos-csv (ICOS-L2-like, `;`-separated, -999.99 for missing) or
     obspack-nc (ObsPack-like netCDF, values in mol mol-1); see central/export.py for the columns.
@@ -204,6 +183,8 @@ def export(
     store = _open_store(cfg)
     try:
         if level == "minute":
+            from .export import write_minute_csv
+
             def write(fh: TextIO) -> int:
                 return write_minute_csv(store, station, start, end, fh)
         else:
@@ -352,10 +333,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address (default: [serve] host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: [serve] port; 0: any free port)")] = None,
 ) -> None:
-    """HTTP JSON API and the operators' dashboard, until SIGTERM or Ctrl-C."""
+    """HTTP JSON API and the operators' dashboard, until SIGTERM or Ctrl-C. Prints one JSON line,
+    {"url": ...}, on stdout once serving; logs go to stderr."""
+    from station_agent.logs import configure_logging
+
     from .server import DashboardServer
 
     cfg = _load(config)
+    configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -386,6 +371,24 @@ def invert(
         typer.echo(f"error: the inversion is not available in this installation: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(int(run_inversion(config, out) or 0))
+
+
+@config_app.command("schema")
+def config_schema(
+    out: Annotated[Path | None, typer.Option(help="write here instead of standard output")] = None,
+    inversion: Annotated[bool, typer.Option("--inversion", help="the inversion config's schema")] = False,
+) -> None:
+    """Write the JSON schema of the central config (or, with --inversion, of the inversion
+    config); both are kept in configs/."""
+    if inversion:
+        from central.inversion.config import InversionConfig as model
+    else:
+        from central.config import CentralConfig as model
+    text = json.dumps(model.model_json_schema(), indent=2) + "\n"
+    if out:
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)
 
 
 def main() -> None:

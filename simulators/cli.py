@@ -80,6 +80,36 @@ def run(
         bench.stop()
 
 
+config_app = typer.Typer(no_args_is_help=True, help="Check the bench config and write its JSON schema.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="bench config (TOML)")]) -> None:
+    """Exit 0 if FILE is a valid bench config; else exit 2, one `FILE: field.path: message` per error."""
+    try:
+        load_bench_config(file)
+    except ConfigError as exc:
+        for line in exc.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{file}: ok")
+
+
+@config_app.command("schema")
+def config_schema(
+    out: Annotated[Optional[Path], typer.Option(help="write here instead of standard output")] = None,  # noqa: UP007
+) -> None:
+    """Write the JSON schema of the bench config (kept in configs/bench.schema.json)."""
+    from simulators.config import BenchConfig
+
+    text = json.dumps(BenchConfig.model_json_schema(), indent=2) + "\n"
+    if out:
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
 def main() -> None:
     app()
 
