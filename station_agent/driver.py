@@ -6,6 +6,7 @@ backs off after errors and reopens the transport.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -86,30 +87,30 @@ class PollResult:
     problems: list[str] = field(default_factory=list)
 
 
-class AnalyzerDriver(Driver):
+class AnalyzerDriver(Driver, ABC):
     kind = "analyzer"
 
+    @abstractmethod
     def poll(self) -> PollResult:
         """Every record the analyzer holds that has not been read yet, oldest first."""
-        raise NotImplementedError
 
 
-class ValveDriver(Driver):
+class ValveDriver(Driver, ABC):
     """A multi-position stream selector. Moves are commanded and read back by the engine."""
 
     kind = "valve"
 
+    @abstractmethod
     def goto(self, position: int) -> None:
         """Command a move (may return before the valve has arrived)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def position(self) -> int:
         """The position the valve reports now."""
-        raise NotImplementedError
 
+    @abstractmethod
     def positions(self) -> int:
         """How many positions the valve has."""
-        raise NotImplementedError
 
 
 def transport_for(config: DeviceConfig) -> SerialTransport | SocketTransport:

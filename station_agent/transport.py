@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
+from abc import ABC, abstractmethod
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -54,7 +55,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-class _Buffered:
+class _Buffered(ABC):
     """Line assembly over chunked reads, shared by the socket and serial transports."""
 
     url: str
@@ -63,9 +64,9 @@ class _Buffered:
     def __init__(self) -> None:
         self._buf = b""
 
+    @abstractmethod
     def _chunk(self, wait_s: float) -> bytes:
         """Up to a few KiB, waiting at most `wait_s` for the first byte; b"" on timeout."""
-        raise NotImplementedError
 
     def read_until(self, terminator: bytes, max_bytes: int = 65536) -> bytes:
         deadline = time.monotonic() + self.timeout_s
