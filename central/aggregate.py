@@ -17,6 +17,7 @@ The hourly output carries every statistic twice, as ICOS L2 does: without spikes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -109,6 +110,40 @@ def hourly_stats(
 def hourly_flag(n: np.ndarray, min_minutes: int) -> np.ndarray:
     """Automatic hourly flag: U (valid) with at least `min_minutes` spike-free minutes, else N."""
     return np.where(np.asarray(n) >= min_minutes, "U", "N")
+
+
+def effective_minute_flags(station_flags: np.ndarray, covered: Sequence[np.ndarray],
+                           letters: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Minute flags after the operators' manual decisions (ICOS: R/H are manual decisions on
+    hourly data propagated back to the minutes), and which decision set each one.
+
+    `covered[k]` is a boolean mask of the minutes decision k applies to (its time range, stream
+    and species already matched by the caller), `letters[k]` its letter, decisions oldest first.
+    A later decision overrides an earlier one: K makes a covered minute H; O makes it R when the
+    station judged it valid (U/O/R) and gives back the station's own letter otherwise (a manual
+    "valid" cannot repair a minute the station measured during a flush).
+
+    Returns (letters, decided): `decided[i]` is the index of the decision that set minute i's
+    letter, -1 where the station's own letter stands."""
+    station = np.asarray(station_flags, dtype="<U1")
+    out = station.copy()
+    decided = np.full(station.size, -1, dtype=np.int64)
+    station_valid = np.isin(station, list(VALID_MINUTE_FLAGS))
+    for k, (mask, letter) in enumerate(zip(covered, letters)):
+        mask = np.asarray(mask, dtype=bool)
+        if letter == "K":
+            out[mask] = "H"
+            decided[mask] = k
+        elif letter == "O":
+            ok = mask & station_valid
+            out[ok] = "R"
+            decided[ok] = k
+            back = mask & ~station_valid
+            out[back] = station[back]
+            decided[back] = -1
+        else:
+            raise ValueError(f"a manual flag is K or O, not {letter!r}")
+    return out, decided
 
 
 def local_hour_and_day(hour_s: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,10 @@ enough context for the spike test, recomputes and replaces the hours in one tran
 
 Which minutes count: ambient streams (`inlet:*`) only, per inlet; the latest seq per (device,
 time, stream) (a station may resend a reprocessed minute under a new seq); calibrated values
-(cal_mean) only; flags U/O/R after the operators' manual flags are applied (K over a minute makes
-it H, O makes a valid minute R; ICOS: R/H are manual hourly decisions propagated back to minutes).
+(cal_mean) only; flags U/O/R after the operators' manual flags are applied
+(`central.aggregate.effective_minute_flags`: K over a minute makes it H, O makes a valid minute R,
+a later decision overrides an earlier one; ICOS: R/H are manual hourly decisions propagated back
+to minutes).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import structlog
 
-from .aggregate import HOUR_S, VALID_MINUTE_FLAGS, hourly_flag, hourly_stats, latest_seq_index
+from .aggregate import HOUR_S, VALID_MINUTE_FLAGS, effective_minute_flags, hourly_flag, hourly_stats, latest_seq_index
 from .config import CentralConfig
 from .qc import SpikeParams, detect_spikes
 from .store.hourly import HOUR, HourlyRow, ManualFlag
@@ -78,15 +80,10 @@ def minute_arrays(rows: list[tuple], flags: list[ManualFlag]) -> dict[tuple[str,
     for (stream, species), idx in groups.items():
         sel = sorted(idx, key=lambda i: time_s[i])
         t = time_s[sel]
-        fl = np.array([rows[i][4] for i in sel], dtype="<U1")
-        for f in flags:  # oldest first: a later decision overrides an earlier one
-            if not _applies(f, stream, species):
-                continue
-            inside = (t >= _epoch(f.time_from)) & (t < _epoch(f.time_to))
-            if f.flag == "K":
-                fl[inside] = "H"
-            else:
-                fl[inside & np.isin(fl, list(VALID_MINUTE_FLAGS))] = "R"
+        mine = [f for f in flags if _applies(f, stream, species)]  # oldest first
+        fl, _ = effective_minute_flags(np.array([rows[i][4] for i in sel], dtype="<U1"),
+                                       [(t >= _epoch(f.time_from)) & (t < _epoch(f.time_to)) for f in mine],
+                                       [f.flag for f in mine])
         out[(stream, species)] = MinuteArrays(
             t,
             np.array([np.nan if rows[i][6] is None else rows[i][6] for i in sel], dtype=float),

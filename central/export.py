@@ -1,4 +1,17 @@
-"""Hourly data out: ICOS-L2-like CSV and ObsPack-like netCDF (DOMAIN.md section 4).
+"""Data out: minute records as CSV with their effective flags, hourly data as ICOS-L2-like CSV and
+ObsPack-like netCDF (DOMAIN.md section 4).
+
+Minute CSV (`write_minute_csv`): one row per minute record, ordered by time then seq. Columns:
+time_utc (start of the minute), station, seq, device, stream; per species present in the range
+(co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std, <sp>_n, <sp>_raw_mean,
+<sp>_cal_mean and <sp>_flag; then h2o (%), flag, reasons, station_flag, manual_flag_ids and
+manual_reason. `station_flag` is the letter the station sent (U/N); `flag` is the effective one:
+the station's letter overridden by the operators' manual flags that cover the whole record (its
+time and stream, no species limit): H under a K, R under an O when the station's letter was
+valid (`central.aggregate.effective_minute_flags`, the rule the hourly aggregation uses).
+`<sp>_flag` also takes flags limited to that species into account. `manual_flag_ids` and
+`manual_reason` name the manual flags that set a letter of the row (ids and reasons joined by
+" | "; `central-receiver flags` has who and when).
 
 ICOS-like CSV: `;`-separated, `#` comment lines first, then the columns
 Site;SamplingHeight;Year;Month;Day;Hour;Minute;DecimalDate;<species>;Stdev;NbPoints;Flag;
@@ -16,20 +29,29 @@ hour), `time_components` (year, month, day, hour, minute, second), `latitude`, `
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
-from .aggregate import decimal_year
+from station_agent.timeutil import iso_utc
+
+from .aggregate import decimal_year, effective_minute_flags
 from .config import CentralConfig
-from .store.hourly import HourlyRow
+from .store.base import StoredMinute
+from .store.hourly import HourlyRow, ManualFlag
 from .views import intake_height
 
 MISSING = -999.99
 MOLE_FRACTION_SCALE = {"co2": 1e-6, "ch4": 1e-9, "co": 1e-9, "n2o": 1e-9}
 UNITS = {"co2": "ppm", "ch4": "ppb", "co": "ppb", "n2o": "ppb"}
+SPECIES_ORDER = ("co2", "ch4", "co", "n2o")
+SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
+MINUTE_CHUNK = 5000
+"""Minute records given their effective flags together (bounded memory on long exports)."""
 
 
 def _v(x: float | None, nd: int = 3) -> str:
@@ -106,4 +128,57 @@ def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str,
     ds["time"].encoding.update({"dtype": "int64"})
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(path, engine="netcdf4")
+    return n
+
+
+def _chunks(items: Iterable[StoredMinute], size: int) -> Iterator[list[StoredMinute]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def minute_flags(chunk: list[StoredMinute], flags: list[ManualFlag], species: str | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Effective flags of minute records (whole records when `species` is None, else of one
+    species) and the index in `flags` of the decision that set each (-1: the station's letter)."""
+    t = np.array([int(m.time.timestamp()) for m in chunk], dtype=np.int64)
+    streams = np.array([m.stream for m in chunk], dtype=object)
+    mine = [k for k, f in enumerate(flags) if f.species is None or (species is not None and f.species == species)]
+    covered = [(t >= int(flags[k].time_from.timestamp())) & (t < int(flags[k].time_to.timestamp()))
+               & (True if flags[k].stream is None else streams == flags[k].stream) for k in mine]
+    letters, decided = effective_minute_flags(np.array([m.flag for m in chunk], dtype="<U1"), covered,
+                                              [flags[k].flag for k in mine])
+    return letters, np.array(mine + [-1], dtype=np.int64)[decided]  # decided == -1 picks the final -1
+
+
+def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, out: TextIO) -> int:
+    """Minute records of [start, end) as CSV with effective flags (columns: module docstring);
+    returns the row count."""
+    found = store.minute_species(station, start, end)
+    species = [s for s in SPECIES_ORDER if s in found] + sorted(s for s in found if s not in SPECIES_ORDER)
+    flags = store.manual_flags(station, start, end)
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["time_utc", "station", "seq", "device", "stream"]
+               + [f"{sp}_{f}" for sp in species for f in (*SPECIES_FIELDS, "flag")]
+               + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason"])
+    n = 0
+    for chunk in _chunks(store.minutes(station, start, end), MINUTE_CHUNK):
+        row_flag, row_by = minute_flags(chunk, flags, None)
+        per_species = {sp: minute_flags(chunk, flags, sp) for sp in species}
+        for i, m in enumerate(chunk):
+            row: list[Any] = [iso_utc(m.time), m.station, m.seq, m.device, m.stream]
+            by = {int(row_by[i])}
+            for sp in species:
+                s = m.species.get(sp)
+                if s is None:
+                    row += [""] * (len(SPECIES_FIELDS) + 1)
+                    continue
+                row += ["" if getattr(s, f) is None else getattr(s, f) for f in SPECIES_FIELDS]
+                row.append(str(per_species[sp][0][i]))
+                by.add(int(per_species[sp][1][i]))
+            decided = [flags[k] for k in sorted(by - {-1})]
+            row += ["" if m.h2o is None else m.h2o, str(row_flag[i]), "|".join(m.reasons), m.flag,
+                    " | ".join(str(f.id) for f in decided), " | ".join(f.reason for f in decided)]
+            w.writerow(row)
+            n += 1
     return n

@@ -79,10 +79,11 @@ def test_export_minute_csv_columns_and_rows(tmp_path):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert list(rows[0]) == (["time_utc", "station", "seq", "device", "stream"]
-                             + [f"{sp}_{f}" for sp in ("co2", "ch4") for f in ("mean", "std", "n", "raw_mean", "cal_mean")]
-                             + ["h2o", "flag", "reasons"])
-    assert [(x["time_utc"], x["seq"], x["flag"], x["reasons"]) for x in rows] == [
-        ("2026-03-01T00:01:00.000Z", "1", "U", ""), ("2026-03-01T00:02:00.000Z", "2", "N", "flush")]
+                             + [f"{sp}_{f}" for sp in ("co2", "ch4")
+                                for f in ("mean", "std", "n", "raw_mean", "cal_mean", "flag")]
+                             + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason"])
+    assert [(x["time_utc"], x["seq"], x["flag"], x["reasons"], x["station_flag"], x["manual_reason"]) for x in rows] == [
+        ("2026-03-01T00:01:00.000Z", "1", "U", "", "U", ""), ("2026-03-01T00:02:00.000Z", "2", "N", "flush", "N", "")]
     assert float(rows[0]["co2_cal_mean"]) == 420.0 and rows[0]["ch4_n"] == "55"
 
 
