@@ -91,7 +91,8 @@ def station_health(store, config: CentralConfig, now: datetime) -> list[dict[str
             "last_seen_age_s": _f((now - s.last_seen).total_seconds()) if s else None,
             "status_time": iso_utc(st.time) if st else None,
             "status_age_s": _f((now - st.received_at).total_seconds()) if st else None,
-            "latency_s": _f((st.received_at - st.time).total_seconds()) if st else None,
+            # a will's time is the agent's start (central/store/status.py): no latency to tell
+            "latency_s": _f((st.received_at - st.time).total_seconds()) if st and st.state == "up" else None,
             "interval_s": st.interval_s if st else None,
             "backlog": st.backlog if st else None,
             "oldest_unacked_age_s": st.oldest_unacked_age_s if st else None,

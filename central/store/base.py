@@ -65,7 +65,8 @@ class BatchOutcome:
 class StatusOutcome:
     station: str
     stored: bool
-    """False when a newer status was already stored (out-of-order delivery)."""
+    """False when central kept the status it holds (a redelivered, late or repeated one: the
+    rules are in central/store/status.py)."""
 
 
 @dataclass(frozen=True, slots=True)

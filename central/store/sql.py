@@ -50,6 +50,7 @@ from .base import (
     target_rows,
 )
 from .hourly import HourlyStoreMixin, migration_v2
+from .status import migration_v3, status_upsert_sql
 
 # Abstract column types: text, bigint, int, real, time, json (stored as text), bool, bytes.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -130,7 +131,7 @@ def migrations(types: dict[str, str]) -> list[list[str]]:
         "CREATE UNIQUE INDEX dead_letter_record ON dead_letter (station, seq) WHERE seq IS NOT NULL",
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
-    return [v1, migration_v2(types)]
+    return [v1, migration_v2(types), migration_v3(types)]
 
 
 def _clean(text: str, limit: int = 2000) -> str:
@@ -307,25 +308,17 @@ class SqlStore(HourlyStoreMixin, ABC):
         return BatchOutcome(st, batch.kind, new, duplicate, dead, seqs)
 
     def _ingest_status(self, s: StatusMessage, received: Any, at: datetime, counters) -> StatusOutcome:
-        self._counter(counters, s.station, at)
-        cols = ("station, state, time, received_at, backlog, oldest_unacked_age_s, agent_version, "
-                "interval_s, last_seq, details")
+        # which status is kept, and why by received time: central/store/status.py
         cur = self._execute(
-            self._sql(
-                f"INSERT INTO status ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (station) DO UPDATE SET state = excluded.state, time = excluded.time, "
-                "received_at = excluded.received_at, backlog = excluded.backlog, "
-                "oldest_unacked_age_s = excluded.oldest_unacked_age_s, "
-                "agent_version = excluded.agent_version, interval_s = excluded.interval_s, "
-                "last_seq = excluded.last_seq, details = excluded.details "
-                # a last will carries the time it was armed (connect time), older than the last
-                # "up": a "down" is taken whatever its time, or a killed agent would stay "up"
-                "WHERE status.time <= excluded.time OR excluded.state = 'down'"
-            ),
+            self._sql(status_upsert_sql()),
             (s.station, s.state, self._t(s.time), received, s.backlog, s.oldest_unacked_age_s,
-             s.agent_version, s.interval_s, s.last_seq, dumps(s.details)),
+             s.agent_version, s.interval_s, s.last_seq, dumps(s.details),
+             self._t(s.time) if s.state == "up" else None),
         )
-        return StatusOutcome(s.station, cur.rowcount > 0)
+        stored = cur.rowcount > 0
+        if stored:  # a status handed out again (retained, redelivered) is not the station speaking
+            self._counter(counters, s.station, at)
+        return StatusOutcome(s.station, stored)
 
     def _ingest_dead_letter(self, d: DeadLetter, received: Any, at: datetime, counters) -> DeadLetterOutcome:
         cur = self._execute(

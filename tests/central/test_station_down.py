@@ -17,6 +17,7 @@ from support.wait import wait_until
 from typer.testing import CliRunner
 
 from central.cli import app
+from central.receiver import Receiver
 from central.store import open_store
 from central.views import station_health
 
@@ -104,3 +105,35 @@ def test_a_frozen_agent_shows_down_within_two_status_intervals(tmp_path, mosquit
     took = _run(tmp_path, mosquitto, start_receiver, signal.SIGSTOP)
     print(f"frozen agent: down after {took:.2f} s (limit {2 * INTERVAL_S:.1f} s + polling)")
     assert INTERVAL_S * 0.9 <= took <= 2 * INTERVAL_S + 0.3
+
+
+def _status_received(db: Path, station: str):
+    store = open_store("sqlite", path=db)
+    try:
+        return {s.station: s for s in store.stations()}[station].status.received_at
+    finally:
+        store.close()
+
+
+def test_a_restarted_receiver_does_not_revive_a_frozen_station_with_its_retained_status(tmp_path, mosquitto):
+    # The broker hands the retained "up" to every new subscription: central must see that it is the
+    # status it already holds (same station time), not news from the station.
+    db = tmp_path / "central.sqlite"
+    config = central_config(mosquitto, db, aggregate={"enabled": False})
+    proc = _start_station(tmp_path, mosquitto, "st-a")
+    try:
+        with Receiver(config) as first:
+            assert first.subscribed.wait(10)
+            wait_until(lambda: _state(db, config, "st-a") == "up", 10, 0.05, "station up")
+            os.kill(proc.pid, signal.SIGSTOP)
+            wait_until(lambda: _state(db, config, "st-a") == "down", 5, 0.02, "station down")
+            received = _status_received(db, "st-a")
+        with Receiver(config) as second:
+            assert second.subscribed.wait(10)
+            wait_until(lambda: second.stats["messages_handled"] >= 1, 10, 0.02, "retained status handled again")
+            assert _state(db, config, "st-a") == "down"
+            assert _status_received(db, "st-a") == received
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
