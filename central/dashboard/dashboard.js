@@ -36,7 +36,8 @@ function fmtTime(ms) {
 }
 
 // A line/point plot in a new <svg class="plot">. series: [{name, x: [ms], y: [v]}];
-// opts: {kind, station, band: [lo, hi], points: bool, yLabel}.
+// opts: {kind, station, band: [lo, hi], points: bool, lines: bool (with points: joined too)}.
+// With a band, points outside it get the class "outside".
 function plotXY(series, opts) {
   const W = 460, H = 220, L = 52, R = 10, T = 10, B = 28;
   const svg = svgEl("svg", {class: "plot", width: W, height: H, viewBox: `0 0 ${W} ${H}`,
@@ -52,6 +53,7 @@ function plotXY(series, opts) {
   }
   let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
   if (x1 === x0) { x0 -= 3600e3; x1 += 3600e3; }
+  if (opts.points) { const px = (x1 - x0) * 0.03; x0 -= px; x1 += px; }  // no marker on the frame
   if (y1 === y0) { y0 -= 1; y1 += 1; }
   const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
   const X = x => L + (x - x0) / (x1 - x0) * (W - L - R);
@@ -79,14 +81,22 @@ function plotXY(series, opts) {
     if (opts.points) {
       s.x.forEach((x, i) => {
         if (s.y[i] === null) return;
-        svg.appendChild(svgEl("circle", {class: "point", cx: X(x), cy: Y(s.y[i]), r: 3, fill: color,
-                                         "data-series": s.name}));
+        const outside = opts.band && (s.y[i] < opts.band[0] || s.y[i] > opts.band[1]);
+        svg.appendChild(svgEl("circle", {class: outside ? "point outside" : "point", cx: X(x), cy: Y(s.y[i]), r: 3,
+                                         fill: color, "data-series": s.name}));
       });
-    } else {
+    }
+    if (!opts.points || opts.lines) {
       let d = "", pen = "M";
       s.x.forEach((x, i) => {
         if (s.y[i] === null) { pen = "M"; return; }
         d += `${pen}${X(x).toFixed(1)},${Y(s.y[i]).toFixed(1)} `;
+        // a value without a neighbour draws no line: mark it (e.g. one hour on an inlet)
+        const alone = (i === 0 || s.y[i - 1] === null) && (i === s.x.length - 1 || s.y[i + 1] === null);
+        if (alone && !opts.points) {
+          svg.appendChild(svgEl("circle", {class: "vertex", cx: X(x), cy: Y(s.y[i]), r: 2.5, fill: color,
+                                           "data-series": s.name}));
+        }
         pen = "L";
       });
       svg.appendChild(svgEl("path", {class: "series", d: d.trim(), stroke: color, "data-series": s.name}));
@@ -157,8 +167,9 @@ async function renderStation(s, species, days, goals) {
   panel.appendChild(el("h3", {}, `${s.name} (${s.station})`));
   const plots = el("div", {class: "plots"});
   panel.appendChild(plots);
-  const [hourly, targets, comp] = await Promise.all([
-    getJSON(`/api/hourly?${q}&species=${species}`), getJSON(`/api/targets?${q}`), getJSON(`/api/completeness?${q}`)]);
+  const [hourly, targets, comp, calib] = await Promise.all([
+    getJSON(`/api/hourly?${q}&species=${species}`), getJSON(`/api/targets?${q}`), getJSON(`/api/completeness?${q}`),
+    getJSON(`/api/calibrations?${q}`)]);
   const ts = hourly.series.map(g => ({name: g.stream.replace("inlet:", ""), x: g.time.map(Date.parse), y: g.mean}));
   plots.appendChild(plotBox(`hourly ${species} by inlet`, plotXY(ts, {kind: "timeseries", station: s.station})));
   const goal = goals[species];
@@ -166,6 +177,16 @@ async function renderStation(s, species, days, goals) {
     .map(t => ({name: `${t.cylinder} (${t.term})`, x: t.time.map(Date.parse), y: t.bias}));
   plots.appendChild(plotBox(`target bias ${species} (goal ±${goal})`,
                             plotXY(tg, {kind: "target", station: s.station, band: [-goal, goal], points: true})));
+  // Calibrations: drift of the fit at the reference level since the previous calibration, the
+  // fit's RMSE and its largest residual, each against the compatibility goal.
+  const cal = calib.calibrations.find(c => c.species === species);
+  const cx = cal ? cal.time.map(Date.parse) : [];
+  const cs = cal ? [{name: "drift", x: cx, y: cal.drift}, {name: "fit RMSE", x: cx, y: cal.rmse},
+                    {name: "max |residual|", x: cx, y: cal.max_abs_residual}] : [];
+  const ref = cal && cal.reference !== null ? ` at ${cal.reference}` : "";
+  plots.appendChild(plotBox(`calibration ${species}: drift${ref}, fit RMSE, max residual (goal ±${goal})`,
+                            plotXY(cs, {kind: "calibration", station: s.station, band: [-goal, goal],
+                                        points: true, lines: true})));
   plots.appendChild(plotBox("completeness per day (received / valid ambient)",
                             plotBars(comp.days, comp.received, comp.valid_ambient, s.station)));
   return panel;
