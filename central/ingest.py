@@ -66,7 +66,7 @@ def decode(topic: str, payload: bytes, max_bytes: int) -> Inbound | None:
         return DeadLetter(topic, payload, exc.code, exc.message)
     try:
         if kind in BATCH_KINDS:
-            return parse_batch(topic, payload, max_bytes)
+            return parse_batch(topic, payload, max_bytes, lean=True)
         if kind == "status":
             if not payload:
                 return None

@@ -100,7 +100,9 @@ class HourlyStoreMixin:
     # -- dirty hours ---------------------------------------------------------------------------
 
     def _mark_dirty(self, station: str, times: Iterable[datetime]) -> None:
-        hours = sorted({floor_hour(t) for t in times})  # sorted: two PG writers lock in one order
+        # once per stored minute: whole hours since the epoch, cheaper than flooring datetimes
+        epoch_hours = sorted({t.timestamp() // 3600 for t in times})  # sorted: PG writers lock in one order
+        hours = [datetime.fromtimestamp(h * 3600, UTC) for h in epoch_hours]
         if not hours:
             return
         self._executemany(  # type: ignore[attr-defined]

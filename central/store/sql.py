@@ -16,6 +16,7 @@ from typing import Any
 from station_agent.wire import (
     CalibrationWire,
     EventWire,
+    MinuteLean,
     MinuteWire,
     ParsedBatch,
     StatusMessage,
@@ -270,11 +271,15 @@ class SqlStore(HourlyStoreMixin, ABC):
         c = self._counter(counters, st, at)
         new = 0
         if batch.kind == "minute":
-            recs = [r for r in batch.records if isinstance(r, MinuteWire)]
+            recs = [r for r in batch.records if isinstance(r, MinuteWire | MinuteLean)]
             rows, values = minute_rows(st, recs, self._t, received)
             fresh = self._insert_new("minute", rows)
-            self._insert("minute_value", [v for v in values if v[1] in fresh])
-            self._mark_dirty(st, [r.time for r in recs if r.seq in fresh])  # hourly aggregates to redo
+            if len(fresh) == len(rows):  # the usual case: skip filtering every row
+                self._insert("minute_value", values)
+                self._mark_dirty(st, [r.time for r in recs])  # hourly aggregates to redo
+            else:
+                self._insert("minute_value", [v for v in values if v[1] in fresh])
+                self._mark_dirty(st, [r.time for r in recs if r.seq in fresh])
             c.minutes += len(fresh)
             new += len(fresh)
         elif batch.kind == "event":
