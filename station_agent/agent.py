@@ -353,6 +353,10 @@ class Agent:
         self._state = "stopped"  # the writer's last heartbeat says so
         self.emit(Event(self.clock.now(), "agent.stop", "info", "station agent stopped"))
         if self.forwarder is not None:
+            try:  # a barrier: everything queued so far (the stop event too) is in the outbox first
+                self.writer.call_sync(lambda store: None, timeout=60)
+            except (TimeoutError, RuntimeError) as exc:
+                self.log.warning("writer_not_flushed_before_forwarder_stop", error=repr(exc))
             self.forwarder.stop()
         self.writer.stop()
         self.log.info("agent_stopped", raw=self.writer.stats.raw, minutes=self.writer.stats.minutes)
