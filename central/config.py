@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from station_agent.configbase import RelPath, StrictModel, load_model
+from station_agent.mqttlink import MqttConfig as StationMqttConfig
 from station_agent.wire import DEFAULT_MAX_PAYLOAD_BYTES
 
 
@@ -16,62 +16,10 @@ class CentralInfo(StrictModel):
     name: str = Field(default="ghgnet", description="network name, shown by status and the dashboard")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class MqttConfig(StationMqttConfig):
+    """The shared broker settings (station_agent.mqttlink), with central's own client id default."""
 
-
-class TlsConfig(StrictModel):
-    """TLS to the broker. `enabled` unset means: on for any non-loopback host."""
-
-    enabled: bool | None = None
-    ca: RelPath | None = Field(default=None, description="CA certificate (PEM); unset: system CAs")
-    cert: RelPath | None = Field(default=None, description="client certificate (PEM)")
-    key: RelPath | None = Field(default=None, description="client key (PEM)")
-
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert is None) != (self.key is None):
-            raise ValueError("cert and key go together: give both or neither")
-        return self
-
-
-class MqttConfig(StrictModel):
-    host: str = "127.0.0.1"
-    port: int | None = Field(default=None, ge=1, le=65535, description="unset: 8883 with TLS, else 1883")
     client_id: str = Field(default="ghgnet-central", min_length=1, max_length=64)
-    username: str | None = None
-    password: str | None = None
-    password_file: RelPath | None = Field(default=None, description="file holding the password")
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    session_expiry_s: int = Field(
-        default=7 * 86400, ge=0, le=0xFFFFFFFF,
-        description="how long the broker keeps central's session (queued messages) while it is away",
-    )
-    tls: TlsConfig = Field(default_factory=TlsConfig)
-
-    @model_validator(mode="after")
-    def _one_password(self) -> MqttConfig:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("give password or password_file, not both")
-        return self
-
-    @property
-    def tls_enabled(self) -> bool:
-        return self.tls.enabled if self.tls.enabled is not None else not is_loopback(self.host)
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (8883 if self.tls_enabled else 1883)
-
-    def effective_password(self) -> str | None:
-        if self.password_file is not None:
-            return self.password_file.read_text().strip()
-        return self.password
 
 
 class StorageConfig(StrictModel):

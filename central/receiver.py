@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import queue
-import ssl
 import threading
 import time
 from collections import Counter
@@ -31,13 +30,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import structlog
+from station_agent.mqttlink import connect_properties, make_client
 from station_agent.wire import subscription_filters
 
 from .config import CentralConfig
@@ -122,9 +120,7 @@ class Receiver:
         self.ingestor = Ingestor(self._store, self.config.ingest.max_payload_bytes, self._now)
         self._client = self._make_client()
         m = self.config.mqtt
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = m.session_expiry_s
-        props.ReceiveMaximum = self.config.ingest.queue_size
+        props = connect_properties(m, receive_maximum=self.config.ingest.queue_size)
         self._client.connect_async(m.host, m.effective_port, keepalive=m.keepalive_s, clean_start=False,
                                    properties=props)
         self._decode_thread = threading.Thread(target=self._decode_loop, name="central-decode", daemon=True)
@@ -182,18 +178,7 @@ class Receiver:
 
     def _make_client(self) -> mqtt.Client:
         m = self.config.mqtt
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=m.client_id, protocol=mqtt.MQTTv5, manual_ack=True,
-        )
-        if m.username is not None:
-            client.username_pw_set(m.username, m.effective_password())
-        if m.tls_enabled:
-            client.tls_set(
-                ca_certs=str(m.tls.ca) if m.tls.ca else None,
-                certfile=str(m.tls.cert) if m.tls.cert else None,
-                keyfile=str(m.tls.key) if m.tls.key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        client = make_client(m, m.client_id, manual_ack=True)
         client.reconnect_delay_set(min_delay=0.25, max_delay=10)  # type: ignore[arg-type]
         client.max_inflight_messages_set(max(20, self.config.ingest.queue_size))
         client.max_queued_messages_set(0)

@@ -104,6 +104,7 @@ class Forwarder:
         self.stats = {"published_records": 0, "published_messages": 0, "acked": 0, "denied": 0, "resent": 0}
         self.ack_topic = topic_for(station, "ack")
         self.client = make_client(mqtt_cfg, f"ghgnet-station-{station}")
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(cfg.max_inflight_messages)
         self.client.will_set(topic_for(station, "status"), self._status_payload("down", None), qos=1, retain=True)
         self.client.on_connect = self._on_connect
@@ -142,7 +143,7 @@ class Forwarder:
     def start(self) -> None:
         self.client.connect_async(
             self.mqtt_cfg.host,
-            self.mqtt_cfg.port,
+            self.mqtt_cfg.effective_port,
             keepalive=self.mqtt_cfg.keepalive_s,
             clean_start=False,
             properties=connect_properties(self.mqtt_cfg),

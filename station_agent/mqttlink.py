@@ -19,6 +19,8 @@ from station_agent.configbase import RelPath, StrictModel
 
 
 class TlsConfig(StrictModel):
+    """TLS to the broker. `enabled` unset means: on for any broker that is not on loopback."""
+
     enabled: bool | None = Field(
         default=None, description="default: on unless the broker host is on loopback"
     )
@@ -27,34 +29,45 @@ class TlsConfig(StrictModel):
     key: RelPath | None = Field(default=None, description="client key (PEM)")
     insecure: bool = Field(default=False, description="skip hostname verification (tests only)")
 
+    @model_validator(mode="after")
+    def _pair(self) -> "TlsConfig":
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together: give both or neither")
+        return self
+
 
 class MqttConfig(StrictModel):
+    """A broker connection, the same for a station and for central (`[mqtt]` in both configs)."""
+
     host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    client_id: str | None = Field(default=None, description="default: derived from the station id")
+    port: int | None = Field(default=None, ge=1, le=65535, description="unset: 8883 with TLS, else 1883")
+    client_id: str | None = Field(default=None, max_length=64,
+                                  description="default: ghgnet-station-<id> or ghgnet-central")
     username: str | None = None
     password: str | None = None
     password_file: RelPath | None = Field(default=None, description="file holding the password")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     session_expiry_s: int = Field(
-        default=7 * 86400, ge=0, description="how long the broker keeps our session while away"
+        default=7 * 86400, ge=0, le=0xFFFFFFFF,
+        description="how long the broker keeps the session (and queued messages) while we are away",
     )
     tls: TlsConfig = Field(default_factory=TlsConfig)
 
     @model_validator(mode="after")
-    def _key_with_cert(self) -> "MqttConfig":
-        if (self.tls.cert is None) != (self.tls.key is None):
-            raise ValueError("tls.cert and tls.key go together")
+    def _one_password(self) -> "MqttConfig":
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
         return self
 
+    @property
     def tls_enabled(self) -> bool:
-        if self.tls.enabled is not None:
-            return self.tls.enabled
-        return not is_loopback(self.host)
+        return self.tls.enabled if self.tls.enabled is not None else not is_loopback(self.host)
 
-    def resolved_password(self) -> str | None:
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8883 if self.tls_enabled else 1883)
+
+    def effective_password(self) -> str | None:
         if self.password_file is not None:
             return Path(self.password_file).read_text().strip()
         return self.password
@@ -69,17 +82,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
-    """A paho client configured for MQTT v5, credentials and TLS (not yet connected)."""
+def make_client(cfg: MqttConfig, client_id: str, **options) -> mqtt.Client:
+    """A paho client for MQTT v5 with the configured credentials and TLS (not yet connected).
+    `options` go to paho's constructor (e.g. manual_ack=True)."""
     client = mqtt.Client(
         callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
         client_id=cfg.client_id or client_id,
         protocol=mqtt.MQTTv5,
-        reconnect_on_failure=True,
+        **options,
     )
     if cfg.username is not None:
-        client.username_pw_set(cfg.username, cfg.resolved_password())
-    if cfg.tls_enabled():
+        client.username_pw_set(cfg.username, cfg.effective_password())
+    if cfg.tls_enabled:
         client.tls_set(
             ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
             certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
@@ -88,11 +102,12 @@ def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
         )
         if cfg.tls.insecure:
             client.tls_insecure_set(True)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 
 
-def connect_properties(cfg: MqttConfig) -> Properties:
+def connect_properties(cfg: MqttConfig, receive_maximum: int | None = None) -> Properties:
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = cfg.session_expiry_s
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
     return props
