@@ -384,11 +384,9 @@ def config_schema(
         from central.inversion.config import InversionConfig as model
     else:
         from central.config import CentralConfig as model
-    text = json.dumps(model.model_json_schema(), indent=2) + "\n"
-    if out:
-        out.write_text(text)
-    else:
-        sys.stdout.write(text)
+    from station_agent.configbase import write_schema
+
+    write_schema(model.model_json_schema(), out)
 
 
 def main() -> None:

@@ -103,11 +103,9 @@ def config_schema(
     """Write the JSON schema of the bench config (kept in configs/bench.schema.json)."""
     from simulators.config import BenchConfig
 
-    text = json.dumps(BenchConfig.model_json_schema(), indent=2) + "\n"
-    if out:
-        out.write_text(text)
-    else:
-        sys.stdout.write(text)
+    from station_agent.configbase import write_schema
+
+    write_schema(BenchConfig.model_json_schema(), out)
 
 
 def main() -> None:

@@ -399,11 +399,9 @@ def config_schema(
     """Write the JSON schema of the station config (kept in configs/station.schema.json)."""
     from station_agent.config import station_schema
 
-    text = json.dumps(station_schema(), indent=2) + "\n"
-    if out:
-        out.write_text(text)
-    else:
-        sys.stdout.write(text)
+    from station_agent.configbase import write_schema
+
+    write_schema(station_schema(), out)
 
 
 @drivers_app.command("list")

@@ -7,6 +7,8 @@ config file's own folder (fields typed `RelPath`).
 
 from __future__ import annotations
 
+import json
+import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -89,3 +91,12 @@ def validate_model(
         return model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc, drop_tags)) from None
+
+
+def write_schema(schema: dict[str, Any], out: Path | None) -> None:
+    """A config model's JSON schema, to `out` or standard output (each CLI's `config schema`)."""
+    text = json.dumps(schema, indent=2) + "\n"
+    if out:
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)

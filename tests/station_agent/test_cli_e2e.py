@@ -109,10 +109,14 @@ def test_cylinders_add_list_retire(station):
 
 
 def test_tail_prints_live_minutes(station):
-    res = station.agent_cli("tail", "--json", "--count", "2", timeout=120)
+    res = station.agent_cli("tail", "--json", "--raw", "--count", "2", timeout=120)
     assert res.returncode == 0, res.stderr
     lines = [json.loads(x) for x in res.stdout.splitlines()]
-    assert len(lines) == 2 and all(x["device"] == "picarro-1" for x in lines)
+    minutes = [x for x in lines if "seq" in x]
+    raw = [x for x in lines if "last_reading" in x]
+    assert len(minutes) == 2 and all(x["device"] == "picarro-1" for x in minutes)
+    analyzer = [x for x in raw if x["device"] == "picarro-1"]
+    assert analyzer and 300 < analyzer[-1]["values"]["co2_dry"] < 600
 
 
 def test_commands_after_the_agent_stopped(station):
