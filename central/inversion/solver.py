@@ -31,7 +31,6 @@ from scipy.linalg import lapack
 from .aggregates import Aggregation
 from .blas import run_parallel
 from .covariance import PriorCovariance
-from .dense import cholesky_lower, triangular_inverse_t
 from .footprints import ObsOperator
 
 Progress = Callable[[str, float], None]
@@ -192,15 +191,22 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
     return k, order
 
 
-def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progress | None = None) -> np.ndarray:
-    """H B H' (ppm^2, m x m) through the Kronecker structure and the sparse footprint rows."""
+def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance,
+                                 progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """H B H' (ppm^2, m x m) in the order the blockwise build produces, and that order:
+    (E, perm) with E[i, j] = (H B H')[perm[i], perm[j]].
+
+    Permuting an m x m matrix costs as much as a tenth of building it, and nothing downstream needs
+    the observations' own order: the solver factorises E and permutes only vectors.
+    """
     m = h.n_obs
-    out = np.zeros((m, m))
+    natural = np.arange(m)
     if h.n_rows == 0:
-        return out
-    one_row_per_obs = h.n_rows == m and np.array_equal(np.sort(h.row_obs), np.arange(m))
+        return np.zeros((m, m)), natural
+    one_row_per_obs = h.n_rows == m and np.array_equal(np.sort(h.row_obs), natural)
     row_of_entry = np.repeat(np.arange(h.n_rows), np.diff(h.rows.indptr))
     n_sectors = cov.sigma.shape[0]
+    out, perm = None, natural
     for sector in range(n_sectors):
         # the sigma-weighted footprint rows G, entry by entry (same pattern as the footprints)
         sig = cov.sigma[sector][h.row_step[row_of_entry], h.rows.indices]
@@ -210,19 +216,38 @@ def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progres
         if h.n_steps > 1:
             e *= cov.c_time[np.ix_(h.row_step[order], h.row_step[order])]
         if one_row_per_obs:
-            pos = np.empty(m, dtype=np.int64)  # a permutation: K is symmetric, so is its permutation
-            pos[h.row_obs[order]] = np.arange(m)
-            e = e.take(pos, axis=0).take(pos, axis=1)
-            if n_sectors == 1:
-                return e
+            obs = h.row_obs[order]
+            if out is None:
+                out, perm = e, obs
+                continue
+            if not np.array_equal(obs, perm):  # another sector came out in another order
+                pos = np.empty(m, dtype=np.int64)
+                pos[obs] = np.arange(m)
+                e = e[np.ix_(pos[perm], pos[perm])]
             out += e
         else:
             p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs[order], np.arange(h.n_rows))), shape=(m, h.n_rows))
-            out += (p @ (p @ e).T).T
-    return 0.5 * (out + out.T)
+            summed = (p @ (p @ e).T).T
+            out = summed if out is None else out + summed
+    assert out is not None
+    if not one_row_per_obs:  # P E P' is symmetric only up to rounding
+        out = 0.5 * (out + out.T)
+    return out, perm
 
 
-def _check(problem: Problem) -> None:
+def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progress | None = None) -> np.ndarray:
+    """H B H' (ppm^2, m x m) in the observations' order, through the Kronecker structure and the
+    sparse footprint rows."""
+    e, perm = ordered_obs_space_covariance(h, cov, progress)
+    if np.array_equal(perm, np.arange(perm.size)):
+        return e
+    pos = np.empty(perm.size, dtype=np.int64)
+    pos[perm] = np.arange(perm.size)
+    return e.take(pos, axis=0).take(pos, axis=1)
+
+
+def _check(problem: Problem) -> sp.coo_matrix:
+    """Validate `problem`; returns R's nonzero entries (see observation_error_entries)."""
     k, t, s = problem.covariance.shape
     m = problem.y.shape[0]
     if problem.prior.shape != (k, t, s):
@@ -236,45 +261,52 @@ def _check(problem: Problem) -> None:
         raise InversionProblemError("no observations left to invert")
     if problem.r.shape not in ((m,), (m, m)):
         raise InversionProblemError(f"observation error is {problem.r.shape}, expected ({m}, {m})")
+    r = observation_error_entries(problem.r)  # NaN and inf are nonzero: checked among the entries
     for name, arr in (("prior", problem.prior), ("observations", problem.y),
-                      ("observation error", problem.r), ("prior uncertainty", problem.covariance.sigma)):
+                      ("observation error", r.data), ("prior uncertainty", problem.covariance.sigma)):
         if not np.all(np.isfinite(arr)):
             raise InversionProblemError(f"{name}: NaN or infinite values")
     if np.any(problem.covariance.sigma <= 0):
         raise InversionProblemError("prior uncertainty must be positive everywhere (set a floor > 0)")
-    r_diag = problem.r if problem.r.ndim == 1 else np.diag(problem.r)
-    if np.any(r_diag <= 0):
+    if np.any(r.diagonal() <= 0):
         raise InversionProblemError("observation error variance must be positive for every observation")
-    if problem.r.ndim == 2 and np.max(np.abs(problem.r - problem.r.T)) > 1e-12 * np.max(np.abs(problem.r)):
+    if r.nnz > m and abs(r - r.T).max() > 1e-12 * abs(r).max():
         raise InversionProblemError("observation error covariance is not symmetric")
     if problem.h.n_rows == 0:
         raise InversionProblemError("no observation sees the flux period (all footprints empty)")
+    return r
 
 
-def factorize(hbh: np.ndarray, r: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, float]:
+def factorize(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, float]:
     """Lower Cholesky factor (C-ordered, upper triangle zero) of M = H B H' + R and its reciprocal
-    condition number.
+    condition number. R: variances (m,), an m x m array, or a scipy sparse matrix of its entries.
 
-    With `overwrite`, `hbh` is used as the workspace (it then holds the factor).
+    LAPACK works on the Fortran view of the C-ordered symmetric matrix (its transpose, the same
+    matrix), so nothing is copied; with `overwrite`, `hbh` itself holds the factor afterwards.
     """
     mat = hbh if overwrite else hbh.copy()
-    if r.ndim == 1:
+    if sp.issparse(r):
+        r = r.tocoo()
+        mat[r.row, r.col] += r.data
+    elif r.ndim == 1:
         mat[np.diag_indices_from(mat)] += r
     else:
         mat += r
-    norm = lapack.dlange("1", mat.T)  # M is symmetric; mat.T is its Fortran view, no copy
-    info = cholesky_lower(mat)
+    norm = lapack.dlange("1", mat.T)
+    # the upper factor U of the Fortran view is L' of the C-ordered matrix: M = U'U = L L'
+    upper, info = lapack.dpotrf(mat.T, lower=0, clean=1, overwrite_a=1)
     if info != 0:
         raise InversionProblemError(
             "H B H' + R is not positive definite or numerically singular (leading minor %d): check"
             " that the observation errors are positive, their correlations valid and observations"
             " not duplicated" % info)
-    rcond, info = lapack.dpocon(mat.T, norm, uplo="U")  # L' as a Fortran upper factor
+    chol = upper.T
+    rcond, info = lapack.dpocon(upper, norm, uplo="U")
     if info != 0 or not rcond > RCOND_LIMIT:
         raise InversionProblemError(
             f"H B H' + R is ill-conditioned (reciprocal condition number {rcond:.2e} < {RCOND_LIMIT:.0e}):"
             " observation errors are too small next to the prior, or observations are duplicated")
-    return mat, float(rcond)
+    return chol, float(rcond)
 
 
 def cho_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -282,13 +314,40 @@ def cho_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return lapack.dpotrs(chol.T, rhs, lower=0)[0]
 
 
-def trace_minv_r(chol: np.ndarray, r: np.ndarray) -> float:
-    """trace(M^-1 R) from the Cholesky factor L of M: with X = L^-1, M^-1 = X' X and the trace is
-    sum(X' * (R X')), R used sparsely (R symmetric)."""
-    xt = triangular_inverse_t(chol)  # X', C-ordered: the sparse product runs along its rows
+def observation_error_entries(r: np.ndarray) -> sp.coo_matrix:
+    """R (a vector of variances or an m x m matrix) as its nonzero entries: observation errors are
+    diagonal or correlated within small groups (a station's hours, a shared background), so the
+    solver adds, permutes and contracts R entry by entry instead of as an m x m array."""
     if r.ndim == 1:
-        return float(np.einsum("ik,ik,i->", xt, xt, r))
-    return float(np.sum(xt * (sp.csr_matrix(r) @ xt)))
+        idx = np.arange(r.size)
+        return sp.coo_matrix((r, (idx, idx)), shape=(r.size, r.size))
+    rows, cols = np.nonzero(r)
+    return sp.coo_matrix((r[rows, cols], (rows, cols)), shape=r.shape)
+
+
+def trace_minv_r(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -> float:
+    """trace(M^-1 R) from the lower Cholesky factor L of M (C-ordered, as `factorize` returns it).
+
+    Diagonal R: with A = L^-1 (M^-1 = A'A), sum_i r_i |A[:, i]|^2, A' being the inverse of the
+    Fortran view U = L' (no transposing copy). Otherwise M^-1 itself (LAPACK dpotri, in place with
+    `overwrite`) contracted with R's nonzero entries.
+    """
+    if np.array_equal(r.row, r.col):
+        at, info = lapack.dtrtri(chol.T, lower=0)
+        if info != 0:
+            _singular(info)
+        weights = np.zeros(chol.shape[0])
+        weights[r.row] = r.data
+        return float(np.einsum("ki,ki,k->", at, at, weights))
+    inv, info = lapack.dpotri(chol.T, lower=0, overwrite_c=int(overwrite))
+    if info != 0:
+        _singular(info)
+    # the Fortran upper triangle holds M^-1: (i, j) with i <= j, i.e. inv[min, max]
+    return float(r.data @ inv[np.minimum(r.row, r.col), np.maximum(r.row, r.col)])
+
+
+def _singular(info: int) -> None:
+    raise InversionProblemError(f"the Cholesky factor of H B H' + R is singular at row {info}")
 
 
 def _stats(values: np.ndarray, scale: np.ndarray) -> dict:
@@ -300,30 +359,42 @@ def _stats(values: np.ndarray, scale: np.ndarray) -> dict:
 
 def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
     """The posterior mean, aggregate uncertainties and diagnostics of `problem`."""
-    _check(problem)
+    r_nat = _check(problem)
     cov, h = problem.covariance, problem.h
     m = problem.y.size
-    hbh = obs_space_covariance(h, cov, progress)
+    # everything m x m lives in the build's observation order `perm`; only vectors and R's
+    # entries are permuted
+    hbh, perm = ordered_obs_space_covariance(h, cov, progress)
     if progress:
         progress("factorisation", 0.0)
-    r_diag = problem.r if problem.r.ndim == 1 else np.diag(problem.r)
-    m_diag = np.diag(hbh) + r_diag
-    chol, rcond = factorize(hbh, problem.r, overwrite=True)
+    pos = np.empty(m, dtype=np.int64)
+    pos[perm] = np.arange(m)
+    r = sp.coo_matrix((r_nat.data, (pos[r_nat.row], pos[r_nat.col])), shape=r_nat.shape)
+    r_diag = r_nat.diagonal()
+    m_diag = np.diag(hbh)[pos] + r_diag
+    chol, rcond = factorize(hbh, r, overwrite=True)
     del hbh
     total_prior = problem.prior.sum(axis=0)[None]
     d = problem.y - h.apply(total_prior)[:, 0]
-    alpha = cho_solve(chol, d)
+    alpha = cho_solve(chol, d[perm])[pos]
     # x = xa + B H' alpha; H' alpha is the same field for every sector (H sees their sum)
     adj = h.adjoint(alpha[:, None])[0]
     k = cov.shape[0]
     increment = cov.apply(np.broadcast_to(adj, (1, k, *adj.shape)).copy())[0]
     mean = problem.prior + increment
     residual = problem.y - h.apply(mean.sum(axis=0)[None])[:, 0]
+    post = Posterior(mean=mean, innovation=d, residual=residual)
     if progress:
         progress("factorisation", 1.0)
-    # DOFS = trace(H B H' M^-1) = m - trace(R M^-1)
-    dofs = float(m - trace_minv_r(chol, problem.r))
-    post = Posterior(mean=mean, innovation=d, residual=residual)
+    if problem.aggregation is not None:
+        if progress:
+            progress("aggregates", 0.0)
+        _aggregates(problem, chol, perm, post)
+    # DOFS = trace(H B H' M^-1) = m - trace(R M^-1); the factor is not needed afterwards
+    dofs = float(m - trace_minv_r(chol, r, overwrite=True))
+    del chol
+    if progress:
+        progress("aggregates", 1.0)
     post.diagnostics = {
         "n_obs": int(m),
         "n_state": int(np.prod(cov.shape)),
@@ -339,16 +410,10 @@ def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
             sel = problem.station == name
             per[str(name)] = {"n": int(sel.sum()), **_stats(d[sel], np.sqrt(m_diag[sel]))}
         post.diagnostics["innovation_by_station"] = per
-    if problem.aggregation is not None:
-        if progress:
-            progress("aggregates", 0.0)
-        _aggregates(problem, chol, post)
-    if progress:
-        progress("aggregates", 1.0)
     return post
 
 
-def _aggregates(problem: Problem, chol: np.ndarray, post: Posterior) -> None:
+def _aggregates(problem: Problem, chol: np.ndarray, perm: np.ndarray, post: Posterior) -> None:
     agg = problem.aggregation
     assert agg is not None
     if agg.weights.shape[1:] != problem.prior.shape:
@@ -357,7 +422,7 @@ def _aggregates(problem: Problem, chol: np.ndarray, post: Posterior) -> None:
     bg = problem.covariance.apply(agg.weights)  # (q, sector, step, cell): B G'
     gbg = w @ bg.reshape(agg.size, -1).T
     hbg = problem.h.apply(bg.sum(axis=1))  # (m, q)
-    z = sla.solve_triangular(chol, hbg, lower=True, check_finite=False)
+    z = sla.solve_triangular(chol, hbg[perm], lower=True, check_finite=False)
     post.prior_totals = w @ problem.prior.ravel()
     post.posterior_totals = w @ post.mean.ravel()
     post.prior_total_cov = 0.5 * (gbg + gbg.T)
