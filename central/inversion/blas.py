@@ -70,27 +70,6 @@ def single_threaded_blas() -> Iterator[bool]:
             set_(n)
 
 
-@contextmanager
-def parallel() -> Iterator[Callable[[list[Callable[[], None]]], None]]:
-    """A `run(tasks)` that runs independent tasks on all cores, single-threaded BLAS each.
-
-    Tasks are handed out in the order given as threads become free (put the largest first);
-    `run` returns when all are done. One thread pool serves every `run` inside the block.
-    """
-    with single_threaded_blas() as controlled:
-        workers = cores() if controlled else 1
-        if workers <= 1:
-            yield lambda tasks: [task() for task in tasks] and None
-            return
-        with ThreadPoolExecutor(workers) as pool:
-
-            def run(tasks: list[Callable[[], None]]) -> None:
-                for future in [pool.submit(task) for task in tasks]:
-                    future.result()
-
-            yield run
-
-
 def run_parallel(tasks: Iterable[Callable[[], None]], done: Callable[[int], None] | None = None) -> None:
     """Run independent tasks (each a few matrix products) on all cores, single-threaded BLAS each.
 

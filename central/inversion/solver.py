@@ -9,11 +9,14 @@ Gram matrix of the sigma-weighted footprint rows G (one row per observation and 
 touches) and P sums rows into observations. K is built blockwise (`spatial_gram`): rows with
 overlapping footprints form blocks, C_space G' comes from each block's bounding box, and each block
 row of K is one product over the cells its block touches, so the cost follows the footprints' size,
-not the grid's. The products, the Cholesky factorisation and the triangular inverse run as
-independent tasks on all cores with one BLAS thread each (see blas.py, dense.py).
+not the grid's. The products run as independent tasks on all cores with one BLAS thread each
+(blas.py). M is factorised by LAPACK (dpotrf) in the order the blocks produce, on the Fortran view
+of the C-ordered matrix, so H B H' is neither permuted nor copied; vectors and R's nonzero entries
+are permuted instead.
 
 Aggregates (G_a: region totals) get var = G_a B G_a' - (G_a B H') M^-1 (H B G_a') without the
-posterior covariance. Diagnostics: DOFS = trace(H B H' M^-1) (= trace of the averaging kernel),
+posterior covariance. Diagnostics: DOFS = trace(H B H' M^-1) = m - trace(R M^-1) (= trace of the averaging kernel; from
+L^-1, R's entries and the Gram matrices of its small correlated groups, see trace_minv_r),
 reduced chi-square = d' M^-1 d / m with d = y - H xa (the minimum of the cost function over m;
 1 when B and R are consistent with the data), innovation and residual statistics.
 """
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 from scipy.linalg import lapack
 
 from .aggregates import Aggregation
@@ -83,7 +87,8 @@ class Posterior:
 
 
 def _row_blocks(g, ny: int, nx: int, block: int) -> list[np.ndarray]:
-    """Footprint rows grouped into blocks of `block` rows whose supports overlap.
+    """Footprint rows grouped into blocks of `block` rows whose supports overlap, the blocks that
+    touch the fewest cells first.
 
     The Gram matrix is built block by block over the union of each block's cells, so the work
     grows with how much the supports in a block differ. Each row is sketched by its nonzero count
@@ -121,7 +126,9 @@ def _row_blocks(g, ny: int, nx: int, block: int) -> list[np.ndarray]:
         blocks.append(np.sort(members))
         left[members] = False
         n_left -= members.size
-    return blocks
+    # the cells a block touches, estimated from the coarse cells its rows touch
+    touched = [np.count_nonzero(sketch[rows].any(axis=0)) for rows in blocks]
+    return [blocks[i] for i in np.argsort(touched, kind="stable")]
 
 
 def _morton(iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
@@ -158,28 +165,28 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
     r, s = g.shape
     ny, nx = spatial.shape
     g = g.tocsr()
-    parts = [(rows, *_dense_block(g, rows)) for rows in _row_blocks(g, ny, nx, block)]
-    parts.sort(key=lambda part: part[1].size)
-    order = np.concatenate([part[0] for part in parts])
-    bounds = np.cumsum([0] + [part[0].size for part in parts])
+    blocks = _row_blocks(g, ny, nx, block)  # fewest cells first (estimated)
+    order = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+    bounds = np.cumsum([0] + [rows.size for rows in blocks])
+    parts: list[tuple[np.ndarray, np.ndarray]] = [None] * len(blocks)  # type: ignore[list-item]
     w = np.empty((s, r))
 
     def correlate(i: int) -> None:
-        _, cells, dense = parts[i]
+        parts[i] = cells, dense = _dense_block(g, blocks[i])
         w[:, bounds[i] : bounds[i + 1]] = spatial.apply_columns_on(cells, dense.T)
 
     k = np.empty((r, r))
 
     def block_row(i: int) -> None:
-        _, cells, dense = parts[i]
+        cells, dense = parts[i]
         lo = bounds[i]
         k[lo : bounds[i + 1], lo:] = dense @ w[cells, lo:]
 
-    n = len(parts)
-    cost = np.array([part[1].size * (b - a) * (r - a) for part, a, b in zip(parts, bounds[:-1], bounds[1:])])
-    share = np.cumsum(cost) / cost.sum()
+    n = len(blocks)
     report = None if progress is None else (lambda i: progress("spatial correlation", 0.3 * (i + 1) / n))
     run_parallel([lambda i=i: correlate(i) for i in range(n)], report)
+    cost = np.array([part[0].size * (b - a) * (r - a) for part, a, b in zip(parts, bounds[:-1], bounds[1:])])
+    share = np.cumsum(cost) / max(cost.sum(), 1)
     report = None if progress is None else (lambda i: progress("spatial correlation", 0.3 + 0.7 * share[i]))
     run_parallel([lambda i=i: block_row(i) for i in range(n)], report)
     del w
@@ -204,12 +211,12 @@ def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance,
     if h.n_rows == 0:
         return np.zeros((m, m)), natural
     one_row_per_obs = h.n_rows == m and np.array_equal(np.sort(h.row_obs), natural)
-    row_of_entry = np.repeat(np.arange(h.n_rows), np.diff(h.rows.indptr))
     n_sectors = cov.sigma.shape[0]
+    step_of_entry = 0 if h.n_steps == 1 else h.row_step[np.repeat(np.arange(h.n_rows), np.diff(h.rows.indptr))]
     out, perm = None, natural
     for sector in range(n_sectors):
         # the sigma-weighted footprint rows G, entry by entry (same pattern as the footprints)
-        sig = cov.sigma[sector][h.row_step[row_of_entry], h.rows.indices]
+        sig = cov.sigma[sector][step_of_entry, h.rows.indices]
         g = sp.csr_matrix((h.rows.data * sig, h.rows.indices, h.rows.indptr), shape=h.rows.shape)
         stage = None if progress is None else (lambda name, f, s=sector: progress(name, (s + f) / n_sectors))
         e, order = spatial_gram(g, cov.spatial, stage)
@@ -278,11 +285,12 @@ def _check(problem: Problem) -> sp.coo_matrix:
 
 
 def factorize(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, float]:
-    """Lower Cholesky factor (C-ordered, upper triangle zero) of M = H B H' + R and its reciprocal
-    condition number. R: variances (m,), an m x m array, or a scipy sparse matrix of its entries.
+    """Lower Cholesky factor L of M = H B H' + R, Fortran-ordered (LAPACK's own layout; the upper
+    triangle is zero), and M's reciprocal condition number. R: variances (m,), an m x m array, or a
+    scipy sparse matrix of its entries.
 
     LAPACK works on the Fortran view of the C-ordered symmetric matrix (its transpose, the same
-    matrix), so nothing is copied; with `overwrite`, `hbh` itself holds the factor afterwards.
+    matrix), so nothing is copied; with `overwrite`, `hbh`'s memory holds the factor afterwards.
     """
     mat = hbh if overwrite else hbh.copy()
     if sp.issparse(r):
@@ -293,15 +301,13 @@ def factorize(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, 
     else:
         mat += r
     norm = lapack.dlange("1", mat.T)
-    # the upper factor U of the Fortran view is L' of the C-ordered matrix: M = U'U = L L'
-    upper, info = lapack.dpotrf(mat.T, lower=0, clean=1, overwrite_a=1)
+    chol, info = lapack.dpotrf(mat.T, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise InversionProblemError(
             "H B H' + R is not positive definite or numerically singular (leading minor %d): check"
             " that the observation errors are positive, their correlations valid and observations"
             " not duplicated" % info)
-    chol = upper.T
-    rcond, info = lapack.dpocon(upper, norm, uplo="U")
+    rcond, info = lapack.dpocon(chol, norm, uplo="L")
     if info != 0 or not rcond > RCOND_LIMIT:
         raise InversionProblemError(
             f"H B H' + R is ill-conditioned (reciprocal condition number {rcond:.2e} < {RCOND_LIMIT:.0e}):"
@@ -310,8 +316,8 @@ def factorize(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, 
 
 
 def cho_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """M^-1 rhs from the lower factor returned by `factorize`."""
-    return lapack.dpotrs(chol.T, rhs, lower=0)[0]
+    """M^-1 rhs from the factor returned by `factorize`."""
+    return lapack.dpotrs(chol, rhs, lower=1)[0]
 
 
 def observation_error_entries(r: np.ndarray) -> sp.coo_matrix:
@@ -326,24 +332,51 @@ def observation_error_entries(r: np.ndarray) -> sp.coo_matrix:
 
 
 def trace_minv_r(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -> float:
-    """trace(M^-1 R) from the lower Cholesky factor L of M (C-ordered, as `factorize` returns it).
+    """trace(M^-1 R) = sum of R_ij (M^-1)_ij over R's entries, from the factor L of `factorize`.
 
-    Diagonal R: with A = L^-1 (M^-1 = A'A), sum_i r_i |A[:, i]|^2, A' being the inverse of the
-    Fortran view U = L' (no transposing copy). Otherwise M^-1 itself (LAPACK dpotri, in place with
-    `overwrite`) contracted with R's nonzero entries.
+    With A = L^-1 (M^-1 = A'A, (M^-1)_ij = A[:, i] . A[:, j], A Fortran-ordered so its columns are
+    contiguous): the diagonal of R needs every column's norm; R's off-diagonal entries link
+    observations in groups (connected components: a shared background, a station's correlated
+    hours), each needing the Gram matrix of its columns. When the groups are large that costs more
+    than forming M^-1 itself (LAPACK dpotri), which is then done instead. `overwrite` reuses the
+    factor's memory.
     """
-    if np.array_equal(r.row, r.col):
-        at, info = lapack.dtrtri(chol.T, lower=0)
-        if info != 0:
-            _singular(info)
-        weights = np.zeros(chol.shape[0])
-        weights[r.row] = r.data
-        return float(np.einsum("ki,ki,k->", at, at, weights))
-    inv, info = lapack.dpotri(chol.T, lower=0, overwrite_c=int(overwrite))
+    m = chol.shape[0]
+    off = r.row != r.col
+    labels = None
+    if off.any():
+        _, labels = connected_components(sp.coo_matrix((np.ones(off.sum()), (r.row[off], r.col[off])), shape=r.shape),
+                                         directed=False)
+        sizes = np.bincount(labels)
+        if np.sum(sizes.astype(float) ** 2) > m * m / 6:  # Gram matrices cost more than half of dpotri
+            inv, info = lapack.dpotri(chol, lower=1, overwrite_c=int(overwrite))
+            if info != 0:
+                _singular(info)
+            # the lower triangle holds M^-1: (i, j) with i >= j
+            return float(r.data @ inv[np.maximum(r.row, r.col), np.minimum(r.row, r.col)])
+    a, info = lapack.dtrtri(chol, lower=1, overwrite_c=int(overwrite))
     if info != 0:
         _singular(info)
-    # the Fortran upper triangle holds M^-1: (i, j) with i <= j, i.e. inv[min, max]
-    return float(r.data @ inv[np.minimum(r.row, r.col), np.maximum(r.row, r.col)])
+    diag = ~off
+    weights = np.zeros(m)
+    np.add.at(weights, r.row[diag], r.data[diag])
+    total = float(np.einsum("ki,ki,i->", a, a, weights))
+    if labels is None:
+        return total
+    rows, cols, vals = r.row[off], r.col[off], r.data[off]
+    by_group = np.argsort(labels[rows], kind="stable")
+    rows, cols, vals = rows[by_group], cols[by_group], vals[by_group]
+    edges = np.searchsorted(labels[rows], np.arange(labels.max() + 2))
+    local = np.empty(m, dtype=np.int64)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi == lo:
+            continue
+        members = np.unique(np.concatenate([rows[lo:hi], cols[lo:hi]]))
+        local[members] = np.arange(members.size)
+        cols_a = a[members[0]:, members]  # A is lower triangular: zero above its first member's row
+        gram = cols_a.T @ cols_a
+        total += float(vals[lo:hi] @ gram[local[rows[lo:hi]], local[cols[lo:hi]]])
+    return total
 
 
 def _singular(info: int) -> None:

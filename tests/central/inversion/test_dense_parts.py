@@ -1,4 +1,4 @@
-"""The pieces of the fast observation-space path against plain dense formulas."""
+"""The pieces of the fast observation-space path (Gram matrix, factor, DOFS trace) against plain dense formulas."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import scipy.sparse as sp
 
 from central.inversion import blas
 from central.inversion.covariance import spatial_correlation
-from central.inversion.dense import cholesky_lower, triangular_inverse_t
 from central.inversion.grid import FluxGrid, daily_steps
-from central.inversion.solver import spatial_gram
+from central.inversion.covariance import observation_error
+from central.inversion.solver import InversionProblemError, factorize, observation_error_entries, spatial_gram, trace_minv_r
 
 
 def _grid(ny: int, nx: int) -> FluxGrid:
@@ -47,23 +47,58 @@ def test_spatial_gram_equals_g_c_g_transpose(block):
     assert np.array_equal(np.sort(order), np.arange(g.shape[0]))
 
 
+def _spd(m: int, seed: int) -> np.ndarray:
+    a = np.random.default_rng(seed).normal(size=(m, m + 5))
+    return a @ a.T / m + np.eye(m)
+
+
 @pytest.mark.parametrize("m", [1, 100, 700])
-def test_blocked_cholesky_and_inverse_equal_lapack(m):
-    rng = np.random.default_rng(m)
-    a = rng.normal(size=(m, m + 5))
-    mat = a @ a.T + m * np.eye(m)
-    chol = mat.copy()
-    assert cholesky_lower(chol, block=64) == 0
-    np.testing.assert_allclose(chol, np.linalg.cholesky(mat), rtol=1e-10, atol=1e-12)
-    xt = triangular_inverse_t(chol, block=64)
-    np.testing.assert_allclose(xt.T @ chol, np.eye(m), atol=1e-10)
-    assert np.all(np.triu(chol, 1) == 0) and np.all(np.tril(xt, -1) == 0)
+def test_factorize_gives_lapacks_lower_factor_without_touching_its_input(m):
+    hbh = _spd(m, m)
+    before = hbh.copy()
+    r = np.full(m, 0.5)
+    chol, rcond = factorize(hbh, r)
+    assert np.array_equal(hbh, before)
+    np.testing.assert_allclose(chol, np.linalg.cholesky(hbh + np.diag(r)), rtol=1e-10, atol=1e-12)
+    assert np.all(np.triu(chol, 1) == 0) and 0 < rcond <= 1
 
 
-def test_blocked_cholesky_names_the_failing_minor():
+def test_factorize_names_the_failing_minor():
     mat = np.eye(200)
-    mat[150, 150] = -1.0
-    assert cholesky_lower(mat, block=64) == 151
+    mat[150, 150] = -2.0
+    with pytest.raises(InversionProblemError, match="leading minor 151"):
+        factorize(mat, np.ones(200))
+
+
+def _r_variants(m: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    u = rng.uniform(0.1, 0.3, m)
+    station = np.array([f"S{i % 3}" for i in range(m)])
+    hours = np.arange(m) * 1.0
+    return {
+        "diagonal": u**2,
+        # a background shared by groups of 10: small groups, solved through their Gram matrices
+        "groups": observation_error(u, np.full(m, 0.8), station, hours, 0.0, np.full(m, 0.2), np.arange(m) // 10),
+        # correlated mismatch within stations: one large group, solved through M^-1 itself
+        "correlated": observation_error(u, np.full(m, 0.8), station, hours, 5.0, np.full(m, 0.2), np.arange(m) // 10),
+    }
+
+
+@pytest.mark.parametrize("kind", ["diagonal", "groups", "correlated"])
+def test_trace_of_r_over_m_equals_the_dense_trace(kind):
+    m = 300
+    r = _r_variants(m)[kind]
+    entries = observation_error_entries(r)
+    hbh = _spd(m, 9)
+    perm = np.random.default_rng(2).permutation(m)  # the solver works in a permuted order
+    pos = np.empty(m, dtype=np.int64)
+    pos[perm] = np.arange(m)
+    permuted = sp.coo_matrix((entries.data, (pos[entries.row], pos[entries.col])), shape=(m, m))
+    r_full = np.diag(r) if r.ndim == 1 else r
+    expected = np.trace(np.linalg.solve(hbh + r_full, r_full))
+    chol, _ = factorize(hbh[np.ix_(perm, perm)], permuted)
+    assert abs(trace_minv_r(chol, permuted) - expected) < 1e-10 * expected
+    assert abs(trace_minv_r(chol, permuted, overwrite=True) - expected) < 1e-10 * expected
 
 
 def test_single_threaded_blas_restores_the_thread_counts():
