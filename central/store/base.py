@@ -30,6 +30,8 @@ from station_agent.wire import (
     topic_for,
 )
 
+from .species import StoredSpecies, species_json
+
 DEFAULT_DEAD_LETTER_KEEP_BYTES = 65_536
 """Bytes of a dead-lettered payload kept; the full size is stored beside them."""
 
@@ -77,15 +79,6 @@ class DeadLetterOutcome:
 
 Inbound = ParsedBatch | StatusMessage | DeadLetter
 Outcome = BatchOutcome | StatusOutcome | DeadLetterOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSpecies:
-    mean: float | None
-    std: float | None
-    n: int
-    raw_mean: float | None
-    cal_mean: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,21 +279,19 @@ def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:
     return out
 
 
-def minute_rows(station: str, recs: list[MinuteWire], t, received) -> tuple[list[tuple], list[tuple]]:
+def minute_rows(station: str, recs: list[MinuteWire], t, received) -> list[tuple]:
+    """The `minute` rows (TABLES order) of validated minute records."""
     # The hot loop of ingest (once per record): reasons and diagnostics are validated lists of
     # names and dicts of finite floats, so pydantic-core's serializer (Rust) can write their JSON.
-    rows, values = [], []
-    add_row, add_value = rows.append, values.append
-    for r in recs:
-        seq = r.seq
-        add_row((
-            station, seq, t(r.time), r.device, r.stream, r.h2o, r.flag,
+    return [
+        (
+            station, r.seq, t(r.time), r.device, r.stream, r.h2o, r.flag,
             to_json(r.reasons).decode() if r.reasons else "[]",
             r.n_total, r.calibration_id, to_json(r.diagnostics).decode() if r.diagnostics else "{}", received,
-        ))
-        for sp, s in r.species.items():
-            add_value((station, seq, sp, s.mean, s.std, s.n, s.raw_mean, s.cal_mean))
-    return rows, values
+            species_json(r.species),
+        )
+        for r in recs
+    ]
 
 
 NO_DEVICE = ""

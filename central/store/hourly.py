@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .species import load_species
+
 HOUR = timedelta(hours=1)
 AGGREGATION_LOCK_KEY = 0x6768_676E_6574_01  # "ghgnet" + 1: PostgreSQL advisory lock of the aggregator
 
@@ -149,14 +151,17 @@ class HourlyStoreMixin:
         """Ambient (inlet:*) minute values with start <= time < end: rows of (seq, time, device,
         stream, flag, species, cal_mean, std, n), every stored seq (the caller keeps the latest)."""
         rows = self._query(  # type: ignore[attr-defined]
-            "SELECT m.seq, m.time, m.device, m.stream, m.flag, v.species, v.cal_mean, v.std, v.n "
-            "FROM minute m JOIN minute_value v ON v.station = m.station AND v.seq = m.seq "
-            "WHERE m.station = ? AND m.time >= ? AND m.time < ? AND m.stream LIKE ? "
-            "ORDER BY m.time, m.seq",
+            "SELECT seq, time, device, stream, flag, species FROM minute "
+            "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ? ORDER BY time, seq",
             (station, self._t(start), self._t(end), "inlet:%"),  # type: ignore[attr-defined]
         )
         f = self._from_t  # type: ignore[attr-defined]
-        return [(r[0], f(r[1]), *r[2:]) for r in rows]
+        out = []
+        for r in rows:
+            t = f(r[1])
+            for sp, v in load_species(r[5]).items():
+                out.append((r[0], t, r[2], r[3], r[4], sp, v.cal_mean, v.std, v.n))
+        return out
 
     def replace_hourly(self, station: str, hours: Sequence[datetime], rows: Sequence[HourlyRow],
                        claimed: Sequence[tuple[datetime, int]]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +39,6 @@ from .base import (
     StoredEvent,
     StoredFit,
     StoredMinute,
-    StoredSpecies,
     StoredTarget,
     StoredTargetValue,
     StoreError,
@@ -51,10 +50,11 @@ from .base import (
     target_rows,
 )
 from .hourly import HourlyStoreMixin, migration_v2
+from .species import load_species, migration_v4, species_names
 from .status import migration_v3, status_upsert_sql
 
 # Abstract column types: text, bigint, int, real, time, json (stored as text), bool, bytes.
-TABLES: dict[str, list[tuple[str, str]]] = {
+V1_TABLES: dict[str, list[tuple[str, str]]] = {
     "minute": [
         ("station", "text"), ("seq", "bigint"), ("time", "time"), ("device", "text"),
         ("stream", "text"), ("h2o", "real"), ("flag", "text"), ("reasons", "json"),
@@ -87,6 +87,14 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("assigned", "real"), ("bias", "real"), ("within_goal", "bool"),
     ],
 }
+"""The tables of schema 1, as migration 1 creates them (history: never edit)."""
+
+TABLES: dict[str, list[tuple[str, str]]] = {
+    **{name: cols for name, cols in V1_TABLES.items() if name != "minute_value"},
+    "minute": V1_TABLES["minute"] + [("species", "json")],  # schema 4: central/store/species.py
+}
+"""The tables written now, with their columns in insert order."""
+
 _NOT_NULL = {"station", "seq", "time", "device", "stream", "flag", "reasons", "n_total", "diagnostics",
              "received_at", "species", "n", "kind", "severity", "message", "data", "id", "time_start",
              "time_end", "standards", "coefficients", "residuals", "cylinder"}
@@ -96,16 +104,20 @@ _KEYS = {"minute_value": ("station", "seq", "species"), "calibration_fit": ("sta
 
 def _table_ddl(name: str, types: dict[str, str]) -> list[str]:
     cols = ", ".join(
-        f"{c} {types[t]}{' NOT NULL' if c in _NOT_NULL else ''}" for c, t in TABLES[name]
+        f"{c} {types[t]}{' NOT NULL' if c in _NOT_NULL else ''}" for c, t in V1_TABLES[name]
     )
     key = ", ".join(_KEYS.get(name, ("station", "seq")))
     return [f"CREATE TABLE {name} ({cols}, PRIMARY KEY ({key}))"]
 
 
-def migrations(types: dict[str, str]) -> list[list[str]]:
+Step = str | Callable[["SqlStore"], None]
+"""A migration step: an SQL statement, or a function given the store (inside the transaction)."""
+
+
+def migrations(types: dict[str, str]) -> list[list[Step]]:
     """Migration i+1 is migrations[i]; each runs in one transaction. Append, never edit."""
-    v1: list[str] = []
-    for name in TABLES:
+    v1: list[Step] = []
+    for name in V1_TABLES:
         v1 += _table_ddl(name, types)
     v1 += [
         "CREATE INDEX minute_time ON minute (station, time)",
@@ -132,7 +144,7 @@ def migrations(types: dict[str, str]) -> list[list[str]]:
         "CREATE UNIQUE INDEX dead_letter_record ON dead_letter (station, seq) WHERE seq IS NOT NULL",
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
-    return [v1, migration_v2(types), migration_v3(types)]
+    return [v1, migration_v2(types), migration_v3(types), migration_v4(types)]
 
 
 def _clean(text: str, limit: int = 2000) -> str:
@@ -194,7 +206,7 @@ class SqlStore(HourlyStoreMixin, ABC):
 
     # -- schema --------------------------------------------------------------------------------
 
-    def _migrate(self, steps: list[list[str]]) -> None:
+    def _migrate(self, steps: list[list[Step]]) -> None:
         self._begin()
         try:
             self._execute("CREATE TABLE IF NOT EXISTS ghgnet_schema (version INTEGER NOT NULL)")
@@ -216,8 +228,11 @@ class SqlStore(HourlyStoreMixin, ABC):
             try:
                 have = self._query("SELECT version FROM ghgnet_schema")[0][0]
                 if have < version:  # another process may have migrated meanwhile
-                    for stmt in steps[version - 1]:
-                        self._execute(stmt)
+                    for step in steps[version - 1]:
+                        if callable(step):
+                            step(self)
+                        else:
+                            self._execute(step)
                     self._execute(self._sql("UPDATE ghgnet_schema SET version = ?"), (version,))
                 self._commit()
             except Exception:
@@ -272,13 +287,10 @@ class SqlStore(HourlyStoreMixin, ABC):
         new = 0
         if batch.kind == "minute":
             recs = [r for r in batch.records if isinstance(r, MinuteWire | MinuteLean)]
-            rows, values = minute_rows(st, recs, self._t, received)
-            fresh = self._insert_new("minute", rows)
-            if len(fresh) == len(rows):  # the usual case: skip filtering every row
-                self._insert("minute_value", values)
+            fresh = self._insert_new("minute", minute_rows(st, recs, self._t, received))
+            if len(fresh) == len(recs):  # the usual case: skip filtering every row
                 self._mark_dirty(st, [r.time for r in recs])  # hourly aggregates to redo
             else:
-                self._insert("minute_value", [v for v in values if v[1] in fresh])
                 self._mark_dirty(st, [r.time for r in recs if r.seq in fresh])
             c.minutes += len(fresh)
             new += len(fresh)
@@ -366,36 +378,23 @@ class SqlStore(HourlyStoreMixin, ABC):
 
     def minutes(self, station: str, start: datetime, end: datetime) -> Iterator[StoredMinute]:
         rows = self._query(
-            "SELECT m.seq, m.time, m.device, m.stream, m.h2o, m.flag, m.reasons, m.n_total, "
-            "m.calibration_id, m.diagnostics, m.received_at, v.species, v.mean, v.std, v.n, "
-            "v.raw_mean, v.cal_mean FROM minute m LEFT JOIN minute_value v "
-            "ON v.station = m.station AND v.seq = m.seq "
-            "WHERE m.station = ? AND m.time >= ? AND m.time < ? ORDER BY m.time, m.seq, v.species",
+            "SELECT seq, time, device, stream, h2o, flag, reasons, n_total, calibration_id, diagnostics, "
+            "received_at, species FROM minute WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq",
             (station, self._t(start), self._t(end)),
         )
-        current: StoredMinute | None = None
         for r in rows:
-            if current is None or current.seq != r[0]:
-                if current is not None:
-                    yield current
-                current = StoredMinute(
-                    station=station, seq=r[0], time=self._from_t(r[1]), device=r[2], stream=r[3],
-                    species={}, h2o=r[4], flag=r[5], reasons=json.loads(r[6]), n_total=r[7],
-                    calibration_id=r[8], diagnostics=json.loads(r[9]), received_at=self._from_t(r[10]),
-                )
-            if r[11] is not None:
-                current.species[r[11]] = StoredSpecies(r[12], r[13], r[14], r[15], r[16])
-        if current is not None:
-            yield current
+            yield StoredMinute(
+                station=station, seq=r[0], time=self._from_t(r[1]), device=r[2], stream=r[3],
+                species=load_species(r[11]), h2o=r[4], flag=r[5], reasons=json.loads(r[6]), n_total=r[7],
+                calibration_id=r[8], diagnostics=json.loads(r[9]), received_at=self._from_t(r[10]),
+            )
 
     def minute_species(self, station: str, start: datetime, end: datetime) -> list[str]:
         rows = self._query(
-            "SELECT DISTINCT v.species FROM minute m JOIN minute_value v "
-            "ON v.station = m.station AND v.seq = m.seq "
-            "WHERE m.station = ? AND m.time >= ? AND m.time < ?",
+            "SELECT DISTINCT species FROM minute WHERE station = ? AND time >= ? AND time < ?",
             (station, self._t(start), self._t(end)),
         )
-        return sorted(r[0] for r in rows)
+        return sorted({name for r in rows for name in species_names(r[0])})
 
     def events(self, station: str, start: datetime, end: datetime) -> list[StoredEvent]:
         rows = self._query(

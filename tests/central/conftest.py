@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from central.config import CentralConfig
 from central.receiver import Receiver
 from central.store import CentralStore, open_store
+from central.store.sql import migrations
 from simulators.broker import MosquittoBroker
 
 
@@ -42,13 +44,27 @@ def start_receiver() -> Iterator[Callable[..., Receiver]]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path: Path) -> Iterator[CentralStore]:
-    """A fresh store on each backend (the same suite runs on both)."""
+def store_location(request, tmp_path: Path) -> dict[str, Any]:
+    """Where a fresh store lives, on each backend: `open_store(**store_location)`."""
     if request.param == "sqlite":
-        s = open_store("sqlite", path=tmp_path / "central.sqlite")
-    else:
-        dsn = request.getfixturevalue("pg_dsn")
-        schema = request.getfixturevalue("pg_schema")
-        s = open_store("postgresql", dsn=dsn, schema=schema)
+        return {"backend": "sqlite", "path": tmp_path / "central.sqlite"}
+    return {"backend": "postgresql", "dsn": request.getfixturevalue("pg_dsn"),
+            "schema": request.getfixturevalue("pg_schema")}
+
+
+@pytest.fixture
+def store(store_location: dict[str, Any]) -> Iterator[CentralStore]:
+    """A fresh store on each backend (the same suite runs on both)."""
+    s = open_store(**store_location)
     yield s
     s.close()
+
+
+def open_at_schema(location: dict[str, Any], version: int) -> CentralStore:
+    """A store as ghgnet created it when its schema was `version` (only the first migrations
+    run), to test the migrations after it on real old databases."""
+    backend = importlib.import_module("central.store.sqlite" if location["backend"] == "sqlite"
+                                      else "central.store.postgres")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "migrations", lambda types: migrations(types)[:version])
+        return open_store(**location)

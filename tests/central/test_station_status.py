@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from conftest import open_at_schema  # tests/central/conftest.py
+
 from central.config import CentralConfig
 from central.store import open_store
+from central.store.sql import migrations
+from central.store.sqlite import TYPES
 from central.views import station_health
 from station_agent.wire import StatusMessage
 
 ARMED = datetime(2026, 3, 1, 9, tzinfo=UTC)  # when the agent built its will (its start)
 R0 = datetime(2026, 3, 1, 9, 0, 5, tzinfo=UTC)  # central's clock
+LATEST_SCHEMA = len(migrations(TYPES))
 
 
 def status(state: str, minutes: float, backlog: int = 0) -> StatusMessage:
@@ -54,16 +59,20 @@ def test_central_keeps_the_station_status_by_what_it_received(store):
     assert kept(store)[0] == "down"
 
 
-def test_a_schema_2_store_learns_the_last_up_time_of_its_stations(store):
-    assert store.store_status(status("up", 1), at(0)).stored
-    store._execute("ALTER TABLE status DROP COLUMN last_up_time")  # as a schema-2 store had it
-    store._execute("UPDATE ghgnet_schema SET version = 2")
-    if store.backend == "sqlite":
-        again = open_store("sqlite", path=store.path)
-    else:
-        again = open_store("postgresql", dsn=store.dsn, schema=store.schema)
+def test_a_schema_2_store_learns_the_last_up_time_of_its_stations(store_location):
+    old = open_at_schema(store_location, 2)
+    try:  # the status of a station as schema 2 kept it
+        old._execute(old._sql(
+            "INSERT INTO status (station, state, time, received_at, backlog, agent_version, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)"), ("st-a", "up", old._t(ARMED + timedelta(minutes=1)), old._t(at(0)),
+                                               0, "", "{}"))
+        old._execute(old._sql("INSERT INTO station (station, first_seen, last_seen) VALUES (?, ?, ?)"),
+                     ("st-a", old._t(at(0)), old._t(at(0))))
+    finally:
+        old.close()
+    again = open_store(**store_location)
     try:
-        assert again.schema_version() == 3
+        assert again.schema_version() == LATEST_SCHEMA
         assert not again.store_status(status("up", 1), at(100)).stored  # the retained copy
         assert again.stations()[0].status.received_at == at(0)
         assert again.store_status(status("up", 2), at(130)).stored

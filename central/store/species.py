@@ -1,0 +1,95 @@
+"""How central keeps a minute record's species values: one JSON text on the minute row.
+
+Schema 4 (appended to the migrations in sql.py). Up to schema 3 each species of a minute was a
+row of its own (`minute_value`, keyed by station, seq, species): three or four rows and index
+entries per minute record, about half of what storing a minute cost. Now the minute row carries
+`species`, the same object the station sends and keeps in its own store:
+
+    {"co2": {"mean": 420.1, "std": 0.05, "n": 55, "raw_mean": 419.8, "cal_mean": 420.1}, ...}
+
+Floats are written by msgspec (new rows) or Python's json (the migration), both the shortest text
+that reads back as the same double, so a value read back is bit for bit the value received. The
+migration moves every stored value in Python for that reason: SQL's own float-to-text conversion
+(SQLite prints 15 significant digits) would round them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
+_encode = msgspec.json.encode
+_PAGE = 5000
+"""Minute records moved per round trip by the migration."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSpecies:
+    mean: float | None
+    std: float | None
+    n: int
+    raw_mean: float | None
+    cal_mean: float | None
+
+
+def species_json(species: Mapping[str, Any]) -> str:
+    """The `species` text of a minute: from the lean decoder's structs (msgspec encodes them
+    directly) or the wire models (pydantic), which give the same text."""
+    if not species:
+        return "{}"
+    first = next(iter(species.values()))
+    if isinstance(first, msgspec.Struct):
+        return _encode(species).decode()
+    return _encode({sp: {f: getattr(s, f) for f in FIELDS} for sp, s in species.items()}).decode()
+
+
+def load_species(text: str) -> dict[str, StoredSpecies]:
+    """A stored `species` text, species in name order (as schema 3 read them)."""
+    values = json.loads(text)
+    return {sp: StoredSpecies(*(values[sp].get(f) for f in FIELDS)) for sp in sorted(values)}
+
+
+def species_names(text: str) -> list[str]:
+    return list(json.loads(text))
+
+
+def migration_v4(types: dict[str, str]) -> list:
+    """Steps of schema 4: SQL statements, and `_move_values`, which runs in the same transaction."""
+    return [
+        f"ALTER TABLE minute ADD COLUMN species {types['json']} NOT NULL DEFAULT '{{}}'",
+        _move_values,
+        "DROP TABLE minute_value",
+    ]
+
+
+def _move_values(store: Any) -> None:
+    """Write every minute's `minute_value` rows into its `species` text, a page of minutes at a
+    time (memory stays bounded on a store of years), in (station, seq) order."""
+    after: tuple[str, int] = ("", 0)
+    while True:
+        keys = store._query(
+            "SELECT station, seq FROM minute WHERE (station, seq) > (?, ?) ORDER BY station, seq LIMIT ?",
+            (*after, _PAGE),
+        )
+        if not keys:
+            return
+        last = (keys[-1][0], keys[-1][1])
+        rows = store._query(
+            "SELECT station, seq, species, mean, std, n, raw_mean, cal_mean FROM minute_value "
+            "WHERE (station, seq) > (?, ?) AND (station, seq) <= (?, ?) ORDER BY station, seq, species",
+            (*after, *last),
+        )
+        grouped: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+        for r in rows:
+            grouped.setdefault((r[0], r[1]), {})[r[2]] = dict(zip(FIELDS, r[3:8]))
+        store._executemany(
+            store._sql("UPDATE minute SET species = ? WHERE station = ? AND seq = ?"),
+            [(json.dumps(values, separators=(",", ":"), allow_nan=False), st, seq)
+             for (st, seq), values in grouped.items()],
+        )
+        after = last
