@@ -152,7 +152,8 @@ def _dense_block(g, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cells, dense
 
 
-def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS,
+                 blocks: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """K = G C_space G' for sparse rows G (r x S), symmetric, in the row order returned with it
     (K[i, j] belongs to rows order[i], order[j]).
 
@@ -161,11 +162,14 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
     upper triangle, block row by block row: K[I, I:] = G_I[:, cells_I] W[cells_I, I:], one dense
     product over the cells the rows of I touch. A block row costs |I| |cells_I| (rows from I on),
     so the blocks with the fewest cells come first. The lower triangle is the transpose.
+    `blocks` (from `_row_blocks`) may be given, e.g. to share one grouping between matrices with the
+    same sparsity pattern; the order returned follows them.
     """
     r, s = g.shape
     ny, nx = spatial.shape
     g = g.tocsr()
-    blocks = _row_blocks(g, ny, nx, block)  # fewest cells first (estimated)
+    if blocks is None:
+        blocks = _row_blocks(g, ny, nx, block)  # fewest cells first (estimated)
     order = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
     bounds = np.cumsum([0] + [rows.size for rows in blocks])
     parts: list[tuple[np.ndarray, np.ndarray]] = [None] * len(blocks)  # type: ignore[list-item]
@@ -213,25 +217,22 @@ def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance,
     one_row_per_obs = h.n_rows == m and np.array_equal(np.sort(h.row_obs), natural)
     n_sectors = cov.sigma.shape[0]
     step_of_entry = 0 if h.n_steps == 1 else h.row_step[np.repeat(np.arange(h.n_rows), np.diff(h.rows.indptr))]
+    # one grouping for every sector (the same pattern), so every sector's K comes in the same order
+    blocks = _row_blocks(h.rows.tocsr(), *cov.spatial.shape, BLOCK_ROWS)
     out, perm = None, natural
     for sector in range(n_sectors):
         # the sigma-weighted footprint rows G, entry by entry (same pattern as the footprints)
         sig = cov.sigma[sector][step_of_entry, h.rows.indices]
         g = sp.csr_matrix((h.rows.data * sig, h.rows.indices, h.rows.indptr), shape=h.rows.shape)
         stage = None if progress is None else (lambda name, f, s=sector: progress(name, (s + f) / n_sectors))
-        e, order = spatial_gram(g, cov.spatial, stage)
+        e, order = spatial_gram(g, cov.spatial, stage, blocks=blocks)
         if h.n_steps > 1:
             e *= cov.c_time[np.ix_(h.row_step[order], h.row_step[order])]
         if one_row_per_obs:
-            obs = h.row_obs[order]
             if out is None:
-                out, perm = e, obs
-                continue
-            if not np.array_equal(obs, perm):  # another sector came out in another order
-                pos = np.empty(m, dtype=np.int64)
-                pos[obs] = np.arange(m)
-                e = e[np.ix_(pos[perm], pos[perm])]
-            out += e
+                out, perm = e, h.row_obs[order]
+            else:
+                out += e
         else:
             p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs[order], np.arange(h.n_rows))), shape=(m, h.n_rows))
             summed = (p @ (p @ e).T).T
