@@ -1,7 +1,7 @@
 """From received MQTT messages to stored rows and the acks to send: no network here.
 
-`Ingestor.handle` takes a group of messages, validates each against the wire models and writes
-all of them in one transaction. Every input ends in exactly one of three places: stored,
+`Ingestor.handle` takes a group of messages, validates each against the wire models, builds the
+rows to write and writes all of them in one transaction. Every input ends in exactly one of three places: stored,
 recognised as a duplicate, or dead-lettered with the reason. The receiver acknowledges only after
 `handle` has returned (that is, after the commit).
 """
@@ -32,6 +32,7 @@ from .store import (
     DeadLetterOutcome,
     Inbound,
     Outcome,
+    Prepared,
     StatusOutcome,
     transient_errors,
 )
@@ -86,6 +87,16 @@ def _handled(outcome: Outcome) -> Handled:
     return Handled(outcome)
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A group of messages validated and prepared for one transaction (`Ingestor.decode_all`)."""
+
+    messages: Sequence[Message]
+    present: list[int]
+    """Indexes of the messages with something to store (the others are ignored)."""
+    prepared: Prepared
+
+
 class Ingestor:
     def __init__(
         self,
@@ -101,40 +112,49 @@ class Ingestor:
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Decode and store a group of messages in one transaction; results in message order.
         (The receiver runs the two halves, `decode_all` and `store_decoded`, on two threads.)"""
-        return self.store_decoded(messages, self.decode_all(messages))
+        return self.store_decoded(self.decode_all(messages))
 
-    def decode_all(self, messages: Sequence[Message]) -> list[Inbound | None]:
-        """Validate every message (no storage: safe on another thread than `store_decoded`)."""
-        return [decode(m.topic, m.payload, self.max_payload_bytes) for m in messages]
+    def decode_all(self, messages: Sequence[Message]) -> Decoded:
+        """Validate every message and build the rows to write (no database: safe on another
+        thread than `store_decoded`). Central receives the group now."""
+        items = [decode(m.topic, m.payload, self.max_payload_bytes) for m in messages]
+        present = [i for i, it in enumerate(items) if it is not None]
+        found = [it for it in items if it is not None]
+        received_at = self.now()
+        try:
+            prepared = self.store.prepare(found, received_at)
+        except Exception:  # a row builder's bug: `write` builds the rows, and copes, message by message
+            log.exception("prepare_failed", messages=len(found))
+            prepared = Prepared(list(found), received_at)
+        return Decoded(messages, present, prepared)
 
-    def store_decoded(self, messages: Sequence[Message], items: Sequence[Inbound | None]) -> list[Handled]:
-        """Store decoded messages (`decode_all`) in one transaction; results in message order.
+    def store_decoded(self, decoded: Decoded) -> list[Handled]:
+        """Store a decoded group (`decode_all`) in one transaction; results in message order.
 
         A transient storage error (database locked or unreachable) propagates: nothing was stored
         and the caller retries later. Any other storage error is retried message by message, and
         a message that still fails is dead-lettered, so one bad input cannot block the rest.
         """
-        present = [(i, it) for i, it in enumerate(items) if it is not None]
+        messages, present, prepared = decoded.messages, decoded.present, decoded.prepared
         results: list[Handled] = [Handled(None)] * len(messages)
         try:
-            outcomes = self.store.ingest([it for _, it in present], self.now())
+            outcomes = self.store.write(prepared)
         except self._transient:
             raise
         except Exception:
             if len(present) == 1:
-                i, _ = present[0]
-                results[i] = Handled(self._store_failed(messages[i]))
+                results[present[0]] = Handled(self._store_failed(messages[present[0]]))
                 return results
             log.exception("group_store_failed", messages=len(present))
-            for i, it in present:
+            for i, it in zip(present, prepared.items):
                 try:
-                    results[i] = _handled(self.store.ingest([it], self.now())[0])
+                    results[i] = _handled(self.store.write(Prepared([it], prepared.received_at))[0])
                 except self._transient:
                     raise
                 except Exception:
                     results[i] = Handled(self._store_failed(messages[i]))
             return results
-        for (i, _), outcome in zip(present, outcomes):
+        for i, outcome in zip(present, outcomes):
             results[i] = _handled(outcome)
         return results
 
@@ -151,4 +171,4 @@ class Ingestor:
         return outcome
 
 
-__all__ = ["Handled", "Ingestor", "Message", "StatusOutcome", "decode"]
+__all__ = ["Decoded", "Handled", "Ingestor", "Message", "StatusOutcome", "decode"]

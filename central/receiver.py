@@ -5,13 +5,13 @@ Threads and their jobs:
 - paho's network thread only moves messages into a bounded queue. The queue's size is also
   announced to the broker as the MQTT 5 Receive Maximum, so the broker never has more
   unacknowledged messages out to us than the queue holds, and the network thread never waits.
-- a decode thread takes groups of messages from that queue and validates them against the wire
-  models; a storage thread stores each decoded group in one transaction, and only then publishes
-  each station's ack and gives the broker its PUBACK (manual acks). A message that was not
-  committed is never acknowledged, so the broker redelivers it to our persistent session
-  (clean_start False, explicit session expiry) after a crash. The two threads form a pipeline
-  (one decoded group waits at most): while SQLite commits and syncs one group (the GIL is released
-  there), the next one is validated.
+- a decode thread takes groups of messages from that queue, validates them against the wire
+  models and builds the rows to write; a storage thread writes each group in one transaction,
+  and only then publishes each station's ack and gives the broker its PUBACK (manual acks). A
+  message that was not committed is never acknowledged, so the broker redelivers it to our
+  persistent session (clean_start False, explicit session expiry) after a crash. The two threads
+  form a pipeline (one decoded group waits at most): while SQLite inserts, commits and syncs one
+  group (the GIL is released there), the next one is decoded (`tune_for_ingest`).
 
 Nothing a station sends can stop the receiver: every payload is stored, found duplicate or
 dead-lettered (central/ingest.py). Storage outages are retried with backoff while messages stay
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -39,7 +40,7 @@ from station_agent.mqttlink import connect_properties, make_client
 from station_agent.wire import subscription_filters
 
 from .config import CentralConfig
-from .ingest import Ingestor, Message
+from .ingest import Decoded, Ingestor, Message
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_store, transient_errors
 
 log = structlog.get_logger(component="receiver")  # lazy: picks up configure_logging done later
@@ -60,16 +61,26 @@ records. Small enough that the decode and storage threads take turns instead of 
 other for one huge group; big enough that the sync at each commit is shared by many records."""
 
 
-def tune_gc_for_ingest() -> None:
-    """Make the cyclic garbage collector cheap for a process that ingests (the daemon calls this).
+SWITCH_INTERVAL_S = 0.0002
+"""How long a thread may hold the GIL while another waits for it (Python's default: 5 ms)."""
 
-    Decoding a group of batches allocates hundreds of thousands of short-lived objects; with the
-    default thresholds the collector runs often and each full pass walks every object the process
-    imported, which cost about a third of the ingest rate (tests/benchmarks/replay.py). Freezing
-    what exists after start-up takes it out of the collector's walks; a larger first threshold
-    runs the young collections less often. Memory is still reclaimed by reference counting."""
+
+def tune_for_ingest() -> None:
+    """Make the interpreter suit a process that ingests (the daemon calls this).
+
+    - The cyclic garbage collector: decoding a group of batches allocates hundreds of thousands
+      of short-lived objects; with the default thresholds the collector runs often and each full
+      pass walks every object the process imported, which cost about a third of the ingest rate
+      (tests/benchmarks/replay.py). Freezing what exists after start-up takes it out of the
+      collector's walks; a larger first threshold runs the young collections less often. Memory
+      is still reclaimed by reference counting.
+    - The GIL's switch interval: the storage thread lets go of the GIL inside every SQLite call
+      (an insert, a commit's sync) and needs it back after; while the decode thread runs Python,
+      the default interval makes it wait up to 5 ms each time, so the two threads barely
+      overlapped. At `SWITCH_INTERVAL_S` they do."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def open_configured_store(config: CentralConfig) -> CentralStore:
@@ -95,7 +106,7 @@ class Receiver:
         self._now = now
         self._queue: queue.Queue[_Received] = queue.Queue(maxsize=config.ingest.queue_size * 2)
         # decoded groups on their way from the decode thread to the storage thread; None ends it
-        self._decoded: queue.Queue[tuple[list[_Received], list[Message], list] | None] = queue.Queue(maxsize=1)
+        self._decoded: queue.Queue[tuple[list[_Received], Decoded] | None] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -157,7 +168,7 @@ class Receiver:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set (the CLI sets it on SIGTERM/SIGINT): the daemon."""
-        tune_gc_for_ingest()
+        tune_for_ingest()
         self.start()
         try:
             stop.wait()
@@ -291,7 +302,7 @@ class Receiver:
                         return
                     continue
                 messages = [Message(r.topic, r.payload) for r in group]
-                if not self._hand_over((group, messages, self.ingestor.decode_all(messages))):
+                if not self._hand_over((group, self.ingestor.decode_all(messages))):
                     return  # the storage thread is gone: not acknowledged, redelivered later
         except Exception:
             log.exception("decode_thread_failed")
@@ -319,14 +330,14 @@ class Receiver:
             log.exception("storage_thread_failed")
             raise
 
-    def _store_and_ack(self, group: list[_Received], messages: list[Message], items: list) -> bool:
+    def _store_and_ack(self, group: list[_Received], decoded: Decoded) -> bool:
         """Store one decoded group, then ack it; False when stopped before it could be stored."""
         assert self.ingestor is not None and self._client is not None
         delay = self.config.ingest.retry_initial_s
         transient = transient_errors()
         while True:
             try:
-                results = self.ingestor.store_decoded(messages, items)
+                results = self.ingestor.store_decoded(decoded)
                 break
             except transient as exc:
                 self._count("store_retries")

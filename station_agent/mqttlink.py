@@ -7,6 +7,7 @@ credentials from configuration; TLS is on by default for any broker that is not 
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def make_client(cfg: MqttConfig, client_id: str, **options) -> mqtt.Client:
         protocol=mqtt.MQTTv5,
         **options,
     )
+    client.on_socket_open = _no_delay
     if cfg.username is not None:
         client.username_pw_set(cfg.username, cfg.effective_password())
     if cfg.tls_enabled:
@@ -103,6 +105,15 @@ def make_client(cfg: MqttConfig, client_id: str, **options) -> mqtt.Client:
         if cfg.tls.insecure:
             client.tls_insecure_set(True)
     return client
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+    """Small packets (acks, PUBACKs) leave at once. With Nagle's algorithm on (paho leaves it on),
+    the kernel holds a small packet back while an earlier one is unacknowledged, and the peer's
+    delayed ACK makes that up to 40 ms: central's acks reached the station in bunches, tens of ms
+    late (tests/benchmarks/replay.py). The broker's config sets the same (set_tcp_nodelay)."""
+    if hasattr(sock, "setsockopt"):  # a TCP socket, plain or TLS
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def connect_properties(cfg: MqttConfig, receive_maximum: int | None = None) -> Properties:

@@ -574,6 +574,8 @@ def subscription_filters(shared_group: str | None = None) -> dict[str, str]:
 def compress_seqs(seqs: Iterable[int]) -> list[tuple[int, int]]:
     """Minimal sorted list of inclusive ranges covering exactly `seqs` (duplicates allowed)."""
     ordered = sorted(set(seqs))
+    if ordered and ordered[-1] - ordered[0] == len(ordered) - 1:  # one run (a whole batch, usually)
+        return [(ordered[0], ordered[-1])]
     ranges: list[tuple[int, int]] = []
     for s in ordered:
         if ranges and s == ranges[-1][1] + 1:

@@ -12,6 +12,7 @@ from .base import (
     DeadLetterRow,
     Inbound,
     Outcome,
+    Prepared,
     StationStatus,
     StationSummary,
     StatusOutcome,
@@ -69,7 +70,7 @@ def transient_errors() -> tuple[type[Exception], ...]:
 
 __all__ = [
     "BACKENDS", "BatchOutcome", "HourlyRow", "ManualFlag", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
-    "Inbound", "Outcome", "StationStatus", "StationSummary", "StatusOutcome", "StoreError",
+    "Inbound", "Outcome", "Prepared", "StationStatus", "StationSummary", "StatusOutcome", "StoreError",
     "StoredCalibration", "StoredEvent", "StoredFit", "StoredMinute", "StoredSpecies", "StoredTarget",
     "StoredTargetValue", "open_store", "transient_errors",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic_core import to_json
+import msgspec
 
 from station_agent.wire import (
     CalibrationWire,
@@ -31,6 +31,8 @@ from station_agent.wire import (
 )
 
 from .species import StoredSpecies, species_json
+
+_encode_json = msgspec.json.encode
 
 DEFAULT_DEAD_LETTER_KEEP_BYTES = 65_536
 """Bytes of a dead-lettered payload kept; the full size is stored beside them."""
@@ -79,6 +81,24 @@ class DeadLetterOutcome:
 
 Inbound = ParsedBatch | StatusMessage | DeadLetter
 Outcome = BatchOutcome | StatusOutcome | DeadLetterOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteRows:
+    """A minute batch with its `minute` rows built."""
+
+    batch: ParsedBatch
+    rows: list[tuple]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Items ready for one transaction (`CentralStore.prepare`). Building a minute batch's rows
+    needs no database, so a thread other than the store's can do it meanwhile; `items` may also
+    hold items as they came (then `write` builds their rows)."""
+
+    items: list[Inbound | MinuteRows]
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +222,15 @@ class CentralStore(Protocol):
 
     def ingest(self, items: Sequence[Inbound], received_at: datetime) -> list[Outcome]:
         """Store every item in one transaction; outcomes in item order. Raises (and stores
-        nothing) on a storage failure."""
+        nothing) on a storage failure. `write(prepare(items, received_at))`."""
+        ...
+
+    def prepare(self, items: Sequence[Inbound], received_at: datetime) -> Prepared:
+        """What `write` needs that can be built without the database; safe on any thread."""
+        ...
+
+    def write(self, prepared: Prepared) -> list[Outcome]:
+        """`ingest` of prepared items."""
         ...
 
     def store_batch(self, batch: ParsedBatch, received_at: datetime) -> BatchOutcome: ...
@@ -282,12 +310,12 @@ def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:
 def minute_rows(station: str, recs: list[MinuteWire], t, received) -> list[tuple]:
     """The `minute` rows (TABLES order) of validated minute records."""
     # The hot loop of ingest (once per record): reasons and diagnostics are validated lists of
-    # names and dicts of finite floats, so pydantic-core's serializer (Rust) can write their JSON.
+    # names and dicts of finite floats, which msgspec (C) writes as JSON.
     return [
         (
             station, r.seq, t(r.time), r.device, r.stream, r.h2o, r.flag,
-            to_json(r.reasons).decode() if r.reasons else "[]",
-            r.n_total, r.calibration_id, to_json(r.diagnostics).decode() if r.diagnostics else "{}", received,
+            _encode_json(r.reasons).decode() if r.reasons else "[]",
+            r.n_total, r.calibration_id, _encode_json(r.diagnostics).decode() if r.diagnostics else "{}", received,
             species_json(r.species),
         )
         for r in recs

@@ -22,8 +22,9 @@ from typing import Any
 
 import msgspec
 
+from station_agent.wire import SpeciesStats
+
 FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
-_encode = msgspec.json.encode
 _PAGE = 5000
 """Minute records moved per round trip by the migration."""
 
@@ -37,15 +38,20 @@ class StoredSpecies:
     cal_mean: float | None
 
 
+def _as_fields(value: Any) -> dict[str, Any]:
+    if isinstance(value, SpeciesStats):  # the wire model (pydantic path): the lean struct's fields
+        return {f: getattr(value, f) for f in FIELDS}
+    raise TypeError(f"cannot store {type(value).__name__} as species values")
+
+
+_encode = msgspec.json.Encoder(enc_hook=_as_fields).encode
+"""msgspec writes the lean decoder's structs itself, and the wire models through `_as_fields`,
+in the same field order: either gives the same text."""
+
+
 def species_json(species: Mapping[str, Any]) -> str:
-    """The `species` text of a minute: from the lean decoder's structs (msgspec encodes them
-    directly) or the wire models (pydantic), which give the same text."""
-    if not species:
-        return "{}"
-    first = next(iter(species.values()))
-    if isinstance(first, msgspec.Struct):
-        return _encode(species).decode()
-    return _encode({sp: {f: getattr(s, f) for f in FIELDS} for sp, s in species.items()}).decode()
+    """The `species` text of a minute."""
+    return _encode(species).decode()
 
 
 def load_species(text: str) -> dict[str, StoredSpecies]:

@@ -31,7 +31,9 @@ from .base import (
     DeadLetterOutcome,
     DeadLetterRow,
     Inbound,
+    MinuteRows,
     Outcome,
+    Prepared,
     StationStatus,
     StationSummary,
     StatusOutcome,
@@ -147,6 +149,11 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types)]
 
 
+def _minute_records(batch: ParsedBatch) -> list[MinuteWire | MinuteLean]:
+    """A minute batch's records: `parse_batch` gives a minute batch minute records only."""
+    return batch.records  # type: ignore[return-value]
+
+
 def _clean(text: str, limit: int = 2000) -> str:
     """Reason texts may quote input: no NUL, no lone surrogates, bounded length."""
     text = text.replace("\x00", "\\x00")
@@ -245,13 +252,25 @@ class SqlStore(HourlyStoreMixin, ABC):
     # -- writing -------------------------------------------------------------------------------
 
     def ingest(self, items: Sequence[Inbound], received_at: datetime) -> list[Outcome]:
+        return self.write(self.prepare(items, received_at))
+
+    def prepare(self, items: Sequence[Inbound], received_at: datetime) -> Prepared:
+        received = self._t(received_at)
+        return Prepared([
+            MinuteRows(it, minute_rows(it.station, _minute_records(it), self._t, received))
+            if isinstance(it, ParsedBatch) and it.kind == "minute" else it
+            for it in items
+        ], received_at)
+
+    def write(self, prepared: Prepared) -> list[Outcome]:
+        received_at = prepared.received_at
         received = self._t(received_at)
         counters: dict[str, Counters] = {}
         self._begin()
         try:
             out: list[Outcome] = []
-            for item in items:
-                if isinstance(item, ParsedBatch):
+            for item in prepared.items:
+                if isinstance(item, ParsedBatch | MinuteRows):
                     out.append(self._ingest_batch(item, received, received_at, counters))
                 elif isinstance(item, StatusMessage):
                     out.append(self._ingest_status(item, received, received_at, counters))
@@ -281,13 +300,15 @@ class SqlStore(HourlyStoreMixin, ABC):
             c = counters[station] = Counters(last_seen=at)
         return c
 
-    def _ingest_batch(self, batch: ParsedBatch, received: Any, at: datetime, counters) -> BatchOutcome:
+    def _ingest_batch(self, item: ParsedBatch | MinuteRows, received: Any, at: datetime, counters) -> BatchOutcome:
+        batch = item.batch if isinstance(item, MinuteRows) else item
         st = batch.station
         c = self._counter(counters, st, at)
         new = 0
         if batch.kind == "minute":
-            recs = [r for r in batch.records if isinstance(r, MinuteWire | MinuteLean)]
-            fresh = self._insert_new("minute", minute_rows(st, recs, self._t, received))
+            recs = _minute_records(batch)
+            rows = item.rows if isinstance(item, MinuteRows) else minute_rows(st, recs, self._t, received)
+            fresh = self._insert_new("minute", rows)
             if len(fresh) == len(recs):  # the usual case: skip filtering every row
                 self._mark_dirty(st, [r.time for r in recs])  # hourly aggregates to redo
             else:

@@ -8,7 +8,7 @@ process. Three figures, measured in the same run:
 - end to end: from the forwarder's start until central has stored every record, and until the
   station has central's ack for every record (its outbox is empty);
 - (a) a naive baseline: one record per MQTT message, waiting for each PUBACK (paho's
-  `wait_for_publish`), into the same receiver and store;
+  `wait_for_publish`, a client built as the station's), into the same receiver and store;
 - (b) the central store's raw bulk-insert rate for the same rows (already built tuples,
   executemany, one transaction).
 
@@ -150,8 +150,8 @@ def end_to_end(broker, tmp: Path, n: int, batch_size: int, window: int) -> dict:
 
 def naive(broker, tmp: Path, n: int) -> float:
     """One record per message, publish and wait for its PUBACK, until central has stored them."""
-    import paho.mqtt.client as mqtt
     from central.receiver import Receiver
+    from station_agent.mqttlink import MqttConfig, make_client
     from station_agent.records import minute_to_dict
     from station_agent.timeutil import iso_utc
     from station_agent.wire import topic_for
@@ -162,7 +162,8 @@ def naive(broker, tmp: Path, n: int) -> float:
                 "records": [{"seq": seq, **minute_to_dict(rec)}]}
         payloads.append(json.dumps(body, separators=(",", ":")).encode())
     receiver = Receiver(central_config(broker.port, tmp / "central-naive.sqlite")).start()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="naive-station", protocol=mqtt.MQTTv5)
+    # the project's client builder, as the Forwarder's: MQTT v5, the same socket options
+    client = make_client(MqttConfig(host=broker.host, port=broker.port), "naive-station")
     try:
         assert receiver.subscribed.wait(10)
         client.connect(broker.host, broker.port)
@@ -218,9 +219,9 @@ def main() -> None:
     from station_agent.logs import configure_logging
 
     configure_logging(None, "warning", "json", stream=sys.stderr)
-    from central.receiver import tune_gc_for_ingest
+    from central.receiver import tune_for_ingest
 
-    tune_gc_for_ingest()  # as the daemon (Receiver.run) does
+    tune_for_ingest()  # as the daemon (Receiver.run) does
 
     defaults = ForwardingConfig()
     batch_size = args.batch_size or defaults.batch_size

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.mqtt import T0, event, minute
 
 from central.store import DeadLetter, StoreError, open_store
 from central.store.sql import SqlStore, migrations
+from station_agent.timeutil import iso_utc
 from station_agent.wire import (
     CalibrationWire,
     FitWire,
@@ -199,3 +203,30 @@ def test_two_postgresql_writers_store_overlapping_batches_exactly_once(pg_dsn, p
     finally:
         for s in stores:
             s.close()
+
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory):
+    s = open_store("sqlite", path=tmp_path_factory.mktemp("times") / "central.sqlite")
+    yield s
+    s.close()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2999, 12, 31),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(0))])))
+def test_sqlite_stores_a_time_as_iso_utc_text(sqlite_store, t):
+    assert sqlite_store._t(t) == iso_utc(t)
+    assert sqlite_store._from_t(sqlite_store._t(t)) == t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def test_sqlite_inserts_within_its_limit_of_bound_values(sqlite_store):
+    # many rows per INSERT statement, never more values than this SQLite build takes (999 in old ones)
+    sqlite_store._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)  # 3 minute rows a statement
+    try:
+        out = sqlite_store.store_batch(minutes_batch(range(1, 12), station="st-limit"), NOW)
+        assert out.new == 11 and sqlite_store.held_seqs("st-limit") == list(range(1, 12))
+        assert [m.seq for m in sqlite_store.minutes("st-limit", T0, END)] == list(range(1, 12))
+    finally:
+        sqlite_store._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)

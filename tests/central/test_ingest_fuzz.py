@@ -133,3 +133,31 @@ def test_a_replayed_mixture_is_idempotent(tmp_path):
         assert store.dead_letter_count() == 2  # the bad record once, the broken JSON once
     finally:
         store.close()
+
+
+def test_a_row_builder_that_fails_on_one_message_loses_nothing(tmp_path, monkeypatch):
+    """The decode thread builds the rows (`prepare`); a bug there for one message must neither stop
+    the receiver nor cost the other messages: their rows are built again when written, and the
+    message that still fails is dead-lettered with its payload."""
+    import central.store.sql as sql
+
+    built = sql.minute_rows
+
+    def fragile(station, recs, t, received):
+        if any(r.seq == 5 for r in recs):
+            raise RuntimeError("row builder bug")
+        return built(station, recs, t, received)
+
+    monkeypatch.setattr(sql, "minute_rows", fragile)
+    store = open_store("sqlite", path=tmp_path / "c.sqlite")
+    try:
+        ing = Ingestor(store, MAX)
+        batches = [encode_batch("st-a", "minute", [minute(s) for s in seqs], SENT) for seqs in ((1, 2), (5, 6), (7,))]
+        handled = ing.handle([Message("ghg/v1/st-a/minute", b) for b in batches])
+        assert [h.outcome.new for h in (handled[0], handled[2])] == [2, 1]
+        assert isinstance(handled[1].outcome, DeadLetterOutcome) and handled[1].ack is None
+        (letter,) = store.dead_letters()
+        assert (letter.reason_code, letter.payload) == ("store_error", batches[1])
+        assert store.held_seqs("st-a") == [1, 2, 7]
+    finally:
+        store.close()
