@@ -230,3 +230,20 @@ def test_sqlite_inserts_within_its_limit_of_bound_values(sqlite_store):
         assert [m.seq for m in sqlite_store.minutes("st-limit", T0, END)] == list(range(1, 12))
     finally:
         sqlite_store._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+
+
+def test_a_new_sqlite_store_has_16k_pages_and_an_old_one_keeps_its_own(tmp_path):
+    new = open_store("sqlite", path=tmp_path / "new.sqlite")
+    try:
+        assert new._query("PRAGMA page_size") == [(16384,)]
+    finally:
+        new.close()
+    with sqlite3.connect(tmp_path / "old.sqlite") as conn:  # a store made before 16 KiB pages
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+    old = open_store("sqlite", path=tmp_path / "old.sqlite")
+    try:
+        assert old._query("PRAGMA page_size") == [(4096,)]
+        assert old.store_batch(minutes_batch(range(1, 4)), NOW).new == 3
+    finally:
+        old.close()
