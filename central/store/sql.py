@@ -340,9 +340,9 @@ class SqlStore(HourlyStoreMixin, ABC):
         dead = 0
         for letter in record_dead_letters(batch):
             dead += self._ingest_dead_letter(letter, received, at, counters).stored
-        seqs = batch.seqs_held()
-        if seqs:
-            c.last_seq = max(c.last_seq, max(r.seq for r in batch.records) if batch.records else 0)
+        seqs = batch.seqs_held()  # the records' seqs first
+        if batch.records:
+            c.last_seq = max(c.last_seq, max(seqs[:len(batch.records)]))
         return BatchOutcome(st, batch.kind, new, duplicate, dead, seqs)
 
     def _ingest_status(self, s: StatusMessage, received: Any, at: datetime, counters) -> StatusOutcome:

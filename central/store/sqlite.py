@@ -7,7 +7,7 @@ then forgets it: a commit that a power cut can undo would lose data for good.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ class SqliteStore(SqlStore):
         # iso_utc's format (`...T02:53:12.345Z`, fixed width, so text order is time order), cut
         # from msgspec's RFC 3339 text of a UTC time (C, a quarter of isoformat's cost: this runs
         # once per stored record), which has either no fraction or six digits of one.
-        if t.tzinfo is None or t.utcoffset():
+        if t.tzinfo is not UTC and (t.tzinfo is None or t.utcoffset()):
             return iso_utc(t)  # refuses naive times; converts other zones
         text = _encode_json(t).decode()  # '"2026-11-22T02:53:12Z"' or '"2026-11-22T02:53:12.345678Z"'
         return text[1:20] + ".000Z" if len(text) == 22 else text[1:24] + "Z"
