@@ -16,7 +16,7 @@ migration moves every stored value in Python for that reason: SQL's own float-to
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ def species_names(text: str) -> list[str]:
     return list(json.loads(text))
 
 
-def migration_v4(types: dict[str, str]) -> list:
+def migration_v4(types: dict[str, str]) -> list[str | Callable[[Any], None]]:
     """Steps of schema 4: SQL statements, and `_move_values`, which runs in the same transaction."""
     return [
         f"ALTER TABLE minute ADD COLUMN species {types['json']} NOT NULL DEFAULT '{{}}'",
