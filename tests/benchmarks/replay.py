@@ -9,8 +9,8 @@ process. Three figures, measured in the same run:
   station has central's ack for every record (its outbox is empty);
 - (a) a naive baseline: one record per MQTT message, waiting for each PUBACK (paho's
   `wait_for_publish`, a client built as the station's), into the same receiver and store;
-- (b) the central store's raw bulk-insert rate for the same rows (already built tuples,
-  executemany, one transaction).
+- (b) the central store's raw bulk-insert rate for the same rows (already built tuples, the
+  store's own bulk insert, one transaction).
 
     .venv/bin/python tests/benchmarks/replay.py [--records 43200] [--naive-records 3000]
 """
