@@ -21,6 +21,8 @@ from .sql import TABLES, SqlStore, migrations
 
 _encode_json = msgspec.json.encode
 PAGE_SIZE = 16384
+WAL_CHECKPOINT_BYTES = 16 << 20
+"""The WAL is checkpointed into the database once it holds this much (SQLite counts pages)."""
 ROWS_PER_INSERT = 500
 """Rows per INSERT statement at most (fewer when SQLite's limit on bound values says so)."""
 
@@ -52,18 +54,19 @@ class SqliteStore(SqlStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the SQLite database: {exc}") from None
         # 16 KiB pages for a new database (an existing one keeps its own): a quarter of the pages,
-        # WAL frames and writes per stored minute; a commit of 2,000 minutes took 1.9 ms instead
-        # of 3.2 (8, 32 and 64 KiB measured too: 16 was best).
+        # WAL frames and writes per stored minute; a commit of 2,000 minutes took 2.6 ms instead
+        # of 3.2, storing them 8 % less in all (8, 32 and 64 KiB measured too: 16 was best).
         self._conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL stays: an ack follows the commit and lets the station forget the records, so the
         # commit must survive a power cut (NORMAL in WAL mode may lose the last transactions).
         # Speed comes from big transactions instead (one sync per group of messages), and from
         # settings that cost no durability: a 64 MB page cache for the key indexes and a WAL
-        # checkpointed every ~16 MB rather than every 4 MB.
+        # checkpointed every 16 MiB (SQLite's default: 1000 pages, 4 MiB at 4 KiB pages).
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA cache_size=-65536")
-        self._conn.execute("PRAGMA wal_autocheckpoint=4000")
+        page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
         self._conn.execute("PRAGMA temp_store=MEMORY")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._migrate(migrations(TYPES))

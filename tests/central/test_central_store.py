@@ -247,3 +247,17 @@ def test_a_new_sqlite_store_has_16k_pages_and_an_old_one_keeps_its_own(tmp_path)
         assert old.store_batch(minutes_batch(range(1, 4)), NOW).new == 3
     finally:
         old.close()
+
+
+def test_sqlite_checkpoints_its_wal_every_16_mib_whatever_its_page_size(tmp_path):
+    for name, page_size in (("new.sqlite", None), ("old.sqlite", 4096)):
+        if page_size:
+            with sqlite3.connect(tmp_path / name) as conn:
+                conn.execute(f"PRAGMA page_size={page_size}")
+                conn.execute("PRAGMA journal_mode=WAL")
+        s = open_store("sqlite", path=tmp_path / name)
+        try:
+            pages = s._query("PRAGMA wal_autocheckpoint")[0][0]
+            assert pages * s._query("PRAGMA page_size")[0][0] == 16 << 20
+        finally:
+            s.close()
