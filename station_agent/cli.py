@@ -610,6 +610,9 @@ def demo(
     speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1440.0,
     run_dir: Annotated[Optional[Path], typer.Option(help="keep the run's files here (default: a temporary folder)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    start: Annotated[Optional[str], typer.Option(
+        help="simulated start time (ISO 8601 UTC; default: now). Calibrations fall every 6 simulated"
+             " hours from midnight UTC, so the start decides how many a short run holds")] = None,
 ) -> None:
     """Broker, simulators, station agent and central receiver in one go, then a summary.
 
@@ -622,7 +625,8 @@ def demo(
         raise typer.Exit(EXIT_USAGE)
     try:
         summary = run_demo(hours, speed, run_dir, progress=(lambda m: None) if as_json else
-                           (lambda m: Console(stderr=True).print(m, markup=False, highlight=False)))
+                           (lambda m: Console(stderr=True).print(m, markup=False, highlight=False)),
+                           start=_parse_time(start, "--start") if start else None)
     except DemoError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_UNREACHABLE) from None

@@ -487,13 +487,15 @@ def format_summary(s: dict[str, Any]) -> str:
 # -- the command -----------------------------------------------------------------------------------
 
 def run_demo(hours: float = 24.0, speed: float = 1440.0, run_dir: Path | None = None,
-             progress: Callable[[str], None] = print, drain_timeout_s: float = 60.0) -> dict[str, Any]:
-    """Run the network for `hours` simulated hours at `speed`; returns the summary (`summarise`).
-    The run folder is removed afterwards unless given."""
+             progress: Callable[[str], None] = print, drain_timeout_s: float = 60.0,
+             start: datetime | None = None) -> dict[str, Any]:
+    """Run the network for `hours` simulated hours at `speed` from `start` (default: now, to the
+    minute); returns the summary (`summarise`). The run folder is removed afterwards unless given."""
     own_dir = run_dir is None
     folder = Path(tempfile.mkdtemp(prefix="ghgnet-demo-")) if own_dir else Path(run_dir)
     startup_s = 4.0  # real seconds for the parts to start before simulated time begins
-    net = Network(folder, speed=speed, anchor=datetime.now(UTC) + timedelta(seconds=startup_s),
+    when = {} if start is None else {"start": start}
+    net = Network(folder, speed=speed, anchor=datetime.now(UTC) + timedelta(seconds=startup_s), **when,
                   # the agent may wait for central's acks at its stop
                   station_settings={"forwarding": {"stop_drain_s": drain_timeout_s}})
     try:

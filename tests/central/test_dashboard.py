@@ -16,7 +16,7 @@ import sys
 import time
 import tomllib
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -167,9 +167,14 @@ def test_dashboard_of_the_real_demo_shows_its_station_and_draws_every_plot(tmp_p
 
     started = time.monotonic()
     run_dir = tmp_path / "demo"
+    # 3 simulated hours that hold two calibrations whatever the time of day: the first runs at once
+    # (no valid one yet), the next at the 6-hourly slot 2 hours later; a target at the odd hour between
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = now.replace(hour=now.hour - now.hour % 6) - timedelta(hours=2)
     demo = _cli(BIN / "station-agent", "demo", "--hours", "3", "--speed", "720", "--run-dir", run_dir, "--json",
-                timeout_s=120)
+                "--start", start.isoformat(), timeout_s=120)
     summary = json.loads(demo.stdout)
+    assert datetime.fromisoformat(summary["simulated"]["start"]) == start
     assert summary["lost"] == summary["duplicates"] == 0
     kinds = summary["kinds"]
     assert kinds["calibration"]["stored"] >= 2 and kinds["target"]["stored"] >= 1, kinds
