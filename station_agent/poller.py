@@ -20,8 +20,9 @@ from station_agent.records import Event
 from station_agent.timeline import OffsetEstimator
 from station_agent.transport import TransportError, TransportTimeout
 
-Tagger = Callable[[Reading, float], Reading]
-"""(reading, analyzer clock offset in s) -> the reading tagged with its stream and conditions."""
+Tagger = Callable[[Reading, float, float | None], Reading]
+"""(reading, analyzer clock offset in s, its lower bound) -> the reading tagged with its stream and
+conditions (see StreamTimeline.tag)."""
 
 
 @dataclass
@@ -151,7 +152,8 @@ class AnalyzerPoller:
         readings: list[Reading] = []
         if result.readings:
             self.offset.update(result.readings[-1].time, before, after)
-            readings = [self.tag(r, self.offset.offset_s) for r in result.readings]
+            offset_s, low_s = self.offset.offset_s, self.offset.low
+            readings = [self.tag(r, offset_s, low_s) for r in result.readings]
             self.health.readings += len(readings)
             self.health.last_reading = readings[-1].time
             self.health.status_flags = readings[-1].status_flags
@@ -167,7 +169,7 @@ class AnalyzerPoller:
 def constant_stream(stream: str) -> Tagger:
     """The tagger of a station without a sampling sequence: one stream, never flushing."""
 
-    def tag(r: Reading, offset_s: float = 0.0) -> Reading:
+    def tag(r: Reading, offset_s: float = 0.0, low_s: float | None = None) -> Reading:
         return replace(r, stream=stream, flushing=False)
 
     return tag

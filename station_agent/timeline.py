@@ -2,8 +2,9 @@
 
 A reading is tagged by the segment in force at its time on the agent's clock. The analyzer stamps
 its records with its own clock, so the pollers first shift the reading's time by the analyzer's
-clock offset; the offset is estimated from above (see `OffsetEstimator`), so a record taken just
-before a switch may be tagged as the new stream's flush, never the other way round.
+clock offset (see `OffsetEstimator`); a record the offset's lower bound puts after a switch is
+tagged as the new stream's flush, so a record taken just before a switch may be tagged as the new
+stream's flush, never the other way round.
 """
 
 from __future__ import annotations
@@ -75,9 +76,21 @@ class StreamTimeline:
             i = bisect.bisect_right(self._starts, t) - 1
             return self._segments[i] if i >= 0 else None
 
-    def tag(self, r: Reading, offset_s: float = 0.0) -> Reading:
+    def tag(self, r: Reading, offset_s: float = 0.0, low_s: float | None = None) -> Reading:
+        """The segment in force at the reading's time, its clock shifted by `offset_s`.
+
+        `low_s` is the smallest offset the analyzer's clock can have (OffsetEstimator.low): with it
+        the reading may have been taken as late as `r.time - low_s` on the agent's clock. When that
+        is past a switch the estimate put it before, nobody can tell which stream it saw, and it is
+        tagged as the flush of the new one (the old stream's last minute must not get new gas).
+        """
         t = r.time - timedelta(seconds=offset_s)
         seg = self.at(t)
+        if low_s is not None and low_s < offset_s:
+            late = self.at(r.time - timedelta(seconds=low_s))
+            if late is not None and (seg is None or (late.start > seg.start and
+                                                     (late.stream, late.port) != (seg.stream, seg.port))):
+                return replace(r, stream=late.stream, flushing=True, conditions=tuple(sorted(late.conditions)))
         if seg is None:
             return replace(r, stream="unknown", flushing=True, conditions=("valve_mismatch",))
         return replace(r, stream=seg.stream, flushing=t < seg.flush_until,

@@ -224,3 +224,29 @@ def test_a_cron_zero_check_runs_on_its_schedule_and_reports_its_mean():
     assert len(zero) == 1
     assert abs((zero[0].start - datetime(2026, 3, 1, 1, 30, tzinfo=UTC)).total_seconds()) < 0.01
     assert [r.kind for r in h.runs] == ["check"] and h.runs[0].segments[0][0] == "zero"
+
+
+def test_a_reading_the_offset_bound_puts_after_a_switch_is_the_new_streams_flush():
+    from station_agent.reading import Reading
+
+    tl = StreamTimeline()
+    t0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    tl.switch(t0, "cal:CAL-2", 300.0, 2)
+    tl.set_condition(t0 + timedelta(minutes=12), "interlock", True)  # a new segment, not a switch
+    switch = t0 + timedelta(minutes=14)
+    tl.switch(switch, "cal:CAL-3", 300.0, 3)
+
+    def tagged(seconds_before: float, offset_s: float, low_s: float | None) -> Reading:
+        r = Reading(time=switch - timedelta(seconds=seconds_before), device="picarro-1", values={"co2": 428.0})
+        return tl.tag(r, offset_s, low_s)
+
+    # stamped 0.4 s before the switch, an analyzer clock that may be 2 s behind: maybe new gas
+    late = tagged(0.4, 0.0, -2.0)
+    assert (late.stream, late.flushing) == ("cal:CAL-3", True)
+    # the same reading with a clock proven to within 0.1 s keeps its stream, as does one 3 s before
+    assert (tagged(0.4, 0.0, -0.1).stream, tagged(3.0, 0.0, -2.0).stream) == ("cal:CAL-2", "cal:CAL-2")
+    assert not tagged(3.0, 0.0, -2.0).flushing
+    # a condition change is not a switch: the reading before it is not made a flush
+    r = Reading(time=t0 + timedelta(minutes=12) - timedelta(seconds=0.4), device="picarro-1", values={})
+    before_condition = tl.tag(r, 0.0, -2.0)
+    assert (before_condition.stream, before_condition.flushing, before_condition.conditions) == ("cal:CAL-2", False, ())
