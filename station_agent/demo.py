@@ -97,17 +97,15 @@ def station_toml(text: str, endpoints: dict, db: Path, broker_port: int,
             if "url" not in ep:
                 raise DemoError(f"the simulator serves no URL for {dev['id']}")
             text = text.replace(json.dumps(dev["url"]), json.dumps(ep["url"]))
-    text = set_toml_value(text, "storage", "path", str(db))
-    text = set_toml_value(text, "mqtt", "host", "127.0.0.1")
-    text = set_toml_value(text, "mqtt", "port", broker_port)
-    for table, values in (settings or {}).items():
-        for k, v in values.items():
-            text = set_toml_value(text, table, k, v)
-    return text
+    return _local(text, db, broker_port, settings)
 
 
 def central_toml(text: str, db: Path, broker_port: int, settings: dict[str, dict[str, Any]] | None = None) -> str:
-    text = set_toml_value(text, "storage", "backend", "sqlite")
+    return _local(set_toml_value(text, "storage", "backend", "sqlite"), db, broker_port, settings)
+
+
+def _local(text: str, db: Path, broker_port: int, settings: dict[str, dict[str, Any]] | None) -> str:
+    """A config's database in the run folder, its broker on this machine, `settings` on top."""
     text = set_toml_value(text, "storage", "path", str(db))
     text = set_toml_value(text, "mqtt", "host", "127.0.0.1")
     text = set_toml_value(text, "mqtt", "port", broker_port)
