@@ -12,6 +12,7 @@ through the Kronecker structure, and C_space itself is held either as two 1-D fa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -44,9 +45,24 @@ class SpatialCorrelation(Protocol):
 
     def apply_columns(self, columns: np.ndarray) -> np.ndarray: ...
 
-    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray) -> np.ndarray: ...
+    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray, out: np.ndarray | None = None) -> np.ndarray: ...
 
     def dense(self) -> np.ndarray: ...
+
+
+def _is_markov(c: np.ndarray) -> bool:
+    """Whether the symmetric correlation c has c[i, j] = c[i, k] c[k, j] for all i <= k <= j.
+
+    True of exp(-|x_i - x_j| / L) on monotone coordinates (and of the identity): c[:, lo:hi] @ v is
+    then, at i < lo, c[i, lo] times its value at lo, and at i >= hi, c[i, hi - 1] times its value at
+    hi - 1.
+    """
+    n = c.shape[0]
+    if not (np.array_equal(c, c.T) and np.all(np.diag(c) == 1.0)):
+        return False
+    chained = c[:-1, :-1] * np.diag(c, 1)[None, :]  # c[i, j-1] c[j-1, j]: by induction the chain
+    upper = np.triu(np.ones((n - 1, n - 1), dtype=bool))
+    return bool(np.allclose(c[:-1, 1:][upper], chained[upper], rtol=1e-13, atol=0))
 
 
 @dataclass(frozen=True)
@@ -89,32 +105,57 @@ class SeparableExponential:
         tmp = np.matmul(self.c_lon, columns.reshape(ny, nx, k))  # along lon, per lat row
         return (self.c_lat @ tmp.reshape(ny, nx * k)).reshape(ny * nx, k)
 
-    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """C_space[:, cells] @ columns for columns (len(cells), k) that are zero off `cells`, (S, k).
+    @cached_property
+    def _markov(self) -> tuple[bool, bool]:
+        return _is_markov(self.c_lat), _is_markov(self.c_lon)
 
-        Only the bounding box of `cells` enters the products, so a compact footprint costs
-        about |box rows| * nx * (|box cols| + ny) per column (or the same along lat first, whichever
-        is less) instead of S * (ny + nx).
+    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """C_space[:, cells] @ columns for columns (len(cells), k) that are zero off `cells`, (S, k),
+        written into `out` (S, k) when given.
+
+        Only the bounding box of `cells` enters the products. With exponential factors
+        (`_is_markov`) the box is correlated within itself (about |box| (hy + hx) per column) and
+        every value outside it is an edge value of the box times one factor per axis, exactly;
+        otherwise the products run over whole rows of the grid, about |box rows| * nx * (|box cols|
+        + ny) per column (or the same along lat first, whichever is less).
         """
         ny, nx = self.shape
         k = columns.shape[1]
+        if out is None:
+            out = np.empty((ny * nx, k))
         if cells.size == 0:
-            return np.zeros((ny * nx, k))
+            out[...] = 0.0
+            return out
         iy, ix = np.divmod(cells, nx)
         y0, x0 = iy.min(), ix.min()
-        hy, hx = iy.max() + 1 - y0, ix.max() + 1 - x0
+        y1, x1 = iy.max() + 1, ix.max() + 1
+        hy, hx = y1 - y0, x1 - x0
+        if all(self._markov):
+            box = np.zeros((hy, hx, k))
+            box[iy - y0, ix - x0] = columns
+            inner = (self.c_lat[y0:y1, y0:y1] @ box.reshape(hy, hx * k)).reshape(hy, hx, k)
+            grid = np.reshape(out, (ny, nx, k), copy=False)  # a view, also of a column slice of a wider array
+            rows = grid[y0:y1]
+            np.matmul(self.c_lon[x0:x1, x0:x1], inner, out=rows[:, x0:x1])  # along lon, per box row
+            # outside the box: edge values times one factor per axis, written in place
+            np.multiply(self.c_lon[:x0, x0, None], rows[:, x0:x0 + 1], out=rows[:, :x0])
+            np.multiply(self.c_lon[x1:, x1 - 1, None], rows[:, x1 - 1 : x1], out=rows[:, x1:])
+            np.multiply(self.c_lat[:y0, y0, None, None], grid[y0:y0 + 1], out=grid[:y0])
+            np.multiply(self.c_lat[y1:, y1 - 1, None, None], grid[y1 - 1 : y1], out=grid[y1:])
+            return out
         if hy * (nx + hx) <= hx * (ny + hy):  # along lon first: box (hx, hy, k)
             box = np.zeros((hx, hy, k))
             box[ix - x0, iy - y0] = columns
-            tmp = self.c_lon[:, x0 : x0 + hx] @ box.reshape(hx, hy * k)  # (nx, hy * k)
+            tmp = self.c_lon[:, x0:x1] @ box.reshape(hx, hy * k)  # (nx, hy * k)
             tmp = np.ascontiguousarray(tmp.reshape(nx, hy, k).transpose(1, 0, 2)).reshape(hy, nx * k)
-            return (self.c_lat[:, y0 : y0 + hy] @ tmp).reshape(ny * nx, k)
+            out[...] = (self.c_lat[:, y0:y1] @ tmp).reshape(ny * nx, k)
+            return out
         box = np.zeros((hy, hx, k))  # along lat first
         box[iy - y0, ix - x0] = columns
-        tmp = self.c_lat[:, y0 : y0 + hy] @ box.reshape(hy, hx * k)  # (ny, hx * k)
+        tmp = self.c_lat[:, y0:y1] @ box.reshape(hy, hx * k)  # (ny, hx * k)
         tmp = np.ascontiguousarray(tmp.reshape(ny, hx, k).transpose(1, 0, 2)).reshape(hx, ny * k)
-        out = (self.c_lon[:, x0 : x0 + hx] @ tmp).reshape(nx, ny, k)
-        return np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(ny * nx, k)
+        np.reshape(out, (ny, nx, k), copy=False)[...] = (self.c_lon[:, x0:x1] @ tmp).reshape(nx, ny, k).transpose(1, 0, 2)
+        return out
 
     def dense(self) -> np.ndarray:
         return np.kron(self.c_lat, self.c_lon)
@@ -165,8 +206,8 @@ class IsotropicExponential:
     def apply_columns(self, columns: np.ndarray) -> np.ndarray:
         return self.matrix @ columns
 
-    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        return self.matrix[:, cells] @ columns
+    def apply_columns_on(self, cells: np.ndarray, columns: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.matmul(self.matrix[:, cells], columns, out=out)
 
     def dense(self) -> np.ndarray:
         return self.matrix

@@ -7,8 +7,8 @@ through its sparse pseudo-rows (footprints.ObsOperator); neither B nor B H' is f
 H B H' for sector k is P (K ∘ C_time[step_r, step_r']) P', where K = G C_space G' is the spatial
 Gram matrix of the sigma-weighted footprint rows G (one row per observation and flux step it
 touches) and P sums rows into observations. K is built blockwise (`spatial_gram`): rows with
-overlapping footprints form blocks, C_space G' comes from each block's bounding box, and each block
-row of K is one product over the cells its block touches, so the cost follows the footprints' size,
+overlapping footprints form blocks, C_space G' comes from each block's bounding box, and each tile
+of K is one product over the cells one block touches, so the cost follows the footprints' size,
 not the grid's. The products run as independent tasks on all cores with one BLAS thread each
 (blas.py). M is factorised by LAPACK (dpotrf) in the order the blocks produce, on the Fortran view
 of the C-ordered matrix, so H B H' is neither permuted nor copied; vectors and R's nonzero entries
@@ -23,6 +23,7 @@ reduced chi-square = d' M^-1 d / m with d = y - H xa (the minimum of the cost fu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -157,11 +158,13 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
     """K = G C_space G' for sparse rows G (r x S), symmetric, in the row order returned with it
     (K[i, j] belongs to rows order[i], order[j]).
 
-    Rows are grouped into blocks with overlapping supports (`_row_blocks`). W = C_space G' is
-    computed block by block from each block's bounding box only (two matrix products); then the
-    upper triangle, block row by block row: K[I, I:] = G_I[:, cells_I] W[cells_I, I:], one dense
-    product over the cells the rows of I touch. A block row costs |I| |cells_I| (rows from I on),
-    so the blocks with the fewest cells come first. The lower triangle is the transpose.
+    Rows are grouped into blocks with overlapping supports (`_row_blocks`), each held densely over
+    the cells its rows touch (cells_I). One task per block column J: W_J = C_space G_J' from the
+    block's bounding box (`apply_columns_on`), then the upper triangle's tiles K[I, J] =
+    G_I[:, cells_I] W_J[cells_I] for every block I up to J, one product over the cells of I each,
+    while W_J (S x |J|) is still in the cache; no S x r matrix is formed. A tile costs |I| |cells_I|
+    |J|, so the blocks with the fewest cells come first and serve as I most often. The lower
+    triangle is the transpose.
     `blocks` (from `_row_blocks`) may be given, e.g. to share one grouping between matrices with the
     same sparsity pattern; the order returned follows them.
     """
@@ -172,28 +175,33 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
         blocks = _row_blocks(g, ny, nx, block)  # fewest cells first (estimated)
     order = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
     bounds = np.cumsum([0] + [rows.size for rows in blocks])
-    parts: list[tuple[np.ndarray, np.ndarray]] = [None] * len(blocks)  # type: ignore[list-item]
-    w = np.empty((s, r))
-
-    def correlate(i: int) -> None:
-        parts[i] = cells, dense = _dense_block(g, blocks[i])
-        w[:, bounds[i] : bounds[i + 1]] = spatial.apply_columns_on(cells, dense.T)
-
-    k = np.empty((r, r))
-
-    def block_row(i: int) -> None:
-        cells, dense = parts[i]
-        lo = bounds[i]
-        k[lo : bounds[i + 1], lo:] = dense @ w[cells, lo:]
-
     n = len(blocks)
-    report = None if progress is None else (lambda i: progress("spatial correlation", 0.3 * (i + 1) / n))
-    run_parallel([lambda i=i: correlate(i) for i in range(n)], report)
-    cost = np.array([part[0].size * (b - a) * (r - a) for part, a, b in zip(parts, bounds[:-1], bounds[1:])])
-    share = np.cumsum(cost) / max(cost.sum(), 1)
-    report = None if progress is None else (lambda i: progress("spatial correlation", 0.3 + 0.7 * share[i]))
-    run_parallel([lambda i=i: block_row(i) for i in range(n)], report)
-    del w
+    parts: list[tuple[np.ndarray, np.ndarray]] = [None] * n  # type: ignore[list-item]
+
+    def densify(i: int) -> None:
+        parts[i] = _dense_block(g, blocks[i])
+
+    run_parallel([lambda i=i: densify(i) for i in range(n)])
+    k = np.empty((r, r))
+    widest = max((rows.size for rows in blocks), default=0)
+    scratch = threading.local()  # one W_J buffer per worker thread, reused from task to task
+
+    def block_column(j: int) -> None:
+        cells, dense = parts[j]
+        if getattr(scratch, "w", None) is None:
+            scratch.w = np.empty((s, widest))
+        w = spatial.apply_columns_on(cells, dense.T, out=scratch.w[:, : dense.shape[0]])
+        lo, hi = bounds[j], bounds[j + 1]
+        for i in range(j + 1):
+            cells_i, dense_i = parts[i]
+            np.matmul(dense_i, w[cells_i], out=k[bounds[i] : bounds[i + 1], lo:hi])
+
+    # block column j costs about the cells of blocks 0..j: the largest go first
+    cost = np.cumsum([part[0].size * part[1].shape[0] for part in parts]) * np.diff(bounds)
+    columns = np.argsort(-cost, kind="stable")
+    share = np.cumsum(cost[columns]) / max(cost.sum(), 1)
+    report = None if progress is None else (lambda i: progress("spatial correlation", share[i]))
+    run_parallel([lambda j=j: block_column(j) for j in columns], report)
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         k[hi:, lo:hi] = k[lo:hi, hi:].T
         diag = k[lo:hi, lo:hi]
@@ -328,8 +336,20 @@ def observation_error_entries(r: np.ndarray) -> sp.coo_matrix:
     if r.ndim == 1:
         idx = np.arange(r.size)
         return sp.coo_matrix((r, (idx, idx)), shape=(r.size, r.size))
-    rows, cols = np.nonzero(r != 0)  # twice as fast as np.nonzero(r); NaN counts as nonzero
+    rows, cols = _nonzero(r)
     return sp.coo_matrix((r[rows, cols], (rows, cols)), shape=r.shape)
+
+
+def _nonzero(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero(r) (NaN counts as nonzero) for a mostly zero matrix, about 2.5x faster: the mask
+    is scanned 8 entries at a time, as 64-bit words, and only the words that hold a nonzero are
+    expanded."""
+    flat = (r != 0).reshape(-1)
+    whole = flat.size - flat.size % 8
+    hit = np.flatnonzero(flat[:whole].view(np.uint64))
+    pos = (hit[:, None] * 8 + np.arange(8)).ravel()
+    pos = np.concatenate([pos[flat[pos]], whole + np.flatnonzero(flat[whole:])])
+    return np.divmod(pos, r.shape[1])
 
 
 def trace_minv_r(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -> float:

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from central.inversion import blas
-from central.inversion.covariance import spatial_correlation
+from central.inversion.covariance import SeparableExponential, _is_markov, exponential_correlation, spatial_correlation
 from central.inversion.grid import FluxGrid, daily_steps
 from central.inversion.covariance import observation_error
 from central.inversion.solver import InversionProblemError, factorize, observation_error_entries, spatial_gram, trace_minv_r
@@ -18,17 +18,43 @@ def _grid(ny: int, nx: int) -> FluxGrid:
     return FluxGrid(40.0 + 0.01 * np.arange(ny), -86.0 + 0.012 * np.arange(nx), starts, seconds)
 
 
-@pytest.mark.parametrize("model", ["separable", "isotropic"])
+def _gaussian(coords: np.ndarray, length: float) -> np.ndarray:
+    return np.exp(-(((coords[:, None] - coords[None, :]) / length) ** 2))
+
+
+def _spatial(grid: FluxGrid, model: str):
+    if model == "separable, not exponential":  # the general product path, without edge extension
+        y, x = grid.local_km()
+        return SeparableExponential(_gaussian(y, 5.0), _gaussian(x, 5.0))
+    return spatial_correlation(grid, 5.0, model)
+
+
+@pytest.mark.parametrize("model", ["separable", "isotropic", "separable, not exponential"])
 @pytest.mark.parametrize("box", [(3, 14), (14, 3), (9, 9)])
-def test_correlation_of_columns_on_a_few_cells_equals_the_dense_product(model, box):
+@pytest.mark.parametrize("corner", [(2, 4), (0, 0), "far"])
+def test_correlation_of_columns_on_a_few_cells_equals_the_dense_product(model, box, corner):
     grid = _grid(17, 19)
-    corr = spatial_correlation(grid, 5.0, model)
+    corr = _spatial(grid, model)
     rng = np.random.default_rng(1)
-    iy, ix = np.mgrid[2 : 2 + box[0], 4 : 4 + box[1]]
+    y0, x0 = (grid.ny - box[0], grid.nx - box[1]) if corner == "far" else corner
+    iy, ix = np.mgrid[y0 : y0 + box[0], x0 : x0 + box[1]]
     cells = np.sort(rng.choice((iy * grid.nx + ix).ravel(), size=box[0] * box[1] // 2, replace=False))
     columns = rng.normal(size=(cells.size, 5))
     expected = corr.dense()[:, cells] @ columns
     np.testing.assert_allclose(corr.apply_columns_on(cells, columns), expected, rtol=1e-12, atol=1e-12)
+    wide = np.full((grid.n_cells, 9), np.nan)  # written into a column slice of a wider array
+    corr.apply_columns_on(cells, columns, out=wide[:, 2:7])
+    np.testing.assert_allclose(wide[:, 2:7], expected, rtol=1e-12, atol=1e-12)
+    assert np.isnan(wide[:, :2]).all() and np.isnan(wide[:, 7:]).all()
+
+
+def test_exponential_factors_are_recognised_for_the_exact_edge_extension():
+    coords = np.cumsum(np.random.default_rng(4).uniform(0.5, 2.0, 30))  # irregular, increasing
+    assert _is_markov(exponential_correlation(coords, 3.0))
+    assert _is_markov(exponential_correlation(coords[::-1], 3.0))  # decreasing (latitudes north to south)
+    assert _is_markov(np.eye(30))
+    assert not _is_markov(_gaussian(coords, 3.0))
+    assert not _is_markov(0.5 * exponential_correlation(coords, 3.0))  # not a correlation
 
 
 @pytest.mark.parametrize("block", [1, 7, 64])
@@ -108,3 +134,15 @@ def test_single_threaded_blas_restores_the_thread_counts():
     assert [get() for _, get in blas._openblas()] == before
     if controlled:
         assert inside == [1] * len(before)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 9), (64, 64), (300, 301)])
+def test_observation_error_entries_are_exactly_the_nonzero_entries(shape):
+    rng = np.random.default_rng(shape[0])
+    r = np.where(rng.uniform(size=shape) < 0.05, rng.normal(size=shape), 0.0)
+    r[-1, -1] = 2.0  # in the tail past the last whole 8-entry word when the size is not a multiple of 8
+    r[0, 0] = np.nan  # NaN is an entry (and is then refused by the problem check)
+    rows, cols = np.nonzero(r)
+    entries = observation_error_entries(r)
+    assert np.array_equal(entries.row, rows) and np.array_equal(entries.col, cols)
+    np.testing.assert_array_equal(entries.data, r[rows, cols])
