@@ -18,7 +18,8 @@ Aggregates (G_a: region totals) get var = G_a B G_a' - (G_a B H') M^-1 (H B G_a'
 posterior covariance. Diagnostics: DOFS = trace(H B H' M^-1) = m - trace(R M^-1) (= trace of the averaging kernel; from
 L^-1, R's entries and the Gram matrices of its small correlated groups, see trace_minv_r),
 reduced chi-square = d' M^-1 d / m with d = y - H xa (the minimum of the cost function over m;
-1 when B and R are consistent with the data), innovation and residual statistics.
+1 when B and R are consistent with the data), innovation and residual statistics, and a guaranteed
+lower bound of M's reciprocal condition number (`reciprocal_condition`).
 """
 
 from __future__ import annotations
@@ -293,10 +294,10 @@ def _check(problem: Problem) -> sp.coo_matrix:
     return r
 
 
-def factorize(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, float]:
+def cholesky(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, float]:
     """Lower Cholesky factor L of M = H B H' + R, Fortran-ordered (LAPACK's own layout; the upper
-    triangle is zero), and M's reciprocal condition number. R: variances (m,), an m x m array, or a
-    scipy sparse matrix of its entries.
+    triangle is zero), and M's 1-norm. R: variances (m,), an m x m array, or a scipy sparse matrix
+    of its entries.
 
     LAPACK works on the Fortran view of the C-ordered symmetric matrix (its transpose, the same
     matrix), so nothing is copied; with `overwrite`, `hbh`'s memory holds the factor afterwards.
@@ -316,12 +317,23 @@ def factorize(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, 
             "H B H' + R is not positive definite or numerically singular (leading minor %d): check"
             " that the observation errors are positive, their correlations valid and observations"
             " not duplicated" % info)
+    return chol, float(norm)
+
+
+def factorize(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, float]:
+    """`cholesky`'s factor and LAPACK's estimate (dpocon) of M's reciprocal condition number;
+    an ill-conditioned M is refused."""
+    chol, norm = cholesky(hbh, r, overwrite)
     rcond, info = lapack.dpocon(chol, norm, uplo="L")
-    if info != 0 or not rcond > RCOND_LIMIT:
+    _refuse_ill_conditioned(rcond if info == 0 else 0.0)
+    return chol, float(rcond)
+
+
+def _refuse_ill_conditioned(rcond: float) -> None:
+    if not rcond > RCOND_LIMIT:
         raise InversionProblemError(
             f"H B H' + R is ill-conditioned (reciprocal condition number {rcond:.2e} < {RCOND_LIMIT:.0e}):"
             " observation errors are too small next to the prior, or observations are duplicated")
-    return chol, float(rcond)
 
 
 def cho_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -352,8 +364,25 @@ def _nonzero(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.divmod(pos, r.shape[1])
 
 
-def trace_minv_r(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -> float:
-    """trace(M^-1 R) = sum of R_ij (M^-1)_ij over R's entries, from the factor L of `factorize`.
+@dataclass
+class InverseParts:
+    """What the DOFS pass learns about M^-1 from the factor L (see `inverse_parts`)."""
+
+    trace_r: float  # trace(M^-1 R)
+    diagonal: np.ndarray  # diag(M^-1), in the factor's order
+    a: np.ndarray | None = None  # A = L^-1 (lower, Fortran-ordered), when computed
+    inverse: np.ndarray | None = None  # M^-1 in the lower triangle, when formed instead
+
+    def full_inverse(self) -> np.ndarray:
+        if self.inverse is not None:
+            return np.tril(self.inverse) + np.tril(self.inverse, -1).T
+        assert self.a is not None
+        return self.a.T @ self.a
+
+
+def inverse_parts(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -> InverseParts:
+    """trace(M^-1 R) = sum of R_ij (M^-1)_ij over R's entries, and diag(M^-1), from the factor L of
+    `cholesky`.
 
     With A = L^-1 (M^-1 = A'A, (M^-1)_ij = A[:, i] . A[:, j], A Fortran-ordered so its columns are
     contiguous): the diagonal of R needs every column's norm; R's off-diagonal entries link
@@ -374,16 +403,18 @@ def trace_minv_r(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) ->
             if info != 0:
                 _singular(info)
             # the lower triangle holds M^-1: (i, j) with i >= j
-            return float(r.data @ inv[np.maximum(r.row, r.col), np.minimum(r.row, r.col)])
+            trace = float(r.data @ inv[np.maximum(r.row, r.col), np.minimum(r.row, r.col)])
+            return InverseParts(trace, np.diag(inv).copy(), inverse=inv)
     a, info = lapack.dtrtri(chol, lower=1, overwrite_c=int(overwrite))
     if info != 0:
         _singular(info)
+    diagonal = np.einsum("ki,ki->i", a, a)
     diag = ~off
     weights = np.zeros(m)
     np.add.at(weights, r.row[diag], r.data[diag])
-    total = float(np.einsum("ki,ki,i->", a, a, weights))
+    total = float(diagonal @ weights)
     if labels is None:
-        return total
+        return InverseParts(total, diagonal, a=a)
     rows, cols, vals = r.row[off], r.col[off], r.data[off]
     by_group = np.argsort(labels[rows], kind="stable")
     rows, cols, vals = rows[by_group], cols[by_group], vals[by_group]
@@ -397,7 +428,29 @@ def trace_minv_r(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) ->
         cols_a = a[members[0]:, members]  # A is lower triangular: zero above its first member's row
         gram = cols_a.T @ cols_a
         total += float(vals[lo:hi] @ gram[local[rows[lo:hi]], local[cols[lo:hi]]])
-    return total
+    return InverseParts(total, diagonal, a=a)
+
+
+def trace_minv_r(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -> float:
+    """trace(M^-1 R) from the factor L of `cholesky` (see `inverse_parts`)."""
+    return inverse_parts(chol, r, overwrite).trace_r
+
+
+def reciprocal_condition(norm: float, parts: InverseParts) -> float:
+    """A guaranteed lower bound of M's reciprocal condition number 1 / (||M||_1 ||M^-1||_1),
+    exact when the bound alone would refuse M.
+
+    M^-1 is symmetric positive definite, so |(M^-1)_ij| <= sqrt(d_i d_j) with d its diagonal, and
+    ||M^-1||_1 <= sqrt(max d) sum(sqrt d): free once the DOFS pass has d (LAPACK's estimate, dpocon,
+    would cost about a fifth of the factorisation). The bound is within a factor m of the truth;
+    when it is at or below RCOND_LIMIT, M^-1 is formed and its 1-norm taken exactly.
+    """
+    d = parts.diagonal
+    with np.errstate(all="ignore"):  # a near-singular M may overflow here: then it is refused
+        bound = 1.0 / (norm * np.sqrt(d.max()) * np.sqrt(d).sum())
+        if bound > RCOND_LIMIT:
+            return float(bound)
+        return float(1.0 / (norm * np.abs(parts.full_inverse()).sum(axis=0).max()))
 
 
 def _singular(info: int) -> None:
@@ -426,7 +479,7 @@ def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
     r = sp.coo_matrix((r_nat.data, (pos[r_nat.row], pos[r_nat.col])), shape=r_nat.shape)
     r_diag = r_nat.diagonal()
     m_diag = np.diag(hbh)[pos] + r_diag
-    chol, rcond = factorize(hbh, r, overwrite=True)
+    chol, norm = cholesky(hbh, r, overwrite=True)
     del hbh
     total_prior = problem.prior.sum(axis=0)[None]
     d = problem.y - h.apply(total_prior)[:, 0]
@@ -445,8 +498,12 @@ def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
             progress("aggregates", 0.0)
         _aggregates(problem, chol, perm, post)
     # DOFS = trace(H B H' M^-1) = m - trace(R M^-1); the factor is not needed afterwards
-    dofs = float(m - trace_minv_r(chol, r, overwrite=True))
+    inverse = inverse_parts(chol, r, overwrite=True)
     del chol
+    rcond = reciprocal_condition(norm, inverse)
+    _refuse_ill_conditioned(rcond)
+    dofs = float(m - inverse.trace_r)
+    del inverse
     if progress:
         progress("aggregates", 1.0)
     post.diagnostics = {

@@ -10,7 +10,8 @@ from central.inversion import blas
 from central.inversion.covariance import SeparableExponential, _is_markov, exponential_correlation, spatial_correlation
 from central.inversion.grid import FluxGrid, daily_steps
 from central.inversion.covariance import observation_error
-from central.inversion.solver import InversionProblemError, factorize, observation_error_entries, spatial_gram, trace_minv_r
+from central.inversion.solver import (InversionProblemError, RCOND_LIMIT, cholesky, factorize, inverse_parts,
+                                     observation_error_entries, reciprocal_condition, spatial_gram, trace_minv_r)
 
 
 def _grid(ny: int, nx: int) -> FluxGrid:
@@ -146,3 +147,30 @@ def test_observation_error_entries_are_exactly_the_nonzero_entries(shape):
     entries = observation_error_entries(r)
     assert np.array_equal(entries.row, rows) and np.array_equal(entries.col, cols)
     np.testing.assert_array_equal(entries.data, r[rows, cols])
+
+
+@pytest.mark.parametrize("r_kind", ["diagonal", "groups", "large groups"])
+def test_reciprocal_condition_is_a_lower_bound_and_exact_near_the_limit(r_kind):
+    m = 120
+    hbh = _spd(m, 7)
+    r = {"diagonal": np.full(m, 0.3),
+         "groups": 0.3 * np.eye(m) + 0.1 * np.kron(np.eye(m // 10), np.ones((10, 10))),
+         "large groups": 0.3 * np.eye(m) + 0.1 * np.kron(np.eye(2), np.ones((m // 2, m // 2)))}[r_kind]
+    mat = hbh + (np.diag(r) if r.ndim == 1 else r)
+    exact = 1.0 / (np.abs(mat).sum(axis=0).max() * np.abs(np.linalg.inv(mat)).sum(axis=0).max())
+    chol, norm = cholesky(hbh, r)
+    parts = inverse_parts(chol, observation_error_entries(r))
+    np.testing.assert_allclose(parts.diagonal, np.diag(np.linalg.inv(mat)), rtol=1e-10)
+    bound = reciprocal_condition(norm, parts)
+    assert exact / m <= bound <= exact * (1 + 1e-12)
+    # an M whose bound alone would refuse it (condition number about 5e12, so the bound is below
+    # RCOND_LIMIT) while its exact reciprocal condition number is above: the exact value is computed
+    q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(m, m)))
+    near = (q * np.geomspace(1.0, 1e-12, m)) @ q.T
+    near = 0.5 * (near + near.T)
+    exact = 1.0 / (np.abs(near).sum(axis=0).max() * np.abs(np.linalg.inv(near)).sum(axis=0).max())
+    chol, norm = cholesky(near, np.zeros(m))
+    parts = inverse_parts(chol, observation_error_entries(np.full(m, 1e-300)))
+    d = parts.diagonal
+    assert 1.0 / (norm * np.sqrt(d.max()) * np.sqrt(d).sum()) < RCOND_LIMIT < exact
+    np.testing.assert_allclose(reciprocal_condition(norm, parts), exact, rtol=1e-3)
