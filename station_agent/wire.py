@@ -415,6 +415,13 @@ _LEAN_TIME_RE = re.compile(  # fields in range: fromisoformat reads +00:60 as +0
     r"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _fromisoformat = datetime.fromisoformat
+_CANONICAL_TIMES_RE = re.compile(  # iso_utc's form (what stations send), each followed by a newline
+    r"(?:[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"\.[0-9]{3}Z\n)*"
+)
+_CANONICAL_LEN = len("2026-01-01T00:00:00.000Z")
+_MIN_TIME_TEXT = iso_utc(MIN_TIME)
+_MAX_TIME_TEXT = iso_utc(MAX_TIME)
 
 
 class SpeciesLean(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -483,14 +490,31 @@ def _parse_minutes_lean(station: str, payload: bytes) -> ParsedBatch | None:
     records = batch.records
     if batch.station != station or not records or len({r.seq for r in records}) != len(records):
         return None
+    texts = [r.time for r in records]
     try:
         sent = _lean_time(batch.sent)
-        for r in records:
-            r.time = _lean_time(r.time)
+        if _canonical_times(texts):
+            for r, text in zip(records, texts):
+                r.time = _fromisoformat(text)  # refuses a day the month does not have
+        else:
+            texts = None  # the store formats the times itself
+            for r in records:
+                r.time = _lean_time(r.time)
     except (ValueError, OverflowError):
         return None
     # _MinuteLeanWire differs from MinuteLean only in how `time` is decoded
-    return ParsedBatch(station, "minute", sent, records)  # type: ignore[arg-type]
+    return ParsedBatch(station, "minute", sent, records, time_texts=texts)  # type: ignore[arg-type]
+
+
+def _canonical_times(texts: list[str]) -> bool:
+    """Whether every text is a time in iso_utc's form (`2026-11-22T02:53:12.345Z`) between
+    MIN_TIME and MAX_TIME, up to the day of the month (`_fromisoformat` checks that). One
+    match over the batch rather than one per record: this runs for every minute central stores."""
+    joined = "\n".join(texts) + "\n"
+    # the length also rules out a text holding a newline of its own: each is then exactly one match
+    return (len(joined) == (_CANONICAL_LEN + 1) * len(texts)
+            and _CANONICAL_TIMES_RE.fullmatch(joined) is not None
+            and _MIN_TIME_TEXT <= min(texts) and max(texts) <= _MAX_TIME_TEXT)
 
 
 _FAST_BATCH: dict[str, type[_Envelope]] = {
@@ -649,6 +673,9 @@ class ParsedBatch:
     sent: datetime
     records: list[WireRecord] | list[MinuteLean]
     rejected: list[RejectedRecord] = field(default_factory=list)
+    time_texts: list[str] | None = None
+    """The records' times as the text they came in, when that was iso_utc's form for every one
+    (the lean decoder checks it): a store that keeps times in that form keeps these texts."""
 
     def seqs_held(self) -> list[int]:
         """Every seq this batch settles: valid records plus rejected records with a seq."""

@@ -307,18 +307,21 @@ def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:
     return out
 
 
-def minute_rows(station: str, recs: list[MinuteWire], t, received) -> list[tuple]:
-    """The `minute` rows (TABLES order) of validated minute records."""
+def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[Any] | None = None) -> list[tuple]:
+    """The `minute` rows (TABLES order) of validated minute records; `times`: their times as
+    the store keeps them, when known already (else `t(r.time)` each)."""
     # The hot loop of ingest (once per record): reasons and diagnostics are validated lists of
     # names and dicts of finite floats, which msgspec (C) writes as JSON.
+    if times is None:
+        times = [t(r.time) for r in recs]
     return [
         (
-            station, r.seq, t(r.time), r.device, r.stream, r.h2o, r.flag,
+            station, r.seq, time, r.device, r.stream, r.h2o, r.flag,
             _encode_json(r.reasons).decode() if r.reasons else "[]",
             r.n_total, r.calibration_id, _encode_json(r.diagnostics).decode() if r.diagnostics else "{}", received,
             species_json(r.species),
         )
-        for r in recs
+        for r, time in zip(recs, times)
     ]
 
 

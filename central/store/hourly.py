@@ -101,10 +101,13 @@ class HourlyStoreMixin:
 
     # -- dirty hours ---------------------------------------------------------------------------
 
-    def _mark_dirty(self, station: str, times: Iterable[datetime]) -> None:
-        # once per stored minute: whole hours since the epoch, cheaper than flooring datetimes
-        epoch_hours = sorted({t.timestamp() // 3600 for t in times})  # sorted: PG writers lock in one order
-        hours = [datetime.fromtimestamp(h * 3600, UTC) for h in epoch_hours]
+    def _mark_dirty(self, station: str, times: Iterable[datetime], texts: Iterable[str] | None = None) -> None:
+        """Mark the hours of `times` dirty; or of `texts`, times in iso_utc's form, instead."""
+        if texts is not None:  # the hour is the text's first 13 characters; text order is time order
+            hours = [datetime.fromisoformat(h + ":00:00+00:00") for h in sorted({x[:13] for x in texts})]
+        else:  # once per stored minute: whole hours since the epoch, cheaper than flooring datetimes
+            epoch_hours = sorted({t.timestamp() // 3600 for t in times})  # sorted: PG writers lock in one order
+            hours = [datetime.fromtimestamp(h * 3600, UTC) for h in epoch_hours]
         if not hours:
             return
         self._executemany(  # type: ignore[attr-defined]

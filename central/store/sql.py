@@ -165,6 +165,8 @@ class SqlStore(HourlyStoreMixin, ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"
+    TIMES_AS_TEXT = False
+    """Whether `_t` gives iso_utc's text (then a batch's `time_texts` are stored as they came)."""
 
     def __init__(self, dead_letter_keep_bytes: int = DEFAULT_DEAD_LETTER_KEEP_BYTES) -> None:
         self.keep_bytes = dead_letter_keep_bytes
@@ -257,10 +259,14 @@ class SqlStore(HourlyStoreMixin, ABC):
     def prepare(self, items: Sequence[Inbound], received_at: datetime) -> Prepared:
         received = self._t(received_at)
         return Prepared([
-            MinuteRows(it, minute_rows(it.station, _minute_records(it), self._t, received))
+            MinuteRows(it, self._minute_rows(it, received))
             if isinstance(it, ParsedBatch) and it.kind == "minute" else it
             for it in items
         ], received_at)
+
+    def _minute_rows(self, batch: ParsedBatch, received: Any) -> list[tuple]:
+        texts = batch.time_texts if self.TIMES_AS_TEXT else None
+        return minute_rows(batch.station, _minute_records(batch), self._t, received, texts)
 
     def write(self, prepared: Prepared) -> list[Outcome]:
         received_at = prepared.received_at
@@ -307,12 +313,15 @@ class SqlStore(HourlyStoreMixin, ABC):
         new = 0
         if batch.kind == "minute":
             recs = _minute_records(batch)
-            rows = item.rows if isinstance(item, MinuteRows) else minute_rows(st, recs, self._t, received)
+            rows = item.rows if isinstance(item, MinuteRows) else self._minute_rows(batch, received)
             fresh = self._insert_new("minute", rows)
+            texts = batch.time_texts
             if len(fresh) == len(recs):  # the usual case: skip filtering every row
-                self._mark_dirty(st, [r.time for r in recs])  # hourly aggregates to redo
-            else:
+                self._mark_dirty(st, [r.time for r in recs] if texts is None else (), texts)  # hourly aggregates to redo
+            elif texts is None:
                 self._mark_dirty(st, [r.time for r in recs if r.seq in fresh])
+            else:
+                self._mark_dirty(st, (), [x for r, x in zip(recs, texts) if r.seq in fresh])
             c.minutes += len(fresh)
             new += len(fresh)
         elif batch.kind == "event":

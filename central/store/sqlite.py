@@ -36,6 +36,7 @@ class SqliteStore(SqlStore):
     backend = "sqlite"
     PARAM = "?"
     GREATEST = "max"
+    TIMES_AS_TEXT = True
 
     def __init__(
         self,

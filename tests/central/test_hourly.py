@@ -152,3 +152,16 @@ def test_a_last_will_older_than_the_last_status_still_marks_the_station_down(sto
     assert store.stations()[0].status.state == "down"
     stale_up = StatusMessage(station="st-a", state="up", time=armed - timedelta(hours=1), interval_s=30.0)
     assert not store.store_status(stale_up, NOW).stored
+
+
+def test_hours_marked_dirty_from_iso_utc_texts_are_those_of_the_times(store):
+    """A batch through the lean decoder carries its times' texts (`time_texts`); the hours they
+    mark are the ones the datetimes mark, and a duplicate marks nothing new."""
+    recs = [m(1, 0, 420.0), m(2, 59, 421.0), m(3, 0, 422.0, hour=H10 + timedelta(hours=2)),
+            m(4, 30, 423.0, hour=H10 - timedelta(days=40))]
+    texts = [r.time.strftime("%Y-%m-%dT%H:%M:%S.000Z") for r in recs]
+    store.store_batch(ParsedBatch("st-a", "minute", NOW, recs[:1] + recs[2:], time_texts=texts[:1] + texts[2:]), NOW)
+    store.store_batch(ParsedBatch("st-a", "minute", NOW, recs, time_texts=texts), NOW)  # 1, 3, 4 again
+    hours = [h for _, h, _ in store.dirty_hours()]
+    assert hours == sorted({r.time.replace(minute=0) for r in recs})
+    assert {m.seq: m.time for m in store.minutes("st-a", H10 - timedelta(days=41), NOW)} == {r.seq: r.time for r in recs}

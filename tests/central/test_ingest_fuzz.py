@@ -143,10 +143,10 @@ def test_a_row_builder_that_fails_on_one_message_loses_nothing(tmp_path, monkeyp
 
     built = sql.minute_rows
 
-    def fragile(station, recs, t, received):
+    def fragile(station, recs, *args):
         if any(r.seq == 5 for r in recs):
             raise RuntimeError("row builder bug")
-        return built(station, recs, t, received)
+        return built(station, recs, *args)
 
     monkeypatch.setattr(sql, "minute_rows", fragile)
     store = open_store("sqlite", path=tmp_path / "c.sqlite")

@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 from support.mqtt import minute
 
 from central.store import open_store
-from station_agent.wire import MinuteLean, MinuteWire, ParsedBatch, WireError, encode_batch, parse_batch
+from station_agent.timeutil import iso_utc
+from station_agent.wire import (
+    MinuteLean,
+    MinuteWire,
+    ParsedBatch,
+    WireError,
+    _canonical_times,
+    encode_batch,
+    parse_batch,
+)
 
 TOPIC = "ghg/v1/st-a/minute"
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
@@ -62,6 +71,12 @@ def _doc(seqs: list[int]) -> dict[str, Any]:
     return json.loads(encode_batch("st-a", "minute", [minute(s) for s in seqs], SENT))
 
 
+CANONICAL_TIMES = [  # iso_utc's form, which the lean decoder keeps as text: in range or not
+    "2026-03-01T00:01:00.000Z", "2026-02-29T00:00:00.000Z", "2024-02-29T23:59:59.999Z", "2026-04-31T00:00:00.000Z",
+    "2026-03-01T24:00:00.000Z", "2026-03-01T00:60:00.000Z", "2026-03-01T00:01:60.000Z", "2026-13-01T00:00:00.000Z",
+    "2026-00-01T00:00:00.000Z", "1899-12-31T23:59:59.999Z", "1900-01-01T00:00:00.000Z", "2999-12-31T23:59:59.000Z",
+    "2999-12-31T23:59:59.001Z", "0000-01-01T00:00:00.000Z", "2026-03-01T00:01:00.000z", "2026-W09-1T00:01:00.000Z",
+]
 times = st.from_regex(
     r"\A[0-9+-]{0,2}[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}[Tt _][0-9]{2}:[0-9]{2}(:[0-9]{2})?([.,][0-9]{0,12})?"
     r"([Zz]|[+-][0-9]{2}:?[0-9]{2}(:[0-9]{2})?)?\Z"
@@ -71,7 +86,7 @@ times = st.from_regex(
     "2026-03-01T00:01:00+24:00", "1899-12-31T23:59:59Z", "1900-01-01T00:00:00+00:01",
     "2999-12-31T23:59:59Z", "2999-12-31T23:59:59-00:01", "0001-01-01T00:00:00+01:00",
     "9999-12-31T23:59:59-01:00", "2026-02-29T00:00:00Z", "2026-03-01T24:00:00Z", "1767225600",
-    "２０２６-03-01T00:01:00Z",
+    "２０２６-03-01T00:01:00Z", *CANONICAL_TIMES,
 ])
 numbers = st.sampled_from([
     "0", "-0", "-0.0", "1", "1.0", "1e2", "1E400", "-1e400", "1" + "0" * 400, "0.1e-400", "4.9e-324",
@@ -198,6 +213,30 @@ def test_records_from_either_path_are_stored_the_same():
     assert len(stored[0]) == 5 and stored[0] == stored[1]
 
 
+def test_times_in_iso_utc_form_are_kept_as_text_for_the_store():
+    payload = encode_batch("st-a", "minute", [minute(s) for s in (1, 2, 3)], SENT)
+    lean = parse_batch(TOPIC, payload, lean=True)
+    assert lean.time_texts == [iso_utc(r.time) for r in lean.records] == [r["time"] for r in json.loads(payload)["records"]]
+    assert parse_batch(TOPIC, payload).time_texts is None  # the models' path leaves formatting to the store
+    doc = json.loads(payload)
+    doc["records"][1]["time"] = "2026-03-01T00:02:00Z"  # valid, another form: every time formatted by the store
+    other = parse_batch(TOPIC, json.dumps(doc).encode(), lean=True)
+    assert isinstance(other.records[0], MinuteLean) and other.time_texts is None
+
+
+@pytest.mark.parametrize("texts, canonical", [
+    (["2026-03-01T00:01:00.000Z", "2026-03-01T00:00:00.000Z"], True),
+    (["1900-01-01T00:00:00.000Z", "2999-12-31T23:59:59.000Z"], True),
+    (["1899-12-31T23:59:59.999Z"], False),
+    (["2999-12-31T23:59:59.001Z"], False),
+    (["2026-03-01T00:01:00.000Z\n2026-03-01T00:0", "1:00.000Z"], False),  # a newline of its own
+    (["2026-03-01T00:01:00.000Z\n"], False),
+    (["2026-03-01T00:01:00.000"], False),
+])
+def test_which_batches_count_as_iso_utc_times(texts, canonical):
+    assert _canonical_times(texts) is canonical
+
+
 GRID_STRINGS = [
     "", "A", "Z", "a", "AB", "A\n", "\n", "\u00c9", "A\u0000", "\u0000", "x" * 64, "x" * 65, "\U0001F600" * 64,
     "\U0001F600" * 65, "2026-03-01T00:01:00Z",
@@ -218,7 +257,7 @@ GRID_TIMES = [
     "1900-01-01T00:00:00-00:01", "2999-12-31T23:59:59Z", "2999-12-31T23:59:59-00:01", "0001-01-01T00:00:00+01:00",
     "9999-12-31T23:59:59-01:00", "2026-02-29T00:00:00Z", "2026-03-01T24:00:00Z", "2026-03-01T00:01:60Z",
     "1767225600", "\uff12\uff10\uff12\uff16-03-01T00:01:00Z", "2026-03-01T00:01:00", "20260301T000100Z",
-    "2026-03-01T00:01:00ZZ", "2026-03-01T00:01:00.Z",
+    "2026-03-01T00:01:00ZZ", "2026-03-01T00:01:00.Z", *CANONICAL_TIMES,
 ]
 GRID_FIELDS = [
     ("schema",), ("station",), ("kind",), ("sent",), ("records", 0, "seq"), ("records", 0, "time"),
