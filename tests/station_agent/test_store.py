@@ -32,6 +32,7 @@ def store(tmp_path):
 def test_new_database_is_migrated_to_current_schema_in_wal_mode(store):
     assert store.schema_version() == SCHEMA_VERSION
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA secure_delete").fetchone()[0] == 0  # whatever SQLite's build says
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -107,3 +108,58 @@ def test_state_is_upserted(store):
     store.put_state("agent", {"state": "running"}, T0)
     store.put_state("agent", {"state": "stopping"}, T0 + timedelta(seconds=5))
     assert store.get_state("agent") == ({"state": "stopping"}, "2026-11-22T00:00:05.000Z")
+
+
+def _counted(s: StationStore) -> dict:
+    truth = s.conn.execute("SELECT COUNT(*), (SELECT created FROM outbox ORDER BY seq LIMIT 1) FROM outbox").fetchone()
+    stats = s.outbox_stats()
+    assert (stats["backlog"], stats["oldest_unacked"]) == truth
+    return stats
+
+
+def test_outbox_stats_follow_every_change_without_counting_rows(store, tmp_path):
+    assert _counted(store) == {"backlog": 0, "oldest_unacked": None}
+    store.insert_minutes([minute(i) for i in range(5)], T0)
+    store.insert_event(Event(T0 + timedelta(hours=1), "agent.start", "info", "started"))
+    assert _counted(store)["backlog"] == 6
+    store.acknowledge([(1, 2), (4, 4)])
+    assert _counted(store) == {"backlog": 3, "oldest_unacked": "2026-11-22T00:00:00.000Z"}
+    store.replace_minute(3, minute(2), T0 + timedelta(hours=2))  # a new seq; the old row goes
+    assert _counted(store) == {"backlog": 3, "oldest_unacked": "2026-11-22T00:00:00.000Z"}
+    store.acknowledge([(5, 5)])
+    assert _counted(store) == {"backlog": 2, "oldest_unacked": "2026-11-22T01:00:00.000Z"}
+    with pytest.raises(RuntimeError), store._tx():  # a rolled-back change is not counted
+        store._outbox("event", {}, "2026-11-22T03:00:00.000Z")
+        store.conn.execute("DELETE FROM outbox")
+        raise RuntimeError("rolled back")
+    assert _counted(store)["backlog"] == 2
+    ro = StationStore(tmp_path / "s.sqlite", read_only=True)  # the forwarder's and the CLI's view
+    try:
+        assert ro.outbox_stats() == store.outbox_stats()
+    finally:
+        ro.close()
+
+
+def test_outbox_count_of_an_older_database_is_made_from_its_rows(tmp_path):
+    path = tmp_path / "s.sqlite"
+    s = StationStore(path)
+    s.insert_minutes([minute(i) for i in range(3)], T0)
+    s.conn.execute("DROP TABLE outbox_count")
+    s.conn.execute("PRAGMA user_version = 2")  # as schema 2 left it
+    s.close()
+    ro = StationStore(path, read_only=True)
+    try:
+        assert ro.outbox_stats()["backlog"] == 3  # not migrated yet: counted
+    finally:
+        ro.close()
+    s = StationStore(path)
+    try:
+        assert s.schema_version() == SCHEMA_VERSION and _counted(s)["backlog"] == 3
+        s.conn.execute("UPDATE outbox_count SET n = 99")  # whatever went wrong before a restart
+    finally:
+        s.close()
+    s = StationStore(path)
+    try:
+        assert _counted(s)["backlog"] == 3
+    finally:
+        s.close()
