@@ -40,7 +40,7 @@ from simulators.config import BenchConfig, DiurnalGasConfig, GasConfig, ModbusIn
 from simulators.gas import AmbientInlet, AmbientModel, Cylinder, Port, SampleLine, stream_key, value_noise
 from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
-from simulators.serve import PtyServer, TcpServer
+from simulators.serve import Listener, PtyServer, TcpServer
 from simulators.vici.multiposition import ViciValveSimulator
 from station_agent.clock import Clock
 from station_agent.timeutil import iso_utc, minute_start, parse_utc
@@ -187,74 +187,35 @@ def truth_minutes(entries: list[LedgerEntry], start: datetime, end: datetime) ->
     ]
 
 
-class ControlServer:
+class ControlServer(Listener):
     """JSON-lines control port; each request is handled by `handler(dict) -> dict`."""
 
+    thread_name = "bench-control"
+
     def __init__(self, handler: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self._handler = handler
-        self._listener = socket.create_server((host, port))
-        self._listener.settimeout(0.2)
-        self.host, self.port = self._listener.getsockname()[:2]
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> "ControlServer":
-        t = threading.Thread(target=self._accept_loop, name=f"bench-control-{self.port}", daemon=True)
-        t.start()
-        self._threads.append(t)
-        return self
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(0.2)
-            t = threading.Thread(target=self._serve, args=(conn,), name="bench-control-client", daemon=True)
-            t.start()
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
-
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(65536)
-                except TimeoutError:
+        for data in self._chunks(conn, 65536):
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if not line.strip():
                     continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                buf += data
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    try:
-                        request = json.loads(line)
-                        if not isinstance(request, dict):
-                            raise ValueError("a request is a JSON object")
-                        reply = self._handler(request)
-                    except (ValueError, KeyError, TypeError) as exc:
-                        reply = {"ok": False, "error": str(exc)}
-                    try:
-                        conn.sendall(json.dumps(reply).encode() + b"\n")
-                    except OSError:
-                        return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        for t in self._threads:
-            t.join(timeout=2)
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ValueError("a request is a JSON object")
+                    reply = self._handler(request)
+                except (ValueError, KeyError, TypeError) as exc:
+                    reply = {"ok": False, "error": str(exc)}
+                conn.sendall(json.dumps(reply).encode() + b"\n")
 
 
 MODBUS_FAULTS = ("no_flow", "silent", "stuck", "power_off")

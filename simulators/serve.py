@@ -14,7 +14,7 @@ import socket
 import threading
 import tty
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 
 class Disconnect(Exception):
@@ -25,11 +25,15 @@ class LineDevice(Protocol):
     def receive(self, data: bytes) -> bytes: ...
 
 
-class TcpServer:
-    """One device behind a listening TCP socket; each client gets its own thread."""
+class Listener:
+    """A listening TCP socket whose clients each get their own thread running `_serve(conn)`.
 
-    def __init__(self, device: LineDevice, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.device = device
+    Subclasses say what a connection does; the listener accepts, tracks and drops connections.
+    """
+
+    thread_name = "listener"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._listener = socket.create_server((host, port), reuse_port=False)
         self._listener.settimeout(0.2)
         self.host, self.port = self._listener.getsockname()[:2]
@@ -39,12 +43,8 @@ class TcpServer:
         self._threads: list[threading.Thread] = []
         self.connections = 0
 
-    @property
-    def url(self) -> str:
-        return f"socket://{self.host}:{self.port}"
-
-    def start(self) -> "TcpServer":
-        t = threading.Thread(target=self._accept_loop, name=f"sim-tcp-{self.port}", daemon=True)
+    def start(self) -> Self:
+        t = threading.Thread(target=self._accept_loop, name=f"{self.thread_name}-{self.port}", daemon=True)
         t.start()
         self._threads.append(t)
         return self
@@ -62,27 +62,13 @@ class TcpServer:
             with self._lock:
                 self._clients.add(conn)
                 self.connections += 1
-            t = threading.Thread(target=self._serve, args=(conn,), name="sim-tcp-client", daemon=True)
+            t = threading.Thread(target=self._client, args=(conn,), name=f"{self.thread_name}-client", daemon=True)
             t.start()
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _client(self, conn: socket.socket) -> None:
         try:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(4096)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                try:
-                    reply = self.device.receive(data)
-                except Disconnect:
-                    return
-                if reply:
-                    conn.sendall(reply)
+            self._serve(conn)
         except OSError:
             return
         finally:
@@ -94,8 +80,22 @@ class TcpServer:
                 pass
             conn.close()
 
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _chunks(self, conn: socket.socket, size: int = 4096):
+        """What the client sends, chunk by chunk, until it leaves or the listener stops."""
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(size)
+            except TimeoutError:
+                continue
+            if not data:
+                return
+            yield data
+
     def drop_clients(self) -> None:
-        """Close every client connection now (a network cut seen from the instrument side)."""
+        """Close every client connection now (a network cut seen from the server's side)."""
         with self._lock:
             clients = list(self._clients)
         for c in clients:
@@ -110,6 +110,29 @@ class TcpServer:
         self.drop_clients()
         for t in self._threads:
             t.join(timeout=2)
+
+
+class TcpServer(Listener):
+    """One device behind a listening TCP socket; each client gets its own thread."""
+
+    thread_name = "sim-tcp"
+
+    def __init__(self, device: LineDevice, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self.device = device
+
+    @property
+    def url(self) -> str:
+        return f"socket://{self.host}:{self.port}"
+
+    def _serve(self, conn: socket.socket) -> None:
+        for data in self._chunks(conn):
+            try:
+                reply = self.device.receive(data)
+            except Disconnect:
+                return
+            if reply:
+                conn.sendall(reply)
 
 
 class PtyServer:
