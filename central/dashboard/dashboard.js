@@ -25,6 +25,9 @@ function svgEl(tag, attrs) {
 
 function dur(s) {
   if (s === null || s === undefined) return "-";
+  // a negative age: the station's times are ahead of central's clock (a clock error, or a demo
+  // running at --speed)
+  if (s < 0) return dur(-s) + " ahead";
   if (s < 120) return s.toFixed(0) + " s";
   if (s < 7200) return (s / 60).toFixed(0) + " min";
   return (s / 3600).toFixed(1) + " h";

@@ -210,6 +210,11 @@ def test_dashboard_of_the_real_demo_shows_its_station_and_draws_every_plot(tmp_p
                 assert row.get_attribute("data-state") == health["state"] == cells[2] == "down", (cells, health)
                 assert cells[3].endswith(" ago") and cells[10] == str(kinds["minute"]["stored"])
                 assert health["minutes"] == kinds["minute"]["stored"] and health["reason"]
+                # the data lag: minutes stamped after central's "now" (the demo's simulated clock
+                # can run ahead of the wall clock) read as "... ahead", never as a negative age
+                if abs(health["data_lag_s"]) > 60:
+                    assert cells[7].endswith(" ahead") == (health["data_lag_s"] < 0), (cells, health)
+                assert not cells[7].startswith("-"), cells
             st = "demo-tower"
 
             def plot(kind: str):
