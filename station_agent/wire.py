@@ -403,6 +403,9 @@ class _CalibrationBatchIn(_Envelope):
 #   formats the other does not; so a time is taken as text and only the plain RFC 3339 form
 #   (T, seconds, at most 6 fraction digits, Z or +hh:mm) is parsed here (`_lean_time`).
 # - a seq repeated within the batch: pydantic's path names it and dead-letters the copy.
+# Two things are kept as text for the store, as they came: the times when they are in iso_utc's
+# form (`_canonical_times`), and each record's `species` object, which is decoded (validated) apart
+# from the rest, for the whole batch at once, from its own span of the payload (`_lean_species`).
 
 _LeanFloat = float  # finite: msgspec refuses a number beyond the double range (1e400), JSON has no NaN
 _LeanName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -453,6 +456,7 @@ class MinuteLean(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=Fa
 
 class _MinuteLeanWire(MinuteLean, forbid_unknown_fields=True, kw_only=True, gc=False):
     time: _LeanTimeText  # type: ignore[assignment]
+    species: msgspec.Raw  # type: ignore[assignment]  # then the dict, by _lean_species
 
 
 class _MinuteBatchLean(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -464,6 +468,7 @@ class _MinuteBatchLean(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _LEAN_MINUTE_DECODER = msgspec.json.Decoder(_MinuteBatchLean)
+_LEAN_SPECIES_DECODER = msgspec.json.Decoder(list[dict[_LeanName, SpeciesLean]])
 
 
 def _lean_time(text: str) -> datetime:
@@ -490,6 +495,9 @@ def _parse_minutes_lean(station: str, payload: bytes) -> ParsedBatch | None:
     records = batch.records
     if batch.station != station or not records or len({r.seq for r in records}) != len(records):
         return None
+    species = _lean_species(records)
+    if species is None:
+        return None
     texts = [r.time for r in records]
     try:
         sent = _lean_time(batch.sent)
@@ -502,8 +510,27 @@ def _parse_minutes_lean(station: str, payload: bytes) -> ParsedBatch | None:
                 r.time = _lean_time(r.time)
     except (ValueError, OverflowError):
         return None
-    # _MinuteLeanWire differs from MinuteLean only in how `time` is decoded
-    return ParsedBatch(station, "minute", sent, records, time_texts=texts)  # type: ignore[arg-type]
+    # _MinuteLeanWire differs from MinuteLean only in how `time` and `species` are decoded
+    return ParsedBatch(station, "minute", sent, records, time_texts=texts,  # type: ignore[arg-type]
+                       species_texts=species)
+
+
+def _lean_species(records: list[_MinuteLeanWire]) -> list[str] | None:
+    """Decode every record's `species` span (msgspec.Raw) in one go, put the dicts in the records
+    and return the spans' texts; None when one does not validate. The texts are what the station
+    wrote: storing them costs no float formatting (decoding a minute and building its row took 41,100
+    CPU instructions with msgspec writing the species text, 36,500 like this; callgrind)."""
+    spans = [r.species for r in records]
+    joined = b",".join(spans)  # each span is one whole JSON value, so this is a list of len(spans)
+    try:
+        values = _LEAN_SPECIES_DECODER.decode(b"[" + joined + b"]")
+    except msgspec.DecodeError:
+        return None
+    if len(values) != len(records):
+        return None
+    for r, v in zip(records, values):
+        r.species = v
+    return [bytes(s).decode() for s in spans]  # valid UTF-8: the decoder has read it
 
 
 def _canonical_times(texts: list[str]) -> bool:
@@ -676,6 +703,9 @@ class ParsedBatch:
     time_texts: list[str] | None = None
     """The records' times as the text they came in, when that was iso_utc's form for every one
     (the lean decoder checks it): a store that keeps times in that form keeps these texts."""
+    species_texts: list[str] | None = None
+    """The records' `species` objects as the JSON text they came in (the lean decoder), which
+    reads back as the same values (an integer where a float belongs: as that float)."""
 
     def seqs_held(self) -> list[int]:
         """Every seq this batch settles: valid records plus rejected records with a seq."""

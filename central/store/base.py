@@ -307,21 +307,25 @@ def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:
     return out
 
 
-def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[Any] | None = None) -> list[tuple]:
-    """The `minute` rows (TABLES order) of validated minute records; `times`: their times as
-    the store keeps them, when known already (else `t(r.time)` each)."""
+def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[Any] | None = None,
+                species: list[str] | None = None) -> list[tuple]:
+    """The `minute` rows (TABLES order) of validated minute records; `times` and `species`:
+    their times as the store keeps them and their species texts, when known already (else
+    `t(r.time)` and `species_json(r.species)` each)."""
     # The hot loop of ingest (once per record): reasons and diagnostics are validated lists of
     # names and dicts of finite floats, which msgspec (C) writes as JSON.
     if times is None:
         times = [t(r.time) for r in recs]
+    if species is None:
+        species = [species_json(r.species) for r in recs]
     return [
         (
             station, r.seq, time, r.device, r.stream, r.h2o, r.flag,
             _encode_json(r.reasons).decode() if r.reasons else "[]",
             r.n_total, r.calibration_id, _encode_json(r.diagnostics).decode() if r.diagnostics else "{}", received,
-            species_json(r.species),
+            sp,
         )
-        for r, time in zip(recs, times)
+        for r, time, sp in zip(recs, times, species)
     ]
 
 

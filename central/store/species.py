@@ -7,10 +7,14 @@ entries per minute record, about half of what storing a minute cost. Now the min
 
     {"co2": {"mean": 420.1, "std": 0.05, "n": 55, "raw_mean": 419.8, "cal_mean": 420.1}, ...}
 
-Floats are written by msgspec (new rows) or Python's json (the migration), both the shortest text
-that reads back as the same double, so a value read back is bit for bit the value received. The
-migration moves every stored value in Python for that reason: SQL's own float-to-text conversion
-(SQLite prints 15 significant digits) would round them.
+A new row keeps the object as the JSON text the station sent when the lean decoder took the batch
+(validated, not re-encoded: station_agent/wire.py), otherwise as msgspec writes the validated
+values; the migration wrote Python's json. Either way a value reads back bit for bit as received:
+a JSON number reads as the nearest double wherever it is parsed, and both encoders write the
+shortest text that reads back as the same double. `load_species` reads the float fields as
+floats, so an integer a station wrote there (420 for 420.0) reads back as the float the wire
+models make of it. The migration moved every stored value in Python for that reason: SQL's own
+float-to-text conversion (SQLite prints 15 significant digits) would round them.
 """
 
 from __future__ import annotations
@@ -54,10 +58,19 @@ def species_json(species: Mapping[str, Any]) -> str:
     return _encode(species).decode()
 
 
+def _float(v: Any) -> float | None:
+    return v if v is None or type(v) is float else float(v)
+
+
 def load_species(text: str) -> dict[str, StoredSpecies]:
     """A stored `species` text, species in name order (as schema 3 read them)."""
     values = json.loads(text)
-    return {sp: StoredSpecies(*(values[sp].get(f) for f in FIELDS)) for sp in sorted(values)}
+    out = {}
+    for sp in sorted(values):
+        v = values[sp]
+        out[sp] = StoredSpecies(_float(v.get("mean")), _float(v.get("std")), v.get("n"),
+                                _float(v.get("raw_mean")), _float(v.get("cal_mean")))
+    return out
 
 
 def species_names(text: str) -> list[str]:

@@ -266,7 +266,7 @@ class SqlStore(HourlyStoreMixin, ABC):
 
     def _minute_rows(self, batch: ParsedBatch, received: Any) -> list[tuple]:
         texts = batch.time_texts if self.TIMES_AS_TEXT else None
-        return minute_rows(batch.station, _minute_records(batch), self._t, received, texts)
+        return minute_rows(batch.station, _minute_records(batch), self._t, received, texts, batch.species_texts)
 
     def write(self, prepared: Prepared) -> list[Outcome]:
         received_at = prepared.received_at

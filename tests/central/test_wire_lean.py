@@ -237,6 +237,44 @@ def test_which_batches_count_as_iso_utc_times(texts, canonical):
     assert _canonical_times(texts) is canonical
 
 
+SPECIES_TEXTS = [  # as a station (or anyone) may write a minute's species object
+    '{"co2":{"mean":420.5,"std":0.05,"n":55,"raw_mean":420.2,"cal_mean":420.5}}',
+    '{"co2":{"mean":420,"std":0,"n":55,"raw_mean":-0,"cal_mean":4.205e2}}',  # integers, an exponent
+    '{"co2":{"mean":-0.0,"std":1e-400,"n":0,"raw_mean":9007199254740993,"cal_mean":null}}',
+    '{"co2":{"mean":1.00000000000000011102230246251565404236316680908203125,"std":null,"n":1,"raw_mean":null}}',
+    '{ "co2" : { "mean" : 1.5 , "std" : null , "n" : 1 , "raw_mean" : null } ,\n "ch4":{"mean":2.0,"std":null,'
+    '"n":2,"raw_mean":null}}',
+    '{"\\u0063o\\u2082":{"mean":1.5,"std":null,"n":1,"raw_mean":null},"n\u00b2o":{"mean":0.3,"std":null,"n":1,"raw_mean":null}}',
+    '{"co2":{"mean":1.0,"mean":2.0,"std":null,"n":1,"raw_mean":null},"co2":{"mean":3.0,"std":null,"n":1,"raw_mean":null}}',
+    '{}',
+]
+
+
+@pytest.mark.parametrize("species", SPECIES_TEXTS)
+def test_species_kept_as_their_text_read_back_as_the_models_values(species):
+    doc = _doc([1, 2])
+    payload = json.dumps(doc).replace(json.dumps(doc["records"][1]["species"], separators=(", ", ": ")), species)
+    payload = payload.encode()
+    assert species in payload.decode()
+    lean = parse_batch(TOPIC, payload, lean=True)
+    full = parse_batch(TOPIC, payload)
+    assert isinstance(lean.records[1], MinuteLean) and lean.species_texts[1] == species
+    assert [_record(r) for r in lean.records] == [_record(r) for r in full.records]
+    read = []
+    with tempfile.TemporaryDirectory() as d:
+        for batch in (lean, full):
+            store = open_store("sqlite", path=Path(d) / f"{batch is lean}.sqlite")
+            try:
+                store.store_batch(batch, SENT)
+                if batch is lean:
+                    assert store._query("SELECT species FROM minute WHERE seq = 2")[0][0] == species
+                read.append([_value(m.species) for m in store.minutes("st-a", datetime(2000, 1, 1, tzinfo=UTC),
+                                                                      datetime(2100, 1, 1, tzinfo=UTC))])
+            finally:
+                store.close()
+    assert read[0] == read[1] and len(read[0]) == 2
+
+
 GRID_STRINGS = [
     "", "A", "Z", "a", "AB", "A\n", "\n", "\u00c9", "A\u0000", "\u0000", "x" * 64, "x" * 65, "\U0001F600" * 64,
     "\U0001F600" * 65, "2026-03-01T00:01:00Z",
