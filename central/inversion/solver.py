@@ -337,7 +337,7 @@ def _refuse_ill_conditioned(rcond: float) -> None:
 
 
 def cho_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """M^-1 rhs from the factor returned by `factorize`."""
+    """M^-1 rhs from the factor returned by `cholesky` or `factorize`."""
     return lapack.dpotrs(chol, rhs, lower=1)[0]
 
 
@@ -373,11 +373,27 @@ class InverseParts:
     a: np.ndarray | None = None  # A = L^-1 (lower, Fortran-ordered), when computed
     inverse: np.ndarray | None = None  # M^-1 in the lower triangle, when formed instead
 
-    def full_inverse(self) -> np.ndarray:
-        if self.inverse is not None:
-            return np.tril(self.inverse) + np.tril(self.inverse, -1).T
-        assert self.a is not None
-        return self.a.T @ self.a
+    def inverse_norm_1(self) -> float:
+        """||M^-1||_1, exactly. Forms M^-1 in place of A (LAPACK dlauum: A'A, lower triangle) when
+        only A is held, then sums its lower triangle's absolute values in row blocks, so no other
+        m x m array is made."""
+        if self.inverse is None:
+            assert self.a is not None
+            self.inverse, info = lapack.dlauum(self.a, lower=1, overwrite_c=1)
+            self.a = None
+            if info != 0:
+                _singular(info)
+        lower = self.inverse
+        m = lower.shape[0]
+        columns = np.zeros(m)  # sum over i >= j of |M^-1_ij|
+        rows = np.zeros(m)  # sum over i > j ... seen from row i: the column sums above the diagonal
+        for r0 in range(0, m, 256):
+            r1 = min(m, r0 + 256)
+            blk = np.abs(lower[r0:r1, :r1])
+            blk[:, r0:r1] = np.tril(blk[:, r0:r1])
+            columns[:r1] += blk.sum(axis=0)
+            rows[r0:r1] += blk.sum(axis=1) - np.diag(blk[:, r0:r1])
+        return float(np.max(columns + rows))
 
 
 def inverse_parts(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -> InverseParts:
@@ -443,14 +459,16 @@ def reciprocal_condition(norm: float, parts: InverseParts) -> float:
     M^-1 is symmetric positive definite, so |(M^-1)_ij| <= sqrt(d_i d_j) with d its diagonal, and
     ||M^-1||_1 <= sqrt(max d) sum(sqrt d): free once the DOFS pass has d (LAPACK's estimate, dpocon,
     would cost about a fifth of the factorisation). The bound is within a factor m of the truth;
-    when it is at or below RCOND_LIMIT, M^-1 is formed and its 1-norm taken exactly.
+    when it is at or below RCOND_LIMIT, M^-1 is formed (in the factor's memory) and its 1-norm
+    taken exactly. The check comes after the DOFS pass, which it needs: an M refused here has cost
+    a whole solve, as an M refused by dpocon right after the factorisation would not have.
     """
     d = parts.diagonal
     with np.errstate(all="ignore"):  # a near-singular M may overflow here: then it is refused
         bound = 1.0 / (norm * np.sqrt(d.max()) * np.sqrt(d).sum())
         if bound > RCOND_LIMIT:
             return float(bound)
-        return float(1.0 / (norm * np.abs(parts.full_inverse()).sum(axis=0).max()))
+        return float(1.0 / (norm * parts.inverse_norm_1()))
 
 
 def _singular(info: int) -> None:

@@ -36,6 +36,8 @@ def _spatial(grid: FluxGrid, model: str):
 def test_correlation_of_columns_on_a_few_cells_equals_the_dense_product(model, box, corner):
     grid = _grid(17, 19)
     corr = _spatial(grid, model)
+    if model.startswith("separable"):  # which path runs: the exact edge extension, or the general products
+        assert corr._markov == ((True, True) if model == "separable" else (False, False))
     rng = np.random.default_rng(1)
     y0, x0 = (grid.ny - box[0], grid.nx - box[1]) if corner == "far" else corner
     iy, ix = np.mgrid[y0 : y0 + box[0], x0 : x0 + box[1]]
@@ -163,6 +165,9 @@ def test_reciprocal_condition_is_a_lower_bound_and_exact_near_the_limit(r_kind):
     np.testing.assert_allclose(parts.diagonal, np.diag(np.linalg.inv(mat)), rtol=1e-10)
     bound = reciprocal_condition(norm, parts)
     assert exact / m <= bound <= exact * (1 + 1e-12)
+    # the exact 1-norm of M^-1, from A (dtrtri path) or from M^-1 itself (dpotri path, large groups)
+    assert (parts.inverse is not None) == (r_kind == "large groups")
+    np.testing.assert_allclose(parts.inverse_norm_1(), np.abs(np.linalg.inv(mat)).sum(axis=0).max(), rtol=1e-10)
     # an M whose bound alone would refuse it (condition number about 5e12, so the bound is below
     # RCOND_LIMIT) while its exact reciprocal condition number is above: the exact value is computed
     q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(m, m)))
@@ -174,3 +179,13 @@ def test_reciprocal_condition_is_a_lower_bound_and_exact_near_the_limit(r_kind):
     d = parts.diagonal
     assert 1.0 / (norm * np.sqrt(d.max()) * np.sqrt(d).sum()) < RCOND_LIMIT < exact
     np.testing.assert_allclose(reciprocal_condition(norm, parts), exact, rtol=1e-3)
+
+
+def test_exact_inverse_norm_over_several_row_blocks():
+    m = 600  # the lower triangle is summed 256 rows at a time
+    hbh = _spd(m, 11)
+    r = np.full(m, 0.2)
+    chol, _ = cholesky(hbh, r)
+    parts = inverse_parts(chol, observation_error_entries(r))
+    expected = np.abs(np.linalg.inv(hbh + np.diag(r))).sum(axis=0).max()
+    np.testing.assert_allclose(parts.inverse_norm_1(), expected, rtol=1e-10)
