@@ -13,6 +13,7 @@ import select
 import socket
 import threading
 import tty
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol, Self
 
@@ -25,7 +26,7 @@ class LineDevice(Protocol):
     def receive(self, data: bytes) -> bytes: ...
 
 
-class Listener:
+class Listener(ABC):
     """A listening TCP socket whose clients each get their own thread running `_serve(conn)`.
 
     Subclasses say what a connection does; the listener accepts, tracks and drops connections.
@@ -80,8 +81,9 @@ class Listener:
                 pass
             conn.close()
 
+    @abstractmethod
     def _serve(self, conn: socket.socket) -> None:
-        raise NotImplementedError
+        """What one client's connection does, until it returns (the listener then closes it)."""
 
     def _chunks(self, conn: socket.socket, size: int = 4096):
         """What the client sends, chunk by chunk, until it leaves or the listener stops."""

@@ -124,6 +124,10 @@ def test_dashboard_loads_shows_every_station_and_draws_its_plots(served, tmp_pat
             assert _points_by_series(driver, "calibration", station) == {"fit RMSE": 3, "max |residual|": 3,
                                                                           "drift": 2}
         assert "beyond goal" in driver.find_element(By.ID, "consistency").text
+        # ages as the table writes them; a negative one (station times ahead of central's clock)
+        # reads "... ahead", never as a negative duration
+        ages = driver.execute_script("return [dur(30), dur(600), dur(7300), dur(-5), dur(-7300), dur(null)]")
+        assert ages == ["30 s", "10 min", "2.0 h", "5 s ahead", "2.0 h ahead", "-"]
         shot = tmp_path / "dashboard.png"
         assert driver.save_screenshot(str(shot))
     finally:
