@@ -51,6 +51,11 @@ class IngestConfig(StrictModel):
     commit_max_wait_ms: float = Field(
         default=5.0, ge=0, description="how long to wait for more messages before committing"
     )
+    decode_process: bool = Field(
+        default=True,
+        description="validate messages and build their rows in a child process, beside storage "
+        "(central/decoder.py); false: in a thread of the receiver's own process",
+    )
     retry_initial_s: float = Field(default=0.2, gt=0, description="first wait after a storage error")
     retry_max_s: float = Field(default=10.0, gt=0)
 

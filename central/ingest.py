@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import UTC, datetime
 
 import structlog
@@ -81,6 +82,34 @@ def decode(topic: str, payload: bytes, max_bytes: int) -> Inbound | None:
                           station=station)
 
 
+def decode_group(
+    messages: Sequence[tuple[str, bytes]],
+    max_bytes: int,
+    prepare: Callable[[Sequence[Inbound], datetime], Prepared],
+    received_at: datetime,
+) -> tuple[list[int], Prepared]:
+    """Validate a group of (topic, payload) messages and build the rows to write (`prepare`: the
+    store's row builder). Returns the indexes of the messages with something to store (the others
+    are ignored) and the prepared items. Pure: the decoding process runs it (central/decoder.py)."""
+    items = [decode(topic, payload, max_bytes) for topic, payload in messages]
+    present = [i for i, it in enumerate(items) if it is not None]
+    found = [it for it in items if it is not None]
+    try:
+        prepared = prepare(found, received_at)
+    except Exception:  # a row builder's bug: `write` builds the rows, and copes, message by message
+        log.exception("prepare_failed", messages=len(found))
+        prepared = Prepared(list(found), received_at)
+    return present, prepared
+
+
+class RemoteDecoder(Protocol):
+    """Where `decode_group` may run instead of the calling thread (central/decoder.py)."""
+
+    def decode(self, messages: Sequence[tuple[str, bytes]], received_at: datetime) -> tuple[list[int], Prepared] | None:
+        """The result of `decode_group`, or None when it cannot decode now (then the caller does)."""
+        ...
+
+
 def _handled(outcome: Outcome) -> Handled:
     if isinstance(outcome, BatchOutcome) and outcome.ack_seqs:
         return Handled(outcome, (topic_for(outcome.station, "ack"), encode_ack(outcome.station, outcome.ack_seqs)))
@@ -103,10 +132,12 @@ class Ingestor:
         store: CentralStore,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        decoder: RemoteDecoder | None = None,
     ) -> None:
         self.store = store
         self.max_payload_bytes = max_payload_bytes
         self.now = now
+        self.decoder = decoder
         self._transient = transient_errors()
 
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
@@ -116,17 +147,14 @@ class Ingestor:
 
     def decode_all(self, messages: Sequence[Message]) -> Decoded:
         """Validate every message and build the rows to write (no database: safe on another
-        thread than `store_decoded`). Central receives the group now."""
-        items = [decode(m.topic, m.payload, self.max_payload_bytes) for m in messages]
-        present = [i for i, it in enumerate(items) if it is not None]
-        found = [it for it in items if it is not None]
+        thread than `store_decoded`), in the decoding process when there is one that can, else
+        here. Central receives the group now."""
         received_at = self.now()
-        try:
-            prepared = self.store.prepare(found, received_at)
-        except Exception:  # a row builder's bug: `write` builds the rows, and copes, message by message
-            log.exception("prepare_failed", messages=len(found))
-            prepared = Prepared(list(found), received_at)
-        return Decoded(messages, present, prepared)
+        pairs = [(m.topic, m.payload) for m in messages]
+        result = self.decoder.decode(pairs, received_at) if self.decoder is not None else None
+        if result is None:
+            result = decode_group(pairs, self.max_payload_bytes, self.store.prepare, received_at)
+        return Decoded(messages, *result)
 
     def store_decoded(self, decoded: Decoded) -> list[Handled]:
         """Store a decoded group (`decode_all`) in one transaction; results in message order.
@@ -171,4 +199,4 @@ class Ingestor:
         return outcome
 
 
-__all__ = ["Decoded", "Handled", "Ingestor", "Message", "StatusOutcome", "decode"]
+__all__ = ["Decoded", "Handled", "Ingestor", "Message", "RemoteDecoder", "StatusOutcome", "decode", "decode_group"]

@@ -5,13 +5,14 @@ Threads and their jobs:
 - paho's network thread only moves messages into a bounded queue. The queue's size is also
   announced to the broker as the MQTT 5 Receive Maximum, so the broker never has more
   unacknowledged messages out to us than the queue holds, and the network thread never waits.
-- a decode thread takes groups of messages from that queue, validates them against the wire
-  models and builds the rows to write; a storage thread writes each group in one transaction,
-  and only then publishes each station's ack and gives the broker its PUBACK (manual acks). A
-  message that was not committed is never acknowledged, so the broker redelivers it to our
-  persistent session (clean_start False, explicit session expiry) after a crash. The two threads
-  form a pipeline (one decoded group waits at most): while SQLite inserts, commits and syncs one
-  group (the GIL is released there), the next one is decoded (`tune_for_ingest`).
+- a decode thread takes groups of messages from that queue and has them validated against the
+  wire models and their rows built, by a child process (central/decoder.py: it has a GIL of its
+  own, so it decodes while this process stores) or, while there is none, itself; a storage
+  thread writes each group in one transaction, and only then publishes each station's ack and
+  gives the broker its PUBACK (manual acks). A message that was not committed is never
+  acknowledged, so the broker redelivers it to our persistent session (clean_start False,
+  explicit session expiry) after a crash. The two threads form a pipeline (one decoded group
+  waits at most): while one group is stored, the next one is decoded.
 
 Nothing a station sends can stop the receiver: every payload is stored, found duplicate or
 dead-lettered (central/ingest.py). Storage outages are retried with backoff while messages stay
@@ -40,6 +41,7 @@ from station_agent.mqttlink import connect_properties, make_client
 from station_agent.wire import subscription_filters
 
 from .config import CentralConfig
+from .decoder import DecodeProcess
 from .ingest import Decoded, Ingestor, Message
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_store, transient_errors
 
@@ -121,6 +123,7 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self._decode_thread: threading.Thread | None = None
         self.ingestor: Ingestor | None = None
+        self.decoder: DecodeProcess | None = None  # decoding beside storage (config ingest.decode_process)
         self.aggregator = None  # the hourly aggregation thread (central/aggregator.py), own connection
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -128,7 +131,10 @@ class Receiver:
     def start(self) -> Receiver:
         if self._store is None:
             self._store = open_configured_store(self.config)
-        self.ingestor = Ingestor(self._store, self.config.ingest.max_payload_bytes, self._now)
+        if self.config.ingest.decode_process:
+            self.decoder = DecodeProcess(self._store.backend, self.config.ingest.max_payload_bytes,
+                                         self.config.logging.level, self.config.logging.format).start()
+        self.ingestor = Ingestor(self._store, self.config.ingest.max_payload_bytes, self._now, self.decoder)
         self._client = self._make_client()
         m = self.config.mqtt
         props = connect_properties(m, receive_maximum=self.config.ingest.queue_size)
@@ -154,6 +160,8 @@ class Receiver:
             self._decode_thread.join(timeout_s)
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self.decoder is not None:
+            self.decoder.stop()
         if self._client is not None:
             with self._acks_lock:
                 self._acks_idle.wait_for(lambda: not self._pending_acks or not self.connected.is_set(),

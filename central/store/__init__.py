@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from .base import (
@@ -55,6 +58,20 @@ def open_store(
     raise StoreError(f"unknown storage backend {backend!r}; known: {', '.join(BACKENDS)}")
 
 
+def row_preparer(backend: str) -> Callable[[Sequence[Inbound], datetime], Prepared]:
+    """`CentralStore.prepare` of `backend`'s stores, which needs no database: the decoding
+    process (central/decoder.py) builds the rows with it. Imports the backend, as `open_store`."""
+    from .sql import prepare_items
+
+    if backend == "sqlite":
+        from .sqlite import SqliteStore as store_type
+    elif backend == "postgresql":
+        from .postgres import PostgresStore as store_type  # type: ignore[assignment]
+    else:
+        raise StoreError(f"unknown storage backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return partial(prepare_items, t=store_type._t, times_as_text=store_type.TIMES_AS_TEXT)
+
+
 def transient_errors() -> tuple[type[Exception], ...]:
     """Storage errors after which retrying the same transaction may succeed (a locked SQLite
     file, a PostgreSQL server restarting, a deadlock between two receivers)."""
@@ -72,5 +89,5 @@ __all__ = [
     "BACKENDS", "BatchOutcome", "HourlyRow", "ManualFlag", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
     "Inbound", "Outcome", "Prepared", "StationStatus", "StationSummary", "StatusOutcome", "StoreError",
     "StoredCalibration", "StoredEvent", "StoredFit", "StoredMinute", "StoredSpecies", "StoredTarget",
-    "StoredTargetValue", "open_store", "transient_errors",
+    "StoredTargetValue", "open_store", "row_preparer", "transient_errors",
 ]

@@ -85,10 +85,13 @@ Outcome = BatchOutcome | StatusOutcome | DeadLetterOutcome
 
 @dataclass(frozen=True, slots=True)
 class MinuteRows:
-    """A minute batch with its `minute` rows built."""
+    """A minute batch ready to store: its `minute` rows (TABLES order: station, seq, time, ...)
+    and a dead letter for each record it refused. It holds no records, only what storing needs,
+    so it is cheap to pass from the decoding process (central/decoder.py)."""
 
-    batch: ParsedBatch
+    station: str
     rows: list[tuple]
+    rejected: list[DeadLetter]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,13 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 """Errors after which the same transaction may succeed when retried."""
 
 
+def utc_time(t: datetime) -> datetime:
+    """A time as this backend stores it (timestamptz): the aware datetime, in UTC."""
+    if t.tzinfo is None:
+        raise ValueError(f"naive datetime {t!r}")
+    return t.astimezone(UTC)
+
+
 class PostgresStore(SqlStore):
     backend = "postgresql"
     PARAM = "%s"
@@ -59,10 +66,7 @@ class PostgresStore(SqlStore):
         self._conn.execute("SET TIME ZONE 'UTC'")
         self._migrate(migrations(TYPES))
 
-    def _t(self, t: datetime) -> datetime:
-        if t.tzinfo is None:
-            raise ValueError(f"naive datetime {t!r}")
-        return t.astimezone(UTC)
+    _t = staticmethod(utc_time)
 
     def _from_t(self, v: Any) -> datetime:
         return v.astimezone(UTC)

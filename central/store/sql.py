@@ -154,6 +154,24 @@ def _minute_records(batch: ParsedBatch) -> list[MinuteWire | MinuteLean]:
     return batch.records  # type: ignore[return-value]
 
 
+def minute_item(batch: ParsedBatch, received: Any, t: Callable[[datetime], Any], times_as_text: bool) -> MinuteRows:
+    """A minute batch's rows and dead letters (`received`: the receive time as the store keeps it)."""
+    texts = batch.time_texts if times_as_text else None
+    rows = minute_rows(batch.station, _minute_records(batch), t, received, texts, batch.species_texts)
+    return MinuteRows(batch.station, rows, record_dead_letters(batch))
+
+
+def prepare_items(items: Sequence[Inbound], received_at: datetime, t: Callable[[datetime], Any],
+                  times_as_text: bool) -> Prepared:
+    """`CentralStore.prepare` for a backend that stores times as `t` gives them: no database
+    needed, so the decoding process (central/decoder.py) runs it too."""
+    received = t(received_at)
+    return Prepared([
+        minute_item(it, received, t, times_as_text) if isinstance(it, ParsedBatch) and it.kind == "minute" else it
+        for it in items
+    ], received_at)
+
+
 def _clean(text: str, limit: int = 2000) -> str:
     """Reason texts may quote input: no NUL, no lone surrogates, bounded length."""
     text = text.replace("\x00", "\\x00")
@@ -257,16 +275,7 @@ class SqlStore(HourlyStoreMixin, ABC):
         return self.write(self.prepare(items, received_at))
 
     def prepare(self, items: Sequence[Inbound], received_at: datetime) -> Prepared:
-        received = self._t(received_at)
-        return Prepared([
-            MinuteRows(it, self._minute_rows(it, received))
-            if isinstance(it, ParsedBatch) and it.kind == "minute" else it
-            for it in items
-        ], received_at)
-
-    def _minute_rows(self, batch: ParsedBatch, received: Any) -> list[tuple]:
-        texts = batch.time_texts if self.TIMES_AS_TEXT else None
-        return minute_rows(batch.station, _minute_records(batch), self._t, received, texts, batch.species_texts)
+        return prepare_items(items, received_at, self._t, self.TIMES_AS_TEXT)
 
     def write(self, prepared: Prepared) -> list[Outcome]:
         received_at = prepared.received_at
@@ -276,7 +285,11 @@ class SqlStore(HourlyStoreMixin, ABC):
         try:
             out: list[Outcome] = []
             for item in prepared.items:
-                if isinstance(item, ParsedBatch | MinuteRows):
+                if isinstance(item, ParsedBatch) and item.kind == "minute":  # its rows not built yet
+                    item = minute_item(item, received, self._t, self.TIMES_AS_TEXT)
+                if isinstance(item, MinuteRows):
+                    out.append(self._ingest_minutes(item, received, received_at, counters))
+                elif isinstance(item, ParsedBatch):
                     out.append(self._ingest_batch(item, received, received_at, counters))
                 elif isinstance(item, StatusMessage):
                     out.append(self._ingest_status(item, received, received_at, counters))
@@ -306,25 +319,33 @@ class SqlStore(HourlyStoreMixin, ABC):
             c = counters[station] = Counters(last_seen=at)
         return c
 
-    def _ingest_batch(self, item: ParsedBatch | MinuteRows, received: Any, at: datetime, counters) -> BatchOutcome:
-        batch = item.batch if isinstance(item, MinuteRows) else item
+    def _ingest_minutes(self, item: MinuteRows, received: Any, at: datetime, counters) -> BatchOutcome:
+        st, rows = item.station, item.rows
+        c = self._counter(counters, st, at)
+        fresh = self._insert_new("minute", rows)
+        # the hourly aggregates to redo: the new rows' hours (a row's time as the store keeps it)
+        times = [r[2] for r in rows] if len(fresh) == len(rows) else [r[2] for r in rows if r[1] in fresh]
+        if self.TIMES_AS_TEXT:
+            self._mark_dirty(st, (), times)
+        else:
+            self._mark_dirty(st, times)
+        new, duplicate = len(fresh), len(rows) - len(fresh)
+        c.minutes += new
+        c.duplicates += duplicate
+        dead = 0
+        for letter in item.rejected:
+            dead += self._ingest_dead_letter(letter, received, at, counters).stored
+        seqs = [r[1] for r in rows]
+        if seqs:
+            c.last_seq = max(c.last_seq, max(seqs))
+        seqs += [d.seq for d in item.rejected if d.seq is not None]  # settled too: refused for good
+        return BatchOutcome(st, "minute", new, duplicate, dead, seqs)
+
+    def _ingest_batch(self, batch: ParsedBatch, received: Any, at: datetime, counters) -> BatchOutcome:
         st = batch.station
         c = self._counter(counters, st, at)
         new = 0
-        if batch.kind == "minute":
-            recs = _minute_records(batch)
-            rows = item.rows if isinstance(item, MinuteRows) else self._minute_rows(batch, received)
-            fresh = self._insert_new("minute", rows)
-            texts = batch.time_texts
-            if len(fresh) == len(recs):  # the usual case: skip filtering every row
-                self._mark_dirty(st, [r.time for r in recs] if texts is None else (), texts)  # hourly aggregates to redo
-            elif texts is None:
-                self._mark_dirty(st, [r.time for r in recs if r.seq in fresh])
-            else:
-                self._mark_dirty(st, (), [x for r, x in zip(recs, texts) if r.seq in fresh])
-            c.minutes += len(fresh)
-            new += len(fresh)
-        elif batch.kind == "event":
+        if batch.kind == "event":
             recs_e = [r for r in batch.records if isinstance(r, EventWire)]
             fresh = self._insert_new("event", event_rows(st, recs_e, self._t, received))
             c.events += len(fresh)

@@ -118,12 +118,17 @@ def station_child(db: str, port: int, batch_size: int, window: int) -> None:
 
 # -- central and the measurements ----------------------------------------------------------------
 
+DECODE_PROCESS = True
+"""central's ingest.decode_process (--decode-in-thread: False)."""
+
+
 def central_config(port: int, db: Path):
     from central.config import CentralConfig
 
     return CentralConfig.model_validate({
         "mqtt": {"host": "127.0.0.1", "port": port, "client_id": f"central-{db.stem}"},
         "storage": {"backend": "sqlite", "path": str(db)},
+        "ingest": {"decode_process": DECODE_PROCESS},
     })
 
 
@@ -246,8 +251,12 @@ def main() -> None:
     ap.add_argument("--naive-records", type=int, default=3000, help="the naive baseline's sample")
     ap.add_argument("--batch-size", type=int, default=None, help="default: ForwardingConfig's")
     ap.add_argument("--window", type=int, default=None, help="default: ForwardingConfig's")
+    ap.add_argument("--decode-in-thread", action="store_true",
+                    help="central decodes in a thread of its own process (ingest.decode_process false)")
     ap.add_argument("--station-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global DECODE_PROCESS
+    DECODE_PROCESS = not args.decode_in_thread
     if args.station_child:
         db, port, batch, window = args.station_child
         station_child(db, int(port), int(batch), int(window))

@@ -1,0 +1,162 @@
+"""The decoding process (central/decoder.py): the same answer as decoding in the receiver's own
+process, and nothing lost when it dies, hangs or was never there."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import central_config  # tests/central/conftest.py
+from support.mqtt import TestStation, minute
+from support.wait import wait_until
+
+from central.decoder import DecodeProcess
+from central.ingest import decode_group
+from central.store import open_store, row_preparer
+from central.store.base import MinuteRows
+from station_agent.wire import StatusMessage, encode_batch
+
+SENT = datetime(2026, 3, 2, tzinfo=UTC)
+MAX = 65536
+
+
+def batch(seqs, station: str = "st-a") -> bytes:
+    return encode_batch(station, "minute", [minute(s) for s in seqs], SENT)
+
+
+def mixed_group() -> list[tuple[str, bytes]]:
+    """A group with something of every kind the receiver meets."""
+    good = batch(range(1, 6))
+    status = StatusMessage(schema=1, station="st-a", state="up", time=SENT, backlog=3).model_dump_json().encode()
+    return [
+        ("ghg/v1/st-a/minute", good),
+        ("ghg/v1/st-a/minute", good.replace(b'"seq":3,', b'"seq":3,"bogus":true,')),  # one record refused
+        ("ghg/v1/st-a/minute", b"{not json"),
+        ("ghg/v1/st-b/minute", good),  # forged: the payload's station is st-a
+        ("ghg/v1/st-a/minute", b" " * (MAX + 1)),  # oversize
+        ("ghg/v1/st-a/status", status),
+        ("ghg/v1/st-a/status", b""),  # a retained status cleared: ignored
+        ("ghg/v1/st-a/nonsense", b"{}"),
+    ]
+
+
+@pytest.fixture
+def decoder():
+    made: list[DecodeProcess] = []
+
+    def make(backend: str = "sqlite", **kw) -> DecodeProcess:
+        d = DecodeProcess(backend, MAX, "warning", "json", **kw).start()
+        made.append(d)
+        assert d.wait_ready(30), "the decode process did not start"
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_decode_process_gives_what_decoding_here_gives(decoder, backend):
+    d = decoder(backend)
+    group = mixed_group()
+    now = datetime.now(UTC)
+    remote = d.decode(group, now)
+    assert remote is not None and d.groups == 1 and d.pid != os.getpid()
+    local = decode_group(group, MAX, row_preparer(backend), now)
+    assert remote == local
+    present, prepared = remote
+    assert present == [0, 1, 2, 3, 4, 5, 7]  # the cleared status is ignored
+    first, second = prepared.items[0], prepared.items[1]
+    assert isinstance(first, MinuteRows) and [r[1] for r in first.rows] == [1, 2, 3, 4, 5]
+    assert isinstance(second, MinuteRows) and [r[1] for r in second.rows] == [1, 2, 4, 5]
+    assert [(x.seq, x.reason_code) for x in second.rejected] == [(3, "invalid_record")]
+    codes = [getattr(x, "reason_code", None) for x in prepared.items[2:]]
+    assert codes == ["malformed_json", "forged_station", "oversize", None, "bad_topic"]
+
+
+def test_the_child_exits_when_the_receiver_is_gone(decoder):
+    d = decoder()
+    process = d._process
+    d._conn.close()  # what the child sees when the receiver dies: the end of the pipe
+    assert process.wait(10) == 0
+
+
+def test_the_receiver_decodes_in_its_child_process(mosquitto, tmp_path: Path, start_receiver):
+    receiver = start_receiver(central_config(mosquitto, tmp_path / "c.sqlite"))
+    station = TestStation(mosquitto)
+    try:
+        for first in range(1, 200, 20):
+            station.publish("minute", batch(range(first, first + 20)))
+        station.wait_acked(range(1, 201))
+    finally:
+        station.close()
+    assert receiver.decoder is not None and receiver.decoder.pid != os.getpid()
+    wait_until(lambda: receiver.decoder.wait_ready(0), message="the decode process ready")
+    station = TestStation(mosquitto)
+    try:
+        before = receiver.decoder.groups
+        station.publish("minute", batch(range(201, 211)))
+        station.wait_acked(range(201, 211))
+    finally:
+        station.close()
+    assert receiver.decoder.groups > before  # a group after start-up went through the child
+
+
+def test_without_a_decode_process_the_receiver_decodes_itself(mosquitto, tmp_path: Path, start_receiver):
+    db = tmp_path / "c.sqlite"
+    receiver = start_receiver(central_config(mosquitto, db, ingest={"decode_process": False}))
+    assert receiver.decoder is None
+    station = TestStation(mosquitto)
+    try:
+        station.publish("minute", batch(range(1, 11)))
+        station.wait_acked(range(1, 11))
+    finally:
+        station.close()
+    store = open_store("sqlite", path=db)
+    try:
+        assert store.held_seqs("st-a") == list(range(1, 11))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+def test_a_lost_decode_process_loses_nothing_and_is_replaced(fault, mosquitto, tmp_path: Path, start_receiver):
+    """SIGKILL (dies) or SIGSTOP (hangs) the child while a station streams batches: the receiver
+    decodes those groups itself, starts a new child, and stores every record once."""
+    db = tmp_path / "c.sqlite"
+    receiver = start_receiver(central_config(mosquitto, db))
+    d = receiver.decoder
+    assert d is not None and d.wait_ready(30)
+    d.restart_interval_s, d.timeout_s = 0.2, 1.0
+    station = TestStation(mosquitto)
+    try:
+        station.publish("minute", batch(range(1, 51)))
+        station.wait_acked(range(1, 51))
+        victim = d.pid
+        os.kill(victim, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+        for first in range(51, 551, 50):
+            station.publish("minute", batch(range(first, first + 50)))
+        station.wait_acked(range(1, 551), timeout_s=30)
+        # a new child took over: later groups go through it
+        wait_until(lambda: d.pid not in (None, victim) and d.wait_ready(0), 30, message="a new decode process")
+        groups = d.groups
+        station.publish("minute", batch(range(551, 561)))
+        station.wait_acked(range(551, 561))
+        assert d.groups > groups
+    finally:
+        station.close()
+        if fault == "hung":
+            try:
+                os.kill(victim, signal.SIGKILL)  # the receiver killed it already; make sure
+            except ProcessLookupError:
+                pass
+    assert d.losses == 1
+    assert receiver.stats["records_new"] == 560 and receiver.stats["records_duplicate"] == 0
+    store = open_store("sqlite", path=db)
+    try:
+        assert store.held_seqs("st-a") == list(range(1, 561))
+    finally:
+        store.close()
