@@ -10,7 +10,7 @@ process. Three figures, measured in the same run:
 - (a) a naive baseline: one record per MQTT message, waiting for each PUBACK (paho's
   `wait_for_publish`, a client built as the station's), into the same receiver and store;
 - (b) the central store's raw bulk-insert rate for the same rows (already built tuples, the
-  store's own bulk insert, one transaction).
+  store's own bulk insert, one transaction), the fastest of three runs into fresh stores.
 
 And the CPU time central, the station and the broker used during the end-to-end run (us per
 record), with the load average: on a shared machine the rates move with the neighbours' load,
@@ -178,17 +178,25 @@ def end_to_end(broker, tmp: Path, n: int, batch_size: int, window: int) -> dict:
             [sys.executable, __file__, "--station-child", str(db), str(broker.port), str(batch_size), str(window)],
             stdout=subprocess.PIPE, text=True, cwd=REPO,
         )
+        decoder = receiver.decoder
+        if decoder is not None:  # its start-up (imports) is not replay work either
+            assert decoder.wait_ready(30), "central's decode process did not start"
         started = json.loads(child.stdout.readline())["started"]
+        decoder_pid = decoder.pid if decoder is not None else None
         central_cpu, broker_cpu = time.process_time(), process_cpu_s(broker.pid)
+        decoder_cpu = process_cpu_s(decoder_pid) if decoder_pid else 0.0
         stored = wait_stored(300)
         acked = json.loads(child.stdout.readline())
         central_cpu, broker_cpu = time.process_time() - central_cpu, process_cpu_s(broker.pid) - broker_cpu
+        decoder_cpu = process_cpu_s(decoder_pid) - decoder_cpu if decoder_pid else 0.0
         child.wait(60)
     finally:
         receiver.stop()
+    cpu = {"central": central_cpu, "central's decoder": decoder_cpu, "station": acked["cpu_s"], "broker": broker_cpu}
+    if decoder_pid is None:
+        del cpu["central's decoder"]
     return {"stored_s": stored - started, "acked_s": acked["acked_at"] - started,
-            "messages": acked["published_messages"], "resent": acked["resent"],
-            "cpu_s": {"central": central_cpu, "station": acked["cpu_s"], "broker": broker_cpu}}
+            "messages": acked["published_messages"], "resent": acked["resent"], "cpu_s": cpu}
 
 
 def naive(broker, tmp: Path, n: int) -> float:
@@ -224,8 +232,9 @@ def naive(broker, tmp: Path, n: int) -> float:
     return n / (stored - t0)
 
 
-def raw_insert(tmp: Path, n: int) -> float:
-    """The store's bulk insert of the same rows: tuples built beforehand, one transaction."""
+def raw_insert(tmp: Path, n: int, runs: int = 3) -> list[float]:
+    """The store's bulk insert of the same rows: tuples built beforehand, one transaction, into
+    a fresh store each run (records/s of each run)."""
     from central.store import open_store
     from central.store.base import minute_rows
     from station_agent.records import minute_to_dict
@@ -233,16 +242,19 @@ def raw_insert(tmp: Path, n: int) -> float:
 
     recs = [MinuteWire.model_validate_json(json.dumps({"seq": seq, **minute_to_dict(r)}))
             for seq, r in enumerate(minute_records(n), 1)]
-    store = open_store("sqlite", path=tmp / "central-raw.sqlite")
-    try:
-        rows = minute_rows(STATION, recs, store._t, store._t(datetime.now(UTC)))
-        t0 = time.monotonic()
-        store._begin()
-        store._insert("minute", rows)
-        store._commit()
-        return n / (time.monotonic() - t0)
-    finally:
-        store.close()
+    rates = []
+    for run in range(runs):
+        store = open_store("sqlite", path=tmp / f"central-raw-{run}.sqlite")
+        try:
+            rows = minute_rows(STATION, recs, store._t, store._t(datetime.now(UTC)))
+            t0 = time.monotonic()
+            store._begin()
+            store._insert("minute", rows)
+            store._commit()
+            rates.append(n / (time.monotonic() - t0))
+        finally:
+            store.close()
+    return rates
 
 
 def main() -> None:
@@ -283,7 +295,8 @@ def main() -> None:
             naive_rate = naive(broker, tmp, args.naive_records)
         finally:
             broker.stop()
-        raw_rate = raw_insert(tmp, n)
+        raw_rates = raw_insert(tmp, n)
+    raw_rate = max(raw_rates)  # the fastest run: the hardest yardstick
     stored_rate = n / e2e["stored_s"]
     acked_rate = n / e2e["acked_s"]
     print(f"records: {n} minute records (30 days), batch_size {batch_size}, window {window} records, "
@@ -294,7 +307,8 @@ def main() -> None:
     print(f"(a) naive, 1 record/message + PUBACK:  {naive_rate:10,.0f} records/s  "
           f"({args.naive_records} records)  ratio {acked_rate / naive_rate:.1f}x  target >= 40x")
     print(f"(b) raw bulk insert into the store:    {raw_rate:10,.0f} records/s  "
-          f"ratio {100 * acked_rate / raw_rate:.0f} %  target >= 25 %")
+          f"ratio {100 * acked_rate / raw_rate:.0f} %  target >= 25 %  (fastest of "
+          + ", ".join(f"{r:,.0f}" for r in raw_rates) + ")")
     cpu = e2e["cpu_s"]
     print("CPU during end to end, us per record: "
           + ", ".join(f"{k} {1e6 * v / n:.1f}" for k, v in cpu.items())
