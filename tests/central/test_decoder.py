@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,3 +161,71 @@ def test_a_lost_decode_process_loses_nothing_and_is_replaced(fault, mosquitto, t
         assert store.held_seqs("st-a") == list(range(1, 561))
     finally:
         store.close()
+
+
+def _decoder_children(pid: int) -> list[int]:
+    """Pids of `python -m central.decoder` processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"central.decoder" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"  # exited, waiting for its (dead) parent's reaper
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_the_daemon_leaves_no_decode_process_behind(stop, mosquitto, tmp_path: Path):
+    """`central-receiver run` as systemd runs it: its decode child ends with it, whether the
+    receiver is stopped (SIGTERM: it drains, then ends the child) or killed (the child reads the
+    end of the socket pair)."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "central.toml"
+    config.write_text(
+        f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\nclient_id = "central-daemon"\n'
+        f'[storage]\nbackend = "sqlite"\npath = "{tmp_path / "c.sqlite"}"\n'
+        '[aggregate]\nenabled = false\n[logging]\nlevel = "warning"\n'
+    )
+    daemon = subprocess.Popen([Path(sys.executable).parent / "central-receiver", "run", "--config", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        (child,) = wait_until(lambda: _decoder_children(daemon.pid), 30, message="the decode child")
+        station = TestStation(mosquitto)
+        try:  # the daemon works, through its child (sent again until it has subscribed)
+            def acked() -> bool:
+                station.publish("minute", batch(range(1, 11)))
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline and daemon.poll() is None:
+                    if set(range(1, 11)) <= station.acked:
+                        return True
+                    time.sleep(0.01)
+                assert daemon.poll() is None, daemon.stderr.read().decode()[-2000:]
+                return False
+
+            wait_until(acked, 30, message="the daemon's acks")
+        finally:
+            station.close()
+        daemon.send_signal(getattr(signal, stop))
+        code = daemon.wait(30)
+        assert code == (0 if stop == "SIGTERM" else -signal.SIGKILL), daemon.stderr.read().decode()[-2000:]
+        wait_until(lambda: _gone(child), 10, message="the decode child to exit")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        daemon.stderr.close()
