@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from support.wait import wait_until
 
 from central.decoder import DecodeProcess
 from central.ingest import decode_group
-from central.store import open_store, row_preparer
+from central.store import open_store
 from central.store.base import MinuteRows
 from station_agent.wire import StatusMessage, encode_batch
 
@@ -59,14 +60,14 @@ def decoder():
         d.stop()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_decode_process_gives_what_decoding_here_gives(decoder, backend):
-    d = decoder(backend)
+def test_the_decode_process_gives_what_the_store_prepares(decoder, store):
+    """On each backend: the child's rows are those the store itself prepares (`store.prepare`)."""
+    d = decoder(store.backend)
     group = mixed_group()
     now = datetime.now(UTC)
     remote = d.decode(group, now)
     assert remote is not None and d.groups == 1 and d.pid != os.getpid()
-    local = decode_group(group, MAX, row_preparer(backend), now)
+    local = decode_group(group, MAX, store.prepare, now)
     assert remote == local
     present, prepared = remote
     assert present == [0, 1, 2, 3, 4, 5, 7]  # the cleared status is ignored
@@ -76,6 +77,76 @@ def test_the_decode_process_gives_what_decoding_here_gives(decoder, backend):
     assert [(x.seq, x.reason_code) for x in second.rejected] == [(3, "invalid_record")]
     codes = [getattr(x, "reason_code", None) for x in prepared.items[2:]]
     assert codes == ["malformed_json", "forged_station", "oversize", None, "bad_topic"]
+    # and storing what the child prepared gives what storing the messages gives
+    outcomes = store.write(prepared)
+    assert [(o.new, o.duplicate, o.dead_lettered, o.ack_seqs) for o in outcomes[:2]] == [
+        (5, 0, 0, [1, 2, 3, 4, 5]), (0, 4, 1, [1, 2, 4, 5, 3])]
+    assert store.held_seqs("st-a") == [1, 2, 3, 4, 5]
+
+
+def test_the_child_ignores_the_stop_signals_of_its_process_group(decoder):
+    """A Ctrl-C or a stop signal sent to the whole group must not take the child away while the
+    receiver drains its queue: the receiver tells it when to stop."""
+    d = decoder()
+    os.kill(d.pid, signal.SIGTERM)
+    os.kill(d.pid, signal.SIGINT)
+    assert d.decode([("ghg/v1/st-a/minute", batch([1]))], datetime.now(UTC)) is not None
+    assert (d.groups, d.losses) == (1, 0)
+
+
+def test_a_child_of_another_version_is_not_used(decoder):
+    d = DecodeProcess("sqlite", MAX, "warning", "json")
+    d.version = "0.0.0-the-receiver-before-an-upgrade"
+    try:
+        d.start()
+        assert not d.wait_ready(30)
+        assert d.losses == 1 and d.pid is None
+        assert d.decode([("ghg/v1/st-a/minute", batch([1]))], datetime.now(UTC)) is None  # decode here
+    finally:
+        d.stop()
+
+
+def test_a_child_that_is_not_ready_in_time_is_given_up():
+    d = DecodeProcess("sqlite", MAX, "warning", "json", timeout_s=1.0).start()
+    try:
+        os.kill(d.pid, signal.SIGSTOP)  # before it could say it is ready
+        wait_until(lambda: not d.wait_ready(0) and d.losses == 1, 10, message="the child given up")
+        assert d.pid is None
+    finally:
+        d.stop()
+
+
+def test_a_child_that_cannot_start_is_restarted_ever_more_slowly():
+    """A broken install (here: a backend the child does not know) costs a log line per restart,
+    at 0.5, 1, 2 ... s apart, not a loop."""
+    d = DecodeProcess("no-such-backend", MAX, "critical", "json", restart_interval_s=0.5,
+                      max_restart_interval_s=2.0)
+    try:
+        for losses, delay in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 2.0)):
+            d.start()
+            assert not d.wait_ready(30)  # the child dies at start: the end of its socket
+            assert (d.losses, d.restart_delay_s) == (losses, delay)
+            assert d.decode([("ghg/v1/st-a/minute", batch([1]))], datetime.now(UTC)) is None
+            assert d.pid is None  # not restarted before the delay
+    finally:
+        d.stop()
+
+
+def test_stop_while_a_hung_child_holds_a_group_kills_it(decoder):
+    d = decoder(timeout_s=60.0)
+    victim = d.pid
+    os.kill(victim, signal.SIGSTOP)
+    answer: list = []
+    caller = threading.Thread(target=lambda: answer.append(d.decode([("ghg/v1/st-a/minute", batch([1]))],
+                                                                    datetime.now(UTC))))
+    caller.start()
+    wait_until(lambda: d._lock.locked(), message="the call in progress")
+    started = time.monotonic()
+    d.stop(timeout_s=0.5)
+    caller.join(10)
+    assert not caller.is_alive() and answer == [None]  # given back to decode in the receiver
+    assert time.monotonic() - started < 10  # not the 60 s of the group's time limit
+    assert d.pid is None and _gone(victim)
 
 
 def test_the_child_exits_when_the_receiver_is_gone(decoder):
@@ -126,7 +197,8 @@ def test_without_a_decode_process_the_receiver_decodes_itself(mosquitto, tmp_pat
 @pytest.mark.parametrize("fault", ["killed", "hung"])
 def test_a_lost_decode_process_loses_nothing_and_is_replaced(fault, mosquitto, tmp_path: Path, start_receiver):
     """SIGKILL (dies) or SIGSTOP (hangs) the child while a station streams batches: the receiver
-    decodes those groups itself, starts a new child, and stores every record once."""
+    decodes those groups itself, starts a new child after the restart delay, and stores every
+    record once."""
     db = tmp_path / "c.sqlite"
     receiver = start_receiver(central_config(mosquitto, db))
     d = receiver.decoder
@@ -141,12 +213,18 @@ def test_a_lost_decode_process_loses_nothing_and_is_replaced(fault, mosquitto, t
         for first in range(51, 551, 50):
             station.publish("minute", batch(range(first, first + 50)))
         station.wait_acked(range(1, 551), timeout_s=30)
-        # a new child took over: later groups go through it
-        wait_until(lambda: d.pid not in (None, victim) and d.wait_ready(0), 30, message="a new decode process")
-        groups = d.groups
-        station.publish("minute", batch(range(551, 561)))
-        station.wait_acked(range(551, 561))
-        assert d.groups > groups
+        assert d.losses == 1
+        # a new child is started at a group after the restart delay, and decodes later groups
+        groups, last = d.groups, 550
+
+        def taken_over() -> bool:
+            nonlocal last
+            station.publish("minute", batch(range(last + 1, last + 11)))
+            station.wait_acked(range(last + 1, last + 11))
+            last += 10
+            return d.pid not in (None, victim) and d.groups > groups
+
+        wait_until(taken_over, 30, interval_s=0.1, message="a new decode process")
     finally:
         station.close()
         if fault == "hung":
@@ -155,10 +233,12 @@ def test_a_lost_decode_process_loses_nothing_and_is_replaced(fault, mosquitto, t
             except ProcessLookupError:
                 pass
     assert d.losses == 1
-    assert receiver.stats["records_new"] == 560 and receiver.stats["records_duplicate"] == 0
+    # counted after the ack is published: the station may see the ack first
+    wait_until(lambda: receiver.stats["records_new"] == last, message="the records counted")
+    assert receiver.stats["records_duplicate"] == 0
     store = open_store("sqlite", path=db)
     try:
-        assert store.held_seqs("st-a") == list(range(1, 561))
+        assert store.held_seqs("st-a") == list(range(1, last + 1))
     finally:
         store.close()
 
