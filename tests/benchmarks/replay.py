@@ -307,7 +307,7 @@ def main() -> None:
     print(f"(a) naive, 1 record/message + PUBACK:  {naive_rate:10,.0f} records/s  "
           f"({args.naive_records} records)  ratio {acked_rate / naive_rate:.1f}x  target >= 40x")
     print(f"(b) raw bulk insert into the store:    {raw_rate:10,.0f} records/s  "
-          f"ratio {100 * acked_rate / raw_rate:.0f} %  target >= 25 %  (fastest of "
+          f"ratio {100 * acked_rate / raw_rate:.1f} %  target >= 25 %  (fastest of "
           + ", ".join(f"{r:,.0f}" for r in raw_rates) + ")")
     cpu = e2e["cpu_s"]
     print("CPU during end to end, us per record: "
