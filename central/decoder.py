@@ -36,7 +36,6 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
-from typing import Any
 
 import structlog
 from station_agent import __version__
@@ -81,7 +80,7 @@ class DecodeProcess:
         self.losses = 0
         """Children lost (died, hung or unreadable) so far."""
         self._lock = threading.Lock()
-        self._process: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._ready = False
         self._started_at = float("-inf")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 from station_agent.wire import (

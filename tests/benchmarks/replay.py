@@ -17,7 +17,7 @@ record), with the load average: on a shared machine the rates move with the neig
 the CPU per record much less. The benchmark watches without polling where it can: central's
 ingest threads are bound by one GIL, and a poll every 2 ms cost them 3-4 %.
 
-    .venv/bin/python tests/benchmarks/replay.py [--records 43200] [--naive-records 3000]
+    .venv/bin/python tests/benchmarks/replay.py [--records 43200] [--naive-records 3000] [--decode-in-thread]
 """
 
 from __future__ import annotations
@@ -118,17 +118,13 @@ def station_child(db: str, port: int, batch_size: int, window: int) -> None:
 
 # -- central and the measurements ----------------------------------------------------------------
 
-DECODE_PROCESS = True
-"""central's ingest.decode_process (--decode-in-thread: False)."""
-
-
-def central_config(port: int, db: Path):
+def central_config(port: int, db: Path, decode_process: bool):
     from central.config import CentralConfig
 
     return CentralConfig.model_validate({
         "mqtt": {"host": "127.0.0.1", "port": port, "client_id": f"central-{db.stem}"},
         "storage": {"backend": "sqlite", "path": str(db)},
-        "ingest": {"decode_process": DECODE_PROCESS},
+        "ingest": {"decode_process": decode_process},
     })
 
 
@@ -165,12 +161,12 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def end_to_end(broker, tmp: Path, n: int, batch_size: int, window: int) -> dict:
+def end_to_end(broker, tmp: Path, n: int, batch_size: int, window: int, decode_process: bool) -> dict:
     from central.receiver import Receiver
 
     db = tmp / "station.sqlite"
     fill_station(db, n)
-    receiver = Receiver(central_config(broker.port, tmp / "central-e2e.sqlite")).start()
+    receiver = Receiver(central_config(broker.port, tmp / "central-e2e.sqlite", decode_process)).start()
     wait_stored = watch_stored(receiver, n)
     try:
         assert receiver.subscribed.wait(10)
@@ -199,7 +195,7 @@ def end_to_end(broker, tmp: Path, n: int, batch_size: int, window: int) -> dict:
             "messages": acked["published_messages"], "resent": acked["resent"], "cpu_s": cpu}
 
 
-def naive(broker, tmp: Path, n: int) -> float:
+def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
     """One record per message, publish and wait for its PUBACK, until central has stored them."""
     from central.receiver import Receiver
     from station_agent.mqttlink import MqttConfig, make_client
@@ -212,7 +208,7 @@ def naive(broker, tmp: Path, n: int) -> float:
         body = {"schema": 1, "station": STATION, "kind": "minute", "sent": iso_utc(T0),
                 "records": [{"seq": seq, **minute_to_dict(rec)}]}
         payloads.append(json.dumps(body, separators=(",", ":")).encode())
-    receiver = Receiver(central_config(broker.port, tmp / "central-naive.sqlite")).start()
+    receiver = Receiver(central_config(broker.port, tmp / "central-naive.sqlite", decode_process)).start()
     wait_stored = watch_stored(receiver, n)
     # the project's client builder, as the Forwarder's: MQTT v5, the same socket options
     client = make_client(MqttConfig(host=broker.host, port=broker.port), "naive-station")
@@ -267,8 +263,6 @@ def main() -> None:
                     help="central decodes in a thread of its own process (ingest.decode_process false)")
     ap.add_argument("--station-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    global DECODE_PROCESS
-    DECODE_PROCESS = not args.decode_in_thread
     if args.station_child:
         db, port, batch, window = args.station_child
         station_child(db, int(port), int(batch), int(window))
@@ -291,8 +285,9 @@ def main() -> None:
         tmp = Path(d)
         broker = MosquittoBroker(tmp / "mosquitto").start()
         try:
-            e2e = end_to_end(broker, tmp, n, batch_size, window)
-            naive_rate = naive(broker, tmp, args.naive_records)
+            decode_process = not args.decode_in_thread
+            e2e = end_to_end(broker, tmp, n, batch_size, window, decode_process)
+            naive_rate = naive(broker, tmp, args.naive_records, decode_process)
         finally:
             broker.stop()
         raw_rates = raw_insert(tmp, n)
