@@ -20,7 +20,11 @@ def day(tmp_path_factory):
     hil = Hil(tmp_path_factory.mktemp("hil"))
     try:
         hil.start_agent()
-        hil.run_until(hil.sim_now().replace(year=2026, month=3, day=2, hour=0, minute=10))
+        # Past 00:40 on the second day, so that the midnight calibration (about 40 simulated
+        # minutes) has ended whatever the start: the agent's clock may start a few simulated
+        # minutes either side of midnight (its start-up against the shared anchor, 1 s = 24 min),
+        # and a run cut at 00:10 then held 4 finished calibrations or 5.
+        hil.run_until(hil.sim_now().replace(year=2026, month=3, day=2, hour=0, minute=50))
         analyzer = hil.control({"cmd": "stats", "device": "picarro-1"})["stats"]["picarro-1"]
         assert hil.stop_agent() == 0
         import sqlite3
