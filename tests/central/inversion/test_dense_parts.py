@@ -10,8 +10,9 @@ from central.inversion import blas
 from central.inversion.covariance import SeparableExponential, _is_markov, exponential_correlation, spatial_correlation
 from central.inversion.grid import FluxGrid, daily_steps
 from central.inversion.covariance import observation_error
-from central.inversion.solver import (InversionProblemError, RCOND_LIMIT, cholesky, factorize, inverse_parts,
-                                     observation_error_entries, reciprocal_condition, spatial_gram, trace_minv_r)
+from central.inversion.solver import (InversionProblemError, RCOND_LIMIT, RUN_ROWS, _block_runs, cholesky, factorize,
+                                     inverse_parts, observation_error_entries, reciprocal_condition, spatial_gram,
+                                     trace_minv_r)
 
 
 def _grid(ny: int, nx: int) -> FluxGrid:
@@ -74,6 +75,31 @@ def test_spatial_gram_equals_g_c_g_transpose(block):
     np.testing.assert_allclose(k, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
     assert np.array_equal(k, k.T)
     assert np.array_equal(np.sort(order), np.arange(g.shape[0]))
+
+
+@pytest.mark.parametrize("n_rows", [1, 8, 13, 64])
+def test_block_runs_hold_every_entry_of_their_rows(n_rows):
+    # the tiles of the Gram matrix are products over each run's range of cells: every entry of a
+    # run's rows must lie inside it, and an empty run must span no cells
+    rng = np.random.default_rng(n_rows)
+    rows = rng.permutation(n_rows)  # the block's rows, in the order given
+    g = sp.random(n_rows, 400, density=0.1, random_state=n_rows, format="lil")
+    g[rows[n_rows // 2], :] = 0.0  # an empty row
+    if n_rows >= 16:
+        g[rows[8:16], :] = 0.0  # an empty run
+    g = g.tocsr()
+    g.data = rng.uniform(0.1, 1.0, g.nnz)
+    block = _block_runs(g, rows)
+    assert np.array_equal(np.sort(block.cells), np.unique(g[rows].indices))
+    np.testing.assert_array_equal(block.dense, g[rows].toarray()[:, block.cells])
+    rebuilt = np.zeros_like(block.dense)
+    for r0, r1, c0, c1, run in block.runs:
+        assert run.shape == (r1 - r0, c1 - c0) and run.flags.c_contiguous
+        rebuilt[r0:r1, c0:c1] = run
+    np.testing.assert_array_equal(rebuilt, block.dense)
+    assert [(r0, r1) for r0, r1, *_ in block.runs] == [(r, min(n_rows, r + RUN_ROWS)) for r in range(0, n_rows, RUN_ROWS)]
+    if n_rows >= 16:
+        assert block.runs[1][2:4] == (0, 0)
 
 
 def _spd(m: int, seed: int) -> np.ndarray:
