@@ -35,7 +35,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.linalg import lapack
 
 from .aggregates import Aggregation
-from .blas import run_parallel
+from .blas import parallel_blas, run_parallel, single_threaded_blas
 from .covariance import PriorCovariance
 from .footprints import ObsOperator
 
@@ -379,7 +379,8 @@ def cholesky(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, f
     else:
         mat += r
     norm = lapack.dlange("1", mat.T)
-    chol, info = lapack.dpotrf(mat.T, lower=1, clean=1, overwrite_a=1)
+    with parallel_blas():
+        chol, info = lapack.dpotrf(mat.T, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise InversionProblemError(
             "H B H' + R is not positive definite or numerically singular (leading minor %d): check"
@@ -447,7 +448,8 @@ class InverseParts:
         m x m array is made."""
         if self.inverse is None:
             assert self.a is not None
-            self.inverse, info = lapack.dlauum(self.a, lower=1, overwrite_c=1)
+            with parallel_blas():
+                self.inverse, info = lapack.dlauum(self.a, lower=1, overwrite_c=1)
             self.a = None
             if info != 0:
                 _singular(info)
@@ -483,13 +485,15 @@ def inverse_parts(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -
                                          directed=False)
         sizes = np.bincount(labels)
         if np.sum(sizes.astype(float) ** 2) > m * m / 6:  # Gram matrices cost more than half of dpotri
-            inv, info = lapack.dpotri(chol, lower=1, overwrite_c=int(overwrite))
+            with parallel_blas():
+                inv, info = lapack.dpotri(chol, lower=1, overwrite_c=int(overwrite))
             if info != 0:
                 _singular(info)
             # the lower triangle holds M^-1: (i, j) with i >= j
             trace = float(r.data @ inv[np.maximum(r.row, r.col), np.minimum(r.row, r.col)])
             return InverseParts(trace, np.diag(inv).copy(), inverse=inv)
-    a, info = lapack.dtrtri(chol, lower=1, overwrite_c=int(overwrite))
+    with parallel_blas():
+        a, info = lapack.dtrtri(chol, lower=1, overwrite_c=int(overwrite))
     if info != 0:
         _singular(info)
     diagonal = np.einsum("ki,ki->i", a, a)
@@ -551,7 +555,15 @@ def _stats(values: np.ndarray, scale: np.ndarray) -> dict:
 
 
 def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
-    """The posterior mean, aggregate uncertainties and diagnostics of `problem`."""
+    """The posterior mean, aggregate uncertainties and diagnostics of `problem`.
+
+    BLAS runs single-threaded but in the factorisation and the triangular inverse (`parallel_blas`;
+    why in blas.py)."""
+    with single_threaded_blas():
+        return _solve(problem, progress)
+
+
+def _solve(problem: Problem, progress: Progress | None) -> Posterior:
     r_nat = _check(problem)
     cov, h = problem.covariance, problem.h
     m = problem.y.size

@@ -165,6 +165,16 @@ def test_single_threaded_blas_restores_the_thread_counts():
         assert inside == [1] * len(before)
 
 
+def test_parallel_blas_gives_back_the_first_seen_thread_counts_inside_single_threaded_blas():
+    first_seen = [default for _, _, default in blas._libraries()]
+    with blas.single_threaded_blas():
+        with blas.parallel_blas():
+            inside = [get() for _, get in blas._openblas()]
+        after = [get() for _, get in blas._openblas()]
+    assert inside == first_seen
+    assert after == [1] * len(first_seen)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (7, 9), (64, 64), (300, 301)])
 def test_observation_error_entries_are_exactly_the_nonzero_entries(shape):
     rng = np.random.default_rng(shape[0])

@@ -155,3 +155,16 @@ def test_diagnostics_are_reported():
     assert d["n_obs"] == 40 and d["n_state"] == problem.prior.size
     assert set(d["innovation_by_station"]) == {"S0", "S1", "S2"}
     assert d["residual"]["rms_ppm"] < d["innovation"]["rms_ppm"]
+
+
+def test_solve_leaves_blas_thread_counts_as_they_were():
+    # solve runs single-threaded BLAS but in its large LAPACK calls; an error must restore it too
+    from central.inversion import blas
+
+    _, problem = random_problem(1, "separable", 1)
+    before = [get() for _, get in blas._openblas()]
+    solve(problem)
+    assert [get() for _, get in blas._openblas()] == before
+    with pytest.raises(InversionProblemError):
+        solve(replace(problem, y=np.full(problem.y.size, np.nan)))
+    assert [get() for _, get in blas._openblas()] == before
