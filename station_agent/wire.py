@@ -486,7 +486,8 @@ def _lean_time(text: str) -> datetime:
 
 def _parse_minutes_lean(station: str, payload: bytes) -> ParsedBatch | None:
     """A minute batch through the lean decoder; None when the pydantic path must decide."""
-    if not isinstance(payload, bytes) or b"\\u0000" in payload:
+    # a payload without any backslash holds no escape: one memchr instead of a substring search
+    if not isinstance(payload, bytes) or (b"\\" in payload and b"\\u0000" in payload):
         return None
     try:
         batch = _LEAN_MINUTE_DECODER.decode(payload)
