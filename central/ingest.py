@@ -49,14 +49,22 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Handled:
-    """What became of one message. `ack` is (topic, payload) to publish, or None."""
+    """What became of one message."""
 
     outcome: Outcome | None
-    ack: tuple[str, bytes] | None = None
 
     @property
     def ignored(self) -> bool:
         return self.outcome is None
+
+    @property
+    def ack(self) -> tuple[str, bytes] | None:
+        """This message's own ack, (topic, payload), or None. (The receiver acknowledges a whole
+        stored group at once, one ack per station.)"""
+        o = self.outcome
+        if isinstance(o, BatchOutcome) and o.ack_seqs:
+            return topic_for(o.station, "ack"), encode_ack(o.station, o.ack_seqs)
+        return None
 
 
 def decode(topic: str, payload: bytes, max_bytes: int) -> Inbound | None:
@@ -108,12 +116,6 @@ class RemoteDecoder(Protocol):
     def decode(self, messages: Sequence[tuple[str, bytes]], received_at: datetime) -> tuple[list[int], Prepared] | None:
         """The result of `decode_group`, or None when it cannot decode now (then the caller does)."""
         ...
-
-
-def _handled(outcome: Outcome) -> Handled:
-    if isinstance(outcome, BatchOutcome) and outcome.ack_seqs:
-        return Handled(outcome, (topic_for(outcome.station, "ack"), encode_ack(outcome.station, outcome.ack_seqs)))
-    return Handled(outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +178,14 @@ class Ingestor:
             log.exception("group_store_failed", messages=len(present))
             for i, it in zip(present, prepared.items):
                 try:
-                    results[i] = _handled(self.store.write(Prepared([it], prepared.received_at))[0])
+                    results[i] = Handled(self.store.write(Prepared([it], prepared.received_at))[0])
                 except self._transient:
                     raise
                 except Exception:
                     results[i] = Handled(self._store_failed(messages[i]))
             return results
         for i, outcome in zip(present, outcomes):
-            results[i] = _handled(outcome)
+            results[i] = Handled(outcome)
         return results
 
     def _store_failed(self, msg: Message) -> DeadLetterOutcome:
