@@ -246,6 +246,7 @@ class Receiver:
             return
         if mid == self._sub_mid:
             self.subscribed.set()
+            log.info("subscribed", filters=sorted(subscription_filters(self.config.ingest.shared_group).values()))
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():

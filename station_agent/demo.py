@@ -211,13 +211,27 @@ class Network:
     def write_central_config(self) -> Path:
         assert self.broker is not None
         path = self.run_dir / "central.toml"
+        settings = {table: dict(values) for table, values in self.central_settings.items()}
+        settings.setdefault("logging", {}).setdefault("format", "json")  # start_central reads its log
         path.write_text(central_toml((CONFIGS / "central.example.toml").read_text(), self.central_db,
-                                     self.broker.port, self.central_settings))
+                                     self.broker.port, settings))
         return path
 
-    def start_central(self) -> None:
+    def start_central(self, timeout_s: float = 60.0) -> None:
+        """Start the receiver and return once it is subscribed: a station's record published
+        before central has a session at the broker has no subscriber to go to, and comes back
+        only when the station's ack timeout sends it again (a minute later)."""
         path = self.write_central_config()
+        log = self.run_dir / "central-receiver.log"
+        seen = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
         self._spawn("central-receiver", [*_python_module("central.cli"), "run", "--config", str(path)])
+
+        def subscribed() -> bool:
+            with log.open("rb") as f:
+                f.seek(seen)
+                return b'"event": "subscribed"' in f.read()
+
+        self.wait(subscribed, timeout_s, "central-receiver to subscribe")
 
     def start_agent(self) -> None:
         path = self.write_station_config()
