@@ -12,6 +12,7 @@ The contract every backend meets (the same test suite runs on both):
 from __future__ import annotations
 
 import json
+import marshal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,6 +93,20 @@ class MinuteRows:
     station: str
     rows: list[tuple]
     rejected: list[DeadLetter]
+
+    def __reduce__(self):
+        # The rows cross from the decoding process as marshal data: it writes rows of texts,
+        # numbers and None about three times faster than pickle (0.22 instead of 0.60 us a row)
+        # and, like pickle, writes a text repeated as the same object once. A row with a datetime
+        # (the PostgreSQL backend's) is not marshallable: those go as pickle has them.
+        try:
+            return _minute_rows_from_marshal, (self.station, marshal.dumps(self.rows, 4), self.rejected)
+        except ValueError:
+            return MinuteRows, (self.station, self.rows, self.rejected)
+
+
+def _minute_rows_from_marshal(station: str, rows: bytes, rejected: list[DeadLetter]) -> MinuteRows:
+    return MinuteRows(station, marshal.loads(rows), rejected)
 
 
 @dataclass(frozen=True, slots=True)

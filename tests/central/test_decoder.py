@@ -60,6 +60,19 @@ def decoder():
         d.stop()
 
 
+
+def test_minute_rows_cross_as_marshal_data_or_as_pickle_holds_them():
+    import marshal
+    import pickle
+
+    texts = MinuteRows("st-a", [("st-a", 1, "2026-03-02T00:00:00.000Z", "picarro-1", "inlet:top", 1.25, "U", "[]",
+                                 60, None, "{}", "2026-03-02T00:01:00.000Z", '{"co2":{"mean":420.5}}')], [])
+    blob = pickle.dumps(texts, protocol=5)
+    assert marshal.dumps(texts.rows, 4) in blob  # the rows went as marshal data
+    assert pickle.loads(blob) == texts
+    times = MinuteRows("st-a", [("st-a", 1, SENT, "picarro-1")], [])  # the PostgreSQL backend's rows
+    assert pickle.loads(pickle.dumps(times, protocol=5)) == times
+
 def test_the_decode_process_gives_what_the_store_prepares(decoder, store):
     """On each backend: the child's rows are those the store itself prepares (`store.prepare`)."""
     d = decoder(store.backend)
