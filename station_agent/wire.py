@@ -418,11 +418,8 @@ _LEAN_TIME_RE = re.compile(  # fields in range: fromisoformat reads +00:60 as +0
     r"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _fromisoformat = datetime.fromisoformat
-_CANONICAL_TIMES_RE = re.compile(  # iso_utc's form (what stations send), each followed by a newline
-    r"(?:[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    r"\.[0-9]{3}Z\n)*"
-)
-_CANONICAL_LEN = len("2026-01-01T00:00:00.000Z")
+_CANONICAL_SHAPE = "0000-00-00T00:00:00.000Z\n"  # iso_utc's form (what stations send), digits as 0
+_DIGITS_TO_ZERO = str.maketrans("0123456789", "0" * 10)
 _MIN_TIME_TEXT = iso_utc(MIN_TIME)
 _MAX_TIME_TEXT = iso_utc(MAX_TIME)
 
@@ -504,7 +501,7 @@ def _parse_minutes_lean(station: str, payload: bytes) -> ParsedBatch | None:
         sent = _lean_time(batch.sent)
         if _canonical_times(texts):
             for r, text in zip(records, texts):
-                r.time = _fromisoformat(text)  # refuses a day the month does not have
+                r.time = _fromisoformat(text)  # refuses fields out of range (month 13, 30 February, 24:00)
         else:
             texts = None  # the store formats the times itself
             for r in records:
@@ -535,13 +532,15 @@ def _lean_species(records: list[_MinuteLeanWire]) -> list[str] | None:
 
 
 def _canonical_times(texts: list[str]) -> bool:
-    """Whether every text is a time in iso_utc's form (`2026-11-22T02:53:12.345Z`) between
-    MIN_TIME and MAX_TIME, up to the day of the month (`_fromisoformat` checks that). One
-    match over the batch rather than one per record: this runs for every minute central stores."""
+    """Whether every text has iso_utc's form (`2026-11-22T02:53:12.345Z`: ASCII digits where it
+    has them) and lies between MIN_TIME and MAX_TIME. The fields' ranges (month, day of the
+    month, hour, minute, second) are `_fromisoformat`'s to check, which the caller runs on each.
+    One translation and one comparison over the batch, in C: this runs for every minute central
+    stores (a regular expression doing the same took 1,400 instructions a record)."""
     joined = "\n".join(texts) + "\n"
-    # the length also rules out a text holding a newline of its own: each is then exactly one match
-    return (len(joined) == (_CANONICAL_LEN + 1) * len(texts)
-            and _CANONICAL_TIMES_RE.fullmatch(joined) is not None
+    # the length also rules out a text holding a newline of its own: each is then one shape
+    return (len(joined) == len(_CANONICAL_SHAPE) * len(texts)
+            and joined.translate(_DIGITS_TO_ZERO) == _CANONICAL_SHAPE * len(texts)
             and _MIN_TIME_TEXT <= min(texts) and max(texts) <= _MAX_TIME_TEXT)
 
 
