@@ -178,10 +178,10 @@ class _Block:
     """A block of footprint rows held densely over the cells it touches, in an order where each run
     of RUN_ROWS consecutive rows touches one contiguous range of them. Each run's rows over its
     range are a contiguous array of their own: the tile products of benchmark (a) took 0.40-0.43 s
-    on one core so, 0.49-0.67 s on views into `dense`."""
+    on one core so, 0.49-0.67 s on views into one array of the block."""
 
     cells: np.ndarray  # (c,) grid cells
-    dense: np.ndarray  # (rows, c)
+    columns: np.ndarray  # (c, rows): the block's rows over its cells, transposed (C_space's input)
     runs: list[tuple[int, int, int, int, np.ndarray]]  # (first row, end row, first cell, end cell, rows there)
 
 
@@ -191,31 +191,38 @@ def _block_runs(g, rows: np.ndarray) -> _Block:
     The rows are in seriation order (`_row_blocks`), so a cell's rows form about one stretch, and
     sorting by the stretch's middle puts the cells of every run of rows close together: the range
     a run spans holds 1.07 times the cells it touches on benchmark (a). Cells in a run's range that
-    it does not touch are zeros of the product, so the result is exact whatever the order.
+    it does not touch are zeros of the product, so the result is exact whatever the order. The
+    arrays are filled from g's entries by flat indices (the runs from their rows' entries, which
+    are contiguous in CSR): 47 blocks in 0.04 s on one core, against 0.08-0.12 s through a dense
+    block.
     """
     sub = g[rows]
     n, s = rows.size, g.shape[1]
-    row_of_entry = np.repeat(np.arange(n), np.diff(sub.indptr))
+    indptr, indices, data = sub.indptr, sub.indices, sub.data
+    row_of_entry = np.repeat(np.arange(n), np.diff(indptr))
     # a cell's first and last row: of repeated indices the last assignment is kept (as numpy does
     # in practice; another choice would only change the order, not the result)
     first, last = np.full(s, -1), np.full(s, -1)
-    last[sub.indices] = row_of_entry
-    first[sub.indices[::-1]] = row_of_entry[::-1]
+    last[indices] = row_of_entry
+    first[indices[::-1]] = row_of_entry[::-1]
     cells = np.flatnonzero(last >= 0)
     cells = cells[np.argsort(first[cells] + last[cells], kind="stable")]
     slot = np.empty(s, dtype=np.int64)
     slot[cells] = np.arange(cells.size)
-    place = slot[sub.indices]
-    dense = np.zeros((n, cells.size))
-    dense[row_of_entry, place] = sub.data
+    place = slot[indices]
+    columns = np.zeros((cells.size, n))
+    columns.reshape(-1)[place * n + row_of_entry] = data
     runs = []
     for r0 in range(0, n, RUN_ROWS):
         r1 = min(n, r0 + RUN_ROWS)
-        spanned = place[sub.indptr[r0] : sub.indptr[r1]]
+        e0, e1 = indptr[r0], indptr[r1]
+        spanned = place[e0:e1]
         # empty rows: a product over no cells writes their zeros
-        c0, c1 = (int(spanned.min()), int(spanned.max()) + 1) if spanned.size else (0, 0)
-        runs.append((r0, r1, c0, c1, np.ascontiguousarray(dense[r0:r1, c0:c1])))
-    return _Block(cells, dense, runs)
+        c0, c1 = (int(spanned.min()), int(spanned.max()) + 1) if e1 > e0 else (0, 0)
+        run = np.zeros((r1 - r0, c1 - c0))
+        run.reshape(-1)[(row_of_entry[e0:e1] - r0) * (c1 - c0) + spanned - c0] = data[e0:e1]
+        runs.append((r0, r1, c0, c1, run))
+    return _Block(cells, columns, runs)
 
 
 def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS,
@@ -256,7 +263,7 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
         part = parts[j]
         if getattr(scratch, "w", None) is None:
             scratch.w = np.empty((s, widest))
-        w = spatial.apply_columns_on(part.cells, part.dense.T, out=scratch.w[:, : part.dense.shape[0]])
+        w = spatial.apply_columns_on(part.cells, part.columns, out=scratch.w[:, : part.columns.shape[1]])
         lo, hi = bounds[j], bounds[j + 1]
         for i in range(j + 1):
             row = parts[i]
@@ -266,7 +273,7 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
                 np.matmul(rows, x[c0:c1], out=tile[r0:r1])
 
     # block column j costs about the cells of blocks 0..j: the largest go first
-    cost = np.cumsum([part.cells.size * part.dense.shape[0] for part in parts]) * np.diff(bounds)
+    cost = np.cumsum([part.columns.size for part in parts]) * np.diff(bounds)
     columns = np.argsort(-cost, kind="stable")
     share = np.cumsum(cost[columns]) / max(cost.sum(), 1)
     report = None if progress is None else (lambda i: progress("spatial correlation", share[i]))

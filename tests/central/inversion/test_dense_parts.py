@@ -91,12 +91,13 @@ def test_block_runs_hold_every_entry_of_their_rows(n_rows):
     g.data = rng.uniform(0.1, 1.0, g.nnz)
     block = _block_runs(g, rows)
     assert np.array_equal(np.sort(block.cells), np.unique(g[rows].indices))
-    np.testing.assert_array_equal(block.dense, g[rows].toarray()[:, block.cells])
-    rebuilt = np.zeros_like(block.dense)
+    dense = g[rows].toarray()[:, block.cells]
+    np.testing.assert_array_equal(block.columns, dense.T)
+    rebuilt = np.zeros_like(dense)
     for r0, r1, c0, c1, run in block.runs:
         assert run.shape == (r1 - r0, c1 - c0) and run.flags.c_contiguous
         rebuilt[r0:r1, c0:c1] = run
-    np.testing.assert_array_equal(rebuilt, block.dense)
+    np.testing.assert_array_equal(rebuilt, dense)
     assert [(r0, r1) for r0, r1, *_ in block.runs] == [(r, min(n_rows, r + RUN_ROWS)) for r in range(0, n_rows, RUN_ROWS)]
     if n_rows >= 16:
         assert block.runs[1][2:4] == (0, 0)
@@ -130,16 +131,27 @@ def _r_variants(m: int) -> dict[str, np.ndarray]:
     u = rng.uniform(0.1, 0.3, m)
     station = np.array([f"S{i % 3}" for i in range(m)])
     hours = np.arange(m) * 1.0
+    # groups of 2, 3, 7 and 50 observations (and single ones) sharing a background, scattered
+    mixed_group = np.arange(m)
+    cut = np.cumsum([0, 2, 2, 3, 3, 7, 7, 7, 50, 50])
+    for g, (lo, hi) in enumerate(zip(cut[:-1], cut[1:])):
+        mixed_group[lo:hi] = m + g
+    mixed_group = rng.permutation(mixed_group)
     return {
         "diagonal": u**2,
         # a background shared by groups of 10: small groups, solved through their Gram matrices
         "groups": observation_error(u, np.full(m, 0.8), station, hours, 0.0, np.full(m, 0.2), np.arange(m) // 10),
+        "mixed groups": observation_error(u, np.full(m, 0.8), station, hours, 0.0, rng.uniform(0.1, 0.3, m), mixed_group),
+        # 4 groups of 60 and 60 single observations: large groups, but their Gram matrices still
+        # cost less than M^-1
+        "large groups": observation_error(u, np.full(m, 0.8), station, hours, 0.0, np.full(m, 0.2),
+                                          np.where(np.arange(m) < 240, np.arange(m) // 60, np.arange(m))),
         # correlated mismatch within stations: one large group, solved through M^-1 itself
         "correlated": observation_error(u, np.full(m, 0.8), station, hours, 5.0, np.full(m, 0.2), np.arange(m) // 10),
     }
 
 
-@pytest.mark.parametrize("kind", ["diagonal", "groups", "correlated"])
+@pytest.mark.parametrize("kind", ["diagonal", "groups", "mixed groups", "large groups", "correlated"])
 def test_trace_of_r_over_m_equals_the_dense_trace(kind):
     m = 300
     r = _r_variants(m)[kind]
@@ -152,7 +164,9 @@ def test_trace_of_r_over_m_equals_the_dense_trace(kind):
     r_full = np.diag(r) if r.ndim == 1 else r
     expected = np.trace(np.linalg.solve(hbh + r_full, r_full))
     chol, _ = factorize(hbh[np.ix_(perm, perm)], permuted)
-    assert abs(trace_minv_r(chol, permuted) - expected) < 1e-10 * expected
+    parts = inverse_parts(chol, permuted)
+    assert (parts.inverse is not None) == (kind == "correlated")  # M^-1 formed only for the large group
+    assert abs(parts.trace_r - expected) < 1e-10 * expected
     assert abs(trace_minv_r(chol, permuted, overwrite=True) - expected) < 1e-10 * expected
 
 
