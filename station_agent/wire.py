@@ -501,7 +501,7 @@ def _parse_minutes_lean(station: str, payload: bytes) -> ParsedBatch | None:
         sent = _lean_time(batch.sent)
         if _canonical_times(texts):
             for r, text in zip(records, texts):
-                r.time = _fromisoformat(text)  # refuses fields out of range (month 13, 30 February, 24:00)
+                r.time = _fromisoformat(text)  # refuses fields out of range (month 13, 30 February, 00:60)
         else:
             texts = None  # the store formats the times itself
             for r in records:
@@ -533,14 +533,18 @@ def _lean_species(records: list[_MinuteLeanWire]) -> list[str] | None:
 
 def _canonical_times(texts: list[str]) -> bool:
     """Whether every text has iso_utc's form (`2026-11-22T02:53:12.345Z`: ASCII digits where it
-    has them) and lies between MIN_TIME and MAX_TIME. The fields' ranges (month, day of the
-    month, hour, minute, second) are `_fromisoformat`'s to check, which the caller runs on each.
-    One translation and one comparison over the batch, in C: this runs for every minute central
-    stores (a regular expression doing the same took 1,400 instructions a record)."""
+    has them), an hour below 24, and lies between MIN_TIME and MAX_TIME. The other fields' ranges
+    (month, day of the month, hours 25-99, minute, second) are `_fromisoformat`'s to refuse, which
+    the caller runs on each; hour 24 is refused here, as Python 3.14's fromisoformat reads
+    `T24:00:00` as the next midnight, which the models refuse. One translation and two searches
+    over the batch, in C: this runs for every minute central stores (a regular expression doing
+    the same took 1,400 instructions a record)."""
     joined = "\n".join(texts) + "\n"
-    # the length also rules out a text holding a newline of its own: each is then one shape
+    # the length also rules out a text holding a newline of its own: each is then one shape,
+    # whose only T comes before its hour
     return (len(joined) == len(_CANONICAL_SHAPE) * len(texts)
             and joined.translate(_DIGITS_TO_ZERO) == _CANONICAL_SHAPE * len(texts)
+            and "T24" not in joined
             and _MIN_TIME_TEXT <= min(texts) and max(texts) <= _MAX_TIME_TEXT)
 
 
