@@ -97,8 +97,10 @@ class MinuteRows:
     def __reduce__(self):
         # The rows cross from the decoding process as marshal data: it writes rows of texts,
         # numbers and None about three times faster than pickle (0.22 instead of 0.60 us a row)
-        # and, like pickle, writes a text repeated as the same object once. A row with a datetime
-        # (the PostgreSQL backend's) is not marshallable: those go as pickle has them.
+        # and, like pickle, writes a text repeated as the same object once. Rows hold exactly
+        # str, int, float and None (`minute_rows`; marshal would turn a buffer, e.g. a numpy
+        # float, into bytes); a row with a datetime (the PostgreSQL backend's) is refused by
+        # marshal (ValueError), and those go as pickle has them.
         try:
             return _minute_rows_from_marshal, (self.station, marshal.dumps(self.rows, 4), self.rejected)
         except ValueError:
@@ -337,9 +339,9 @@ def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[A
     if species is None:
         species = [species_json(r.species) for r in recs]
     # One object for each repeated text (a batch has a few devices, streams, flags, calibration
-    # ids): the decoding process pickles the rows, and pickle writes a repeat as a reference
-    # to the first; the receiver then unpickles a row in about two thirds of the time (0.38-0.63
-    # us instead of 0.57-0.94, alternating runs in one process).
+    # ids): the decoding process sends the rows as marshal data (MinuteRows.__reduce__), which,
+    # like pickle, writes a repeat as a reference to the first; with pickle the receiver read a
+    # row in about two thirds of the time (0.38-0.63 us instead of 0.57-0.94, alternating runs).
     same = {}.setdefault
     return [
         (

@@ -60,7 +60,6 @@ def decoder():
         d.stop()
 
 
-
 def test_minute_rows_cross_as_marshal_data_or_as_pickle_holds_them():
     import marshal
     import pickle
@@ -72,6 +71,7 @@ def test_minute_rows_cross_as_marshal_data_or_as_pickle_holds_them():
     assert pickle.loads(blob) == texts
     times = MinuteRows("st-a", [("st-a", 1, SENT, "picarro-1")], [])  # the PostgreSQL backend's rows
     assert pickle.loads(pickle.dumps(times, protocol=5)) == times
+
 
 def test_the_decode_process_gives_what_the_store_prepares(decoder, store):
     """On each backend: the child's rows are those the store itself prepares (`store.prepare`)."""
