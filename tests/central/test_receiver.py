@@ -64,6 +64,26 @@ def test_redelivered_batch_is_counted_duplicate_and_acked_again(mosquitto, db, r
     assert reader.held_seqs("st-a") == [1, 2, 3, 4]
 
 
+def test_a_stored_group_gets_one_ack_per_station_with_exactly_its_seqs(mosquitto, db, start_receiver):
+    # commit_max_wait_ms: the six messages (about 10 ms of publishing) form one stored group
+    receiver = start_receiver(central_config(mosquitto, db, ingest={"commit_max_wait_ms": 2000}))
+    a, b = TestStation(mosquitto, "st-a"), TestStation(mosquitto, "st-b")
+    try:
+        a.publish("minute", batch([1, 2, 3]))
+        b.publish("minute", batch([10, 11], station="st-b"))
+        b.publish("minute", b"{not json")  # dead-lettered as a whole: acked to nobody
+        a.publish("minute", batch([3, 4]))  # 3 again: a duplicate, acked too
+        b.publish("event", batch([20], station="st-b", kind="event"))
+        a.wait_acked([1, 2, 3, 4])
+        b.wait_acked([10, 11, 20])
+        assert receiver.stats["messages_handled"] == 5 and receiver.stats["acks_sent"] == 2
+        assert [json.loads(m)["acked"] for m in a.ack_messages] == [[[1, 4]]]
+        assert [json.loads(m)["acked"] for m in b.ack_messages] == [[[10, 11], [20, 20]]]
+    finally:
+        a.close()
+        b.close()
+
+
 def test_events_and_status_are_stored(mosquitto, db, reader, station, start_receiver):
     start_receiver(central_config(mosquitto, db))
     station.publish("event", batch([7, 9], kind="event"))
