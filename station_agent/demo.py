@@ -127,8 +127,9 @@ class Network:
 
     `speed`, `start`, `anchor`: the shared simulated clock (the simulator and the agent get the
     same three, so they agree on the time whenever they were launched). `station_settings` and
-    `central_settings` ({table: {key: value}}) adjust the example configs; `broker_users` and
-    `broker_acl` turn on passwords and an ACL.
+    `central_settings` ({table: {key: value}}) adjust the example configs (central always logs
+    JSON lines at info or debug: `start_central` reads them); `broker_users` and `broker_acl`
+    turn on passwords and an ACL.
     """
 
     run_dir: Path
@@ -212,7 +213,10 @@ class Network:
         assert self.broker is not None
         path = self.run_dir / "central.toml"
         settings = {table: dict(values) for table, values in self.central_settings.items()}
-        settings.setdefault("logging", {}).setdefault("format", "json")  # start_central reads its log
+        logging = settings.setdefault("logging", {})  # start_central reads the log: JSON lines, info at least
+        logging["format"] = "json"
+        if logging.get("level") != "debug":
+            logging["level"] = "info"
         path.write_text(central_toml((CONFIGS / "central.example.toml").read_text(), self.central_db,
                                      self.broker.port, settings))
         return path
@@ -229,7 +233,10 @@ class Network:
         def subscribed() -> bool:
             with log.open("rb") as f:
                 f.seek(seen)
-                return b'"event": "subscribed"' in f.read()
+                text = f.read()
+            if b'"event": "subscription_refused"' in text or b'"event": "connect_refused"' in text:
+                raise DemoError(f"the broker refused central-receiver; see {log}:\n{self.log_tail('central-receiver')}")
+            return b'"event": "subscribed"' in text
 
         self.wait(subscribed, timeout_s, "central-receiver to subscribe")
 

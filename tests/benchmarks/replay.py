@@ -276,6 +276,8 @@ def main() -> None:
                     help="central decodes in a thread of its own process (ingest.decode_process false)")
     ap.add_argument("--station-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if args.station_child:
         db, port, batch, window = args.station_child
         station_child(db, int(port), int(batch), int(window))

@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ import pytest
 from central.config import CentralConfig
 from central.receiver import Receiver
 from simulators.broker import find_mosquitto, free_port
-from station_agent.demo import KINDS, Network
+from station_agent.demo import KINDS, DemoError, Network
 from station_agent.records import MinuteRecord, SpeciesMinute
 from station_agent.store import StationStore
 
@@ -134,6 +135,17 @@ def started(net: Network, backlog: int = 0) -> Network:
     net.start_central()
     net.start_agent()
     return net
+
+
+def test_central_refused_by_the_broker_fails_its_start_at_once(network):
+    # Network.start_central waits for the receiver's subscription; a refusal must not wait it out
+    net = network(broker_users={"ghgnet-central": "central-secret"},
+                  central_settings={"mqtt": {"username": "ghgnet-central", "password": "not-the-secret"}})
+    net.start_broker()
+    t0 = time.monotonic()
+    with pytest.raises(DemoError, match="refused central-receiver"):
+        net.start_central()
+    assert time.monotonic() - t0 < 30, "the refusal was waited out"
 
 
 def test_broker_sigkilled_during_a_replay_loses_and_duplicates_nothing(network):
