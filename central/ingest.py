@@ -8,7 +8,7 @@ recognised as a duplicate, or dead-lettered with the reason. The receiver acknow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -57,14 +57,19 @@ class Handled:
     def ignored(self) -> bool:
         return self.outcome is None
 
-    @property
-    def ack(self) -> tuple[str, bytes] | None:
-        """This message's own ack, (topic, payload), or None. (The receiver acknowledges a whole
-        stored group at once, one ack per station.)"""
-        o = self.outcome
+
+def group_acks(handled: Iterable[Handled]) -> list[tuple[str, bytes]]:
+    """The acks a stored group earns, (topic, payload): one per station, covering every seq its
+    batches settled (records new, duplicate or dead-lettered), stations in the order they first
+    come. A payload dead-lettered as a whole, a status or an ignored message earns none. One ack
+    for the group rather than one per message: during a replay a group holds several batches of
+    one station, and each ack costs the station a parse and a transaction."""
+    seqs: dict[str, list[int]] = {}
+    for h in handled:
+        o = h.outcome
         if isinstance(o, BatchOutcome) and o.ack_seqs:
-            return topic_for(o.station, "ack"), encode_ack(o.station, o.ack_seqs)
-        return None
+            seqs.setdefault(o.station, []).extend(o.ack_seqs)
+    return [(topic_for(station, "ack"), encode_ack(station, held)) for station, held in seqs.items()]
 
 
 def decode(topic: str, payload: bytes, max_bytes: int) -> Inbound | None:
@@ -201,4 +206,5 @@ class Ingestor:
         return outcome
 
 
-__all__ = ["Decoded", "Handled", "Ingestor", "Message", "RemoteDecoder", "StatusOutcome", "decode", "decode_group"]
+__all__ = ["Decoded", "Handled", "Ingestor", "Message", "RemoteDecoder", "StatusOutcome", "decode", "decode_group",
+           "group_acks"]

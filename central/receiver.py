@@ -38,11 +38,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import structlog
 from station_agent.mqttlink import connect_properties, make_client
-from station_agent.wire import encode_ack, subscription_filters, topic_for
+from station_agent.wire import subscription_filters
 
 from .config import CentralConfig
 from .decoder import DecodeProcess
-from .ingest import Decoded, Ingestor, Message
+from .ingest import Decoded, Ingestor, Message, group_acks
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_store, transient_errors
 
 log = structlog.get_logger(component="receiver")  # lazy: picks up configure_logging done later
@@ -360,22 +360,16 @@ class Receiver:
                     except Exception as rexc:  # the server is still away; keep waiting
                         log.warning("store_reconnect_failed", error=str(rexc))
                 delay = min(delay * 2, self.config.ingest.retry_max_s)
-        # One ack per station for the whole group (a group holds a station's batches in a row
-        # during a replay): each ack costs the station a parse and a transaction.
-        acked: dict[str, list[int]] = {}
         for handled in results:
             o = handled.outcome
             if isinstance(o, BatchOutcome):
                 self._count("records_new", o.new)
                 self._count("records_duplicate", o.duplicate)
                 self._count("records_dead_lettered", o.dead_lettered)
-                if o.ack_seqs:
-                    acked.setdefault(o.station, []).extend(o.ack_seqs)
             elif isinstance(o, DeadLetterOutcome):
                 self._count("messages_dead_lettered")
-        for station, seqs in acked.items():
-            topic = topic_for(station, "ack")
-            info = self._client.publish(topic, encode_ack(station, seqs), qos=1)
+        for topic, payload in group_acks(results):  # one per station: after the commit, before the PUBACKs
+            info = self._client.publish(topic, payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN:
                 log.error("ack_publish_failed", topic=topic, rc=str(info.rc))
             with self._acks_lock:

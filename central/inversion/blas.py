@@ -31,11 +31,6 @@ _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads
             "openblas_get_num_threads")
 
 
-def _openblas() -> tuple[tuple[Callable[[int], None], Callable[[], int]], ...]:
-    """(set, get) thread-count functions of every OpenBLAS library mapped into this process."""
-    return tuple((set_, get) for set_, get, _ in _libraries())
-
-
 @lru_cache(maxsize=1)
 def _libraries() -> tuple[tuple[Callable[[int], None], Callable[[], int], int], ...]:
     """(set, get, thread count when first seen) of every OpenBLAS library mapped into this process."""

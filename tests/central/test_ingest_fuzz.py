@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.mqtt import event, minute
 
-from central.ingest import Ingestor, Message
+from central.ingest import Ingestor, Message, group_acks
 from central.store import BatchOutcome, DeadLetterOutcome, StatusOutcome, open_store
-from station_agent.wire import ParsedBatch, WireError, encode_batch, parse_batch
+from station_agent.wire import ParsedBatch, SeqRanges, WireError, encode_batch, parse_ack, parse_batch
 
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
 MAX = 16_384
@@ -104,10 +104,10 @@ def test_every_message_ends_stored_deduplicated_or_dead_lettered(messages):
                     decoded = parse_batch(topic, payload, MAX)
                     assert o.new + o.duplicate == len(decoded.records)
                     assert o.ack_seqs == decoded.seqs_held()
-                    assert (h.ack is not None) == bool(o.ack_seqs)  # nothing to ack: no ack
+                    assert bool(group_acks([h])) == bool(o.ack_seqs)  # nothing to ack: no ack
                     letters += o.dead_lettered
                 elif isinstance(o, DeadLetterOutcome):
-                    assert o.stored and h.ack is None
+                    assert o.stored and group_acks([h]) == []
                     letters += 1
                 else:
                     assert isinstance(o, StatusOutcome)
@@ -116,6 +116,15 @@ def test_every_message_ends_stored_deduplicated_or_dead_lettered(messages):
             acked = {s for h in handled if isinstance(h.outcome, BatchOutcome) for s in h.outcome.ack_seqs}
             dead_seqs = {d.seq for d in store.dead_letters(limit=1000) if d.seq is not None}
             assert acked == held | dead_seqs  # an ack covers exactly what central holds
+            sent = {}  # what the group's acks say, station by station
+            for topic, payload in group_acks(handled):
+                ack = parse_ack(topic, payload)
+                assert ack.station not in sent, "two acks for one station in one group"
+                sent[ack.station] = set(SeqRanges(ack.acked))
+            assert sent == {st: set(store.held_seqs(st)) | {d.seq for d in store.dead_letters(limit=1000)
+                                                             if d.seq is not None and d.station == st}
+                            for st in ("st-a", "st-b") if st in sent}
+            assert set().union(*sent.values()) == acked
         finally:
             store.close()
 
@@ -129,7 +138,7 @@ def test_a_replayed_mixture_is_idempotent(tmp_path):
         first = ing.handle([Message("ghg/v1/st-a/minute", bad), Message("ghg/v1/st-a/minute", b"{")])
         second = ing.handle([Message("ghg/v1/st-a/minute", bad)])
         assert first[0].outcome.new == 2 and second[0].outcome.duplicate == 2
-        assert first[0].ack == second[0].ack
+        assert group_acks(first) == group_acks(second)  # the broken JSON earns no ack
         assert store.dead_letter_count() == 2  # the bad record once, the broken JSON once
     finally:
         store.close()
@@ -155,7 +164,7 @@ def test_a_row_builder_that_fails_on_one_message_loses_nothing(tmp_path, monkeyp
         batches = [encode_batch("st-a", "minute", [minute(s) for s in seqs], SENT) for seqs in ((1, 2), (5, 6), (7,))]
         handled = ing.handle([Message("ghg/v1/st-a/minute", b) for b in batches])
         assert [h.outcome.new for h in (handled[0], handled[2])] == [2, 1]
-        assert isinstance(handled[1].outcome, DeadLetterOutcome) and handled[1].ack is None
+        assert isinstance(handled[1].outcome, DeadLetterOutcome) and group_acks([handled[1]]) == []
         (letter,) = store.dead_letters()
         assert (letter.reason_code, letter.payload) == ("store_error", batches[1])
         assert store.held_seqs("st-a") == [1, 2, 7]

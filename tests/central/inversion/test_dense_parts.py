@@ -171,10 +171,10 @@ def test_trace_of_r_over_m_equals_the_dense_trace(kind):
 
 
 def test_single_threaded_blas_restores_the_thread_counts():
-    before = [get() for _, get in blas._openblas()]
+    before = [get() for _, get, _ in blas._libraries()]
     with blas.single_threaded_blas() as controlled:
-        inside = [get() for _, get in blas._openblas()]
-    assert [get() for _, get in blas._openblas()] == before
+        inside = [get() for _, get, _ in blas._libraries()]
+    assert [get() for _, get, _ in blas._libraries()] == before
     if controlled:
         assert inside == [1] * len(before)
 
@@ -183,8 +183,8 @@ def test_parallel_blas_gives_back_the_first_seen_thread_counts_inside_single_thr
     first_seen = [default for _, _, default in blas._libraries()]
     with blas.single_threaded_blas():
         with blas.parallel_blas():
-            inside = [get() for _, get in blas._openblas()]
-        after = [get() for _, get in blas._openblas()]
+            inside = [get() for _, get, _ in blas._libraries()]
+        after = [get() for _, get, _ in blas._libraries()]
     assert inside == first_seen
     assert after == [1] * len(first_seen)
 

@@ -162,9 +162,9 @@ def test_solve_leaves_blas_thread_counts_as_they_were():
     from central.inversion import blas
 
     _, problem = random_problem(1, "separable", 1)
-    before = [get() for _, get in blas._openblas()]
+    before = [get() for _, get, _ in blas._libraries()]
     solve(problem)
-    assert [get() for _, get in blas._openblas()] == before
+    assert [get() for _, get, _ in blas._libraries()] == before
     with pytest.raises(InversionProblemError):
         solve(replace(problem, y=np.full(problem.y.size, np.nan)))
-    assert [get() for _, get in blas._openblas()] == before
+    assert [get() for _, get, _ in blas._libraries()] == before
