@@ -11,10 +11,14 @@ Topics
 
 Batch payload (UTF-8 JSON, one object)::
 
-    {"schema": 1, "station": "<id>", "kind": "minute"|"calibration"|"event",
+    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "kind": "minute"|"calibration"|"event",
      "sent": "<ISO 8601 Z>", "records": [{"seq": <int >= 1>, ...record fields}, ...]}
 
-``seq`` is per station and monotonic across all kinds, so one topic sees gaps. Record fields:
+``store`` is the identity of the station database the records come from, created with it (a random
+UUID's 32 hex digits): a station whose database is replaced starts again at seq 1 under a new store,
+so central keys records by (station, store, seq). A batch without it comes from a station older than
+store identities (the "legacy" store). ``seq`` is per store and monotonic across all kinds, so one
+topic sees gaps. Record fields:
 
 - minute (mirrors ``station_agent.records.MinuteRecord``): ``time`` (start of the minute, UTC),
   ``device``, ``stream``, ``species`` {name: {mean, std, n, raw_mean, cal_mean}} (CO2 ppm; CH4, CO,
@@ -35,9 +39,10 @@ surrogate (neither survives a database).
 
 Ack payload (central -> station)::
 
-    {"schema": 1, "station": "<id>", "acked": [[lo, hi], ...]}
+    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "acked": [[lo, hi], ...]}
 
-inclusive seq ranges central now holds: records newly stored, duplicates already stored, and single
+inclusive seq ranges of that store central now holds (``store`` only when the batches carried one: a
+station older than store identities refuses an ack with a key it does not know): records newly stored, duplicates already stored, and single
 records central dead-lettered (so a station never resends a poison record forever). A payload
 rejected as a whole (oversize, malformed JSON, unknown schema, station or kind differing from the
 topic, an envelope that does not validate) is dead-lettered and acked to nobody.
@@ -93,6 +98,9 @@ UPLINK_KINDS: tuple[str, ...] = (*BATCH_KINDS, "status")
 ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack")
 STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _STATION_RE = re.compile(STATION_ID_PATTERN)
+STORE_ID_PATTERN = r"^[0-9a-f]{32}$"
+"""A station database's identity: a random UUID's hex digits, lower case (`uuid.uuid4().hex`)."""
+_STORE_RE = re.compile(STORE_ID_PATTERN)
 MAX_SEQ = 2**63 - 1
 """Largest seq: a signed 64-bit integer, what SQLite and PostgreSQL bigint hold."""
 DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
@@ -165,6 +173,9 @@ WireStr = Annotated[str, StringConstraints(pattern=NO_NUL)]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 """Short identifiers: device, stream, species, cylinder and calibration ids."""
+
+StoreId = Annotated[str, StringConstraints(pattern=STORE_ID_PATTERN)]
+"""The identity of the station database a batch comes from (see the module docstring)."""
 
 MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -352,7 +363,11 @@ class _Envelope(WireModel):
         return self.model_dump_json(by_alias=True).encode()
 
 
-class Batch(_Envelope):
+class _BatchEnvelope(_Envelope):
+    store: StoreId | None = None
+
+
+class Batch(_BatchEnvelope):
     """A batch as a station builds it (records already validated models)."""
 
     kind: BatchKind
@@ -368,19 +383,19 @@ class Batch(_Envelope):
         return self
 
 
-class _MinuteBatchIn(_Envelope):
+class _MinuteBatchIn(_BatchEnvelope):
     kind: Literal["minute"]
     sent: UtcTime
     records: list[MinuteWire]
 
 
-class _EventBatchIn(_Envelope):
+class _EventBatchIn(_BatchEnvelope):
     kind: Literal["event"]
     sent: UtcTime
     records: list[EventWire]
 
 
-class _CalibrationBatchIn(_Envelope):
+class _CalibrationBatchIn(_BatchEnvelope):
     kind: Literal["calibration"]
     sent: UtcTime
     records: list[CalibrationRecord]
@@ -413,6 +428,7 @@ _LeanCount = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 _LeanSeq = Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQ)]
 _LeanFlag = Literal[tuple(string.ascii_uppercase)]  # what r"^[A-Z]$" matches (pydantic's regex: no \n before $)
 _LeanTimeText = Annotated[str, msgspec.Meta(max_length=40)]
+_LEAN_STORE_PATTERN = r"^[0-9a-f]{32}\Z"  # Python's $ would let a trailing newline through; pydantic's does not
 _LEAN_TIME_RE = re.compile(  # fields in range: fromisoformat reads +00:60 as +01:00, pydantic refuses it
     r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
@@ -456,9 +472,10 @@ class _MinuteLeanWire(MinuteLean, forbid_unknown_fields=True, kw_only=True, gc=F
     species: msgspec.Raw  # type: ignore[assignment]  # then the dict, by _lean_species
 
 
-class _MinuteBatchLean(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _MinuteBatchLean(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     schema: Literal[1]
     station: str
+    store: Annotated[str, msgspec.Meta(pattern=_LEAN_STORE_PATTERN)] | None = None
     kind: Literal["minute"]
     sent: _LeanTimeText
     records: list[_MinuteLeanWire]
@@ -510,7 +527,7 @@ def _parse_minutes_lean(station: str, payload: bytes) -> ParsedBatch | None:
         return None
     # _MinuteLeanWire differs from MinuteLean only in how `time` and `species` are decoded
     return ParsedBatch(station, "minute", sent, records, time_texts=texts,  # type: ignore[arg-type]
-                       species_texts=species)
+                       species_texts=species, store=batch.store)
 
 
 def _lean_species(records: list[_MinuteLeanWire]) -> list[str] | None:
@@ -548,7 +565,7 @@ def _canonical_times(texts: list[str]) -> bool:
             and _MIN_TIME_TEXT <= min(texts) and max(texts) <= _MAX_TIME_TEXT)
 
 
-_FAST_BATCH: dict[str, type[_Envelope]] = {
+_FAST_BATCH: dict[str, type[_BatchEnvelope]] = {
     "minute": _MinuteBatchIn, "event": _EventBatchIn, "calibration": _CalibrationBatchIn,
 }
 
@@ -565,6 +582,7 @@ class StatusMessage(_Envelope):
 
 
 class AckMessage(_Envelope):
+    store: StoreId | None = None
     acked: list[tuple[Seq, Seq]]
 
     @field_validator("acked")
@@ -710,6 +728,9 @@ class ParsedBatch:
     species_texts: list[str] | None = None
     """The records' `species` objects as the JSON text they came in (the lean decoder), which
     reads back as the same values (an integer where a float belongs: as that float)."""
+    store: str | None = None
+    """The identity of the station database the records come from; None from a station older than
+    store identities."""
 
     def seqs_held(self) -> list[int]:
         """Every seq this batch settles: valid records plus rejected records with a seq."""
@@ -794,11 +815,11 @@ def parse_batch(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD
         raise StationMismatch(f"payload station {fast.station!r} differs from the topic's station {station!r}")
     if not fast.records:
         raise InvalidPayload("records: the batch is empty")
-    return _dedupe(station, kind, fast.sent, list(fast.records), [], fast.records)
+    return _dedupe(station, kind, fast.sent, list(fast.records), [], fast.store)
 
 
 def _dedupe(station: str, kind: str, sent: datetime, items: list[Any], raws: list[Any],
-            models: Sequence[Any] | None = None) -> ParsedBatch:
+            store: str | None) -> ParsedBatch:
     records: list[WireRecord] = []
     rejected: list[RejectedRecord] = []
     seen: set[int] = set()
@@ -811,13 +832,17 @@ def _dedupe(station: str, kind: str, sent: datetime, items: list[Any], raws: lis
         else:
             seen.add(item.seq)
             records.append(item)
-    return ParsedBatch(station, kind, sent, records, rejected)
+    return ParsedBatch(station, kind, sent, records, rejected, store=store)
 
 
 def _parse_batch_slowly(station: str, kind: str, payload: bytes, max_bytes: int) -> ParsedBatch:
     """Find out what is wrong, record by record: a bad envelope rejects the payload, a bad record
     only itself."""
-    data = _check_envelope(_load_json(payload, max_bytes), station, {"schema", "station", "kind", "sent", "records"})
+    data = _check_envelope(_load_json(payload, max_bytes), station,
+                           {"schema", "station", "store", "kind", "sent", "records"})
+    store = data.get("store")
+    if store is not None and (not isinstance(store, str) or _STORE_RE.fullmatch(store) is None):
+        raise InvalidPayload(f"store: {str(store)[:40]!r} is not a store identity (32 lower-case hex digits)")
     if data.get("kind") != kind:
         raise KindMismatch(f"payload kind {str(data.get('kind'))[:32]!r} differs from the topic's kind {kind!r}")
     try:
@@ -836,7 +861,7 @@ def _parse_batch_slowly(station: str, kind: str, payload: bytes, max_bytes: int)
             items.append(adapter.validate_json(json.dumps(raw, allow_nan=True)))
         except ValidationError as exc:
             items.append(RejectedRecord(i, _raw_seq(raw), describe_validation_error(exc, prefix=f"records.{i}"), raw))
-    return _dedupe(station, kind, sent, items, raws)
+    return _dedupe(station, kind, sent, items, raws, store)
 
 
 def parse_status(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> StatusMessage:
@@ -854,7 +879,7 @@ def parse_ack(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_B
     station, kind = parse_topic(topic)
     if kind != "ack":
         raise BadTopic(f"topic {topic!r} is not an ack topic")
-    _check_envelope(_load_json(payload, max_bytes), station, {"schema", "station", "acked"})
+    _check_envelope(_load_json(payload, max_bytes), station, {"schema", "station", "store", "acked"})
     try:
         return AckMessage.model_validate_json(payload)
     except ValidationError as exc:
@@ -865,13 +890,19 @@ def parse_ack(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_B
 # Encoding
 
 
-def encode_batch(station: str, kind: str, records: Sequence[WireRecord], sent: datetime) -> bytes:
-    """The JSON bytes of a batch (validates the envelope; records are already models)."""
-    return Batch(station=station, kind=kind, sent=sent, records=list(records)).to_json()
+def encode_batch(station: str, kind: str, records: Sequence[WireRecord], sent: datetime,
+                 store: str | None = None) -> bytes:
+    """The JSON bytes of a batch (validates the envelope; records are already models); without a
+    `store` key when `store` is None, as a station older than store identities sends it."""
+    batch = Batch(station=station, store=store, kind=kind, sent=sent, records=list(records))
+    return batch.model_dump_json(by_alias=True, exclude={"store"} if store is None else None).encode()
 
 
-def encode_ack(station: str, seqs: Iterable[int]) -> bytes:
-    return AckMessage(station=station, acked=compress_seqs(seqs)).to_json()
+def encode_ack(station: str, seqs: Iterable[int], store: str | None = None) -> bytes:
+    """An ack of `seqs` from `store` (None: a station older than store identities, whose ack
+    carries no `store` key)."""
+    ack = AckMessage(station=station, store=store, acked=compress_seqs(seqs))
+    return ack.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def encode_status(status: StatusMessage) -> bytes:

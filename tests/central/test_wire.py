@@ -17,6 +17,7 @@ from station_agent.wire import (
     MinuteWire,
     SeqRanges,
     StatusMessage,
+    WireError,
     compress_seqs,
     encode_ack,
     encode_batch,
@@ -142,3 +143,35 @@ def test_impossible_times_are_refused_with_a_reason(text):
     d["records"][0]["time"] = text
     p = parse_batch("ghg/v1/st-a/minute", json.dumps(d).encode())
     assert p.records == [] and "records.0.time" in p.rejected[0].reason
+
+
+STORE = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_batch_carries_its_store_identity_through_either_decoder(lean):
+    payload = encode_batch("st-a", "minute", [minute(1)], SENT, store=STORE)
+    assert json.loads(payload)["store"] == STORE
+    assert parse_batch("ghg/v1/st-a/minute", payload, lean=lean).store == STORE
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_batch_without_store_is_a_legacy_stations(lean):
+    payload = encode_batch("st-a", "minute", [minute(1)], SENT)
+    assert "store" not in json.loads(payload)
+    assert parse_batch("ghg/v1/st-a/minute", payload, lean=lean).store is None
+
+
+@pytest.mark.parametrize("bad", ["0123", STORE.upper(), STORE + "\n", 12, "g" * 32])
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_malformed_store_identity_rejects_the_batch(bad, lean):
+    body = json.loads(encode_batch("st-a", "minute", [minute(1)], SENT))
+    body["store"] = bad
+    with pytest.raises(WireError, match="store"):
+        parse_batch("ghg/v1/st-a/minute", json.dumps(body).encode(), lean=lean)
+
+
+def test_an_ack_names_the_store_only_when_given():
+    assert "store" not in json.loads(encode_ack("st-a", [1]))
+    ack = parse_ack("ghg/v1/st-a/ack", encode_ack("st-a", [1, 2], store=STORE))
+    assert ack.store == STORE and ack.acked == [(1, 2)]

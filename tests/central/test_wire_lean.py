@@ -54,7 +54,7 @@ def _outcome(payload: bytes) -> tuple:
         p = parse_batch(TOPIC, payload)
     except WireError as exc:
         return ("error", type(exc).__name__, exc.message)
-    return ("ok", p.station, p.kind, repr(p.sent), [_record(r) for r in p.records],
+    return ("ok", p.station, p.store, p.kind, repr(p.sent), [_record(r) for r in p.records],
             [(r.index, r.seq, r.reason, json.dumps(r.raw, sort_keys=True, default=repr)) for r in p.rejected])
 
 
@@ -63,12 +63,15 @@ def _lean_outcome(payload: bytes) -> tuple:
         p = parse_batch(TOPIC, payload, lean=True)
     except WireError as exc:
         return ("error", type(exc).__name__, exc.message)
-    return ("ok", p.station, p.kind, repr(p.sent), [_record(r) for r in p.records],
+    return ("ok", p.station, p.store, p.kind, repr(p.sent), [_record(r) for r in p.records],
             [(r.index, r.seq, r.reason, json.dumps(r.raw, sort_keys=True, default=repr)) for r in p.rejected])
 
 
+STORE = "0123456789abcdef0123456789abcdef"
+
+
 def _doc(seqs: list[int]) -> dict[str, Any]:
-    return json.loads(encode_batch("st-a", "minute", [minute(s) for s in seqs], SENT))
+    return json.loads(encode_batch("st-a", "minute", [minute(s) for s in seqs], SENT, store=STORE))
 
 
 CANONICAL_TIMES = [  # iso_utc's form, which the lean decoder keeps as text: in range or not
@@ -280,7 +283,7 @@ def test_species_kept_as_their_text_read_back_as_the_models_values(species):
 
 GRID_STRINGS = [
     "", "A", "Z", "a", "AB", "A\n", "\n", "\u00c9", "A\u0000", "\u0000", "x" * 64, "x" * 65, "\U0001F600" * 64,
-    "\U0001F600" * 65, "2026-03-01T00:01:00Z",
+    "\U0001F600" * 65, "2026-03-01T00:01:00Z", STORE, STORE + "\n", STORE.upper(), STORE[:-1],
 ]
 GRID_RAW = [
     '"\\u0000"', '"a\\u0000"', '"\\ud800"', '"\\udc00"', '"\\ud800\\u0041"', '"\\ud83d\\ude00"', '"\\u0041"',
@@ -301,7 +304,7 @@ GRID_TIMES = [
     "2026-03-01T00:01:00ZZ", "2026-03-01T00:01:00.Z", *CANONICAL_TIMES,
 ]
 GRID_FIELDS = [
-    ("schema",), ("station",), ("kind",), ("sent",), ("records", 0, "seq"), ("records", 0, "time"),
+    ("schema",), ("station",), ("store",), ("kind",), ("sent",), ("records", 0, "seq"), ("records", 0, "time"),
     ("records", 0, "device"), ("records", 0, "stream"), ("records", 0, "flag"), ("records", 0, "h2o"),
     ("records", 0, "n_total"), ("records", 0, "calibration_id"), ("records", 0, "reasons"),
     ("records", 0, "species", "co2", "mean"), ("records", 0, "species", "co2", "n"),
