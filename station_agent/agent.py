@@ -12,21 +12,23 @@ import os
 import threading
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, StrictBool, StrictInt, StringConstraints, ValidationError
 
 from station_agent import __version__
 from station_agent.calibrations import CalibrationBook
 from station_agent.clock import Clock
 from station_agent.config import StationConfigBase
+from station_agent.configbase import StrictModel
 from station_agent.engine import Engine, RunRecord
 from station_agent.forwarder import Forwarder
 from station_agent.logs import get_logger
 from station_agent.minutes import MinuteAssembler, MinuteBin
 from station_agent.poller import AnalyzerPoller, DevicePoller, constant_stream
 from station_agent.processing.minute import apply_calibration, minute_record
-from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord
+from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord, set_aside_retried_event
 from station_agent.registry import load_driver
 from station_agent.store import StationStore, StoreError
 from station_agent.timeline import StreamTimeline
@@ -41,6 +43,108 @@ from station_agent.writer import StoreWriter
 
 DEFAULT_STREAM = "inlet:ambient"
 
+MAX_REASON = 500
+"""Characters of a maintenance reason (kept in the maintenance event and the engine's state)."""
+MAX_NAME = 64
+"""Characters of a run name or a cylinder id given on the control socket (the wire's `Name`)."""
+MAX_TIME_TEXT = 64
+MAX_SEQS = 10_000
+"""Seqs one set-aside request may name."""
+
+Text = Annotated[str, StringConstraints(max_length=MAX_REASON, pattern=r"^[^\x00]*$")]
+ShortText = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=r"^[^\x00]*$")]
+TimeText = Annotated[str, StringConstraints(max_length=MAX_TIME_TEXT)]
+Seqs = Annotated[list[Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]], Field(max_length=MAX_SEQS)]
+
+
+class _Request(StrictModel):
+    cmd: str
+
+
+class StatusRequest(_Request):
+    cmd: Literal["status"]
+
+
+class MaintenanceRequest(_Request):
+    cmd: Literal["maintenance"]
+    on: StrictBool
+    reason: Text = ""
+
+
+class GotoRequest(_Request):
+    cmd: Literal["goto"]
+    port: StrictInt = Field(ge=1, le=1000)
+
+
+class CalibrateRequest(_Request):
+    cmd: Literal["calibrate"]
+    name: ShortText | None = None
+
+
+class CylinderAddRequest(_Request):
+    cmd: Literal["cylinder_add"]
+    cylinder: CylinderConfig
+
+
+class CylinderRetireRequest(_Request):
+    cmd: Literal["cylinder_retire"]
+    id: ShortText
+
+
+class RecalibrateRequest(_Request):
+    cmd: Literal["recalibrate"]
+    from_: TimeText = Field(alias="from")
+    to: TimeText
+
+
+class EventsRequest(_Request):
+    cmd: Literal["events"]
+    limit: StrictInt = Field(default=20, ge=1, le=1000)
+
+
+class TailRequest(_Request):
+    cmd: Literal["tail"]
+    after_seq: StrictInt = Field(default=0, ge=0, le=2**63 - 1)
+
+
+class SetAsideListRequest(_Request):
+    cmd: Literal["set_aside_list"]
+    seqs: Seqs | None = Field(default=None, description="only these (default: all)")
+    records: StrictBool = Field(default=False, description="with the records themselves (export)")
+
+
+class SetAsideRetryRequest(_Request):
+    cmd: Literal["set_aside_retry"]
+    seqs: Seqs | None = Field(default=None, description="these (default: all of them)")
+
+
+REQUESTS: dict[str, type[_Request]] = {
+    "status": StatusRequest, "maintenance": MaintenanceRequest, "goto": GotoRequest, "calibrate": CalibrateRequest,
+    "cylinder_add": CylinderAddRequest, "cylinder_retire": CylinderRetireRequest, "recalibrate": RecalibrateRequest,
+    "events": EventsRequest, "tail": TailRequest, "set_aside_list": SetAsideListRequest,
+    "set_aside_retry": SetAsideRetryRequest,
+}
+"""The control socket's commands and their fields, each bounded (see station_agent/control.py)."""
+
+
+def parse_request(req: dict[str, Any]) -> _Request:
+    """The request as its command's model; ValueError naming the command, the field and the problem."""
+    cmd = req.get("cmd")
+    model = REQUESTS.get(cmd) if isinstance(cmd, str) else None
+    if model is None:
+        raise ValueError(f"unknown command {str(cmd)[:MAX_NAME]!r}; known: {', '.join(REQUESTS)}")
+    try:
+        return model.model_validate(req)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(x) for x in err["loc"]) or "(request)"
+            got = err.get("input")
+            size = f" (got {len(got)})" if err["type"] in ("string_too_long", "too_long") and hasattr(got, "__len__") \
+                else ""
+            problems.append(f"{where}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}{size}")
+        raise ValueError(f"{cmd}: " + "; ".join(problems)) from None
+
 
 def read_engine_state(path) -> dict[str, Any] | None:
     """The engine state the last run persisted, read before the writer opens the database."""
@@ -53,6 +157,11 @@ def read_engine_state(path) -> dict[str, Any] | None:
         return got[0] if got else None
     finally:
         store.close()
+
+
+def retry_set_aside(store: StationStore, seqs: list[int] | None, now) -> list[int]:
+    """Put set-aside records (all when `seqs` is None) back in the outbox, with an event."""
+    return store.retry_set_aside(seqs, lambda back: set_aside_retried_event(back, now))
 
 
 class Agent:
@@ -228,34 +337,41 @@ class Agent:
 
     # -- the control socket ----------------------------------------------------------------------
     def handle_control(self, req: dict[str, Any]) -> dict[str, Any]:
-        cmd = req["cmd"]
-        if cmd == "status":
+        try:
+            r = parse_request(req)
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc)}
+        if isinstance(r, StatusRequest):
             return {"ok": True, "state": self.state_snapshot()}
-        if cmd in ("maintenance", "goto", "calibrate"):
+        if isinstance(r, (MaintenanceRequest, GotoRequest, CalibrateRequest)):
             if self.engine is None:
                 return {"ok": False, "error": "this station has no [sampling] sequence (no valve to drive)"}
-            args = {k: v for k, v in req.items() if k != "cmd"}
-            ok, msg = self.engine.request(cmd, **args)
+            ok, msg = self.engine.request(r.cmd, **r.model_dump(exclude={"cmd"}, exclude_unset=True))
             return {"ok": ok, "message": msg} if ok else {"ok": False, "error": msg}
-        if cmd == "cylinder_add":
-            cyl = CylinderConfig.model_validate(req.get("cylinder"))
+        if isinstance(r, CylinderAddRequest):
+            cyl = r.cylinder
             self.writer.call_sync(lambda store: store.upsert_cylinder(cyl.model_dump(), self.clock.now()))
             return {"ok": True, "message": f"cylinder {cyl.id} stored"}
-        if cmd == "cylinder_retire":
-            done = self.writer.call_sync(lambda store: store.retire_cylinder(str(req.get("id")), self.clock.now()))
-            return {"ok": True, "message": "retired"} if done else {"ok": False, "error": f"no active cylinder {req.get('id')!r}"}
-        if cmd == "recalibrate":
-            start, end = parse_utc(str(req["from"])), parse_utc(str(req["to"]))
+        if isinstance(r, CylinderRetireRequest):
+            done = self.writer.call_sync(lambda store: store.retire_cylinder(r.id, self.clock.now()))
+            return {"ok": True, "message": "retired"} if done else {"ok": False, "error": f"no active cylinder {r.id!r}"}
+        if isinstance(r, RecalibrateRequest):
+            start, end = parse_utc(r.from_), parse_utc(r.to)
             n = self.writer.call_sync(lambda store: self.recalibrate(store, start, end), timeout=3600)
             return {"ok": True, "message": f"{n} minute records reprocessed", "count": n}
-        if cmd == "events":
-            rows = self.writer.call_sync(lambda store: store.event_rows(int(req.get("limit", 20))))
-            return {"ok": True, "events": rows}
-        if cmd == "tail":
-            after = int(req.get("after_seq", 0))
-            rows = self.writer.call_sync(lambda store: store.minutes_after(after))
-            return {"ok": True, "minutes": rows}
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        if isinstance(r, EventsRequest):
+            return {"ok": True, "events": self.writer.call_sync(lambda store: store.event_rows(r.limit))}
+        if isinstance(r, TailRequest):
+            return {"ok": True, "minutes": self.writer.call_sync(lambda store: store.minutes_after(r.after_seq))}
+        if isinstance(r, SetAsideListRequest):
+            rows = self.writer.call_sync(lambda store: store.set_aside_rows(r.seqs, with_payload=r.records))
+            return {"ok": True, "set_aside": rows}
+        if isinstance(r, SetAsideRetryRequest):
+            back = self.writer.call_sync(lambda store: retry_set_aside(store, r.seqs, self.clock.now()))
+            if self.forwarder is not None:
+                self.forwarder.rewind(back)
+            return {"ok": True, "message": f"{len(back)} set-aside record(s) back in the outbox", "seqs": back}
+        return {"ok": False, "error": f"command {r.cmd!r} is not handled"}
 
     def recalibrate(self, store: StationStore, start, end) -> int:
         """Reprocess stored minutes with coefficients interpolated between the bracketing
@@ -286,6 +402,7 @@ class Agent:
             self.forwarder = Forwarder(
                 self.config.station.id, self.config.mqtt, self.config.forwarding, self.config.storage.path,
                 self.clock, self.writer.submit_ack, self.emit, self.log, self.health_details,
+                set_aside=self.writer.submit_set_aside,
             )
             self.writer.on_stored = self.forwarder.notify
             self.forwarder.start()

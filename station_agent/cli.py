@@ -33,12 +33,16 @@ cylinders_app = typer.Typer(help="The cylinder registry (standards, targets, zer
 maintenance_app = typer.Typer(help="Maintenance mode: every minute is flagged while it is on.", no_args_is_help=True)
 valve_app = typer.Typer(help="Move the sampling valve by hand (maintenance mode only).", no_args_is_help=True)
 calibrate_app = typer.Typer(help="Start a calibration (or target/check run) now.", no_args_is_help=True)
+set_aside_app = typer.Typer(
+    help="Records the broker would not take, set aside so they do not block the others: kept, never deleted.",
+    no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(drivers_app, name="drivers")
 app.add_typer(cylinders_app, name="cylinders")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(valve_app, name="valve")
 app.add_typer(calibrate_app, name="calibrate")
+app.add_typer(set_aside_app, name="set-aside")
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_CONFIG = Path("/etc/ghgnet/station.toml")
@@ -137,6 +141,7 @@ def status(
         recent = store.event_rows(200)
         info = {
             "station": cfg.station.id,
+            "store": store.store_id(),
             "database": str(cfg.storage.path),
             "counts": store.counts(),
             "outbox": store.outbox_stats(),
@@ -172,6 +177,7 @@ def _print_status(info: dict) -> None:
     beat = f" (last heartbeat {info['heartbeat_age_s']} s ago)" if info["via"] == "database" and \
         info["heartbeat_age_s"] is not None else ""
     con.print(f"[bold]{info['station']}[/] agent [{colour}]{info['state']}[/]{beat}")
+    con.print(f"store {info['store'] or '(none yet)'}  database {info['database']}", markup=False, highlight=False)
     eng = info["agent"].get("engine")
     if eng:
         left = f", {eng['step_left_s'] / 60:.1f} min left" if eng.get("step_left_s") is not None else ""
@@ -192,6 +198,8 @@ def _print_status(info: dict) -> None:
     c = info["counts"]
     con.print(f"raw {c['raw']}  minutes {c['minute']}  events {c['event']}  "
               f"backlog {info['outbox']['backlog']} (oldest {info['outbox']['oldest_unacked'] or '-'})")
+    if c.get("set_aside"):
+        con.print(f"[red]{c['set_aside']} record(s) set aside, not sent: station-agent set-aside list[/]")
     lm = info["last_minute"]
     if lm:
         for r in lm["records"]:
@@ -361,11 +369,7 @@ def export(
             if out:  # a progress bar on the terminal while a long export is written to a file
                 from rich.progress import track
 
-                from station_agent.timeutil import iso_utc
-
-                total = store.conn.execute("SELECT COUNT(*) FROM minute WHERE time >= ? AND time < ?",
-                                           (iso_utc(start), iso_utc(end))).fetchone()[0]
-                rows = track(rows, total=total, description="reading minutes",
+                rows = track(rows, total=store.minute_count(start, end), description="reading minutes",
                              console=Console(stderr=True), transient=True)
             n = write_minute_csv(list(rows), cfg.station.id, fh)
         elif level == "calibration":
@@ -601,6 +605,87 @@ def cylinders_retire(cylinder_id: Annotated[str, typer.Argument()], config: Conf
             store.close()
         reply = {"ok": ok, "message": f"cylinder {cylinder_id} retired"} if ok else \
             {"ok": False, "error": f"no active cylinder {cylinder_id!r}"}
+    _report(reply)
+
+
+SeqArgs = Annotated[Optional[list[int]], typer.Argument(help="seqs (default: every set-aside record)")]
+
+
+def _set_aside_rows(cfg, seqs: list[int] | None, records: bool) -> list[dict]:
+    """The set-aside records, from the daemon when it runs, else from the database."""
+    reply = _daemon(cfg, {"cmd": "set_aside_list", "seqs": seqs, "records": records}, required=False)
+    if reply is not None:
+        if not reply.get("ok"):
+            _report(reply)
+        return reply["set_aside"]
+    store = _read_store(cfg)
+    try:
+        return store.set_aside_rows(seqs, with_payload=records)
+    finally:
+        store.close()
+
+
+@set_aside_app.command("list")
+def set_aside_list(seqs: SeqArgs = None, config: ConfigOpt = DEFAULT_CONFIG,
+                   as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The set-aside records: seq, kind, size, when and why."""
+    rows = _set_aside_rows(_load(config), seqs or None, False)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table("seq", "kind", "bytes", "stored", "set aside", "why")
+    for r in rows:
+        t.add_row(str(r["seq"]), r["kind"], str(r["bytes"]), r["created"], r["set_aside"], r["reason"])
+    Console().print(t)
+    if not rows:
+        Console().print("no record is set aside")
+
+
+@set_aside_app.command("export")
+def set_aside_export(seqs: SeqArgs = None, config: ConfigOpt = DEFAULT_CONFIG,
+                     out: Annotated[Optional[Path], typer.Option(help="output file (default: standard output)")] = None,
+                     ) -> None:
+    """The set-aside records as JSON lines, each with the record itself under `record` (as it
+    would travel, without its seq), to read, mend or hand over by other means."""
+    rows = _set_aside_rows(_load(config), seqs or None, True)
+    fh = out.open("w") if out else sys.stdout
+    try:
+        for r in rows:
+            fh.write(json.dumps(r, separators=(",", ":")) + "\n")
+    finally:
+        if out:
+            fh.close()
+    if out:
+        Console(stderr=True).print(f"{len(rows)} set-aside record(s) written to {out}")
+
+
+@set_aside_app.command("retry")
+def set_aside_retry(seqs: SeqArgs = None, config: ConfigOpt = DEFAULT_CONFIG,
+                    all_: Annotated[bool, typer.Option("--all", help="every set-aside record")] = False) -> None:
+    """Put set-aside records back in the outbox under their own seq, to be sent again (say after
+    raising the broker's message_size_limit and forwarding.max_message_bytes). A record that still
+    cannot be sent is set aside again, with a new alarm."""
+    if not seqs and not all_:
+        _err("name the seqs to retry, or give --all")
+        raise typer.Exit(EXIT_USAGE)
+    cfg = _load(config)
+    wanted = None if all_ else seqs
+    reply = _daemon(cfg, {"cmd": "set_aside_retry", "seqs": wanted}, required=False)
+    if reply is None:
+        from station_agent.agent import retry_set_aside
+        from station_agent.clock import make_clock
+        from station_agent.store import StationStore
+
+        store = StationStore(cfg.storage.path)  # the daemon is down: we are the only writer
+        try:
+            back = retry_set_aside(store, wanted, make_clock().now())
+        finally:
+            store.close()
+        reply = {"ok": True, "seqs": back,
+                 "message": f"{len(back)} set-aside record(s) back in the outbox (agent not running: written directly)"}
+    if reply.get("ok") and wanted is not None and len(reply["seqs"]) < len(set(wanted)):
+        missing = sorted(set(wanted) - set(reply["seqs"]))
+        reply = {"ok": False, "error": f"{reply['message']}; not set aside: {', '.join(map(str, missing[:20]))}"}
     _report(reply)
 
 

@@ -12,18 +12,20 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from station_agent.configbase import RelPath, StrictModel, load_model
+from station_agent.configbase import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
 from station_agent.forwarder import ForwardingConfig
 from station_agent.mqttlink import MqttConfig
 from station_agent.sampling import CylinderConfig, SamplingConfig
 from station_agent.registry import all_drivers
 
 STATION_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MAX_CONFIG_TEXT = 1024
+"""Characters of any text in a station config (fields with their own limit have a smaller one)."""
 
 
 class StationInfo(StrictModel):
     id: str = Field(pattern=STATION_ID, description="station id: lower case, digits, - and _")
-    name: str = ""
+    name: str = Field(default="", max_length=200, description="the station's name, for people")
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     altitude_m: float | None = Field(default=None, description="ground altitude above sea level, m")
@@ -180,8 +182,14 @@ def driver_tags() -> frozenset[str]:
 
 
 def load_station_config(path: str | Path) -> StationConfigBase:
-    """Load and validate a station config file; raises ConfigError naming each problem."""
-    return load_model(station_model(), path, drop_tags=driver_tags())
+    """Load and validate a station config file; raises ConfigError naming each problem. Every
+    text in it (a value or a key) is at most MAX_CONFIG_TEXT characters, whatever its field."""
+    path = Path(path)
+    data = read_toml(path)
+    too_long = long_texts(data, MAX_CONFIG_TEXT)
+    if too_long:
+        raise ConfigError([f"{path}: {line}" for line in too_long])
+    return validate_model(station_model(), data, str(path), path.resolve().parent, drop_tags=driver_tags())
 
 
 def station_schema() -> dict[str, Any]:

@@ -71,6 +71,25 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: (file): {exc.strerror or exc}"]) from None
 
 
+def long_texts(data: Any, limit: int, where: str = "") -> list[str]:
+    """`field.path: ...` for every string (value or key) in `data` longer than `limit` characters."""
+    out = []
+    if isinstance(data, str):
+        if len(data) > limit:
+            out.append(f"{where or '(top level)'}: text longer than {limit} characters ({len(data)})")
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if len(str(key)) > limit:
+                out.append(f"{where or '(top level)'}: a key longer than {limit} characters ({len(str(key))})")
+                continue
+            out += long_texts(value, limit, path)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            out += long_texts(value, limit, f"{where}.{i}" if where else str(i))
+    return out
+
+
 def load_model(
     model: type[M], path: str | Path, drop_tags: frozenset[str] = frozenset()
 ) -> M:

@@ -12,6 +12,20 @@ them, at a configurable rate. A bounded window limits records sent but not yet a
 PUBACK reason codes are checked: a denied publish (ACL) is a fault event, and its records simply
 stay in the outbox. Timing of the link (ack timeout, replay rate, status interval) is in real
 seconds: the network does not run faster with --speed.
+
+Every batch names the database it comes from (`store`, StationStore.store_id), and an ack that
+names another store is ignored: a replaced database starts again at seq 1, and an old ack must not
+take its new records out of the outbox.
+
+Messages are bounded in bytes (`max_message_bytes`, and the broker's Maximum Packet Size when its
+CONNACK gives one). No record may stop the ones behind it ("poison"): a record too big for any
+message is set aside before it is sent; a message the broker refuses for what it holds (a PUBACK
+failure other than a denial such as an ACL's) is split in halves down to the record, which is then
+set aside; messages in flight when the connection drops are sent again one at a time, halved each
+time the connection drops with one of them alone in flight, and a record alone in flight at
+`set_aside_after_drops` drops is set aside. Set aside means moved from the outbox to the
+set-aside table by the store writer, with an alarm event, in one transaction: kept, never deleted,
+and back in the outbox with `station-agent set-aside retry` (`rewind` here).
 """
 
 from __future__ import annotations
@@ -22,20 +36,40 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from station_agent import __version__
 from station_agent.clock import Clock
-from station_agent.configbase import StrictModel
+from station_agent.configbase import RelPath, StrictModel
 from station_agent.faults import FaultTracker
 from station_agent.mqttlink import MqttConfig, connect_properties, make_client
 from station_agent.records import Event
-from station_agent.store import StationStore
+from station_agent.store import StationStore, StoreError
 from station_agent.timeutil import iso_utc, parse_utc
-from station_agent.wire import SCHEMA_VERSION, WireError, parse_ack, topic_for
+from station_agent.wire import BATCH_KINDS, SCHEMA_VERSION, WireError, parse_ack, topic_for
+
+DEFAULT_MAX_MESSAGE_BYTES = 786_432
+"""768 KiB: below mosquitto's shipped message_size_limit (1 MiB, configs/mosquitto/mosquitto.conf)."""
+RECORD_OVERHEAD = 27
+"""Bytes a stored record gains in a batch: `{"seq":` with up to 19 digits, a comma, a separator."""
+ENVELOPE_OVERHEAD = 64
+"""Bytes of a batch beyond its per-kind head and its records: the sent time and the closing."""
+SYSTEMIC_REFUSALS = frozenset({0x87, 0x90, 0x91, 0x97})
+"""PUBACK reasons that refuse the sender or the topic, not the message (not authorized, topic name
+invalid, packet id in use, quota exceeded): its records wait in the outbox, none is set aside."""
+DROP_EVIDENCE_S = 10.0
+"""A drop counts against a message alone in flight only this soon (real s) after it went out: a
+broker drops an oversized packet at once, a failing link is noticed only after a keepalive."""
+
+
+def mqtt_packet_overhead(topic: str) -> int:
+    """Bytes of an MQTT 5 QoS 1 PUBLISH beyond its payload (no properties): fixed header and
+    remaining length (up to 5), the topic with its length (2), the packet id (2), properties length (1)."""
+    return 10 + len(topic.encode())
 
 
 class ForwardingConfig(StrictModel):
@@ -59,6 +93,57 @@ class ForwardingConfig(StrictModel):
         default=10.0, ge=0,
         description="real seconds a stop waits for central to acknowledge what is queued (0: do not wait)",
     )
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=268_435_455,
+        description="largest MQTT message payload (bytes), at or below the broker's message_size_limit; a "
+        "record that cannot fit one is set aside",
+    )
+    broker_config: RelPath | None = Field(
+        default=None,
+        description="central's broker config (mosquitto.conf, or a copy): `config check` refuses a "
+        "max_message_bytes above its message_size_limit or max_packet_size",
+    )
+    set_aside_after_drops: int = Field(
+        default=3, ge=1,
+        description="a record alone in flight when the broker dropped the connection this many times is set aside",
+    )
+
+
+    @model_validator(mode="after")
+    def _within_the_broker(self) -> "ForwardingConfig":
+        if self.broker_config is not None:
+            limit, why = broker_payload_limit(Path(self.broker_config))
+            if limit is not None and self.max_message_bytes > limit:
+                raise ValueError(f"max_message_bytes {self.max_message_bytes} is above what the broker takes: {why}")
+        return self
+
+
+def broker_payload_limit(path: Path) -> tuple[int | None, str]:
+    """The largest payload a mosquitto config lets through, and why: the smallest of its
+    message_size_limit (payload bytes) and max_packet_size (whole packet, less the largest data
+    topic's overhead), in the file and the `include_dir` folders it names; (None, why) when it sets
+    neither (mosquitto's own limit, 256 MiB, is then the MQTT maximum)."""
+    try:
+        files = [path]
+        limits: list[tuple[int, str]] = []
+        while files:
+            f = files.pop(0)
+            for n, line in enumerate(f.read_text().splitlines(), 1):
+                words = line.split("#", 1)[0].split()
+                if len(words) != 2:
+                    continue
+                key, value = words
+                if key == "include_dir":
+                    files += sorted((f.parent / value).glob("*.conf"))
+                elif key in ("message_size_limit", "max_packet_size") and value.isdigit() and int(value) > 0:
+                    overhead = 0 if key == "message_size_limit" else mqtt_packet_overhead(
+                        "ghg/v1/" + "x" * 32 + "/calibration")
+                    limits.append((int(value) - overhead, f"{key} {value} ({f}:{n})"))
+    except OSError as exc:
+        raise ValueError(f"broker_config: cannot read {exc.filename}: {exc.strerror}") from None
+    if not limits:
+        return None, f"{path} sets no message_size_limit or max_packet_size"
+    return min(limits)
 
 
 class Forwarder:
@@ -73,7 +158,9 @@ class Forwarder:
         emit: Callable[[Event], None],
         log,
         details: Callable[[], dict[str, Any]] = dict,
+        set_aside: Callable[[dict[int, str]], None] | None = None,
     ) -> None:
+        """`acknowledge(ranges)` and `set_aside({seq: why})` hand work to the store writer."""
         self.station = station
         self.mqtt_cfg = mqtt_cfg
         self.cfg = cfg
@@ -102,7 +189,19 @@ class Forwarder:
         self._resubscribe_at: float | None = None
         self._drain = threading.Event()
         self._drained = threading.Event()
-        self.stats = {"published_records": 0, "published_messages": 0, "acked": 0, "denied": 0, "resent": 0}
+        self.set_aside = set_aside
+        self.store_id: str | None = None  # read from the database at start
+        self._heads: dict[str, str] = {}  # kind -> the batch envelope up to its sent time
+        self._topics = {kind: topic_for(station, kind) for kind in BATCH_KINDS}
+        self._payload_limit = cfg.max_message_bytes
+        self._limit_why = f"forwarding.max_message_bytes {cfg.max_message_bytes}"
+        self._room_bytes = 0  # bytes of records a batch may hold (set with the heads)
+        self._setting_aside: set[int] = set()  # handed to the writer: never sent again unless rewound
+        self._suspects: dict[int, int] = {}  # seq -> most records in a message with it, until PUBACKed
+        self._strikes: dict[int, int] = {}  # seq -> drops while it was alone in flight
+        self._probe: tuple[int, float] | None = None  # (mid, real time sent) of a suspect message alone
+        self.stats = {"published_records": 0, "published_messages": 0, "acked": 0, "denied": 0, "resent": 0,
+                      "set_aside": 0, "foreign_acks": 0}
         self.ack_topic = topic_for(station, "ack")
         self.client = make_client(mqtt_cfg, f"ghgnet-station-{station}")
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -117,7 +216,12 @@ class Forwarder:
 
     # -- paho network thread: only enqueue ------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._inbox.put(("connect", (reason_code, getattr(flags, "session_present", False))))
+        if not reason_code.is_failure:
+            # paho would send again what was in flight, a poison message too, on every reconnect:
+            # the forwarder sends from the outbox itself, so paho's copies go.
+            client.drop_out_messages()
+        max_packet = getattr(properties, "MaximumPacketSize", None)
+        self._inbox.put(("connect", (reason_code, getattr(flags, "session_present", False), max_packet)))
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -141,7 +245,23 @@ class Forwarder:
         """New records are in the outbox (called by the writer)."""
         self._wake.set()
 
+    def rewind(self, seqs: list[int]) -> None:
+        """Set-aside records are back in the outbox under these seqs: send them again."""
+        if seqs:
+            self._inbox.put(("rewind", list(seqs)))
+            self._wake.set()
+
     def start(self) -> None:
+        store = StationStore(self.store_path, read_only=True)
+        try:
+            self.store_id = store.store_id()
+        finally:
+            store.close()
+        if self.store_id is None:
+            raise StoreError(f"{self.store_path} has no store identity yet (the store writer migrates it first)")
+        self._heads = {kind: f'{{"schema":{SCHEMA_VERSION},"station":"{self.station}","store":"{self.store_id}",'
+                             f'"kind":"{kind}","sent":"' for kind in BATCH_KINDS}
+        self._set_payload_limit(None)
         self.client.connect_async(
             self.mqtt_cfg.host,
             self.mqtt_cfg.effective_port,
@@ -202,7 +322,7 @@ class Forwarder:
                 if self._drain.is_set():
                     # Drained once the outbox has stayed empty for a moment: records queued in the
                     # writer just before the stop (e.g. the agent's stop event) get their chance.
-                    if not self._awaiting and not store.conn.execute("SELECT 1 FROM outbox LIMIT 1").fetchone():
+                    if not self._awaiting and store.outbox_empty():
                         empty_since = empty_since or time.monotonic()
                         if time.monotonic() - empty_since >= 0.5:
                             self._drained.set()
@@ -226,7 +346,11 @@ class Forwarder:
                 if self._connected:
                     self.faults.report("broker", f"disconnected: {payload}", self.clock.now())
                 self._connected = False
+                self._suspect_in_flight()
                 self._mids.clear()
+                self._probe = None
+            elif kind == "rewind":
+                self._rewound(payload)
             elif kind == "puback":
                 self._puback(*payload)
             elif kind == "message":
@@ -234,25 +358,81 @@ class Forwarder:
             elif kind == "suback":
                 self._suback(*payload)
 
-    def _connected_now(self, store: StationStore, reason_code, session_present: bool) -> None:
+    def _connected_now(self, store: StationStore, reason_code, session_present: bool, max_packet: int | None) -> None:
         if reason_code.is_failure:
             self._connected = False
             self.faults.report("broker", f"connection refused: {reason_code}", self.clock.now())
             return
         self._connected = True
+        self._set_payload_limit(max_packet)
         self.faults.clear(self.clock.now(), ("broker",))
         self._subscribe_acks()
         # Whatever was in flight may or may not have reached central: forget it and let the
         # backlog pass send it again (central deduplicates). Live data goes first from here on.
         self._awaiting.clear()
         self._mids.clear()
-        top = store.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
-        self._live_from = self._live_cursor = int(top)
+        self._probe = None
+        top = store.outbox_top_seq()
+        self._live_from = self._live_cursor = top
         self._backlog_cursor = 0
         # The status is due now, and goes out right after this pass's first records: counting the
         # outbox for it scans the table (~10 ms for a month of minutes), which a replay need not wait for.
         self._last_status = -math.inf
-        self.log.info("broker_connected", session_present=session_present, backlog_top_seq=top)
+        self.log.info("broker_connected", session_present=session_present, backlog_top_seq=top,
+                      max_payload_bytes=self._payload_limit)
+
+    def _set_payload_limit(self, max_packet: int | None) -> None:
+        """The largest payload: max_message_bytes, or less when the broker's CONNACK says so."""
+        self._payload_limit = self.cfg.max_message_bytes
+        self._limit_why = f"forwarding.max_message_bytes {self.cfg.max_message_bytes}"
+        if max_packet is not None:
+            broker = max_packet - max(mqtt_packet_overhead(t) for t in self._topics.values())
+            if broker < self._payload_limit:
+                self._payload_limit = broker
+                self._limit_why = f"the broker's Maximum Packet Size {max_packet} (CONNACK)"
+        self._room_bytes = self._payload_limit - max(map(len, self._heads.values()), default=0) - ENVELOPE_OVERHEAD
+
+    def _rewound(self, seqs: list[int]) -> None:
+        for s in seqs:
+            self._setting_aside.discard(s)
+            self._suspects.pop(s, None)
+            self._strikes.pop(s, None)
+        self._live_from = self._live_cursor
+        self._backlog_cursor = min(self._backlog_cursor, min(seqs) - 1)
+
+    def _put_aside(self, reasons: dict[int, str]) -> None:
+        """Hand records to the writer to be set aside; from now on they are not sent."""
+        for seq, why in reasons.items():
+            self._setting_aside.add(seq)
+            self._suspects.pop(seq, None)
+            self._strikes.pop(seq, None)
+            self._awaiting.pop(seq, None)
+            self.log.error("record_set_aside", seq=seq, reason=why)
+        self.stats["set_aside"] += len(reasons)
+        if self.set_aside is not None:
+            self.set_aside(reasons)
+
+    def _suspect_in_flight(self) -> None:
+        """The connection dropped: what was in flight may be why. Several messages in flight are
+        each sent again alone; a message alone in flight, and dropped at once, is halved, and a
+        record alone dropped `set_aside_after_drops` times is set aside."""
+        batches = list(self._mids.values())
+        alone = len(batches) == 1 and self._probe is not None \
+            and time.monotonic() - self._probe[1] <= DROP_EVIDENCE_S
+        if alone and len(batches[0]) == 1:
+            seq = batches[0][0]
+            strikes = self._strikes[seq] = self._strikes.get(seq, 0) + 1
+            self._suspects[seq] = 1
+            if strikes >= self.cfg.set_aside_after_drops:
+                self._put_aside({seq: f"the broker dropped the connection each time it was sent alone ({strikes} times)"})
+        elif alone:
+            half = (len(batches[0]) + 1) // 2
+            for seq in batches[0]:
+                self._suspects[seq] = min(self._suspects.get(seq, half), half)
+        else:
+            for seqs in batches:
+                for seq in seqs:
+                    self._suspects.setdefault(seq, len(seqs))
 
     def _subscribe_acks(self) -> None:
         self._resubscribe_at = None
@@ -280,7 +460,23 @@ class Forwarder:
         seqs = self._mids.pop(mid, None)
         if seqs is None:
             return
-        if reason_code.is_failure:
+        if self._probe is not None and self._probe[0] == mid:
+            self._probe = None
+        if reason_code.is_failure and reason_code.value not in SYSTEMIC_REFUSALS:
+            # The broker refused what this message holds: halve it down to the record, set that aside.
+            for s in seqs:
+                self._awaiting.pop(s, None)
+            self.faults.report("publish_refused", f"broker refused {len(seqs)} record(s) "
+                               f"(seq {seqs[0]}..{seqs[-1]}): {reason_code}", self.clock.now())
+            if len(seqs) == 1:
+                self._put_aside({seqs[0]: f"the broker refused it: {reason_code}"})
+            else:
+                half = (len(seqs) + 1) // 2
+                for s in seqs:
+                    self._suspects[s] = min(self._suspects.get(s, half), half)
+            self._live_from = self._live_cursor
+            self._backlog_cursor = min(self._backlog_cursor, seqs[0] - 1)
+        elif reason_code.is_failure:
             # The broker refused the message (e.g. ACL): the records stay in the outbox.
             for s in seqs:
                 self._awaiting.pop(s, None)
@@ -296,7 +492,11 @@ class Forwarder:
             self._backlog_cursor = min(self._backlog_cursor, seqs[0] - 1)
         else:
             self._denied_backoff = self.cfg.denied_backoff_s
-            self.faults.clear(self.clock.now(), ("publish_denied",))
+            self.faults.clear(self.clock.now(), ("publish_denied", "publish_refused"))
+            if self._suspects:  # the broker took it: nothing in it is poison
+                for s in seqs:
+                    self._suspects.pop(s, None)
+                    self._strikes.pop(s, None)
 
     def _message(self, topic: str, payload: bytes) -> None:
         if topic != self.ack_topic:
@@ -305,6 +505,13 @@ class Forwarder:
             ack = parse_ack(topic, payload)
         except WireError as exc:
             self.faults.report("bad_ack", f"{exc.code}: {exc.message}", self.clock.now())
+            return
+        if ack.store is not None and ack.store != self.store_id:
+            # Central acknowledges another database's seqs (one this station's replaced, say):
+            # applying it would take this database's own records of those seqs out of the outbox.
+            self.stats["foreign_acks"] += 1
+            self.log.warning("ack_for_another_store_ignored", ack_store=ack.store, own_store=self.store_id,
+                             ranges=len(ack.acked))
             return
         n = 0
         for lo, hi in ack.acked:
@@ -337,7 +544,7 @@ class Forwarder:
         self._backlog_cursor = min(self._backlog_cursor, min(expired) - 1)
 
     def _room(self) -> int:
-        if len(self._mids) >= self.cfg.max_inflight_messages:
+        if len(self._mids) >= self.cfg.max_inflight_messages or self._probe is not None:
             return 0
         return max(0, self.cfg.window_records - len(self._awaiting))
 
@@ -346,11 +553,13 @@ class Forwarder:
         if room <= 0:
             return
         # Live records first.
-        rows = self._rows(store, "seq > ?", (self._live_cursor,), min(room, self.cfg.batch_size * 8))
+        rows = store.outbox_after(self._live_cursor, min(room, self.cfg.batch_size * 8))
         if rows:
             sent, done = self._publish_rows(rows)
             self._live_cursor = done
             room -= sent
+            if self._probe is not None:
+                return  # a suspect message goes alone
         # Then the backlog, rate-limited.
         if room <= 0 or self._backlog_cursor >= self._live_from:
             return
@@ -361,9 +570,7 @@ class Forwarder:
             room = min(room, int(self._tokens))
             if room <= 0:
                 return
-        rows = self._rows(
-            store, "seq > ? AND seq <= ?", (self._backlog_cursor, self._live_from), min(room, self.cfg.batch_size * 8)
-        )
+        rows = store.outbox_between(self._backlog_cursor, self._live_from, min(room, self.cfg.batch_size * 8))
         if not rows:
             self._backlog_cursor = self._live_from
             self.log.info("backlog_replayed", up_to_seq=self._live_from)
@@ -373,31 +580,45 @@ class Forwarder:
         if self.cfg.replay_rate > 0:
             self._tokens -= sent
 
-    @staticmethod
-    def _rows(store: StationStore, where: str, args: tuple, limit: int) -> list[tuple[int, str, str]]:
-        return store.conn.execute(
-            f"SELECT seq, kind, payload FROM outbox WHERE {where} ORDER BY seq LIMIT ?", (*args, limit)
-        ).fetchall()
-
     def _publish_rows(self, rows: list[tuple[int, str, str]]) -> tuple[int, int]:
-        """Publish rows in order as batches of one kind each, skipping records still awaiting
-        their ack. Returns (records sent, the seq up to which the rows are dealt with)."""
+        """Publish rows in order as batches of one kind each, of at most batch_size records and
+        the payload limit's bytes, skipping records awaiting their ack or being set aside. A record
+        too big for any message is set aside here; a suspect goes in a message of suspects alone,
+        with nothing else in flight (`_suspect_in_flight`). Returns (records sent, the seq up to
+        which the rows are dealt with)."""
         sent = 0
         done = rows[0][0] - 1
         batch: list[tuple[int, str, str]] = []
-        for row in rows:
-            if batch and (row[1] != batch[0][1] or len(batch) >= self.cfg.batch_size):
+        size = 0
+        cap, room = self.cfg.batch_size, self._room_bytes
+        awaiting, skip, suspects = self._awaiting, self._setting_aside, self._suspects
+        for i, row in enumerate(rows):
+            seq = row[0]
+            if seq in awaiting or (skip and seq in skip):
+                if not batch:
+                    done = seq
+                continue
+            need = len(row[2]) + RECORD_OVERHEAD  # stored payloads are ASCII JSON: characters are bytes
+            suspect = bool(suspects) and seq in suspects
+            if batch and (suspect or row[1] != batch[0][1] or len(batch) >= cap or size + need > room):
                 if len(self._mids) >= self.cfg.max_inflight_messages:
                     return sent, done
                 n = self._publish_batch(batch)
                 if n == 0:
                     return sent, done
-                sent, done, batch = sent + n, batch[-1][0], []
-            if row[0] in self._awaiting:
-                if not batch:
-                    done = row[0]
+                sent, done, batch, size = sent + n, batch[-1][0], [], 0
+            if need > room:
+                self._put_aside({seq: f"{len(row[2])} bytes, more than a message may hold ({self._limit_why})"})
+                done = seq
                 continue
+            if suspect:
+                if self._mids:
+                    return sent, done  # it goes alone, once what is in flight is PUBACKed
+                probe = self._suspect_batch(rows, i)
+                n = self._publish_batch(probe, probe=True)
+                return (sent + n, probe[-1][0]) if n else (sent, done)
             batch.append(row)
+            size += need
         if batch and len(self._mids) < self.cfg.max_inflight_messages:
             n = self._publish_batch(batch)
             if n:
@@ -406,17 +627,31 @@ class Forwarder:
             done = rows[-1][0]
         return sent, done
 
-    def _publish_batch(self, batch: list[tuple[int, str, str]]) -> int:
+    def _suspect_batch(self, rows: list[tuple[int, str, str]], first: int) -> list[tuple[int, str, str]]:
+        """The suspects from rows[first] on, as many as their caps and the bytes allow."""
+        head = rows[first]
+        out, cap, size = [head], self._suspects[head[0]], len(head[2]) + RECORD_OVERHEAD
+        for row in rows[first + 1:]:
+            seq = row[0]
+            cap = min(cap, self._suspects.get(seq, 0))
+            size += len(row[2]) + RECORD_OVERHEAD
+            if (len(out) >= cap or row[1] != head[1] or seq in self._awaiting or seq in self._setting_aside
+                    or size > self._room_bytes):
+                break
+            out.append(row)
+        return out
+
+    def _publish_batch(self, batch: list[tuple[int, str, str]], probe: bool = False) -> int:
         kind = batch[0][1]
         # The stored payload is the record's JSON object without its seq: splice the seq in front
         # rather than decoding and encoding every record again.
         records = ",".join(f'{{"seq":{seq},{payload[1:]}' if payload != "{}" else f'{{"seq":{seq}}}'
                            for seq, _, payload in batch)
-        body = (
-            f'{{"schema":{SCHEMA_VERSION},"station":"{self.station}","kind":"{kind}",'
-            f'"sent":"{iso_utc(self.clock.now())}","records":[{records}]}}'
-        ).encode()
-        info = self.client.publish(topic_for(self.station, kind), body, qos=1)
+        body = f'{self._heads[kind]}{iso_utc(self.clock.now())}","records":[{records}]}}'.encode()
+        if len(body) > self._payload_limit:  # only a payload stored as non-ASCII text gets here
+            self._too_big(batch, len(body))
+            return 0
+        info = self.client.publish(self._topics[kind], body, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             # Not sent (e.g. the link dropped this instant): the caller leaves its cursor before
             # this batch, so the records go with a later pass.
@@ -424,11 +659,23 @@ class Forwarder:
         now = time.monotonic()
         seqs = [row[0] for row in batch]
         self._mids[info.mid] = seqs
+        if probe:
+            self._probe = (info.mid, now)
         for s in seqs:
             self._awaiting[s] = now
         self.stats["published_records"] += len(seqs)
         self.stats["published_messages"] += 1
         return len(seqs)
+
+    def _too_big(self, batch: list[tuple[int, str, str]], size: int) -> None:
+        """A batch over the payload limit: a record alone is set aside, more are halved."""
+        if len(batch) == 1:
+            self._put_aside({batch[0][0]: f"{size} bytes as a message, more than a message may hold "
+                                          f"({self._limit_why})"})
+            return
+        half = (len(batch) + 1) // 2
+        for seq, _, _ in batch:
+            self._suspects[seq] = min(self._suspects.get(seq, half), half)
 
     def _status_payload(self, state: str, store: StationStore | None) -> bytes:
         backlog, oldest_age, last_seq = 0, None, None
@@ -437,8 +684,7 @@ class Forwarder:
             backlog = stats["backlog"]
             if stats["oldest_unacked"]:
                 oldest_age = max(0.0, (self.clock.now() - parse_utc(stats["oldest_unacked"])).total_seconds())
-            last_seq = store.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-            last_seq = int(last_seq[0]) if last_seq else 0
+            last_seq = store.last_seq()
         body = {
             "schema": SCHEMA_VERSION,
             "station": self.station,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from station_agent.timeutil import iso_utc, parse_utc
+
 REASONS = {
     "flush": "line flushing after a valve switch",
     "status": "instrument status word not normal",
@@ -27,6 +29,11 @@ REASONS = {
 
 FLAG_VALID = "U"
 FLAG_INVALID = "N"
+
+MAX_EVENT_MESSAGE = 4000
+"""Characters of an event's message: the wire's limit (station_agent.wire.EventWire). Events are
+made inside the station, often from a device's own words, so a longer message is cut (saying so),
+never refused: a fault must be recorded whatever the device said."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +80,23 @@ class Event:
     device: str | None = None
     data: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if len(self.message) > MAX_EVENT_MESSAGE:
+            object.__setattr__(self, "message", bounded_message(self.message))
 
-def _iso(t: datetime) -> str:
-    from station_agent.timeutil import iso_utc
 
-    return iso_utc(t)
+def bounded_message(text: str, limit: int = MAX_EVENT_MESSAGE) -> str:
+    """`text` cut to `limit` characters, its end saying how many were cut."""
+    if len(text) <= limit:
+        return text
+    keep = limit - len(f"... ({len(text)} characters cut)")  # the count's digits never exceed this
+    return text[:keep] + f"... ({len(text) - keep} characters cut)"
 
 
 def minute_to_dict(rec: MinuteRecord) -> dict:
     """The minute record as it travels (without its seq, which the outbox assigns)."""
     return {
-        "time": _iso(rec.time),
+        "time": iso_utc(rec.time),
         "device": rec.device,
         "stream": rec.stream,
         "species": {
@@ -101,7 +114,7 @@ def minute_to_dict(rec: MinuteRecord) -> dict:
 
 def event_to_dict(ev: Event) -> dict:
     return {
-        "time": _iso(ev.time),
+        "time": iso_utc(ev.time),
         "kind": ev.kind,
         "severity": ev.severity,
         "message": ev.message,
@@ -112,8 +125,6 @@ def event_to_dict(ev: Event) -> dict:
 
 def minute_from_row(row: dict) -> MinuteRecord:
     """A stored minute row (StationStore.minute_rows) back into a MinuteRecord."""
-    from station_agent.timeutil import parse_utc
-
     return MinuteRecord(
         time=parse_utc(row["time"]),
         device=row["device"],
@@ -127,3 +138,20 @@ def minute_from_row(row: dict) -> MinuteRecord:
         calibration_id=row["calibration_id"],
         diagnostics=dict(row["diagnostics"]),
     )
+
+
+def set_aside_event(moved: list[dict], now: datetime) -> Event:
+    """The alarm for records moved out of the outbox (StationStore.set_aside's `moved`)."""
+    seqs = [m["seq"] for m in moved]
+    first = moved[0]
+    more = f" and {len(moved) - 1} more" if len(moved) > 1 else ""
+    return Event(now, "forwarding.set_aside", "error",
+                 f"{first['kind']} record seq {first['seq']} ({first['bytes']} bytes){more} set aside, not sent: "
+                 f"{first['reason']}; see `station-agent set-aside list`, then `set-aside retry`",
+                 None, {"seqs": seqs[:100], "count": len(moved), "reason": first["reason"][:200]})
+
+
+def set_aside_retried_event(seqs: list[int], now: datetime) -> Event:
+    return Event(now, "forwarding.set_aside_retried", "info",
+                 f"{len(seqs)} set-aside record(s) put back in the outbox (seq {seqs[0]}..{seqs[-1]})",
+                 None, {"seqs": seqs[:100], "count": len(seqs)})

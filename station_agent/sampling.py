@@ -16,9 +16,9 @@ Two presets fill in the runs a station leaves out:
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from station_agent.configbase import StrictModel
 
@@ -189,15 +189,25 @@ class SamplingConfig(StrictModel):
         return next((s for s in self.streams if s.port == port), None)
 
 
+SpeciesName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,16}$")]
+ScaleName = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
+MAX_SPECIES = 16
+"""Species one cylinder may carry values for."""
+
+
 class CylinderConfig(StrictModel):
-    """A cylinder as the station knows it: its assigned values belong to a calibration scale."""
+    """A cylinder as the station knows it: its assigned values belong to a calibration scale.
+    Free text is bounded: serial and scale names at most 64 characters, species names at most 16
+    (lower case, digits, _), at most 16 species."""
 
     id: str = Field(pattern=CYLINDER_ID)
     role: Literal["standard", "target", "zero", "span"]
-    serial: str = ""
-    assigned: dict[str, float] = Field(description="assigned dry mole fraction per species (ppm CO2, ppb others)")
-    uncertainty: dict[str, float] = Field(default_factory=dict)
-    scale: dict[str, str] = Field(default_factory=dict, description="default: current WMO scales")
+    serial: str = Field(default="", max_length=64, pattern=r"^[^\x00]*$")
+    assigned: dict[SpeciesName, float] = Field(
+        max_length=MAX_SPECIES, description="assigned dry mole fraction per species (ppm CO2, ppb others)")
+    uncertainty: dict[SpeciesName, float] = Field(default_factory=dict, max_length=MAX_SPECIES)
+    scale: dict[SpeciesName, ScaleName] = Field(default_factory=dict, max_length=MAX_SPECIES,
+                                                description="default: current WMO scales")
     fill_date: date | None = None
     pressure_bar: float | None = Field(default=None, ge=0)
     low_pressure_bar: float = Field(default=20.0, ge=0, description="warn below this pressure")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,30 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE outbox_count (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
     INSERT INTO outbox_count (id, n) SELECT 1, COUNT(*) FROM outbox;
+    """,
+    # The database's identity, made with it (an upgraded database gets one now): central keys
+    # records by (station, store, seq), so a replaced database's new seq 1 is new data.
+    """
+    CREATE TABLE identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        store TEXT NOT NULL CHECK (length(store) = 32),
+        created TEXT NOT NULL
+    );
+    INSERT INTO identity (id, store, created)
+        VALUES (1, lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+    """,
+    # Records the broker will not take (too big, refused, or dropping the connection each time),
+    # moved out of the outbox so they do not block the records behind them; kept, never deleted,
+    # and put back by `station-agent set-aside retry` under their own seq.
+    """
+    CREATE TABLE set_aside (
+        seq INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        created TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        set_aside TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -283,15 +307,59 @@ class StationStore:
         return seq
 
     def insert_event(self, event: Event) -> int:
-        row = event_to_dict(event)
         with self._tx():
-            seq = self._outbox("event", row, row["time"])
-            self.conn.execute(
-                "INSERT INTO event (seq, time, kind, severity, device, message, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, row["time"], row["kind"], row["severity"], row["device"], row["message"], _json(row["data"])),
-            )
+            return self._event(event)
+
+    def _event(self, event: Event) -> int:
+        row = event_to_dict(event)
+        seq = self._outbox("event", row, row["time"])
+        self.conn.execute(
+            "INSERT INTO event (seq, time, kind, severity, device, message, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (seq, row["time"], row["kind"], row["severity"], row["device"], row["message"], _json(row["data"])),
+        )
         return seq
+
+    def set_aside(self, reasons: dict[int, str], now: datetime,
+                  alarm: Callable[[list[dict]], Event | None]) -> list[dict]:
+        """Move outbox records (seq -> why) to the set-aside table and store `alarm(moved)`, an
+        event naming them, in the same transaction. Seqs no longer in the outbox (acknowledged
+        meanwhile) are left alone. Returns the moved records (seq, kind, bytes, reason)."""
+        moved: list[dict] = []
+        stamp = iso_utc(now)
+        with self._tx():
+            for seq, reason in sorted(reasons.items()):
+                row = self.conn.execute("SELECT kind, created, payload FROM outbox WHERE seq = ?", (seq,)).fetchone()
+                if row is None:
+                    continue
+                self.conn.execute(
+                    "INSERT INTO set_aside (seq, kind, created, payload, set_aside, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, row[0], row[1], row[2], stamp, reason))
+                self._outbox_delta -= self.conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+                moved.append({"seq": seq, "kind": row[0], "bytes": len(row[2].encode()), "reason": reason})
+            event = alarm(moved) if moved else None
+            if event is not None:
+                self._event(event)
+        return moved
+
+    def retry_set_aside(self, seqs: Iterable[int] | None, event: Callable[[list[int]], Event]) -> list[int]:
+        """Put set-aside records back into the outbox under their own seq (all of them when `seqs`
+        is None), with `event(seqs)` saying so, in one transaction; returns the seqs put back."""
+        with self._tx():
+            if seqs is None:
+                back = [r[0] for r in self.conn.execute("SELECT seq FROM set_aside ORDER BY seq")]
+            else:
+                wanted = sorted({int(s) for s in seqs})
+                back = [s for s in wanted
+                        if self.conn.execute("SELECT 1 FROM set_aside WHERE seq = ?", (s,)).fetchone()]
+            for seq in back:
+                self.conn.execute("INSERT INTO outbox (seq, kind, created, payload)"
+                                  " SELECT seq, kind, created, payload FROM set_aside WHERE seq = ?", (seq,))
+                self.conn.execute("DELETE FROM set_aside WHERE seq = ?", (seq,))
+            self._outbox_delta += len(back)
+            if back:
+                self._event(event(back))
+        return back
 
     def acknowledge(self, ranges: Iterable[tuple[int, int]]) -> int:
         """Forget outbox entries central holds (inclusive seq ranges); returns how many went."""
@@ -359,8 +427,9 @@ class StationStore:
 
     def free_space(self, raw_before: datetime, rows: int = 10_000) -> dict[str, int]:
         """Make room, in the order of the disk policy: the oldest raw readings before `raw_before`,
-        then the oldest minute records and events that central has acknowledged (no longer in the
-        outbox). Never an outbox row. At most `rows` rows per call; returns what went."""
+        then the oldest minute records and events that central has acknowledged (in neither the
+        outbox nor the set-aside records). Never an outbox row. At most `rows` rows per call;
+        returns what went."""
         out = {"raw": 0, "minute": 0, "event": 0}
         with self._tx():
             out["raw"] = self.conn.execute(
@@ -370,7 +439,8 @@ class StationStore:
                 for table in ("minute", "event"):
                     out[table] = self.conn.execute(
                         f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE seq NOT IN"
-                        f" (SELECT seq FROM outbox) ORDER BY seq LIMIT ?)", (rows,)).rowcount
+                        f" (SELECT seq FROM outbox) AND seq NOT IN (SELECT seq FROM set_aside)"
+                        f" ORDER BY seq LIMIT ?)", (rows,)).rowcount
         return out
 
     def purge_raw(self, before: datetime) -> int:
@@ -494,6 +564,65 @@ class StationStore:
             for r in rows
         ]
 
+    def store_id(self) -> str | None:
+        """This database's identity (32 hex digits); None on a database not yet migrated to it."""
+        try:
+            row = self.conn.execute("SELECT store FROM identity WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # read-only, on a database the writer has not migrated yet
+            return None
+        return row[0] if row else None
+
+    def outbox_after(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
+        """Outbox rows (seq, kind, payload JSON text) after `seq`, in seq order: the forwarder's
+        reads, the payload left as stored so that batches splice it without decoding."""
+        return self.conn.execute(
+            "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+
+    def outbox_between(self, after: int, upto: int, limit: int) -> list[tuple[int, str, str]]:
+        """Outbox rows with after < seq <= upto, in seq order (as `outbox_after`)."""
+        return self.conn.execute(
+            "SELECT seq, kind, payload FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, upto, limit)).fetchall()
+
+    def outbox_top_seq(self) -> int:
+        """The highest seq in the outbox (0 when it is empty)."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0])
+
+    def outbox_empty(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM outbox LIMIT 1").fetchone() is None
+
+    def last_seq(self) -> int:
+        """The last seq ever given (records acknowledged or set aside since included)."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_aside_rows(self, seqs: Iterable[int] | None = None, with_payload: bool = False) -> list[dict]:
+        """Set-aside records, oldest seq first (only `seqs` when given): seq, kind, created,
+        set_aside (when), reason, bytes, and with `with_payload` the record itself (`record`)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT seq, kind, created, set_aside, reason, length(CAST(payload AS BLOB)),"
+                f" {'payload' if with_payload else 'NULL'} FROM set_aside ORDER BY seq").fetchall()
+        except sqlite3.OperationalError:  # read-only, on a database the writer has not migrated yet
+            return []
+        wanted = None if seqs is None else {int(s) for s in seqs}
+        return [
+            {"seq": r[0], "kind": r[1], "created": r[2], "set_aside": r[3], "reason": r[4], "bytes": r[5]}
+            | ({"record": json.loads(r[6])} if with_payload else {})
+            for r in rows if wanted is None or r[0] in wanted
+        ]
+
+    def minute_count(self, start: datetime, end: datetime) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM minute WHERE time >= ? AND time < ?",
+                                     (iso_utc(start), iso_utc(end))).fetchone()[0])
+
+    def last_minute_times(self) -> dict[str, str]:
+        """Each device's latest stored minute (its start time)."""
+        return dict(self.conn.execute("SELECT device, MAX(time) FROM minute GROUP BY device").fetchall())
+
+    def raw_devices(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT device FROM raw")]
+
     def outbox_pending(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, str, dict]]:
         rows = self.conn.execute(
             "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -516,8 +645,11 @@ class StationStore:
 
     def counts(self) -> dict[str, int]:
         out = {}
-        for table in ("raw", "minute", "event", "outbox"):
-            out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        for table in ("raw", "minute", "event", "outbox", "set_aside"):
+            try:
+                out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+            except sqlite3.OperationalError:  # set_aside, on a database not yet migrated to it
+                out[table] = 0
         return out
 
     def last_minute(self) -> dict | None:

@@ -8,6 +8,7 @@ minute assembler, turns closed bins into minute records, stores events, and runs
 from __future__ import annotations
 
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +19,9 @@ from typing import Any
 from station_agent.clock import Clock
 from station_agent.minutes import MinuteAssembler, MinuteBin
 from station_agent.reading import Reading
-from station_agent.records import Event, MinuteRecord
+from station_agent.records import Event, MinuteRecord, set_aside_event
 from station_agent.store import StationStore
+from station_agent.timeutil import parse_utc
 
 MinuteMaker = Callable[[MinuteBin], MinuteRecord]
 
@@ -124,6 +126,10 @@ class StoreWriter:
         """Central holds these seqs: the outbox may forget them."""
         self._put(("ack", ranges))
 
+    def submit_set_aside(self, reasons: dict[int, str]) -> None:
+        """Move these outbox records (seq -> why) to the set-aside table, with an alarm event."""
+        self._put(("set_aside", dict(reasons)))
+
     def _put(self, item: tuple[str, Any]) -> None:
         # Blocks while full rather than drop: pollers check has_room() before reading the analyzer,
         # so the wait is short, and losing a record is never an option.
@@ -225,6 +231,13 @@ class StoreWriter:
             store.insert_event(payload)
             self.stats.events += 1
             self.on_stored()
+        elif kind == "set_aside":
+            now = self.clock.now()
+            moved = store.set_aside(payload, now, lambda moved: set_aside_event(moved, now))
+            if moved:
+                self.stats.events += 1
+                self.log.error("records_set_aside", seqs=[m["seq"] for m in moved], reason=moved[0]["reason"])
+                self.on_stored()
         elif kind == "ack":
             # Coalesce the acks already queued into one transaction.
             ranges = list(payload)
@@ -281,8 +294,6 @@ class StoreWriter:
                 self.log.info("raw_purged", rows=purged, older_than=(now - self.raw_retention).isoformat())
 
     def _over(self, store: StationStore) -> str | None:
-        import shutil
-
         free = shutil.disk_usage(store.path.parent).free
         if free < self.disk_floor_bytes:
             return f"{free / 1e6:.0f} MB free on the data disk, below the floor of {self.disk_floor_bytes / 1e6:.0f} MB"
@@ -329,13 +340,8 @@ class StoreWriter:
 
     def _restore(self, store: StationStore) -> None:
         """Rebuild the bins that were open when the agent last stopped, from the raw table."""
-        rows = store.conn.execute(
-            "SELECT device, MAX(time) FROM minute GROUP BY device"
-        ).fetchall()
-        last_closed = {d: t for d, t in rows}
-        from station_agent.timeutil import parse_utc
-
-        devices = [r[0] for r in store.conn.execute("SELECT DISTINCT device FROM raw").fetchall()]
+        last_closed = store.last_minute_times()
+        devices = store.raw_devices()
         now = self.clock.now()
         restored = 0
         for device in devices:
