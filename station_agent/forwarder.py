@@ -158,9 +158,10 @@ class Forwarder:
         emit: Callable[[Event], None],
         log,
         details: Callable[[], dict[str, Any]] = dict,
-        set_aside: Callable[[dict[int, str]], None] | None = None,
+        set_aside: Callable[[dict[int, str], Callable[[list[int]], None]], None] | None = None,
     ) -> None:
-        """`acknowledge(ranges)` and `set_aside({seq: why})` hand work to the store writer."""
+        """`acknowledge(ranges)` and `set_aside({seq: why}, then)` hand work to the store writer
+        (which calls `then(seqs)` once they are out of the outbox)."""
         self.station = station
         self.mqtt_cfg = mqtt_cfg
         self.cfg = cfg
@@ -196,7 +197,7 @@ class Forwarder:
         self._payload_limit = cfg.max_message_bytes
         self._limit_why = f"forwarding.max_message_bytes {cfg.max_message_bytes}"
         self._room_bytes = 0  # bytes of records a batch may hold (set with the heads)
-        self._setting_aside: set[int] = set()  # handed to the writer: never sent again unless rewound
+        self._setting_aside: set[int] = set()  # handed to the writer, until it has moved them
         self._suspects: dict[int, int] = {}  # seq -> most records in a message with it, until PUBACKed
         self._strikes: dict[int, int] = {}  # seq -> drops while it was alone in flight
         self._probe: tuple[int, float] | None = None  # (mid, real time sent) of a suspect message alone
@@ -351,6 +352,8 @@ class Forwarder:
                 self._probe = None
             elif kind == "rewind":
                 self._rewound(payload)
+            elif kind == "set_aside_done":
+                self._setting_aside.difference_update(payload)
             elif kind == "puback":
                 self._puback(*payload)
             elif kind == "message":
@@ -410,7 +413,12 @@ class Forwarder:
             self.log.error("record_set_aside", seq=seq, reason=why)
         self.stats["set_aside"] += len(reasons)
         if self.set_aside is not None:
-            self.set_aside(reasons)
+            self.set_aside(reasons, self._set_aside_done)
+
+    def _set_aside_done(self, seqs: list[int]) -> None:
+        """The writer has moved these out of the outbox (any thread)."""
+        self._inbox.put(("set_aside_done", seqs))
+        self._wake.set()
 
     def _suspect_in_flight(self) -> None:
         """The connection dropped: what was in flight may be why. Several messages in flight are
@@ -514,6 +522,8 @@ class Forwarder:
                              ranges=len(ack.acked))
             return
         n = 0
+        if self._suspects:  # central holds them: nothing left to find out about them
+            self._forget_suspects(ack.acked)
         for lo, hi in ack.acked:
             if hi - lo < 100_000:
                 for s in range(lo, hi + 1):
@@ -524,6 +534,12 @@ class Forwarder:
                     n += 1
         self.stats["acked"] += n
         self.acknowledge([(int(lo), int(hi)) for lo, hi in ack.acked])
+
+    def _forget_suspects(self, ranges: list[tuple[int, int]]) -> None:
+        for lo, hi in ranges:
+            for s in [s for s in self._suspects if lo <= s <= hi]:
+                del self._suspects[s]
+                self._strikes.pop(s, None)
 
     def _expire(self) -> None:
         if not self._awaiting:
@@ -581,11 +597,39 @@ class Forwarder:
             self._tokens -= sent
 
     def _publish_rows(self, rows: list[tuple[int, str, str]]) -> tuple[int, int]:
-        """Publish rows in order as batches of one kind each, of at most batch_size records and
-        the payload limit's bytes, skipping records awaiting their ack or being set aside. A record
-        too big for any message is set aside here; a suspect goes in a message of suspects alone,
-        with nothing else in flight (`_suspect_in_flight`). Returns (records sent, the seq up to
-        which the rows are dealt with)."""
+        """Publish rows in order as batches of one kind each, skipping records still awaiting
+        their ack. Returns (records sent, the seq up to which the rows are dealt with). A batch
+        over the payload limit is cut by bytes as it is published (`_publish_batch`)."""
+        if self._suspects or self._setting_aside:
+            return self._publish_rows_carefully(rows)
+        sent = 0
+        done = rows[0][0] - 1
+        batch: list[tuple[int, str, str]] = []
+        for row in rows:
+            if batch and (row[1] != batch[0][1] or len(batch) >= self.cfg.batch_size):
+                if len(self._mids) >= self.cfg.max_inflight_messages:
+                    return sent, done
+                n = self._publish_batch(batch)
+                if n == 0:
+                    return sent, done
+                sent, done, batch = sent + n, batch[-1][0], []
+            if row[0] in self._awaiting:
+                if not batch:
+                    done = row[0]
+                continue
+            batch.append(row)
+        if batch and len(self._mids) < self.cfg.max_inflight_messages:
+            n = self._publish_batch(batch)
+            if n:
+                sent, done = sent + n, batch[-1][0]
+        elif not batch:
+            done = rows[-1][0]
+        return sent, done
+
+    def _publish_rows_carefully(self, rows: list[tuple[int, str, str]]) -> tuple[int, int]:
+        """`_publish_rows` while records are suspect or being set aside: those being set aside
+        are skipped, and a suspect goes in a message of suspects alone, with nothing else in
+        flight (`_suspect_in_flight`)."""
         sent = 0
         done = rows[0][0] - 1
         batch: list[tuple[int, str, str]] = []
@@ -594,12 +638,12 @@ class Forwarder:
         awaiting, skip, suspects = self._awaiting, self._setting_aside, self._suspects
         for i, row in enumerate(rows):
             seq = row[0]
-            if seq in awaiting or (skip and seq in skip):
+            if seq in awaiting or seq in skip:
                 if not batch:
                     done = seq
                 continue
-            need = len(row[2]) + RECORD_OVERHEAD  # stored payloads are ASCII JSON: characters are bytes
-            suspect = bool(suspects) and seq in suspects
+            need = len(row[2]) + RECORD_OVERHEAD
+            suspect = seq in suspects
             if batch and (suspect or row[1] != batch[0][1] or len(batch) >= cap or size + need > room):
                 if len(self._mids) >= self.cfg.max_inflight_messages:
                     return sent, done
@@ -607,10 +651,6 @@ class Forwarder:
                 if n == 0:
                     return sent, done
                 sent, done, batch, size = sent + n, batch[-1][0], [], 0
-            if need > room:
-                self._put_aside({seq: f"{len(row[2])} bytes, more than a message may hold ({self._limit_why})"})
-                done = seq
-                continue
             if suspect:
                 if self._mids:
                     return sent, done  # it goes alone, once what is in flight is PUBACKed
@@ -642,15 +682,15 @@ class Forwarder:
         return out
 
     def _publish_batch(self, batch: list[tuple[int, str, str]], probe: bool = False) -> int:
+        """Publish one batch; returns how many of its records went (0: none, try later)."""
         kind = batch[0][1]
         # The stored payload is the record's JSON object without its seq: splice the seq in front
         # rather than decoding and encoding every record again.
         records = ",".join(f'{{"seq":{seq},{payload[1:]}' if payload != "{}" else f'{{"seq":{seq}}}'
                            for seq, _, payload in batch)
         body = f'{self._heads[kind]}{iso_utc(self.clock.now())}","records":[{records}]}}'.encode()
-        if len(body) > self._payload_limit:  # only a payload stored as non-ASCII text gets here
-            self._too_big(batch, len(body))
-            return 0
+        if len(body) > self._payload_limit:
+            return self._publish_cut(batch)
         info = self.client.publish(self._topics[kind], body, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             # Not sent (e.g. the link dropped this instant): the caller leaves its cursor before
@@ -667,15 +707,30 @@ class Forwarder:
         self.stats["published_messages"] += 1
         return len(seqs)
 
-    def _too_big(self, batch: list[tuple[int, str, str]], size: int) -> None:
-        """A batch over the payload limit: a record alone is set aside, more are halved."""
-        if len(batch) == 1:
-            self._put_aside({batch[0][0]: f"{size} bytes as a message, more than a message may hold "
-                                          f"({self._limit_why})"})
-            return
-        half = (len(batch) + 1) // 2
-        for seq, _, _ in batch:
-            self._suspects[seq] = min(self._suspects.get(seq, half), half)
+    def _publish_cut(self, batch: list[tuple[int, str, str]]) -> int:
+        """A batch over the payload limit, published as pieces that fit; a record too big for
+        any message is set aside instead. Returns the records published (0 when none could be,
+        e.g. the link dropped: the caller then tries the whole batch again later)."""
+        pieces: list[list[tuple[int, str, str]]] = [[]]
+        size = 0
+        for row in batch:
+            need = len(row[2].encode()) + RECORD_OVERHEAD
+            if need > self._room_bytes:
+                self._put_aside({row[0]: f"{need - RECORD_OVERHEAD} bytes, more than a message may hold "
+                                         f"({self._limit_why})"})
+                continue
+            if pieces[-1] and size + need > self._room_bytes:
+                pieces.append([])
+                size = 0
+            pieces[-1].append(row)
+            size += need
+        sent = 0
+        for piece in pieces:
+            n = self._publish_batch(piece) if piece else 0
+            if piece and n == 0:
+                return sent
+            sent += n
+        return sent
 
     def _status_payload(self, state: str, store: StationStore | None) -> bytes:
         backlog, oldest_age, last_seq = 0, None, None

@@ -126,9 +126,10 @@ class StoreWriter:
         """Central holds these seqs: the outbox may forget them."""
         self._put(("ack", ranges))
 
-    def submit_set_aside(self, reasons: dict[int, str]) -> None:
-        """Move these outbox records (seq -> why) to the set-aside table, with an alarm event."""
-        self._put(("set_aside", dict(reasons)))
+    def submit_set_aside(self, reasons: dict[int, str], then: Callable[[list[int]], None] = lambda seqs: None) -> None:
+        """Move these outbox records (seq -> why) to the set-aside table, with an alarm event;
+        then `then(seqs)` (all of them, also those no longer in the outbox)."""
+        self._put(("set_aside", (dict(reasons), then)))
 
     def _put(self, item: tuple[str, Any]) -> None:
         # Blocks while full rather than drop: pollers check has_room() before reading the analyzer,
@@ -233,7 +234,9 @@ class StoreWriter:
             self.on_stored()
         elif kind == "set_aside":
             now = self.clock.now()
-            moved = store.set_aside(payload, now, lambda moved: set_aside_event(moved, now))
+            reasons, then = payload
+            moved = store.set_aside(reasons, now, lambda moved: set_aside_event(moved, now))
+            then(list(reasons))
             if moved:
                 self.stats.events += 1
                 self.log.error("records_set_aside", seqs=[m["seq"] for m in moved], reason=moved[0]["reason"])

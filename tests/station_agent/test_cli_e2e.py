@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import stat
 import time
 from datetime import timedelta
@@ -12,6 +14,8 @@ from datetime import timedelta
 import pytest
 from support.wait import wait_until
 from support.station import Hil
+
+from station_agent.wire import STORE_ID_PATTERN
 
 
 def wait(predicate, timeout=60.0, what="condition"):
@@ -117,6 +121,52 @@ def test_tail_prints_live_minutes(station):
     assert len(minutes) == 2 and all(x["device"] == "picarro-1" for x in minutes)
     analyzer = [x for x in raw if x["device"] == "picarro-1"]
     assert analyzer and 300 < analyzer[-1]["values"]["co2_dry"] < 600
+
+
+def raw_request(station, payload: bytes) -> dict:
+    """One request line to the agent's control socket, as any local program could send it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(station.tmp / "agent.sock"))
+        s.sendall(payload + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf)
+
+
+def test_the_issues_oversized_maintenance_reason_is_refused_and_the_agent_goes_on(station):
+    before = station.status()["counts"]["event"]
+    reply = raw_request(station, json.dumps({"cmd": "maintenance", "on": True, "reason": "x" * 600_000}).encode())
+    assert reply == {"ok": False, "error": "maintenance: reason: String should have at most 500 characters (got 600000)"}
+    assert engine(station)["maintenance"] is None
+    res = station.agent_cli("maintenance", "on", "--reason", "r" * 501)
+    assert res.returncode == 1 and "at most 500 characters (got 501)" in res.stderr
+    assert station.agent_cli("status").returncode == 0
+    events = json.loads(station.agent_cli("events", "--json", "--limit", "1000").stdout)
+    assert not [e for e in events if e["kind"] == "maintenance.on" and len(e["message"]) > 600]
+    assert station.status()["counts"]["event"] >= before
+
+
+def test_status_shows_the_store_identity(station):
+    info = station.status()
+    assert re.fullmatch(STORE_ID_PATTERN, info["store"])
+    assert f"store {info['store']}" in station.agent_cli("status").stdout
+
+
+def test_set_aside_commands_through_the_control_socket(station):
+    listed = station.agent_cli("set-aside", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    assert "no record is set aside" in station.agent_cli("set-aside", "list").stdout
+    res = station.agent_cli("set-aside", "retry", "5")
+    assert res.returncode == 1 and "0 set-aside record(s) back in the outbox; not set aside: 5" in res.stderr
+    res = station.agent_cli("set-aside", "retry")
+    assert res.returncode == 2 and "--all" in res.stderr
+    assert station.agent_cli("set-aside", "retry", "--all").returncode == 0
+    assert station.agent_cli("set-aside", "export").stdout == ""
 
 
 def test_commands_after_the_agent_stopped(station):

@@ -1,3 +1,4 @@
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -6,6 +7,8 @@ import pytest
 from station_agent.reading import Reading
 from station_agent.records import Event, MinuteRecord, SpeciesMinute
 from station_agent.store import SCHEMA_VERSION, StationStore, StoreError
+from station_agent.timeutil import iso_utc
+from station_agent.wire import STORE_ID_PATTERN
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 
@@ -164,3 +167,74 @@ def test_outbox_count_of_an_older_database_is_made_from_its_rows(tmp_path):
         assert _counted(s)["backlog"] == 3
     finally:
         s.close()
+
+
+def test_each_database_has_its_own_identity_made_with_it_and_kept(tmp_path):
+    a, b = StationStore(tmp_path / "a.sqlite"), StationStore(tmp_path / "b.sqlite")
+    try:
+        ida, idb = a.store_id(), b.store_id()
+    finally:
+        a.close()
+        b.close()
+    assert re.fullmatch(STORE_ID_PATTERN, ida) and re.fullmatch(STORE_ID_PATTERN, idb) and ida != idb
+    again = StationStore(tmp_path / "a.sqlite", read_only=True)
+    try:
+        assert again.store_id() == ida
+    finally:
+        again.close()
+
+
+def test_an_older_database_gets_an_identity_when_upgraded(tmp_path):
+    path = tmp_path / "old.sqlite"
+    s = StationStore(path)
+    s.insert_minutes([minute(0)], T0)
+    for table in ("identity", "set_aside"):
+        s.conn.execute(f"DROP TABLE {table}")
+    s.conn.execute("PRAGMA user_version = 3")  # as schema 3 left it
+    s.close()
+    ro = StationStore(path, read_only=True)
+    try:
+        assert ro.store_id() is None and ro.set_aside_rows() == []  # not migrated yet
+    finally:
+        ro.close()
+    s = StationStore(path)
+    try:
+        assert re.fullmatch(STORE_ID_PATTERN, s.store_id()) and s.outbox_stats()["backlog"] == 1
+    finally:
+        s.close()
+
+
+def alarm(moved):
+    return Event(T0, "forwarding.set_aside", "error", f"{len(moved)} set aside", None, {})
+
+
+def test_set_aside_moves_records_with_their_alarm_in_one_transaction_and_retry_puts_them_back(store):
+    seqs = store.insert_minutes([minute(i) for i in range(4)], T0)
+    before = dict(store.outbox_pending()[1][2])
+    moved = store.set_aside({seqs[1]: "too big", 999: "not in the outbox"}, T0, alarm)
+    assert [(m["seq"], m["kind"], m["reason"]) for m in moved] == [(seqs[1], "minute", "too big")]
+    assert [s for s, _, _ in store.outbox_pending()] == [seqs[0], seqs[2], seqs[3], seqs[3] + 1]  # + the alarm
+    assert store.outbox_stats()["backlog"] == 4 and store.counts()["set_aside"] == 1
+    assert store.event_rows(1)[0]["kind"] == "forwarding.set_aside"
+    (row,) = store.set_aside_rows(with_payload=True)
+    assert row["seq"] == seqs[1] and row["record"] == before and row["set_aside"] == iso_utc(T0)
+
+    def fail(moved):
+        raise RuntimeError("the alarm could not be made")
+
+    with pytest.raises(RuntimeError):  # nothing moves without its alarm
+        store.set_aside({seqs[2]: "too big"}, T0, fail)
+    assert store.counts()["set_aside"] == 1 and store.outbox_stats()["backlog"] == 4
+
+    back = store.retry_set_aside(None, lambda back: Event(T0, "retried", "info", str(back)))
+    assert back == [seqs[1]] and store.set_aside_rows() == []
+    assert seqs[1] in [s for s, _, _ in store.outbox_pending()] and store.outbox_stats()["backlog"] == 6
+    assert dict(store.outbox_pending()[1][2]) == before
+
+
+def test_the_disk_policy_never_deletes_a_set_aside_record(store):
+    seqs = store.insert_minutes([minute(i) for i in range(3)], T0)
+    store.set_aside({seqs[0]: "too big"}, T0, alarm)
+    store.acknowledge([(seqs[1], seqs[2] + 1)])  # the rest (and the alarm) reached central
+    store.free_space(T0)
+    assert [r["seq"] for r in store.minute_rows(T0, T0 + timedelta(hours=1))] == [seqs[0]]
