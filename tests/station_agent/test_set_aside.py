@@ -25,6 +25,7 @@ from support.wait import wait_until
 from central.config import CentralConfig
 from central.receiver import Receiver
 from simulators.broker import MosquittoBroker, find_mosquitto
+from station_agent.agent import retry_set_aside
 from station_agent.clock import ScaledClock
 from station_agent.demo import central_records, station_records
 from station_agent.forwarder import Forwarder, ForwardingConfig
@@ -219,6 +220,29 @@ def test_a_record_the_broker_drops_the_connection_for_is_found_and_set_aside(rig
     assert fw.stats["set_aside"] == 1
     assert len(set_aside_events(r)) == 1
     assert_central_holds_all_but(r, {big})
+
+
+def test_a_retry_while_the_agent_runs_sends_the_record_again_once_the_broker_takes_it(rig):
+    r = rig("message_size_limit 65536")
+    big = fill(r.db, 100, 80_000, 100)
+    r.start_central()
+    fw = r.start_station(max_message_bytes=262144, batch_size=16, set_aside_after_drops=2)
+    wait_until(lambda: r.read(lambda s: s.set_aside_rows()), 120, 0.05, "the poison record set aside")
+    wait_until(r.outbox_empty, 60, 0.05, "the records behind it at central")
+    # The operator raises the broker's limit (a restart on the same port) and retries, as the
+    # control socket's set_aside_retry does: the writer puts it back, the forwarder rewinds.
+    r.broker.stop()
+    r.broker.extra_config = "message_size_limit 262144"
+    r.broker.start()
+    back = r.writer.call_sync(lambda store: retry_set_aside(store, None, T0))
+    assert back == [big]
+    fw.rewind(back)
+    wait_until(lambda: r.outbox_empty() and not r.read(lambda s: s.set_aside_rows()), 60, 0.05,
+               "the retried record acknowledged by central")
+    r.stop_station()
+    produced = assert_central_holds_all_but(r, set())
+    assert big in produced["event"]
+    assert "forwarding.set_aside_retried" in [e["kind"] for e in r.read(lambda s: s.event_rows(1000))]
 
 
 def test_the_brokers_maximum_packet_size_in_its_connack_bounds_the_messages(rig):
