@@ -732,7 +732,7 @@ class Forwarder:
             sent += n
         return sent
 
-    def _status_payload(self, state: str, store: StationStore | None) -> bytes:
+    def _status_payload(self, state: str, store: StationStore | None, details: bool = True) -> bytes:
         backlog, oldest_age, last_seq = 0, None, None
         if store is not None:
             stats = store.outbox_stats()
@@ -750,7 +750,7 @@ class Forwarder:
             "agent_version": __version__,
             "interval_s": self.cfg.status_interval_s,
             "last_seq": last_seq,
-            "details": self.details() if state == "up" else {},
+            "details": self.details() if state == "up" and details else {},
         }
         return json.dumps(body, separators=(",", ":"), allow_nan=False, default=str).encode()
 
@@ -758,6 +758,9 @@ class Forwarder:
         self._last_status = time.monotonic()
         try:
             payload = self._status_payload("up", store)
+            if len(payload) > self._payload_limit:  # a status must never be what drops the link
+                self.log.warning("status_details_omitted", bytes=len(payload), limit=self._payload_limit)
+                payload = self._status_payload("up", store, details=False)
         except ValueError as exc:
             self.log.warning("status_not_serialisable", error=str(exc))
             return
