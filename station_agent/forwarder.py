@@ -2,8 +2,8 @@
 
 A record leaves the outbox only when central's ack on `ghg/v1/<station>/ack` covers its seq: a
 broker's PUBACK is not a guarantee (mosquitto acknowledges QoS 1 to an offline persistent
-subscriber and loses it on SIGKILL). Central stores idempotently by (station, seq), so sending a
-record again is always safe; losing one never is.
+subscriber and loses it on SIGKILL). Central stores idempotently by (station, store, seq), so
+sending a record again is always safe; losing one never is.
 
 The forwarder thread reads the outbox through its own read-only connection and never writes:
 acks go to the store writer. Sending order: records that arrive while we are connected ("live")

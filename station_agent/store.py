@@ -7,7 +7,10 @@ writer thread alone. Everybody else (status, export, the forwarder's reads) open
 Every record that goes to central (minute records, calibration and target results, events) gets its
 per-station `seq` from the outbox in the same transaction that stores it, so a crash can never leave
 a record without its outbox entry or the other way round. Outbox rows are deleted only when central
-acknowledges them.
+acknowledges them, or moved to `set_aside` (records the broker will not take, kept until retried).
+
+Each database has an identity made with it (`store_id`, 32 hex digits): seqs are per store, so a
+replaced database, starting again at seq 1, is new data at central, not duplicates.
 """
 
 from __future__ import annotations
