@@ -48,7 +48,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _user_line() -> list[str]:
+def user_lines() -> list[str]:
     # mosquitto started as root drops to the "mosquitto" user, which cannot write our folders.
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return [f"user {getpass.getuser()}"]
@@ -187,7 +187,7 @@ class MosquittoBroker:
             f"persistence_location {persistence}/",
             f"autosave_interval {self.autosave_interval_s}",
             "set_tcp_nodelay true",
-            *_user_line(),
+            *user_lines(),
             f"max_queued_messages {self.max_queued_messages}",
             "max_inflight_messages 100",
             "log_dest stderr",

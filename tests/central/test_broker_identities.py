@@ -26,7 +26,7 @@ from support.wait import wait_until
 from central.config import CentralConfig
 from central.receiver import Receiver
 from central.store import open_store
-from simulators.broker import MosquittoBroker, find_mosquitto
+from simulators.broker import MosquittoBroker, TlsFiles, find_mosquitto, user_lines
 from station_agent.wire import SeqRanges, StatusMessage, encode_batch, parse_ack, topic_for
 
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
@@ -85,7 +85,7 @@ class Login:
     `expiry_s` > 0; records its CONNACK, its disconnections and the acks it reads."""
 
     def __init__(self, broker: MosquittoBroker, user: str, client_id: str, *, clean_start: bool,
-                 expiry_s: int = 0, ack_of: str | None = None) -> None:
+                 expiry_s: int = 0, ack_of: str | None = None, tls: TlsFiles | None = None) -> None:
         self.connacks: list[tuple[int, bool]] = []  # (reason code, session present)
         self.disconnects: list[int] = []
         self.acked: set[int] = set()
@@ -93,13 +93,16 @@ class Login:
         self.ack_of = ack_of
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.username_pw_set(user, USERS[user])
+        if tls is not None:
+            self.client.tls_set(ca_certs=str(tls.ca))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, f, rc, p: self.disconnects.append(rc.value)
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = expiry_s
-        self.client.connect(broker.host, broker.port, keepalive=30, clean_start=clean_start, properties=props)
+        self.client.connect(broker.host, broker.tls_port if tls else broker.port, keepalive=30,
+                            clean_start=clean_start, properties=props)
         self.client.loop_start()
         wait_until(lambda: self.connacks, 10, message=f"CONNACK for {user} as {client_id}")
         if ack_of is not None:
@@ -174,6 +177,68 @@ def test_every_listener_binds_client_ids_to_user_names(source, tmp_path, tls_fil
     assert len(sections) == 2
     for section in sections:
         assert {"allow_anonymous false", "use_username_as_clientid true"} <= set(section), section
+
+
+def round_trip(login: Login) -> bool:
+    """A QoS 1 publish answered by the broker on the connection as it is now (no reconnection)."""
+    try:
+        login.client.publish("ghg/v1/unused/ping", b"", qos=1).wait_for_publish(10)
+    except RuntimeError:  # not connected
+        return False
+    return True
+
+
+class ShippedBroker(MosquittoBroker):
+    """mosquitto on configs/mosquitto/mosquitto.conf itself, with only its ports, paths and log
+    destination changed for a test (both listeners: loopback plain, TLS for the stations)."""
+
+    def write_config(self) -> Path:
+        assert self.tls is not None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "persistence").mkdir(exist_ok=True)
+        self._auth_lines()  # writes `passwords` and `acl`
+        conf = SHIPPED_CONF.read_text()
+        for old, new in {
+            "listener 1883 127.0.0.1": f"listener {self.port} 127.0.0.1",
+            "listener 8883": f"listener {self.tls_port} 127.0.0.1",
+            "/var/lib/mosquitto/": f"{self.data_dir / 'persistence'}/",
+            "/etc/mosquitto/ghgnet.passwd": str(self.data_dir / "passwords"),
+            "/etc/mosquitto/ghgnet.acl": str(self.data_dir / "acl"),
+            "/etc/mosquitto/certs/ca.crt": str(self.tls.ca),
+            "/etc/mosquitto/certs/server.crt": str(self.tls.server_cert),
+            "/etc/mosquitto/certs/server.key": str(self.tls.server_key),
+            # information: the "running" line MosquittoBroker waits for
+            "log_dest syslog": "\n".join(["log_dest stderr", "log_type information", *user_lines()]),
+        }.items():
+            assert conf.count(old) >= 1, f"the shipped config no longer has {old!r}"
+            conf = conf.replace(old, new)
+        self.config_path.write_text(conf)
+        return self.config_path
+
+
+def test_the_shipped_config_binds_identities_on_both_listeners(tmp_path, tls_files):
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is needed for these tests (apt-get install mosquitto)")
+    broker = ShippedBroker(tmp_path / "shipped", users=USERS, acl=ACL_TEMPLATE.read_text(), tls=tls_files).start()
+    logins: list[Login] = []
+    try:
+        # central on the loopback listener, stations over TLS, each with a persistent session
+        central = Login(broker, "ghgnet-central", "ghgnet-central", clean_start=True, expiry_s=3600)
+        a = Login(broker, "st-a", "st-a", clean_start=True, expiry_s=3600, tls=tls_files)
+        logins += [central, a]
+        for user, asked, tls in (("st-b", "ghgnet-central", tls_files), ("st-b", "st-a", tls_files),
+                                 ("st-b", "ghgnet-central", None), ("st-b", "st-a", None)):
+            intruder = Login(broker, user, asked, clean_start=True, tls=tls)
+            intruder.close()
+            assert intruder.connacks == [(0, False)]  # let in, as itself
+        # a round trip of each victim's after the intruders' logins: a disconnection they caused
+        # would have come before its PUBACK
+        assert [round_trip(victim) for victim in (central, a)] == [True, True]
+        assert (central.disconnects, a.disconnects) == ([], [])
+    finally:
+        for login in logins:
+            login.close()
+        broker.kill()
 
 
 # -- a station cannot take central's session ---------------------------------------------------------
@@ -326,5 +391,20 @@ def test_a_retained_data_message_is_stored_once_cleared_and_logged_across_restar
         cleared = [(e["station"], e["topic"]) for e in logs if e["event"] == "retained_data_cleared"]
         assert cleared == [("st-a", minute_topic), ("st-a", event_topic)]
         assert retained_on(broker, [minute_topic, event_topic], marker=topic_for("st-a", "status")) == {}
+    finally:
+        a.close()
+
+
+def test_an_empty_data_message_not_retained_is_still_dead_lettered(broker, db, reader):
+    # only an empty *retained* message is a clearing; an empty batch from a station is bad input
+    a = station(broker, "st-a")
+    try:
+        with Receiver(receiver_config(broker, db)) as receiver:
+            assert receiver.subscribed.wait(10)
+            a.publish("minute", b"")
+            a.publish("minute", batch([1]))
+            a.wait_acked([1])  # handled after the empty one
+            assert receiver.stats["retained_clears_seen"] == 0
+        assert [letter.topic for letter in reader.dead_letters()] == [topic_for("st-a", "minute")]
     finally:
         a.close()
