@@ -393,6 +393,9 @@ class G2401(AnalyzerDriver):
 
     def _read_buffer(self, status: PicarroStatus, result: PollResult) -> None:
         command = "_Meas_GetBuffer"
+        # Lines still waiting answer no command of ours: read as this reply, a stale ERR or count
+        # would leave the records the analyzer pops for it to the next poll's discard.
+        self.transport.discard_input()
         try:
             first = self._reply(command, _COUNT_RE, result.problems)
         except PicarroError as err:
