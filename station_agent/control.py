@@ -135,7 +135,7 @@ def parse_request(line: bytes) -> dict[str, Any]:
     if cmd not in COMMANDS:
         raise RequestError(f"unknown command {cmd[:40]!r}; known: {', '.join(COMMANDS)}")
     required, optional = COMMANDS[cmd]
-    for name, (what, ok) in required.items():
+    for name, (what, _) in required.items():
         if name not in request:
             raise RequestError(f"{cmd}: '{name}' missing ({what})")
     for name, value in request.items():
