@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,9 +17,19 @@ class CentralInfo(StrictModel):
 
 
 class MqttConfig(StationMqttConfig):
-    """The shared broker settings (station_agent.mqttlink), with central's own client id default."""
+    """The shared broker settings (station_agent.mqttlink), with central's own client id default:
+    the user name, which is the client id the shipped broker config gives it anyway
+    (use_username_as_clientid in configs/mosquitto/mosquitto.conf)."""
 
-    client_id: str = Field(default="ghgnet-central", min_length=1, max_length=64)
+    client_id: str = Field(default="ghgnet-central", min_length=1, max_length=64,
+                           description="default: the user name, else ghgnet-central")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client_id_is_username(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("client_id") is None and data.get("username"):
+            return {**data, "client_id": data["username"]}
+        return data
 
 
 class StorageConfig(StrictModel):

@@ -14,6 +14,11 @@ Threads and their jobs:
   explicit session expiry) after a crash. The two threads form a pipeline (one decoded group
   waits at most): while one group is stored, the next one is decoded.
 
+A retained message on a data topic (stations never retain data) would be handed to every new
+subscription again; after storing it, the receiver clears it (an empty retained publish) and
+logs `retained_data_cleared`. Data is subscribed with Retain As Published, so a retained message
+is known as one however it arrives; an empty retained one is such a clearing and is skipped.
+
 Nothing a station sends can stop the receiver: every payload is stored, found duplicate or
 dead-lettered (central/ingest.py). Storage outages are retried with backoff while messages stay
 unacknowledged. SIGTERM: stop taking messages, store and acknowledge what is queued, disconnect.
@@ -38,7 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import structlog
 from station_agent.mqttlink import connect_properties, make_client
-from station_agent.wire import subscription_filters
+from station_agent.wire import BATCH_KINDS, parse_topic, subscription_filters
 
 from .config import CentralConfig
 from .decoder import DecodeProcess
@@ -55,6 +60,17 @@ class _Received:
     mid: int
     qos: int
     generation: int
+    retain: bool = False
+
+
+def _is_clearing(r: _Received) -> bool:
+    """An empty retained message: a retained message being deleted (ours or anyone's), no data."""
+    return r.retain and not r.payload
+
+
+def _retained_data(r: _Received) -> bool:
+    """A retained message on a data topic, to clear once stored (statuses stay retained)."""
+    return r.retain and bool(r.payload) and r.topic.rpartition("/")[2] in BATCH_KINDS
 
 
 GROUP_MAX_BYTES = 1_000_000
@@ -108,7 +124,7 @@ class Receiver:
         self._now = now
         self._queue: queue.Queue[_Received] = queue.Queue(maxsize=config.ingest.queue_size * 2)
         # decoded groups on their way from the decode thread to the storage thread; None ends it
-        self._decoded: queue.Queue[tuple[list[_Received], Decoded] | None] = queue.Queue(maxsize=1)
+        self._decoded: queue.Queue[tuple[list[_Received], Decoded | None] | None] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -117,6 +133,7 @@ class Receiver:
         self._generation = 0
         self._sub_mid: int | None = None
         self._pending_acks: set[int] = set()
+        self._clearing: dict[int, str] = {}  # mid -> topic of an empty retained publish in flight
         self._acks_lock = threading.Lock()
         self._acks_idle = threading.Condition(self._acks_lock)
         self._client: mqtt.Client | None = None
@@ -151,6 +168,9 @@ class Receiver:
         self._client.loop_start()
         log.info("receiver_started", host=m.host, port=m.effective_port, client_id=m.client_id,
                  backend=self._store.backend, shared_group=self.config.ingest.shared_group)
+        if m.username is not None and m.client_id != m.username:
+            # the shipped broker config names the session after the user name whatever we send
+            log.warning("client_id_is_not_username", client_id=m.client_id, username=m.username)
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -219,7 +239,9 @@ class Receiver:
         self._count("connects")
         log.info("connected", session_present=flags.session_present, generation=self._generation)
         filters = subscription_filters(self.config.ingest.shared_group)
-        result, mid = client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters.values()])
+        # Retain As Published on data: a retained message keeps its flag when it arrives live
+        result, mid = client.subscribe([(f, SubscribeOptions(qos=1, retainAsPublished=kind != "status"))
+                                        for kind, f in filters.items()])
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe_failed", result=str(result))
         self._sub_mid = mid
@@ -251,7 +273,7 @@ class Receiver:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to our next session
-        item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
+        item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, bool(msg.retain))
         self._count("received")
         while True:
             try:
@@ -265,8 +287,13 @@ class Receiver:
     def _on_publish(self, client, userdata, mid, reason_code: ReasonCode, properties) -> None:
         with self._acks_lock:
             self._pending_acks.discard(mid)
+            clearing = self._clearing.pop(mid, None)
             self._acks_idle.notify_all()
-        if reason_code.is_failure:
+        if clearing is not None:
+            if reason_code.is_failure:  # e.g. an ACL without central's write on data topics
+                log.error("retained_clear_refused_by_broker", topic=clearing, reason=str(reason_code))
+                self._count("retained_clears_refused")
+        elif reason_code.is_failure:
             # e.g. the broker's ACL denies central writing this station's ack topic
             log.error("ack_refused_by_broker", mid=mid, reason=str(reason_code))
             self._count("acks_refused")
@@ -310,8 +337,9 @@ class Receiver:
                     if self._stopping.is_set():
                         return
                     continue
-                messages = [Message(r.topic, r.payload) for r in group]
-                if not self._hand_over((group, self.ingestor.decode_all(messages))):
+                messages = [Message(r.topic, r.payload) for r in group if not _is_clearing(r)]
+                decoded = self.ingestor.decode_all(messages) if messages else None
+                if not self._hand_over((group, decoded)):
                     return  # the storage thread is gone: not acknowledged, redelivered later
         except Exception:
             log.exception("decode_thread_failed")
@@ -339,14 +367,15 @@ class Receiver:
             log.exception("storage_thread_failed")
             raise
 
-    def _store_and_ack(self, group: list[_Received], decoded: Decoded) -> bool:
-        """Store one decoded group, then ack it; False when stopped before it could be stored."""
+    def _store_and_ack(self, group: list[_Received], decoded: Decoded | None) -> bool:
+        """Store one decoded group (None: nothing to store), then ack it and clear the retained
+        data messages it held; False when stopped before it could be stored."""
         assert self.ingestor is not None and self._client is not None
         delay = self.config.ingest.retry_initial_s
         transient = transient_errors()
         while True:
             try:
-                results = self.ingestor.store_decoded(decoded)
+                results = self.ingestor.store_decoded(decoded) if decoded is not None else []
                 break
             except transient as exc:
                 self._count("store_retries")
@@ -376,12 +405,28 @@ class Receiver:
                 self._pending_acks.add(info.mid)
             self._count("acks_sent")
         for r in group:
+            if r.retain:
+                if _retained_data(r):
+                    self._clear_retained(r.topic)
+                elif _is_clearing(r):
+                    self._count("retained_clears_seen")
             if r.qos > 0 and r.generation == self._generation:
                 # The broker resends an unacknowledged message on reconnect; that copy gets its own
                 # PUBACK, so a PUBACK for an older connection is not sent.
                 self._client.ack(r.mid, r.qos)
             self._count("messages_handled")
         return True
+
+    def _clear_retained(self, topic: str) -> None:
+        """Delete the retained message on `topic` (stored by now), so that no later subscription
+        is handed it again."""
+        assert self._client is not None
+        info = self._client.publish(topic, b"", qos=1, retain=True)
+        with self._acks_lock:
+            self._pending_acks.add(info.mid)
+            self._clearing[info.mid] = topic
+        self._count("retained_cleared")
+        log.warning("retained_data_cleared", station=parse_topic(topic)[0], topic=topic)
 
     @property
     def queue_depth(self) -> int:

@@ -3,6 +3,8 @@
 The config is generated per instance: persistence in the given folder, `set_tcp_nodelay true`
 (without it mosquitto delays acknowledgements by Nagle's algorithm; DOMAIN.md section 5), one
 plain listener, optionally users with passwords and an ACL file, optionally a TLS listener.
+With users, every listener binds client ids to user names (`use_username_as_clientid`), as
+configs/mosquitto/mosquitto.conf does, so tests and the demo run the identities that ship.
 `stop()` is a SIGTERM (mosquitto saves its persistence file), `kill()` a SIGKILL (whatever was
 not yet saved is gone, as after a power cut).
 """
@@ -46,7 +48,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _user_line() -> list[str]:
+def user_lines() -> list[str]:
     # mosquitto started as root drops to the "mosquitto" user, which cannot write our folders.
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return [f"user {getpass.getuser()}"]
@@ -108,7 +110,8 @@ def generate_certificates(folder: Path, days: int = 30, client_cn: str = "ghgnet
 class MosquittoBroker:
     """One mosquitto process with a generated config.
 
-    users: {username: password}; when given, anonymous clients are refused.
+    users: {username: password}; when given, anonymous clients are refused and each client's id is
+    its user name (the shipped binding: no client can take another user's session).
     acl: the text of an ACL file (e.g. configs/mosquitto/acl.template) or None for no ACL.
     tls: certificates for a second, TLS listener on `tls_port` (clients must present a certificate
     signed by the same CA when `require_client_cert`).
@@ -162,7 +165,8 @@ class MosquittoBroker:
             pw = self.data_dir / "passwords"
             pw.write_text("".join(password_line(u, p) + "\n" for u, p in self.users.items()))
             pw.chmod(0o600)
-            lines += ["allow_anonymous false", f"password_file {pw}"]
+            # a listener option: it goes under each listener, as in the shipped mosquitto.conf
+            lines += ["allow_anonymous false", f"password_file {pw}", "use_username_as_clientid true"]
         else:
             lines.append("allow_anonymous true")
         if self.acl is not None:
@@ -183,7 +187,7 @@ class MosquittoBroker:
             f"persistence_location {persistence}/",
             f"autosave_interval {self.autosave_interval_s}",
             "set_tcp_nodelay true",
-            *_user_line(),
+            *user_lines(),
             f"max_queued_messages {self.max_queued_messages}",
             "max_inflight_messages 100",
             "log_dest stderr",

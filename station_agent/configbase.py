@@ -42,8 +42,13 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
+def _one_line(text: str) -> str:
+    """Text as it may stand in one error line: control and separator characters escaped."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def _loc_path(loc: tuple[Any, ...], drop: frozenset[str]) -> str:
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p in drop)]
+    parts = [_one_line(str(p)) for p in loc if not (isinstance(p, str) and p in drop)]
     return ".".join(parts) or "(top level)"
 
 
@@ -55,7 +60,7 @@ def format_validation_error(
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not allowed here)"
-        lines.append(f"{source}: {_loc_path(err['loc'], drop_tags)}: {msg}")
+        lines.append(f"{source}: {_loc_path(err['loc'], drop_tags)}: {_one_line(msg)}")
     return lines
 
 
@@ -67,6 +72,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: (file): no such file"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: (toml): {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: (toml): not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"]) \
+            from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        raise ConfigError([f"{path}: (toml): arrays or inline tables nested too deeply"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: (file): {exc.strerror or exc}"]) from None
 

@@ -15,6 +15,11 @@ service's user and group may use it. One JSON object per line each way:
 
 Errors come back as {"ok": false, "error": "..."} naming what was wrong; the server never dies of
 a bad request.
+
+Requests are checked here, before the daemon sees them (`parse_request`): UTF-8, one JSON object
+nested at most MAX_DEPTH deep, a known `cmd`, and exactly the fields that command takes with the
+types it takes (COMMANDS). Anything else is answered with what was wrong, and the connection keeps
+serving; a line longer than MAX_REQUEST bytes is refused and the connection closed.
 """
 
 from __future__ import annotations
@@ -27,8 +32,129 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from station_agent.timeutil import parse_utc
+
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_REQUEST = 1 << 20
+"""Bytes in one request line at most."""
+MAX_DEPTH = 8
+"""JSON nesting a request may have at most (a cylinder's assigned values are 3 deep)."""
+MAX_SEQ = 2**63 - 1
+
+
+class RequestError(ValueError):
+    """A request that cannot be run; the message says what was wrong."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _time(v: Any) -> bool:
+    try:
+        parse_utc(v)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+# A field's check: (what it must be, in words; the test).
+Check = tuple[str, Callable[[Any], bool]]
+BOOL: Check = ("true or false", lambda v: isinstance(v, bool))
+TEXT: Check = ("a string", lambda v: isinstance(v, str))
+TEXT_OR_NULL: Check = ("a string or null", lambda v: v is None or isinstance(v, str))
+OBJECT: Check = ("an object", lambda v: isinstance(v, dict))
+PORT: Check = ("an integer from 1", lambda v: _is_int(v) and v >= 1)
+LIMIT: Check = ("an integer from 1 to 100000", lambda v: _is_int(v) and 1 <= v <= 100_000)
+SEQ: Check = (f"an integer from 0 to {MAX_SEQ}", lambda v: _is_int(v) and 0 <= v <= MAX_SEQ)
+TIME: Check = ("an ISO 8601 time string", lambda v: isinstance(v, str) and _time(v))
+
+COMMANDS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
+    # cmd: (required fields, optional fields)
+    "status": ({}, {}),
+    "maintenance": ({"on": BOOL}, {"reason": TEXT}),
+    "goto": ({"port": PORT}, {}),
+    "calibrate": ({}, {"name": TEXT_OR_NULL}),
+    "cylinder_add": ({"cylinder": OBJECT}, {}),
+    "cylinder_retire": ({"id": TEXT}, {}),
+    "recalibrate": ({"from": TIME, "to": TIME}, {}),
+    "events": ({}, {"limit": LIMIT}),
+    "tail": ({}, {"after_seq": SEQ}),
+}
+
+
+def _check_values(value: Any) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and strings that are not Unicode text (a lone
+    surrogate from a \\ud800 escape), walking without recursion."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RequestError(f"request holds a string that is not text (a lone surrogate): {v[:40]!r}") from None
+        elif isinstance(v, dict | list):
+            if depth >= MAX_DEPTH:
+                raise RequestError(f"request nested deeper than {MAX_DEPTH} levels")
+            items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+            stack.extend((c, depth + 1) for c in items)
+
+
+def _no_constant(name: str) -> Any:
+    raise RequestError(f"request holds {name}, which is not a JSON number")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def parse_request(line: bytes) -> dict[str, Any]:
+    """One request line as the command's fields; RequestError naming what was wrong."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"request is not UTF-8 (byte 0x{line[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        request = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise RequestError(f"request nested deeper than {MAX_DEPTH} levels") from None
+    except RequestError:
+        raise
+    except ValueError as exc:
+        raise RequestError(f"malformed JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise RequestError(f"a request is a JSON object with a string 'cmd', got {_kind(request)}")
+    _check_values(request)
+    cmd = request.get("cmd")
+    if not isinstance(cmd, str):
+        raise RequestError(f"'cmd' must be a string, got {_kind(cmd)}" if "cmd" in request else "'cmd' missing")
+    if cmd not in COMMANDS:
+        raise RequestError(f"unknown command {cmd[:40]!r}; known: {', '.join(COMMANDS)}")
+    required, optional = COMMANDS[cmd]
+    for name, (what, _) in required.items():
+        if name not in request:
+            raise RequestError(f"{cmd}: '{name}' missing ({what})")
+    for name, value in request.items():
+        if name == "cmd":
+            continue
+        check = required.get(name) or optional.get(name)
+        if check is None:
+            takes = ", ".join([*required, *optional]) or "no fields"
+            raise RequestError(f"{cmd}: unknown field {name[:40]!r} (takes: {takes})")
+        what, ok = check
+        if not ok(value):
+            raise RequestError(f"{cmd}: '{name}' must be {what}, got {_kind(value)}")
+    return request
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error as `field.path: message; ...` (no URLs, no echoed input)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(value)'}: {e['msg']}"
+                     for e in exc.errors(include_url=False))
 
 
 class ControlError(Exception):
@@ -96,25 +222,28 @@ class ControlServer:
                 if not chunk:
                     return
                 buf += chunk
-                if len(buf) > MAX_REQUEST:
-                    self._reply(conn, {"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
-                    return
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     self._reply(conn, self._handle(line))
+                if len(buf) > MAX_REQUEST:  # no end of line in sight: refuse, and drop the link
+                    self._reply(conn, {"ok": False, "error": f"request line longer than {MAX_REQUEST} bytes"})
+                    return
 
     def _handle(self, line: bytes) -> dict[str, Any]:
+        if len(line) > MAX_REQUEST:
+            return {"ok": False, "error": f"request line longer than {MAX_REQUEST} bytes"}
         try:
-            request = json.loads(line)
-            if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
-                return {"ok": False, "error": "a request is a JSON object with a string 'cmd'"}
-        except (ValueError, UnicodeDecodeError) as exc:
-            return {"ok": False, "error": f"malformed JSON: {exc}"}
+            request = parse_request(line)
+        except RequestError as exc:
+            self.log.info("control_refused", error=str(exc)[:200])
+            return {"ok": False, "error": str(exc)}
         try:
             return self.handler(request)
-        except Exception as exc:  # a bad request must not take the server down
-            self.log.exception("control_error", cmd=request.get("cmd"), error=repr(exc))
-            return {"ok": False, "error": f"{request.get('cmd')}: {exc}"}
+        except ValidationError as exc:
+            return {"ok": False, "error": f"{request['cmd']}: {validation_message(exc)}"}
+        except Exception as exc:  # a bug behind a valid request must not take the server down
+            self.log.exception("control_error", cmd=request["cmd"], error=repr(exc))
+            return {"ok": False, "error": f"{request['cmd']}: {exc}"}
 
     @staticmethod
     def _reply(conn: socket.socket, reply: dict[str, Any]) -> None:

@@ -204,7 +204,7 @@ class Forwarder:
         self.stats = {"published_records": 0, "published_messages": 0, "acked": 0, "denied": 0, "resent": 0,
                       "set_aside": 0, "foreign_acks": 0}
         self.ack_topic = topic_for(station, "ack")
-        self.client = make_client(mqtt_cfg, f"ghgnet-station-{station}")
+        self.client = make_client(mqtt_cfg, station)  # the user name: the broker binds ids to users
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(cfg.max_inflight_messages)
         self.client.will_set(topic_for(station, "status"), self._status_payload("down", None), qos=1, retain=True)

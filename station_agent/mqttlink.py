@@ -43,7 +43,7 @@ class MqttConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535, description="unset: 8883 with TLS, else 1883")
     client_id: str | None = Field(default=None, max_length=64,
-                                  description="default: ghgnet-station-<id> or ghgnet-central")
+                                  description="default: the station id, or central's user name (the broker binds client ids to user names)")
     username: str | None = None
     password: str | None = None
     password_file: RelPath | None = Field(default=None, description="file holding the password")

@@ -106,8 +106,9 @@ def parse_analyzer_time(stamp: str) -> datetime:
                     int(stamp[12:14]), int(stamp[15:17]), int((frac + "000000")[:6]) if frac else 0)
 _TIME_RE = re.compile(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3}")
 _ERR_RE = re.compile(r"^ERR:\s*(\d+)(.*)$", re.DOTALL)
-_COUNT_RE = re.compile(r"^(\d+);?$")
-_INT_RE = re.compile(r"^\d+$")
+# Bounded digit runs: a longer one is noise, not a number (int() refuses over 4300 digits).
+_COUNT_RE = re.compile(r"^(\d{1,6});?$")
+_INT_RE = re.compile(r"^\d{1,10}$")
 
 # Never read more than this many noise or error lines in one reply: a babbling line is a fault.
 MAX_EXTRA_LINES = 32
@@ -392,6 +393,9 @@ class G2401(AnalyzerDriver):
 
     def _read_buffer(self, status: PicarroStatus, result: PollResult) -> None:
         command = "_Meas_GetBuffer"
+        # Lines still waiting answer no command of ours: read as this reply, a stale ERR or count
+        # would leave the records the analyzer pops for it to the next poll's discard.
+        self.transport.discard_input()
         try:
             first = self._reply(command, _COUNT_RE, result.problems)
         except PicarroError as err:
@@ -469,12 +473,11 @@ class G2401(AnalyzerDriver):
         if fields and fields[-1] == "":
             fields.pop()
         stamp, texts = fields[0], fields[1:]
-        out: dict[str, Any] = {
-            "time": datetime.strptime(stamp, TIME_FORMAT)
-            .replace(tzinfo=self._zone)
-            .astimezone(UTC)
-            .isoformat()
-        }
+        try:
+            local = datetime.strptime(stamp, TIME_FORMAT)
+        except ValueError:
+            raise DriverError(f"_Meas_GetConcEx: bad time {stamp!r} in {line!r}") from None
+        out: dict[str, Any] = {"time": local.replace(tzinfo=self._zone).astimezone(UTC).isoformat()}
         for col, text in zip(self._columns, texts, strict=False):
             try:
                 out[col.quantity] = float(text) * col.factor
