@@ -83,7 +83,7 @@ class CalibrateRequest(_Request):
 
 class CylinderAddRequest(_Request):
     cmd: Literal["cylinder_add"]
-    cylinder: CylinderConfig
+    cylinder: dict[str, Any]  # a CylinderConfig, validated on its own: errors name its fields
 
 
 class CylinderRetireRequest(_Request):
@@ -349,7 +349,7 @@ class Agent:
             ok, msg = self.engine.request(r.cmd, **r.model_dump(exclude={"cmd"}, exclude_unset=True))
             return {"ok": ok, "message": msg} if ok else {"ok": False, "error": msg}
         if isinstance(r, CylinderAddRequest):
-            cyl = r.cylinder
+            cyl = CylinderConfig.model_validate(r.cylinder)  # the control server reports a ValidationError
             self.writer.call_sync(lambda store: store.upsert_cylinder(cyl.model_dump(), self.clock.now()))
             return {"ok": True, "message": f"cylinder {cyl.id} stored"}
         if isinstance(r, CylinderRetireRequest):

@@ -12,6 +12,8 @@ service's user and group may use it. One JSON object per line each way:
     {"cmd": "recalibrate", "from": ISO, "to": ISO}
     {"cmd": "events", "limit": 20}
     {"cmd": "tail", "after_seq": N}                     -> minute records stored after seq N
+    {"cmd": "set_aside_list", "seqs": [N, ...] | null, "records": false}   -> set-aside records (records: export)
+    {"cmd": "set_aside_retry", "seqs": [N, ...] | null}  -> put back in the outbox (null: all of them)
 
 Errors come back as {"ok": false, "error": "..."} naming what was wrong; the server never dies of
 a bad request.
@@ -70,6 +72,8 @@ PORT: Check = ("an integer from 1", lambda v: _is_int(v) and v >= 1)
 LIMIT: Check = ("an integer from 1 to 100000", lambda v: _is_int(v) and 1 <= v <= 100_000)
 SEQ: Check = (f"an integer from 0 to {MAX_SEQ}", lambda v: _is_int(v) and 0 <= v <= MAX_SEQ)
 TIME: Check = ("an ISO 8601 time string", lambda v: isinstance(v, str) and _time(v))
+SEQS_OR_NULL: Check = ("null or an array of integers from 1",
+                      lambda v: v is None or (isinstance(v, list) and all(_is_int(x) and 1 <= x <= MAX_SEQ for x in v)))
 
 COMMANDS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     # cmd: (required fields, optional fields)
@@ -82,6 +86,8 @@ COMMANDS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     "recalibrate": ({"from": TIME, "to": TIME}, {}),
     "events": ({}, {"limit": LIMIT}),
     "tail": ({}, {"after_seq": SEQ}),
+    "set_aside_list": ({}, {"seqs": SEQS_OR_NULL, "records": BOOL}),
+    "set_aside_retry": ({}, {"seqs": SEQS_OR_NULL}),
 }
 
 

@@ -151,6 +151,15 @@ def test_the_issues_oversized_maintenance_reason_is_refused_and_the_agent_goes_o
     assert station.status()["counts"]["event"] >= before
 
 
+def test_an_overlong_cylinder_serial_is_refused_by_the_cli_and_by_the_socket(station):
+    res = station.agent_cli("cylinders", "add", "TGT-8", "--role", "target", "--value", "co2=415", "--serial", "s" * 65)
+    assert res.returncode == 2 and "serial: String should have at most 64 characters" in res.stderr
+    reply = raw_request(station, json.dumps({"cmd": "cylinder_add", "cylinder": {
+        "id": "TGT-8", "role": "target", "assigned": {"co2": 415.0}, "serial": "s" * 100_000}}).encode())
+    assert reply == {"ok": False, "error": "cylinder_add: serial: String should have at most 64 characters"}
+    assert "TGT-8" not in {r["id"] for r in json.loads(station.agent_cli("cylinders", "list", "--json").stdout)}
+
+
 def test_status_shows_the_store_identity(station):
     info = station.status()
     assert re.fullmatch(STORE_ID_PATTERN, info["store"])
