@@ -51,7 +51,7 @@ MAX_TIME_TEXT = 64
 MAX_SEQS = 10_000
 """Seqs one set-aside request may name."""
 
-Text = Annotated[str, StringConstraints(max_length=MAX_REASON, pattern=r"^[^\x00]*$")]
+ReasonText = Annotated[str, StringConstraints(max_length=MAX_REASON, pattern=r"^[^\x00]*$")]
 ShortText = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=r"^[^\x00]*$")]
 TimeText = Annotated[str, StringConstraints(max_length=MAX_TIME_TEXT)]
 Seqs = Annotated[list[Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]], Field(max_length=MAX_SEQS)]
@@ -68,7 +68,7 @@ class StatusRequest(_Request):
 class MaintenanceRequest(_Request):
     cmd: Literal["maintenance"]
     on: StrictBool
-    reason: Text = ""
+    reason: ReasonText = ""
 
 
 class GotoRequest(_Request):
