@@ -1,7 +1,7 @@
 """PostgreSQL backend (psycopg 3): for networks that outgrow one machine.
 
 Several receivers may write at once (MQTT shared subscriptions): new rows are found with
-`INSERT ... ON CONFLICT DO NOTHING RETURNING seq`, so two receivers given the same batch store it
+`INSERT ... ON CONFLICT (station, store, seq) DO NOTHING RETURNING seq`, so two receivers given the same batch store it
 once between them, and the loser counts duplicates. Bulk inserts send one array per column
 through `unnest`, one statement per table per batch.
 """
@@ -109,7 +109,7 @@ class PostgresStore(SqlStore):
     def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
         if not rows:
             return set()
-        cur = self._unnest_insert(table, rows, "ON CONFLICT (station, seq) DO NOTHING RETURNING seq")
+        cur = self._unnest_insert(table, rows, "ON CONFLICT (station, store, seq) DO NOTHING RETURNING seq")
         return {r[0] for r in cur.fetchall()}
 
     def reconnect(self) -> None:

@@ -123,13 +123,13 @@ class SqliteStore(SqlStore):
     def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
         if not rows:
             return set()
-        station = rows[0][0]
+        station, store = rows[0][0], rows[0][-1]
         seqs = [r[1] for r in rows]
         existing = {
             r[0]
             for r in self._conn.execute(
-                f"SELECT seq FROM {table} WHERE station = ? AND seq BETWEEN ? AND ?",
-                (station, min(seqs), max(seqs)),
+                f"SELECT seq FROM {table} WHERE station = ? AND store = ? AND seq BETWEEN ? AND ?",
+                (station, store, min(seqs), max(seqs)),
             )
         }
         fresh_rows = [r for r in rows if r[1] not in existing]
