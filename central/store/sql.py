@@ -369,15 +369,13 @@ class SqlStore(HourlyStoreMixin, ABC):
         duplicate = len(rows) - new - len(conflicts)
         c.minutes += new
         c.duplicates += duplicate
-        letters = list(item.rejected)
+        dead = 0
+        for letter in item.rejected:
+            dead += self._ingest_dead_letter(letter, received, at, counters).stored
         if conflicts:
             by_seq = {r[1]: r for r in rows}
-            letters += [self._conflict_letter(st, store, "minute", seq, fields, self._row_json("minute", by_seq[seq]))
-                        for seq, fields in conflicts.items()]
-            self._conflict_alarm(st, store, "minute", conflicts, received)
-        dead = 0
-        for letter in letters:
-            dead += self._ingest_dead_letter(letter, received, at, counters).stored
+            dead += self._settle_conflicts(st, store, "minute", conflicts,
+                                           lambda seq: self._row_json("minute", by_seq[seq]), received, at, counters)
         seqs = [r[1] for r in rows]
         self._count_seqs(c, store, seqs)
         seqs += [d.seq for d in item.rejected if d.seq is not None]  # settled too: refused for good
@@ -417,15 +415,13 @@ class SqlStore(HourlyStoreMixin, ABC):
             raise TypeError(f"unknown batch kind {batch.kind!r}")
         duplicate = len(batch.records) - new - len(conflicts)
         c.duplicates += duplicate
-        letters = record_dead_letters(batch)
+        dead = 0
+        for letter in record_dead_letters(batch):
+            dead += self._ingest_dead_letter(letter, received, at, counters).stored
         if conflicts:
             by_seq = {r.seq: r for r in batch.records}
-            letters += [self._conflict_letter(st, store, batch.kind, seq, fields, record_to_json(by_seq[seq]))
-                        for seq, fields in conflicts.items()]
-            self._conflict_alarm(st, store, batch.kind, conflicts, received)
-        dead = 0
-        for letter in letters:
-            dead += self._ingest_dead_letter(letter, received, at, counters).stored
+            dead += self._settle_conflicts(st, store, batch.kind, conflicts, lambda seq: record_to_json(by_seq[seq]),
+                                           received, at, counters)
         seqs = batch.seqs_held()  # the records' seqs first
         self._count_seqs(c, store, seqs[:len(batch.records)])
         return BatchOutcome(st, batch.kind, new, duplicate, dead, seqs, batch.store, sorted(conflicts))
@@ -483,22 +479,28 @@ class SqlStore(HourlyStoreMixin, ABC):
             doc[name] = json.loads(v) if kind == "json" else iso_utc(self._from_t(v)) if kind == "time" else v
         return json.dumps(doc, allow_nan=True)
 
-    @staticmethod
-    def _conflict_letter(station: str, store: str, kind: str, seq: int, fields: list[str], record: str) -> DeadLetter:
-        return DeadLetter(
-            topic_for(station, kind), record.encode("utf-8", "backslashreplace"), "seq_conflict",
-            f"seq {seq} of {_store_label(store)} is stored already with other content ({', '.join(fields)} "
-            "differ): the stored copy stays, this one is kept here",
-            station, seq, store_name(store))
-
-    def _conflict_alarm(self, station: str, store: str, kind: str, conflicts: dict[int, list[str]],
-                        received: Any) -> None:
-        fields = sorted({f for fs in conflicts.values() for f in fs})
-        message = (f"{len(conflicts)} {kind} record(s) of {_store_label(store)} reuse seqs stored already "
-                   f"with other content (seqs {seq_ranges_text(list(conflicts))}; {', '.join(fields)} differ): "
-                   "the stored copies stay, the incoming ones are in the dead letters (seq_conflict)")
-        self._add_alarm(received, station, store_name(store), "seq_conflict", message,
-                        {"record_kind": kind, "seqs": sorted(conflicts), "fields": fields})
+    def _settle_conflicts(self, station: str, store: str, kind: str, conflicts: dict[int, list[str]],
+                          record_json: Callable[[int], str], received: Any, at: datetime, counters) -> int:
+        """Dead-letter the conflicting copies (`record_json`: a seq's incoming record as JSON) and
+        raise one alarm for those new to the dead letters (a redelivered conflicting batch is
+        no news); returns the letters stored."""
+        new: dict[int, list[str]] = {}
+        for seq, fields in conflicts.items():
+            letter = DeadLetter(
+                topic_for(station, kind), record_json(seq).encode("utf-8", "backslashreplace"), "seq_conflict",
+                f"seq {seq} of {_store_label(store)} is stored already with other content ({', '.join(fields)} "
+                "differ): the stored copy stays, this one is kept here",
+                station, seq, store_name(store))
+            if self._ingest_dead_letter(letter, received, at, counters).stored:
+                new[seq] = fields
+        if new:
+            fields = sorted({f for fs in new.values() for f in fs})
+            message = (f"{len(new)} {kind} record(s) of {_store_label(store)} reuse seqs stored already with "
+                       f"other content (seqs {seq_ranges_text(list(new))}; {', '.join(fields)} differ): the "
+                       "stored copies stay, the incoming ones are in the dead letters (seq_conflict)")
+            self._add_alarm(received, station, store_name(store), "seq_conflict", message,
+                            {"record_kind": kind, "seqs": sorted(new), "fields": fields})
+        return len(new)
 
     def _add_alarm(self, received: Any, station: str | None, store: str | None, kind: str, message: str,
                    data: dict[str, Any]) -> None:
