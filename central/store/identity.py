@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from station_agent.wire import compress_seqs
+
 KEYS: dict[str, tuple[str, ...]] = {
     "minute": ("station", "store", "seq"),
     "event": ("station", "store", "seq"),
@@ -143,14 +145,4 @@ def differing(stored: tuple, incoming: tuple, names: Sequence[str]) -> list[str]
 
 def seq_ranges_text(seqs: Sequence[int]) -> str:
     """`3-5, 9` for seqs 3, 4, 5, 9."""
-    out: list[str] = []
-    ordered = sorted(set(seqs))
-    start = prev = None
-    for s in ordered + [None]:  # type: ignore[list-item]
-        if start is not None and s == prev + 1:  # type: ignore[operator]
-            prev = s
-            continue
-        if start is not None:
-            out.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = s
-    return ", ".join(out)
+    return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in compress_seqs(seqs))

@@ -28,6 +28,7 @@ from station_agent.timeutil import iso_utc
 
 from .base import (
     DEFAULT_DEAD_LETTER_KEEP_BYTES,
+    Alarm,
     BatchOutcome,
     Counters,
     DeadLetter,
@@ -37,7 +38,6 @@ from .base import (
     MinuteRows,
     Outcome,
     Prepared,
-    Alarm,
     StationStatus,
     StationSummary,
     StatusOutcome,
@@ -58,7 +58,7 @@ from .base import (
     target_rows,
 )
 from .hourly import HourlyStoreMixin, migration_v2
-from .identity import KEYS, content_columns, differing, migration_v5, normalised, seq_ranges_text
+from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
 from .species import load_species, migration_v4, species_names
 from .status import migration_v3, status_upsert_sql
 
