@@ -118,9 +118,10 @@ Outcome = BatchOutcome | StatusOutcome | DeadLetterOutcome
 
 @dataclass(frozen=True, slots=True)
 class MinuteRows:
-    """A minute batch ready to store: its `minute` rows (TABLES order: station, seq, time, ...,
-    store) and a dead letter for each record it refused. It holds no records, only what storing
-    needs, so it is cheap to pass from the decoding process (central/decoder.py)."""
+    """A minute batch ready to store: its `minute` rows (ROW_COLUMNS order: station, seq, time,
+    ...; the batch's store is bound once per statement, not kept in every row) and a dead letter
+    for each record it refused. It holds no records, only what storing needs, so it is cheap to
+    pass from the decoding process (central/decoder.py)."""
 
     station: str
     rows: list[tuple]
@@ -392,10 +393,10 @@ def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:
 
 
 def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[Any] | None = None,
-                species: list[str] | None = None, store: str = LEGACY_STORE) -> list[tuple]:
-    """The `minute` rows (TABLES order) of validated minute records from `store` (as kept);
-    `times` and `species`: their times as the store keeps them and their species texts, when
-    known already (else `t(r.time)` and `species_json(r.species)` each)."""
+                species: list[str] | None = None) -> list[tuple]:
+    """The `minute` rows (ROW_COLUMNS order) of validated minute records; `times` and `species`:
+    their times as the store keeps them and their species texts, when known already (else
+    `t(r.time)` and `species_json(r.species)` each)."""
     # The hot loop of ingest (once per record): reasons and diagnostics are validated lists of
     # names and dicts of finite floats, which msgspec (C) writes as JSON.
     if times is None:
@@ -412,7 +413,7 @@ def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[A
             station, r.seq, time, same(r.device, r.device), same(r.stream, r.stream), r.h2o, same(r.flag, r.flag),
             _encode_json(r.reasons).decode() if r.reasons else "[]",
             r.n_total, same(r.calibration_id, r.calibration_id),
-            _encode_json(r.diagnostics).decode() if r.diagnostics else "{}", received, sp, store,
+            _encode_json(r.diagnostics).decode() if r.diagnostics else "{}", received, sp,
         )
         for r, time, sp in zip(recs, times, species)
     ]
@@ -423,35 +424,33 @@ NO_DEVICE = ""
 stored: schema 1 made event.device NOT NULL, and a device id is never empty on the wire."""
 
 
-def event_rows(station: str, recs: list[EventWire], t, received, store: str = LEGACY_STORE) -> list[tuple]:
+def event_rows(station: str, recs: list[EventWire], t, received) -> list[tuple]:
     return [
         (station, r.seq, t(r.time), r.kind, r.severity, r.message,
-         NO_DEVICE if r.device is None else r.device, dumps(r.data), received, store)
+         NO_DEVICE if r.device is None else r.device, dumps(r.data), received)
         for r in recs
     ]
 
 
-def calibration_rows(station: str, recs: list[CalibrationWire], t, received,
-                     store: str = LEGACY_STORE) -> tuple[list[tuple], list[tuple]]:
+def calibration_rows(station: str, recs: list[CalibrationWire], t, received) -> tuple[list[tuple], list[tuple]]:
     rows, fits = [], []
     for r in recs:
         rows.append((
             station, r.seq, r.id, t(r.time_start), t(r.time_end),
-            dumps([s.model_dump() for s in r.standards]), received, store,
+            dumps([s.model_dump() for s in r.standards]), received,
         ))
         for sp, f in r.fits.items():
-            fits.append((station, r.seq, sp, dumps(f.coefficients), dumps(f.residuals), f.r2, f.rmse, f.n, store))
+            fits.append((station, r.seq, sp, dumps(f.coefficients), dumps(f.residuals), f.r2, f.rmse, f.n))
     return rows, fits
 
 
-def target_rows(station: str, recs: list[TargetWire], t, received,
-                store: str = LEGACY_STORE) -> tuple[list[tuple], list[tuple]]:
+def target_rows(station: str, recs: list[TargetWire], t, received) -> tuple[list[tuple], list[tuple]]:
     rows, values = [], []
     for r in recs:
-        rows.append((station, r.seq, r.id, t(r.time), r.cylinder, received, store))
+        rows.append((station, r.seq, r.id, t(r.time), r.cylinder, received))
         for sp in sorted(set(r.measured) | set(r.assigned) | set(r.bias) | set(r.within_goal)):
             values.append((
                 station, r.seq, sp, r.measured.get(sp), r.assigned.get(sp), r.bias.get(sp),
-                r.within_goal.get(sp), store,
+                r.within_goal.get(sp),
             ))
     return rows, values

@@ -27,14 +27,15 @@ from typing import Any
 from station_agent.wire import compress_seqs
 
 KEYS: dict[str, tuple[str, ...]] = {
-    "minute": ("station", "store", "seq"),
-    "event": ("station", "store", "seq"),
-    "calibration": ("station", "store", "seq"),
-    "calibration_fit": ("station", "store", "seq", "species"),
-    "target": ("station", "store", "seq"),
-    "target_value": ("station", "store", "seq", "species"),
+    "minute": ("station", "seq", "store"),
+    "event": ("station", "seq", "store"),
+    "calibration": ("station", "seq", "store"),
+    "calibration_fit": ("station", "seq", "store", "species"),
+    "target": ("station", "seq", "store"),
+    "target_value": ("station", "seq", "store", "species"),
 }
-"""The record tables of schema 5 and their primary keys."""
+"""The record tables of schema 5 and their primary keys: `store` after `seq`, so that finding a
+new key's place compares two columns with most keys (seqs differ), not three."""
 
 INDEXES: dict[str, list[str]] = {
     "minute": ["CREATE INDEX minute_time ON minute (station, time)"],

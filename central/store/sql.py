@@ -105,7 +105,11 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         "minute": V1_TABLES["minute"] + [("species", "json")],  # schema 4: central/store/species.py
     }.items()
 }
-"""The tables written now, with their columns in insert order; every row ends with its store."""
+"""The tables written now, with their columns in insert order, `store` last."""
+
+ROW_COLUMNS: dict[str, list[tuple[str, str]]] = {name: cols[:-1] for name, cols in TABLES.items()}
+"""The columns of the rows the row builders make (central/store/base.py): every column but `store`,
+which is one batch's for all its rows, and bound once per statement by `_insert`."""
 
 _NOT_NULL = {"station", "seq", "time", "device", "stream", "flag", "reasons", "n_total", "diagnostics",
              "received_at", "species", "n", "kind", "severity", "message", "data", "id", "time_start",
@@ -170,8 +174,7 @@ def _minute_records(batch: ParsedBatch) -> list[MinuteWire | MinuteLean]:
 def minute_item(batch: ParsedBatch, received: Any, t: Callable[[datetime], Any], times_as_text: bool) -> MinuteRows:
     """A minute batch's rows and dead letters (`received`: the receive time as the store keeps it)."""
     texts = batch.time_texts if times_as_text else None
-    rows = minute_rows(batch.station, _minute_records(batch), t, received, texts, batch.species_texts,
-                       store_key(batch.store))
+    rows = minute_rows(batch.station, _minute_records(batch), t, received, texts, batch.species_texts)
     return MinuteRows(batch.station, rows, record_dead_letters(batch), batch.store)
 
 
@@ -238,10 +241,10 @@ class SqlStore(HourlyStoreMixin, ABC):
     def _executemany(self, sql: str, rows: list[tuple]) -> None: ...
 
     @abstractmethod
-    def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
-        """Insert rows of one station and store, whose first two columns are (station, seq) and
-        last one the store, skipping keys already stored; return the seqs that were new. Called
-        inside a transaction."""
+    def _insert_new(self, table: str, rows: list[tuple], store: str) -> set[int]:
+        """Insert rows (ROW_COLUMNS) of one station from `store` (as kept), whose first two
+        columns are (station, seq), skipping keys already stored; return the seqs that were new.
+        Called inside a transaction."""
 
     def _sql(self, sql: str) -> str:
         return sql if self.PARAM == "?" else sql.replace("?", self.PARAM)
@@ -249,11 +252,13 @@ class SqlStore(HourlyStoreMixin, ABC):
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return list(self._execute(self._sql(sql), params).fetchall())
 
-    def _insert(self, table: str, rows: list[tuple]) -> None:
+    def _insert(self, table: str, rows: list[tuple], store: str) -> None:
+        """Insert rows (ROW_COLUMNS) from `store` (as kept)."""
         if rows:
             cols = [c for c, _ in TABLES[table]]
             marks = ", ".join("?" * len(cols))
-            self._executemany(self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"), rows)
+            self._executemany(self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"),
+                              [(*r, store) for r in rows])
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -357,7 +362,7 @@ class SqlStore(HourlyStoreMixin, ABC):
     def _ingest_minutes(self, item: MinuteRows, received: Any, at: datetime, counters) -> BatchOutcome:
         st, rows, store = item.station, item.rows, store_key(item.store)
         c = self._counter(counters, st, at)
-        fresh = self._insert_new("minute", rows)
+        fresh = self._insert_new("minute", rows, store)
         # the hourly aggregates to redo: the new rows' hours (a row's time as the store keeps it)
         times = [r[2] for r in rows] if len(fresh) == len(rows) else [r[2] for r in rows if r[1] in fresh]
         if self.TIMES_AS_TEXT:
@@ -388,8 +393,8 @@ class SqlStore(HourlyStoreMixin, ABC):
         conflicts: dict[int, list[str]] = {}
         if batch.kind == "event":
             recs_e = [r for r in batch.records if isinstance(r, EventWire)]
-            rows = event_rows(st, recs_e, self._t, received, store)
-            fresh = self._insert_new("event", rows)
+            rows = event_rows(st, recs_e, self._t, received)
+            fresh = self._insert_new("event", rows, store)
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("event", st, store, rows, fresh)
             c.events += len(fresh)
@@ -397,16 +402,16 @@ class SqlStore(HourlyStoreMixin, ABC):
         elif batch.kind == "calibration":
             cals = [r for r in batch.records if isinstance(r, CalibrationWire)]
             tgts = [r for r in batch.records if isinstance(r, TargetWire)]
-            rows, fits = calibration_rows(st, cals, self._t, received, store)
-            fresh = self._insert_new("calibration", rows)
-            self._insert("calibration_fit", [f for f in fits if f[1] in fresh])
+            rows, fits = calibration_rows(st, cals, self._t, received)
+            fresh = self._insert_new("calibration", rows, store)
+            self._insert("calibration_fit", [f for f in fits if f[1] in fresh], store)
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("calibration", st, store, rows, fresh, fits)
             c.calibrations += len(fresh)
             new += len(fresh)
-            rows, values = target_rows(st, tgts, self._t, received, store)
-            fresh = self._insert_new("target", rows)
-            self._insert("target_value", [v for v in values if v[1] in fresh])
+            rows, values = target_rows(st, tgts, self._t, received)
+            fresh = self._insert_new("target", rows, store)
+            self._insert("target_value", [v for v in values if v[1] in fresh], store)
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("target", st, store, rows, fresh, values)
             c.targets += len(fresh)
@@ -435,7 +440,7 @@ class SqlStore(HourlyStoreMixin, ABC):
         (`child_rows`, e.g. calibration fits) are part of its content."""
         old = {r[1]: r for r in rows if r[1] not in fresh}
         lo, hi = min(old), max(old)
-        cols = content_columns(TABLES[table])
+        cols = content_columns(ROW_COLUMNS[table])
         names, types = [n for _, n, _ in cols], [t for _, _, t in cols]
         have = {
             r[0]: normalised(r[1:], types, self._from_t)
@@ -448,7 +453,7 @@ class SqlStore(HourlyStoreMixin, ABC):
         have_child: dict[int, list[tuple]] = {}
         want_child: dict[int, list[tuple]] = {}
         if child is not None:
-            ccols = content_columns(TABLES[child])
+            ccols = content_columns(ROW_COLUMNS[child])
             cnames, ctypes = [n for _, n, _ in ccols], [t for _, _, t in ccols]
             for r in self._query(f"SELECT seq, {', '.join(cnames)} FROM {child} WHERE station = ? AND store = ? "
                                  "AND seq BETWEEN ? AND ?", (station, store, lo, hi)):
@@ -474,7 +479,7 @@ class SqlStore(HourlyStoreMixin, ABC):
         """A stored row's record as JSON (a conflicting minute's dead letter: the decoding process
         sends rows, not records)."""
         doc: dict[str, Any] = {"seq": row[1]}
-        for i, name, kind in content_columns(TABLES[table]):
+        for i, name, kind in content_columns(ROW_COLUMNS[table]):
             v = row[i]
             doc[name] = json.loads(v) if kind == "json" else iso_utc(self._from_t(v)) if kind == "time" else v
         return json.dumps(doc, allow_nan=True)

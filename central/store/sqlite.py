@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from functools import cache
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import msgspec
 from station_agent.timeutil import iso_utc, parse_utc
 
 from .base import DEFAULT_DEAD_LETTER_KEEP_BYTES, StoreError
-from .sql import TABLES, SqlStore, migrations
+from .sql import ROW_COLUMNS, TABLES, SqlStore, migrations
 
 _encode_json = msgspec.json.encode
 PAGE_SIZE = 16384
@@ -41,6 +42,14 @@ def time_text(t: datetime) -> str:
         return iso_utc(t)  # refuses naive times; converts other zones
     text = _encode_json(t).decode()  # '"2026-11-22T02:53:12Z"' or '"2026-11-22T02:53:12.345678Z"'
     return text[1:20] + ".000Z" if len(text) == 22 else text[1:24] + "Z"
+
+
+@cache
+def _numbered_rows(columns: int, rows: int) -> str:
+    """`(?2, ?3, ?1), (?4, ?5, ?1)` for 2 columns and 2 rows: each row's values, then parameter 1."""
+    return ", ".join(
+        "(" + ", ".join(f"?{2 + r * columns + c}" for c in range(columns)) + ", ?1)" for r in range(rows)
+    )
 
 
 class SqliteStore(SqlStore):
@@ -106,24 +115,25 @@ class SqliteStore(SqlStore):
     def _executemany(self, sql: str, rows: list[tuple]) -> None:
         self._conn.executemany(sql, rows)
 
-    def _insert(self, table: str, rows: list[tuple]) -> None:
+    def _insert(self, table: str, rows: list[tuple], store: str) -> None:
         # Many rows per statement (a VALUES list) rather than executemany's statement per row:
         # 1.8 instead of 2.8 us a minute row, and one release of the GIL per statement instead of
         # one per row (each costs a wait when the decode thread is busy: central/receiver.py).
+        # The store, the same for every row, is parameter 1 of each row: bound once a statement.
         if not rows:
             return
-        cols = [c for c, _ in TABLES[table]]
-        per = max(1, min(ROWS_PER_INSERT, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(cols)))
-        head = f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-        row = f"({', '.join('?' * len(cols))})"
+        n = len(ROW_COLUMNS[table])
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(ROWS_PER_INSERT, (limit - 1) // n))
+        head = f"INSERT INTO {table} ({', '.join(c for c, _ in TABLES[table])}) VALUES "
         for i in range(0, len(rows), per):
             part = rows[i:i + per]
-            self._conn.execute(head + ", ".join([row] * len(part)), list(chain.from_iterable(part)))
+            self._conn.execute(head + _numbered_rows(n, len(part)), [store, *chain.from_iterable(part)])
 
-    def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
+    def _insert_new(self, table: str, rows: list[tuple], store: str) -> set[int]:
         if not rows:
             return set()
-        station, store = rows[0][0], rows[0][-1]
+        station = rows[0][0]
         seqs = [r[1] for r in rows]
         existing = {
             r[0]
@@ -133,7 +143,7 @@ class SqliteStore(SqlStore):
             )
         }
         fresh_rows = [r for r in rows if r[1] not in existing]
-        self._insert(table, fresh_rows)
+        self._insert(table, fresh_rows, store)
         return {r[1] for r in fresh_rows}
 
     def close(self) -> None:

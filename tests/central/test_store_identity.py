@@ -14,7 +14,7 @@ from support.mqtt import T0, event, minute
 from central.ingest import Handled, Ingestor, Message, group_acks
 from central.store import open_store
 from central.store.base import calibration_rows, minute_rows, target_rows
-from central.store.sql import TABLES, migrations
+from central.store.sql import ROW_COLUMNS, migrations
 from central.store.sqlite import TYPES
 from station_agent.wire import (
     CalibrationWire,
@@ -131,10 +131,10 @@ def test_conflicts_of_events_calibrations_and_targets_compare_every_value(store)
 
 
 def schema4_insert(old, table: str, rows: list[tuple]) -> None:
-    """Rows as schema 4 kept them: this code's rows without their store (the last column)."""
-    cols = [c for c, _ in TABLES[table] if c != "store"]
+    """Rows as schema 4 kept them: this code's rows (their store is not in them)."""
+    cols = [c for c, _ in ROW_COLUMNS[table]]
     old._executemany(old._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"),
-                     [r[:-1] for r in rows])
+                     rows)
 
 
 def test_a_schema_4_store_keeps_its_records_under_the_legacy_store(store_location):
