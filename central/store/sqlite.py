@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
-from functools import cache
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -42,14 +41,6 @@ def time_text(t: datetime) -> str:
         return iso_utc(t)  # refuses naive times; converts other zones
     text = _encode_json(t).decode()  # '"2026-11-22T02:53:12Z"' or '"2026-11-22T02:53:12.345678Z"'
     return text[1:20] + ".000Z" if len(text) == 22 else text[1:24] + "Z"
-
-
-@cache
-def _numbered_rows(columns: int, rows: int) -> str:
-    """`(?2, ?3, ?1), (?4, ?5, ?1)` for 2 columns and 2 rows: each row's values, then parameter 1."""
-    return ", ".join(
-        "(" + ", ".join(f"?{2 + r * columns + c}" for c in range(columns)) + ", ?1)" for r in range(rows)
-    )
 
 
 class SqliteStore(SqlStore):
@@ -119,16 +110,20 @@ class SqliteStore(SqlStore):
         # Many rows per statement (a VALUES list) rather than executemany's statement per row:
         # 1.8 instead of 2.8 us a minute row, and one release of the GIL per statement instead of
         # one per row (each costs a wait when the decode thread is busy: central/receiver.py).
-        # The store, the same for every row, is parameter 1 of each row: bound once a statement.
+        # The store, the same for every row, is bound once a statement: the rows are selected
+        # from a VALUES list beside it (not bound in every row; nor as `?1` in every row, which
+        # SQLite takes a time quadratic in the row count to prepare).
         if not rows:
             return
         n = len(ROW_COLUMNS[table])
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         per = max(1, min(ROWS_PER_INSERT, (limit - 1) // n))
-        head = f"INSERT INTO {table} ({', '.join(c for c, _ in TABLES[table])}) VALUES "
+        head = (f"INSERT INTO {table} ({', '.join(c for c, _ in TABLES[table])}) "
+                f"SELECT {', '.join(f'column{i}' for i in range(1, n + 1))}, ? FROM (VALUES ")
+        row = f"({', '.join('?' * n)})"
         for i in range(0, len(rows), per):
             part = rows[i:i + per]
-            self._conn.execute(head + _numbered_rows(n, len(part)), [store, *chain.from_iterable(part)])
+            self._conn.execute(head + ", ".join([row] * len(part)) + ")", [store, *chain.from_iterable(part)])
 
     def _insert_new(self, table: str, rows: list[tuple], store: str) -> set[int]:
         if not rows:
