@@ -110,20 +110,19 @@ class SqliteStore(SqlStore):
         # Many rows per statement (a VALUES list) rather than executemany's statement per row:
         # 1.8 instead of 2.8 us a minute row, and one release of the GIL per statement instead of
         # one per row (each costs a wait when the decode thread is busy: central/receiver.py).
-        # The store, the same for every row, is bound once a statement: the rows are selected
-        # from a VALUES list beside it (not bound in every row; nor as `?1` in every row, which
-        # SQLite takes a time quadratic in the row count to prepare).
+        # The store, the same for every row, is bound once a statement: `?1`, first in every row,
+        # then plain parameters from 2 on (a numbered parameter anywhere after the first row's
+        # plain ones would cost SQLite a time quadratic in the row count to prepare).
         if not rows:
             return
         n = len(ROW_COLUMNS[table])
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         per = max(1, min(ROWS_PER_INSERT, (limit - 1) // n))
-        head = (f"INSERT INTO {table} ({', '.join(c for c, _ in TABLES[table])}) "
-                f"SELECT {', '.join(f'column{i}' for i in range(1, n + 1))}, ? FROM (VALUES ")
-        row = f"({', '.join('?' * n)})"
+        head = f"INSERT INTO {table} (store, {', '.join(c for c, _ in ROW_COLUMNS[table])}) VALUES "
+        row = f"(?1, {', '.join('?' * n)})"
         for i in range(0, len(rows), per):
             part = rows[i:i + per]
-            self._conn.execute(head + ", ".join([row] * len(part)) + ")", [store, *chain.from_iterable(part)])
+            self._conn.execute(head + ", ".join([row] * len(part)), [store, *chain.from_iterable(part)])
 
     def _insert_new(self, table: str, rows: list[tuple], store: str) -> set[int]:
         if not rows:
