@@ -7,8 +7,9 @@ aggregation thread of its own (`Aggregator`, started by `central-receiver run` u
 (`central-receiver aggregate`). Each pass takes the dirty hours, reloads their minutes with
 enough context for the spike test, recomputes and replaces the hours in one transaction.
 
-Which minutes count: ambient streams (`inlet:*`) only, per inlet; the latest seq per (device,
-time, stream) (a station may resend a reprocessed minute under a new seq); calibrated values
+Which minutes count: ambient streams (`inlet:*`) only, per inlet; the latest record per (device,
+time, stream) (a station may resend a reprocessed minute under a new seq, or a reinstalled station
+send it again under a new store: `aggregation_minutes` ranks them as received); calibrated values
 (cal_mean) only; flags U/O/R after the operators' manual flags are applied
 (`central.aggregate.effective_minute_flags`: K over a minute makes it H, O makes a valid minute R,
 a later decision overrides an earlier one; ICOS: R/H are manual hourly decisions propagated back
@@ -64,17 +65,17 @@ def minute_arrays(rows: list[tuple], flags: list[ManualFlag]) -> dict[tuple[str,
     """From `aggregation_minutes` rows to per-(stream, species) arrays with effective flags."""
     if not rows:
         return {}
-    seq = np.array([r[0] for r in rows], dtype=np.int64)
+    rank = np.array([r[0] for r in rows], dtype=np.int64)
     time_s = np.array([_epoch(r[1]) for r in rows], dtype=np.int64)
     dev_stream = [f"{r[2]}\x00{r[3]}" for r in rows]
     _, ds_code = np.unique(np.array(dev_stream), return_inverse=True)
     # one code per (device, stream, time): a resent minute (new seq) shares it with the original
     _, key = np.unique(np.stack([ds_code, time_s]), axis=1, return_inverse=True)
-    # rows hold one line per species; the latest seq per key wins for every species of it
-    keep_seq = set(seq[latest_seq_index(key.ravel(), seq)].tolist())
+    # rows hold one line per species; the latest record per key wins for every species of it
+    keep = set(rank[latest_seq_index(key.ravel(), rank)].tolist())
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
-        if r[0] in keep_seq:
+        if r[0] in keep:
             groups[(r[3], r[5])].append(i)
     out = {}
     for (stream, species), idx in groups.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import threading
@@ -23,6 +24,14 @@ config_app = typer.Typer(no_args_is_help=True, help="Configuration files.")
 app.add_typer(config_app, name="config")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="central TOML config file")]
+SpeedOpt = Annotated[
+    float | None, typer.Option(help="run the clock X times faster than real time (simulated time, as the "
+                               "station's: the demo and the tests)")
+]
+StartOpt = Annotated[str | None, typer.Option(help="simulated start time (ISO 8601), to line up with a station")]
+AnchorOpt = Annotated[
+    str | None, typer.Option(help="real instant (ISO 8601) at which simulated time is --start (default: now)")
+]
 
 
 def _load(path: Path) -> CentralConfig:
@@ -54,18 +63,25 @@ def _time(text: str, name: str) -> datetime:
 
 
 @app.command()
-def run(config: ConfigOpt) -> None:
-    """Run the receiver daemon until SIGTERM or Ctrl-C."""
+def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, anchor: AnchorOpt = None) -> None:
+    """Run the receiver daemon until SIGTERM or Ctrl-C. --speed, --start and --anchor put it on
+    the same simulated clock as a station run with them (station_agent/clock.py): central refuses
+    what is stamped beyond its clock ([ingest] future_tolerance_s)."""
+    from station_agent.clock import make_clock
     from station_agent.logs import configure_logging
 
     from .receiver import Receiver
 
+    if speed is not None and not (speed > 0 and math.isfinite(speed)):
+        typer.echo(f"error: --speed must be a finite number > 0, got {speed:g}", err=True)
+        raise typer.Exit(2)
+    clock = make_clock(speed, _time(start, "--start") if start else None, _time(anchor, "--anchor") if anchor else None)
     cfg = _load(config)
     configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Receiver(cfg, store=_open_store(cfg)).run(stop)
+    Receiver(cfg, store=_open_store(cfg), now=clock.now).run(stop)
 
 
 def _dur(seconds: float | None) -> str:
@@ -86,28 +102,34 @@ def status(
     config: ConfigOpt,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     dead_letters: Annotated[int, typer.Option(help="how many recent dead letters to list")] = 5,
+    alarms: Annotated[int, typer.Option(help="how many recent alarms to list")] = 5,
 ) -> None:
     """Stations and their health: state (down after two missed status intervals or on the last
-    will), last seen, latency, backlog, oldest unacked, instrument, completeness today; then recent
-    dead letters."""
-    from .views import station_health
+    will), last seen, latency, backlog, oldest unacked, instrument, completeness today, alarms;
+    then recent alarms (e.g. seq_conflict: a station sent a seq it had sent before with other
+    content) and recent dead letters."""
+    from . import views
 
     cfg = _load(config)
     store = _open_store(cfg)
     now = datetime.now(UTC)
     try:
-        rows = station_health(store, cfg, now)
+        rows = views.station_health(store, cfg, now)
         letters = store.dead_letters(limit=dead_letters)
         total_dead = store.dead_letter_count()
+        recent_alarms = views.alarms(store, limit=alarms)
+        total_alarms = store.alarm_count()
     finally:
         store.close()
     recent = [
         {"id": d.id, "received_at": iso_utc(d.received_at), "topic": d.topic, "station": d.station,
-         "seq": d.seq, "reason_code": d.reason_code, "reason": d.reason, "payload_size": d.payload_size}
+         "store": d.store, "seq": d.seq, "reason_code": d.reason_code, "reason": d.reason,
+         "payload_size": d.payload_size}
         for d in letters
     ]
     if as_json:
         typer.echo(json.dumps({"network": cfg.central.name, "time": iso_utc(now), "stations": rows,
+                               "alarms": {"total": total_alarms, "recent": recent_alarms},
                                "dead_letters": {"total": total_dead, "recent": recent}}, indent=2))
         return
     from rich.console import Console
@@ -116,7 +138,7 @@ def status(
     console = Console()
     table = Table(title=f"{cfg.central.name}: {len(rows)} station(s)")
     for col in ("station", "role", "state", "last seen", "latency", "backlog", "oldest unacked", "data lag",
-                "complete today", "instrument", "minutes", "cal", "dup", "dead"):
+                "complete today", "instrument", "minutes", "cal", "dup", "dead", "alarms"):
         table.add_column(col)
     for r in rows:
         comp = r["completeness_today"]
@@ -126,15 +148,20 @@ def status(
             _dur(r["latency_s"]), "-" if r["backlog"] is None else str(r["backlog"]),
             _dur(r["oldest_unacked_age_s"]), _dur(r["data_lag_s"]),
             "-" if comp is None else f"{comp:.0%}", r["instrument"], str(r["minutes"]), str(r["calibrations"]),
-            str(r["duplicates"]), str(r["dead_letters"]),
+            str(r["duplicates"]), str(r["dead_letters"]), str(r["alarms"]),
         )
     console.print(table)
     for r in rows:
         if r["state"] != "up":
             console.print(f"  {r['station']}: {r['state']}: {r['reason']}")
-    console.print(f"dead letters: {total_dead}")
+    console.print(f"alarms: {total_alarms}", markup=False)
+    for a in recent_alarms:
+        console.print(f"  #{a['id']} {a['time']} {a['station']} [{a['kind']}] {a['message']}", markup=False)
+    console.print(f"dead letters: {total_dead}", markup=False)
     for d in recent:
-        console.print(f"  #{d['id']} {d['received_at']} {d['topic']} [{d['reason_code']}] {d['reason']}")
+        store_id = f" store {d['store']}" if d["store"] else ""
+        console.print(f"  #{d['id']} {d['received_at']} {d['topic']}{store_id} [{d['reason_code']}] {d['reason']}",
+                      markup=False)
 
 
 @app.command()
@@ -152,7 +179,8 @@ def export(
     """Export a station's data.
 
     Minute level (--format csv), one row per minute record, ordered by time then seq. Columns:
-    time_utc (start of the minute, ISO 8601 Z), station, seq, device, stream; then for each species
+    time_utc (start of the minute, ISO 8601 Z), station, seq, store (the station database the
+    record came from; empty for a station older than store identities), device, stream; then for each species
     present in the range (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std,
     <sp>_n, <sp>_raw_mean, <sp>_cal_mean (CO2 ppm; CH4, CO, N2O ppb; mean is the calibrated value
     when calibrated, else the raw dry mean) and <sp>_flag; then h2o (%), flag, reasons (reason codes

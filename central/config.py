@@ -66,6 +66,11 @@ class IngestConfig(StrictModel):
         description="validate messages and build their rows in a child process, beside storage "
         "(central/decoder.py); false: in a thread of the receiver's own process",
     )
+    future_tolerance_s: float = Field(
+        default=3600.0, gt=0,
+        description="how far beyond central's clock a record or status may be stamped; later ones are "
+        "dead-lettered (time_in_future): a record acknowledged, a status whole",
+    )
     retry_initial_s: float = Field(default=0.2, gt=0, description="first wait after a storage error")
     retry_max_s: float = Field(default=10.0, gt=0)
 

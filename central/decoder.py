@@ -41,7 +41,8 @@ from multiprocessing.connection import Connection
 import structlog
 from station_agent import __version__
 
-from .store import Prepared
+from .ingest import DEFAULT_FUTURE_TOLERANCE_S, decode_group
+from .store import Prepared, row_preparer
 
 log = structlog.get_logger(component="decoder")  # lazy: picks up configure_logging done later
 
@@ -65,9 +66,12 @@ class DecodeProcess:
         restart_interval_s: float = 5.0,
         timeout_s: float = 60.0,
         max_restart_interval_s: float = 300.0,
+        future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S,
     ) -> None:
         self.backend = backend
         self.max_payload_bytes = max_payload_bytes
+        self.future_tolerance_s = future_tolerance_s
+        """How far beyond the receive time a record may be stamped (central.ingest.decode_group)."""
         self.log_args = (log_level, log_format)
         self.restart_interval_s = restart_interval_s
         """The wait before replacing a lost child; doubled for each further loss in a row."""
@@ -125,7 +129,7 @@ class DecodeProcess:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-P", "-m", "central.decoder", str(theirs.fileno()), self.backend,
-                 str(self.max_payload_bytes), *self.log_args],
+                 str(self.max_payload_bytes), repr(float(self.future_tolerance_s)), *self.log_args],
                 stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()], env=env,
             )
         except OSError as exc:
@@ -239,20 +243,20 @@ class DecodeProcess:
 
 
 def main(argv: list[str]) -> None:
-    """The child's entry: `python -m central.decoder FD BACKEND MAX_PAYLOAD_BYTES LEVEL FORMAT`."""
-    fd, backend, max_payload_bytes, log_level, log_format = argv
-    _serve(Connection(int(fd)), backend, int(max_payload_bytes), log_level, log_format)
+    """The child's entry: `python -m central.decoder FD BACKEND MAX_PAYLOAD_BYTES FUTURE_TOLERANCE_S
+    LEVEL FORMAT`."""
+    fd, backend, max_payload_bytes, future_tolerance_s, log_level, log_format = argv
+    _serve(Connection(int(fd)), backend, int(max_payload_bytes), float(future_tolerance_s), log_level, log_format)
 
 
-def _serve(conn: Connection, backend: str, max_payload_bytes: int, log_level: str, log_format: str) -> None:
+def _serve(conn: Connection, backend: str, max_payload_bytes: int, future_tolerance_s: float, log_level: str,
+           log_format: str) -> None:
     """The child: decode groups until told to stop or the receiver is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from station_agent.logs import configure_logging
 
     configure_logging(None, log_level, log_format)  # type: ignore[arg-type]
-    from .ingest import decode_group
-    from .store import row_preparer
 
     prepare = row_preparer(backend)
     # as the receiver (central.receiver.tune_for_ingest): decoding allocates many short-lived
@@ -267,7 +271,7 @@ def _serve(conn: Connection, backend: str, max_payload_bytes: int, log_level: st
                 return
             received_at, messages = job
             # decode_group never raises on any payload (each ends stored, ignored or dead-lettered)
-            conn.send(decode_group(messages, max_payload_bytes, prepare, received_at))
+            conn.send(decode_group(messages, max_payload_bytes, prepare, received_at, future_tolerance_s))
     except (EOFError, OSError):
         return  # the receiver is gone
 

@@ -2,7 +2,9 @@
 ObsPack-like netCDF (DOMAIN.md section 4).
 
 Minute CSV (`write_minute_csv`): one row per minute record, ordered by time then seq. Columns:
-time_utc (start of the minute), station, seq, device, stream; per species present in the range
+time_utc (start of the minute), station, seq, store (the station database the record came from, 32
+hex digits; empty for a station older than store identities: a reinstalled station's seqs start
+again at 1 under a new store), device, stream; per species present in the range
 (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std, <sp>_n, <sp>_raw_mean,
 <sp>_cal_mean and <sp>_flag; then h2o (%), flag, reasons, station_flag, manual_flag_ids and
 manual_reason. `station_flag` is the letter the station sent (U/N); `flag` is the effective one:
@@ -158,7 +160,7 @@ def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, o
     species = [s for s in SPECIES_ORDER if s in found] + sorted(s for s in found if s not in SPECIES_ORDER)
     flags = store.manual_flags(station, start, end)
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["time_utc", "station", "seq", "device", "stream"]
+    w.writerow(["time_utc", "station", "seq", "store", "device", "stream"]
                + [f"{sp}_{f}" for sp in species for f in (*SPECIES_FIELDS, "flag")]
                + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason"])
     n = 0
@@ -166,7 +168,7 @@ def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, o
         row_flag, row_by = minute_flags(chunk, flags, None)
         per_species = {sp: minute_flags(chunk, flags, sp) for sp in species}
         for i, m in enumerate(chunk):
-            row: list[Any] = [iso_utc(m.time), m.station, m.seq, m.device, m.stream]
+            row: list[Any] = [iso_utc(m.time), m.station, m.seq, m.store or "", m.device, m.stream]
             by = {int(row_by[i])}
             for sp in species:
                 s = m.species.get(sp)

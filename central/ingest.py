@@ -4,20 +4,29 @@
 rows to write and writes all of them in one transaction. Every input ends in exactly one of three places: stored,
 recognised as a duplicate, or dead-lettered with the reason. The receiver acknowledges only after
 `handle` has returned (that is, after the commit).
+
+Time is sane: a record or a status stamped more than `future_tolerance_s` beyond central's clock
+(the group's receive time) cannot be real, and would stay the newest thing central holds (a
+station's state, the dashboard's window): such a record is dead-lettered (`time_in_future`) and
+acknowledged like any record refused for good; such a status is dead-lettered whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
+import msgspec
 import structlog
+from station_agent.timeutil import iso_utc
 from station_agent.wire import (
     BATCH_KINDS,
     DEFAULT_MAX_PAYLOAD_BYTES,
     BadTopic,
+    CalibrationWire,
+    ParsedBatch,
     WireError,
     encode_ack,
     parse_batch,
@@ -31,6 +40,7 @@ from .store import (
     CentralStore,
     DeadLetter,
     DeadLetterOutcome,
+    FutureRecord,
     Inbound,
     Outcome,
     Prepared,
@@ -39,6 +49,9 @@ from .store import (
 )
 
 log = structlog.get_logger(component="ingest")  # lazy: picks up configure_logging done later
+
+DEFAULT_FUTURE_TOLERANCE_S = 3600.0
+"""How far beyond central's clock a record or status may be stamped (`[ingest] future_tolerance_s`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,33 +72,77 @@ class Handled:
 
 
 def group_acks(handled: Iterable[Handled]) -> list[tuple[str, bytes]]:
-    """The acks a stored group earns, (topic, payload): one per station, covering every seq its
-    batches settled (records new, duplicate or dead-lettered), stations in the order they first
-    come. A payload dead-lettered as a whole, a status or an ignored message earns none. One ack
+    """The acks a stored group earns, (topic, payload): one per station and store (the station
+    database the batches came from), covering every seq its batches settled (records new,
+    duplicate or dead-lettered), in the order they first come. An ack names its store only when
+    the batches did (a station older than store identities refuses an ack with a key it does not
+    know). A payload dead-lettered as a whole, a status or an ignored message earns none. One ack
     for the group rather than one per message: during a replay a group holds several batches of
     one station, and each ack costs the station a parse and a transaction."""
-    seqs: dict[str, list[int]] = {}
+    seqs: dict[tuple[str, str | None], list[int]] = {}
     for h in handled:
         o = h.outcome
         if isinstance(o, BatchOutcome) and o.ack_seqs:
-            seqs.setdefault(o.station, []).extend(o.ack_seqs)
-    return [(topic_for(station, "ack"), encode_ack(station, held)) for station, held in seqs.items()]
+            seqs.setdefault((o.station, o.store), []).extend(o.ack_seqs)
+    return [(topic_for(station, "ack"), encode_ack(station, held, store=store))
+            for (station, store), held in seqs.items()]
 
 
-def decode(topic: str, payload: bytes, max_bytes: int) -> Inbound | None:
+def _record_time(record: Any) -> datetime:
+    """The latest time a record claims: a calibration's end, any other record's time."""
+    return record.time_end if isinstance(record, CalibrationWire) else record.time
+
+
+def refuse_future_records(batch: ParsedBatch, not_after: datetime) -> ParsedBatch:
+    """`batch` with its records stamped after `not_after` moved to its rejected records (dead
+    letters `time_in_future`, acknowledged: a station resending them would not make them true)."""
+    texts = batch.time_texts
+    # the lean decoder's times are iso_utc's fixed-width text (milliseconds), so text order is
+    # time order: one comparison in C for the whole batch, the common case
+    if texts is not None and max(texts, default="") <= iso_utc(not_after):
+        return batch
+    late = {i for i, r in enumerate(batch.records) if _record_time(r) > not_after}
+    if not late:
+        return batch
+    refused = [
+        FutureRecord(i, r.seq, f"time {iso_utc(_record_time(r))} is more than central's tolerance beyond its "
+                     f"clock (latest accepted: {iso_utc(not_after)})",
+                     msgspec.to_builtins(r) if isinstance(r, msgspec.Struct) else r)
+        for i, r in enumerate(batch.records) if i in late
+    ]
+    log.warning("time_in_future", station=batch.station, store=batch.store, kind=batch.kind, records=len(refused),
+                seqs=[f.seq for f in refused][:20], latest_accepted=iso_utc(not_after))
+
+    def kept(values: list | None) -> list | None:
+        return None if values is None else [v for i, v in enumerate(values) if i not in late]
+
+    return replace(batch, records=kept(batch.records), rejected=[*batch.rejected, *refused],  # type: ignore[arg-type]
+                   time_texts=kept(batch.time_texts), species_texts=kept(batch.species_texts))
+
+
+def decode(topic: str, payload: bytes, max_bytes: int, not_after: datetime | None = None) -> Inbound | None:
     """The store item for one message; None for a message to ignore (an empty retained status,
-    which is how a retained message is cleared). Never raises on any input."""
+    which is how a retained message is cleared). `not_after`: the latest time a record or status
+    may be stamped (None: any). Never raises on any input."""
     try:
         station, kind = parse_topic(topic)
     except BadTopic as exc:
         return DeadLetter(topic, payload, exc.code, exc.message)
     try:
         if kind in BATCH_KINDS:
-            return parse_batch(topic, payload, max_bytes, lean=True)
+            batch = parse_batch(topic, payload, max_bytes, lean=True)
+            return batch if not_after is None else refuse_future_records(batch, not_after)
         if kind == "status":
             if not payload:
                 return None
-            return parse_status(topic, payload, max_bytes)
+            status = parse_status(topic, payload, max_bytes)
+            if not_after is not None and status.time > not_after:
+                log.warning("time_in_future", station=station, kind="status", time=iso_utc(status.time),
+                            latest_accepted=iso_utc(not_after))
+                return DeadLetter(topic, payload, "time_in_future",
+                                  f"the status is stamped {iso_utc(status.time)}, more than central's tolerance "
+                                  f"beyond its clock (latest accepted: {iso_utc(not_after)})", station=station)
+            return status
         raise BadTopic(f"central does not take messages on {kind!r} topics")
     except WireError as exc:
         return DeadLetter(topic, payload, exc.code, exc.message, station=station)
@@ -100,11 +157,14 @@ def decode_group(
     max_bytes: int,
     prepare: Callable[[Sequence[Inbound], datetime], Prepared],
     received_at: datetime,
+    future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S,
 ) -> tuple[list[int], Prepared]:
-    """Validate a group of (topic, payload) messages and build the rows to write (`prepare`: the
-    store's row builder). Returns the indexes of the messages with something to store (the others
-    are ignored) and the prepared items. Pure: the decoding process runs it (central/decoder.py)."""
-    items = [decode(topic, payload, max_bytes) for topic, payload in messages]
+    """Validate a group of (topic, payload) messages received at `received_at` (central's clock)
+    and build the rows to write (`prepare`: the store's row builder). Returns the indexes of the
+    messages with something to store (the others are ignored) and the prepared items. Pure: the
+    decoding process runs it (central/decoder.py)."""
+    not_after = received_at + timedelta(seconds=future_tolerance_s)
+    items = [decode(topic, payload, max_bytes, not_after) for topic, payload in messages]
     present = [i for i, it in enumerate(items) if it is not None]
     found = [it for it in items if it is not None]
     try:
@@ -140,11 +200,14 @@ class Ingestor:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         decoder: RemoteDecoder | None = None,
+        future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S,
     ) -> None:
         self.store = store
         self.max_payload_bytes = max_payload_bytes
         self.now = now
+        """Central's clock (a simulated one in the demo and the tests: station_agent/clock.py)."""
         self.decoder = decoder
+        self.future_tolerance_s = future_tolerance_s
         self._transient = transient_errors()
 
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
@@ -160,7 +223,8 @@ class Ingestor:
         pairs = [(m.topic, m.payload) for m in messages]
         result = self.decoder.decode(pairs, received_at) if self.decoder is not None else None
         if result is None:
-            result = decode_group(pairs, self.max_payload_bytes, self.store.prepare, received_at)
+            result = decode_group(pairs, self.max_payload_bytes, self.store.prepare, received_at,
+                                  self.future_tolerance_s)
         return Decoded(messages, *result)
 
     def store_decoded(self, decoded: Decoded) -> list[Handled]:
@@ -170,6 +234,15 @@ class Ingestor:
         and the caller retries later. Any other storage error is retried message by message, and
         a message that still fails is dead-lettered, so one bad input cannot block the rest.
         """
+        results = self._store(decoded)
+        for h in results:
+            o = h.outcome
+            if isinstance(o, BatchOutcome) and o.conflicts:
+                log.warning("seq_conflict", station=o.station, store=o.store, kind=o.kind, records=len(o.conflicts),
+                            seqs=o.conflicts[:20], detail="stored copies kept; incoming ones dead-lettered")
+        return results
+
+    def _store(self, decoded: Decoded) -> list[Handled]:
         messages, present, prepared = decoded.messages, decoded.present, decoded.prepared
         results: list[Handled] = [Handled(None)] * len(messages)
         try:
@@ -206,5 +279,5 @@ class Ingestor:
         return outcome
 
 
-__all__ = ["Decoded", "Handled", "Ingestor", "Message", "RemoteDecoder", "StatusOutcome", "decode", "decode_group",
-           "group_acks"]
+__all__ = ["DEFAULT_FUTURE_TOLERANCE_S", "Decoded", "Handled", "Ingestor", "Message", "RemoteDecoder",
+           "StatusOutcome", "decode", "decode_group", "group_acks", "refuse_future_records"]

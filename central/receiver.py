@@ -148,10 +148,12 @@ class Receiver:
     def start(self) -> Receiver:
         if self._store is None:
             self._store = open_configured_store(self.config)
-        if self.config.ingest.decode_process:
-            self.decoder = DecodeProcess(self._store.backend, self.config.ingest.max_payload_bytes,
-                                         self.config.logging.level, self.config.logging.format).start()
-        self.ingestor = Ingestor(self._store, self.config.ingest.max_payload_bytes, self._now, self.decoder)
+        cfg = self.config.ingest
+        if cfg.decode_process:
+            self.decoder = DecodeProcess(self._store.backend, cfg.max_payload_bytes, self.config.logging.level,
+                                         self.config.logging.format,
+                                         future_tolerance_s=cfg.future_tolerance_s).start()
+        self.ingestor = Ingestor(self._store, cfg.max_payload_bytes, self._now, self.decoder, cfg.future_tolerance_s)
         self._client = self._make_client()
         m = self.config.mqtt
         props = connect_properties(m, receive_maximum=self.config.ingest.queue_size)

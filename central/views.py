@@ -107,9 +107,26 @@ def station_health(store, config: CentralConfig, now: datetime) -> list[dict[str
             "minutes": s.minutes if s else 0, "calibrations": s.calibrations if s else 0,
             "targets": s.targets if s else 0, "duplicates": s.duplicates if s else 0,
             "dead_letters": s.dead_letters if s else 0, "last_seq": s.last_seq if s else None,
+            # the station database its last batch came from (None: a station older than store ids)
+            "store": s.store if s else None,
+            **alarm_summary(store, name),
             "latitude": meta.latitude, "longitude": meta.longitude, "timezone": meta.timezone,
         })
     return out
+
+
+def alarm_summary(store, station: str) -> dict[str, Any]:
+    """A station's alarms (central/store/identity.py): how many, and the latest."""
+    latest = store.alarms(limit=1, station=station)
+    return {"alarms": store.alarm_count(station),
+            "last_alarm": {"time": iso_utc(latest[0].time), "kind": latest[0].kind, "message": latest[0].message}
+            if latest else None}
+
+
+def alarms(store, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest alarms of every station, JSON-ready."""
+    return [{"id": a.id, "time": iso_utc(a.time), "station": a.station, "store": a.store, "kind": a.kind,
+             "message": a.message, "data": a.data} for a in store.alarms(limit=limit)]
 
 
 def hourly_series(store, station: str, start: datetime, end: datetime, stream: str | None = None,

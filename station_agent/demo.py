@@ -8,8 +8,8 @@ In a run folder of its own (a temporary one unless given) and on free ports, it 
 - `station-agent run` with configs/station.example.toml,
 
 the example configs copied with their ports and paths rewritten into the run folder (nothing under
-the user's data/ is touched), the simulator and the agent on one simulated clock (the same
---speed, --start and --anchor). After H simulated hours the agent gets SIGTERM (it parks the valve,
+the user's data/ is touched), the simulator, central and the agent on one simulated clock (the
+same --speed, --start and --anchor: central refuses records stamped beyond its own clock). After H simulated hours the agent gets SIGTERM (it parks the valve,
 stores what is open and waits for central's ack of its outbox), then central and the rest stop,
 and the summary compares, seq by seq, what the station produced with what central stored.
 
@@ -125,8 +125,8 @@ def _python_module(module: str) -> list[str]:
 class Network:
     """Broker, simulators, central and one station on this machine, in `run_dir`.
 
-    `speed`, `start`, `anchor`: the shared simulated clock (the simulator and the agent get the
-    same three, so they agree on the time whenever they were launched). `station_settings` and
+    `speed`, `start`, `anchor`: the shared simulated clock (the simulator, central and the agent
+    get the same three, so they agree on the time whenever they were launched). `station_settings` and
     `central_settings` ({table: {key: value}}) adjust the example configs (central always logs
     JSON lines at info or debug: `start_central` reads them); `broker_users` and `broker_acl`
     turn on passwords and an ACL.
@@ -228,7 +228,8 @@ class Network:
         path = self.write_central_config()
         log = self.run_dir / "central-receiver.log"
         seen = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
-        self._spawn("central-receiver", [*_python_module("central.cli"), "run", "--config", str(path)])
+        self._spawn("central-receiver", [*_python_module("central.cli"), "run", "--config", str(path),
+                                         *self.clock_args()])
 
         def subscribed() -> bool:
             with log.open("rb") as f:

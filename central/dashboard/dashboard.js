@@ -155,9 +155,11 @@ function renderTable(stations) {
                    s.last_seen_age_s === null ? "-" : dur(s.last_seen_age_s) + " ago", dur(s.latency_s),
                    s.backlog === null ? "-" : String(s.backlog), dur(s.oldest_unacked_age_s), dur(s.data_lag_s),
                    s.completeness_today === null ? "-" : (100 * s.completeness_today).toFixed(0) + "%",
-                   s.instrument, String(s.minutes)];
+                   s.instrument, String(s.minutes), String(s.alarms)];
     cells.forEach((c, i) => {
-      const td = el("td", i === 2 ? {class: "state-" + s.state, title: s.reason} : {}, c);
+      const attrs = i === 2 ? {class: "state-" + s.state, title: s.reason}
+        : i === 11 && s.last_alarm ? {class: "alarm", title: `${s.last_alarm.time} ${s.last_alarm.message}`} : {};
+      const td = el("td", attrs, c);
       tr.appendChild(td);
     });
     tbody.appendChild(tr);

@@ -8,11 +8,13 @@ from functools import partial
 from pathlib import Path
 
 from .base import (
+    Alarm,
     BatchOutcome,
     CentralStore,
     DeadLetter,
     DeadLetterOutcome,
     DeadLetterRow,
+    FutureRecord,
     Inbound,
     Outcome,
     Prepared,
@@ -86,7 +88,7 @@ def transient_errors() -> tuple[type[Exception], ...]:
 
 
 __all__ = [
-    "BACKENDS", "BatchOutcome", "HourlyRow", "ManualFlag", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
+    "BACKENDS", "Alarm", "BatchOutcome", "FutureRecord", "HourlyRow", "ManualFlag", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
     "Inbound", "Outcome", "Prepared", "StationStatus", "StationSummary", "StatusOutcome", "StoreError",
     "StoredCalibration", "StoredEvent", "StoredFit", "StoredMinute", "StoredSpecies", "StoredTarget",
     "StoredTargetValue", "open_store", "row_preparer", "transient_errors",

@@ -2,8 +2,12 @@
 
 The contract every backend meets (the same test suite runs on both):
 
-- A record is keyed by (station, seq). A second arrival is counted as a duplicate and changes
-  nothing: the first stored copy wins, never overwritten.
+- A record is keyed by (station, store, seq): `store` is the identity of the station database it
+  comes from (None, kept as '', for a station older than store identities), so a reinstalled
+  station's new seq 1 is new data. A second arrival with the same content is counted as a
+  duplicate and changes nothing; one with other content is a conflict: the stored copy stays,
+  never overwritten, the incoming one goes to the dead letters (`seq_conflict`) and the operators
+  get an alarm.
 - `ingest` writes a group of received messages in ONE transaction (bulk inserts), so the caller
   may acknowledge all of them once it returns, and none of them if it raises.
 - Times go in and come out as timezone-aware UTC datetimes.
@@ -14,9 +18,9 @@ from __future__ import annotations
 import json
 import marshal
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
@@ -25,6 +29,7 @@ from station_agent.wire import (
     EventWire,
     MinuteWire,
     ParsedBatch,
+    RejectedRecord,
     StatusMessage,
     TargetWire,
     record_to_json,
@@ -53,6 +58,29 @@ class DeadLetter:
     reason: str
     station: str | None = None
     seq: int | None = None
+    store: str | None = None
+    """The store of the record's batch (a record's dead letter: None for the legacy store)."""
+
+
+LEGACY_STORE = ""
+"""How the store of a batch without one (a station older than store identities) is kept."""
+
+
+def store_key(store: str | None) -> str:
+    """A batch's store as the tables keep it."""
+    return LEGACY_STORE if store is None else store
+
+
+def store_name(key: str | None) -> str | None:
+    """A kept store as the API gives it: None for the legacy store."""
+    return key or None
+
+
+@dataclass(frozen=True, slots=True)
+class FutureRecord(RejectedRecord):
+    """A valid record stamped beyond central's clock and its tolerance (central/ingest.py)."""
+
+    reason_code: ClassVar[str] = "time_in_future"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +92,10 @@ class BatchOutcome:
     dead_lettered: int
     ack_seqs: list[int]
     """Every seq central now holds from this batch: new, duplicate and dead-lettered records."""
+    store: str | None = None
+    """The station database the batch came from (None: a station older than store identities)."""
+    conflicts: list[int] = field(default_factory=list)
+    """Seqs stored before with other content: these copies went to the dead letters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +118,15 @@ Outcome = BatchOutcome | StatusOutcome | DeadLetterOutcome
 
 @dataclass(frozen=True, slots=True)
 class MinuteRows:
-    """A minute batch ready to store: its `minute` rows (TABLES order: station, seq, time, ...)
-    and a dead letter for each record it refused. It holds no records, only what storing needs,
-    so it is cheap to pass from the decoding process (central/decoder.py)."""
+    """A minute batch ready to store: its `minute` rows (ROW_COLUMNS order: station, seq, time,
+    ...; the batch's store is bound once per statement, not kept in every row) and a dead letter
+    for each record it refused. It holds no records, only what storing needs, so it is cheap to
+    pass from the decoding process (central/decoder.py)."""
 
     station: str
     rows: list[tuple]
     rejected: list[DeadLetter]
+    store: str | None = None
 
     def __reduce__(self):
         # The rows cross from the decoding process as marshal data: it writes rows of texts,
@@ -102,13 +136,13 @@ class MinuteRows:
         # float, into bytes); a row with a datetime (the PostgreSQL backend's) is refused by
         # marshal (ValueError), and those go as pickle has them.
         try:
-            return _minute_rows_from_marshal, (self.station, marshal.dumps(self.rows, 4), self.rejected)
+            return _minute_rows_from_marshal, (self.station, marshal.dumps(self.rows, 4), self.rejected, self.store)
         except ValueError:
-            return MinuteRows, (self.station, self.rows, self.rejected)
+            return MinuteRows, (self.station, self.rows, self.rejected, self.store)
 
 
-def _minute_rows_from_marshal(station: str, rows: bytes, rejected: list[DeadLetter]) -> MinuteRows:
-    return MinuteRows(station, marshal.loads(rows), rejected)
+def _minute_rows_from_marshal(station: str, rows: bytes, rejected: list[DeadLetter], store: str | None) -> MinuteRows:
+    return MinuteRows(station, marshal.loads(rows), rejected, store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +170,8 @@ class StoredMinute:
     calibration_id: str | None
     diagnostics: dict[str, float]
     received_at: datetime
+    store: str | None = None
+    """The station database the record came from (None: the legacy store)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +185,7 @@ class StoredEvent:
     device: str | None
     data: dict[str, Any]
     received_at: datetime
+    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +207,7 @@ class StoredCalibration:
     standards: list[dict[str, Any]]
     fits: dict[str, StoredFit]
     received_at: datetime
+    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +227,7 @@ class StoredTarget:
     cylinder: str
     values: dict[str, StoredTargetValue]
     received_at: datetime
+    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +256,8 @@ class StationSummary:
     duplicates: int
     dead_letters: int
     status: StationStatus | None = None
+    store: str | None = None
+    """The store of the station's latest batch (None: the legacy store); `last_seq` is its."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +271,20 @@ class DeadLetterRow:
     reason: str
     payload: bytes
     payload_size: int
+    store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """Something central tells its operators (a `seq_conflict`), with the station it concerns."""
+
+    id: int
+    time: datetime
+    station: str | None
+    store: str | None
+    kind: str
+    message: str
+    data: dict[str, Any]
 
 
 @runtime_checkable
@@ -273,8 +328,9 @@ class CentralStore(Protocol):
 
     def targets(self, station: str, start: datetime, end: datetime) -> list[StoredTarget]: ...
 
-    def held_seqs(self, station: str) -> list[int]:
-        """Every seq stored for the station, any kind, sorted (dead letters not included)."""
+    def held_seqs(self, station: str, store: str | None = None) -> list[int]:
+        """Every seq stored for the station's `store` (None: the legacy store), any kind, sorted
+        (dead letters not included)."""
         ...
 
     def stations(self) -> list[StationSummary]: ...
@@ -284,6 +340,12 @@ class CentralStore(Protocol):
         ...
 
     def dead_letter_count(self, station: str | None = None) -> int: ...
+
+    def alarms(self, limit: int = 100, station: str | None = None) -> list[Alarm]:
+        """Newest first."""
+        ...
+
+    def alarm_count(self, station: str | None = None) -> int: ...
 
     def close(self) -> None: ...
 
@@ -309,6 +371,8 @@ class Counters:
 
     last_seen: datetime
     last_seq: int = 0
+    store: str | None = None
+    """The store (as kept) of the station's last batch in the transaction; `last_seq` is its."""
     minutes: int = 0
     events: int = 0
     calibrations: int = 0
@@ -323,13 +387,14 @@ def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:
     out = []
     for r in batch.rejected:
         payload = record_to_json(r.raw).encode("utf-8", "backslashreplace")
-        out.append(DeadLetter(topic, payload, "invalid_record", r.reason, batch.station, r.seq))
+        code = getattr(r, "reason_code", "invalid_record")
+        out.append(DeadLetter(topic, payload, code, r.reason, batch.station, r.seq, batch.store))
     return out
 
 
 def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[Any] | None = None,
                 species: list[str] | None = None) -> list[tuple]:
-    """The `minute` rows (TABLES order) of validated minute records; `times` and `species`:
+    """The `minute` rows (ROW_COLUMNS order) of validated minute records; `times` and `species`:
     their times as the store keeps them and their species texts, when known already (else
     `t(r.time)` and `species_json(r.species)` each)."""
     # The hot loop of ingest (once per record): reasons and diagnostics are validated lists of

@@ -151,19 +151,25 @@ class HourlyStoreMixin:
             raise
 
     def aggregation_minutes(self, station: str, start: datetime, end: datetime) -> list[tuple]:
-        """Ambient (inlet:*) minute values with start <= time < end: rows of (seq, time, device,
-        stream, flag, species, cal_mean, std, n), every stored seq (the caller keeps the latest)."""
+        """Ambient (inlet:*) minute values with start <= time < end: rows of (rank, time, device,
+        stream, flag, species, cal_mean, std, n), every stored record (the caller keeps the
+        latest). `rank` orders the records as received, then by seq: a minute resent under a new
+        seq, or by a reinstalled station under a new store (whose seqs start again at 1), ranks
+        above the copy before it."""
         rows = self._query(  # type: ignore[attr-defined]
-            "SELECT seq, time, device, stream, flag, species FROM minute "
+            "SELECT seq, time, device, stream, flag, species, received_at FROM minute "
             "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ? ORDER BY time, seq",
             (station, self._t(start), self._t(end), "inlet:%"),  # type: ignore[attr-defined]
         )
+        rank = [0] * len(rows)
+        for k, i in enumerate(sorted(range(len(rows)), key=lambda i: (rows[i][6], rows[i][0]))):
+            rank[i] = k
         f = self._from_t  # type: ignore[attr-defined]
         out = []
-        for r in rows:
+        for i, r in enumerate(rows):
             t = f(r[1])
             for sp, v in load_species(r[5]).items():
-                out.append((r[0], t, r[2], r[3], r[4], sp, v.cal_mean, v.std, v.n))
+                out.append((rank[i], t, r[2], r[3], r[4], sp, v.cal_mean, v.std, v.n))
         return out
 
     def replace_hourly(self, station: str, hours: Sequence[datetime], rows: Sequence[HourlyRow],

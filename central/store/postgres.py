@@ -1,7 +1,7 @@
 """PostgreSQL backend (psycopg 3): for networks that outgrow one machine.
 
 Several receivers may write at once (MQTT shared subscriptions): new rows are found with
-`INSERT ... ON CONFLICT DO NOTHING RETURNING seq`, so two receivers given the same batch store it
+`INSERT ... ON CONFLICT (station, seq, store) DO NOTHING RETURNING seq`, so two receivers given the same batch store it
 once between them, and the loser counts duplicates. Bulk inserts send one array per column
 through `unnest`, one statement per table per batch.
 """
@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from .base import DEFAULT_DEAD_LETTER_KEEP_BYTES, StoreError
-from .sql import TABLES, SqlStore, migrations
+from .sql import ROW_COLUMNS, SqlStore, migrations
 
 TYPES = {
     "text": "text", "bigint": "bigint", "int": "integer", "real": "double precision",
@@ -93,23 +93,24 @@ class PostgresStore(SqlStore):
         with self._conn.cursor() as cur:
             cur.executemany(sql, rows)
 
-    def _unnest_insert(self, table: str, rows: list[tuple], suffix: str = "") -> psycopg.Cursor:
-        cols = TABLES[table]
+    def _unnest_insert(self, table: str, rows: list[tuple], store: str, suffix: str = "") -> psycopg.Cursor:
+        """Rows (ROW_COLUMNS) as one array per column, the store as one value."""
+        cols = ROW_COLUMNS[table]
         arrays = [list(col) for col in zip(*rows)]
         casts = ", ".join(f"%s::{TYPES[t]}[]" for _, t in cols)
         names = ", ".join(c for c, _ in cols)
         return self._conn.execute(
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts}) {suffix}", arrays
+            f"INSERT INTO {table} (store, {names}) SELECT %s::text, * FROM unnest({casts}) {suffix}", [store, *arrays]
         )
 
-    def _insert(self, table: str, rows: list[tuple]) -> None:
+    def _insert(self, table: str, rows: list[tuple], store: str) -> None:
         if rows:
-            self._unnest_insert(table, rows)
+            self._unnest_insert(table, rows, store)
 
-    def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
+    def _insert_new(self, table: str, rows: list[tuple], store: str) -> set[int]:
         if not rows:
             return set()
-        cur = self._unnest_insert(table, rows, "ON CONFLICT (station, seq) DO NOTHING RETURNING seq")
+        cur = self._unnest_insert(table, rows, store, "ON CONFLICT (station, seq, store) DO NOTHING RETURNING seq")
         return {r[0] for r in cur.fetchall()}
 
     def reconnect(self) -> None:

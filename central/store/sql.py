@@ -1,7 +1,7 @@
 """The SQL both backends share: table definitions, migrations, ingest logic and queries.
 
 A backend supplies a connection, how a time is stored, its column types, and one primitive:
-insert rows keyed by (station, seq) and say which seqs were new. Everything else is here, so the
+insert rows keyed by (station, store, seq) and say which seqs were new. Everything else is here, so the
 two backends cannot drift apart in what they keep.
 """
 
@@ -21,10 +21,14 @@ from station_agent.wire import (
     ParsedBatch,
     StatusMessage,
     TargetWire,
+    record_to_json,
+    topic_for,
 )
+from station_agent.timeutil import iso_utc
 
 from .base import (
     DEFAULT_DEAD_LETTER_KEEP_BYTES,
+    Alarm,
     BatchOutcome,
     Counters,
     DeadLetter,
@@ -49,9 +53,12 @@ from .base import (
     event_rows,
     minute_rows,
     record_dead_letters,
+    store_key,
+    store_name,
     target_rows,
 )
 from .hourly import HourlyStoreMixin, migration_v2
+from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
 from .species import load_species, migration_v4, species_names
 from .status import migration_v3, status_upsert_sql
 
@@ -92,14 +99,23 @@ V1_TABLES: dict[str, list[tuple[str, str]]] = {
 """The tables of schema 1, as migration 1 creates them (history: never edit)."""
 
 TABLES: dict[str, list[tuple[str, str]]] = {
-    **{name: cols for name, cols in V1_TABLES.items() if name != "minute_value"},
-    "minute": V1_TABLES["minute"] + [("species", "json")],  # schema 4: central/store/species.py
+    name: cols + [("store", "text")]  # schema 5: central/store/identity.py
+    for name, cols in {
+        **{name: cols for name, cols in V1_TABLES.items() if name != "minute_value"},
+        "minute": V1_TABLES["minute"] + [("species", "json")],  # schema 4: central/store/species.py
+    }.items()
 }
-"""The tables written now, with their columns in insert order."""
+"""The tables written now, with their columns in insert order, `store` last."""
+
+ROW_COLUMNS: dict[str, list[tuple[str, str]]] = {name: cols[:-1] for name, cols in TABLES.items()}
+"""The columns of the rows the row builders make (central/store/base.py): every column but `store`,
+which is one batch's for all its rows, and bound once per statement by `_insert`."""
 
 _NOT_NULL = {"station", "seq", "time", "device", "stream", "flag", "reasons", "n_total", "diagnostics",
              "received_at", "species", "n", "kind", "severity", "message", "data", "id", "time_start",
              "time_end", "standards", "coefficients", "residuals", "cylinder"}
+_CHILD = {"calibration": "calibration_fit", "target": "target_value"}
+"""Tables whose records have rows in a second table (one per species), part of their content."""
 _KEYS = {"minute_value": ("station", "seq", "species"), "calibration_fit": ("station", "seq", "species"),
          "target_value": ("station", "seq", "species")}
 
@@ -146,7 +162,8 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
         "CREATE UNIQUE INDEX dead_letter_record ON dead_letter (station, seq) WHERE seq IS NOT NULL",
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
-    return [v1, migration_v2(types), migration_v3(types), migration_v4(types)]
+    return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
+            migration_v5(types, TABLES, _NOT_NULL | {"store"})]
 
 
 def _minute_records(batch: ParsedBatch) -> list[MinuteWire | MinuteLean]:
@@ -158,7 +175,7 @@ def minute_item(batch: ParsedBatch, received: Any, t: Callable[[datetime], Any],
     """A minute batch's rows and dead letters (`received`: the receive time as the store keeps it)."""
     texts = batch.time_texts if times_as_text else None
     rows = minute_rows(batch.station, _minute_records(batch), t, received, texts, batch.species_texts)
-    return MinuteRows(batch.station, rows, record_dead_letters(batch))
+    return MinuteRows(batch.station, rows, record_dead_letters(batch), batch.store)
 
 
 def prepare_items(items: Sequence[Inbound], received_at: datetime, t: Callable[[datetime], Any],
@@ -170,6 +187,15 @@ def prepare_items(items: Sequence[Inbound], received_at: datetime, t: Callable[[
         minute_item(it, received, t, times_as_text) if isinstance(it, ParsedBatch) and it.kind == "minute" else it
         for it in items
     ], received_at)
+
+
+def _first(row: tuple) -> Any:
+    return row[0]
+
+
+def _store_label(store: str) -> str:
+    """A store (as kept) for a message to operators."""
+    return f"store {store}" if store else "the legacy store (batches without a store identity)"
 
 
 def _clean(text: str, limit: int = 2000) -> str:
@@ -215,9 +241,10 @@ class SqlStore(HourlyStoreMixin, ABC):
     def _executemany(self, sql: str, rows: list[tuple]) -> None: ...
 
     @abstractmethod
-    def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
-        """Insert rows whose first two columns are (station, seq), skipping keys already stored;
-        return the seqs that were new. Called inside a transaction."""
+    def _insert_new(self, table: str, rows: list[tuple], store: str) -> set[int]:
+        """Insert rows (ROW_COLUMNS) of one station from `store` (as kept), whose first two
+        columns are (station, seq), skipping keys already stored; return the seqs that were new.
+        Called inside a transaction."""
 
     def _sql(self, sql: str) -> str:
         return sql if self.PARAM == "?" else sql.replace("?", self.PARAM)
@@ -225,11 +252,13 @@ class SqlStore(HourlyStoreMixin, ABC):
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return list(self._execute(self._sql(sql), params).fetchall())
 
-    def _insert(self, table: str, rows: list[tuple]) -> None:
+    def _insert(self, table: str, rows: list[tuple], store: str) -> None:
+        """Insert rows (ROW_COLUMNS) from `store` (as kept)."""
         if rows:
             cols = [c for c, _ in TABLES[table]]
             marks = ", ".join("?" * len(cols))
-            self._executemany(self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"), rows)
+            self._executemany(self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"),
+                              [(*r, store) for r in rows])
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -319,61 +348,173 @@ class SqlStore(HourlyStoreMixin, ABC):
             c = counters[station] = Counters(last_seen=at)
         return c
 
+    @staticmethod
+    def _count_seqs(c: Counters, store: str, seqs: Sequence[int]) -> None:
+        """A station's last seq is its latest batch's store's (a reinstalled station starts again at 1)."""
+        if not seqs:
+            return
+        top = max(seqs)
+        if c.store != store:
+            c.store, c.last_seq = store, top
+        else:
+            c.last_seq = max(c.last_seq, top)
+
     def _ingest_minutes(self, item: MinuteRows, received: Any, at: datetime, counters) -> BatchOutcome:
-        st, rows = item.station, item.rows
+        st, rows, store = item.station, item.rows, store_key(item.store)
         c = self._counter(counters, st, at)
-        fresh = self._insert_new("minute", rows)
+        fresh = self._insert_new("minute", rows, store)
         # the hourly aggregates to redo: the new rows' hours (a row's time as the store keeps it)
         times = [r[2] for r in rows] if len(fresh) == len(rows) else [r[2] for r in rows if r[1] in fresh]
         if self.TIMES_AS_TEXT:
             self._mark_dirty(st, (), times)
         else:
             self._mark_dirty(st, times)
-        new, duplicate = len(fresh), len(rows) - len(fresh)
+        conflicts = self._conflicts("minute", st, store, rows, fresh) if len(fresh) < len(rows) else {}
+        new = len(fresh)
+        duplicate = len(rows) - new - len(conflicts)
         c.minutes += new
         c.duplicates += duplicate
         dead = 0
         for letter in item.rejected:
             dead += self._ingest_dead_letter(letter, received, at, counters).stored
+        if conflicts:
+            by_seq = {r[1]: r for r in rows}
+            dead += self._settle_conflicts(st, store, "minute", conflicts,
+                                           lambda seq: self._row_json("minute", by_seq[seq]), received, at, counters)
         seqs = [r[1] for r in rows]
-        if seqs:
-            c.last_seq = max(c.last_seq, max(seqs))
+        self._count_seqs(c, store, seqs)
         seqs += [d.seq for d in item.rejected if d.seq is not None]  # settled too: refused for good
-        return BatchOutcome(st, "minute", new, duplicate, dead, seqs)
+        return BatchOutcome(st, "minute", new, duplicate, dead, seqs, item.store, sorted(conflicts))
 
     def _ingest_batch(self, batch: ParsedBatch, received: Any, at: datetime, counters) -> BatchOutcome:
-        st = batch.station
+        st, store = batch.station, store_key(batch.store)
         c = self._counter(counters, st, at)
         new = 0
+        conflicts: dict[int, list[str]] = {}
         if batch.kind == "event":
             recs_e = [r for r in batch.records if isinstance(r, EventWire)]
-            fresh = self._insert_new("event", event_rows(st, recs_e, self._t, received))
+            rows = event_rows(st, recs_e, self._t, received)
+            fresh = self._insert_new("event", rows, store)
+            if len(fresh) < len(rows):
+                conflicts |= self._conflicts("event", st, store, rows, fresh)
             c.events += len(fresh)
             new += len(fresh)
         elif batch.kind == "calibration":
             cals = [r for r in batch.records if isinstance(r, CalibrationWire)]
             tgts = [r for r in batch.records if isinstance(r, TargetWire)]
             rows, fits = calibration_rows(st, cals, self._t, received)
-            fresh = self._insert_new("calibration", rows)
-            self._insert("calibration_fit", [f for f in fits if f[1] in fresh])
+            fresh = self._insert_new("calibration", rows, store)
+            self._insert("calibration_fit", [f for f in fits if f[1] in fresh], store)
+            if len(fresh) < len(rows):
+                conflicts |= self._conflicts("calibration", st, store, rows, fresh, fits)
             c.calibrations += len(fresh)
             new += len(fresh)
             rows, values = target_rows(st, tgts, self._t, received)
-            fresh = self._insert_new("target", rows)
-            self._insert("target_value", [v for v in values if v[1] in fresh])
+            fresh = self._insert_new("target", rows, store)
+            self._insert("target_value", [v for v in values if v[1] in fresh], store)
+            if len(fresh) < len(rows):
+                conflicts |= self._conflicts("target", st, store, rows, fresh, values)
             c.targets += len(fresh)
             new += len(fresh)
         else:
             raise TypeError(f"unknown batch kind {batch.kind!r}")
-        duplicate = len(batch.records) - new
+        duplicate = len(batch.records) - new - len(conflicts)
         c.duplicates += duplicate
         dead = 0
         for letter in record_dead_letters(batch):
             dead += self._ingest_dead_letter(letter, received, at, counters).stored
+        if conflicts:
+            by_seq = {r.seq: r for r in batch.records}
+            dead += self._settle_conflicts(st, store, batch.kind, conflicts, lambda seq: record_to_json(by_seq[seq]),
+                                           received, at, counters)
         seqs = batch.seqs_held()  # the records' seqs first
-        if batch.records:
-            c.last_seq = max(c.last_seq, max(seqs[:len(batch.records)]))
-        return BatchOutcome(st, batch.kind, new, duplicate, dead, seqs)
+        self._count_seqs(c, store, seqs[:len(batch.records)])
+        return BatchOutcome(st, batch.kind, new, duplicate, dead, seqs, batch.store, sorted(conflicts))
+
+    # -- conflicts (central/store/identity.py) -------------------------------------------------
+
+    def _conflicts(self, table: str, station: str, store: str, rows: list[tuple], fresh: set[int],
+                   child_rows: Sequence[tuple] = ()) -> dict[int, list[str]]:
+        """{seq: names of the differing columns} of the rows not new (their keys were stored)
+        whose content differs from the stored copy's; a record's rows in its child table
+        (`child_rows`, e.g. calibration fits) are part of its content."""
+        old = {r[1]: r for r in rows if r[1] not in fresh}
+        lo, hi = min(old), max(old)
+        cols = content_columns(ROW_COLUMNS[table])
+        names, types = [n for _, n, _ in cols], [t for _, _, t in cols]
+        have = {
+            r[0]: normalised(r[1:], types, self._from_t)
+            for r in self._query(
+                f"SELECT seq, {', '.join(names)} FROM {table} WHERE station = ? AND store = ? AND seq BETWEEN ? AND ?",
+                (station, store, lo, hi))
+            if r[0] in old
+        }
+        child = _CHILD.get(table)
+        have_child: dict[int, list[tuple]] = {}
+        want_child: dict[int, list[tuple]] = {}
+        if child is not None:
+            ccols = content_columns(ROW_COLUMNS[child])
+            cnames, ctypes = [n for _, n, _ in ccols], [t for _, _, t in ccols]
+            for r in self._query(f"SELECT seq, {', '.join(cnames)} FROM {child} WHERE station = ? AND store = ? "
+                                 "AND seq BETWEEN ? AND ?", (station, store, lo, hi)):
+                if r[0] in old:
+                    have_child.setdefault(r[0], []).append(normalised(r[1:], ctypes, self._from_t))
+            for r in child_rows:
+                if r[1] in old:
+                    want_child.setdefault(r[1], []).append(normalised([r[i] for i, _, _ in ccols], ctypes, self._from_t))
+        out = {}
+        for seq, row in old.items():
+            stored = have.get(seq)
+            if stored is None:  # cannot be: the key was there when the insert skipped it
+                continue
+            fields = differing(stored, normalised([row[i] for i, _, _ in cols], types, self._from_t), names)
+            if child is not None and (sorted(have_child.get(seq, []), key=_first)
+                                      != sorted(want_child.get(seq, []), key=_first)):
+                fields.append(child)
+            if fields:
+                out[seq] = fields
+        return out
+
+    def _row_json(self, table: str, row: tuple) -> str:
+        """A stored row's record as JSON (a conflicting minute's dead letter: the decoding process
+        sends rows, not records)."""
+        doc: dict[str, Any] = {"seq": row[1]}
+        for i, name, kind in content_columns(ROW_COLUMNS[table]):
+            v = row[i]
+            doc[name] = json.loads(v) if kind == "json" else iso_utc(self._from_t(v)) if kind == "time" else v
+        return json.dumps(doc, allow_nan=True)
+
+    def _settle_conflicts(self, station: str, store: str, kind: str, conflicts: dict[int, list[str]],
+                          record_json: Callable[[int], str], received: Any, at: datetime, counters) -> int:
+        """Dead-letter the conflicting copies (`record_json`: a seq's incoming record as JSON) and
+        raise one alarm for those new to the dead letters (a redelivered conflicting batch is
+        no news); returns the letters stored."""
+        new: dict[int, list[str]] = {}
+        for seq, fields in conflicts.items():
+            letter = DeadLetter(
+                topic_for(station, kind), record_json(seq).encode("utf-8", "backslashreplace"), "seq_conflict",
+                f"seq {seq} of {_store_label(store)} is stored already with other content ({', '.join(fields)} "
+                "differ): the stored copy stays, this one is kept here",
+                station, seq, store_name(store))
+            if self._ingest_dead_letter(letter, received, at, counters).stored:
+                new[seq] = fields
+        if new:
+            fields = sorted({f for fs in new.values() for f in fs})
+            message = (f"{len(new)} {kind} record(s) of {_store_label(store)} reuse seqs stored already with "
+                       f"other content (seqs {seq_ranges_text(list(new))}; {', '.join(fields)} differ): the "
+                       "stored copies stay, the incoming ones are in the dead letters (seq_conflict)")
+            self._add_alarm(received, station, store_name(store), "seq_conflict", message,
+                            {"record_kind": kind, "seqs": sorted(new), "fields": fields})
+        return len(new)
+
+    def _add_alarm(self, received: Any, station: str | None, store: str | None, kind: str, message: str,
+                   data: dict[str, Any]) -> None:
+        self._execute(
+            self._sql("INSERT INTO alarm (time, station, store, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)"),
+            (received, station, store, kind, _clean(message), dumps(data)),
+        )
+
+    # -- statuses, dead letters, counters ------------------------------------------------------
 
     def _ingest_status(self, s: StatusMessage, received: Any, at: datetime, counters) -> StatusOutcome:
         # which status is kept, and why by received time: central/store/status.py
@@ -392,10 +533,12 @@ class SqlStore(HourlyStoreMixin, ABC):
         cur = self._execute(
             self._sql(
                 "INSERT INTO dead_letter (received_at, topic, station, seq, reason_code, reason, payload, "
-                "payload_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                "payload_size, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             ),
             (received, _clean(d.topic, 512), d.station, d.seq, d.reason_code, _clean(d.reason),
-             bytes(d.payload[: self.keep_bytes]), len(d.payload)),
+             bytes(d.payload[: self.keep_bytes]), len(d.payload),
+             # a record's letter is keyed by its store (legacy: ''), a whole message's has none
+             store_key(d.store) if d.seq is not None else d.store),
         )
         stored = cur.rowcount > 0
         if d.station is not None:
@@ -408,10 +551,14 @@ class SqlStore(HourlyStoreMixin, ABC):
         g = self.GREATEST
         sql = self._sql(
             "INSERT INTO station (station, first_seen, last_seen, last_seq, minutes, events, calibrations, "
-            "targets, duplicates, dead_letters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "targets, duplicates, dead_letters, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (station) DO UPDATE SET "
             f"last_seen = {g}(station.last_seen, excluded.last_seen), "
-            f"last_seq = {g}(station.last_seq, excluded.last_seq), "
+            # the last seq of the store the station sent from last (a reinstalled station starts at 1)
+            "last_seq = CASE WHEN excluded.store IS NULL THEN station.last_seq "
+            f"WHEN excluded.store = station.store THEN {g}(station.last_seq, excluded.last_seq) "
+            "ELSE excluded.last_seq END, "
+            "store = COALESCE(excluded.store, station.store), "
             "minutes = station.minutes + excluded.minutes, events = station.events + excluded.events, "
             "calibrations = station.calibrations + excluded.calibrations, "
             "targets = station.targets + excluded.targets, "
@@ -420,7 +567,7 @@ class SqlStore(HourlyStoreMixin, ABC):
         )
         rows = [
             (st, received, received, c.last_seq, c.minutes, c.events, c.calibrations, c.targets,
-             c.duplicates, c.dead_letters)
+             c.duplicates, c.dead_letters, c.store)
             for st, c in sorted(counters.items())
         ]
         self._executemany(sql, rows)
@@ -430,7 +577,8 @@ class SqlStore(HourlyStoreMixin, ABC):
     def minutes(self, station: str, start: datetime, end: datetime) -> Iterator[StoredMinute]:
         rows = self._query(
             "SELECT seq, time, device, stream, h2o, flag, reasons, n_total, calibration_id, diagnostics, "
-            "received_at, species FROM minute WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq",
+            "received_at, species, store FROM minute WHERE station = ? AND time >= ? AND time < ? "
+            "ORDER BY time, seq, store",
             (station, self._t(start), self._t(end)),
         )
         for r in rows:
@@ -438,6 +586,7 @@ class SqlStore(HourlyStoreMixin, ABC):
                 station=station, seq=r[0], time=self._from_t(r[1]), device=r[2], stream=r[3],
                 species=load_species(r[11]), h2o=r[4], flag=r[5], reasons=json.loads(r[6]), n_total=r[7],
                 calibration_id=r[8], diagnostics=json.loads(r[9]), received_at=self._from_t(r[10]),
+                store=store_name(r[12]),
             )
 
     def minute_species(self, station: str, start: datetime, end: datetime) -> list[str]:
@@ -449,20 +598,20 @@ class SqlStore(HourlyStoreMixin, ABC):
 
     def events(self, station: str, start: datetime, end: datetime) -> list[StoredEvent]:
         rows = self._query(
-            "SELECT seq, time, kind, severity, message, device, data, received_at FROM event "
-            "WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq",
+            "SELECT seq, time, kind, severity, message, device, data, received_at, store FROM event "
+            "WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq, store",
             (station, self._t(start), self._t(end)),
         )
         return [
             StoredEvent(station, r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5] or None, json.loads(r[6]),
-                        self._from_t(r[7]))
+                        self._from_t(r[7]), store_name(r[8]))
             for r in rows
         ]
 
     def calibrations(self, station: str, start: datetime, end: datetime) -> list[StoredCalibration]:
         rows = self._query(
-            "SELECT seq, id, time_start, time_end, standards, received_at FROM calibration "
-            "WHERE station = ? AND time_start >= ? AND time_start < ? ORDER BY time_start, seq",
+            "SELECT seq, id, time_start, time_end, standards, received_at, store FROM calibration "
+            "WHERE station = ? AND time_start >= ? AND time_start < ? ORDER BY time_start, seq, store",
             (station, self._t(start), self._t(end)),
         )
         out = []
@@ -471,18 +620,18 @@ class SqlStore(HourlyStoreMixin, ABC):
                 f[0]: StoredFit(json.loads(f[1]), json.loads(f[2]), f[3], f[4], f[5])
                 for f in self._query(
                     "SELECT species, coefficients, residuals, r2, rmse, n FROM calibration_fit "
-                    "WHERE station = ? AND seq = ? ORDER BY species",
-                    (station, r[0]),
+                    "WHERE station = ? AND store = ? AND seq = ? ORDER BY species",
+                    (station, r[6], r[0]),
                 )
             }
             out.append(StoredCalibration(station, r[0], r[1], self._from_t(r[2]), self._from_t(r[3]),
-                                         json.loads(r[4]), fits, self._from_t(r[5])))
+                                         json.loads(r[4]), fits, self._from_t(r[5]), store_name(r[6])))
         return out
 
     def targets(self, station: str, start: datetime, end: datetime) -> list[StoredTarget]:
         rows = self._query(
-            "SELECT seq, id, time, cylinder, received_at FROM target "
-            "WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq",
+            "SELECT seq, id, time, cylinder, received_at, store FROM target "
+            "WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq, store",
             (station, self._t(start), self._t(end)),
         )
         out = []
@@ -491,20 +640,19 @@ class SqlStore(HourlyStoreMixin, ABC):
                 v[0]: StoredTargetValue(v[1], v[2], v[3], None if v[4] is None else bool(v[4]))
                 for v in self._query(
                     "SELECT species, measured, assigned, bias, within_goal FROM target_value "
-                    "WHERE station = ? AND seq = ? ORDER BY species",
-                    (station, r[0]),
+                    "WHERE station = ? AND store = ? AND seq = ? ORDER BY species",
+                    (station, r[5], r[0]),
                 )
             }
             out.append(StoredTarget(station, r[0], r[1], self._from_t(r[2]), r[3], values,
-                                    self._from_t(r[4])))
+                                    self._from_t(r[4]), store_name(r[5])))
         return out
 
-    def held_seqs(self, station: str) -> list[int]:
+    def held_seqs(self, station: str, store: str | None = None) -> list[int]:
         rows = self._query(
-            "SELECT seq FROM minute WHERE station = ? UNION ALL SELECT seq FROM event WHERE station = ? "
-            "UNION ALL SELECT seq FROM calibration WHERE station = ? "
-            "UNION ALL SELECT seq FROM target WHERE station = ?",
-            (station,) * 4,
+            " UNION ALL ".join(f"SELECT seq FROM {t} WHERE station = ? AND store = ?"
+                               for t in ("minute", "event", "calibration", "target")),
+            (station, store_key(store)) * 4,
         )
         return sorted(r[0] for r in rows)
 
@@ -512,7 +660,7 @@ class SqlStore(HourlyStoreMixin, ABC):
         rows = self._query(
             "SELECT s.station, s.first_seen, s.last_seen, s.last_seq, s.minutes, s.events, s.calibrations, "
             "s.targets, s.duplicates, s.dead_letters, t.state, t.time, t.received_at, t.backlog, "
-            "t.oldest_unacked_age_s, t.agent_version, t.interval_s, t.last_seq, t.details "
+            "t.oldest_unacked_age_s, t.agent_version, t.interval_s, t.last_seq, t.details, s.store "
             "FROM station s LEFT JOIN status t ON t.station = s.station ORDER BY s.station"
         )
         out = []
@@ -521,21 +669,36 @@ class SqlStore(HourlyStoreMixin, ABC):
             if r[10] is not None:
                 status = StationStatus(r[10], self._from_t(r[11]), self._from_t(r[12]), r[13], r[14],
                                        r[15], r[16], r[17], json.loads(r[18]))
-            out.append(StationSummary(r[0], self._from_t(r[1]), self._from_t(r[2]), *r[3:10], status=status))
+            out.append(StationSummary(r[0], self._from_t(r[1]), self._from_t(r[2]), *r[3:10], status=status,
+                                      store=store_name(r[19])))
         return out
 
     def dead_letters(self, limit: int = 100, station: str | None = None) -> list[DeadLetterRow]:
-        cols = "id, received_at, topic, station, seq, reason_code, reason, payload, payload_size"
+        cols = "id, received_at, topic, station, seq, reason_code, reason, payload, payload_size, store"
         if station is None:
             rows = self._query(f"SELECT {cols} FROM dead_letter ORDER BY id DESC LIMIT ?", (limit,))
         else:
             rows = self._query(
                 f"SELECT {cols} FROM dead_letter WHERE station = ? ORDER BY id DESC LIMIT ?", (station, limit)
             )
-        return [DeadLetterRow(r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], r[6], bytes(r[7]), r[8])
-                for r in rows]
+        return [DeadLetterRow(r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], r[6], bytes(r[7]), r[8],
+                              store_name(r[9])) for r in rows]
 
     def dead_letter_count(self, station: str | None = None) -> int:
         if station is None:
             return int(self._query("SELECT count(*) FROM dead_letter")[0][0])
         return int(self._query("SELECT count(*) FROM dead_letter WHERE station = ?", (station,))[0][0])
+
+    def alarms(self, limit: int = 100, station: str | None = None) -> list[Alarm]:
+        cols = "id, time, station, store, kind, message, data"
+        if station is None:
+            rows = self._query(f"SELECT {cols} FROM alarm ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(f"SELECT {cols} FROM alarm WHERE station = ? ORDER BY id DESC LIMIT ?",
+                               (station, limit))
+        return [Alarm(r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+
+    def alarm_count(self, station: str | None = None) -> int:
+        if station is None:
+            return int(self._query("SELECT count(*) FROM alarm")[0][0])
+        return int(self._query("SELECT count(*) FROM alarm WHERE station = ?", (station,))[0][0])

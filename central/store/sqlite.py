@@ -17,7 +17,7 @@ import msgspec
 from station_agent.timeutil import iso_utc, parse_utc
 
 from .base import DEFAULT_DEAD_LETTER_KEEP_BYTES, StoreError
-from .sql import TABLES, SqlStore, migrations
+from .sql import ROW_COLUMNS, TABLES, SqlStore, migrations
 
 _encode_json = msgspec.json.encode
 PAGE_SIZE = 16384
@@ -106,21 +106,25 @@ class SqliteStore(SqlStore):
     def _executemany(self, sql: str, rows: list[tuple]) -> None:
         self._conn.executemany(sql, rows)
 
-    def _insert(self, table: str, rows: list[tuple]) -> None:
+    def _insert(self, table: str, rows: list[tuple], store: str) -> None:
         # Many rows per statement (a VALUES list) rather than executemany's statement per row:
         # 1.8 instead of 2.8 us a minute row, and one release of the GIL per statement instead of
         # one per row (each costs a wait when the decode thread is busy: central/receiver.py).
+        # The store, the same for every row, is bound once a statement: `?1`, first in every row,
+        # then plain parameters from 2 on (a numbered parameter anywhere after the first row's
+        # plain ones would cost SQLite a time quadratic in the row count to prepare).
         if not rows:
             return
-        cols = [c for c, _ in TABLES[table]]
-        per = max(1, min(ROWS_PER_INSERT, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(cols)))
-        head = f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-        row = f"({', '.join('?' * len(cols))})"
+        n = len(ROW_COLUMNS[table])
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(ROWS_PER_INSERT, (limit - 1) // n))
+        head = f"INSERT INTO {table} (store, {', '.join(c for c, _ in ROW_COLUMNS[table])}) VALUES "
+        row = f"(?1, {', '.join('?' * n)})"
         for i in range(0, len(rows), per):
             part = rows[i:i + per]
-            self._conn.execute(head + ", ".join([row] * len(part)), list(chain.from_iterable(part)))
+            self._conn.execute(head + ", ".join([row] * len(part)), [store, *chain.from_iterable(part)])
 
-    def _insert_new(self, table: str, rows: list[tuple]) -> set[int]:
+    def _insert_new(self, table: str, rows: list[tuple], store: str) -> set[int]:
         if not rows:
             return set()
         station = rows[0][0]
@@ -128,12 +132,12 @@ class SqliteStore(SqlStore):
         existing = {
             r[0]
             for r in self._conn.execute(
-                f"SELECT seq FROM {table} WHERE station = ? AND seq BETWEEN ? AND ?",
-                (station, min(seqs), max(seqs)),
+                f"SELECT seq FROM {table} WHERE station = ? AND store = ? AND seq BETWEEN ? AND ?",
+                (station, store, min(seqs), max(seqs)),
             )
         }
         fresh_rows = [r for r in rows if r[1] not in existing]
-        self._insert(table, fresh_rows)
+        self._insert(table, fresh_rows, store)
         return {r[1] for r in fresh_rows}
 
     def close(self) -> None:

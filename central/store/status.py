@@ -10,7 +10,12 @@ again at every later loss of the same agent's connection. Central therefore:
 - takes an "up" only when its station time is newer than every "up" it has taken from that
   station (`last_up_time`, schema 3): a retained status the broker hands out again when a receiver
   (re)subscribes, a QoS 1 redelivery, or an "up" delivered late after the station's will never
-  revives a station nor refreshes `received_at`;
+  revives a station nor refreshes `received_at`. While the station is up and its last "up" is
+  stamped beyond central's clock (the station's clock ran ahead and was set right), any "up" is
+  taken (schema 5): those after the correction are older, and must not all be refused. A status
+  stamped more than central's tolerance beyond its clock is dead-lettered whole (`time_in_future`:
+  central/ingest.py), so one cannot freeze a state either: a station set right while it is down
+  waits for its clock to pass its last "up", at most that tolerance;
 - takes a "down" (the last will, or the agent's clean stop) whenever the stored status is "up",
   whatever its station time; a "down" over a "down" changes nothing.
 
@@ -43,6 +48,7 @@ def status_upsert_sql() -> str:
     return (
         f"INSERT INTO status ({cols}) VALUES ({marks}) ON CONFLICT (station) DO UPDATE SET {updated}, "
         "last_up_time = CASE WHEN excluded.state = 'up' THEN excluded.time ELSE status.last_up_time END "
-        "WHERE (excluded.state = 'up' AND (status.last_up_time IS NULL OR excluded.time > status.last_up_time)) "
+        "WHERE (excluded.state = 'up' AND (status.last_up_time IS NULL OR excluded.time > status.last_up_time "
+        "OR (status.state = 'up' AND status.last_up_time > excluded.received_at))) "
         "OR (excluded.state = 'down' AND status.state = 'up')"
     )

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -258,7 +259,7 @@ def raw_insert(tmp: Path, recs: list) -> float:
         rows = minute_rows(STATION, recs, store._t, store._t(datetime.now(UTC)))
         t0 = time.monotonic()
         store._begin()
-        store._insert("minute", rows)
+        store._insert("minute", rows, uuid.uuid4().hex)  # a station database's identity, as stations send it
         store._commit()
         return len(recs) / (time.monotonic() - t0)
     finally:
