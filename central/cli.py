@@ -13,8 +13,8 @@ from typing import Annotated, TextIO
 
 import typer
 
-from station_agent.configbase import ConfigError
-from station_agent.timeutil import iso_utc, parse_utc
+from ghgnet.config import ConfigError
+from ghgnet.timeutil import iso_utc, parse_utc
 
 from .config import CentralConfig, load_central_config
 
@@ -65,10 +65,10 @@ def _time(text: str, name: str) -> datetime:
 @app.command()
 def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, anchor: AnchorOpt = None) -> None:
     """Run the receiver daemon until SIGTERM or Ctrl-C. --speed, --start and --anchor put it on
-    the same simulated clock as a station run with them (station_agent/clock.py): central refuses
+    the same simulated clock as a station run with them (ghgnet/clock.py): central refuses
     what is stamped beyond its clock ([ingest] future_tolerance_s)."""
-    from station_agent.clock import make_clock
-    from station_agent.logs import configure_logging
+    from ghgnet.clock import make_clock
+    from ghgnet.logs import configure_logging
 
     from .receiver import Receiver
 
@@ -254,7 +254,7 @@ def flag(
     """Flag a station's data by hand (ICOS O/K on the hours, R/H on the minutes), with an audit trail."""
     import getpass
 
-    from .aggregator import aggregate_all
+    from .aggregation.worker import aggregate_all
 
     if flag_letter not in ("K", "O"):
         typer.echo(f"error: --flag must be K or O, not {flag_letter!r}", err=True)
@@ -312,7 +312,7 @@ def aggregate(
 ) -> None:
     """Recompute the hourly aggregates of every dirty hour (what the receiver's aggregation thread
     does); with --station/--from/--to, recompute that range too."""
-    from .aggregator import aggregate_all
+    from .aggregation.worker import aggregate_all
 
     cfg = _load(config)
     store = _open_store(cfg)
@@ -363,7 +363,7 @@ def serve(
 ) -> None:
     """HTTP JSON API and the operators' dashboard, until SIGTERM or Ctrl-C. Prints one JSON line,
     {"url": ...}, on stdout once serving; logs go to stderr."""
-    from station_agent.logs import configure_logging
+    from ghgnet.logs import configure_logging
 
     from .server import DashboardServer
 
@@ -412,7 +412,7 @@ def config_schema(
         from central.inversion.config import InversionConfig as model
     else:
         from central.config import CentralConfig as model
-    from station_agent.configbase import write_schema
+    from ghgnet.config import write_schema
 
     write_schema(model.model_json_schema(), out)
 

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from station_agent.configbase import RelPath, StrictModel, load_model
-from station_agent.mqttlink import MqttConfig as StationMqttConfig
-from station_agent.wire import DEFAULT_MAX_PAYLOAD_BYTES
+from ghgnet.config import RelPath, StrictModel, load_model
+from ghgnet.mqttlink import MqttConfig as StationMqttConfig
+from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 
 
 class CentralInfo(StrictModel):
@@ -17,7 +17,7 @@ class CentralInfo(StrictModel):
 
 
 class MqttConfig(StationMqttConfig):
-    """The shared broker settings (station_agent.mqttlink), with central's own client id default:
+    """The shared broker settings (ghgnet.mqttlink), with central's own client id default:
     the user name, which is the client id the shipped broker config gives it anyway
     (use_username_as_clientid in configs/mosquitto/mosquitto.conf)."""
 
@@ -180,5 +180,5 @@ class CentralConfig(StrictModel):
 
 
 def load_central_config(path: str | Path) -> CentralConfig:
-    """Raises station_agent.configbase.ConfigError with `FILE: field.path: message` lines."""
+    """Raises ghgnet.config.ConfigError with `FILE: field.path: message` lines."""
     return load_model(CentralConfig, path)

@@ -39,7 +39,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 import structlog
-from station_agent import __version__
+from ghgnet import __version__
 
 from .ingest import DEFAULT_FUTURE_TOLERANCE_S, decode_group
 from .store import Prepared, row_preparer
@@ -254,7 +254,7 @@ def _serve(conn: Connection, backend: str, max_payload_bytes: int, future_tolera
     """The child: decode groups until told to stop or the receiver is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from station_agent.logs import configure_logging
+    from ghgnet.logs import configure_logging
 
     configure_logging(None, log_level, log_format)  # type: ignore[arg-type]
 

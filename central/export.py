@@ -10,7 +10,7 @@ again at 1 under a new store), device, stream; per species present in the range
 manual_reason. `station_flag` is the letter the station sent (U/N); `flag` is the effective one:
 the station's letter overridden by the operators' manual flags that cover the whole record (its
 time and stream, no species limit): H under a K, R under an O when the station's letter was
-valid (`central.aggregate.effective_minute_flags`, the rule the hourly aggregation uses).
+valid (`central.aggregation.hourly_stats.effective_minute_flags`, the rule the hourly aggregation uses).
 `<sp>_flag` also takes flags limited to that species into account. `manual_flag_ids` and
 `manual_reason` name the manual flags that set a letter of the row (ids and reasons joined by
 " | "; `central-receiver flags` has who and when).
@@ -39,9 +39,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from station_agent.timeutil import iso_utc
+from ghgnet.timeutil import iso_utc
 
-from .aggregate import decimal_year, effective_minute_flags
+from .aggregation.hourly_stats import decimal_year, effective_minute_flags
 from .config import CentralConfig
 from .store.base import StoredMinute
 from .store.hourly import HourlyRow, ManualFlag

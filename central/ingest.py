@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import msgspec
 import structlog
-from station_agent.timeutil import iso_utc
-from station_agent.wire import (
+from ghgnet.timeutil import iso_utc
+from ghgnet.wire import (
     BATCH_KINDS,
     DEFAULT_MAX_PAYLOAD_BYTES,
     BadTopic,
@@ -205,7 +205,7 @@ class Ingestor:
         self.store = store
         self.max_payload_bytes = max_payload_bytes
         self.now = now
-        """Central's clock (a simulated one in the demo and the tests: station_agent/clock.py)."""
+        """Central's clock (a simulated one in the demo and the tests: ghgnet/clock.py)."""
         self.decoder = decoder
         self.future_tolerance_s = future_tolerance_s
         self._transient = transient_errors()

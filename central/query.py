@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-from station_agent.timeutil import parse_utc
-from station_agent.wire import STATION_ID_PATTERN
+from ghgnet.timeutil import parse_utc
+from ghgnet.wire import STATION_ID_PATTERN
 
 MAX_DAYS = 3660.0
 DEFAULT_DAYS = 7.0

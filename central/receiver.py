@@ -42,8 +42,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import structlog
-from station_agent.mqttlink import connect_properties, make_client
-from station_agent.wire import BATCH_KINDS, parse_topic, subscription_filters
+from ghgnet.mqttlink import connect_properties, make_client
+from ghgnet.wire import BATCH_KINDS, parse_topic, subscription_filters
 
 from .config import CentralConfig
 from .decoder import DecodeProcess
@@ -141,7 +141,7 @@ class Receiver:
         self._decode_thread: threading.Thread | None = None
         self.ingestor: Ingestor | None = None
         self.decoder: DecodeProcess | None = None  # decoding beside storage (config ingest.decode_process)
-        self.aggregator = None  # the hourly aggregation thread (central/aggregator.py), own connection
+        self.aggregator = None  # the hourly aggregation thread (central/aggregation/worker.py), own connection
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ class Receiver:
         self._decode_thread.start()
         self._thread.start()
         if self.config.aggregate.enabled:
-            from .aggregator import Aggregator
+            from .aggregation.worker import Aggregator
 
             self.aggregator = Aggregator(self.config, self._now).start()
         self._client.loop_start()

@@ -1,4 +1,4 @@
-"""What operators see: JSON-ready reports built from the store with central.aggregate and
+"""What operators see: JSON-ready reports built from the store with central.aggregation.hourly_stats and
 central.qc. Shared by `central-receiver status/qc/export` and the HTTP API (central/server.py),
 so the table in a terminal and the dashboard never disagree."""
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from station_agent.timeutil import iso_utc
+from ghgnet.timeutil import iso_utc
 
-from .aggregate import afternoon_means, completeness_per_day, day_start, monthly_means, month_start
+from .aggregation.hourly_stats import afternoon_means, completeness_per_day, day_start, monthly_means, month_start
 from .config import CentralConfig
 from .qc import bias_summary, calibration_checks, pairwise_offsets, station_state, target_terms
 

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from station_agent.reading import Reading
-from station_agent.transport import SerialTransport, SocketTransport, normalize_url
+from drivers.reading import Reading
+from drivers.transport import SerialTransport, SocketTransport, normalize_url
 
 
 class DriverError(Exception):

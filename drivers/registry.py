@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from station_agent.driver import Driver
+from drivers.base import Driver
 
 ENTRY_POINT_GROUP = "ghgnet.drivers"
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from station_agent.driver import DeviceConfig, Driver
-from station_agent.transport import TransportError, TransportTimeout
+from drivers.base import DeviceConfig, Driver
+from drivers.transport import TransportError, TransportTimeout
 
 Pair = tuple[bytes | None, bytes | None]
 D = TypeVar("D", bound=Driver)

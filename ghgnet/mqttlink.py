@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import Field, model_validator
 
-from station_agent.configbase import RelPath, StrictModel
+from ghgnet.config import RelPath, StrictModel
 
 
 class TlsConfig(StrictModel):

@@ -89,7 +89,7 @@ from pydantic import (
     model_validator,
 )
 
-from station_agent.timeutil import iso_utc
+from ghgnet.timeutil import iso_utc
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "ghg/v1"

@@ -42,8 +42,8 @@ from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
 from simulators.serve import Listener, PtyServer, TcpServer
 from simulators.vici.multiposition import ViciValveSimulator
-from station_agent.clock import Clock
-from station_agent.timeutil import iso_utc, minute_start, parse_utc
+from ghgnet.clock import Clock
+from ghgnet.timeutil import iso_utc, minute_start, parse_utc
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import typer
 
 from simulators.bench import Bench
 from simulators.config import load_bench_config
-from station_agent.clock import make_clock
-from station_agent.configbase import ConfigError
-from station_agent.timeutil import parse_utc
+from ghgnet.clock import make_clock
+from ghgnet.config import ConfigError
+from ghgnet.timeutil import parse_utc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulated instruments.")
 
@@ -103,7 +103,7 @@ def config_schema(
     """Write the JSON schema of the bench config (kept in configs/bench.schema.json)."""
     from simulators.config import BenchConfig
 
-    from station_agent.configbase import write_schema
+    from ghgnet.config import write_schema
 
     write_schema(BenchConfig.model_json_schema(), out)
 

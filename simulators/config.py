@@ -1,6 +1,6 @@
 """The simulator bench's configuration (TOML): which simulated instruments to serve, and where.
 
-Loaded through station_agent.configbase: unknown keys are errors, every error reads
+Loaded through ghgnet.config: unknown keys are errors, every error reads
 `FILE: field.path: message`, relative paths resolve against the config file's folder.
 """
 
@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from drivers.modbus.registermap import Point, check_register_map
 from simulators.vici.multiposition import ViciValveSimConfig
-from station_agent.configbase import RelPath, StrictModel, load_model
+from ghgnet.config import RelPath, StrictModel, load_model
 
 Species = Literal["co2", "ch4", "co"]
 Quantity = Literal["co2", "ch4", "co", "h2o"]
@@ -268,5 +268,5 @@ class BenchConfig(StrictModel):
 
 
 def load_bench_config(path: str | Path) -> BenchConfig:
-    """Load and validate a bench file; raises station_agent.configbase.ConfigError."""
+    """Load and validate a bench file; raises ghgnet.config.ConfigError."""
     return load_model(BenchConfig, path)

@@ -9,7 +9,7 @@ would defeat. Like pyserial's `loop://`, it is a real transport, not a stand-in 
 from __future__ import annotations
 
 from simulators.serve import Disconnect, LineDevice
-from station_agent.transport import TransportError, TransportTimeout
+from drivers.transport import TransportError, TransportTimeout
 
 
 class InProcessTransport:

@@ -157,7 +157,7 @@ class Network:
 
     # -- clock ---------------------------------------------------------------------------------
     def clock_args(self) -> list[str]:
-        from station_agent.timeutil import iso_utc
+        from ghgnet.timeutil import iso_utc
 
         assert self.anchor is not None
         return ["--speed", repr(self.speed), "--start", iso_utc(self.start), "--anchor", iso_utc(self.anchor)]

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from station_agent.configbase import ConfigError
+from ghgnet.config import ConfigError
 
 app = typer.Typer(
     name="station-agent",
@@ -77,7 +77,7 @@ def _load(config: Path):
 
 def _read_store(cfg):
     """The station database, read-only; exit 3 when there is none yet."""
-    from station_agent.store import StationStore, StoreError
+    from station_agent.storage.store import StationStore, StoreError
 
     try:
         return StationStore(cfg.storage.path, read_only=True)
@@ -87,7 +87,7 @@ def _read_store(cfg):
 
 
 def _parse_time(text: str, what: str) -> datetime:
-    from station_agent.timeutil import parse_utc
+    from ghgnet.timeutil import parse_utc
 
     try:
         return parse_utc(text)
@@ -100,12 +100,12 @@ def _parse_time(text: str, what: str) -> datetime:
 def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, anchor: AnchorOpt = None) -> None:
     """Run the station daemon (what systemd runs). Stops cleanly on SIGTERM or Ctrl-C."""
     from station_agent.agent import Agent
-    from station_agent.clock import make_clock
-    from station_agent.logs import configure_logging
+    from ghgnet.clock import make_clock
+    from ghgnet.logs import configure_logging
 
     import faulthandler
 
-    from station_agent.sdnotify import SdNotifier
+    from station_agent.service.sdnotify import SdNotifier
 
     cfg = _load(config)
     configure_logging(cfg.station.id, cfg.logging.level, cfg.logging.format)
@@ -296,8 +296,8 @@ def probe(
 ) -> None:
     """Connect to a device, read it once (without disturbing its data), report. Exit 0 if it
     answered, 1 if it did not."""
-    from station_agent.registry import load_driver
-    from station_agent.transport import TransportError
+    from drivers.registry import load_driver
+    from drivers.transport import TransportError
 
     cfg = _load(config)
     devices = {d.id: d for d in cfg.all_devices()}
@@ -350,8 +350,8 @@ def export(
     out: Annotated[Optional[Path], typer.Option(help="output file (default: standard output)")] = None,
 ) -> None:
     """Export raw readings, minute records, or calibration and target results as CSV
-    (columns: see station_agent/export.py)."""
-    from station_agent.export import write_calibration_csv, write_minute_csv, write_raw_csv
+    (columns: see station_agent/storage/export.py)."""
+    from station_agent.storage.export import write_calibration_csv, write_minute_csv, write_raw_csv
 
     if level not in ("raw", "minute", "calibration"):
         _err(f"--level: {level!r} is not one of raw, minute, calibration")
@@ -373,7 +373,7 @@ def export(
                              console=Console(stderr=True), transient=True)
             n = write_minute_csv(list(rows), cfg.station.id, fh)
         elif level == "calibration":
-            from station_agent.timeutil import iso_utc
+            from ghgnet.timeutil import iso_utc
 
             cals = [c for c in store.calibrations(device, iso_utc(start), iso_utc(end))]
             tgts = [t for t in store.targets(iso_utc(start), iso_utc(end)) if not device or t["device"] == device]
@@ -403,7 +403,7 @@ def config_schema(
     """Write the JSON schema of the station config (kept in configs/station.schema.json)."""
     from station_agent.config import station_schema
 
-    from station_agent.configbase import write_schema
+    from ghgnet.config import write_schema
 
     write_schema(station_schema(), out)
 
@@ -411,7 +411,7 @@ def config_schema(
 @drivers_app.command("list")
 def drivers_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The registered drivers (entry-point group ghgnet.drivers)."""
-    from station_agent.registry import all_drivers
+    from drivers.registry import all_drivers
 
     rows = [
         {"name": n, "kind": c.kind, "class": f"{c.__module__}.{c.__qualname__}", "simulator": c.simulator}
@@ -428,7 +428,7 @@ def drivers_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 def _daemon(cfg, request: dict, *, required: bool = True) -> dict | None:
     """Send a request to the running daemon; exit 3 (or return None) when it is not running."""
-    from station_agent.control import ControlError, call
+    from station_agent.service.control import ControlError, call
 
     try:
         reply = call(cfg.control_socket(), request)
@@ -492,8 +492,8 @@ def recalibrate(
     reply = _daemon(cfg, {"cmd": "recalibrate", "from": start.isoformat(), "to": end.isoformat()}, required=False)
     if reply is None:
         from station_agent.agent import Agent
-        from station_agent.clock import make_clock
-        from station_agent.store import StationStore
+        from ghgnet.clock import make_clock
+        from station_agent.storage.store import StationStore
 
         agent = Agent(cfg, make_clock())
         store = StationStore(cfg.storage.path)  # the daemon is down: we are the only writer
@@ -548,7 +548,7 @@ def cylinders_add(
     """Add (or update) a cylinder with its assigned values and their scale."""
     from pydantic import ValidationError
 
-    from station_agent.sampling import DEFAULT_SCALES, CylinderConfig
+    from station_agent.sequencing.sampling_config import DEFAULT_SCALES, CylinderConfig
 
     def pairs(items: list[str], what: str, number: bool) -> dict:
         out = {}
@@ -577,8 +577,8 @@ def cylinders_add(
         raise typer.Exit(EXIT_USAGE) from None
     reply = _daemon(cfg, {"cmd": "cylinder_add", "cylinder": cyl.model_dump(mode="json")}, required=False)
     if reply is None:
-        from station_agent.clock import make_clock
-        from station_agent.store import StationStore
+        from ghgnet.clock import make_clock
+        from station_agent.storage.store import StationStore
 
         store = StationStore(cfg.storage.path)  # the daemon is down: we are the only writer
         try:
@@ -595,8 +595,8 @@ def cylinders_retire(cylinder_id: Annotated[str, typer.Argument()], config: Conf
     cfg = _load(config)
     reply = _daemon(cfg, {"cmd": "cylinder_retire", "id": cylinder_id}, required=False)
     if reply is None:
-        from station_agent.clock import make_clock
-        from station_agent.store import StationStore
+        from ghgnet.clock import make_clock
+        from station_agent.storage.store import StationStore
 
         store = StationStore(cfg.storage.path)
         try:
@@ -673,8 +673,8 @@ def set_aside_retry(seqs: SeqArgs = None, config: ConfigOpt = DEFAULT_CONFIG,
     reply = _daemon(cfg, {"cmd": "set_aside_retry", "seqs": wanted}, required=False)
     if reply is None:
         from station_agent.agent import retry_set_aside
-        from station_agent.clock import make_clock
-        from station_agent.store import StationStore
+        from ghgnet.clock import make_clock
+        from station_agent.storage.store import StationStore
 
         store = StationStore(cfg.storage.path)  # the daemon is down: we are the only writer
         try:
@@ -703,7 +703,7 @@ def demo(
 
     Exit 0 when central holds every record the station produced, exactly once; 1 otherwise;
     3 when a part cannot run (e.g. mosquitto is not installed)."""
-    from station_agent.demo import DemoError, format_summary, run_demo
+    from simulators.network import DemoError, format_summary, run_demo
 
     if hours <= 0 or speed <= 0:
         _err("--hours and --speed must be > 0")

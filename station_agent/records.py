@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from station_agent.timeutil import iso_utc, parse_utc
+from ghgnet.timeutil import iso_utc, parse_utc
 
 REASONS = {
     "flush": "line flushing after a valve switch",
@@ -31,7 +31,7 @@ FLAG_VALID = "U"
 FLAG_INVALID = "N"
 
 MAX_EVENT_MESSAGE = 4000
-"""Characters of an event's message: the wire's limit (station_agent.wire.EventWire). Events are
+"""Characters of an event's message: the wire's limit (ghgnet.wire.EventWire). Events are
 made inside the station, often from a device's own words, so a longer message is cut (saying so),
 never refused: a fault must be recorded whatever the device said."""
 

@@ -1,4 +1,4 @@
-"""Recomputing hourly aggregates of dirty hours: the I/O edge around central.aggregate and central.qc.
+"""Recomputing hourly aggregates of dirty hours: the I/O edge around central.aggregation.hourly_stats and central.qc.
 
 Where it runs (a decision, see the module docstring of central/store/hourly.py for the marks):
 not in the receiver's storage thread, whose only job is to commit and acknowledge fast, but in an
@@ -11,7 +11,7 @@ Which minutes count: ambient streams (`inlet:*`) only, per inlet; the latest rec
 time, stream) (a station may resend a reprocessed minute under a new seq, or a reinstalled station
 send it again under a new store: `aggregation_minutes` ranks them as received); calibrated values
 (cal_mean) only; flags U/O/R after the operators' manual flags are applied
-(`central.aggregate.effective_minute_flags`: K over a minute makes it H, O makes a valid minute R,
+(`central.aggregation.hourly_stats.effective_minute_flags`: K over a minute makes it H, O makes a valid minute R,
 a later decision overrides an earlier one; ICOS: R/H are manual hourly decisions propagated back
 to minutes).
 """
@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import structlog
 
-from .aggregate import HOUR_S, VALID_MINUTE_FLAGS, effective_minute_flags, hourly_flag, hourly_stats, latest_seq_index
-from .config import CentralConfig
-from .qc import SpikeParams, detect_spikes
-from .store.hourly import HOUR, HourlyRow, ManualFlag
+from ..config import CentralConfig
+from ..qc import SpikeParams, detect_spikes
+from ..store.hourly import HOUR, HourlyRow, ManualFlag
+from .hourly_stats import HOUR_S, VALID_MINUTE_FLAGS, effective_minute_flags, hourly_flag, hourly_stats, latest_seq_index
 
 log = structlog.get_logger(component="aggregator")
 

@@ -15,7 +15,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from station_agent.configbase import ConfigError
+from ghgnet.config import ConfigError
 
 from . import outputs
 from .aggregates import region_totals

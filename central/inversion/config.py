@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from station_agent.configbase import RelPath, StrictModel, load_model
+from ghgnet.config import RelPath, StrictModel, load_model
 
 
 class Period(StrictModel):
@@ -159,5 +159,5 @@ class InversionConfig(StrictModel):
 
 
 def load_config(path: Path) -> InversionConfig:
-    """Load and validate; raises station_agent.configbase.ConfigError (`FILE: field.path: message`)."""
+    """Load and validate; raises ghgnet.config.ConfigError (`FILE: field.path: message`)."""
     return load_model(InversionConfig, path)

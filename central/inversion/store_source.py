@@ -1,6 +1,6 @@
 """Observations from central's store: afternoon hourly means and target-gas measurement errors.
 
-`[observations] source = "store"` reads what central already derived (central/aggregator.py) instead
+`[observations] source = "store"` reads what central already derived (central/aggregation/worker.py) instead
 of a CSV. The rules, in the order they are applied:
 
 - Store and metadata: `[observations.store] central_config` names a central TOML config; its
@@ -130,7 +130,7 @@ def measurement_sigma(bias_ppm: np.ndarray, src: StoreSource) -> MeasurementSigm
 def afternoon_hours(hour_start: np.ndarray, timezone: str, first_hour: int, last_hour: int) -> np.ndarray:
     """Hours (UTC starts, datetime64[s]) starting between first_hour and last_hour local time in
     `timezone`, both included."""
-    from central.aggregate import local_hour_and_day
+    from central.aggregation.hourly_stats import local_hour_and_day
 
     t = np.asarray(hour_start, dtype="datetime64[s]").astype(np.int64)
     local_hour, _ = local_hour_and_day(t, timezone)
@@ -154,7 +154,7 @@ def _choose_inlet(store, central, station: str, species: str, configured: str | 
 
 def open_central(path: Path):
     """(central config, open store) from a central config file; errors name the file."""
-    from station_agent.configbase import ConfigError
+    from ghgnet.config import ConfigError
 
     from central.config import load_central_config
     from central.store import StoreError, open_store

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
-from station_agent.wire import (
+from ghgnet.wire import (
     CalibrationWire,
     EventWire,
     MinuteWire,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from station_agent.wire import (
+from ghgnet.wire import (
     CalibrationWire,
     EventWire,
     MinuteLean,
@@ -24,7 +24,7 @@ from station_agent.wire import (
     record_to_json,
     topic_for,
 )
-from station_agent.timeutil import iso_utc
+from ghgnet.timeutil import iso_utc
 
 from .base import (
     DEFAULT_DEAD_LETTER_KEEP_BYTES,

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from station_agent.timeutil import iso_utc, parse_utc
+from ghgnet.timeutil import iso_utc, parse_utc
 
 from .base import DEFAULT_DEAD_LETTER_KEEP_BYTES, StoreError
 from .sql import ROW_COLUMNS, TABLES, SqlStore, migrations

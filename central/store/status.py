@@ -1,7 +1,7 @@
 """Which status message of a station central keeps, judged by what it received and when.
 
 A station's status times come from its own clock, and its last will cannot carry a fresh one: the
-broker publishes a payload the agent built when it started (station_agent/forwarder.py), so a
+broker publishes a payload the agent built when it started (station_agent/forwarding/forwarder.py), so a
 will's `time` is older than the "up" messages before it, and the same will bytes are published
 again at every later loss of the same agent's connection. Central therefore:
 

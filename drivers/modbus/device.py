@@ -41,9 +41,9 @@ from drivers.modbus.registermap import (
     plan_reads,
 )
 from drivers.modbus.registers import decode_value, encode_value
-from station_agent.driver import DeviceConfig, Driver, DriverError, ValveDriver
-from station_agent.reading import Reading
-from station_agent.transport import TransportError, TransportTimeout
+from drivers.base import DeviceConfig, Driver, DriverError, ValveDriver
+from drivers.reading import Reading
+from drivers.transport import TransportError, TransportTimeout
 
 EXCEPTION_MEANINGS: dict[int, str] = {
     1: "ILLEGAL FUNCTION (the device does not support this function code)",

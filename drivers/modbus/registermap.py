@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.modbus.registers import DataType, Order, register_count
-from station_agent.reading import UNITS, unit_of
+from drivers.reading import UNITS, unit_of
 
 RegisterKind = Literal["holding", "input", "coil", "discrete"]
 

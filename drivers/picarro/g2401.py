@@ -39,11 +39,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from station_agent.driver import AnalyzerDriver, DeviceConfig, DriverError, PollResult
-from station_agent.reading import Reading, unit_of
-from station_agent.transport import TransportError, TransportTimeout
+from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
+from drivers.reading import Reading, unit_of
+from drivers.transport import TransportError, TransportTimeout
 
-# Picarro meas_label -> ghgnet quantity name (station_agent.reading.UNITS).
+# Picarro meas_label -> ghgnet quantity name (drivers.reading.UNITS).
 G2401_LABELS: dict[str, str] = {
     "CO2": "co2",
     "CO2_dry": "co2_dry",

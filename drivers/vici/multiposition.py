@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from station_agent.driver import DeviceConfig, DriverError, ValveDriver
-from station_agent.transport import TransportTimeout
+from drivers.base import DeviceConfig, DriverError, ValveDriver
+from drivers.transport import TransportTimeout
 
 CR = b"\r"
 MAX_VERSION_LINES = 8

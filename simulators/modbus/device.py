@@ -52,7 +52,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.modbus.registermap import BIT_KINDS, KIND_NAMES, Point, check_register_map
 from drivers.modbus.registers import decode_value, encode_value
-from station_agent.clock import Clock, ScaledClock
+from ghgnet.clock import Clock, ScaledClock
 
 Values = Callable[[datetime], Mapping[str, float | bool]]
 Mode = Literal["tcp", "rtu+tcp", "rtu"]

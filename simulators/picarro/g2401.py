@@ -25,7 +25,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from simulators.serve import Disconnect
-from station_agent.clock import Clock
+from ghgnet.clock import Clock
 
 GasFn = Callable[[datetime], dict[str, float]]
 """True dry mole fractions at a time: co2 ppm, ch4 ppb, co ppb, plus h2o in %."""

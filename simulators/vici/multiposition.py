@@ -27,8 +27,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from station_agent.clock import Clock
-from station_agent.configbase import StrictModel
+from ghgnet.clock import Clock
+from ghgnet.config import StrictModel
 
 FAULTS = ("stuck", "wrong_port", "silent")
 DEFAULT_FIRMWARE = ("Jan 07 2020", "10:41:02", "UA_MAIN_EQ")

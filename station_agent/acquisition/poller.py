@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from station_agent.clock import Clock
-from station_agent.driver import AnalyzerDriver, DriverError
+from ghgnet.clock import Clock
+from drivers.base import AnalyzerDriver, DriverError
 from station_agent.faults import FaultTracker
-from station_agent.reading import Reading
+from drivers.reading import Reading
 from station_agent.records import Event
-from station_agent.timeline import OffsetEstimator
-from station_agent.transport import TransportError, TransportTimeout
+from station_agent.sequencing.timeline import OffsetEstimator
+from drivers.transport import TransportError, TransportTimeout
 
 Tagger = Callable[[Reading, float, float | None], Reading]
 """(reading, analyzer clock offset in s, its lower bound) -> the reading tagged with its stream and

@@ -42,15 +42,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from pydantic import Field, model_validator
 
-from station_agent import __version__
-from station_agent.clock import Clock
-from station_agent.configbase import RelPath, StrictModel
+from ghgnet import __version__
+from ghgnet.clock import Clock
+from ghgnet.config import RelPath, StrictModel
 from station_agent.faults import FaultTracker
-from station_agent.mqttlink import MqttConfig, connect_properties, make_client
+from ghgnet.mqttlink import MqttConfig, connect_properties, make_client
 from station_agent.records import Event
-from station_agent.store import StationStore, StoreError
-from station_agent.timeutil import iso_utc, parse_utc
-from station_agent.wire import BATCH_KINDS, SCHEMA_VERSION, WireError, parse_ack, topic_for
+from station_agent.storage.store import StationStore, StoreError
+from ghgnet.timeutil import iso_utc, parse_utc
+from ghgnet.wire import BATCH_KINDS, SCHEMA_VERSION, WireError, parse_ack, topic_for
 
 DEFAULT_MAX_MESSAGE_BYTES = 786_432
 """768 KiB: below mosquitto's shipped message_size_limit (1 MiB, configs/mosquitto/mosquitto.conf)."""

@@ -1,7 +1,7 @@
 """Processing: pure numpy, arrays in, records out; no I/O, no clock, no logging.
 
 - `water`: wet -> dry mole fractions (Picarro water correction).
-- `minute`: one analyzer's minute of samples -> a flagged `MinuteRecord`; applying a calibration.
+- `minute_record`: one analyzer's minute of samples -> a flagged `MinuteRecord`; applying a calibration.
 - `calibration`: standards -> fits, target checks, interpolation in time, drift.
 """
 
@@ -27,7 +27,7 @@ from station_agent.processing.calibration import (
     interpolated_coefficients,
     target_from_minutes,
 )
-from station_agent.processing.minute import MinuteLimits, apply_calibration, check_quantities, minute_record
+from station_agent.processing.minute_record import MinuteLimits, apply_calibration, check_quantities, minute_record
 from station_agent.processing.water import (
     G2401_FACTORY,
     LOW_H2O_BIAS_PERCENT,

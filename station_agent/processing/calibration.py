@@ -32,7 +32,7 @@ import numpy as np
 from numpy.polynomial import Polynomial
 from numpy.typing import ArrayLike, NDArray
 
-from station_agent.timeutil import from_epoch
+from ghgnet.timeutil import from_epoch
 
 COMPATIBILITY_GOALS: dict[str, float] = {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1}
 """WMO/GAW network compatibility goals, species units (see module docstring for sources)."""

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from station_agent.reading import Reading
-from station_agent.timeutil import minute_start
+from drivers.reading import Reading
+from ghgnet.timeutil import minute_start
 
 
 @dataclass

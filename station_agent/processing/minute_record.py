@@ -46,9 +46,9 @@ from station_agent.processing.water import (
     dry_from_wet,
     in_low_h2o_bias_domain,
 )
-from station_agent.reading import SPECIES
+from drivers.reading import SPECIES
 from station_agent.records import FLAG_INVALID, FLAG_VALID, REASONS, MinuteRecord, SpeciesMinute
-from station_agent.timeutil import from_epoch
+from ghgnet.timeutil import from_epoch
 
 Window = tuple[float, float]
 _REASON_ORDER = {code: i for i, code in enumerate(REASONS)}
@@ -154,7 +154,7 @@ def minute_record(
     minute: start of the minute (UTC datetime or epoch seconds); the record is stamped there.
     times: sample times, epoch seconds, all within [minute, minute + 60).
     values: quantity name -> float64 array, one value per sample, NaN = missing (names and units
-    as in station_agent.reading: co2 ppm, ch4/co/n2o ppb, h2o %, cavity_pressure Torr, ...).
+    as in drivers.reading: co2 ppm, ch4/co/n2o ppb, h2o %, cavity_pressure Torr, ...).
     status_ok, flushing: bool per sample. stream: what was sampled (`inlet:<name>`, `cal:<id>`, ...).
     limits: a MinuteLimits, or a `ProcessingConfig` (anything with its fields), converted here.
     water: species -> water coefficients ((a, b), WaterCoefficients, ...), e.g. the analyzer's

@@ -25,15 +25,15 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from station_agent.clock import Clock
-from station_agent.driver import DriverError, ValveDriver
+from ghgnet.clock import Clock
+from drivers.base import DriverError, ValveDriver
 from station_agent.faults import FaultTracker
-from station_agent.plans import Move, Plan, RunSpec, Segment, Wait, ambient_plan, hold_plan, plan_for, runs_of
+from station_agent.sequencing.plans import Move, Plan, RunSpec, Segment, Wait, ambient_plan, hold_plan, plan_for, runs_of
 from station_agent.records import Event
-from station_agent.sampling import SamplingConfig, Schedule
-from station_agent.timeline import StreamTimeline
-from station_agent.timeutil import iso_utc, parse_utc
-from station_agent.transport import TransportError
+from station_agent.sequencing.sampling_config import SamplingConfig, Schedule
+from station_agent.sequencing.timeline import StreamTimeline
+from ghgnet.timeutil import iso_utc, parse_utc
+from drivers.transport import TransportError
 
 MANUAL_PRIORITY = 100
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
-from station_agent.sampling import AmbientStep, CalibrationRun, CheckRun, SamplingConfig, TargetRun
+from station_agent.sequencing.sampling_config import AmbientStep, CalibrationRun, CheckRun, SamplingConfig, TargetRun
 
 
 @dataclass(frozen=True)

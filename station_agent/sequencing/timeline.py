@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from station_agent.reading import Reading
+from drivers.reading import Reading
 
 CONDITIONS = ("valve_mismatch", "maintenance", "interlock")
 """Engine conditions that make a sample invalid (reason codes of station_agent.records)."""

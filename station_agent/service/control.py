@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from station_agent.timeutil import parse_utc
+from ghgnet.timeutil import parse_utc
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_REQUEST = 1 << 20

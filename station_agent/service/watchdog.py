@@ -32,8 +32,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from station_agent.clock import Clock
-from station_agent.sdnotify import SdNotifier
+from ghgnet.clock import Clock
+from station_agent.service.sdnotify import SdNotifier
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from station_agent.engine import RunRecord
+from station_agent.sequencing.engine import RunRecord
 from station_agent.processing.calibration import (
     AssignedValue,
     CalibrationFit,
@@ -30,9 +30,9 @@ from station_agent.processing.calibration import (
     target_from_minutes,
 )
 from station_agent.records import Event
-from station_agent.sampling import SamplingConfig
-from station_agent.store import StationStore
-from station_agent.timeutil import iso_utc, parse_utc
+from station_agent.sequencing.sampling_config import SamplingConfig
+from station_agent.storage.store import StationStore
+from ghgnet.timeutil import iso_utc, parse_utc
 
 SPECIES = ("co2", "ch4", "co", "n2o")
 

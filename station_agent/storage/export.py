@@ -22,7 +22,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-from station_agent.reading import SPECIES
+from drivers.reading import SPECIES
 
 SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
 

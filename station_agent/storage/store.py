@@ -22,10 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from station_agent._sqlite_utils import sqlite_utils
-from station_agent.reading import Reading
+from station_agent.storage._sqlite_utils import sqlite_utils
+from drivers.reading import Reading
 from station_agent.records import Event, MinuteRecord, event_to_dict, minute_to_dict
-from station_agent.timeutil import iso_utc
+from ghgnet.timeutil import iso_utc
 
 # Each entry migrates the schema from version i to i+1; never edit a released entry, append.
 MIGRATIONS: list[str] = [
@@ -401,7 +401,7 @@ class StationStore:
         return seq
 
     def upsert_cylinder(self, cyl: dict, now: datetime) -> None:
-        """Add or update a cylinder (fields of station_agent.sampling.CylinderConfig)."""
+        """Add or update a cylinder (fields of station_agent.sequencing.sampling_config.CylinderConfig)."""
         with self._tx():
             self.conn.execute(
                 "INSERT INTO cylinder (id, role, serial, assigned, uncertainty, scale, fill_date, pressure_bar,"

@@ -72,7 +72,7 @@ def minute_records(n: int):
 
 
 def fill_station(path: Path, n: int) -> None:
-    from station_agent.store import StationStore
+    from station_agent.storage.store import StationStore
 
     store = StationStore(path)
     try:
@@ -88,13 +88,13 @@ def fill_station(path: Path, n: int) -> None:
 def station_child(db: str, port: int, batch_size: int, window: int) -> None:
     """Run the real Forwarder (+ the StoreWriter that applies acks) until the outbox is empty.
     Prints JSON lines: {"started": t}, then {"acked": t, ...} (time.monotonic, system-wide)."""
-    from station_agent.clock import ScaledClock
-    from station_agent.forwarder import Forwarder, ForwardingConfig
-    from station_agent.logs import configure_logging, get_logger
-    from station_agent.minutes import MinuteAssembler
-    from station_agent.mqttlink import MqttConfig
-    from station_agent.store import StationStore
-    from station_agent.writer import StoreWriter
+    from ghgnet.clock import ScaledClock
+    from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
+    from ghgnet.logs import configure_logging, get_logger
+    from station_agent.processing.minute_bins import MinuteAssembler
+    from ghgnet.mqttlink import MqttConfig
+    from station_agent.storage.store import StationStore
+    from station_agent.storage.writer import StoreWriter
 
     configure_logging(STATION, "warning", "json", stream=sys.stderr)
     log = get_logger(component="bench")
@@ -209,10 +209,10 @@ def end_to_end(broker, tmp: Path, filled: Path, n: int, batch_size: int, window:
 def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
     """One record per message, publish and wait for its PUBACK, until central has stored them."""
     from central.receiver import Receiver
-    from station_agent.mqttlink import MqttConfig, make_client
+    from ghgnet.mqttlink import MqttConfig, make_client
     from station_agent.records import minute_to_dict
-    from station_agent.timeutil import iso_utc
-    from station_agent.wire import topic_for
+    from ghgnet.timeutil import iso_utc
+    from ghgnet.wire import topic_for
 
     payloads = []
     for seq, rec in enumerate(minute_records(n), 1):
@@ -242,7 +242,7 @@ def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
 def wire_records(n: int) -> list:
     """The same n minute records as validated wire models (what central's store is given)."""
     from station_agent.records import minute_to_dict
-    from station_agent.wire import MinuteWire
+    from ghgnet.wire import MinuteWire
 
     return [MinuteWire.model_validate_json(json.dumps({"seq": seq, **minute_to_dict(r)}))
             for seq, r in enumerate(minute_records(n), 1)]
@@ -285,8 +285,8 @@ def main() -> None:
         return
 
     from simulators.broker import MosquittoBroker
-    from station_agent.forwarder import ForwardingConfig
-    from station_agent.logs import configure_logging
+    from station_agent.forwarding.forwarder import ForwardingConfig
+    from ghgnet.logs import configure_logging
 
     configure_logging(None, "warning", "json", stream=sys.stderr)
     from central.receiver import tune_for_ingest

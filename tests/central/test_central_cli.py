@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from central.cli import app
 from central.ingest import Ingestor, Message
 from central.store import open_store
-from station_agent.wire import encode_batch
+from ghgnet.wire import encode_batch
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "central.cli"]

@@ -13,8 +13,8 @@ from support.mqtt import T0, event, minute
 
 from central.store import DeadLetter, StoreError, open_store
 from central.store.sql import SqlStore, migrations
-from station_agent.timeutil import iso_utc
-from station_agent.wire import (
+from ghgnet.timeutil import iso_utc
+from ghgnet.wire import (
     CalibrationWire,
     FitWire,
     ParsedBatch,

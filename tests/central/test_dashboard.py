@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from support.network import START, STATIONS, fill_network, station_config
 
-from central.aggregator import aggregate_all
+from central.aggregation.worker import aggregate_all
 from central.config import CentralConfig
 from central.server import DashboardServer
 from central.store import open_store

@@ -19,7 +19,7 @@ from central.decoder import DecodeProcess
 from central.ingest import decode_group
 from central.store import open_store
 from central.store.base import MinuteRows
-from station_agent.wire import StatusMessage, encode_batch
+from ghgnet.wire import StatusMessage, encode_batch
 
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
 MAX = 65536

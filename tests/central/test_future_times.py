@@ -12,7 +12,7 @@ from support.mqtt import event, minute
 
 from central.ingest import Ingestor, Message
 from central.store import BatchOutcome, DeadLetterOutcome, open_store
-from station_agent.wire import (
+from ghgnet.wire import (
     CalibrationWire,
     FitWire,
     StandardWire,

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from central.aggregate import afternoon_means, hourly_stats, latest_seq_index, monthly_means
-from central.aggregator import aggregate_all
+from central.aggregation.hourly_stats import afternoon_means, hourly_stats, latest_seq_index, monthly_means
+from central.aggregation.worker import aggregate_all
 from central.config import CentralConfig
-from station_agent.wire import MinuteWire, ParsedBatch, SpeciesStats
+from ghgnet.wire import MinuteWire, ParsedBatch, SpeciesStats
 
 H10 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
@@ -142,7 +142,7 @@ def test_afternoon_means_use_the_station_local_window_and_monthly_means_every_va
 
 
 def test_a_last_will_older_than_the_last_status_still_marks_the_station_down(store):
-    from station_agent.wire import StatusMessage
+    from ghgnet.wire import StatusMessage
 
     armed = datetime(2026, 3, 1, 9, tzinfo=UTC)  # the will is built when the agent connects
     up = StatusMessage(station="st-a", state="up", time=armed + timedelta(hours=1), interval_s=30.0)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.network import central_stations_toml, fill_network
 
-from central.aggregator import aggregate_all
+from central.aggregation.worker import aggregate_all
 from central.config import load_central_config
 from central.query import ENDPOINTS, MAX_DAYS, days, label, query_values, station, time_range
 from central.store import open_store

@@ -24,7 +24,7 @@ from support.wait import wait_until
 from test_ingest_fuzz import mutated_payloads
 
 from central.store import open_store
-from station_agent.wire import WireError, encode_batch, parse_batch
+from ghgnet.wire import WireError, encode_batch, parse_batch
 
 BIN = Path(sys.executable).parent
 SENT = datetime(2026, 3, 2, tzinfo=UTC)

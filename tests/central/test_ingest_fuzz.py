@@ -15,7 +15,7 @@ from support.mqtt import event, minute
 
 from central.ingest import Ingestor, Message, group_acks
 from central.store import BatchOutcome, DeadLetterOutcome, StatusOutcome, open_store
-from station_agent.wire import ParsedBatch, SeqRanges, WireError, encode_batch, parse_ack, parse_batch
+from ghgnet.wire import ParsedBatch, SeqRanges, WireError, encode_batch, parse_ack, parse_batch
 
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
 MAX = 16_384

@@ -14,12 +14,12 @@ import pytest
 from support.mqtt import T0, minute
 from typer.testing import CliRunner
 
-from central.aggregate import effective_minute_flags
-from central.aggregator import aggregate_all
+from central.aggregation.hourly_stats import effective_minute_flags
+from central.aggregation.worker import aggregate_all
 from central.cli import app
 from central.config import CentralConfig
 from central.store import open_store
-from station_agent.wire import ParsedBatch
+from ghgnet.wire import ParsedBatch
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 

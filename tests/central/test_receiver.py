@@ -12,7 +12,7 @@ from support.mqtt import TestStation, event, minute
 from support.wait import wait_until
 
 from central.store import open_store
-from station_agent.wire import StatusMessage, encode_batch
+from ghgnet.wire import StatusMessage, encode_batch
 
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
 

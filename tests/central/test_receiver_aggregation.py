@@ -11,7 +11,7 @@ from support.mqtt import T0, TestStation, minute
 from support.wait import wait_until
 
 from central.store import open_store
-from station_agent.wire import encode_batch
+from ghgnet.wire import encode_batch
 
 
 def test_late_backlog_through_the_receiver_changes_the_hour(tmp_path, mosquitto, start_receiver):

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from central.cli import app
 from central.receiver import Receiver
 from central.store import open_store
-from station_agent.clock import ScaledClock
-from station_agent.wire import StatusMessage, encode_batch, encode_status, parse_ack
+from ghgnet.clock import ScaledClock
+from ghgnet.wire import StatusMessage, encode_batch, encode_status, parse_ack
 
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
 OLD = "0123456789abcdef0123456789abcdef"

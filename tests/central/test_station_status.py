@@ -14,7 +14,7 @@ from central.store import open_store
 from central.store.sql import migrations
 from central.store.sqlite import TYPES
 from central.views import station_health
-from station_agent.wire import StatusMessage
+from ghgnet.wire import StatusMessage
 
 ARMED = datetime(2026, 3, 1, 9, tzinfo=UTC)  # when the agent built its will (its start)
 R0 = datetime(2026, 3, 1, 9, 0, 5, tzinfo=UTC)  # central's clock

@@ -16,7 +16,7 @@ from central.store import open_store
 from central.store.base import calibration_rows, minute_rows, target_rows
 from central.store.sql import ROW_COLUMNS, migrations
 from central.store.sqlite import TYPES
-from station_agent.wire import (
+from ghgnet.wire import (
     CalibrationWire,
     FitWire,
     ParsedBatch,

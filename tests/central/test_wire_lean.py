@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from support.mqtt import minute
 
 from central.store import open_store
-from station_agent.timeutil import iso_utc
-from station_agent.wire import (
+from ghgnet.timeutil import iso_utc
+from ghgnet.wire import (
     MinuteLean,
     MinuteWire,
     ParsedBatch,

@@ -1,6 +1,6 @@
 """Conventions every registered driver keeps (the PyMeasure `test_all_instruments` habit).
 
-Runs over station_agent.registry.all_drivers(), so a driver added through the `ghgnet.drivers`
+Runs over drivers.registry.all_drivers(), so a driver added through the `ghgnet.drivers`
 entry points is covered without touching this file: a config model with a Literal `driver` equal
 to its registered name, an importable simulator, and an expected-communication test file at
 tests/drivers/<maker>/test_<model>.py (from the driver's module drivers/<maker>/<model>.py).
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from station_agent.driver import DeviceConfig, Driver
-from station_agent.registry import all_drivers
+from drivers.base import DeviceConfig, Driver
+from drivers.registry import all_drivers
 
 TESTS = Path(__file__).resolve().parent
 DRIVERS = all_drivers()

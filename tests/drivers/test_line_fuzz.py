@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from drivers.picarro.g2401 import _TIME_RE, G2401, MAX_EXTRA_LINES
 from drivers.vici.multiposition import ViciMultiposition
-from station_agent.driver import DriverError, PollResult
-from station_agent.protocol_test import ScriptedTransport
-from station_agent.transport import TransportError
+from drivers.base import DriverError, PollResult
+from drivers.testing import ScriptedTransport
+from drivers.transport import TransportError
 
 FUZZ = settings(max_examples=300, deadline=None)
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]

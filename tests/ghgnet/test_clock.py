@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from station_agent.clock import ManualClock, ScaledClock
-from station_agent.timeutil import iso_utc, minute_start, parse_utc
+from ghgnet.clock import ManualClock, ScaledClock
+from ghgnet.timeutil import iso_utc, minute_start, parse_utc
 
 
 def test_scaled_clock_runs_speed_times_faster():

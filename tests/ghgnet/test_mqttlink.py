@@ -1,4 +1,4 @@
-"""station_agent.mqttlink: the paho client both sides build, on a real mosquitto."""
+"""ghgnet.mqttlink: the paho client both sides build, on a real mosquitto."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 from support.wait import wait_until
 
-from station_agent.mqttlink import MqttConfig, TlsConfig, make_client
+from ghgnet.mqttlink import MqttConfig, TlsConfig, make_client
 
 
 def _connected_socket_nodelay(cfg: MqttConfig) -> int:

@@ -1,4 +1,4 @@
-"""station_agent.wire: topics, models, parse_batch's errors, ack ranges."""
+"""ghgnet.wire: topics, models, parse_batch's errors, ack ranges."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from support.mqtt import minute
 
 from station_agent.records import Event, MinuteRecord, SpeciesMinute
-from station_agent.wire import (
+from ghgnet.wire import (
     AckMessage,
     BadTopic,
     MinuteWire,

@@ -26,9 +26,9 @@ from drivers.vici.multiposition import ViciMultiposition
 from simulators.bench import Bench
 from simulators.config import BenchConfig, load_bench_config
 from simulators.gas import AmbientInlet, AmbientModel
-from station_agent.clock import ManualClock
-from station_agent.configbase import ConfigError
-from station_agent.driver import transport_for
+from ghgnet.clock import ManualClock
+from ghgnet.config import ConfigError
+from drivers.base import transport_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "configs" / "bench.example.toml"

@@ -14,7 +14,7 @@ from pymodbus.pdu import ExceptionResponse
 
 from drivers.modbus.registermap import Point
 from simulators.modbus.device import ModbusDeviceSimulator, ModbusRelayValveSimulator, ModbusRequest
-from station_agent.clock import ManualClock
+from ghgnet.clock import ManualClock
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

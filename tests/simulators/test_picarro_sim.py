@@ -24,10 +24,10 @@ from simulators.bench import Bench, DiurnalGas, TrackedTcpServer
 from simulators.config import load_bench_config
 from simulators.picarro.g2401 import PicarroSimConfig, PicarroSimulator
 from simulators.serve import Disconnect, PtyServer, TcpServer
-from station_agent.clock import ManualClock
-from station_agent.configbase import ConfigError
-from station_agent.driver import transport_for
-from station_agent.transport import TransportError
+from ghgnet.clock import ManualClock
+from ghgnet.config import ConfigError
+from drivers.base import transport_for
+from drivers.transport import TransportError
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 3, 1, tzinfo=UTC)

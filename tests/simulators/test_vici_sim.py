@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from drivers.vici.multiposition import ViciMultiposition
 from simulators.serve import PtyServer, TcpServer
 from simulators.vici.multiposition import SharedLine, ViciValveSimulator
-from station_agent.clock import ManualClock, ScaledClock
-from station_agent.driver import DriverError
-from station_agent.transport import TransportTimeout
+from ghgnet.clock import ManualClock, ScaledClock
+from drivers.base import DriverError
+from drivers.transport import TransportTimeout
 
 
 def sim(clock: Any = None, **kwargs: Any) -> ViciValveSimulator:

@@ -16,11 +16,11 @@ import pytest
 from simulators.bench import Bench
 from simulators.config import BenchConfig
 from station_agent.agent import Agent
-from station_agent.clock import ScaledClock
+from ghgnet.clock import ScaledClock
 from station_agent.config import station_model
-from station_agent.logs import configure_logging
-from station_agent.store import StationStore
-from station_agent.timeutil import iso_utc
+from ghgnet.logs import configure_logging
+from station_agent.storage.store import StationStore
+from ghgnet.timeutil import iso_utc
 from support.station import control, station_toml
 
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]

@@ -9,9 +9,9 @@ import time
 
 from simulators.bench import Bench
 from station_agent.agent import Agent
-from station_agent.clock import ScaledClock
-from station_agent.logs import configure_logging
-from station_agent.sdnotify import SdNotifier
+from ghgnet.clock import ScaledClock
+from ghgnet.logs import configure_logging
+from station_agent.service.sdnotify import SdNotifier
 from test_acquisition import bench_config, station_config
 
 

@@ -15,7 +15,7 @@ import pytest
 from support.wait import wait_until
 from support.station import Hil
 
-from station_agent.wire import STORE_ID_PATTERN
+from ghgnet.wire import STORE_ID_PATTERN
 
 
 def wait(predicate, timeout=60.0, what="condition"):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from station_agent.config import load_station_config, station_schema
-from station_agent.configbase import ConfigError
+from ghgnet.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "configs" / "station.example.toml"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from support.station import Hil
 from support.wait import wait_until
 
-from station_agent.control import COMMANDS, MAX_DEPTH, MAX_REQUEST, RequestError, parse_request
+from station_agent.service.control import COMMANDS, MAX_DEPTH, MAX_REQUEST, RequestError, parse_request
 
 HARMLESS = [{"cmd": "status"}, {"cmd": "events", "limit": 3}, {"cmd": "tail", "after_seq": 0}]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from station_agent.demo import format_summary, set_toml_value
+from simulators.network import format_summary, set_toml_value
 
 
 def test_demo_runs_the_whole_network_and_its_summary_says_nothing_lost_or_duplicated():

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from drivers.vici.multiposition import ViciMultiposition
 from simulators.inprocess import InProcessTransport
 from simulators.vici.multiposition import ViciValveSimulator
-from station_agent.clock import ManualClock
-from station_agent.engine import Engine
-from station_agent.logs import get_logger
-from station_agent.plans import Move, Segment, Wait, calibration_plan, simulate
-from station_agent.sampling import SamplingConfig
-from station_agent.timeline import StreamTimeline
+from ghgnet.clock import ManualClock
+from station_agent.sequencing.engine import Engine
+from ghgnet.logs import get_logger
+from station_agent.sequencing.plans import Move, Segment, Wait, calibration_plan, simulate
+from station_agent.sequencing.sampling_config import SamplingConfig
+from station_agent.sequencing.timeline import StreamTimeline
 
 T0 = datetime(2026, 3, 1, 0, 0, 30, tzinfo=UTC)
 
@@ -227,7 +227,7 @@ def test_a_cron_zero_check_runs_on_its_schedule_and_reports_its_mean():
 
 
 def test_a_reading_the_offset_bound_puts_after_a_switch_is_the_new_streams_flush():
-    from station_agent.reading import Reading
+    from drivers.reading import Reading
 
     tl = StreamTimeline()
     t0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)

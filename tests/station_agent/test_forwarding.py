@@ -1,6 +1,6 @@
 """Store-and-forward under faults, with real processes only: a real mosquitto (MosquittoBroker),
 `station-sim` with the example bench, `station-agent run` with the example station and
-`central-receiver run` with the example central config (station_agent.demo.Network), on one
+`central-receiver run` with the example central config (simulators.network.Network), on one
 simulated clock. Some tests also put a 30-day-style backlog in the station's outbox first
 (StationStore.insert_minutes, an older analyzer's archive) so that a fault can hit a replay.
 
@@ -26,9 +26,9 @@ import pytest
 from central.config import CentralConfig
 from central.receiver import Receiver
 from simulators.broker import find_mosquitto, free_port
-from station_agent.demo import KINDS, DemoError, Network
+from simulators.network import KINDS, DemoError, Network
 from station_agent.records import MinuteRecord, SpeciesMinute
-from station_agent.store import StationStore
+from station_agent.storage.store import StationStore
 
 ACL_TEMPLATE = (Path(__file__).resolve().parents[2] / "configs" / "mosquitto" / "acl.template").read_text()
 SPEED = 720.0

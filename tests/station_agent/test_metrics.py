@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from station_agent.logs import get_logger
-from station_agent.metrics import (
+from ghgnet.logs import get_logger
+from station_agent.service.metrics import (
     CONTENT_TYPE,
     STATION_FAMILIES,
     MetricsServer,
@@ -173,14 +173,14 @@ def test_value_formatting():
 
 
 def test_help_text_escapes_backslash_and_newline():
-    from station_agent.metrics import Family
+    from station_agent.service.metrics import Family
 
     fam = Family("x", "ghgnet_x", "gauge", "a \\ b\nc")
     assert render({"x": 1}, (fam,)) == "# HELP ghgnet_x a \\\\ b\\nc\n# TYPE ghgnet_x gauge\nghgnet_x 1\n"
 
 
 def test_a_counter_must_be_named_total_and_a_labelled_figure_must_be_a_dict():
-    from station_agent.metrics import Family
+    from station_agent.service.metrics import Family
 
     with pytest.raises(ValueError):
         Family("x", "ghgnet_x", "counter", "no _total")

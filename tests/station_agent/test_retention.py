@@ -7,13 +7,13 @@ import io
 import time
 from datetime import UTC, datetime, timedelta
 
-from station_agent.clock import ScaledClock
-from station_agent.logs import configure_logging, get_logger
-from station_agent.minutes import MinuteAssembler
-from station_agent.reading import Reading
+from ghgnet.clock import ScaledClock
+from ghgnet.logs import configure_logging, get_logger
+from station_agent.processing.minute_bins import MinuteAssembler
+from drivers.reading import Reading
 from station_agent.records import MinuteRecord, SpeciesMinute
-from station_agent.store import StationStore
-from station_agent.writer import StoreWriter
+from station_agent.storage.store import StationStore
+from station_agent.storage.writer import StoreWriter
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -26,16 +26,16 @@ from central.config import CentralConfig
 from central.receiver import Receiver
 from simulators.broker import MosquittoBroker, find_mosquitto
 from station_agent.agent import retry_set_aside
-from station_agent.clock import ScaledClock
-from station_agent.demo import central_records, station_records
-from station_agent.forwarder import Forwarder, ForwardingConfig
-from station_agent.logs import get_logger
-from station_agent.minutes import MinuteAssembler
-from station_agent.mqttlink import MqttConfig, make_client
+from ghgnet.clock import ScaledClock
+from simulators.network import central_records, station_records
+from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
+from ghgnet.logs import get_logger
+from station_agent.processing.minute_bins import MinuteAssembler
+from ghgnet.mqttlink import MqttConfig, make_client
 from station_agent.records import Event, MinuteRecord, SpeciesMinute
-from station_agent.store import StationStore
-from station_agent.wire import encode_ack, parse_batch, topic_for
-from station_agent.writer import StoreWriter
+from station_agent.storage.store import StationStore
+from ghgnet.wire import encode_ack, parse_batch, topic_for
+from station_agent.storage.writer import StoreWriter
 
 STATION = "st-poison"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

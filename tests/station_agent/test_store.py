@@ -4,11 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from station_agent.reading import Reading
+from drivers.reading import Reading
 from station_agent.records import Event, MinuteRecord, SpeciesMinute
-from station_agent.store import SCHEMA_VERSION, StationStore, StoreError
-from station_agent.timeutil import iso_utc
-from station_agent.wire import STORE_ID_PATTERN
+from station_agent.storage.store import SCHEMA_VERSION, StationStore, StoreError
+from ghgnet.timeutil import iso_utc
+from ghgnet.wire import STORE_ID_PATTERN
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 

@@ -11,20 +11,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from station_agent.clock import ManualClock, ScaledClock
-from station_agent.logs import get_logger
-from station_agent.minutes import MinuteAssembler
-from station_agent.poller import DeviceHealth
+from ghgnet.clock import ManualClock, ScaledClock
+from ghgnet.logs import get_logger
+from station_agent.processing.minute_bins import MinuteAssembler
+from station_agent.acquisition.poller import DeviceHealth
 from station_agent.records import Event
-from station_agent.sdnotify import SdNotifier
-from station_agent.watchdog import (
+from station_agent.service.sdnotify import SdNotifier
+from station_agent.service.watchdog import (
     Probe,
     ProgressWatchdog,
     forwarder_probe,
     poller_probe,
     writer_probe,
 )
-from station_agent.writer import StoreWriter
+from station_agent.storage.writer import StoreWriter
 
 LOG = get_logger(test="watchdog")
 

@@ -10,7 +10,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from simulators.broker import MosquittoBroker
-from station_agent.wire import (
+from ghgnet.wire import (
     EventWire,
     MinuteWire,
     SeqRanges,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from central.ingest import Ingestor, Message
-from station_agent.wire import (
+from ghgnet.wire import (
     CalibrationWire,
     FitWire,
     MinuteWire,

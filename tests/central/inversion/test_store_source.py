@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from central.aggregator import aggregate_all
+from central.aggregation.worker import aggregate_all
 from central.config import load_central_config
 from central.ingest import Ingestor, Message
 from central.inversion.command import invert
@@ -25,7 +25,7 @@ from central.inversion.observations import ObsTable, format_time, write_csv
 from central.inversion.store_source import afternoon_hours, measurement_sigma, target_sigma
 from central.inversion.twin import TwinSpec, make_twin, write_twin_inputs
 from central.store import open_store
-from station_agent.wire import MinuteWire, SpeciesStats, TargetWire, encode_batch, topic_for
+from ghgnet.wire import MinuteWire, SpeciesStats, TargetWire, encode_batch, topic_for
 
 NOW = datetime(2024, 7, 10, tzinfo=UTC)
 SPEC = TwinSpec(ny=8, nx=8, start="2024-07-01", days=2, n_stations=2, utc_offset_hours=8,

@@ -38,10 +38,10 @@ from simulators.modbus.device import (
     ModbusRelayValveSimulator,
     ModbusRequest,
 )
-from station_agent.clock import ManualClock
-from station_agent.driver import DriverError
-from station_agent.registry import load_driver
-from station_agent.transport import TransportError, TransportTimeout
+from ghgnet.clock import ManualClock
+from drivers.base import DriverError
+from drivers.registry import load_driver
+from drivers.transport import TransportError, TransportTimeout
 
 # --------------------------------------------------------------------------------------------
 # register codec: known byte patterns

@@ -19,10 +19,10 @@ from drivers.picarro.g2401 import (
     PicarroError,
     PicarroStatus,
 )
-from station_agent.driver import DriverError
-from station_agent.protocol_test import ScriptedTransport, expected_protocol
-from station_agent.registry import load_driver
-from station_agent.transport import TransportError, TransportTimeout
+from drivers.base import DriverError
+from drivers.testing import ScriptedTransport, expected_protocol
+from drivers.registry import load_driver
+from drivers.transport import TransportError, TransportTimeout
 
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]
 SERIAL = {"id": "picarro-1", "driver": "picarro.g2401", "url": "/dev/ttyUSB0", "columns": COLUMNS}

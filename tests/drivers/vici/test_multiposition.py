@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.vici.multiposition import ViciMultiposition
-from station_agent.driver import DriverError
-from station_agent.protocol_test import ProtocolMismatch, ScriptedTransport, expected_protocol
-from station_agent.registry import load_driver
-from station_agent.transport import TransportError, TransportTimeout
+from drivers.base import DriverError
+from drivers.testing import ProtocolMismatch, ScriptedTransport, expected_protocol
+from drivers.registry import load_driver
+from drivers.transport import TransportError, TransportTimeout
 
 
 def config(**overrides: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from station_agent.config import ProcessingConfig
 from station_agent.processing.calibration import fit_species
-from station_agent.processing.minute import MinuteLimits, apply_calibration, check_quantities, minute_record
+from station_agent.processing.minute_record import MinuteLimits, apply_calibration, check_quantities, minute_record
 from station_agent.processing.water import WaterCoefficients
 from station_agent.records import FLAG_INVALID, FLAG_VALID, REASONS
 

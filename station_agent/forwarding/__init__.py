@@ -1,0 +1,1 @@
+"""Forwarding: the MQTT forwarder that sends the outbox to central."""

@@ -1,0 +1,1 @@
+"""Service: the control socket, the metrics endpoint, systemd notify and the watchdog."""
