@@ -44,8 +44,7 @@ def _load(path: Path) -> CentralConfig:
 
 
 def _open_store(config: CentralConfig):
-    from .receiver import open_configured_store
-    from .store import StoreError
+    from .store import StoreError, open_configured_store
 
     try:
         return open_configured_store(config)

@@ -45,10 +45,11 @@ import structlog
 from ghgnet.mqttlink import connect_properties, make_client
 from ghgnet.wire import BATCH_KINDS, parse_topic, subscription_filters
 
+from .aggregation.worker import Aggregator
 from .config import CentralConfig
 from .decoder import DecodeProcess
 from .ingest import Decoded, Ingestor, Message, group_acks
-from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_store, transient_errors
+from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_configured_store, transient_errors
 
 log = structlog.get_logger(component="receiver")  # lazy: picks up configure_logging done later
 
@@ -99,12 +100,6 @@ def tune_for_ingest() -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-
-def open_configured_store(config: CentralConfig) -> CentralStore:
-    s = config.storage
-    return open_store(s.backend, path=s.path, dsn=s.dsn, schema=s.schema_name,
-                      dead_letter_keep_bytes=s.dead_letter_keep_bytes)
 
 
 class Receiver:
@@ -164,8 +159,6 @@ class Receiver:
         self._decode_thread.start()
         self._thread.start()
         if self.config.aggregate.enabled:
-            from .aggregation.worker import Aggregator
-
             self.aggregator = Aggregator(self.config, self._now).start()
         self._client.loop_start()
         log.info("receiver_started", host=m.host, port=m.effective_port, client_id=m.client_id,

@@ -41,6 +41,7 @@ from ghgnet.timeutil import iso_utc, parse_utc
 
 from . import query, views
 from .config import CentralConfig
+from .store import open_configured_store
 
 log = structlog.get_logger(component="server")
 
@@ -190,8 +191,6 @@ class DashboardServer:
 
     def __init__(self, config: CentralConfig, host: str = "127.0.0.1", port: int = 8087, store: Any = None,
                  now=lambda: datetime.now(UTC)) -> None:
-        from .receiver import open_configured_store
-
         self._own_store = store is None
         self.api = Api(config, store if store is not None else open_configured_store(config), now)
         self.httpd = ThreadingHTTPServer((host, port), _handler(self.api))

@@ -29,6 +29,7 @@ import structlog
 
 from ..config import CentralConfig
 from ..qc import SpikeParams, detect_spikes
+from ..store import open_configured_store
 from ..store.hourly import HOUR, HourlyRow, ManualFlag
 from .hourly_stats import HOUR_S, VALID_MINUTE_FLAGS, effective_minute_flags, hourly_flag, hourly_stats, latest_seq_index
 
@@ -212,8 +213,6 @@ class Aggregator:
             self._thread.join(timeout_s)
 
     def _loop(self) -> None:
-        from .receiver import open_configured_store
-
         store = None
         try:
             while not self._stop.is_set():

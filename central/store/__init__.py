@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+from ..config import CentralConfig
 from .base import (
     Alarm,
     BatchOutcome,
@@ -60,6 +61,13 @@ def open_store(
     raise StoreError(f"unknown storage backend {backend!r}; known: {', '.join(BACKENDS)}")
 
 
+def open_configured_store(config: CentralConfig) -> CentralStore:
+    """Open the store that `config`'s [storage] names (receiver, aggregation, dashboard, CLI)."""
+    s = config.storage
+    return open_store(s.backend, path=s.path, dsn=s.dsn, schema=s.schema_name,
+                      dead_letter_keep_bytes=s.dead_letter_keep_bytes)
+
+
 def row_preparer(backend: str) -> Callable[[Sequence[Inbound], datetime], Prepared]:
     """`CentralStore.prepare` of `backend`'s stores, which needs no database: the decoding
     process (central/decoder.py) builds the rows with it. Imports the backend, as `open_store`."""
@@ -91,5 +99,5 @@ __all__ = [
     "BACKENDS", "Alarm", "BatchOutcome", "FutureRecord", "HourlyRow", "ManualFlag", "CentralStore", "DeadLetter", "DeadLetterOutcome", "DeadLetterRow",
     "Inbound", "Outcome", "Prepared", "StationStatus", "StationSummary", "StatusOutcome", "StoreError",
     "StoredCalibration", "StoredEvent", "StoredFit", "StoredMinute", "StoredSpecies", "StoredTarget",
-    "StoredTargetValue", "open_store", "row_preparer", "transient_errors",
+    "StoredTargetValue", "open_configured_store", "open_store", "row_preparer", "transient_errors",
 ]
