@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,7 +127,9 @@ def test_a_receiver_process_outlives_a_burst_of_garbage_and_stores_the_good_reco
         ledger.refused += seqs is None
     good = list(range(ledger.next_good, ledger.next_good + 5))
     ledger.next_good += 5
-    station.publish("minute", encode_batch("st-a", "minute", [minute(s) for s in good], SENT))
+    # minute `seq` after t0: t0 puts the good ones in 2026, whatever their seq (central refuses the future)
+    t0 = SENT - timedelta(minutes=good[-1])
+    station.publish("minute", encode_batch("st-a", "minute", [minute(s, t0=t0) for s in good], SENT))
     station.wait_acked(good, timeout_s=30)
     ledger.allowed |= set(good)
     ledger.required |= set(good)
