@@ -35,6 +35,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ghgnet.timeutil import iso_utc
+from simulators.broker import MosquittoBroker, find_mosquitto
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 KINDS = ("minute", "event", "calibration", "target")
@@ -157,8 +160,6 @@ class Network:
 
     # -- clock ---------------------------------------------------------------------------------
     def clock_args(self) -> list[str]:
-        from ghgnet.timeutil import iso_utc
-
         assert self.anchor is not None
         return ["--speed", repr(self.speed), "--start", iso_utc(self.start), "--anchor", iso_utc(self.anchor)]
 
@@ -172,8 +173,6 @@ class Network:
 
     # -- parts ---------------------------------------------------------------------------------
     def start_broker(self) -> None:
-        from simulators.broker import MosquittoBroker, find_mosquitto
-
         if find_mosquitto() is None:
             raise DemoError(
                 "mosquitto is not installed. Install it (Debian/Ubuntu: sudo apt-get install mosquitto; "
