@@ -50,7 +50,7 @@ from ghgnet.mqttlink import MqttConfig, connect_properties, make_client
 from station_agent.records import Event
 from station_agent.storage.store import StationStore, StoreError
 from ghgnet.timeutil import iso_utc, parse_utc
-from ghgnet.wire import BATCH_KINDS, SCHEMA_VERSION, WireError, parse_ack, topic_for
+from ghgnet.wire import BATCH_KINDS, MAX_SEQ, SCHEMA_VERSION, WireError, parse_ack, topic_for
 
 DEFAULT_MAX_MESSAGE_BYTES = 786_432
 """768 KiB: below mosquitto's shipped message_size_limit (1 MiB, configs/mosquitto/mosquitto.conf)."""
@@ -565,6 +565,9 @@ class Forwarder:
         return max(0, self.cfg.window_records - len(self._awaiting))
 
     def _send(self, store: StationStore) -> None:
+        if self._suspects and self._probe_due():
+            self._send_probe(store)
+            return
         room = self._room()
         if room <= 0:
             return
@@ -595,6 +598,24 @@ class Forwarder:
         self._backlog_cursor = done
         if self.cfg.replay_rate > 0:
             self._tokens -= sent
+
+    def _probe_due(self) -> bool:
+        """Whether a suspect waits to be sent: one not in flight and not being set aside."""
+        return any(s not in self._awaiting and s not in self._setting_aside for s in self._suspects)
+
+    def _send_probe(self, store: StationStore) -> None:
+        """Send the first waiting suspects alone, before anything else: live records wait until
+        what is in flight is PUBACKed, or a steady stream of them would keep something in flight
+        and a suspect would never get its turn (the backlog never drained after an outage)."""
+        if self._mids:
+            return
+        first = min(s for s in self._suspects if s not in self._awaiting and s not in self._setting_aside)
+        rows = store.outbox_between(first - 1, MAX_SEQ, self.cfg.batch_size)
+        if not rows or rows[0][0] != first:  # no longer in the outbox: central has acknowledged it
+            self._suspects.pop(first, None)
+            self._strikes.pop(first, None)
+            return
+        self._publish_batch(self._suspect_batch(rows, 0), probe=True)
 
     def _publish_rows(self, rows: list[tuple[int, str, str]]) -> tuple[int, int]:
         """Publish rows in order as batches of one kind each, skipping records still awaiting
@@ -628,8 +649,8 @@ class Forwarder:
 
     def _publish_rows_carefully(self, rows: list[tuple[int, str, str]]) -> tuple[int, int]:
         """`_publish_rows` while records are suspect or being set aside: those being set aside
-        are skipped, and a suspect goes in a message of suspects alone, with nothing else in
-        flight (`_suspect_in_flight`)."""
+        are skipped, and so are suspects (`_send_probe` sends them alone, and any other record
+        stops in front of them, so no message mixes the two)."""
         sent = 0
         done = rows[0][0] - 1
         batch: list[tuple[int, str, str]] = []
@@ -652,11 +673,7 @@ class Forwarder:
                     return sent, done
                 sent, done, batch, size = sent + n, batch[-1][0], [], 0
             if suspect:
-                if self._mids:
-                    return sent, done  # it goes alone, once what is in flight is PUBACKed
-                probe = self._suspect_batch(rows, i)
-                n = self._publish_batch(probe, probe=True)
-                return (sent + n, probe[-1][0]) if n else (sent, done)
+                return sent, done  # sent alone by _send_probe; what follows it waits behind it
             batch.append(row)
             size += need
         if batch and len(self._mids) < self.cfg.max_inflight_messages:
