@@ -41,6 +41,7 @@ PG_RESTART_AFTER_S = 60.0  # real seconds from the agent's start: the link is up
 STARTUP_S = 5.0  # real seconds for the parts to start before simulated time begins
 DRAIN_S = 40.0  # real seconds the stopping agent waits for central's acks
 CAUGHT_UP = 50  # records in the outbox: about three real seconds of production
+AGENT_LINK_EVENTS = ("broker_connected", "device_fault", "ack_timeout", "backlog_replayed")
 CENTRAL_FAULT_EVENTS = ("disconnected", "connected", "store_unavailable", "store_reconnect_failed",
                         "aggregation_failed")
 EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -128,6 +129,9 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
     request.addfinalizer(relay.stop)
     net.station_settings["mqtt"] = {"port": relay.address[1]}  # the agent reaches the broker through the relay
     net.start_sim()
+    # The station's records are stamped up to a simulated day ahead of the real clock: central
+    # takes them because start_central runs it on the same simulated clock (--speed/--start/
+    # --anchor) once that lands (issue 14); it must not take them as stamped in the future.
     net.start_central()
     net.start_agent()
     agent_started = time.monotonic()
@@ -144,7 +148,6 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
     link.stop_flapping()  # the link stays up from here
     production_s = time.monotonic() - agent_started
     assert restarted, "the simulated day ended before PostgreSQL's restart"
-    assert link.outages and all(o.up_at is not None for o in link.outages), link.outages
 
     backlog_at_end = net.outbox_size()
     # A stopping agent waits for central's acks only while it is connected: let it be connected
@@ -162,12 +165,14 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
     try:
         stored = central_records(store, net.station_id)
         held = store.held_seqs(net.station_id)
+        absorbed = {s.station: s.duplicates for s in store.stations()}.get(net.station_id)
     finally:
         store.close()
     outbox = net.outbox_size()
     forwarder = agent_forwarder_stats(net.station_db)
     relay_events = relay.events()
     central_log = log_events(net.run_dir / "central-receiver.log")
+    agent_log = log_events(net.run_dir / "station-agent.log")
     summary = {
         "wall_s": round(stopped - began, 1), "production_s": round(production_s, 1),
         "drain_s": round(stopped - agent_started - production_s, 1),
@@ -179,6 +184,8 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
         "relay_connections": sum(e["event"] == "opened" for e in relay_events),
         "relay_refused_while_down": sum(e["event"] == "upstream_failed" for e in relay_events),
         "forwarder_last_run": forwarder,
+        "agent_log": dict(Counter(e["event"] for e in agent_log if e.get("event") in AGENT_LINK_EVENTS)),
+        "duplicates_absorbed_by_central": absorbed,
         "central_log": dict(Counter(e["event"] for e in central_log if e.get("event") in CENTRAL_FAULT_EVENTS)),
     }
     print("real link:", json.dumps(summary))
@@ -193,4 +200,8 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
     assert len(held) == len(set(held)) == sum(len(v) for v in produced.values())  # one kind a seq, once
     assert len(produced["minute"]) >= 1400, summary  # a simulated day of minutes
     assert outbox == 0, f"{outbox} record(s) still in the station's outbox; {summary}"
+    # The faults took effect: packets lost both ways, the link went down and up, and central's
+    # store went away under it.
     assert all(dropped > 0 for _, dropped in link.packets().values()), summary
+    assert summary["outages"], summary
+    assert summary["central_log"].get("store_unavailable", 0) >= 1, summary

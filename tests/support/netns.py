@@ -113,6 +113,7 @@ class Link:
         self._created: list[Host] = []
         self._flapper: threading.Thread | None = None
         self._stop_flapping = threading.Event()
+        self._flap_error: NetnsError | None = None
 
     @property
     def hosts(self) -> tuple[Host, Host]:
@@ -182,24 +183,34 @@ class Link:
 
     def _flap(self, period_s: float, down_s: float, first_down_after_s: float) -> None:
         next_down = time.monotonic() + first_down_after_s
-        while not self._stop_flapping.wait(max(0.0, next_down - time.monotonic())):
-            self.set_up(False)
-            outage = Outage(time.monotonic())
-            self.outages.append(outage)
-            self._stop_flapping.wait(down_s)
-            self.set_up(True)
-            outage.up_at = time.monotonic()
-            next_down = outage.down_at + period_s
+        try:
+            while not self._stop_flapping.wait(max(0.0, next_down - time.monotonic())):
+                self.set_up(False)
+                outage = Outage(time.monotonic())
+                self.outages.append(outage)
+                self._stop_flapping.wait(down_s)
+                self.set_up(True)
+                outage.up_at = time.monotonic()
+                next_down = outage.down_at + period_s
+        except NetnsError as exc:
+            self._flap_error = exc
 
     def stop_flapping(self) -> None:
+        """End the outages (the link is up again); raises what stopped the thread, if anything did."""
         self._stop_flapping.set()
         if self._flapper is not None:
             self._flapper.join(30)
             self._flapper = None
+        error, self._flap_error = self._flap_error, None
+        if error is not None:
+            raise NetnsError(f"the link could not be set down or up: {error}")
 
     # -- cleanup --------------------------------------------------------------------------------
     def close(self) -> None:
-        self.stop_flapping()
+        try:
+            self.stop_flapping()
+        except NetnsError:
+            pass  # deleting the namespaces is what matters now
         for host in self._created:
             for pid in host.pids():
                 try:
