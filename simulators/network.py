@@ -14,7 +14,8 @@ stores what is open and waits for central's ack of its outbox), then central and
 and the summary compares, seq by seq, what the station produced with what central stored.
 
 `Network` is the orchestration alone; the fault-injection tests (tests/station_agent/
-test_forwarding.py) use it to kill and restart single parts.
+test_forwarding.py) use it to kill and restart single parts, and test_real_link.py to put the
+station and central on two hosts (network namespaces) through command prefixes.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def measure(link: Link, seconds: float, via_relay_delay_ms: float | None) -> dic
         port = int(sink.stdout.readline())
         host, dest_port = link.central.address, port
         if via_relay_delay_ms is not None:
-            relay = Relay(link.station.prefix, (link.central.address, port), via_relay_delay_ms, Path("/dev/null"))
+            relay = Relay(link.station.prefix, (link.central.address, port), via_relay_delay_ms)
             host, dest_port = relay.address
         subprocess.run([*link.station.prefix, sys.executable, "-c", SOURCE, host, str(dest_port)],
                        check=True, timeout=seconds + 120)

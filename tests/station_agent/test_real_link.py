@@ -183,6 +183,8 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
         "packets_arrived_dropped": link.packets(),
         "relay_connections": sum(e["event"] == "opened" for e in relay_events),
         "relay_refused_while_down": sum(e["event"] == "upstream_failed" for e in relay_events),
+        "bytes_up_down_via_relay": [sum(e.get(k, 0) for e in relay_events if e["event"] == "closed")
+                                    for k in ("up_bytes", "down_bytes")],
         "forwarder_last_run": forwarder,
         "agent_log": dict(Counter(e["event"] for e in agent_log if e.get("event") in AGENT_LINK_EVENTS)),
         "duplicates_absorbed_by_central": absorbed,

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -135,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Relay:
-    """This relay as a process (started through `prefix`, e.g. inside a network namespace)."""
+    """This relay as a process (started through `prefix`, e.g. inside a network namespace),
+    logging its connection events to `log_path` (None: nowhere)."""
 
-    def __init__(self, prefix: Sequence[str], target: tuple[str, int], delay_ms: float, log_path: Path) -> None:
+    def __init__(self, prefix: Sequence[str], target: tuple[str, int], delay_ms: float,
+                 log_path: Path | None = None) -> None:
         self.log_path = log_path
-        with log_path.open("ab") as log:
+        with open(log_path or os.devnull, "ab") as log:
             self.proc = subprocess.Popen(
                 [*prefix, sys.executable, str(Path(__file__).resolve()), "--listen", "127.0.0.1:0",
                  "--to", f"{target[0]}:{target[1]}", "--delay-ms", repr(delay_ms)],
@@ -149,12 +152,11 @@ class Relay:
         if not line:
             self.proc.wait(10)
             raise RuntimeError(f"the relay did not start (exit {self.proc.returncode}); see {log_path}")
-        host, port = split_address(json.loads(line)["listen"])
-        self.address = (host, port)
+        self.address = split_address(json.loads(line)["listen"])
 
     def events(self) -> list[dict]:
         """The connection events logged so far."""
-        if self.log_path == Path("/dev/null"):
+        if self.log_path is None:
             return []
         return [json.loads(ln) for ln in self.log_path.read_text().splitlines() if ln.startswith("{")]
 
