@@ -20,6 +20,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from support.relay import Relay
 from central.store import CentralStore, open_store
 from simulators.broker import free_port
 from station_agent.demo import KINDS, Network, agent_forwarder_stats, station_records
+from station_agent.store import StationStore
 from station_agent.timeutil import iso_utc
 
 SPEED = 960.0  # a simulated day in 90 real seconds
@@ -109,6 +111,13 @@ def central_records(store: CentralStore, station: str) -> dict[str, dict[int, tu
     return out
 
 
+def outbox_span(db: Path) -> tuple[int, int] | None:
+    """Lowest and highest seq still in the station's outbox."""
+    with closing(StationStore(db, read_only=True)) as store:
+        first = store.outbox_after(0, 1)
+        return (first[0][0], store.outbox_top_seq()) if first else None
+
+
 def log_events(path: Path) -> list[dict[str, Any]]:
     events = []
     for line in path.read_text(errors="replace").splitlines():
@@ -152,8 +161,15 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
     backlog_at_end = net.outbox_size()
     # A stopping agent waits for central's acks only while it is connected: let it be connected
     # and caught up with the live records first (a reconnection may still be in its back-off).
-    net.wait(lambda: (agent_forwarder_stats(net.station_db).get("connected") and net.outbox_size() <= CAUGHT_UP),
-             DRAIN_S, "the agent to be connected and caught up once the link stays up")
+    deadline = time.monotonic() + DRAIN_S
+    while not (agent_forwarder_stats(net.station_db).get("connected") and net.outbox_size() <= CAUGHT_UP):
+        net.check_running()
+        assert time.monotonic() < deadline, (
+            f"the agent did not catch up within {DRAIN_S:g} s of the simulated day's end over a link "
+            f"that stays up: {net.outbox_size()} records in its outbox ({backlog_at_end} at the end of the "
+            f"day), seqs {outbox_span(net.station_db)}; forwarder {agent_forwarder_stats(net.station_db)}; "
+            f"see {net.run_dir}")
+        time.sleep(0.2)
     # SIGTERM: the agent parks the valve, stores what is open and waits for central's acks.
     rc = net.stop("station-agent", timeout_s=DRAIN_S + 60)
     assert rc == 0, net.log_tail("station-agent")
@@ -186,6 +202,7 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
         "bytes_up_down_via_relay": [sum(e.get(k, 0) for e in relay_events if e["event"] == "closed")
                                     for k in ("up_bytes", "down_bytes")],
         "forwarder_last_run": forwarder,
+        "records_sent_again": forwarder.get("published_records", 0) - forwarder.get("acked", 0),
         "agent_log": dict(Counter(e["event"] for e in agent_log if e.get("event") in AGENT_LINK_EVENTS)),
         "duplicates_absorbed_by_central": absorbed,
         "central_log": dict(Counter(e["event"] for e in central_log if e.get("event") in CENTRAL_FAULT_EVENTS)),

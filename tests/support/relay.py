@@ -110,7 +110,12 @@ async def serve(listen: tuple[str, int], target: tuple[str, int], delay_s: float
     ids = itertools.count(1)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await relay(reader, writer, target, delay_s, buffer_bytes, next(ids))
+        conn_id = next(ids)
+        try:
+            await relay(reader, writer, target, delay_s, buffer_bytes, conn_id)
+        except asyncio.CancelledError:  # the relay stops: its connections end with it
+            writer.close()
+            log("closed", id=conn_id, reason="relay stopped")
 
     server = await asyncio.start_server(handle, *listen)
     host, port = server.sockets[0].getsockname()[:2]
