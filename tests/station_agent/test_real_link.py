@@ -32,9 +32,9 @@ from support.relay import Relay
 
 from central.store import CentralStore, open_store
 from simulators.broker import free_port
-from station_agent.demo import KINDS, Network, agent_forwarder_stats, station_records
-from station_agent.store import StationStore
-from station_agent.timeutil import iso_utc
+from simulators.network import KINDS, Network, agent_forwarder_stats, station_records
+from station_agent.storage.store import StationStore
+from ghgnet.timeutil import iso_utc
 
 SPEED = 960.0  # a simulated day in 90 real seconds
 SIMULATED = timedelta(days=1)
@@ -180,7 +180,9 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
     store = open_store("postgresql", dsn=pg.local_dsn)
     try:
         stored = central_records(store, net.station_id)
-        held = store.held_seqs(net.station_id)
+        with closing(StationStore(net.station_db, read_only=True)) as station_store:
+            identity = station_store.store_id()
+        held = store.held_seqs(net.station_id, identity)  # central keys by (station, store, seq)
         absorbed = {s.station: s.duplicates for s in store.stations()}.get(net.station_id)
     finally:
         store.close()
