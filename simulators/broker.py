@@ -20,7 +20,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +117,8 @@ class MosquittoBroker:
     acl: the text of an ACL file (e.g. configs/mosquitto/acl.template) or None for no ACL.
     tls: certificates for a second, TLS listener on `tls_port` (clients must present a certificate
     signed by the same CA when `require_client_cert`).
+    command_prefix: what mosquitto's command line is run through (e.g. `ip netns exec NAME` for
+    a broker inside a network namespace); the readiness probe is run through it too.
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class MosquittoBroker:
         max_queued_messages: int = 100_000,
         binary: str | None = None,
         extra_config: str = "",
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -144,6 +149,7 @@ class MosquittoBroker:
         self.autosave_interval_s = autosave_interval_s
         self.max_queued_messages = max_queued_messages
         self.extra_config = extra_config
+        self.command_prefix = list(command_prefix)
         self.binary = binary or find_mosquitto()
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
@@ -242,7 +248,7 @@ class MosquittoBroker:
             self._log = self.log_path.open("ab")
             self._log_offset = self._log.tell()
             self._proc = subprocess.Popen(
-                [self.binary, "-c", str(self.config_path)],
+                [*self.command_prefix, self.binary, "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -273,13 +279,22 @@ class MosquittoBroker:
                 if not self._says_running():
                     raise OSError("not running yet")
                 for p in ports:
-                    with socket.create_connection((self.host, p), timeout=0.5):
-                        pass
+                    self._probe(p)
                 return
             except OSError:
                 if time.monotonic() > deadline:
                     raise BrokerError(f"mosquitto not accepting connections after {timeout_s} s") from None
                 time.sleep(0.02)
+
+    def _probe(self, port: int) -> None:
+        """Connect to a listener (OSError when it does not accept), from where mosquitto runs."""
+        if not self.command_prefix:
+            with socket.create_connection((self.host, port), timeout=0.5):
+                return
+        probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.5).close()"
+        if subprocess.run([*self.command_prefix, sys.executable, "-c", probe, self.host, str(port)],
+                          capture_output=True, timeout=10).returncode != 0:
+            raise OSError(f"{self.host}:{port} does not accept connections")
 
     def _reap(self, timeout_s: float = 10.0) -> int | None:
         rc = None

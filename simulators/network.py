@@ -14,7 +14,8 @@ stores what is open and waits for central's ack of its outbox), then central and
 and the summary compares, seq by seq, what the station produced with what central stored.
 
 `Network` is the orchestration alone; the fault-injection tests (tests/station_agent/
-test_forwarding.py) use it to kill and restart single parts.
+test_forwarding.py) use it to kill and restart single parts, and test_real_link.py to put the
+station and central on two hosts (network namespaces) through command prefixes.
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ class Network:
     get the same three, so they agree on the time whenever they were launched). `station_settings` and
     `central_settings` ({table: {key: value}}) adjust the example configs (central always logs
     JSON lines at info or debug: `start_central` reads them); `broker_users` and `broker_acl`
-    turn on passwords and an ACL.
+    turn on passwords and an ACL. `prefixes` ({part: command prefix}, parts "mosquitto",
+    "station-sim", "central-receiver", "station-agent") runs a part's command through a prefix,
+    e.g. `ip netns exec NAME` to put it on another (network namespace) host; `broker_host` is the
+    address mosquitto listens on there (central's config still names 127.0.0.1: its own host).
     """
 
     run_dir: Path
@@ -143,6 +147,8 @@ class Network:
     central_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     broker_users: dict[str, str] | None = None
     broker_acl: str | None = None
+    prefixes: dict[str, list[str]] = field(default_factory=dict)
+    broker_host: str = "127.0.0.1"
     quiet: bool = True
 
     def __post_init__(self) -> None:
@@ -178,13 +184,14 @@ class Network:
                 "mosquitto is not installed. Install it (Debian/Ubuntu: sudo apt-get install mosquitto; "
                 "./dev demo does it when run as root) and run the demo again."
             )
-        self.broker = MosquittoBroker(self.run_dir / "mosquitto", users=self.broker_users, acl=self.broker_acl)
+        self.broker = MosquittoBroker(self.run_dir / "mosquitto", host=self.broker_host, users=self.broker_users,
+                                      acl=self.broker_acl, command_prefix=self.prefixes.get("mosquitto", ()))
         self.broker.start()
 
     def _spawn(self, name: str, args: list[str], stdout=None) -> subprocess.Popen:
         log = (self.run_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, stdout=stdout if stdout is not None else log, stderr=log,
-                                stdin=subprocess.DEVNULL, cwd=self.run_dir)
+        proc = subprocess.Popen([*self.prefixes.get(name, ()), *args], stdout=stdout if stdout is not None else log,
+                                stderr=log, stdin=subprocess.DEVNULL, cwd=self.run_dir)
         log.close()
         self.procs[name] = proc
         return proc
