@@ -252,10 +252,14 @@ class _PicarroConfig(DeviceConfig):
 
 
 class G2401Config(_PicarroConfig):
+    """A Picarro G2401: `[[analyzers]]` entry with driver = "picarro.g2401"."""
+
     driver: Literal["picarro.g2401"] = "picarro.g2401"
 
 
 class G2301Config(_PicarroConfig):
+    """A Picarro G2301 (no CO): `[[analyzers]]` entry with driver = "picarro.g2301"."""
+
     KNOWN_LABELS: ClassVar[dict[str, str]] = G2301_LABELS
 
     driver: Literal["picarro.g2301"] = "picarro.g2301"
