@@ -90,11 +90,15 @@ class PollLoop:
                 self.log.exception("poller_error", error=repr(exc))
                 self.faults.report("internal", repr(exc), self.clock.now())
                 self._close()
-            if self.health.connected:
-                self.clock.wait(self.stop, self.driver.config.poll_interval_s)
-            else:
-                self._wait_backoff()
+            self._wait_after_poll()
         self._close()
+
+    def _wait_after_poll(self) -> None:
+        """The poll interval while connected, else the backoff (which then doubles)."""
+        if self.health.connected:
+            self.clock.wait(self.stop, self.driver.config.poll_interval_s)
+        else:
+            self._wait_backoff()
 
     def _close(self) -> None:
         try:
