@@ -1,5 +1,5 @@
 """Data out: minute records as CSV with their effective flags, hourly data as ICOS-L2-like CSV and
-ObsPack-like netCDF (DOMAIN.md section 4).
+ObsPack-like netCDF (the column sets of ICOS L2 hourly files and NOAA GML ObsPack).
 
 Minute CSV (`write_minute_csv`): one row per minute record, ordered by time then seq. Columns:
 time_utc (start of the minute), station, seq, store (the station database the record came from, 32

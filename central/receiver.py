@@ -89,10 +89,10 @@ def tune_for_ingest() -> None:
 
     - The cyclic garbage collector: decoding a group of batches allocates hundreds of thousands
       of short-lived objects; with the default thresholds the collector runs often and each full
-      pass walks every object the process imported, which cost about a third of the ingest rate
-      (tests/benchmarks/replay.py). Freezing what exists after start-up takes it out of the
-      collector's walks; a larger first threshold runs the young collections less often. Memory
-      is still reclaimed by reference counting.
+      pass walks every object the process imported (its cost: tests/benchmarks/README.md).
+      Freezing what exists after start-up takes it out of the collector's walks; a larger first
+      threshold runs the young collections less often. Memory is still reclaimed by reference
+      counting.
     - The GIL's switch interval: the storage thread lets go of the GIL inside every SQLite call
       (an insert, a commit's sync) and needs it back after; while the decode thread runs Python,
       the default interval makes it wait up to 5 ms each time, so the two threads barely

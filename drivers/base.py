@@ -21,7 +21,9 @@ class DriverError(Exception):
 
 
 class DeviceConfig(BaseModel):
-    """Fields every device has; each driver's `Config` extends it with its own."""
+    """Fields every device has. Each driver extends it in one style: a module-level
+    `<Model>Config(DeviceConfig)` with `driver: Literal["maker.model"] = "maker.model"`, named by
+    the driver class's `Config = <Model>Config`."""
 
     model_config = ConfigDict(extra="forbid")
 

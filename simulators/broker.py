@@ -1,7 +1,7 @@
 """A real mosquitto broker on a free loopback port, for tests and for `station-agent demo`.
 
 The config is generated per instance: persistence in the given folder, `set_tcp_nodelay true`
-(without it mosquitto delays acknowledgements by Nagle's algorithm; DOMAIN.md section 5), one
+(without it mosquitto delays acknowledgements by Nagle's algorithm; mosquitto.conf(5)), one
 plain listener, optionally users with passwords and an ACL file, optionally a TLS listener.
 With users, every listener binds client ids to user names (`use_username_as_clientid`), as
 configs/mosquitto/mosquitto.conf does, so tests and the demo run the identities that ship.

@@ -1,6 +1,6 @@
 """Inversion engine: from measured enhancements to emissions, with uncertainty.
 
-Analytic Bayesian inversion solved in observation space (DOMAIN.md section 4):
+Analytic Bayesian inversion solved in observation space (Yadav & Michalak 2013, GMD 6, 583):
 x = xa + B H' (H B H' + R)^-1 (y - H xa), with B = D (C_time (x) C_space) D held in Kronecker form
 and footprints held sparsely. Modules, one job each:
 

@@ -49,12 +49,9 @@ BLOCK_ROWS = 64
 """Footprint rows per block when building the spatial Gram matrix (tuned on 100 x 100 grids)."""
 
 RUN_ROWS = 8
-"""Rows of a block per product in the spatial Gram matrix (`spatial_gram`): a run of 8 rows
-touches fewer cells than the block (12.7 instead of 17.0 GFLOP on benchmark (a)), and a product of
-8 x (about 1,300 cells) x 64 stays under OpenBLAS's small-matrix limit on AVX-512 (SkylakeX
-kernels, e.g. AMD Zen 4: M N K <= 100^3), which reads its operands unpacked: 38-52 GFLOP/s on one
-core here for 8 x 700-1,300 x 64, against 28-38 for 16-64 rows through the packed path. Runs of
-4-16 rows, or as many as the limit allows, were no faster."""
+"""Rows of a block per product in the spatial Gram matrix (`spatial_gram`): a run touches fewer
+cells than the whole block, and 8 x cells x 64 stays under OpenBLAS's small-matrix limit (M N K <=
+100^3 on AVX-512), whose kernels read their operands unpacked (tests/benchmarks/README.md)."""
 
 
 class InversionProblemError(ValueError):
@@ -112,9 +109,8 @@ def _row_blocks(g, ny: int, nx: int, block: int) -> list[np.ndarray]:
     ncy, ncx = -(-ny // coarse), -(-nx // coarse)
     cell_y, cell_x = np.divmod(np.arange(ny * nx, dtype=np.int32), nx)
     coarse_of_cell = (cell_y // coarse) * ncx + cell_x // coarse
-    # counts per coarse cell: the CSR matrix's duplicate entries are summed by toarray (0.009 s on
-    # benchmark (a), against 0.017-0.023 s for a bincount over row-major indices); float32 holds
-    # them exactly and halves the similarity products' memory traffic
+    # counts per coarse cell: the CSR matrix's duplicate entries are summed by toarray (cheaper
+    # than a bincount); float32 holds them exactly and halves the similarity products' traffic
     sketch = sp.csr_matrix((np.ones(g.nnz, dtype=np.float32), coarse_of_cell[g.indices], g.indptr),
                            shape=(r, ncy * ncx)).toarray()
     n = np.maximum(sketch.sum(axis=1), 1.0)
@@ -151,16 +147,15 @@ def _row_blocks(g, ny: int, nx: int, block: int) -> list[np.ndarray]:
 def _seriation(rows: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     """`rows` ordered along the Fiedler vector of their sketches' cosine similarity (spectral
     seriation): similar supports end up next to each other, e.g. the plumes of one station by wind
-    direction. On benchmark (a) the runs of 8 rows then span 12.7 GFLOP of products instead of 16.0
-    in the block's own order (17.0 for whole blocks); the fine supports instead of the sketches
-    order no better (12.70 against 12.68 GFLOP) and cost 0.08 s.
+    direction, so runs of RUN_ROWS rows span fewer cells. The coarse sketches order as well as the
+    fine supports, for less.
     """
     if rows.size <= 2:
         return rows
     u = sketch[rows]
     similarity = u @ u.T
     laplacian = np.diag(similarity.sum(axis=1)) - similarity
-    # the second eigenvector alone (LAPACK ?syevx): 0.08 ms a block against 0.25 ms for all of them
+    # the second eigenvector alone (LAPACK ?syevx), cheaper than all of them
     _, vector = sla.eigh(laplacian, subset_by_index=(1, 1), driver="evx", check_finite=False)
     return rows[np.argsort(vector[:, 0], kind="stable")]
 
@@ -177,8 +172,8 @@ def _morton(iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
 class _Block:
     """A block of footprint rows held densely over the cells it touches, in an order where each run
     of RUN_ROWS consecutive rows touches one contiguous range of them. Each run's rows over its
-    range are a contiguous array of their own: the tile products of benchmark (a) took 0.40-0.43 s
-    on one core so, 0.49-0.67 s on views into one array of the block."""
+    range are a contiguous array of their own, which the tile products read faster than views into
+    one array of the block."""
 
     cells: np.ndarray  # (c,) grid cells
     columns: np.ndarray  # (c, rows): the block's rows over its cells, transposed (C_space's input)
@@ -190,11 +185,10 @@ def _block_runs(g, rows: np.ndarray) -> _Block:
 
     The rows are in seriation order (`_row_blocks`), so a cell's rows form about one stretch, and
     sorting by the stretch's middle puts the cells of every run of rows close together: the range
-    a run spans holds 1.07 times the cells it touches on benchmark (a). Cells in a run's range that
-    it does not touch are zeros of the product, so the result is exact whatever the order. The
-    arrays are filled from g's entries by flat indices (the runs from their rows' entries, which
-    are contiguous in CSR): 47 blocks in 0.04 s on one core, against 0.08-0.12 s through a dense
-    block.
+    a run spans holds little more than the cells it touches. Cells in a run's range that it does
+    not touch are zeros of the product, so the result is exact whatever the order. The arrays are
+    filled from g's entries by flat indices (the runs from their rows' entries, which are
+    contiguous in CSR), with no dense copy of the block.
     """
     sub = g[rows]
     n, s = rows.size, g.shape[1]
@@ -429,9 +423,8 @@ def observation_error_entries(r: np.ndarray) -> sp.coo_matrix:
 
 
 def _nonzero(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.nonzero(r) (NaN counts as nonzero) for a mostly zero matrix, about 2.5x faster: the mask
-    is scanned 8 entries at a time, as 64-bit words, and only the words that hold a nonzero are
-    expanded."""
+    """np.nonzero(r) (NaN counts as nonzero) for a mostly zero matrix: the mask is scanned 8
+    entries at a time, as 64-bit words, and only the words that hold a nonzero are expanded."""
     flat = (r != 0).reshape(-1)
     whole = flat.size - flat.size % 8
     hit = np.flatnonzero(flat[:whole].view(np.uint64))

@@ -130,8 +130,8 @@ class MinuteRows:
 
     def __reduce__(self):
         # The rows cross from the decoding process as marshal data: it writes rows of texts,
-        # numbers and None about three times faster than pickle (0.22 instead of 0.60 us a row)
-        # and, like pickle, writes a text repeated as the same object once. Rows hold exactly
+        # numbers and None faster than pickle and, like pickle, writes a text repeated as the
+        # same object once. Rows hold exactly
         # str, int, float and None (`minute_rows`; marshal would turn a buffer, e.g. a numpy
         # float, into bytes); a row with a datetime (the PostgreSQL backend's) is refused by
         # marshal (ValueError), and those go as pickle has them.
@@ -405,8 +405,7 @@ def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[A
         species = [species_json(r.species) for r in recs]
     # One object for each repeated text (a batch has a few devices, streams, flags, calibration
     # ids): the decoding process sends the rows as marshal data (MinuteRows.__reduce__), which,
-    # like pickle, writes a repeat as a reference to the first; with pickle the receiver read a
-    # row in about two thirds of the time (0.38-0.63 us instead of 0.57-0.94, alternating runs).
+    # like pickle, writes a repeat as a reference to the first, so the receiver reads it faster.
     same = {}.setdefault
     return [
         (

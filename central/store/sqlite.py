@@ -66,8 +66,7 @@ class SqliteStore(SqlStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the SQLite database: {exc}") from None
         # 16 KiB pages for a new database (an existing one keeps its own): a quarter of the pages,
-        # WAL frames and writes per stored minute; a commit of 2,000 minutes took 2.6 ms instead
-        # of 3.2, storing them 8 % less in all (8, 32 and 64 KiB measured too: 16 was best).
+        # WAL frames and writes per stored minute (8, 32 and 64 KiB measured too: 16 was best).
         self._conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL stays: an ack follows the commit and lets the station forget the records, so the
@@ -108,8 +107,7 @@ class SqliteStore(SqlStore):
 
     def _insert(self, table: str, rows: list[tuple], store: str) -> None:
         # Many rows per statement (a VALUES list) rather than executemany's statement per row:
-        # 1.8 instead of 2.8 us a minute row, and one release of the GIL per statement instead of
-        # one per row (each costs a wait when the decode thread is busy: central/receiver.py).
+        # cheaper per row, and one release of the GIL per statement instead of one per row (each costs a wait when the decode thread is busy: central/receiver.py).
         # The store, the same for every row, is bound once a statement: `?1`, first in every row,
         # then plain parameters from 2 on (a numbered parameter anywhere after the first row's
         # plain ones would cost SQLite a time quadratic in the row count to prepare).

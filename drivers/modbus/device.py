@@ -114,7 +114,7 @@ def _check_url(url: str) -> str:
     return url
 
 
-def make_modbus_client(config: "ModbusDevice.Config | ModbusRelayValve.Config") -> ModbusBaseSyncClient:
+def make_modbus_client(config: "ModbusDeviceConfig | ModbusRelayValveConfig") -> ModbusBaseSyncClient:
     """The pymodbus client a device config names (TCP, RTU over TCP, or RTU on a serial line)."""
     kind = _url_kind(config.url)
     if kind in ("tcp", "rtu+tcp"):
@@ -141,6 +141,8 @@ def make_modbus_client(config: "ModbusDevice.Config | ModbusRelayValve.Config") 
 
 
 class _ModbusConfig(DeviceConfig):
+    """Fields shared by the Modbus drivers; each model narrows `driver` and adds its own."""
+
     url: str = Field(
         description="tcp://host:port or socket://host:port (Modbus TCP), rtu+tcp://host:port "
         "(RTU through a serial gateway), or a serial device path (Modbus RTU)"
@@ -240,31 +242,35 @@ class _ModbusDriverMixin:
         return registers
 
 
+class ModbusDeviceConfig(_ModbusConfig):
+    """Any Modbus device by its register map: `[[devices]]` entry with driver = "modbus.device"."""
+
+    driver: Literal["modbus.device"] = "modbus.device"
+    points: list[Point] = Field(min_length=1, description="the register map")
+    max_gap: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_READ_REGISTERS,
+        description="unmapped addresses a read may span to merge points into one request",
+    )
+    max_read_registers: int = Field(default=MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
+    max_read_bits: int = Field(default=MAX_READ_BITS, ge=1, le=MAX_READ_BITS)
+
+    @model_validator(mode="after")
+    def _map(self) -> "ModbusDeviceConfig":
+        check_register_map(self.points)
+        return self
+
+
 class ModbusDevice(_ModbusDriverMixin, Driver):
     """Any Modbus device described by a register map in its configuration."""
 
     kind = "modbus"
     name = "modbus.device"
+    Config = ModbusDeviceConfig
     simulator = "simulators.modbus.device:ModbusDeviceSimulator"
 
-    class Config(_ModbusConfig):
-        driver: Literal["modbus.device"]
-        points: list[Point] = Field(min_length=1, description="the register map")
-        max_gap: int = Field(
-            default=0,
-            ge=0,
-            le=MAX_READ_REGISTERS,
-            description="unmapped addresses a read may span to merge points into one request",
-        )
-        max_read_registers: int = Field(default=MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
-        max_read_bits: int = Field(default=MAX_READ_BITS, ge=1, le=MAX_READ_BITS)
-
-        @model_validator(mode="after")
-        def _map(self) -> "ModbusDevice.Config":
-            check_register_map(self.points)
-            return self
-
-    config: Config
+    config: ModbusDeviceConfig
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
         super().__init__(config, transport)
@@ -362,6 +368,23 @@ class ModbusDevice(_ModbusDriverMixin, Driver):
         }
 
 
+class ModbusRelayValveConfig(_ModbusConfig):
+    """A relay manifold as a stream selector: `[[valves]]` entry with driver = "modbus.relay_valve"."""
+
+    driver: Literal["modbus.relay_valve"] = "modbus.relay_valve"
+    positions: int = Field(ge=2, le=64, description="number of streams (one relay each)")
+    first_coil: int = Field(default=0, ge=0, le=65535, description="coil address of position 1")
+    safe_position: int = Field(default=1, ge=1, description="the stream parked on (shutdown, faults)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> "ModbusRelayValveConfig":
+        if self.first_coil + self.positions - 1 > 65535:
+            raise ValueError("first_coil + positions runs past coil 65535")
+        if self.safe_position > self.positions:
+            raise ValueError(f"safe_position {self.safe_position} > positions {self.positions}")
+        return self
+
+
 class ModbusRelayValve(_ModbusDriverMixin, ValveDriver):
     """A solenoid manifold on Modbus relay outputs, used as a stream selector.
 
@@ -372,23 +395,10 @@ class ModbusRelayValve(_ModbusDriverMixin, ValveDriver):
     """
 
     name = "modbus.relay_valve"
+    Config = ModbusRelayValveConfig
     simulator = "simulators.modbus.device:ModbusRelayValveSimulator"
 
-    class Config(_ModbusConfig):
-        driver: Literal["modbus.relay_valve"]
-        positions: int = Field(ge=2, le=64, description="number of streams (one relay each)")
-        first_coil: int = Field(default=0, ge=0, le=65535, description="coil address of position 1")
-        safe_position: int = Field(default=1, ge=1, description="the stream parked on (shutdown, faults)")
-
-        @model_validator(mode="after")
-        def _fits(self) -> "ModbusRelayValve.Config":
-            if self.first_coil + self.positions - 1 > 65535:
-                raise ValueError("first_coil + positions runs past coil 65535")
-            if self.safe_position > self.positions:
-                raise ValueError(f"safe_position {self.safe_position} > positions {self.positions}")
-            return self
-
-    config: Config
+    config: ModbusRelayValveConfig
 
     def _coils(self) -> str:
         c = self.config

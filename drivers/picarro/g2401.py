@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
+from drivers.picarro.water import G2301_WATER_CORRECTION, G2401_WATER_CORRECTION
 from drivers.reading import Reading, unit_of
 from drivers.transport import TransportError, TransportTimeout
 
@@ -74,19 +75,6 @@ UNIT_FACTORS: dict[tuple[str, str], float] = {
     ("Torr", "Torr"): 1.0,
     ("degC", "degC"): 1.0,
     ("DN", "DN"): 1.0,
-}
-
-# Dry = wet / (1 + a*H + b*H^2), H the reported H2O in %.
-# CO2 and CH4: G2401 factory values (Picarro host software, InstrCal_CFKADS.ini). CO: no factory
-# value is known to us; plain dilution (a = -0.01 per %, b = 0) stands in until the instrument's own
-# coefficient is configured.
-G2401_WATER_CORRECTION: dict[str, tuple[float, float]] = {
-    "co2": (-0.012000, -0.0002674),
-    "ch4": (-0.0098200, -0.0002393),
-    "co": (-0.01, 0.0),
-}
-G2301_WATER_CORRECTION: dict[str, tuple[float, float]] = {
-    k: v for k, v in G2401_WATER_CORRECTION.items() if k != "co"
 }
 
 # ERR codes whose meaning is known (from Picarro's command-interface code and guide).
@@ -264,10 +252,14 @@ class _PicarroConfig(DeviceConfig):
 
 
 class G2401Config(_PicarroConfig):
+    """A Picarro G2401: `[[analyzers]]` entry with driver = "picarro.g2401"."""
+
     driver: Literal["picarro.g2401"] = "picarro.g2401"
 
 
 class G2301Config(_PicarroConfig):
+    """A Picarro G2301 (no CO): `[[analyzers]]` entry with driver = "picarro.g2301"."""
+
     KNOWN_LABELS: ClassVar[dict[str, str]] = G2301_LABELS
 
     driver: Literal["picarro.g2301"] = "picarro.g2301"

@@ -57,41 +57,45 @@ TWO_POSITION_CP = re.compile(r"(?:CP\s*=?\s*|Position\s+is\s*=?\s*)\"?([AB])\"?"
 REFUSED = re.compile(r"E\d+\b.*")
 
 
+class ViciMultipositionConfig(DeviceConfig):
+    """A VICI multiposition actuator: `[[valves]]` entry with driver = "vici.multiposition"."""
+
+    driver: Literal["vici.multiposition"] = "vici.multiposition"
+    baudrate: int = 9600
+    device_id_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Z]$",
+        description="the actuator's ID on a multidrop line (0-9 or A-Z); none when alone",
+    )
+    positions: int = Field(
+        ge=2, le=96, description="number of positions the valve has; checked against NP"
+    )
+    legacy_replies: bool = Field(
+        default=False,
+        description="send LG1 on open: the actuator answers in the microelectric long format",
+    )
+    safe_position: int = Field(
+        default=1, ge=1, description="the port the valve is parked on (shutdown, faults)"
+    )
+
+    @model_validator(mode="after")
+    def _safe_position_exists(self) -> "ViciMultipositionConfig":
+        if self.safe_position > self.positions:
+            raise ValueError(
+                f"safe_position {self.safe_position} is beyond the valve's "
+                f"{self.positions} positions"
+            )
+        return self
+
+
 class ViciMultiposition(ValveDriver):
     """One multiposition valve, addressed by its ID prefix when it shares a line with others."""
 
     name = "vici.multiposition"
+    Config = ViciMultipositionConfig
     simulator = "simulators.vici.multiposition:ViciValveSimulator"
 
-    class Config(DeviceConfig):
-        driver: Literal["vici.multiposition"]
-        baudrate: int = 9600
-        device_id_prefix: str | None = Field(
-            default=None,
-            pattern=r"^[0-9A-Z]$",
-            description="the actuator's ID on a multidrop line (0-9 or A-Z); none when alone",
-        )
-        positions: int = Field(
-            ge=2, le=96, description="number of positions the valve has; checked against NP"
-        )
-        legacy_replies: bool = Field(
-            default=False,
-            description="send LG1 on open: the actuator answers in the microelectric long format",
-        )
-        safe_position: int = Field(
-            default=1, ge=1, description="the port the valve is parked on (shutdown, faults)"
-        )
-
-        @model_validator(mode="after")
-        def _safe_position_exists(self) -> "ViciMultiposition.Config":
-            if self.safe_position > self.positions:
-                raise ValueError(
-                    f"safe_position {self.safe_position} is beyond the valve's "
-                    f"{self.positions} positions"
-                )
-            return self
-
-    config: Config
+    config: ViciMultipositionConfig
 
     # --- commands -------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from drivers.picarro.water import G2401_WATER_CORRECTION
 from simulators.serve import Disconnect
 from ghgnet.clock import Clock
 
@@ -76,11 +77,7 @@ class PicarroSimConfig:
     record_interval_s: tuple[float, float] = (1.0, 3.0)
     buffer_size: int = 512
     water_correction: dict[str, tuple[float, float]] = field(
-        default_factory=lambda: {
-            "co2": (-0.012000, -0.0002674),
-            "ch4": (-0.0098200, -0.0002393),
-            "co": (-0.01, 0.0),
-        }
+        default_factory=lambda: dict(G2401_WATER_CORRECTION)
     )
     cavity_pressure_torr: float = 140.0
     cavity_temp_c: float = 45.0

@@ -1,4 +1,4 @@
-"""One thread per analyzer: poll, tag, hand over; reconnect with backoff; never die.
+"""One thread per device (analyzer or auxiliary): poll, hand over; reconnect with backoff; never die.
 
 Polling never blocks on storage: readings go to the writer through a bounded queue, and when that
 queue is full the poller simply leaves the records in the analyzer's own buffer (the Picarro keeps
@@ -39,7 +39,79 @@ class DeviceHealth:
     last_values: dict[str, float] | None = None
 
 
-class AnalyzerPoller:
+class PollLoop:
+    """The thread every poller runs: one `poll_once` per turn, then the poll interval while the
+    device is connected, else a backoff that doubles from `backoff_initial_s` to `backoff_max_s`.
+    A bug in a driver is logged, reported as an "internal" fault and treated as a lost link: the
+    loop never dies. Subclasses implement `poll_once` and call `_poll_succeeded` after a good poll."""
+
+    def __init__(
+        self,
+        driver,
+        clock: Clock,
+        emit: Callable[[Event], None],
+        log,
+        stop: threading.Event,
+        backoff_initial_s: float = 2.0,
+        backoff_max_s: float = 120.0,
+    ) -> None:
+        self.driver = driver
+        self.clock = clock
+        self.stop = stop
+        self.log = log.bind(device=driver.device_id)
+        self.health = DeviceHealth()
+        self.faults = FaultTracker(driver.device_id, self.log, emit)
+        self._backoff_initial = backoff_initial_s
+        self._backoff_max = backoff_max_s
+        self._backoff = backoff_initial_s
+        self.thread = threading.Thread(target=self._run, name=f"poll-{driver.device_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def poll_once(self) -> None:
+        raise NotImplementedError
+
+    def _poll_succeeded(self) -> None:
+        self._backoff = self._backoff_initial
+
+    def _wait_backoff(self) -> None:
+        self.clock.wait(self.stop, self._backoff)
+        self._backoff = min(self._backoff * 2, self._backoff_max)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # the poller must outlive any bug in a driver
+                self.log.exception("poller_error", error=repr(exc))
+                self.faults.report("internal", repr(exc), self.clock.now())
+                self._close()
+            self._wait_after_poll()
+        self._close()
+
+    def _wait_after_poll(self) -> None:
+        """The poll interval while connected, else the backoff (which then doubles)."""
+        if self.health.connected:
+            self.clock.wait(self.stop, self.driver.config.poll_interval_s)
+        else:
+            self._wait_backoff()
+
+    def _close(self) -> None:
+        try:
+            self.driver.close()
+        except Exception:  # closing a broken link may fail in many ways; it is closed either way
+            pass
+        self.health.connected = False
+
+
+class AnalyzerPoller(PollLoop):
+    """One thread per analyzer: drains its buffer each poll, tags the readings with their stream
+    and hands them to the writer; reconnects after MAX_TIMEOUTS_BEFORE_RECONNECT timeouts."""
+
     MAX_TIMEOUTS_BEFORE_RECONNECT = 3
 
     def __init__(
@@ -55,55 +127,12 @@ class AnalyzerPoller:
         backoff_initial_s: float = 2.0,
         backoff_max_s: float = 120.0,
     ) -> None:
-        self.driver = driver
-        self.clock = clock
+        super().__init__(driver, clock, emit, log, stop, backoff_initial_s, backoff_max_s)
         self.submit = submit
         self.has_room = has_room
         self.tag = tag
-        self.log = log.bind(device=driver.device_id)
-        self.stop = stop
-        self.health = DeviceHealth()
         self.offset = OffsetEstimator()
-        self.faults = FaultTracker(driver.device_id, self.log, emit)
-        self._backoff_initial = backoff_initial_s
-        self._backoff_max = backoff_max_s
-        self._backoff = backoff_initial_s
         self._timeouts = 0
-        self.thread = threading.Thread(target=self._run, name=f"poll-{driver.device_id}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        self.thread.join(timeout)
-
-    def _wait_backoff(self) -> None:
-        self.clock.wait(self.stop, self._backoff)
-        self._backoff = min(self._backoff * 2, self._backoff_max)
-
-    def _run(self) -> None:
-        interval = self.driver.config.poll_interval_s
-        while not self.stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # the poller must outlive any bug in a driver
-                self.log.exception("poller_error", error=repr(exc))
-                self.faults.report("internal", repr(exc), self.clock.now())
-                self._close()
-                self._wait_backoff()
-                continue
-            if self.health.connected:
-                self.clock.wait(self.stop, interval)
-            else:
-                self._wait_backoff()
-        self._close()
-
-    def _close(self) -> None:
-        try:
-            self.driver.close()
-        except Exception:  # closing a broken link may fail in many ways; it is closed either way
-            pass
-        self.health.connected = False
 
     def poll_once(self) -> None:
         """One step: connect if needed, then poll once (skipped while the writer has no room)."""
@@ -139,7 +168,7 @@ class AnalyzerPoller:
             self.faults.report("protocol", str(exc), now())
             return
         self._timeouts = 0
-        self._backoff = self._backoff_initial
+        self._poll_succeeded()
         self.health.connected = True
         self.health.last_poll_ok_mono = self.clock.monotonic()
         self.faults.clear(now(), ("timeout", "link", "protocol", "backpressure", "internal"))
@@ -175,75 +204,45 @@ def constant_stream(stream: str) -> Tagger:
     return tag
 
 
-class DevicePoller:
+class DevicePoller(PollLoop):
     """One thread per auxiliary device (Modbus flow, pressure, relays): read, store, remember the
     latest values for interlocks. A dead device is retried with backoff and never stops another."""
 
     def __init__(self, driver, clock: Clock, submit: Callable[[list[Reading]], bool],
                  emit: Callable[[Event], None], log, stop: threading.Event) -> None:
-        self.driver = driver
-        self.clock = clock
+        super().__init__(driver, clock, emit, log, stop)
         self.submit = submit
-        self.stop = stop
-        self.log = log.bind(device=driver.device_id)
-        self.faults = FaultTracker(driver.device_id, self.log, emit)
-        self.health = DeviceHealth()
         self.latest: dict[str, tuple[float, float]] = {}  # quantity -> (value, clock.monotonic())
-        self._backoff = 2.0
-        self.thread = threading.Thread(target=self._run, name=f"poll-{driver.device_id}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        self.thread.join(timeout)
 
     def value(self, quantity: str) -> tuple[float, float] | None:
         """(latest value, its age in simulated seconds), or None if never read."""
         got = self.latest.get(quantity)
         return None if got is None else (got[0], self.clock.monotonic() - got[1])
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            now = self.clock.now
-            try:
-                if not self.health.connected:
-                    self.driver.open()
-                    self.health.connected = True
-                    self.faults.clear(now(), ("connect",))
-                reading = self.driver.read(at=now())
-            except TransportError as exc:
-                kind = "connect" if not self.health.connected else "link"
-                self.faults.report(kind, str(exc), now())
-                try:
-                    self.driver.close()
-                except Exception:  # closing a dead link may fail; it is closed either way
-                    pass
-                self.health.connected = False
-                self.clock.wait(self.stop, self._backoff)
-                self._backoff = min(self._backoff * 2, 120.0)
-                continue
-            except DriverError as exc:
-                self.faults.report("protocol", str(exc), now())
-                self.clock.wait(self.stop, self.driver.config.poll_interval_s)
-                continue
-            except Exception as exc:  # never let a driver bug end the polling
-                self.log.exception("poller_error", error=repr(exc))
-                self.faults.report("internal", repr(exc), now())
-                self.clock.wait(self.stop, self._backoff)
-                continue
-            self._backoff = 2.0
-            self.faults.clear(now(), ("link", "protocol", "internal"))
-            mono = self.clock.monotonic()
-            for k, v in reading.values.items():
-                self.latest[k] = (v, mono)
-            self.health.readings += 1
-            self.health.polls += 1
-            self.health.last_reading = reading.time
-            self.health.last_values = dict(reading.values)
-            self.submit([replace(reading, stream="aux")])
-            self.clock.wait(self.stop, self.driver.config.poll_interval_s)
+    def poll_once(self) -> None:
+        """One step: open if needed, then read once; a lost link closes the device (backoff)."""
+        now = self.clock.now
         try:
-            self.driver.close()
-        except Exception:  # the process is stopping; a failed close changes nothing
-            pass
+            if not self.health.connected:
+                self.driver.open()
+                self.health.connected = True
+                self.faults.clear(now(), ("connect",))
+            reading = self.driver.read(at=now())
+        except TransportError as exc:
+            kind = "connect" if not self.health.connected else "link"
+            self.faults.report(kind, str(exc), now())
+            self._close()
+            return
+        except DriverError as exc:
+            self.faults.report("protocol", str(exc), now())
+            return
+        self._poll_succeeded()
+        self.faults.clear(now(), ("link", "protocol", "internal"))
+        mono = self.clock.monotonic()
+        for k, v in reading.values.items():
+            self.latest[k] = (v, mono)
+        self.health.readings += 1
+        self.health.polls += 1
+        self.health.last_reading = reading.time
+        self.health.last_values = dict(reading.values)
+        self.submit([replace(reading, stream="aux")])

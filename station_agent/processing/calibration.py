@@ -1,6 +1,6 @@
 """Calibration maths: standards' injections -> fits of assigned = f(measured), targets, drift.
 
-Practice followed (DOMAIN.md section 2):
+Practice followed (each with its source):
 - ICOS measures 3-4 standards, each for 30 min, in 4 cycles, and keeps the end of each injection
   (the line and the cavity are still settling at its start); a target tank checks the result
   (Yver-Kwok et al. 2021, AMT 14, 89).

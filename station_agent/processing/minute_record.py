@@ -1,8 +1,8 @@
 """One analyzer, one minute: samples in, a flagged `MinuteRecord` out.
 
 Exclusion, per sample (a sample excluded for several conditions lists each of them):
-- `flush`: the engine tagged the sample as flushing after a valve switch (DOMAIN.md: the first
-  minutes after a switch are excluded from means, as UUCON, NOAA and TUM do).
+- `flush`: the engine tagged the sample as flushing after a valve switch: the first minutes after
+  a switch are excluded from means (UUCON, uataq/data-pipeline docs; NOAA's Aeris code; TUM ACROPOLIS).
 - `status`: the instrument did not call itself healthy (`status_ok` False).
 - `cavity_pressure` / `cavity_temp`: the diagnostic lies outside its window (Picarro holds about
   140 Torr / 45 C). A NaN diagnostic is no evidence either way and excludes nothing.

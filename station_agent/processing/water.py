@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from drivers.picarro.water import G2401_FACTORY_WATER
+
 LOW_H2O_BIAS_PERCENT = 0.5
 """H2O (%) below which Reum et al. 2019 report biases of the standard water correction."""
 
@@ -43,11 +45,10 @@ class WaterCoefficients:
 
 
 G2401_FACTORY: dict[str, WaterCoefficients] = {
-    "co2": WaterCoefficients(a=-0.012000, b=-0.0002674),
-    "ch4": WaterCoefficients(a=-0.0098200, b=-0.0002393),
+    species: WaterCoefficients(a=a, b=b) for species, (a, b) in G2401_FACTORY_WATER.items()
 }
-"""Picarro G2401 factory coefficients (InstrCal_CFKADS.ini, per DOMAIN.md). A default only: each
-instrument should carry its own, measured coefficients in its configuration."""
+"""Picarro G2401 factory coefficients (Picarro host software, InstrCal_CFKADS.ini), from the one
+table in drivers/picarro/water.py. A default only: each instrument should carry its own."""
 
 
 def as_water_coefficients(value: Any) -> WaterCoefficients:
