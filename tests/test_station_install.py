@@ -3,7 +3,7 @@
 Two checks, each in a fresh interpreter: with everything installed (the dev venv), loading every
 station module, and every module those modules import inside functions, never loads the central
 stack; and with only the station's own dependencies on the path (what `pip install ghgnet`
-installs, found from the installed metadata), every station module still imports.
+installs: pyproject.toml's dependencies and theirs), every station module still imports.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -69,9 +70,11 @@ def _import_all(modules: list[str], env: dict[str, str] | None = None, flags: tu
 
 
 def _station_distributions() -> set[str]:
-    """The distributions `pip install ghgnet` brings (no extras), by walking requirements."""
+    """The distributions `pip install ghgnet` brings (no extras): pyproject.toml's dependencies,
+    then theirs from the installed metadata."""
     seen: set[str] = set()
-    todo = [Requirement(r) for r in metadata.requires("ghgnet") or []]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo = [Requirement(r) for r in project["dependencies"]]
     while todo:
         req = todo.pop()
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
