@@ -6,7 +6,8 @@
 # What it does (every step is safe to repeat; configs that exist are never overwritten):
 #   1. the system user `ghgnet` (group ghgnet, supplementary group dialout for the serial ports);
 #   2. a virtualenv in PREFIX/.venv (default /opt/ghgnet/.venv) with ghgnet installed from this
-#      source tree (pip install --upgrade: a re-run updates the code);
+#      source tree (pip install --upgrade: a re-run updates the code), with --central its central
+#      extras;
 #   3. /etc/ghgnet (root:ghgnet 0750) with station.toml from configs/station.example.toml, its
 #      database path set to /var/lib/ghgnet/station.sqlite;  --central adds central.toml
 #      (/var/lib/ghgnet-central/central.sqlite);  --bench NAME adds bench/NAME.toml;
@@ -100,7 +101,9 @@ run install -d -m 0755 "$PREFIX"
 if [ ! -x "$VENV/bin/python" ]; then
     run "$PYTHON" -m venv "$VENV"
 fi
-run "$VENV/bin/pip" install --quiet --upgrade "$SRC"
+# a station needs ghgnet alone; a central server the central extras (inversion, PostgreSQL)
+if [ "$CENTRAL" = 1 ]; then WHAT="$SRC[central]"; else WHAT="$SRC"; fi
+run "$VENV/bin/pip" install --quiet --upgrade "$WHAT"
 run install -d -m 0755 "$PREFIX/share/systemd"
 run install -m 0644 "$SRC/systemd/README.md" "$PREFIX/share/systemd/README.md"
 

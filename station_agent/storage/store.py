@@ -11,6 +11,9 @@ acknowledges them, or moved to `set_aside` (records the broker will not take, ke
 
 Each database has an identity made with it (`store_id`, 32 hex digits): seqs are per store, so a
 replaced database, starting again at seq 1, is new data at central, not duplicates.
+
+The daemon talks to SQLite through sqlite3 alone: sqlite-utils (the technician's tool for this
+database) imports pandas when it is installed, which a daemon has no use for.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from station_agent.storage._sqlite_utils import sqlite_utils
 from drivers.reading import Reading
 from station_agent.records import Event, MinuteRecord, event_to_dict, minute_to_dict
 from ghgnet.timeutil import iso_utc
@@ -175,12 +177,11 @@ class StationStore:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self._outbox_delta = 0
         """Outbox rows added minus removed in the open transaction (`_Transaction` books them)."""
         if not read_only:
-            self.db.enable_wal()
+            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             # Deleted rows are not overwritten with zeros (Debian's SQLite does that by default):
             # what goes is acknowledged outbox copies and data past its retention, nothing secret,

@@ -1,6 +1,10 @@
+import json
 import re
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -238,3 +242,18 @@ def test_the_disk_policy_never_deletes_a_set_aside_record(store):
     store.acknowledge([(seqs[1], seqs[2] + 1)])  # the rest (and the alarm) reached central
     store.free_space(T0)
     assert [r["seq"] for r in store.minute_rows(T0, T0 + timedelta(hours=1))] == [seqs[0]]
+
+
+def test_the_sqlite_utils_tool_reads_the_database_while_the_writer_holds_it(store):
+    # the technician's tool installed with the station (README): it reads beside the one writer
+    store.insert_minutes([minute(0), minute(1)], T0)
+    store.insert_event(Event(T0, "agent.start", "info", "started"))
+    tool = Path(sys.executable).parent / "sqlite-utils"
+    tables = subprocess.run([tool, "tables", store.path, "--counts"], capture_output=True, text=True,
+                            check=True, timeout=60)
+    counts = {t["table"]: t["count"] for t in json.loads(tables.stdout)}
+    assert counts["minute"] == 2 and counts["event"] == 1 and counts["outbox"] == 3
+    rows = subprocess.run([tool, "rows", store.path, "minute", "--csv", "-c", "seq", "-c", "time"],
+                          capture_output=True, text=True, check=True, timeout=60)
+    assert rows.stdout.splitlines() == ["seq,time", "1,2026-11-22T00:00:00.000Z", "2,2026-11-22T00:01:00.000Z"]
+    store.insert_minutes([minute(2)], T0)  # the writer still writes: the tool held no lock

@@ -213,6 +213,13 @@ def test_agent_and_simulator_run_and_store_minutes_under_mdwe(tmp_path):
 # -- install.sh ------------------------------------------------------------------------------------
 
 
+def test_install_script_installs_the_central_extras_only_for_central(tmp_path):
+    res = subprocess.run(["bash", str(UNITS / "install.sh"), "--dry-run", "--prefix", str(tmp_path / "opt")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert f"+ {tmp_path}/opt/.venv/bin/pip install --quiet --upgrade {ROOT}" in res.stdout.splitlines()
+
+
 def test_install_script_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     """Only --dry-run runs here: the real thing creates users and writes to /etc and /opt."""
     etc_before = os.path.exists("/etc/ghgnet")
@@ -223,7 +230,8 @@ def test_install_script_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     cmds = [line[2:] for line in res.stdout.splitlines() if line.startswith("+ ")]
     joined = "\n".join(cmds)
     assert re.search(r"^(useradd .*--groups dialout .*ghgnet|usermod --append --groups dialout ghgnet)$", joined, re.M)
-    assert f"{tmp_path}/opt/.venv/bin/pip install --quiet --upgrade {ROOT}" in cmds
+    # the central extras (printf %q quotes the brackets)
+    assert f"{tmp_path}/opt/.venv/bin/pip install --quiet --upgrade {ROOT}\\[central\\]" in cmds
     for target in ("/etc/ghgnet/station.toml", "/etc/ghgnet/central.toml", "/etc/ghgnet/bench/hil1.toml"):
         assert any(c.startswith("install -o root -g ghgnet -m 0640 ") and c.endswith(target) for c in cmds) or \
             os.path.exists(target), target
