@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "ghgnet.species"
+MOLE_FRACTION_UNITS = {"ppm": 1e-6, "ppb": 1e-9, "ppt": 1e-12}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,11 @@ class Species:
     goal: float | None = None
     scale: str | None = None
     reference: float | None = None
+
+    @property
+    def mole_fraction_scale(self) -> float:
+        """`unit` in mol/mol (ppm 1e-6, ppb 1e-9, ppt 1e-12); KeyError for a unit that is not one."""
+        return MOLE_FRACTION_UNITS[self.unit]
 
     def __post_init__(self) -> None:
         if not (self.name.isidentifier() and self.name.islower()):
