@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,15 @@ def env(tmp_path_factory) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
 
+def control(address: str, request: dict) -> dict:
+    """One request to the bench's JSON-lines control port, its reply."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as conn, conn.makefile("rwb") as f:
+        f.write(json.dumps(request).encode() + b"\n")
+        f.flush()
+        return json.loads(f.readline())
+
+
 def run(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=60, env=env, **kw)
 
@@ -48,6 +58,14 @@ def test_drivers_list_shows_the_third_party_driver(env):
     assert rows["acme.tiny"] == {"name": "acme.tiny", "kind": "analyzer", "class": "acme_tiny.driver.TinyAnalyzer",
                                  "simulator": "acme_tiny.simulator:TinySimulator"}
     assert "picarro.g2401" in rows
+
+
+def test_station_sim_models_lists_its_bench_model(env):
+    res = run([str(BIN / "station-sim"), "models", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    rows = {r["model"]: r for r in json.loads(res.stdout)}
+    assert rows["acme.tiny"] == {"model": "acme.tiny", "kind": "analyzer", "class": "acme_tiny.simulator.TinyBench"}
+    assert rows["picarro.g2401"]["class"] == "simulators.bench.PicarroBench"
 
 
 def test_the_bench_serves_it_by_model_and_the_station_reads_it_through_the_registry(env, tmp_path):
@@ -68,6 +86,9 @@ def test_the_bench_serves_it_by_model_and_the_station_reads_it_through_the_regis
         # the simulator's first MEAS? answers sf6_ppt + 0.01
         assert probe == {"device": "tiny-1", "driver": "acme.tiny", "url": tiny["url"], "model": "ACME TINY T-42",
                          "values": {"sf6": 11.51}, "ok": True}
+        assert control(endpoints["control"], {"cmd": "stats"}) == {"ok": True, "stats": {"tiny-1": {"requests": 1}}}
+        assert control(endpoints["control"], {"device": "tiny-1", "fault": "garbage"}) == {
+            "ok": False, "error": "analyzer 'tiny-1' (TinySimulator) offers no inject"}
     finally:
         sim.send_signal(signal.SIGTERM)
         assert sim.wait(timeout=30) == 0
