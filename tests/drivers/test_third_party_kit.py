@@ -27,10 +27,12 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     """An environment whose Python sees the installed acme_tiny package (and this ghgnet)."""
-    site = tmp_path_factory.mktemp("acme") / "site"
+    tmp = tmp_path_factory.mktemp("acme")
+    source, site = tmp / "acme_tiny", tmp / "site"
+    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("tests"))  # the build writes beside it
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-         "--target", str(site), str(FIXTURE)],
+         "--target", str(site), str(source)],
         capture_output=True, text=True, timeout=120,
     )
     assert build.returncode == 0, build.stderr
