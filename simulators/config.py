@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from drivers.modbus.registermap import Point, check_register_map
@@ -293,7 +293,7 @@ class BenchConfig(StrictModel):
     sensors. Without a valve each analyzer measures its own `gas` table straight."""
 
     control: ControlConfig = Field(default_factory=ControlConfig)
-    instruments: list[PicarroInstrument | InstrumentConfig] = Field(
+    instruments: list[PicarroInstrument | SerializeAsAny[InstrumentConfig]] = Field(
         default_factory=list, description="analyzers, each validated by the simulator its `model` names"
     )
     valve: ValveInstrument | None = None

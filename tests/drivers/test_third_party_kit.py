@@ -119,3 +119,12 @@ def test_the_packages_own_tests_pass(env, tmp_path):
               env, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "4 passed" in res.stdout
+
+
+def test_its_bench_table_keeps_its_own_fields_through_a_dump_and_reload(env):
+    code = ("from simulators.config import BenchConfig; "
+            "c = BenchConfig.model_validate({'instruments': [{'id': 't', 'model': 'acme.tiny', 'sf6_ppt': 3.5}]}); "
+            "i = BenchConfig.model_validate(c.model_dump()).instruments[0]; print(type(i).__name__, i.sf6_ppt)")
+    res = run([sys.executable, "-c", code], env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["TinyInstrument", "3.5"]
