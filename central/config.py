@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ghgnet.config import RelPath, StrictModel, load_model
+from ghgnet import species
 from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 
@@ -143,11 +144,11 @@ class SpikeConfig(StrictModel):
 
 class QcConfig(StrictModel):
     goals: dict[str, float] = Field(
-        default_factory=lambda: {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1},
+        default_factory=species.goals,
         description="compatibility goals (CO2 ppm; CH4, CO, N2O ppb): target bias, drift, residuals, "
         "cross-station offsets are judged against them")
     drift_reference: dict[str, float] = Field(
-        default_factory=lambda: {"co2": 420.0, "ch4": 2000.0, "co": 150.0, "n2o": 337.0},
+        default_factory=species.references,
         description="level at which successive calibration fits are compared")
     spikes: SpikeConfig = Field(default_factory=SpikeConfig)
 

@@ -40,6 +40,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ghgnet.timeutil import iso_utc
+from ghgnet import species
 
 from .aggregation.hourly_stats import decimal_year, effective_minute_flags
 from .config import CentralConfig
@@ -48,9 +49,9 @@ from .store.hourly import HourlyRow, ManualFlag
 from .views import intake_height
 
 MISSING = -999.99
-MOLE_FRACTION_SCALE = {"co2": 1e-6, "ch4": 1e-9, "co": 1e-9, "n2o": 1e-9}
-UNITS = {"co2": "ppm", "ch4": "ppb", "co": "ppb", "n2o": "ppb"}
-SPECIES_ORDER = ("co2", "ch4", "co", "n2o")
+SPECIES_ORDER = species.calibrated()
+UNITS = {sp: species.get(sp).unit for sp in SPECIES_ORDER}
+MOLE_FRACTION_SCALE = {sp: species.get(sp).mole_fraction_scale for sp in SPECIES_ORDER}
 SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
 MINUTE_CHUNK = 5000
 """Minute records given their effective flags together (bounded memory on long exports)."""

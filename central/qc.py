@@ -15,10 +15,12 @@ from datetime import datetime
 
 import numpy as np
 
-DEFAULT_GOALS: dict[str, float] = {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1}
+from ghgnet import species
+
+DEFAULT_GOALS: dict[str, float] = species.goals()
 """WMO/GAW network compatibility goals (CO2 ppm; CH4, CO, N2O ppb)."""
 
-DEFAULT_REFERENCE: dict[str, float] = {"co2": 420.0, "ch4": 2000.0, "co": 150.0, "n2o": 337.0}
+DEFAULT_REFERENCE: dict[str, float] = species.references()
 """Ambient levels at which calibration drift is evaluated (CO2 ppm; others ppb)."""
 
 

@@ -1,7 +1,8 @@
 """Instrument drivers, one module per model, grouped by maker (drivers/picarro/g2401.py ...), and
 the kit they stand on: `base` (Driver, DeviceConfig), `reading`, `transport`, `registry` and
-`testing` (the expected_protocol kit). Imports only ghgnet/.
+`testing` (expected_protocol and check_driver_conventions). Imports only ghgnet/.
 
 Drivers translate between the wire and `Reading`s; they never sleep, schedule or decide.
-They register through the entry-point group ``ghgnet.drivers`` (see drivers.registry).
+They register through the entry-point group ``ghgnet.drivers``, their bench simulators through
+``ghgnet.simulators`` (see drivers.registry), exactly as a third party's package does.
 """

@@ -2,7 +2,8 @@
 
 Quantities are named in lower case: a species alone is the wet (as measured) mole fraction,
 `<species>_dry` its dry mole fraction; diagnostics keep their own names. Units are fixed per name
-(UNITS), so a value never travels without a known unit.
+(UNITS), so a value never travels without a known unit. Species and their units come from the
+species registry (ghgnet.species), so a species a third party registers is known here too.
 """
 
 from __future__ import annotations
@@ -10,18 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-SPECIES = ("co2", "ch4", "co", "n2o")
+from ghgnet import species
+
+# the calibrated species (co2, ch4, co, n2o, then any registered by entry points), in that order
+SPECIES = species.calibrated()
 
 UNITS: dict[str, str] = {
-    "co2": "ppm",
-    "ch4": "ppb",
-    "co": "ppb",
-    "n2o": "ppb",
-    "co2_dry": "ppm",
-    "ch4_dry": "ppb",
-    "co_dry": "ppb",
-    "n2o_dry": "ppb",
-    "h2o": "%",
+    **species.units(),
+    **{f"{sp}_dry": species.get(sp).unit for sp in SPECIES},
     "cavity_pressure": "Torr",
     "cavity_temp": "degC",
     "warm_box_temp": "degC",

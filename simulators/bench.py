@@ -23,6 +23,13 @@ Errors come back as {"ok": false, "error": "..."}.
 
 Without a valve each analyzer measures its own `DiurnalGas`; with one, every analyzer measures the
 `SampleLine` of simulators/gas.py (one line from the valve's outlet).
+
+Each instrument's `model = "..."` is resolved through the entry-point group `ghgnet.simulators`
+(drivers.registry.load_simulator), where the bundled models below register exactly as a third
+party's would. A registered bench model has `kind` ("analyzer", "valve" or "modbus"), `Config`
+(its table; an analyzer's extends simulators.config.InstrumentConfig) and
+`build(config, clock, gas)` returning the simulated device (`receive(bytes) -> bytes`; an analyzer
+may also offer inject, clear_faults, stats, ledger_rows and ledger for the control port).
 """
 
 from __future__ import annotations
@@ -36,11 +43,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from simulators.config import BenchConfig, DiurnalGasConfig, GasConfig, ModbusInstrument, PicarroInstrument
+from drivers.registry import load_simulator
+from simulators.config import (
+    BenchConfig,
+    DiurnalGasConfig,
+    GasConfig,
+    InstrumentConfig,
+    ModbusInstrument,
+    PicarroInstrument,
+    ValveInstrument,
+)
 from simulators.gas import AmbientInlet, AmbientModel, Cylinder, Port, SampleLine, stream_key, value_noise
 from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
-from simulators.serve import Listener, PtyServer, TcpServer
+from simulators.serve import LineDevice, Listener, PtyServer, TcpServer
 from simulators.vici.multiposition import ViciValveSimulator
 from ghgnet.clock import Clock
 from ghgnet.timeutil import iso_utc, minute_start, parse_utc
@@ -97,6 +113,45 @@ def build_picarro(inst: PicarroInstrument, clock: Clock, gas: GasFn | None = Non
     if inst.model == "picarro.g2301":
         config.water_correction.pop("co", None)
     return PicarroSimulator(clock, config, gas or DiurnalGas.from_config(inst.gas))
+
+
+class PicarroBench:
+    """The bench model of the Picarro analyzers (entry points picarro.g2401, picarro.g2301)."""
+
+    kind = "analyzer"
+    Config = PicarroInstrument
+
+    @staticmethod
+    def build(config: PicarroInstrument, clock: Clock, gas: GasFn | None = None) -> PicarroSimulator:
+        return build_picarro(config, clock, gas)
+
+
+class ViciBench:
+    """The bench model of the VICI multiposition valve (entry point vici.multiposition)."""
+
+    kind = "valve"
+    Config = ValveInstrument
+
+    @staticmethod
+    def build(config: ValveInstrument, clock: Clock, gas: GasFn | None = None) -> ViciValveSimulator:
+        return ViciValveSimulator.from_config(clock, config.sim_config())
+
+
+class ModbusBench:
+    """The bench model of a Modbus sensor on the sample line (entry point modbus.device); `gas` is
+    the LineSensors it reads."""
+
+    kind = "modbus"
+    Config = ModbusInstrument
+
+    @staticmethod
+    def build(config: ModbusInstrument, clock: Clock, gas: "LineSensors") -> ModbusDeviceSimulator:
+        return build_modbus(config, clock, gas)
+
+
+def build_instrument(inst: InstrumentConfig, clock: Clock, gas: GasFn | None) -> LineDevice:
+    """The simulated analyzer of `inst`, built by the simulator registered for its model."""
+    return load_simulator(inst.model).build(inst, clock, gas)
 
 
 def build_line(gas: GasConfig, valve: ViciValveSimulator, start_position: int) -> SampleLine:
@@ -238,16 +293,16 @@ class Bench:
         self.valve: ViciValveSimulator | None = None
         self.line: SampleLine | None = None
         if config.valve is not None and config.gas is not None:
-            self.valve = ViciValveSimulator.from_config(clock, config.valve.sim_config())
+            self.valve = load_simulator(config.valve.model).build(config.valve, clock)
             self.line = build_line(config.gas, self.valve, config.valve.position)
-        self.devices: dict[str, PicarroSimulator] = {
-            inst.id: build_picarro(inst, clock, self.line) for inst in config.instruments
+        self.devices: dict[str, Any] = {
+            inst.id: build_instrument(inst, clock, self.line) for inst in config.instruments
         }
         self.sensors: dict[str, LineSensors] = {
             m.id: LineSensors(self.line, config.gas, m.seed) for m in config.modbus
         }
         self.modbus: dict[str, ModbusDeviceSimulator] = {
-            m.id: build_modbus(m, clock, self.sensors[m.id]) for m in config.modbus
+            m.id: load_simulator(m.model).build(m, clock, self.sensors[m.id]) for m in config.modbus
         }
         self.tcp: dict[str, TcpServer] = {}
         self.pty: dict[str, PtyServer] = {}
@@ -329,11 +384,18 @@ class Bench:
     def known(self) -> list[str]:
         return [*self.devices, *([self.config.valve.id] if self.config.valve else []), *self.modbus]
 
-    def _analyzer(self, request: dict[str, Any]) -> PicarroSimulator:
+    def _analyzer(self, request: dict[str, Any]) -> Any:
         name = request.get("device")
         if name not in self.devices:
             raise ValueError(f"unknown analyzer {name!r}; known: {', '.join(self.devices)}")
         return self.devices[name]
+
+    def _offered(self, name: str, method: str) -> Any:
+        """The analyzer's `method`; a simulator that does not offer it is a clear error."""
+        fn = getattr(self.devices[name], method, None)
+        if fn is None:
+            raise ValueError(f"analyzer {name!r} ({type(self.devices[name]).__name__}) offers no {method}")
+        return fn
 
     def _kind(self, request: dict[str, Any]) -> tuple[str, str]:
         name = request.get("device")
@@ -349,12 +411,14 @@ class Bench:
 
     def truth(self, device: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Per-minute means of the true cell values of `device`'s records (see truth_minutes)."""
-        return truth_minutes(self._analyzer({"device": device}).ledger, start, end)
+        self._analyzer({"device": device})
+        return truth_minutes(self._offered(device, "ledger"), start, end)
 
     def stats(self, name: str) -> dict[str, Any]:
         kind, _ = self._kind({"device": name})
         if kind == "analyzer":
-            return dict(self.devices[name].stats())
+            stats = getattr(self.devices[name], "stats", None)
+            return dict(stats()) if stats else {}
         if kind == "valve":
             assert self.valve is not None
             moves = self.valve.moves
@@ -370,7 +434,7 @@ class Bench:
         fault = str(request["fault"])
         params = {k: v for k, v in request.items() if k not in ("device", "fault", "count", "duration_s")}
         if kind == "analyzer":
-            self.devices[name].inject(fault, request.get("count"), request.get("duration_s"), **params)
+            self._offered(name, "inject")(fault, request.get("count"), request.get("duration_s"), **params)
         elif kind == "valve":
             assert self.valve is not None
             self.valve.inject(fault, **params)
@@ -387,7 +451,7 @@ class Bench:
     def _clear(self, request: dict[str, Any]) -> None:
         kind, name = self._kind(request)
         if kind == "analyzer":
-            self.devices[name].clear_faults()
+            self._offered(name, "clear_faults")()
         elif kind == "valve":
             assert self.valve is not None
             self.valve.clear()
@@ -414,7 +478,8 @@ class Bench:
                          "landed": m.landed, "duration_s": m.duration_s, "fault": m.fault}
                         for m in self.valve.moves[int(request.get("since_seq", 0)):]]
                 return {"ok": True, "ledger": rows}
-            rows = self._analyzer(request).ledger_rows(int(request.get("since_seq", 0)))
+            self._analyzer(request)
+            rows = self._offered(request["device"], "ledger_rows")(int(request.get("since_seq", 0)))
             return {"ok": True, "ledger": rows}
         if cmd == "truth":
             if "from" not in request or "to" not in request:

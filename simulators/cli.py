@@ -1,6 +1,7 @@
 """`station-sim`: serve the simulated instruments of a bench config until SIGTERM/SIGINT.
 
     station-sim run --config configs/bench.example.toml [--speed 60] [--start 2026-01-01T00:00:00Z]
+    station-sim models [--json]      the registered bench models (entry points ghgnet.simulators)
 
 Prints ONE JSON line naming the endpoints (every instrument, analyzers, the valve and Modbus
 sensors, with its driver name, `url` for the station's driver config, tcp URL and pty path where
@@ -18,6 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from drivers.registry import load_simulator, simulator_names
 from simulators.bench import Bench
 from simulators.config import load_bench_config
 from ghgnet.clock import make_clock
@@ -78,6 +80,20 @@ def run(
             pass
     finally:
         bench.stop()
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The registered bench models (entry-point group ghgnet.simulators): what `model = "..."` may name."""
+    rows = []
+    for name in simulator_names():
+        model = load_simulator(name)
+        rows.append({"model": name, "kind": model.kind, "class": f"{model.__module__}.{model.__qualname__}"})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['model']:<24} {r['kind']:<9} {r['class']}")
 
 
 config_app = typer.Typer(no_args_is_help=True, help="Check the bench config and write its JSON schema.")

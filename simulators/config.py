@@ -7,11 +7,13 @@ Loaded through ghgnet.config: unknown keys are errors, every error reads
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from drivers.modbus.registermap import Point, check_register_map
+from drivers.registry import UnknownSimulatorError, load_simulator
 from simulators.vici.multiposition import ViciValveSimConfig
 from ghgnet.config import RelPath, StrictModel, load_model
 
@@ -57,19 +59,58 @@ class AnalyzerResponseConfig(StrictModel):
     drift_per_day: dict[Species, float] = Field(default_factory=dict)
 
 
-class PicarroInstrument(StrictModel):
-    """One simulated Picarro analyzer, served on TCP and optionally on a pty."""
+def registered_model(name: str, kind: str) -> str:
+    """`name` if a simulator of `kind` is registered under it (entry points `ghgnet.simulators`)."""
+    try:
+        model = load_simulator(name)
+    except UnknownSimulatorError as exc:
+        raise ValueError(str(exc)) from None
+    if model.kind != kind:
+        raise ValueError(f"{name!r} is a {model.kind} simulator, not a {kind}")
+    return name
+
+
+class InstrumentConfig(StrictModel):
+    """What every simulated analyzer of `[[instruments]]` has; a simulator's own `Config` extends it
+    (with `model` a Literal of the driver names it serves) and adds its fields."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    model: Literal["picarro.g2401", "picarro.g2301"] = Field(
-        description="driver name the station uses for it"
-    )
+    model: str = Field(description="driver name the station uses for it (a registered simulator)")
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="TCP port; 0 = any free port")
     pty_link: RelPath | None = Field(
         default=None, description="symlink to the simulator's pty (a stable serial device path)"
     )
     seed: int = 0
+
+
+def instrument_config(item: Any, context: dict[str, Any] | None) -> InstrumentConfig:
+    """One `[[instruments]]` table validated by the Config of the simulator its `model` names."""
+    if isinstance(item, InstrumentConfig) or not isinstance(item, dict) or "model" not in item:
+        return InstrumentConfig.model_validate(item, context=context)
+    name = item["model"]
+    if not isinstance(name, str):
+        return InstrumentConfig.model_validate(item, context=context)
+    try:
+        model = load_simulator(name)
+    except UnknownSimulatorError as exc:
+        raise _located(("model",), name, str(exc)) from None
+    if model.kind != "analyzer":
+        raise _located(("model",), name, f"{name!r} is a {model.kind} simulator, not an analyzer")
+    return model.Config.model_validate(item, context=context)
+
+
+def _located(loc: tuple[Any, ...], value: Any, message: str) -> ValidationError:
+    error = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)
+    return ValidationError.from_exception_data("InstrumentConfig", [error])
+
+
+class PicarroInstrument(InstrumentConfig):
+    """One simulated Picarro analyzer, served on TCP and optionally on a pty."""
+
+    model: Literal["picarro.g2401", "picarro.g2301"] = Field(
+        description="driver name the station uses for it"
+    )
     columns: list[str] = Field(default_factory=lambda: list(DEFAULT_COLUMNS), min_length=1)
     timezone: str = Field(default="UTC", description="zone of the simulated analyzer clock")
     record_interval_s: tuple[float, float] = (1.0, 3.0)
@@ -105,10 +146,15 @@ class ValveInstrument(ViciValveSimConfig):
     """The bench's VICI multiposition valve: its outlet feeds every analyzer of the bench."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    model: Literal["vici.multiposition"] = Field(description="driver name the station uses for it")
+    model: str = Field(description="driver name the station uses for it (a registered valve simulator)")
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="TCP port; 0 = any free port")
     pty_link: RelPath | None = Field(default=None, description="symlink to the valve's pty")
+
+    @field_validator("model")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return registered_model(name, "valve")
 
     def sim_config(self) -> ViciValveSimConfig:
         return ViciValveSimConfig.model_validate(self.model_dump(include=set(ViciValveSimConfig.model_fields)))
@@ -207,7 +253,7 @@ class ModbusInstrument(StrictModel):
     named `flow` (sccm), `pressure` (hPa) or `temperature` (degC) follow the bench's line."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    model: Literal["modbus.device"] = Field(description="driver name the station uses for it")
+    model: str = Field(description="driver name the station uses for it (a registered modbus simulator)")
     mode: Literal["tcp", "rtu+tcp", "rtu"] = "tcp"
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="TCP port (tcp, rtu+tcp); 0 = any free port")
@@ -215,6 +261,11 @@ class ModbusInstrument(StrictModel):
     unit_id: int = Field(default=1, ge=1, le=247)
     seed: int = 0
     points: list[Point] = Field(min_length=1, description="the register map (as in the station config)")
+
+    @field_validator("model")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return registered_model(name, "modbus")
 
     @model_validator(mode="after")
     def _map(self) -> "ModbusInstrument":
@@ -242,10 +293,29 @@ class BenchConfig(StrictModel):
     sensors. Without a valve each analyzer measures its own `gas` table straight."""
 
     control: ControlConfig = Field(default_factory=ControlConfig)
-    instruments: list[PicarroInstrument] = Field(default_factory=list)
+    instruments: list[PicarroInstrument | SerializeAsAny[InstrumentConfig]] = Field(
+        default_factory=list, description="analyzers, each validated by the simulator its `model` names"
+    )
     valve: ValveInstrument | None = None
     gas: GasConfig | None = None
     modbus: list[ModbusInstrument] = Field(default_factory=list)
+
+    @field_validator("instruments", mode="before")
+    @classmethod
+    def _by_model(cls, items: Any, info: ValidationInfo) -> Any:
+        if not isinstance(items, list):
+            return items
+        out, errors = [], []
+        for i, item in enumerate(items):
+            try:
+                out.append(instrument_config(item, info.context))
+            except ValidationError as exc:
+                errors += [InitErrorDetails(type=PydanticCustomError("value_error", e["msg"]) if e["type"] in
+                           ("value_error", "assertion_error") else e["type"], loc=(i, *e["loc"]), input=e["input"],
+                           ctx=e.get("ctx", {})) for e in exc.errors(include_url=False)]
+        if errors:
+            raise ValidationError.from_exception_data("instruments", errors)
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> "BenchConfig":

@@ -41,7 +41,7 @@ from pydantic import Field, field_validator, model_validator
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
 from drivers.picarro.water import G2301_WATER_CORRECTION, G2401_WATER_CORRECTION
-from drivers.reading import Reading, unit_of
+from drivers.reading import SPECIES, Reading, unit_of
 from drivers.transport import TransportError, TransportTimeout
 
 # Picarro meas_label -> ghgnet quantity name (drivers.reading.UNITS).
@@ -235,7 +235,7 @@ class _PicarroConfig(DeviceConfig):
                 )
             if (unit, unit_of(name)) not in UNIT_FACTORS:
                 raise ValueError(f"wire_units: cannot convert {name} from {unit!r} to {unit_of(name)}")
-        species = {"co2", "ch4", "co", "n2o"}
+        species = set(SPECIES)
         bad = [s for s in self.water_correction if s not in species]
         if bad:
             raise ValueError(f"water_correction: unknown species {bad}; known: {sorted(species)}")

@@ -32,9 +32,10 @@ import numpy as np
 from numpy.polynomial import Polynomial
 from numpy.typing import ArrayLike, NDArray
 
+from ghgnet import species
 from ghgnet.timeutil import from_epoch
 
-COMPATIBILITY_GOALS: dict[str, float] = {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1}
+COMPATIBILITY_GOALS: dict[str, float] = species.goals()
 """WMO/GAW network compatibility goals, species units (see module docstring for sources)."""
 
 DRIFT_LIMITS: dict[str, float] = dict(COMPATIBILITY_GOALS)
@@ -42,7 +43,7 @@ DRIFT_LIMITS: dict[str, float] = dict(COMPATIBILITY_GOALS)
 compatibility goal by default: a larger step means data between the two calibrations can be off by
 more than the goal, whichever calibration they use. Configurable."""
 
-REFERENCE_LEVELS: dict[str, float] = {"co2": 420.0, "ch4": 2000.0, "co": 150.0, "n2o": 337.0}
+REFERENCE_LEVELS: dict[str, float] = species.references()
 """Typical ambient (measured) levels at which drift is evaluated, species units. Configurable:
 a station should pass its own ambient levels."""
 

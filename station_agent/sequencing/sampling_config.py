@@ -21,11 +21,12 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from ghgnet.config import StrictModel
+from ghgnet import species
 
 STREAM_PATTERN = r"^(inlet:[A-Za-z0-9_.-]{1,32}|cal:[A-Za-z0-9_.-]{1,32}|target:[A-Za-z0-9_.-]{1,32}|zero|span)$"
 CYLINDER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 
-DEFAULT_SCALES = {"co2": "WMO-CO2-X2019", "ch4": "WMO-CH4-X2004A", "co": "WMO-CO-X2014A", "n2o": "NOAA-2006A"}
+DEFAULT_SCALES = species.scales()
 
 
 class StreamConfig(StrictModel):
@@ -124,11 +125,11 @@ class SamplingConfig(StrictModel):
     settle_s: float = Field(default=2.0, ge=0, description="wait after a move before reading it back")
     move_retries: int = Field(default=2, ge=0, description="moves re-commanded after a mismatch")
     goals: dict[str, float] = Field(
-        default_factory=lambda: {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1},
+        default_factory=species.goals,
         description="compatibility goals for target biases (species units)",
     )
     drift_limits: dict[str, float] = Field(
-        default_factory=lambda: {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1},
+        default_factory=species.goals,
         description="largest change between consecutive calibrations at the reference level",
     )
 

@@ -33,8 +33,9 @@ from station_agent.records import Event
 from station_agent.sequencing.sampling_config import SamplingConfig
 from station_agent.storage.store import StationStore
 from ghgnet.timeutil import iso_utc, parse_utc
+from ghgnet import species
 
-SPECIES = ("co2", "ch4", "co", "n2o")
+SPECIES = species.calibrated()
 
 
 @dataclass(frozen=True)
