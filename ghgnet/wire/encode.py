@@ -37,8 +37,8 @@ _RECORD_MODELS: dict[str, tuple[type[BaseModel], ...]] = {
 
 class BatchEncoder:
     """Batch payloads of one station and store. The envelope's head is built once per kind from
-    checked ids; records come as (seq, JSON object without seq) and are taken as they are: the
-    station made them from records the models accept (tests/ghgnet/test_wire.py proves both sides)."""
+    checked ids; records come as (seq, JSON object without seq) and are taken as they are, unchecked
+    (the station's outbox holds them; tests/ghgnet/test_wire.py reads its rows through the models)."""
 
     __slots__ = ("_heads", "head_bytes")
 
@@ -49,8 +49,8 @@ class BatchEncoder:
         store_key = "" if store is None else f'"store":"{store}",'  # absent: a station older than store ids
         self._heads = {kind: f'{{"schema":{SCHEMA_VERSION},"station":"{station}",{store_key}"kind":"{kind}","sent":"'
                        for kind in BATCH_KINDS}
+        # bytes of the longest kind's head (the envelope up to its sent time), for size budgets
         self.head_bytes = max(len(h.encode()) for h in self._heads.values())
-        """Bytes of the longest kind's head (the envelope up to its sent time), for size budgets."""
 
     def encode(self, kind: str, sent: datetime, records: Iterable[tuple[int, str]]) -> bytes:
         """The JSON bytes of a `kind` batch sent at `sent` holding `records`: (seq, the record's JSON
