@@ -1,17 +1,14 @@
 """Validation and row building in a process of its own, beside storage.
 
-Central's ingest runs in one Python process, and its threads take turns for one GIL: decoding a
-minute record (validating it and building its row) holds the GIL for about 6 us and storing it
-for about 5-10, so a decode thread and a storage thread barely overlapped (tests/benchmarks/
-replay.py: the receiver's thread CPU added up to its wall time). `DecodeProcess` runs
-`central.ingest.decode_group` in a child process instead, which has a GIL of its own: while the
-receiver stores one group, the child decodes the next.
+Decoding a minute record and storing it each hold the GIL, so a decode thread and a storage thread
+of one process barely overlap. `DecodeProcess` runs `central.ingest.decode_group` in a child
+process, which has a GIL of its own: while the receiver stores one group, the child decodes the
+next (figures: tests/benchmarks/README.md, "Wire and ingest").
 
 Across a socket pair go a group's (topic, payload) pairs and its receive time, and back the
 indexes of the messages with something to store and the prepared items: rows, dead letters,
-status messages, never the decoded records (`MinuteRows`, whose rows go as marshal data).
-Reading a minute row back costs the receiver about 0.4-0.7 us (`minute_rows` shares repeated
-texts).
+status messages, never the decoded records (`MinuteRows`, whose rows go as marshal data and
+share repeated texts, so reading them back is cheap for the receiver).
 
 The receiver never depends on the child. When it has not started yet, has died, hangs (no
 answer, or half an answer, in `timeout_s`) or sends what the receiver cannot read (a child of

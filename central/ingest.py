@@ -35,6 +35,7 @@ from ghgnet.wire import (
     topic_for,
 )
 
+from .lean_minutes import decode_minutes
 from .store import (
     BatchOutcome,
     CentralStore,
@@ -120,6 +121,17 @@ def refuse_future_records(batch: ParsedBatch, not_after: datetime) -> ParsedBatc
                    time_texts=kept(batch.time_texts), species_texts=kept(batch.species_texts))
 
 
+def parse_batch_lean(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> ParsedBatch:
+    """`parse_batch`, a minute batch first through the lean decoder (central/lean_minutes.py): it
+    accepts and rejects the same inputs, with the same values and reasons."""
+    station, kind = parse_topic(topic)  # a bad topic: parse_batch raises what it would have
+    if kind == "minute" and len(payload) <= max_bytes:
+        parsed = decode_minutes(station, payload)
+        if parsed is not None:
+            return parsed
+    return parse_batch(topic, payload, max_bytes)
+
+
 def decode(topic: str, payload: bytes, max_bytes: int, not_after: datetime | None = None) -> Inbound | None:
     """The store item for one message; None for a message to ignore (an empty retained status,
     which is how a retained message is cleared). `not_after`: the latest time a record or status
@@ -130,7 +142,7 @@ def decode(topic: str, payload: bytes, max_bytes: int, not_after: datetime | Non
         return DeadLetter(topic, payload, exc.code, exc.message)
     try:
         if kind in BATCH_KINDS:
-            batch = parse_batch(topic, payload, max_bytes, lean=True)
+            batch = parse_batch_lean(topic, payload, max_bytes)
             return batch if not_after is None else refuse_future_records(batch, not_after)
         if kind == "status":
             if not payload:

@@ -16,7 +16,6 @@ from typing import Any
 from ghgnet.wire import (
     CalibrationWire,
     EventWire,
-    MinuteLean,
     MinuteWire,
     ParsedBatch,
     StatusMessage,
@@ -26,6 +25,7 @@ from ghgnet.wire import (
 )
 from ghgnet.timeutil import iso_utc
 
+from ..lean_minutes import MinuteLean
 from .base import (
     DEFAULT_DEAD_LETTER_KEEP_BYTES,
     Alarm,

@@ -50,7 +50,7 @@ from ghgnet.mqttlink import MqttConfig, connect_properties, make_client
 from station_agent.records import Event
 from station_agent.storage.store import StationStore, StoreError
 from ghgnet.timeutil import iso_utc, parse_utc
-from ghgnet.wire import BATCH_KINDS, MAX_SEQ, SCHEMA_VERSION, WireError, parse_ack, topic_for
+from ghgnet.wire import BATCH_KINDS, MAX_SEQ, SCHEMA_VERSION, BatchEncoder, WireError, parse_ack, topic_for
 
 DEFAULT_MAX_MESSAGE_BYTES = 786_432
 """768 KiB: below mosquitto's shipped message_size_limit (1 MiB, configs/mosquitto/mosquitto.conf)."""
@@ -192,7 +192,7 @@ class Forwarder:
         self._drained = threading.Event()
         self.set_aside = set_aside
         self.store_id: str | None = None  # read from the database at start
-        self._heads: dict[str, str] = {}  # kind -> the batch envelope up to its sent time
+        self._encoder: BatchEncoder | None = None  # built at start, once the store id is known
         self._topics = {kind: topic_for(station, kind) for kind in BATCH_KINDS}
         self._payload_limit = cfg.max_message_bytes
         self._limit_why = f"forwarding.max_message_bytes {cfg.max_message_bytes}"
@@ -260,8 +260,7 @@ class Forwarder:
             store.close()
         if self.store_id is None:
             raise StoreError(f"{self.store_path} has no store identity yet (the store writer migrates it first)")
-        self._heads = {kind: f'{{"schema":{SCHEMA_VERSION},"station":"{self.station}","store":"{self.store_id}",'
-                             f'"kind":"{kind}","sent":"' for kind in BATCH_KINDS}
+        self._encoder = BatchEncoder(self.station, self.store_id)
         self._set_payload_limit(None)
         self.client.connect_async(
             self.mqtt_cfg.host,
@@ -393,7 +392,7 @@ class Forwarder:
             if broker < self._payload_limit:
                 self._payload_limit = broker
                 self._limit_why = f"the broker's Maximum Packet Size {max_packet} (CONNACK)"
-        self._room_bytes = self._payload_limit - max(map(len, self._heads.values()), default=0) - ENVELOPE_OVERHEAD
+        self._room_bytes = self._payload_limit - (self._encoder.head_bytes if self._encoder else 0) - ENVELOPE_OVERHEAD
 
     def _rewound(self, seqs: list[int]) -> None:
         for s in seqs:
@@ -701,11 +700,8 @@ class Forwarder:
     def _publish_batch(self, batch: list[tuple[int, str, str]], probe: bool = False) -> int:
         """Publish one batch; returns how many of its records went (0: none, try later)."""
         kind = batch[0][1]
-        # The stored payload is the record's JSON object without its seq: splice the seq in front
-        # rather than decoding and encoding every record again.
-        records = ",".join(f'{{"seq":{seq},{payload[1:]}' if payload != "{}" else f'{{"seq":{seq}}}'
-                           for seq, _, payload in batch)
-        body = f'{self._heads[kind]}{iso_utc(self.clock.now())}","records":[{records}]}}'.encode()
+        # the outbox keeps each record's JSON object without its seq: the encoder splices it in
+        body = self._encoder.encode(kind, self.clock.now(), [(seq, payload) for seq, _, payload in batch])
         if len(body) > self._payload_limit:
             return self._publish_cut(batch)
         info = self.client.publish(self._topics[kind], body, qos=1)

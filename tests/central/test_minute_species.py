@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from support.mqtt import T0, minute
 
 from central.aggregation import worker as aggregator
+from central.lean_minutes import SpeciesLean
 from central.store import open_store, species
 from central.store.sql import migrations
 from central.store.species import load_species, species_json
-from ghgnet.wire import ParsedBatch, SpeciesLean, SpeciesStats
+from ghgnet.wire import ParsedBatch, SpeciesStats
 
 NOW = datetime(2026, 3, 5, tzinfo=UTC)
 LATEST_SCHEMA = len(migrations({k: k for k in ("text", "bigint", "int", "real", "time", "json", "bool",

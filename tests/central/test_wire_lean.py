@@ -1,5 +1,5 @@
-"""The lean minute decoder (msgspec) against the pydantic models: for any payload, parse_batch with
-lean=True must accept and reject exactly what lean=False does, with the same values and the same
+"""The lean minute decoder (msgspec) against the pydantic models: for any payload, central's
+parse_batch_lean must accept and reject exactly what ghgnet.wire.parse_batch does, with the same values and the same
 reasons; and a record stored from either path must read back the same."""
 
 from __future__ import annotations
@@ -15,17 +15,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.mqtt import minute
 
+from central.ingest import parse_batch_lean
+from central.lean_minutes import MinuteLean, canonical_times
 from central.store import open_store
 from ghgnet.timeutil import iso_utc
-from ghgnet.wire import (
-    MinuteLean,
-    MinuteWire,
-    ParsedBatch,
-    WireError,
-    _canonical_times,
-    encode_batch,
-    parse_batch,
-)
+from ghgnet.wire import MinuteWire, ParsedBatch, WireError, encode_batch, parse_batch
 
 TOPIC = "ghg/v1/st-a/minute"
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
@@ -60,7 +54,7 @@ def _outcome(payload: bytes) -> tuple:
 
 def _lean_outcome(payload: bytes) -> tuple:
     try:
-        p = parse_batch(TOPIC, payload, lean=True)
+        p = parse_batch_lean(TOPIC, payload)
     except WireError as exc:
         return ("error", type(exc).__name__, exc.message)
     return ("ok", p.station, p.store, p.kind, repr(p.sent), [_record(r) for r in p.records],
@@ -186,12 +180,12 @@ def test_times_only_pydantic_reads_are_left_to_it(text):
     doc["records"][0]["time"] = text
     payload = json.dumps(doc).encode()
     assert _lean_outcome(payload) == _outcome(payload)
-    assert not isinstance(parse_batch(TOPIC, payload, lean=True).records[0], MinuteLean)
+    assert not isinstance(parse_batch_lean(TOPIC, payload).records[0], MinuteLean)
 
 
 def test_a_plain_batch_takes_the_lean_path_with_the_models_values():
     payload = encode_batch("st-a", "minute", [minute(1), minute(2, flag="N")], SENT)
-    lean = parse_batch(TOPIC, payload, lean=True)
+    lean = parse_batch_lean(TOPIC, payload)
     full = parse_batch(TOPIC, payload)
     assert all(isinstance(r, MinuteLean) for r in lean.records)
     assert all(isinstance(r, MinuteWire) for r in full.records)
@@ -203,10 +197,10 @@ def test_records_from_either_path_are_stored_the_same():
     payload = encode_batch("st-a", "minute", [minute(s, flag="UN"[s % 2]) for s in range(1, 6)], SENT)
     stored = []
     with tempfile.TemporaryDirectory() as d:
-        for lean in (True, False):
-            store = open_store("sqlite", path=Path(d) / f"{lean}.sqlite")
+        for name, parse in (("lean", parse_batch_lean), ("models", parse_batch)):
+            store = open_store("sqlite", path=Path(d) / f"{name}.sqlite")
             try:
-                batch = parse_batch(TOPIC, payload, lean=lean)
+                batch = parse(TOPIC, payload)
                 assert isinstance(batch, ParsedBatch)
                 store.store_batch(batch, SENT)
                 stored.append([m for m in store.minutes("st-a", datetime(2000, 1, 1, tzinfo=UTC),
@@ -218,12 +212,12 @@ def test_records_from_either_path_are_stored_the_same():
 
 def test_times_in_iso_utc_form_are_kept_as_text_for_the_store():
     payload = encode_batch("st-a", "minute", [minute(s) for s in (1, 2, 3)], SENT)
-    lean = parse_batch(TOPIC, payload, lean=True)
+    lean = parse_batch_lean(TOPIC, payload)
     assert lean.time_texts == [iso_utc(r.time) for r in lean.records] == [r["time"] for r in json.loads(payload)["records"]]
     assert parse_batch(TOPIC, payload).time_texts is None  # the models' path leaves formatting to the store
     doc = json.loads(payload)
     doc["records"][1]["time"] = "2026-03-01T00:02:00Z"  # valid, another form: every time formatted by the store
-    other = parse_batch(TOPIC, json.dumps(doc).encode(), lean=True)
+    other = parse_batch_lean(TOPIC, json.dumps(doc).encode())
     assert isinstance(other.records[0], MinuteLean) and other.time_texts is None
 
 
@@ -240,7 +234,7 @@ def test_times_in_iso_utc_form_are_kept_as_text_for_the_store():
     (["2026-03-01T00:00:00.000Z", "2026-03-01T24:00:00.000Z"], False),  # but hour 24 (Python 3.14 reads the next day)
 ])
 def test_which_batches_count_as_iso_utc_times(texts, canonical):
-    assert _canonical_times(texts) is canonical
+    assert canonical_times(texts) is canonical
 
 
 SPECIES_TEXTS = [  # as a station (or anyone) may write a minute's species object
@@ -262,7 +256,7 @@ def test_species_kept_as_their_text_read_back_as_the_models_values(species):
     payload = json.dumps(doc).replace(json.dumps(doc["records"][1]["species"], separators=(", ", ": ")), species)
     payload = payload.encode()
     assert species in payload.decode()
-    lean = parse_batch(TOPIC, payload, lean=True)
+    lean = parse_batch_lean(TOPIC, payload)
     full = parse_batch(TOPIC, payload)
     assert isinstance(lean.records[1], MinuteLean) and lean.species_texts[1] == species
     assert [_record(r) for r in lean.records] == [_record(r) for r in full.records]
@@ -336,7 +330,22 @@ def test_lean_and_pydantic_paths_agree_field_by_field_on_tricky_values():
     for path, payload in _grid_payloads():
         assert _lean_outcome(payload) == _outcome(payload), (path, payload)
         try:
-            took_lean += isinstance(parse_batch(TOPIC, payload, lean=True).records[0], MinuteLean)
+            took_lean += isinstance(parse_batch_lean(TOPIC, payload).records[0], MinuteLean)
         except (WireError, IndexError):
             pass
     assert took_lean > 100  # the grid does exercise the lean path, not only the fallback
+
+
+@pytest.mark.parametrize("store", [STORE, None])
+def test_a_batch_carries_its_store_identity_through_the_lean_decoder(store):
+    payload = encode_batch("st-a", "minute", [minute(1)], SENT, store=store)
+    lean = parse_batch_lean(TOPIC, payload)
+    assert isinstance(lean.records[0], MinuteLean) and lean.store == store
+
+
+@pytest.mark.parametrize("bad", ["0123", STORE.upper(), STORE + "\n", 12, "g" * 32])
+def test_a_malformed_store_identity_rejects_the_batch_through_the_lean_decoder(bad):
+    body = json.loads(encode_batch("st-a", "minute", [minute(1)], SENT))
+    body["store"] = bad
+    with pytest.raises(WireError, match="store"):
+        parse_batch_lean(TOPIC, json.dumps(body).encode())

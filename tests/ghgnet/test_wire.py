@@ -1,4 +1,4 @@
-"""ghgnet.wire: topics, models, parse_batch's errors, ack ranges."""
+"""ghgnet.wire: topics, models, parse_batch's errors, ack ranges, and the two batch encoders."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from support.mqtt import minute
 
 from station_agent.records import Event, MinuteRecord, SpeciesMinute
+from station_agent.storage.store import StationStore
 from ghgnet.wire import (
     AckMessage,
     BadTopic,
+    BatchEncoder,
     MinuteWire,
     SeqRanges,
     StatusMessage,
@@ -21,8 +23,6 @@ from ghgnet.wire import (
     compress_seqs,
     encode_ack,
     encode_batch,
-    event_to_wire,
-    minute_to_wire,
     parse_ack,
     parse_batch,
     parse_status,
@@ -58,17 +58,6 @@ def test_batch_encodes_to_the_documented_json():
     r = d["records"][0]
     assert r["seq"] == 1 and r["time"] == "2026-03-01T00:01:00.000Z"
     assert set(r["species"]["co2"]) == {"mean", "std", "n", "raw_mean", "cal_mean"}
-
-
-def test_station_dataclasses_convert_to_wire():
-    t = datetime(2026, 3, 1, 0, 5, tzinfo=UTC)
-    rec = MinuteRecord(time=t, device="g2401", stream="inlet:10m",
-                       species={"co2": SpeciesMinute(mean=None, std=None, n=0, raw_mean=None)},
-                       h2o=None, flag="N", reasons=("no_data",), n_total=0)
-    w = minute_to_wire(5, rec)
-    assert (w.seq, w.time, w.reasons, w.species["co2"].n) == (5, t, ["no_data"], 0)
-    ev = event_to_wire(6, Event(time=t, kind="alarm", severity="error", message="m", data={"a": 1.5}))
-    assert ev.data == {"a": 1.5}
 
 
 def test_times_with_offsets_become_utc_and_naive_times_are_refused():
@@ -148,30 +137,92 @@ def test_impossible_times_are_refused_with_a_reason(text):
 STORE = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.mark.parametrize("lean", [False, True])
-def test_a_batch_carries_its_store_identity_through_either_decoder(lean):
+def test_a_batch_carries_its_store_identity():
     payload = encode_batch("st-a", "minute", [minute(1)], SENT, store=STORE)
     assert json.loads(payload)["store"] == STORE
-    assert parse_batch("ghg/v1/st-a/minute", payload, lean=lean).store == STORE
+    assert parse_batch("ghg/v1/st-a/minute", payload).store == STORE
 
 
-@pytest.mark.parametrize("lean", [False, True])
-def test_a_batch_without_store_is_a_legacy_stations(lean):
+def test_a_batch_without_store_is_a_legacy_stations():
     payload = encode_batch("st-a", "minute", [minute(1)], SENT)
     assert "store" not in json.loads(payload)
-    assert parse_batch("ghg/v1/st-a/minute", payload, lean=lean).store is None
+    assert parse_batch("ghg/v1/st-a/minute", payload).store is None
 
 
 @pytest.mark.parametrize("bad", ["0123", STORE.upper(), STORE + "\n", 12, "g" * 32])
-@pytest.mark.parametrize("lean", [False, True])
-def test_a_malformed_store_identity_rejects_the_batch(bad, lean):
+def test_a_malformed_store_identity_rejects_the_batch(bad):
     body = json.loads(encode_batch("st-a", "minute", [minute(1)], SENT))
     body["store"] = bad
     with pytest.raises(WireError, match="store"):
-        parse_batch("ghg/v1/st-a/minute", json.dumps(body).encode(), lean=lean)
+        parse_batch("ghg/v1/st-a/minute", json.dumps(body).encode())
 
 
 def test_an_ack_names_the_store_only_when_given():
     assert "store" not in json.loads(encode_ack("st-a", [1]))
     ack = parse_ack("ghg/v1/st-a/ack", encode_ack("st-a", [1, 2], store=STORE))
     assert ack.store == STORE and ack.acked == [(1, 2)]
+
+
+def _parsed(topic: str, payload: bytes) -> tuple:
+    p = parse_batch(topic, payload)
+    return (p.station, p.store, p.kind, p.sent, [r.model_dump() for r in p.records],
+            [(r.index, r.seq, r.reason) for r in p.rejected])
+
+
+def _station_outbox(path) -> list[tuple[int, str, str]]:
+    """A station database's outbox rows (seq, kind, record JSON without seq), as the forwarder reads them."""
+    t = datetime(2026, 3, 1, 0, 5, tzinfo=UTC)
+    store = StationStore(path)
+    try:
+        store.insert_minutes([
+            MinuteRecord(time=t, device="g2401", stream="inlet:10m",
+                         species={"co2": SpeciesMinute(mean=420.125, std=0.05, n=55, raw_mean=420.0, cal_mean=420.1),
+                                  "ch4": SpeciesMinute(mean=None, std=None, n=0, raw_mean=None)},
+                         h2o=None, flag="N", reasons=("no_data",), n_total=60, calibration_id="cal-1",
+                         diagnostics={"cavity_pressure": 140.0}),
+            MinuteRecord(time=t + timedelta(minutes=1), device="g2401", stream="inlet:50m",
+                         species={"co2": SpeciesMinute(mean=-0.0, std=1e-300, n=1, raw_mean=1e300)},
+                         h2o=1.5, flag="U", reasons=(), n_total=1),
+        ], t)
+        store.insert_event(Event(time=t, kind="alarm", severity="error", message="é \\ \" \u2028", device="g2401",
+                                 data={"a": [1.5, None, {"b": True}]}))
+        store.insert_event(Event(time=t, kind="boot", severity="info", message=""))
+        return store.outbox_after(0, 100)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("store", [STORE, None])
+def test_the_stations_encoder_and_encode_batch_are_read_alike(tmp_path, store):
+    rows = _station_outbox(tmp_path / "station.sqlite")
+    encoder = BatchEncoder("st-a", store)
+    for kind in ("minute", "event"):
+        topic = f"ghg/v1/st-a/{kind}"
+        stored = [(seq, payload) for seq, k, payload in rows if k == kind]
+        from_station = encoder.encode(kind, SENT, stored)
+        parsed = parse_batch(topic, from_station)
+        assert len(parsed.records) == len(stored) == 2 and parsed.rejected == []
+        from_models = encode_batch("st-a", kind, parsed.records, SENT, store=store)
+        assert _parsed(topic, from_models) == _parsed(topic, from_station)
+        for payload in (from_station, from_models):
+            body = json.loads(payload)
+            assert list(body) == ["schema", "station"] + ["store"] * (store is not None) + ["kind", "sent", "records"]
+            assert [r["seq"] for r in body["records"]] == [seq for seq, _ in stored]
+
+
+def test_a_stored_empty_object_becomes_a_record_with_only_its_seq():
+    boot = '{"time":"2026-03-01T00:00:00.000Z","kind":"boot","severity":"info","message":""}'
+    p = parse_batch("ghg/v1/st-a/event", BatchEncoder("st-a").encode("event", SENT, [(7, "{}"), (8, boot)]))
+    assert [r.seq for r in p.records] == [8]
+    assert p.rejected[0].seq == 7 and "records.0.time" in p.rejected[0].reason
+
+
+def test_the_encoder_refuses_what_would_make_a_foreign_envelope():
+    with pytest.raises(BadTopic):
+        BatchEncoder("St A")
+    with pytest.raises(ValueError, match="store identity"):
+        BatchEncoder("st-a", STORE.upper())
+    with pytest.raises(ValueError, match="unknown batch kind 'status'"):
+        BatchEncoder("st-a").encode("status", SENT, [(1, "{}")])
+    with pytest.raises(ValueError, match="does not belong in a event batch"):
+        encode_batch("st-a", "event", [minute(1)], SENT)

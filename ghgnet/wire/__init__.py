@@ -1,0 +1,130 @@
+"""The MQTT wire contract between a station and central: topics, payload models, acks.
+
+Both sides import this package (central imports nothing else from the station). Version 1:
+
+Topics
+    ``ghg/v1/<station>/minute``       station -> central, QoS 1, batches of minute records
+    ``ghg/v1/<station>/calibration``  station -> central, QoS 1, calibration and target results
+    ``ghg/v1/<station>/event``        station -> central, QoS 1, events
+    ``ghg/v1/<station>/status``       station -> central, QoS 1, retained; also the last will
+    ``ghg/v1/<station>/ack``          central -> station, QoS 1, sent only after central's commit
+
+Batch payload (UTF-8 JSON, one object)::
+
+    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "kind": "minute"|"calibration"|"event",
+     "sent": "<ISO 8601 Z>", "records": [{"seq": <int >= 1>, ...record fields}, ...]}
+
+``store`` is the identity of the station database the records come from, created with it (a random
+UUID's 32 hex digits): a station whose database is replaced starts again at seq 1 under a new store,
+so central keys records by (station, store, seq). A batch without it comes from a station older than
+store identities (the "legacy" store). ``seq`` is per store and monotonic across all kinds, so one
+topic sees gaps. Record fields:
+
+- minute (mirrors ``station_agent.records.MinuteRecord``): ``time`` (start of the minute, UTC),
+  ``device``, ``stream``, ``species`` {name: {mean, std, n, raw_mean, cal_mean}} (CO2 ppm; CH4, CO,
+  N2O ppb), ``h2o`` (%), ``flag`` (one ICOS letter: U, N, O, K, R, H), ``reasons`` [codes],
+  ``n_total``, ``calibration_id``, ``diagnostics`` {name: float}.
+- event: ``time``, ``kind``, ``severity`` (info|warning|error|critical), ``message``, ``device``,
+  ``data`` (any JSON object).
+- calibration, discriminated by ``record_type``:
+  ``"calibration"``: ``id``, ``time_start``, ``time_end``,
+  ``standards`` [{cylinder, measured {sp: v}, assigned {sp: v}, scale {sp: name}}],
+  ``fits`` {sp: {coefficients [...], residuals [...], r2, rmse, n}};
+  ``"target"``: ``id``, ``time``, ``cylinder``, ``measured``, ``assigned``, ``bias`` {sp: v}
+  (measured - assigned), ``within_goal`` {sp: bool}.
+
+Every float is finite or null (NaN and Infinity are not JSON); every time is an ISO 8601 string
+with a zone (``Z`` on output); every object refuses unknown keys; no string may hold NUL or a lone
+surrogate (neither survives a database).
+
+Ack payload (central -> station)::
+
+    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "acked": [[lo, hi], ...]}
+
+inclusive seq ranges of that store central now holds (``store`` only when the batches carried one: a
+station older than store identities refuses an ack with a key it does not know): records newly stored, duplicates already stored, and single
+records central dead-lettered (so a station never resends a poison record forever). A payload
+rejected as a whole (oversize, malformed JSON, unknown schema, station or kind differing from the
+topic, an envelope that does not validate) is dead-lettered and acked to nobody.
+
+Status payload (retained; the last will is the same with ``"state": "down"``)::
+
+    {"schema": 1, "station": ..., "state": "up"|"down", "time": ..., "backlog": int,
+     "oldest_unacked_age_s": float|null, "agent_version": str,
+     "interval_s": float|null, "last_seq": int|null, "details": {...}}
+
+``interval_s`` is how often the station republishes its status (central calls a station down after
+two missed intervals); ``details`` carries free-form extras without a schema change.
+
+The package: `models` (the pydantic contract), `topics`, `acks` (seq ranges), `parse` (received
+messages against the models), `encode` (batches, acks, status); `errors` (WireError by reason).
+"""
+
+from __future__ import annotations
+
+from .acks import SeqRanges, compress_ranges, compress_seqs
+from .encode import BatchEncoder, encode_ack, encode_batch, encode_status, record_to_json
+from .errors import (
+    BadTopic,
+    InvalidPayload,
+    KindMismatch,
+    MalformedJSON,
+    PayloadTooLarge,
+    StationMismatch,
+    UnknownSchema,
+    WireError,
+)
+from .models import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_SEQ,
+    MAX_TIME,
+    MIN_TIME,
+    SCHEMA_VERSION,
+    STORE_ID_PATTERN,
+    AckMessage,
+    BatchKind,
+    CalibrationRecord,
+    CalibrationWire,
+    Count,
+    EventWire,
+    FiniteFloat,
+    FitWire,
+    JsonObject,
+    MinuteWire,
+    Name,
+    Seq,
+    SpeciesStats,
+    StandardWire,
+    StatusMessage,
+    StoreId,
+    TargetWire,
+    UtcTime,
+    WireModel,
+    WireRecord,
+    WireStr,
+)
+from .parse import ParsedBatch, RejectedRecord, describe_validation_error, parse_ack, parse_batch, parse_status
+from .topics import (
+    ALL_KINDS,
+    BATCH_KINDS,
+    STATION_ID_PATTERN,
+    TOPIC_ROOT,
+    UPLINK_KINDS,
+    check_station_id,
+    parse_topic,
+    subscription_filters,
+    topic_for,
+)
+
+__all__ = [
+    "ALL_KINDS", "BATCH_KINDS", "DEFAULT_MAX_PAYLOAD_BYTES", "MAX_SEQ", "MAX_TIME", "MIN_TIME",
+    "SCHEMA_VERSION", "STATION_ID_PATTERN", "STORE_ID_PATTERN", "TOPIC_ROOT", "UPLINK_KINDS",
+    "AckMessage", "BadTopic", "BatchEncoder", "BatchKind", "CalibrationRecord", "CalibrationWire",
+    "Count", "EventWire", "FiniteFloat", "FitWire", "InvalidPayload", "JsonObject", "KindMismatch",
+    "MalformedJSON", "MinuteWire", "Name", "ParsedBatch", "PayloadTooLarge", "RejectedRecord", "Seq",
+    "SeqRanges", "SpeciesStats", "StandardWire", "StationMismatch", "StatusMessage", "StoreId",
+    "TargetWire", "UnknownSchema", "UtcTime", "WireError", "WireModel", "WireRecord", "WireStr",
+    "check_station_id", "compress_ranges", "compress_seqs", "describe_validation_error", "encode_ack",
+    "encode_batch", "encode_status", "parse_ack", "parse_batch", "parse_status", "parse_topic",
+    "record_to_json", "subscription_filters", "topic_for",
+]
