@@ -1,7 +1,7 @@
 """Station databases' identities (schema 5): records keyed by (station, store, seq), conflicts, alarms.
 
 A station database has an identity created with it (`store`, 32 hex digits on every batch:
-ghgnet/wire.py). A station whose database is replaced (new disk, reinstall) starts again at
+ghgnet/wire). A station whose database is replaced (new disk, reinstall) starts again at
 seq 1 under a new store, so central keys every record table by (station, store, seq); a batch
 without `store` comes from a station older than store identities and is kept under the legacy
 store, '' (the migration puts every record stored before it there).

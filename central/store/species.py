@@ -8,7 +8,7 @@ entries per minute record, about half of what storing a minute cost. Now the min
     {"co2": {"mean": 420.1, "std": 0.05, "n": 55, "raw_mean": 419.8, "cal_mean": 420.1}, ...}
 
 A new row keeps the object as the JSON text the station sent when the lean decoder took the batch
-(validated, not re-encoded: ghgnet/wire.py), otherwise as msgspec writes the validated
+(validated, not re-encoded: central/lean_minutes.py), otherwise as msgspec writes the validated
 values; the migration wrote Python's json. Either way a value reads back bit for bit as received:
 a JSON number reads as the nearest double wherever it is parsed, and both encoders write the
 shortest text that reads back as the same double. `load_species` reads the float fields as

@@ -377,8 +377,8 @@ class Forwarder:
         top = store.outbox_top_seq()
         self._live_from = self._live_cursor = top
         self._backlog_cursor = 0
-        # The status is due now, and goes out right after this pass's first records: counting the
-        # outbox for it scans the table (~10 ms for a month of minutes), which a replay need not wait for.
+        # The status is due now, and goes out right after this pass's first records: a replay
+        # need not wait for the status's outbox queries.
         self._last_status = -math.inf
         self.log.info("broker_connected", session_present=session_present, backlog_top_seq=top,
                       max_payload_bytes=self._payload_limit)
