@@ -3,11 +3,12 @@
 In a run folder of its own (a temporary one unless given) and on free ports, it starts:
 
 - a real mosquitto (`simulators.broker.MosquittoBroker`: persistence, `set_tcp_nodelay`);
-- `station-sim run` with configs/bench.example.toml (the simulated analyzer, valve and flow sensor);
-- `central-receiver run` with configs/central.example.toml;
-- `station-agent run` with configs/station.example.toml,
+- `station-sim run` with the example bench config (the simulated analyzer, valve and flow sensor);
+- `central-receiver run` with the example central config;
+- `station-agent run` with the example station config,
 
-the example configs copied with their ports and paths rewritten into the run folder (nothing under
+the example configs (package data in simulators/demo_configs/, equal to configs/*.example.toml)
+copied with their ports and paths rewritten into the run folder (nothing under
 the user's data/ is touched), the simulator, central and the agent on one simulated clock (the
 same --speed, --start and --anchor: central refuses records stamped beyond its own clock). After H simulated hours the agent gets SIGTERM (it parks the valve,
 stores what is open and waits for central's ack of its outbox), then central and the rest stop,
@@ -31,6 +32,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable
+from importlib.resources import files
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,8 +41,8 @@ from typing import Any
 from ghgnet.timeutil import iso_utc
 from simulators.broker import MosquittoBroker, find_mosquitto
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+DEMO_CONFIGS = ("station.example.toml", "bench.example.toml", "central.example.toml")
+"""The example configs the demo starts from: package data, so the demo runs from an installed wheel."""
 KINDS = ("minute", "event", "calibration", "target")
 """Record kinds a station produces; each has its table with a `seq` column on both sides."""
 
@@ -50,6 +52,13 @@ class DemoError(RuntimeError):
 
 
 # -- config rewriting ----------------------------------------------------------------------------
+
+def example_config(name: str) -> str:
+    """The text of one of `DEMO_CONFIGS`, read from the installed package."""
+    if name not in DEMO_CONFIGS:
+        raise DemoError(f"no example config {name!r}; the demo has {', '.join(DEMO_CONFIGS)}")
+    return files("simulators").joinpath("demo_configs", name).read_text(encoding="utf-8")
+
 
 def toml_value(value: Any) -> str:
     if isinstance(value, bool):
@@ -161,7 +170,7 @@ class Network:
         self.procs: dict[str, subprocess.Popen] = {}
         self.station_db = self.run_dir / "station.sqlite"
         self.central_db = self.run_dir / "central.sqlite"
-        example = tomllib.loads((CONFIGS / "station.example.toml").read_text())
+        example = tomllib.loads(example_config("station.example.toml"))
         self.station_id: str = example["station"]["id"]
 
     # -- clock ---------------------------------------------------------------------------------
@@ -198,7 +207,7 @@ class Network:
 
     def start_sim(self) -> None:
         path = self.run_dir / "bench.toml"
-        path.write_text(bench_toml((CONFIGS / "bench.example.toml").read_text()))
+        path.write_text(bench_toml(example_config("bench.example.toml")))
         proc = self._spawn("station-sim", [*_python_module("simulators.cli"), "run", "--config", str(path),
                                            *self.clock_args()], stdout=subprocess.PIPE)
         assert proc.stdout is not None
@@ -211,7 +220,7 @@ class Network:
     def write_station_config(self) -> Path:
         assert self.broker is not None
         path = self.run_dir / "station.toml"
-        path.write_text(station_toml((CONFIGS / "station.example.toml").read_text(), self.endpoints,
+        path.write_text(station_toml(example_config("station.example.toml"), self.endpoints,
                                      self.station_db, self.broker.port, self.station_settings))
         return path
 
@@ -223,7 +232,7 @@ class Network:
         logging["format"] = "json"
         if logging.get("level") != "debug":
             logging["level"] = "info"
-        path.write_text(central_toml((CONFIGS / "central.example.toml").read_text(), self.central_db,
+        path.write_text(central_toml(example_config("central.example.toml"), self.central_db,
                                      self.broker.port, settings))
         return path
 
