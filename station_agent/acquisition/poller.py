@@ -7,6 +7,8 @@ queue is full the poller simply leaves the records in the analyzer's own buffer 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,7 +41,7 @@ class DeviceHealth:
     last_values: dict[str, float] | None = None
 
 
-class PollLoop:
+class PollLoop(ABC):
     """The thread every poller runs: one `poll_once` per turn, then the poll interval while the
     device is connected, else a backoff that doubles from `backoff_initial_s` to `backoff_max_s`.
     A bug in a driver is logged, reported as an "internal" fault and treated as a lost link: the
@@ -72,8 +74,9 @@ class PollLoop:
     def join(self, timeout: float | None = None) -> None:
         self.thread.join(timeout)
 
+    @abstractmethod
     def poll_once(self) -> None:
-        raise NotImplementedError
+        """One turn: read the device (and whatever the subclass does with it)."""
 
     def _poll_succeeded(self) -> None:
         self._backoff = self._backoff_initial
