@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ghgnet.config import RelPath, StrictModel, load_model
 from ghgnet import species
+from ghgnet.config import RelPath, StrictModel, load_model
 from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 

@@ -36,6 +36,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 import structlog
+
 from ghgnet import __version__
 
 from .ingest import DEFAULT_FUTURE_TOLERANCE_S, decode_group

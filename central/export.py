@@ -39,8 +39,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ghgnet.timeutil import iso_utc
 from ghgnet import species
+from ghgnet.timeutil import iso_utc
 
 from .aggregation.hourly_stats import decimal_year, effective_minute_flags
 from .config import CentralConfig

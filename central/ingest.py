@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 import structlog
+
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire import (
     BATCH_KINDS,

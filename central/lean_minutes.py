@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire import MAX_SEQ, MAX_TIME, MIN_TIME, ParsedBatch
 

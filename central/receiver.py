@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
+import structlog
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-import structlog
 from ghgnet.mqttlink import connect_properties, make_client
 from ghgnet.wire import BATCH_KINDS, parse_topic, subscription_filters
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ghgnet.timeutil import iso_utc
 
-from .aggregation.hourly_stats import afternoon_means, completeness_per_day, day_start, monthly_means, month_start
+from .aggregation.hourly_stats import afternoon_means, completeness_per_day, day_start, month_start, monthly_means
 from .config import CentralConfig
 from .qc import bias_summary, calibration_checks, pairwise_offsets, station_state, target_terms
 

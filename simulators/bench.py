@@ -44,6 +44,8 @@ from datetime import datetime
 from typing import Any
 
 from drivers.registry import load_simulator
+from ghgnet.clock import Clock
+from ghgnet.timeutil import iso_utc, minute_start, parse_utc
 from simulators.config import (
     BenchConfig,
     DiurnalGasConfig,
@@ -58,8 +60,6 @@ from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
 from simulators.serve import LineDevice, Listener, PtyServer, TcpServer
 from simulators.vici.multiposition import ViciValveSimulator
-from ghgnet.clock import Clock
-from ghgnet.timeutil import iso_utc, minute_start, parse_utc
 
 
 @dataclass(frozen=True)

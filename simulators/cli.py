@@ -20,11 +20,11 @@ from typing import Annotated, Optional
 import typer
 
 from drivers.registry import load_simulator, simulator_names
-from simulators.bench import Bench
-from simulators.config import load_bench_config
 from ghgnet.clock import make_clock
 from ghgnet.config import ConfigError
 from ghgnet.timeutil import parse_utc
+from simulators.bench import Bench
+from simulators.config import load_bench_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulated instruments.")
 
@@ -117,9 +117,8 @@ def config_schema(
     out: Annotated[Optional[Path], typer.Option(help="write here instead of standard output")] = None,  # noqa: UP007
 ) -> None:
     """Write the JSON schema of the bench config (kept in configs/bench.schema.json)."""
-    from simulators.config import BenchConfig
-
     from ghgnet.config import write_schema
+    from simulators.config import BenchConfig
 
     write_schema(BenchConfig.model_json_schema(), out)
 

@@ -14,8 +14,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from drivers.modbus.registermap import Point, check_register_map
 from drivers.registry import UnknownSimulatorError, load_simulator
-from simulators.vici.multiposition import ViciValveSimConfig
 from ghgnet.config import RelPath, StrictModel, load_model
+from simulators.vici.multiposition import ViciValveSimConfig
 
 Species = Literal["co2", "ch4", "co"]
 Quantity = Literal["co2", "ch4", "co", "h2o"]

@@ -8,8 +8,8 @@ would defeat. Like pyserial's `loop://`, it is a real transport, not a stand-in 
 
 from __future__ import annotations
 
-from simulators.serve import Disconnect, LineDevice
 from drivers.transport import TransportError, TransportTimeout
+from simulators.serve import Disconnect, LineDevice
 
 
 class InProcessTransport:

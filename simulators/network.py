@@ -32,9 +32,9 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable
-from importlib.resources import files
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 

@@ -17,28 +17,27 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, StrictBool, StrictInt, StringConstraints, ValidationError
 
-from ghgnet import __version__
-from station_agent.storage.calibration_results import CalibrationBook
-from ghgnet.clock import Clock
-from station_agent.config import StationConfigBase
-from ghgnet.config import StrictModel
-from station_agent.sequencing.engine import Engine, RunRecord
-from station_agent.forwarding.forwarder import Forwarder
-from ghgnet.logs import get_logger
-from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
-from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, constant_stream
-from station_agent.processing.minute_record import apply_calibration, minute_record
-from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord, set_aside_retried_event
 from drivers.registry import load_driver
-from station_agent.storage.store import StationStore, StoreError
+from ghgnet import __version__
+from ghgnet.clock import Clock
+from ghgnet.config import StrictModel
+from ghgnet.logs import get_logger
+from ghgnet.timeutil import iso_utc, parse_utc
+from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, constant_stream
+from station_agent.config import StationConfigBase
+from station_agent.forwarding.forwarder import Forwarder
+from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
+from station_agent.processing.minute_record import apply_calibration, minute_record
+from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord, minute_from_row, set_aside_retried_event
+from station_agent.sequencing.engine import Engine, RunRecord
+from station_agent.sequencing.sampling_config import CylinderConfig
 from station_agent.sequencing.timeline import StreamTimeline
 from station_agent.service.control import ControlServer
 from station_agent.service.metrics import MetricsServer, disk_free_bytes
 from station_agent.service.sdnotify import SdNotifier
 from station_agent.service.watchdog import ProgressWatchdog, forwarder_probe, poller_probe, writer_probe
-from station_agent.records import minute_from_row
-from station_agent.sequencing.sampling_config import CylinderConfig
-from ghgnet.timeutil import iso_utc, parse_utc
+from station_agent.storage.calibration_results import CalibrationBook
+from station_agent.storage.store import StationStore, StoreError
 from station_agent.storage.writer import StoreWriter
 
 DEFAULT_STREAM = "inlet:ambient"

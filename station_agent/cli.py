@@ -99,12 +99,11 @@ def _parse_time(text: str, what: str) -> datetime:
 @app.command()
 def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, anchor: AnchorOpt = None) -> None:
     """Run the station daemon (what systemd runs). Stops cleanly on SIGTERM or Ctrl-C."""
-    from station_agent.agent import Agent
-    from ghgnet.clock import make_clock
-    from ghgnet.logs import configure_logging
-
     import faulthandler
 
+    from ghgnet.clock import make_clock
+    from ghgnet.logs import configure_logging
+    from station_agent.agent import Agent
     from station_agent.service.sdnotify import SdNotifier
 
     cfg = _load(config)
@@ -401,9 +400,8 @@ def config_schema(
     out: Annotated[Optional[Path], typer.Option(help="write here instead of standard output")] = None,
 ) -> None:
     """Write the JSON schema of the station config (kept in configs/station.schema.json)."""
-    from station_agent.config import station_schema
-
     from ghgnet.config import write_schema
+    from station_agent.config import station_schema
 
     write_schema(station_schema(), out)
 
@@ -491,8 +489,8 @@ def recalibrate(
     start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
     reply = _daemon(cfg, {"cmd": "recalibrate", "from": start.isoformat(), "to": end.isoformat()}, required=False)
     if reply is None:
-        from station_agent.agent import Agent
         from ghgnet.clock import make_clock
+        from station_agent.agent import Agent
         from station_agent.storage.store import StationStore
 
         agent = Agent(cfg, make_clock())
@@ -672,8 +670,8 @@ def set_aside_retry(seqs: SeqArgs = None, config: ConfigOpt = DEFAULT_CONFIG,
     wanted = None if all_ else seqs
     reply = _daemon(cfg, {"cmd": "set_aside_retry", "seqs": wanted}, required=False)
     if reply is None:
-        from station_agent.agent import retry_set_aside
         from ghgnet.clock import make_clock
+        from station_agent.agent import retry_set_aside
         from station_agent.storage.store import StationStore
 
         store = StationStore(cfg.storage.path)  # the daemon is down: we are the only writer

@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
-from station_agent.forwarding.forwarder import ForwardingConfig
-from ghgnet.mqttlink import MqttConfig
-from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig
 from drivers.registry import all_drivers
+from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
+from ghgnet.mqttlink import MqttConfig
+from station_agent.forwarding.forwarder import ForwardingConfig
+from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig
 
 STATION_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 MAX_CONFIG_TEXT = 1024

@@ -31,7 +31,14 @@ from ..config import CentralConfig
 from ..qc import SpikeParams, detect_spikes
 from ..store import open_configured_store
 from ..store.hourly import HOUR, HourlyRow, ManualFlag
-from .hourly_stats import HOUR_S, VALID_MINUTE_FLAGS, effective_minute_flags, hourly_flag, hourly_stats, latest_seq_index
+from .hourly_stats import (
+    HOUR_S,
+    VALID_MINUTE_FLAGS,
+    effective_minute_flags,
+    hourly_flag,
+    hourly_stats,
+    latest_seq_index,
+)
 
 log = structlog.get_logger(component="aggregator")
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 from scipy.linalg import lapack
+from scipy.sparse.csgraph import connected_components
 
 from .aggregates import Aggregation
 from .blas import parallel_blas, run_parallel, single_threaded_blas

@@ -154,10 +154,9 @@ def _choose_inlet(store, central, station: str, species: str, configured: str | 
 
 def open_central(path: Path):
     """(central config, open store) from a central config file; errors name the file."""
-    from ghgnet.config import ConfigError
-
     from central.config import load_central_config
     from central.store import StoreError, open_store
+    from ghgnet.config import ConfigError
 
     try:
         central = load_central_config(path)

@@ -16,7 +16,14 @@ import numpy as np
 import scipy.linalg as sla
 
 from .aggregates import region_totals
-from .covariance import PriorCovariance, SeparableExponential, exponential_correlation, observation_error, prior_sigma, spatial_correlation
+from .covariance import (
+    PriorCovariance,
+    SeparableExponential,
+    exponential_correlation,
+    observation_error,
+    prior_sigma,
+    spatial_correlation,
+)
 from .footprints import FootprintAccumulator, ObsOperator, write_combined
 from .grid import FluxGrid, daily_steps
 from .observations import Enhancements, ObsTable, afternoon_mask, enhancements

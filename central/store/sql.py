@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from ghgnet.timeutil import iso_utc
 from ghgnet.wire import (
     CalibrationWire,
     EventWire,
@@ -23,7 +24,6 @@ from ghgnet.wire import (
     record_to_json,
     topic_for,
 )
-from ghgnet.timeutil import iso_utc
 
 from ..lean_minutes import MinuteLean
 from .base import (

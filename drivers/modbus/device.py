@@ -30,6 +30,7 @@ from pymodbus.client import ModbusBaseSyncClient, ModbusSerialClient, ModbusTcpC
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
+from drivers.base import DeviceConfig, Driver, DriverError, ValveDriver
 from drivers.modbus.registermap import (
     BIT_KINDS,
     KIND_NAMES,
@@ -41,7 +42,6 @@ from drivers.modbus.registermap import (
     plan_reads,
 )
 from drivers.modbus.registers import decode_value, encode_value
-from drivers.base import DeviceConfig, Driver, DriverError, ValveDriver
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
 

@@ -25,8 +25,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from drivers.picarro.water import G2401_WATER_CORRECTION
-from simulators.serve import Disconnect
 from ghgnet.clock import Clock
+from simulators.serve import Disconnect
 
 GasFn = Callable[[datetime], dict[str, float]]
 """True dry mole fractions at a time: co2 ppm, ch4 ppb, co ppb, plus h2o in %."""

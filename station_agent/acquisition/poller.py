@@ -7,20 +7,19 @@ queue is full the poller simply leaves the records in the analyzer's own buffer 
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ghgnet.clock import Clock
 from drivers.base import AnalyzerDriver, DriverError
-from station_agent.faults import FaultTracker
 from drivers.reading import Reading
+from drivers.transport import TransportError, TransportTimeout
+from ghgnet.clock import Clock
+from station_agent.faults import FaultTracker
 from station_agent.records import Event
 from station_agent.sequencing.timeline import OffsetEstimator
-from drivers.transport import TransportError, TransportTimeout
 
 Tagger = Callable[[Reading, float, float | None], Reading]
 """(reading, analyzer clock offset in s, its lower bound) -> the reading tagged with its stream and

@@ -45,12 +45,12 @@ from pydantic import Field, model_validator
 from ghgnet import __version__
 from ghgnet.clock import Clock
 from ghgnet.config import RelPath, StrictModel
-from station_agent.faults import FaultTracker
 from ghgnet.mqttlink import MqttConfig, connect_properties, make_client
-from station_agent.records import Event
-from station_agent.storage.store import StationStore, StoreError
 from ghgnet.timeutil import iso_utc, parse_utc
 from ghgnet.wire import BATCH_KINDS, MAX_SEQ, SCHEMA_VERSION, BatchEncoder, WireError, parse_ack, topic_for
+from station_agent.faults import FaultTracker
+from station_agent.records import Event
+from station_agent.storage.store import StationStore, StoreError
 
 DEFAULT_MAX_MESSAGE_BYTES = 786_432
 """768 KiB: below mosquitto's shipped message_size_limit (1 MiB, configs/mosquitto/mosquitto.conf)."""

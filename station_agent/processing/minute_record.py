@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from drivers.reading import SPECIES
+from ghgnet.timeutil import from_epoch
 from station_agent.processing.calibration import Coefficients, calibrate
 from station_agent.processing.water import (
     WaterCoefficients,
@@ -46,9 +48,7 @@ from station_agent.processing.water import (
     dry_from_wet,
     in_low_h2o_bias_domain,
 )
-from drivers.reading import SPECIES
 from station_agent.records import FLAG_INVALID, FLAG_VALID, REASONS, MinuteRecord, SpeciesMinute
-from ghgnet.timeutil import from_epoch
 
 Window = tuple[float, float]
 _REASON_ORDER = {code: i for i, code in enumerate(REASONS)}

@@ -25,15 +25,25 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ghgnet.clock import Clock
 from drivers.base import DriverError, ValveDriver
+from drivers.transport import TransportError
+from ghgnet.clock import Clock
+from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.faults import FaultTracker
-from station_agent.sequencing.plans import Move, Plan, RunSpec, Segment, Wait, ambient_plan, hold_plan, plan_for, runs_of
 from station_agent.records import Event
+from station_agent.sequencing.plans import (
+    Move,
+    Plan,
+    RunSpec,
+    Segment,
+    Wait,
+    ambient_plan,
+    hold_plan,
+    plan_for,
+    runs_of,
+)
 from station_agent.sequencing.sampling_config import SamplingConfig, Schedule
 from station_agent.sequencing.timeline import StreamTimeline
-from ghgnet.timeutil import iso_utc, parse_utc
-from drivers.transport import TransportError
 
 MANUAL_PRIORITY = 100
 

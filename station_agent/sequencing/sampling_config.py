@@ -20,8 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from ghgnet.config import StrictModel
 from ghgnet import species
+from ghgnet.config import StrictModel
 
 STREAM_PATTERN = r"^(inlet:[A-Za-z0-9_.-]{1,32}|cal:[A-Za-z0-9_.-]{1,32}|target:[A-Za-z0-9_.-]{1,32}|zero|span)$"
 CYLINDER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"

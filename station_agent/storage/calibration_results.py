@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from station_agent.sequencing.engine import RunRecord
+from ghgnet import species
+from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.processing.calibration import (
     AssignedValue,
     CalibrationFit,
@@ -30,10 +31,9 @@ from station_agent.processing.calibration import (
     target_from_minutes,
 )
 from station_agent.records import Event
+from station_agent.sequencing.engine import RunRecord
 from station_agent.sequencing.sampling_config import SamplingConfig
 from station_agent.storage.store import StationStore
-from ghgnet.timeutil import iso_utc, parse_utc
-from ghgnet import species
 
 SPECIES = species.calibrated()
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ghgnet.clock import Clock
-from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
 from drivers.reading import Reading
+from ghgnet.clock import Clock
+from ghgnet.timeutil import parse_utc
+from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
 from station_agent.records import Event, MinuteRecord, set_aside_event
 from station_agent.storage.store import StationStore
-from ghgnet.timeutil import parse_utc
 
 MinuteMaker = Callable[[MinuteBin], MinuteRecord]
 
