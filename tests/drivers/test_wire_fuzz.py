@@ -23,6 +23,7 @@ from drivers.modbus.device import ModbusDevice, ModbusDeviceError
 from drivers.picarro.g2401 import G2401
 from ghgnet.clock import ManualClock
 from drivers.base import DriverError
+from simulators.serve import Listener
 from station_agent.acquisition.poller import AnalyzerPoller, constant_stream
 from drivers.transport import TransportError
 
@@ -174,49 +175,22 @@ T = "26/03/01 12:00:00.000"
 RECORD = (T + ";" + "".join(f"{v};" for v in (412.1, 420.0, 1.9, 2.0, 0.1, 1.2, 140.0, 45.0))).encode() + b"\r"
 
 
-class NoisyPicarro:
+class NoisyPicarro(Listener):
     """A TCP line server answering `_Instr_GetStatus` and `_Meas_GetBuffer` from queued replies,
     then properly: 963, and one fresh record per buffer read (seq in the CO2 value's decimals)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.replies: deque[bytes] = deque()
         self.served = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        self._listener.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(0.1)
         buf = b""
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(4096)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                buf += chunk
-                while b"\r\n" in buf:
-                    command, buf = buf.split(b"\r\n", 1)
-                    try:
-                        conn.sendall(self._answer(command))
-                    except OSError:
-                        return
+        for chunk in self._chunks(conn):
+            buf += chunk
+            while b"\r\n" in buf:
+                command, buf = buf.split(b"\r\n", 1)
+                conn.sendall(self._answer(command))
 
     def _answer(self, command: bytes) -> bytes:
         if self.replies:
@@ -226,16 +200,13 @@ class NoisyPicarro:
         self.served += 1
         return b"1;\r" + RECORD.replace(b"412.1;", f"412.{self.served:04d};".encode())
 
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
 
 
 @pytest.fixture(scope="module")
 def picarro() -> Iterator[NoisyPicarro]:
-    server = NoisyPicarro()
+    server = NoisyPicarro().start()
     yield server
-    server.close()
+    server.stop()
 
 
 noise = st.lists(st.sampled_from([b"", b"ERR:3002", b"ERR:1234", b"9" * 5000, b"963", b"2;", b"\xff\xfe",
