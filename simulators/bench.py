@@ -30,6 +30,10 @@ party's would. A registered bench model has `kind` ("analyzer", "valve" or "modb
 (its table; an analyzer's extends simulators.config.InstrumentConfig) and
 `build(config, clock, gas)` returning the simulated device (`receive(bytes) -> bytes`; an analyzer
 may also offer inject, clear_faults, stats, ledger_rows and ledger for the control port).
+
+A device that is not a byte stream (an analyzer on Modbus, or one that publishes to its own MQTT
+broker) serves itself: it has `start()`, `stop()` and `url` (what the station's driver config
+says to reach it) and no `receive`; the bench starts and stops it and reports its `url`.
 """
 
 from __future__ import annotations
@@ -147,6 +151,11 @@ class ModbusBench:
     @staticmethod
     def build(config: ModbusInstrument, clock: Clock, gas: "LineSensors") -> ModbusDeviceSimulator:
         return build_modbus(config, clock, gas)
+
+
+def serves_itself(device: Any) -> bool:
+    """A simulated device that runs its own server (see the module docstring), not a byte stream."""
+    return not hasattr(device, "receive") and all(hasattr(device, a) for a in ("start", "stop", "url"))
 
 
 def build_instrument(inst: InstrumentConfig, clock: Clock, gas: GasFn | None) -> LineDevice:
@@ -306,6 +315,7 @@ class Bench:
         }
         self.tcp: dict[str, TcpServer] = {}
         self.pty: dict[str, PtyServer] = {}
+        self.self_served: dict[str, Any] = {}
         self.control: ControlServer | None = None
         self._started = False
 
@@ -314,6 +324,9 @@ class Bench:
         try:
             for inst in self.config.instruments:
                 dev = self.devices[inst.id]
+                if serves_itself(dev):
+                    self.self_served[inst.id] = dev.start() or dev
+                    continue
                 self.tcp[inst.id] = TrackedTcpServer(dev, inst.host, inst.port).start()
                 if inst.pty_link is not None:
                     self.pty[inst.id] = PtyServer(dev, inst.pty_link).start()
@@ -340,8 +353,9 @@ class Bench:
             self.control = None
         for server in [*self.tcp.values(), *self.pty.values()]:
             server.stop()
-        for sim in self.modbus.values():
+        for sim in [*self.modbus.values(), *self.self_served.values()]:
             sim.stop()
+        self.self_served.clear()
         self.tcp.clear()
         self.pty.clear()
 
@@ -361,6 +375,8 @@ class Bench:
             served.append((self.config.valve.id, self.config.valve.model, self.config.valve.pty_link))
         for ident, model, link in served:
             entry: dict[str, Any] = {"driver": model}
+            if ident in self.self_served:
+                entry["url"] = self.self_served[ident].url
             if ident in self.tcp:
                 entry["tcp"] = entry["url"] = self.tcp[ident].url
             if ident in self.pty:

@@ -235,10 +235,9 @@ class Agent:
         if conditions:
             reasons = set(rec.reasons) | set(conditions)
             rec = replace(rec, flag=FLAG_INVALID, reasons=tuple(r for r in REASONS if r in reasons))
-        if self.config.sampling is not None:
-            cal = self.book.in_force(b.device, b.minute)
-            rec = apply_calibration(rec, cal.coefficients if cal else None, cal.id if cal else None)
-        return rec
+        # a station without a valve has no cylinders: its minutes go out `uncalibrated`
+        cal = self.book.in_force(b.device, b.minute) if self.config.sampling is not None else None
+        return apply_calibration(rec, cal.coefficients if cal else None, cal.id if cal else None)
 
     # -- shared views ---------------------------------------------------------------------------
     def device_answering(self, device: str) -> bool:
