@@ -183,7 +183,9 @@ class Agent:
         self.timeline: StreamTimeline | None = StreamTimeline() if config.sampling else None
         self.started = clock.now()
         self._state = "starting"
-        self.book = CalibrationBook(config.sampling, list(self.analyzers), self._emit_in_writer, self.log,
+        self.on_valve = self._on_valve(config)
+        self.book = CalibrationBook(config.sampling, [a for a in self.analyzers if a in self.on_valve],
+                                    self._emit_in_writer, self.log,
                                     self.analyzer_clock_offset)
         self.writer = StoreWriter(
             config.storage.path,
@@ -235,8 +237,8 @@ class Agent:
         if conditions:
             reasons = set(rec.reasons) | set(conditions)
             rec = replace(rec, flag=FLAG_INVALID, reasons=tuple(r for r in REASONS if r in reasons))
-        # a station without a valve has no cylinders: its minutes go out `uncalibrated`
-        cal = self.book.in_force(b.device, b.minute) if self.config.sampling is not None else None
+        # an analyzer the valve does not feed sees no cylinder: its minutes go out `uncalibrated`
+        cal = self.book.in_force(b.device, b.minute) if b.device in self.on_valve else None
         return apply_calibration(rec, cal.coefficients if cal else None, cal.id if cal else None)
 
     # -- shared views ---------------------------------------------------------------------------
@@ -388,10 +390,20 @@ class Agent:
         return n
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def _tagger(self):
-        if self.timeline is None:
-            return constant_stream(DEFAULT_STREAM)
-        return self.timeline.tag
+    @staticmethod
+    def _on_valve(config: StationConfigBase) -> frozenset[str]:
+        """The analyzers on the valve's manifold (none without a sampling sequence)."""
+        if config.sampling is None:
+            return frozenset()
+        if config.sampling.analyzers is None:
+            return frozenset(a.id for a in config.analyzers)
+        return frozenset(config.sampling.analyzers)
+
+    def _tagger(self, analyzer: str):
+        if self.timeline is not None and analyzer in self.on_valve:
+            return self.timeline.tag
+        own = self.config.sampling.own_lines.get(analyzer) if self.config.sampling else None
+        return constant_stream(f"inlet:{own}" if own else DEFAULT_STREAM)
 
     def start(self) -> None:
         restored = read_engine_state(self.config.storage.path) if self.config.sampling else None
@@ -404,12 +416,11 @@ class Agent:
             )
             self.writer.on_stored = self.forwarder.notify
             self.forwarder.start()
-        tag = self._tagger()
         for dev_id, cfg in self.analyzers.items():
             cls = load_driver(cfg.driver)
             self.pollers[dev_id] = AnalyzerPoller(
                 cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.writer.has_room,
-                self.emit, tag, self.log, self.stop_event,
+                self.emit, self._tagger(dev_id), self.log, self.stop_event,
             )
         for dev_id, cfg in self.aux.items():
             cls = load_driver(cfg.driver)

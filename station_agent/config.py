@@ -136,6 +136,14 @@ class StationConfigBase(StrictModel):
                 raise ValueError(
                     f"sampling.valve {self.sampling.valve!r} is not one of the [[valves]]: {sorted(valves) or '(none)'}"
                 )
+            analyzers = {a.id for a in getattr(self, "analyzers", [])}
+            fed = set(self.sampling.analyzers) if self.sampling.analyzers is not None else analyzers
+            unknown = sorted((fed | set(self.sampling.own_lines)) - analyzers)
+            if unknown:
+                raise ValueError(f"sampling: analyzer(s) {unknown} are not [[analyzers]]: {sorted(analyzers)}")
+            both = sorted(fed & set(self.sampling.own_lines))
+            if both:
+                raise ValueError(f"sampling: analyzer(s) {both} are on the valve's manifold and on an own line")
             devices = {d.id for d in getattr(self, "devices", [])}
             for il in self.sampling.interlocks:
                 if il.device not in devices:

@@ -111,6 +111,14 @@ class Interlock(StrictModel):
 
 class SamplingConfig(StrictModel):
     valve: str = Field(description="id of the valve device that selects the streams")
+    analyzers: list[str] | None = Field(
+        default=None, description="ids of the analyzers on the valve's manifold; default: every analyzer"
+    )
+    own_lines: dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]] = Field(
+        default_factory=dict,
+        description="analyzer id -> inlet name, for analyzers on a line of their own (not on the valve's"
+        " manifold): their minutes carry stream inlet:<name> and the reason uncalibrated",
+    )
     safe_stream: str = Field(pattern=STREAM_PATTERN, description="where the valve parks (SIGTERM, failures)")
     preset: Literal["icos", "urban"] | None = None
     streams: list[StreamConfig] = Field(min_length=1)
