@@ -32,6 +32,7 @@ from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord, mi
 from station_agent.sequencing.engine import Engine, RunRecord
 from station_agent.sequencing.sampling_config import CylinderConfig
 from station_agent.sequencing.timeline import StreamTimeline
+from station_agent.sequencing.valve_train import ValveTrain
 from station_agent.service.control import ControlServer
 from station_agent.service.metrics import MetricsServer, disk_free_bytes
 from station_agent.service.sdnotify import SdNotifier
@@ -429,10 +430,8 @@ class Agent:
                 self.stop_event,
             )
         if self.config.sampling is not None:
-            vcfg = self.valves[self.config.sampling.valve]
-            vcls = load_driver(vcfg.driver)
             self.engine = Engine(
-                self.config.sampling, vcls(vcfg, vcls.make_transport(vcfg)), self.clock, self.timeline,
+                self.config.sampling, self._sampling_valve(), self.clock, self.timeline,
                 self.emit, self.log, self.writer.submit_engine_state, restored, self._run_finished,
                 needs_calibration=lambda: not self.book.has_any(), interlock_value=self.interlock_value,
             )
@@ -458,6 +457,17 @@ class Agent:
         self.watchdog.start()
         self.notifier.ready(status=f"measuring: {len(self.pollers)} analyzer(s)")
         self._state = "running"
+
+    def _sampling_valve(self):
+        """The valve the engine drives: the one configured, or the train of valves in series."""
+        drivers = []
+        for vid in self.config.sampling.valve_ids():
+            vcfg = self.valves[vid]
+            vcls = load_driver(vcfg.driver)
+            drivers.append(vcls(vcfg, vcls.make_transport(vcfg)))
+        if isinstance(self.config.sampling.valve, str):
+            return drivers[0]
+        return ValveTrain(drivers, {s.port: s.positions for s in self.config.sampling.streams})
 
     def _run_finished(self, run: RunRecord) -> None:
         self.writer.submit_run(run)

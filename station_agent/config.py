@@ -132,9 +132,11 @@ class StationConfigBase(StrictModel):
             seen.add(dev.id)
         if self.sampling is not None:
             valves = {v.id for v in getattr(self, "valves", [])}
-            if self.sampling.valve not in valves:
+            missing = [v for v in self.sampling.valve_ids() if v not in valves]
+            if missing:
                 raise ValueError(
-                    f"sampling.valve {self.sampling.valve!r} is not one of the [[valves]]: {sorted(valves) or '(none)'}"
+                    f"sampling.valve {', '.join(map(repr, missing))} is not one of the [[valves]]: "
+                    f"{sorted(valves) or '(none)'}"
                 )
             analyzers = {a.id for a in getattr(self, "analyzers", [])}
             fed = set(self.sampling.analyzers) if self.sampling.analyzers is not None else analyzers

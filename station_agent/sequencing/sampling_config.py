@@ -33,6 +33,11 @@ class StreamConfig(StrictModel):
     name: str = Field(pattern=STREAM_PATTERN)
     port: int = Field(ge=1, description="valve position that selects this stream")
     flush_s: float = Field(default=180.0, ge=0, description="seconds flagged after switching here")
+    positions: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
+        default=None,
+        description="with several valves: valve id -> position, for each valve that selects this stream"
+        " (valves left out stay where they are); `port` is then the stream's number",
+    )
 
 
 class Schedule(StrictModel):
@@ -110,7 +115,10 @@ class Interlock(StrictModel):
 
 
 class SamplingConfig(StrictModel):
-    valve: str = Field(description="id of the valve device that selects the streams")
+    valve: str | list[str] = Field(
+        description="id of the valve that selects the streams, or the ids of valves in series, moved in"
+        " this order (each stream then gives its `positions`)"
+    )
     analyzers: list[str] | None = Field(
         default=None, description="ids of the analyzers on the valve's manifold; default: every analyzer"
     )
@@ -151,6 +159,7 @@ class SamplingConfig(StrictModel):
         if len(set(ports)) != len(ports):
             raise ValueError("two streams share one valve port")
         known = set(names)
+        self._check_positions()
         self._apply_preset()
         missing = []
         if self.safe_stream not in known:
@@ -168,6 +177,30 @@ class SamplingConfig(StrictModel):
         if len(set(run_names)) != len(run_names):
             raise ValueError("two runs share one name")
         return self
+
+    def valve_ids(self) -> list[str]:
+        return [self.valve] if isinstance(self.valve, str) else list(self.valve)
+
+    def _check_positions(self) -> None:
+        if isinstance(self.valve, str):
+            given = [s.name for s in self.streams if s.positions is not None]
+            if given:
+                raise ValueError(f"stream(s) {given} give positions, but there is one valve: give their port only")
+            return
+        if len(set(self.valve)) != len(self.valve) or not self.valve:
+            raise ValueError(f"valve: a list of distinct valve ids, got {self.valve}")
+        seen: dict[tuple, str] = {}
+        for s in self.streams:
+            if not s.positions:
+                raise ValueError(f"stream {s.name}: with several valves give its positions, e.g. "
+                                 f"positions = {{ {self.valve[0]} = {s.port} }}")
+            unknown = sorted(set(s.positions) - set(self.valve))
+            if unknown:
+                raise ValueError(f"stream {s.name}: positions name valve(s) {unknown} not in valve = {self.valve}")
+            key = tuple(sorted(s.positions.items()))
+            if key in seen:
+                raise ValueError(f"streams {seen[key]} and {s.name} select the same valve positions")
+            seen[key] = s.name
 
     def _apply_preset(self) -> None:
         cals = [s.name[4:] for s in self.streams if s.name.startswith("cal:")]
