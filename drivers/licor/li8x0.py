@@ -210,8 +210,10 @@ class LI850(AnalyzerDriver):
                 if want != "data" and elem.find("data") is not None:
                     continue  # a streamed record arriving before the reply
                 problems.append(f"{inner}: unexpected reply skipped: {line!r}")
-        except TransportTimeout:
+        except TransportTimeout as exc:
             self.transport.discard_input()
+            if problems:  # say what came instead of the reply
+                raise TransportTimeout(f"{exc}; instead: {problems[-1]}", partial=exc.partial) from None
             raise
         self.transport.discard_input()
         raise DriverError(f"{inner}: no reply in {MAX_EXTRA_LINES} lines")

@@ -178,16 +178,25 @@ class GMP343(AnalyzerDriver):
 
     # ---- measurement
 
-    def read_errors(self) -> list[str]:
-        """`errs`: the active error lines (empty when the probe reports none)."""
-        lines = self._ask("errs")
-        return [ln for ln in lines if ln != ERRS_OK]
+    def read_errors(self, problems: list[str] | None = None) -> list[str]:
+        """`errs`: the active error lines (empty when the probe reports none). A line that is not
+        printable text is line noise, not an error: it is named in `problems`."""
+        errors = []
+        for ln in self._ask("errs"):
+            if ln == ERRS_OK:
+                continue
+            if not (ln.isascii() and ln.isprintable()):
+                if problems is not None:
+                    problems.append(f"errs: line noise skipped: {ln!r}")
+                continue
+            errors.append(ln)
+        return errors
 
     def poll(self) -> PollResult:
         """`errs`, then `send`: one record, stamped now, with the probe's errors as flags."""
         result = PollResult()
         self.transport.discard_input()
-        self.last_errors = self.read_errors()
+        self.last_errors = self.read_errors(result.problems)
         lines = self._ask("send")
         at = self.now()
         record = None

@@ -84,11 +84,11 @@ class Li8x0Simulator(PolledSimulator):
         co2 = co2_dry * (1.0 - h2o / 100.0) + self.noise("co2")
         h2o_mmol = max(0.0, h2o * 10.0 + self.noise("h2o") * 10.0)
         temp = self.cell_temp_c + self._noise_rng.gauss(0.0, 0.01)
-        fault = self.fault("cell_temp")
+        fault = self.fault("cell_temp", consume=True)
         if fault:
             temp += float(fault.params.get("offset_c", -5.0))
         volts = self.input_voltage + self._noise_rng.gauss(0.0, 0.02)
-        fault = self.fault("low_voltage")
+        fault = self.fault("low_voltage", consume=True)
         if fault:
             volts = float(fault.params.get("volts", 9.0))
         pres = self.cell_pressure_kpa + self._noise_rng.gauss(0.0, 0.02)
