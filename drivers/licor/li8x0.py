@@ -190,9 +190,9 @@ class LI850(AnalyzerDriver):
         raw = self.transport.read_until(REPLY_END)
         return raw.decode("ascii", errors="replace").strip("\r\n\x00 ")
 
-    def _exchange(self, inner: str, want: str, problems: list[str]) -> ET.Element:
-        """Send `inner` and return the first reply holding <want> (or <ack>); noise, malformed
-        lines and stale records in front of it are named in `problems` and skipped."""
+    def _exchange(self, inner: str, want: str, problems: list[str]) -> tuple[ET.Element, str]:
+        """Send `inner` and return the first reply holding <want> (or <ack>), with its line; noise,
+        malformed lines and stale records in front of it are named in `problems` and skipped."""
         self._send(inner)
         try:
             for _ in range(MAX_EXTRA_LINES):
@@ -203,7 +203,7 @@ class LI850(AnalyzerDriver):
                     problems.append(f"{inner}: line skipped ({why}): {line!r}")
                     continue
                 if elem.find(want) is not None or elem.find("ack") is not None:
-                    return elem
+                    return elem, line
                 error = elem.find("error")
                 if error is not None:
                     raise Li8x0Error(f"{inner}: analyzer error: {(error.text or '').strip()!r}")
@@ -220,7 +220,7 @@ class LI850(AnalyzerDriver):
 
     def command(self, inner: str) -> None:
         """A configuration command; Li8x0Error unless acknowledged."""
-        elem = self._exchange(inner, "ack", [])
+        elem, _ = self._exchange(inner, "ack", [])
         if not ack_of(elem):
             raise Li8x0Error(f"{inner}: the analyzer answered <ack>false</ack> (it could not parse the command)")
 
@@ -291,11 +291,11 @@ class LI850(AnalyzerDriver):
         result = PollResult()
         self.transport.discard_input()  # a late reply to an earlier, timed-out request
         inner = "<data>?</data>"
-        elem = self._exchange(inner, "data", result.problems)
+        elem, line = self._exchange(inner, "data", result.problems)
         if elem.find("data") is None:  # an <ack> alone: the record did not come
             result.problems.append(f"{inner}: acknowledged without a record")
             return result
-        reading = self._reading(elem, self.now(), result.problems, ET.tostring(elem, encoding="unicode"))
+        reading = self._reading(elem, self.now(), result.problems, line)
         if reading is not None:
             result.readings.append(reading)
         return result
@@ -340,7 +340,7 @@ class LI850(AnalyzerDriver):
     # ---- identification
 
     def _query(self, tag: str) -> str:
-        elem = self._exchange(f"<{tag}>?</{tag}>", tag, [])
+        elem, _ = self._exchange(f"<{tag}>?</{tag}>", tag, [])
         found = elem.find(tag)
         return "" if found is None else (found.text or "").strip()
 

@@ -6,11 +6,17 @@ and humidity to the probe, whose reading is only right when compensated with the
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
-from support.site import start_site
-from support.station import control
+from support.site import SITES, start_site
+from support.station import BIN, control
+
+from ghgnet.clock import ManualClock
+from station_agent.agent import Agent
+from station_agent.config import load_station_config
 
 SPEED = 240.0
 
@@ -25,7 +31,10 @@ def hour(tmp_path_factory):
         assert run.stop_agent() == 0
         truth = control(run.endpoints["control"], {"cmd": "truth", "device": "gmp343-1",
                                                    "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
-        result = {"minute": run.export("minute"), "probe": probe, "status": run.status(),
+        probe_cli = run.agent_cli("probe", "gmp343-1", "--json")
+        result = {"minute": run.export("minute"), "probe": probe, "status": run.status(), "probe_cli": probe_cli,
+                  "drivers": subprocess.run([BIN / "station-agent", "drivers", "list", "--json"], capture_output=True,
+                                            text=True, timeout=60),
                   "truth": {r["time"]: r for r in truth["truth"]}}
     finally:
         run.close()
@@ -64,3 +73,21 @@ def test_dried_co2_minutes_are_near_the_truth(hour):
         checked += 1
     print(f"rooftop minutes checked {checked}: worst |dry CO2 - true| {worst:.3f} ppm")
     assert checked >= 40
+
+
+def test_probe_and_drivers_list_know_the_gmp343(hour):
+    res = hour["probe_cli"]
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["ok"] and info["driver"] == "vaisala.gmp343" and info["version"].startswith("GMP343")
+    assert 380 < info["latest"]["co2"] < 480
+    names = {d["name"] for d in json.loads(hour["drivers"].stdout)}
+    assert {"vaisala.gmp343", "licor.li850", "licor.li830"} <= names
+
+
+def test_a_compensation_source_that_is_not_a_device_is_refused_by_name(tmp_path):
+    text = (SITES / "gmp343-rooftop" / "station.toml").read_text().replace('"met-1:humidity"', '"met-9:humidity"')
+    path = tmp_path / "station.toml"
+    path.write_text(text.replace('path = "../../../data/gmp343-rooftop/station.sqlite"', 'path = "station.sqlite"'))
+    with pytest.raises(ValueError, match=r"compensation source device\(s\) \['met-9'\]"):
+        Agent(load_station_config(path), ManualClock())

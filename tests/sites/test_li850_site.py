@@ -9,6 +9,7 @@ LI-850's own H2O) and calibrate it to the WMO compatibility goal (0.1 ppm).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 
@@ -36,7 +37,7 @@ def day(tmp_path_factory):
         truth = control(run.endpoints["control"], {"cmd": "truth", "device": "li850-1",
                                                    "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
         db = sqlite3.connect(run.tmp / "station.sqlite")
-        result = {"calibration": run.export("calibration"), "minute": run.export("minute"),
+        result = {"probe": run.agent_cli("probe", "li850-1", "--json"), "calibration": run.export("calibration"), "minute": run.export("minute"),
                   "truth": {r["time"]: r for r in truth["truth"]}, "analyzer": stats,
                   "problems": list(db.execute(
                       "SELECT time, kind, message FROM event WHERE severity IN ('warning', 'error')"))}
@@ -83,3 +84,11 @@ def test_ambient_minutes_are_dried_and_calibrated_to_the_true_values(day):
     print(f"ambient minutes checked {checked}: worst |calibrated - true| co2 {worst:.4f} ppm")
     assert checked >= 150
     assert datetime.fromisoformat(max(day["truth"])[:-1]) > datetime(2026, 3, 2)
+
+
+def test_probe_reads_the_li850(day):
+    res = day["probe"]
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["ok"] and info["driver"] == "licor.li850" and info["mode"] == "poll"
+    assert info["version"] and info["serial_number"] and info["latest"]["h2o"] > 0
