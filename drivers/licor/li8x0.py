@@ -107,7 +107,7 @@ class _Li8x0Config(DeviceConfig):
     min_input_voltage: float = Field(default=10.0, description="supply below this (V) -> low_input_voltage")
 
     @model_validator(mode="after")
-    def _windows(self) -> "_Li8x0Config":
+    def _windows(self) -> _Li8x0Config:
         for name in ("cell_temp_c", "cell_pressure_kpa"):
             lo, hi = getattr(self, name)
             if lo >= hi:

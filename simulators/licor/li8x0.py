@@ -192,7 +192,7 @@ class StreamingPtyServer(PtyServer):
 
     PUSH_EVERY_S = 0.02
 
-    def start(self) -> "StreamingPtyServer":
+    def start(self) -> StreamingPtyServer:
         self.device.client_connected()  # a serial line is always "connected"
         super().start()
         return self
@@ -252,7 +252,7 @@ class Li8x0Served:
         self.tcp: StreamingTcpServer | None = None
         self.pty: StreamingPtyServer | None = None
 
-    def start(self) -> "Li8x0Served":
+    def start(self) -> Li8x0Served:
         host, port, link = self._where
         self.tcp = StreamingTcpServer(self.sim, host, port).start()
         if link is not None:
