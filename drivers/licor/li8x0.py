@@ -44,13 +44,13 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
+from drivers.clocked import StationClocked
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
 
@@ -159,7 +159,7 @@ def ack_of(elem: ET.Element) -> bool | None:
     return None if ack is None else (ack.text or "").strip().lower() == "true"
 
 
-class LI850(AnalyzerDriver):
+class LI850(StationClocked, AnalyzerDriver):
     """LI-COR LI-850: CO2 and H2O by NDIR, XML over serial, polled or streamed."""
 
     name = "licor.li850"
@@ -173,13 +173,8 @@ class LI850(AnalyzerDriver):
             raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         self.root = config.ROOT
-        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.last_error: str | None = None
         self._partial = b""  # stream mode: the start of a line cut by the last read
-
-    def use_clock(self, now: Callable[[], datetime]) -> None:
-        """Stamp records with `now()` (the station's clock): the analyzer sends no time."""
-        self.now = now
 
     # ---- wire helpers
 

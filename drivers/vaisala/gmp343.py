@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
+from drivers.clocked import StationClocked
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
 
@@ -104,7 +104,7 @@ class GMP343Error(DriverError):
     """The probe did not answer as it should."""
 
 
-class GMP343(AnalyzerDriver):
+class GMP343(StationClocked, AnalyzerDriver):
     """Vaisala GMP343 CO2 probe, polled with `send`, health from `errs`, compensated by the station."""
 
     name = "vaisala.gmp343"
@@ -117,14 +117,9 @@ class GMP343(AnalyzerDriver):
         if not isinstance(config, GMP343Config):
             raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
-        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.environment: dict[str, float] = {}
         self.sent: dict[str, float] = {}  # compensation values the probe holds (sent since open)
         self.last_errors: list[str] = []
-
-    def use_clock(self, now: Callable[[], datetime]) -> None:
-        """Stamp records with `now()` (the station's clock): the probe sends no time."""
-        self.now = now
 
     # ---- wire helpers
 

@@ -11,7 +11,7 @@ import subprocess
 from datetime import UTC, datetime
 
 import pytest
-from support.site import SITES, start_site
+from support.site import SITES, start_site, truth_of
 from support.station import BIN, control
 
 from ghgnet.clock import ManualClock
@@ -29,13 +29,11 @@ def hour(tmp_path_factory):
         run.run_until(datetime(2026, 3, 1, 1, 5, tzinfo=UTC), timeout=120)
         probe = control(run.endpoints["control"], {"cmd": "stats", "device": "gmp343-1"})["stats"]["gmp343-1"]
         assert run.stop_agent() == 0
-        truth = control(run.endpoints["control"], {"cmd": "truth", "device": "gmp343-1",
-                                                   "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
         probe_cli = run.agent_cli("probe", "gmp343-1", "--json")
         result = {"minute": run.export("minute"), "probe": probe, "status": run.status(), "probe_cli": probe_cli,
                   "drivers": subprocess.run([BIN / "station-agent", "drivers", "list", "--json"], check=False,
                                             capture_output=True, text=True, timeout=60),
-                  "truth": {r["time"]: r for r in truth["truth"]}}
+                  "truth": truth_of(run, "gmp343-1")}
     finally:
         run.close()
     return result

@@ -14,7 +14,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
-from support.site import start_site
+from support.site import start_site, truth_of
 from support.station import control
 
 GOAL = 0.1
@@ -34,11 +34,9 @@ def day(tmp_path_factory):
         run.run_until(datetime(2026, 3, 2, 0, 50, tzinfo=UTC), timeout=240)
         stats = control(run.endpoints["control"], {"cmd": "stats", "device": "li850-1"})["stats"]["li850-1"]
         assert run.stop_agent() == 0
-        truth = control(run.endpoints["control"], {"cmd": "truth", "device": "li850-1",
-                                                   "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
         db = sqlite3.connect(run.tmp / "station.sqlite")
         result = {"probe": run.agent_cli("probe", "li850-1", "--json"), "calibration": run.export("calibration"), "minute": run.export("minute"),
-                  "truth": {r["time"]: r for r in truth["truth"]}, "analyzer": stats,
+                  "truth": truth_of(run, "li850-1"), "analyzer": stats,
                   "problems": list(db.execute(
                       "SELECT time, kind, message FROM event WHERE severity IN ('warning', 'error')"))}
     finally:

@@ -13,7 +13,7 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from support.station import BIN, ROOT, START, Hil
+from support.station import BIN, ROOT, START, Hil, control
 
 SITES = ROOT / "configs" / "sites"
 
@@ -56,3 +56,10 @@ def start_site(site: str, tmp: Path, speed: float) -> Hil:
     run.config = site_station(site, tmp, run.endpoints)
     run.agent = None
     return run
+
+
+def truth_of(run: Hil, device: str) -> dict[str, dict]:
+    """The bench's per-minute true values of `device`, by minute start (ISO UTC)."""
+    rows = control(run.endpoints["control"], {"cmd": "truth", "device": device, "from": "2000-01-01T00:00:00Z",
+                                              "to": "2100-01-01T00:00:00Z"})["truth"]
+    return {r["time"]: r for r in rows}
