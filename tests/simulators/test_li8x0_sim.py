@@ -152,3 +152,20 @@ def test_bench_serves_it_with_its_gas_truth_stats_and_faults():
         assert stats["produced"] == 2 and stats["commands"] == 3
         truth = bench.truth("li850-1", START, datetime(2027, 1, 1, tzinfo=UTC))
         assert truth[0]["co2"] == 430.0 and truth[0]["n"] == 2
+
+
+def test_bench_served_li850_streams_to_a_stream_mode_driver():
+    cfg = BenchConfig.model_validate({"instruments": [{"id": "li850-1", "model": "licor.li850",
+                                                        "noise": {"co2": 0.0, "h2o": 0.0}}]})
+    clock = ManualClock(START)
+    with Bench(cfg, clock) as bench:
+        drv = driver(LI850, bench.endpoints()["instruments"]["li850-1"]["url"], clock, mode="stream",
+                     outrate_s=2, timeout_s=0.3)
+        drv.open()
+        try:
+            clock.advance(10)
+            readings = drv.poll().readings
+        finally:
+            drv.close()
+        assert bench.stats("li850-1")["outrate_s"] == 2
+    assert len(readings) == 5 and [r.time for r in readings][-1] == clock.now()
