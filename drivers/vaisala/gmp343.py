@@ -53,7 +53,7 @@ ERRS_OK = "OK: No errors detected."
 DILUTION = (-0.01, 0.0)
 """dry = wet / (1 + a*H + b*H^2) with a = -0.01 per %, b = 0: plain dilution by water vapour."""
 
-# compensation input -> (probe command, default deadband)
+# compensation input -> the probe command that sets its value, and the switch that turns it on
 COMPENSATION_COMMANDS: dict[str, str] = {"pressure": "p", "humidity": "rh"}
 SWITCHES: dict[str, str] = {"pressure": "pc", "humidity": "rhc"}
 ENVIRONMENT = ("pressure", "humidity", "temperature")
@@ -98,10 +98,6 @@ class GMP343Config(DeviceConfig):
         if bad:
             raise ValueError(f"compensation sources are 'device:quantity', got {', '.join(bad)}")
         return sources
-
-
-class GMP343Error(DriverError):
-    """The probe did not answer as it should."""
 
 
 class GMP343(StationClocked, AnalyzerDriver):
