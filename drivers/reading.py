@@ -27,6 +27,12 @@ UNITS: dict[str, str] = {
     "flow": "sccm",
     "pressure": "hPa",
     "temperature": "degC",
+    "humidity": "%",
+    "cell_temp": "degC",
+    "cell_pressure": "kPa",
+    "input_voltage": "V",
+    "probe_temp": "degC",
+    "co2_uncompensated": "ppm",
 }
 
 

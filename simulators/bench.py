@@ -190,7 +190,8 @@ def build_line(gas: GasConfig, valve: ViciValveSimulator, start_position: int) -
 
 
 class LineSensors:
-    """What a Modbus sensor on the sample line reads: `sensors(t) -> {flow, pressure, temperature}`.
+    """What a Modbus sensor on the sample line reads: `sensors(t) -> {flow, pressure, temperature,
+    humidity}`.
 
     Flow (sccm) and pressure (hPa) hold their nominal values with a little seeded smooth noise while
     gas flows; with no flow (a closed port, or the line blocked) the flow reads 0 and the pressure
@@ -207,11 +208,13 @@ class LineSensors:
         s = t.timestamp()
         flowing = self.line.flowing(t) if self.line is not None else not self._blocked
         if not flowing:
-            return {"flow": 0.0, "pressure": self.cfg.no_flow_pressure_hpa, "temperature": self.cfg.temperature_c}
+            return {"flow": 0.0, "pressure": self.cfg.no_flow_pressure_hpa, "temperature": self.cfg.temperature_c,
+                    "humidity": self.cfg.humidity_pct}
         return {
             "flow": self.cfg.flow_sccm + self.cfg.flow_noise_sccm * value_noise(self._keys[0], s, 10.0),
             "pressure": self.cfg.pressure_hpa + self.cfg.pressure_noise_hpa * value_noise(self._keys[1], s, 10.0),
             "temperature": self.cfg.temperature_c,
+            "humidity": self.cfg.humidity_pct,
         }
 
     def block(self, t: datetime) -> None:

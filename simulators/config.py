@@ -221,6 +221,7 @@ class LineConfig(StrictModel):
     pressure_noise_hpa: float = Field(default=0.5, ge=0)
     no_flow_pressure_hpa: float = Field(default=150.0, ge=0, description="line pressure with no flow (pump side)")
     temperature_c: float = 30.0
+    humidity_pct: float = Field(default=40.0, ge=0, le=100, description="relative humidity, %RH")
 
 
 class GasConfig(StrictModel):
@@ -278,7 +279,7 @@ class ModbusInstrument(StrictModel):
         return self
 
 
-LINE_QUANTITIES = ("flow", "pressure", "temperature")
+LINE_QUANTITIES = ("flow", "pressure", "temperature", "humidity")
 
 
 class ControlConfig(StrictModel):

@@ -23,7 +23,7 @@ from ghgnet.clock import Clock
 from ghgnet.config import StrictModel
 from ghgnet.logs import get_logger
 from ghgnet.timeutil import iso_utc, parse_utc
-from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, constant_stream
+from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
@@ -50,6 +50,8 @@ MAX_NAME = 64
 MAX_TIME_TEXT = 64
 MAX_SEQS = 10_000
 """Seqs one set-aside request may name."""
+MAX_ENVIRONMENT_AGE_S = 600.0
+"""An auxiliary reading older than this (simulated seconds) is not pushed to an analyzer."""
 
 ReasonText = Annotated[str, StringConstraints(max_length=MAX_REASON, pattern=r"^[^\x00]*$")]
 ShortText = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=r"^[^\x00]*$")]
@@ -176,6 +178,7 @@ class Agent:
         self.analyzers = {a.id: a for a in config.analyzers if a.enabled}
         self.valves = {v.id: v for v in getattr(config, "valves", [])}
         self.aux = {d.id: d for d in getattr(config, "devices", []) if d.enabled}
+        self.environments = {a: self.environment_for(cfg) for a, cfg in self.analyzers.items()}
         self.pollers: dict[str, AnalyzerPoller] = {}
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
@@ -255,6 +258,28 @@ class Agent:
     def interlock_value(self, device: str, quantity: str):
         p = self.device_pollers.get(device)
         return p.value(quantity) if p else None
+
+    def environment_for(self, cfg) -> Environment | None:
+        """What an analyzer compensates with: its config's `compensation` table (name ->
+        "device:quantity" of a [[devices]] entry) read from the latest auxiliary readings."""
+        sources: dict[str, str] = dict(getattr(cfg, "compensation", None) or {})
+        if not sources:
+            return None
+        unknown = sorted({s.partition(":")[0] for s in sources.values()} - set(self.aux))
+        if unknown:
+            raise ValueError(f"analyzer {cfg.id}: compensation source device(s) {unknown} are not among the "
+                             f"enabled [[devices]]: {sorted(self.aux) or '(none)'}")
+
+        def values() -> dict[str, float]:
+            out: dict[str, float] = {}
+            for name, source in sources.items():
+                device, _, quantity = source.partition(":")
+                got = self.interlock_value(device, quantity)
+                if got is not None and got[1] <= MAX_ENVIRONMENT_AGE_S:
+                    out[name] = got[0]
+            return out
+
+        return values
 
     def state_snapshot(self) -> dict[str, Any]:
         devices = {}
@@ -422,6 +447,7 @@ class Agent:
             self.pollers[dev_id] = AnalyzerPoller(
                 cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.writer.has_room,
                 self.emit, self._tagger(dev_id), self.log, self.stop_event,
+                environment=self.environments[dev_id],
             )
         for dev_id, cfg in self.aux.items():
             cls = load_driver(cfg.driver)

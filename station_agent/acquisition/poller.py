@@ -21,6 +21,10 @@ from station_agent.faults import FaultTracker
 from station_agent.records import Event
 from station_agent.sequencing.timeline import OffsetEstimator
 
+Environment = Callable[[], dict[str, float]]
+"""The latest values of other devices an analyzer compensates with (name -> value), e.g. the
+station's pressure and humidity for a GMP343 (see Agent.environment_for)."""
+
 Tagger = Callable[[Reading, float, float | None], Reading]
 """(reading, analyzer clock offset in s, its lower bound) -> the reading tagged with its stream and
 conditions (see StreamTimeline.tag)."""
@@ -112,7 +116,12 @@ class PollLoop(ABC):
 
 class AnalyzerPoller(PollLoop):
     """One thread per analyzer: drains its buffer each poll, tags the readings with their stream
-    and hands them to the writer; reconnects after MAX_TIMEOUTS_BEFORE_RECONNECT timeouts."""
+    and hands them to the writer; reconnects after MAX_TIMEOUTS_BEFORE_RECONNECT timeouts.
+
+    Two optional driver hooks: `use_clock(now)` is called once with the station clock (for an
+    analyzer whose records carry no time), and `set_environment(values)` before every poll with
+    what `environment()` gives (when it gives anything), so that the driver can push it to the
+    instrument."""
 
     MAX_TIMEOUTS_BEFORE_RECONNECT = 3
 
@@ -128,8 +137,13 @@ class AnalyzerPoller(PollLoop):
         stop: threading.Event,
         backoff_initial_s: float = 2.0,
         backoff_max_s: float = 120.0,
+        environment: Environment | None = None,
     ) -> None:
         super().__init__(driver, clock, emit, log, stop, backoff_initial_s, backoff_max_s)
+        use_clock = getattr(driver, "use_clock", None)
+        if callable(use_clock):
+            use_clock(clock.now)
+        self.environment = environment if callable(getattr(driver, "set_environment", None)) else None
         self.submit = submit
         self.has_room = has_room
         self.tag = tag
@@ -155,6 +169,10 @@ class AnalyzerPoller(PollLoop):
         self.health.polls += 1
         before = now()  # every record the analyzer made before this instant is in this poll's reply
         try:
+            if self.environment is not None:
+                values = self.environment()
+                if values:
+                    self.driver.set_environment(values)
             result = self.driver.poll()
         except TransportTimeout as exc:
             self._timeouts += 1
