@@ -75,7 +75,8 @@ def test_records_reads_while_a_writer_holds_the_database(tmp_path):
         assert out.returncode == 0, out.stderr
         info = json.loads(out.stdout)
         assert len(info["records"]["minute"]) == 3
-        assert info["records"]["event"][-1] == {"seq": seq, "kind": "maintenance.on", "time": "2026-03-01T00:00:00.000Z"}
+        assert info["records"]["event"][-1] == {"seq": seq, "kind": "maintenance.on",
+                                                "time": "2026-03-01T00:00:00.000Z"}
         assert info["outbox"]["event"][-1] == seq
     finally:
         writer.close()
