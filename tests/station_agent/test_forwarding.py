@@ -301,12 +301,13 @@ def test_retained_status_and_last_will_tell_central_the_station_is_up_then_down(
     assert up[2] == 1.0 and up[1] >= 0
     net.stop("station-agent", kill=True)  # no DISCONNECT: the broker publishes the last will
     net.wait(lambda: (s := state()) and s[0] == "down", 30, "the last will ('down') at central")
-    # The will is retained too: a receiver that subscribes only now still learns the station is down.
+    # The will is retained too: a receiver that subscribes only now still learns the station is down
+    # (on the network's simulated clock, as central: a will stamped beyond its clock is refused).
     late_db = net.run_dir / "late-central.sqlite"
     late = Receiver(CentralConfig.model_validate({
         "mqtt": {"host": "127.0.0.1", "port": net.broker.port, "client_id": "late-central"},
         "storage": {"backend": "sqlite", "path": str(late_db)},
-    })).start()
+    }), now=net.sim_now).start()
     try:
         assert late.subscribed.wait(10)
         net.wait(lambda: late.stats["messages_handled"] >= 1, 10, "the retained status")
