@@ -12,7 +12,8 @@ copied with their ports and paths rewritten into the run folder (nothing under
 the user's data/ is touched), the simulator, central and the agent on one simulated clock (the
 same --speed, --start and --anchor: central refuses records stamped beyond its own clock). After H simulated hours the agent gets SIGTERM (it parks the valve,
 stores what is open and waits for central's ack of its outbox), then central and the rest stop,
-and the summary compares, seq by seq, what the station produced with what central stored.
+and the summary compares, seq by seq, what the station produced with what central stored, as
+`station-agent records` and `central-receiver records` print them (the demo reads no database).
 
 `Network` is the orchestration alone; the fault-injection tests (tests/station_agent/
 test_forwarding.py) use it to kill and restart single parts, and test_real_link.py to put the
