@@ -164,6 +164,38 @@ def status(
 
 
 @app.command()
+def records(
+    config: ConfigOpt,
+    station: Annotated[str, typer.Option("--station", help="station id")],
+    as_json: Annotated[bool, typer.Option("--json", help="every record, as JSON")] = False,
+) -> None:
+    """What central holds of one station: per record kind (minute, event, calibration, target)
+    every record stored, by seq, with its station database (store) and what identifies it; the
+    fit RMSE of each calibration and the bias of each target per species; and how many redelivered
+    records central absorbed as duplicates (stored once). To compare with `station-agent records`."""
+    cfg = _load(config)
+    if cfg.storage.backend == "sqlite" and not cfg.storage.path.exists():
+        typer.echo(f"error: no central database at {cfg.storage.path} (central-receiver has not run yet)", err=True)
+        raise typer.Exit(2)
+    store = _open_store(cfg)
+    try:
+        held = store.record_identities(station)
+        duplicates = next((s.duplicates for s in store.stations() if s.station == station), 0)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"station": station, "duplicates": duplicates, "records": held},
+                              separators=(",", ":")))
+        return
+    typer.echo(f"{station}: {duplicates} redelivered record(s) absorbed as duplicates")
+    for kind, rows in held.items():
+        stores = sorted({r["store"] or "(legacy)" for r in rows})
+        seqs = [r["seq"] for r in rows]
+        span = f" seqs {min(seqs)}..{max(seqs)}" if seqs else ""
+        typer.echo(f"  {kind:<12} {len(rows):>7}{span}" + (f" from {', '.join(stores)}" if stores else ""))
+
+
+@app.command()
 def export(
     config: ConfigOpt,
     station: Annotated[str, typer.Option("--station", help="station id")],

@@ -12,7 +12,8 @@ copied with their ports and paths rewritten into the run folder (nothing under
 the user's data/ is touched), the simulator, central and the agent on one simulated clock (the
 same --speed, --start and --anchor: central refuses records stamped beyond its own clock). After H simulated hours the agent gets SIGTERM (it parks the valve,
 stores what is open and waits for central's ack of its outbox), then central and the rest stop,
-and the summary compares, seq by seq, what the station produced with what central stored.
+and the summary compares, seq by seq, what the station produced with what central stored, as
+`station-agent records` and `central-receiver records` print them (the demo reads no database).
 
 `Network` is the orchestration alone; the fault-injection tests (tests/station_agent/
 test_forwarding.py) use it to kill and restart single parts, and test_real_link.py to put the
@@ -25,7 +26,6 @@ import json
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -45,6 +45,14 @@ DEMO_CONFIGS = ("station.example.toml", "bench.example.toml", "central.example.t
 """The example configs the demo starts from: package data, so the demo runs from an installed wheel."""
 KINDS = ("minute", "event", "calibration", "target")
 """Record kinds a station produces; each has its table with a `seq` column on both sides."""
+IDENTITY: dict[str, tuple[str, ...]] = {
+    "minute": ("device", "time", "stream"),
+    "event": ("kind", "time"),
+    "calibration": ("id", "time_start"),
+    "target": ("id", "time"),
+}
+"""The fields of a record, as both `records` commands print them, that say which record it is: the
+summary compares the station's and central's seq by seq on them."""
 
 
 class DemoError(RuntimeError):
@@ -307,16 +315,33 @@ class Network:
         if self.broker is not None:
             self.broker.stop()
 
-    # -- what each side holds --------------------------------------------------------------------
-    def station_seqs(self) -> dict[str, dict[int, tuple]]:
-        """{kind: {seq: identity}} of every record the station produced (its own tables)."""
-        return station_records(self.station_db)
+    # -- what each side holds (each program's own `records` command) ------------------------------
+    def _command(self, part: str, args: list[str], ok: tuple[int, ...] = (0,)) -> dict[str, Any]:
+        """Run one of a part's commands (on its host: its prefix) and read its JSON answer."""
+        done = subprocess.run([*self.prefixes.get(part, ()), *args], check=False, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, cwd=self.run_dir, timeout=120)
+        if done.returncode not in ok:
+            raise DemoError(f"{part} {args[3]} exited with code {done.returncode}: {done.stderr.strip()[-2000:]}")
+        return json.loads(done.stdout)
 
-    def central_seqs(self) -> dict[str, dict[int, tuple]]:
-        return central_records(self.central_db, self.station_id)
+    def station_records(self) -> dict[str, Any]:
+        """`station-agent records --json`: the station's store, its records per kind, its outbox
+        and set-aside seqs (read from its database, whether the agent runs or not)."""
+        return self._command("station-agent", [*_python_module("station_agent.cli"), "records", "--config",
+                                               str(self.run_dir / "station.toml"), "--json"])
 
-    def outbox_size(self) -> int:
-        return _count(self.station_db, "SELECT COUNT(*) FROM outbox")
+    def central_records(self) -> dict[str, Any]:
+        """`central-receiver records --json` for this station: what central holds of it."""
+        return self._command("central-receiver", [*_python_module("central.cli"), "records", "--config",
+                                                  str(self.run_dir / "central.toml"), "--station", self.station_id,
+                                                  "--json"])
+
+    def forwarder_stats(self) -> dict[str, Any]:
+        """The forwarder's counters, from `station-agent status --json` (live, or the last heartbeat
+        the agent stored; status exits 1 when the agent is down)."""
+        status = self._command("station-agent", [*_python_module("station_agent.cli"), "status", "--config",
+                                                 str(self.run_dir / "station.toml"), "--json"], ok=(0, 1))
+        return (status.get("agent") or {}).get("forwarder") or {}
 
     def wait(self, predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
         """Poll `predicate` until truthy (returned), failing after `timeout_s` or when a part died."""
@@ -331,92 +356,24 @@ class Network:
             time.sleep(interval_s)
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection | None:
-    if not path.exists():
-        return None
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-
-
-def _count(path: Path, sql: str, args: tuple = ()) -> int:
-    conn = _connect_ro(path)
-    if conn is None:
-        return 0
-    try:
-        return int(conn.execute(sql, args).fetchone()[0])
-    except sqlite3.OperationalError:  # tables not made yet
-        return 0
-    finally:
-        conn.close()
-
-
-_STATION_SQL = {
-    "minute": "SELECT seq, device, time, stream FROM minute",
-    "event": "SELECT seq, kind, time, '' FROM event",
-    "calibration": "SELECT seq, id, time_start, '' FROM calibration",
-    "target": "SELECT seq, id, time, '' FROM target",
-}
-_CENTRAL_SQL = {
-    "minute": "SELECT seq, device, time, stream FROM minute WHERE station = ?",
-    "event": "SELECT seq, kind, time, '' FROM event WHERE station = ?",
-    "calibration": "SELECT seq, id, time_start, '' FROM calibration WHERE station = ?",
-    "target": "SELECT seq, id, time, '' FROM target WHERE station = ?",
-}
-
-
-def _records(path: Path, queries: dict[str, str], args: tuple) -> dict[str, dict[int, tuple]]:
+def identities(records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[int, tuple]]:
+    """{kind: {seq: identity}} of the records a `records` command printed (a station's or
+    central's: the same identities, `IDENTITY`); a seq held twice is an error."""
     out: dict[str, dict[int, tuple]] = {k: {} for k in KINDS}
-    conn = _connect_ro(path)
-    if conn is None:
-        return out
-    try:
-        for kind, sql in queries.items():
-            try:
-                rows = conn.execute(sql, args).fetchall()
-            except sqlite3.OperationalError:  # not created yet
-                continue
-            for seq, *ident in rows:
-                if seq in out[kind]:
-                    raise AssertionError(f"{path}: {kind} seq {seq} held twice")
-                out[kind][int(seq)] = tuple(ident)
-    finally:
-        conn.close()
+    for kind, fields in IDENTITY.items():
+        for rec in records.get(kind, []):
+            if rec["seq"] in out[kind]:
+                raise DemoError(f"{kind} seq {rec['seq']} held twice")
+            out[kind][rec["seq"]] = tuple(rec[f] for f in fields)
     return out
-
-
-def station_records(db: Path) -> dict[str, dict[int, tuple]]:
-    """{kind: {seq: (identity...)}} from the station's own tables (what it produced)."""
-    return _records(db, _STATION_SQL, ())
-
-
-def central_records(db: Path, station: str) -> dict[str, dict[int, tuple]]:
-    """{kind: {seq: (identity...)}} of one station at central (what central stored)."""
-    return _records(db, _CENTRAL_SQL, (station,))
-
-
-# -- the summary -------------------------------------------------------------------------------------
-
-def _rows_from(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    conn = _connect_ro(path)
-    if conn is None:
-        return []
-    try:
-        return conn.execute(sql, args).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
 
 
 def summarise(net: Network, forwarder: dict | None = None) -> dict[str, Any]:
     """Records produced, forwarded, acknowledged, stored, duplicates and lost per kind; the
     calibrations (fit RMSE) and target biases against the goals, as central holds them."""
-    produced = net.station_seqs()
-    stored = net.central_seqs()
-    queued = {k: set() for k in KINDS}
-    for seq, kind, payload in _rows_from(net.station_db, "SELECT seq, kind, payload FROM outbox"):
-        if kind == "calibration":
-            kind = "target" if json.loads(payload).get("record_type") == "target" else "calibration"
-        queued.setdefault(kind, set()).add(seq)
+    station, central = net.station_records(), net.central_records()
+    produced, stored = identities(station["records"]), identities(central["records"])
+    queued = {k: set(station["outbox"].get(k, ())) for k in KINDS}
     kinds: dict[str, dict[str, int]] = {}
     for kind in KINDS:
         p, s = produced[kind], stored[kind]
@@ -433,33 +390,20 @@ def summarise(net: Network, forwarder: dict | None = None) -> dict[str, Any]:
             "unknown_at_central": len(set(s) - set(p)),
             "content_mismatch": sum(1 for q in set(p) & set(s) if p[q] != s[q]),
         }
-    redelivered = _rows_from(net.central_db, "SELECT duplicates FROM station WHERE station = ?", (net.station_id,))
     station_cfg = tomllib.loads((net.run_dir / "station.toml").read_text()) if (net.run_dir / "station.toml").exists() else {}
     goals = (station_cfg.get("sampling") or {}).get("goals") or {"co2": 0.1, "ch4": 2.0, "co": 2.0, "n2o": 0.1}
-    calibrations = [
-        {"id": cid, "time_end": t_end,
-         "rmse": {sp: rmse for sp, rmse in _rows_from(
-             net.central_db, "SELECT species, rmse FROM calibration_fit WHERE station = ? AND seq = ? ORDER BY species",
-             (net.station_id, seq))}}
-        for seq, cid, t_end in _rows_from(
-            net.central_db, "SELECT seq, id, time_end FROM calibration WHERE station = ? ORDER BY time_start",
-            (net.station_id,))
-    ]
-    targets = [
-        {"id": tid, "time": t, "cylinder": cyl,
-         "bias": {sp: (bias, None if ok is None else bool(ok)) for sp, bias, ok in _rows_from(
-             net.central_db, "SELECT species, bias, within_goal FROM target_value WHERE station = ? AND seq = ? "
-             "ORDER BY species", (net.station_id, seq))}}
-        for seq, tid, t, cyl in _rows_from(
-            net.central_db, "SELECT seq, id, time, cylinder FROM target WHERE station = ? ORDER BY time",
-            (net.station_id,))
-    ]
+    held = central["records"]
+    calibrations = [{"id": c["id"], "time_end": c["time_end"], "rmse": c["rmse"]}
+                    for c in sorted(held["calibration"], key=lambda c: c["time_start"])]
+    targets = [{"id": t["id"], "time": t["time"], "cylinder": t["cylinder"],
+                "bias": {sp: (b["bias"], b["within_goal"]) for sp, b in t["bias"].items()}}
+               for t in sorted(held["target"], key=lambda t: t["time"])]
     return {
         "station": net.station_id,
         "simulated": {"start": net.start.isoformat(), "speed": net.speed},
         "kinds": kinds,
         "forwarder": forwarder or {},
-        "redeliveries_absorbed": int(redelivered[0][0]) if redelivered else 0,
+        "redeliveries_absorbed": central["duplicates"],
         "lost": sum(k["lost"] for k in kinds.values()),
         "duplicates": sum(k["duplicates"] for k in kinds.values()),
         "still_queued": sum(k["still_queued"] for k in kinds.values()),
@@ -467,14 +411,6 @@ def summarise(net: Network, forwarder: dict | None = None) -> dict[str, Any]:
         "calibrations": calibrations,
         "targets": targets,
     }
-
-
-def agent_forwarder_stats(db: Path) -> dict[str, Any]:
-    """The forwarder's counters from the agent's last heartbeat (stored at its stop)."""
-    rows = _rows_from(db, "SELECT value FROM state WHERE key = 'agent'")
-    if not rows:
-        return {}
-    return json.loads(rows[0][0]).get("forwarder") or {}
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -543,23 +479,25 @@ def run_demo(hours: float = 24.0, speed: float = 1440.0, run_dir: Path | None = 
         net.start_agent()
         progress(f"station-sim, central-receiver and station-agent ({net.station_id}) started")
         end = net.start + timedelta(hours=hours)
-        last = 0.0
+        last = time.monotonic()  # the first count after 5 s: the parts start meanwhile, on 2 cores or fewer
         while net.sim_now() < end:
             net.check_running()
             time.sleep(min(0.5, max(0.05, net.real_seconds_until(end))))
             if time.monotonic() - last >= 5:
                 last = time.monotonic()
-                produced = _count(net.station_db, "SELECT COUNT(*) FROM minute")
-                stored = _count(net.central_db, "SELECT COUNT(*) FROM minute WHERE station = ?", (net.station_id,))
+                station = net.station_records() if net.station_db.exists() else None
+                stored = len(net.central_records()["records"]["minute"])
+                produced = len(station["records"]["minute"]) if station else 0
+                outbox = sum(len(seqs) for seqs in station["outbox"].values()) if station else 0
                 progress(f"  simulated {net.sim_now():%Y-%m-%d %H:%M}Z: {produced} minutes at the station, "
-                         f"{stored} at central, outbox {net.outbox_size()}")
+                         f"{stored} at central, outbox {outbox}")
         progress("stopping the agent (SIGTERM: valve parked, open minutes stored, outbox drained to central)")
         rc = net.stop("station-agent", timeout_s=drain_timeout_s + 60)
         if rc != 0:
             raise DemoError(f"station-agent exited with code {rc}:\n{net.log_tail('station-agent')}")
         net.stop("central-receiver")
         net.stop("station-sim")
-        return summarise(net, agent_forwarder_stats(net.station_db))
+        return summarise(net, net.forwarder_stats())
     finally:
         net.close()
         if own_dir:

@@ -12,15 +12,13 @@ import os
 import threading
 from dataclasses import replace
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, StrictBool, StrictInt, StringConstraints, ValidationError
 
 from drivers.registry import load_driver
 from ghgnet import __version__
 from ghgnet.clock import Clock
-from ghgnet.config import StrictModel
 from ghgnet.logs import get_logger
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
@@ -35,6 +33,21 @@ from station_agent.sequencing.timeline import StreamTimeline
 from station_agent.sequencing.valve_train import ValveTrain
 from station_agent.service.control import ControlServer
 from station_agent.service.metrics import MetricsServer, disk_free_bytes
+from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the limit, for the tests)
+    MAX_REASON,
+    CalibrateRequest,
+    CylinderAddRequest,
+    CylinderRetireRequest,
+    EventsRequest,
+    GotoRequest,
+    MaintenanceRequest,
+    RecalibrateRequest,
+    SetAsideListRequest,
+    SetAsideRetryRequest,
+    StatusRequest,
+    TailRequest,
+    parse_request,
+)
 from station_agent.service.sdnotify import SdNotifier
 from station_agent.service.watchdog import ProgressWatchdog, forwarder_probe, poller_probe, writer_probe
 from station_agent.storage.calibration_results import CalibrationBook
@@ -43,110 +56,8 @@ from station_agent.storage.writer import StoreWriter
 
 DEFAULT_STREAM = "inlet:ambient"
 
-MAX_REASON = 500
-"""Characters of a maintenance reason (kept in the maintenance event and the engine's state)."""
-MAX_NAME = 64
-"""Characters of a run name or a cylinder id given on the control socket (the wire's `Name`)."""
-MAX_TIME_TEXT = 64
-MAX_SEQS = 10_000
-"""Seqs one set-aside request may name."""
 MAX_ENVIRONMENT_AGE_S = 600.0
 """An auxiliary reading older than this (simulated seconds) is not pushed to an analyzer."""
-
-ReasonText = Annotated[str, StringConstraints(max_length=MAX_REASON, pattern=r"^[^\x00]*$")]
-ShortText = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=r"^[^\x00]*$")]
-TimeText = Annotated[str, StringConstraints(max_length=MAX_TIME_TEXT)]
-Seqs = Annotated[list[Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]], Field(max_length=MAX_SEQS)]
-
-
-class _Request(StrictModel):
-    cmd: str
-
-
-class StatusRequest(_Request):
-    cmd: Literal["status"]
-
-
-class MaintenanceRequest(_Request):
-    cmd: Literal["maintenance"]
-    on: StrictBool
-    reason: ReasonText = ""
-
-
-class GotoRequest(_Request):
-    cmd: Literal["goto"]
-    port: StrictInt = Field(ge=1, le=1000)
-
-
-class CalibrateRequest(_Request):
-    cmd: Literal["calibrate"]
-    name: ShortText | None = None
-
-
-class CylinderAddRequest(_Request):
-    cmd: Literal["cylinder_add"]
-    cylinder: dict[str, Any]  # a CylinderConfig, validated on its own: errors name its fields
-
-
-class CylinderRetireRequest(_Request):
-    cmd: Literal["cylinder_retire"]
-    id: ShortText
-
-
-class RecalibrateRequest(_Request):
-    cmd: Literal["recalibrate"]
-    from_: TimeText = Field(alias="from")
-    to: TimeText
-
-
-class EventsRequest(_Request):
-    cmd: Literal["events"]
-    limit: StrictInt = Field(default=20, ge=1, le=1000)
-
-
-class TailRequest(_Request):
-    cmd: Literal["tail"]
-    after_seq: StrictInt = Field(default=0, ge=0, le=2**63 - 1)
-
-
-class SetAsideListRequest(_Request):
-    cmd: Literal["set_aside_list"]
-    seqs: Seqs | None = Field(default=None, description="only these (default: all)")
-    records: StrictBool = Field(default=False, description="with the records themselves (export)")
-
-
-class SetAsideRetryRequest(_Request):
-    cmd: Literal["set_aside_retry"]
-    seqs: Seqs | None = Field(default=None, description="these (default: all of them)")
-
-
-REQUESTS: dict[str, type[_Request]] = {
-    "status": StatusRequest, "maintenance": MaintenanceRequest, "goto": GotoRequest, "calibrate": CalibrateRequest,
-    "cylinder_add": CylinderAddRequest, "cylinder_retire": CylinderRetireRequest, "recalibrate": RecalibrateRequest,
-    "events": EventsRequest, "tail": TailRequest, "set_aside_list": SetAsideListRequest,
-    "set_aside_retry": SetAsideRetryRequest,
-}
-"""The control socket's commands and their fields, each bounded (see station_agent/service/control.py)."""
-
-
-def parse_request(req: dict[str, Any]) -> _Request:
-    """The request as its command's model; ValueError naming the command, the field and the problem."""
-    cmd = req.get("cmd")
-    model = REQUESTS.get(cmd) if isinstance(cmd, str) else None
-    if model is None:
-        raise ValueError(f"unknown command {str(cmd)[:MAX_NAME]!r}; known: {', '.join(REQUESTS)}")
-    try:
-        return model.model_validate(req)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(x) for x in err["loc"]) or "(request)"
-            got = err.get("input")
-            size = f" (got {len(got)})" if err["type"] in ("string_too_long", "too_long") and hasattr(got, "__len__") \
-                else ""
-            problems.append(f"{where}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}{size}")
-        raise ValueError(f"{cmd}: " + "; ".join(problems)) from None
-
 
 def read_engine_state(path) -> dict[str, Any] | None:
     """The engine state the last run persisted, read before the writer opens the database."""

@@ -244,6 +244,44 @@ def events(
 
 
 @app.command()
+def records(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="every seq, as JSON")] = False,
+) -> None:
+    """What this station's database holds for central: per record kind the records stored (seq
+    and what identifies each), the outbox (seqs central has not acknowledged yet) and the
+    set-aside seqs. Reads the database file, so it works whether the agent runs or not.
+
+    Exit 0; 3 when there is no database yet."""
+    cfg = _load(config)
+    store = _read_store(cfg)
+    try:
+        info = {
+            "station": cfg.station.id,
+            "store": store.store_id(),
+            "database": str(cfg.storage.path),
+            "records": store.record_identities(),
+            "outbox": store.outbox_seqs(),
+            "set_aside": [r["seq"] for r in store.set_aside_rows()],
+        }
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(info, separators=(",", ":")))
+        return
+    con = Console()
+    con.print(f"{info['station']}  store {info['store'] or '(none yet)'}  database {info['database']}",
+              markup=False, highlight=False)
+    t = Table("records", "stored", "seqs", "unacknowledged")
+    for kind, rows in info["records"].items():
+        seqs = [r["seq"] for r in rows]
+        t.add_row(kind, str(len(seqs)), f"{seqs[0]}..{seqs[-1]}" if seqs else "-", str(len(info["outbox"][kind])))
+    con.print(t)
+    if info["set_aside"]:
+        con.print(f"set aside: {', '.join(map(str, info['set_aside']))}", markup=False)
+
+
+@app.command()
 def tail(
     config: ConfigOpt = DEFAULT_CONFIG,
     raw: Annotated[bool, typer.Option("--raw", help="also the newest raw reading of each device")] = False,

@@ -333,6 +333,17 @@ class CentralStore(Protocol):
         (dead letters not included)."""
         ...
 
+    def record_identities(self, station: str) -> dict[str, list[dict[str, Any]]]:
+        """Every record stored for the station, any store, per kind (minute, event, calibration,
+        target) in seq order: seq, store (None: the legacy store) and the fields that identify it
+        (times as iso_utc text); a calibration's fit RMSE per species (`rmse`), a target's bias and
+        whether it is within the goal per species (`bias`). What `central-receiver records` prints."""
+        ...
+
+    def minute_count(self, station: str, device: str | None = None) -> int:
+        """Minute records stored for the station (of one device when given), any store."""
+        ...
+
     def stations(self) -> list[StationSummary]: ...
 
     def dead_letters(self, limit: int = 100, station: str | None = None) -> list[DeadLetterRow]:

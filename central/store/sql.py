@@ -116,6 +116,15 @@ _NOT_NULL = {"station", "seq", "time", "device", "stream", "flag", "reasons", "n
              "time_end", "standards", "coefficients", "residuals", "cylinder"}
 _CHILD = {"calibration": "calibration_fit", "target": "target_value"}
 """Tables whose records have rows in a second table (one per species), part of their content."""
+_IDENTITY: dict[str, tuple[str, ...]] = {
+    "minute": ("device", "time", "stream"),
+    "event": ("kind", "time"),
+    "calibration": ("id", "time_start", "time_end"),
+    "target": ("id", "time", "cylinder"),
+}
+"""Per record kind (its table), the columns that identify a record, as the station's own database
+keeps them too (`record_identities`, `central-receiver records`)."""
+_TIME_FIELDS = {"time", "time_start", "time_end"}
 _KEYS = {"minute_value": ("station", "seq", "species"), "calibration_fit": ("station", "seq", "species"),
          "target_value": ("station", "seq", "species")}
 
@@ -647,6 +656,36 @@ class SqlStore(HourlyStoreMixin, ABC):
             out.append(StoredTarget(station, r[0], r[1], self._from_t(r[2]), r[3], values,
                                     self._from_t(r[4]), store_name(r[5])))
         return out
+
+    def record_identities(self, station: str) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind, fields in _IDENTITY.items():
+            rows = self._query(f"SELECT seq, store, {', '.join(fields)} FROM {kind} WHERE station = ? "
+                               "ORDER BY seq, store", (station,))
+            out[kind] = [
+                {"seq": r[0], "store": store_name(r[1]),
+                 **{f: iso_utc(self._from_t(v)) if f in _TIME_FIELDS else v for f, v in zip(fields, r[2:])}}
+                for r in rows
+            ]
+        per_species: dict[str, dict[tuple[str, int], dict[str, Any]]] = {"calibration": {}, "target": {}}
+        for store, seq, sp, rmse in self._query(
+                "SELECT store, seq, species, rmse FROM calibration_fit WHERE station = ? ORDER BY species", (station,)):
+            per_species["calibration"].setdefault((store_name(store), seq), {})[sp] = rmse
+        for store, seq, sp, bias, ok in self._query(
+                "SELECT store, seq, species, bias, within_goal FROM target_value WHERE station = ? ORDER BY species",
+                (station,)):
+            per_species["target"].setdefault((store_name(store), seq), {})[sp] = {
+                "bias": bias, "within_goal": None if ok is None else bool(ok)}
+        for kind, name in (("calibration", "rmse"), ("target", "bias")):
+            for rec in out[kind]:
+                rec[name] = per_species[kind].get((rec["store"], rec["seq"]), {})
+        return out
+
+    def minute_count(self, station: str, device: str | None = None) -> int:
+        if device is None:
+            return int(self._query("SELECT count(*) FROM minute WHERE station = ?", (station,))[0][0])
+        return int(self._query("SELECT count(*) FROM minute WHERE station = ? AND device = ?",
+                               (station, device))[0][0])
 
     def held_seqs(self, station: str, store: str | None = None) -> list[int]:
         rows = self._query(

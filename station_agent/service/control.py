@@ -20,8 +20,9 @@ a bad request.
 
 Requests are checked here, before the daemon sees them (`parse_request`): UTF-8, one JSON object
 nested at most MAX_DEPTH deep, a known `cmd`, and exactly the fields that command takes with the
-types it takes (COMMANDS). Anything else is answered with what was wrong, and the connection keeps
-serving; a line longer than MAX_REQUEST bytes is refused and the connection closed.
+types it takes (COMMANDS, derived from the request models in station_agent/service/requests.py).
+Anything else is answered with what was wrong, and the connection keeps serving; a line longer
+than MAX_REQUEST bytes is refused and the connection closed.
 """
 
 from __future__ import annotations
@@ -36,59 +37,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ghgnet.timeutil import parse_utc
+from station_agent.service.requests import REQUESTS, Check, socket_checks
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_REQUEST = 1 << 20
 """Bytes in one request line at most."""
 MAX_DEPTH = 8
 """JSON nesting a request may have at most (a cylinder's assigned values are 3 deep)."""
-MAX_SEQ = 2**63 - 1
 
 
 class RequestError(ValueError):
     """A request that cannot be run; the message says what was wrong."""
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _time(v: Any) -> bool:
-    try:
-        parse_utc(v)
-    except (ValueError, OverflowError):
-        return False
-    return True
-
-
-# A field's check: (what it must be, in words; the test).
-Check = tuple[str, Callable[[Any], bool]]
-BOOL: Check = ("true or false", lambda v: isinstance(v, bool))
-TEXT: Check = ("a string", lambda v: isinstance(v, str))
-TEXT_OR_NULL: Check = ("a string or null", lambda v: v is None or isinstance(v, str))
-OBJECT: Check = ("an object", lambda v: isinstance(v, dict))
-PORT: Check = ("an integer from 1", lambda v: _is_int(v) and v >= 1)
-LIMIT: Check = ("an integer from 1 to 100000", lambda v: _is_int(v) and 1 <= v <= 100_000)
-SEQ: Check = (f"an integer from 0 to {MAX_SEQ}", lambda v: _is_int(v) and 0 <= v <= MAX_SEQ)
-TIME: Check = ("an ISO 8601 time string", lambda v: isinstance(v, str) and _time(v))
-SEQS_OR_NULL: Check = ("null or an array of integers from 1",
-                      lambda v: v is None or (isinstance(v, list) and all(_is_int(x) and 1 <= x <= MAX_SEQ for x in v)))
-
 COMMANDS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
-    # cmd: (required fields, optional fields)
-    "status": ({}, {}),
-    "maintenance": ({"on": BOOL}, {"reason": TEXT}),
-    "goto": ({"port": PORT}, {}),
-    "calibrate": ({}, {"name": TEXT_OR_NULL}),
-    "cylinder_add": ({"cylinder": OBJECT}, {}),
-    "cylinder_retire": ({"id": TEXT}, {}),
-    "recalibrate": ({"from": TIME, "to": TIME}, {}),
-    "events": ({}, {"limit": LIMIT}),
-    "tail": ({}, {"after_seq": SEQ}),
-    "set_aside_list": ({}, {"seqs": SEQS_OR_NULL, "records": BOOL}),
-    "set_aside_retry": ({}, {"seqs": SEQS_OR_NULL}),
+    cmd: socket_checks(model) for cmd, model in REQUESTS.items()
 }
+"""cmd: (required fields, optional fields), each field with the check of its JSON value; from the
+request models (station_agent/service/requests.py), the one list of commands."""
 
 
 def _check_values(value: Any) -> None:

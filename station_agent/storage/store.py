@@ -150,6 +150,16 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
+RECORD_KINDS = ("minute", "event", "calibration", "target")
+"""The records a station sends to central, each kind in its own table keyed by seq."""
+_IDENTITY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "minute": ("minute", ("device", "time", "stream")),
+    "event": ("event", ("kind", "time")),
+    "calibration": ("calibration", ("id", "time_start", "time_end")),
+    "target": ("target", ("id", "time", "cylinder")),
+}
+"""Each kind's table and the columns that identify one of its records (`record_identities`)."""
+
 
 class StoreError(Exception):
     pass
@@ -615,6 +625,33 @@ class StationStore:
             | ({"record": json.loads(r[6])} if with_payload else {})
             for r in rows if wanted is None or r[0] in wanted
         ]
+
+    def record_identities(self) -> dict[str, list[dict[str, Any]]]:
+        """Every record this database holds, per kind (RECORD_KINDS), in seq order: its seq and the
+        fields that identify it (`station-agent records`). A kind whose table the writer has not
+        made yet is empty."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind, (table, fields) in _IDENTITY.items():
+            try:
+                rows = self.conn.execute(f"SELECT seq, {', '.join(fields)} FROM {table} ORDER BY seq").fetchall()
+            except sqlite3.OperationalError:  # read-only, on a database the writer has not migrated yet
+                rows = []
+            out[kind] = [dict(zip(("seq", *fields), r)) for r in rows]
+        return out
+
+    def outbox_seqs(self) -> dict[str, list[int]]:
+        """The outbox's seqs (records central has not acknowledged) per record kind, in seq order.
+        Target results travel as kind "calibration": their record_type tells them apart."""
+        out: dict[str, list[int]] = {kind: [] for kind in RECORD_KINDS}
+        try:
+            rows = self.conn.execute(
+                "SELECT seq, CASE WHEN kind = 'calibration' AND json_extract(payload, '$.record_type') = 'target'"
+                " THEN 'target' ELSE kind END FROM outbox ORDER BY seq").fetchall()
+        except sqlite3.OperationalError:  # read-only, on a database the writer has not migrated yet
+            rows = []
+        for seq, kind in rows:
+            out.setdefault(kind, []).append(seq)
+        return out
 
     def minute_count(self, start: datetime, end: datetime) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM minute WHERE time >= ? AND time < ?",

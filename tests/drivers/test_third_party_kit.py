@@ -31,8 +31,9 @@ def env(tmp_path_factory) -> dict[str, str]:
     source, site = tmp / "acme_tiny", tmp / "site"
     shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("tests"))  # the build writes beside it
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-         "--target", str(site), str(source)],
+        # built with this venv's setuptools and wheel (the `test` extra), offline: no build isolation
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "--target", str(site), str(source)],
         capture_output=True, text=True, timeout=120,
     )
     assert build.returncode == 0, build.stderr

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import shutil
 import socket
-import sqlite3
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.records import (
+    central_minute_count,
+    central_records,
+    central_status,
+    outbox_size,
+    station_event_kinds,
+    station_records,
+)
 
 from central.config import CentralConfig
 from central.receiver import Receiver
@@ -80,28 +87,11 @@ def prefill_backlog(db: Path, n: int, before: datetime) -> None:
 
 
 def central_count(net: Network, device: str | None = None) -> int:
-    if not net.central_db.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{net.central_db}?mode=ro", uri=True, timeout=10)
-    try:
-        sql = "SELECT COUNT(*) FROM minute WHERE station = ?" + (" AND device = ?" if device else "")
-        return conn.execute(sql, (net.station_id, device) if device else (net.station_id,)).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
+    return central_minute_count(net.central_db, net.station_id, device)
 
 
 def station_events(net: Network) -> list[str]:
-    if not net.station_db.exists():
-        return []
-    conn = sqlite3.connect(f"file:{net.station_db}?mode=ro", uri=True, timeout=10)
-    try:
-        return [r[0] for r in conn.execute("SELECT kind FROM event ORDER BY seq")]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
+    return station_event_kinds(net.station_db)
 
 
 def finish_and_compare(net: Network, backlog: int = 0) -> dict[str, dict[int, tuple]]:
@@ -110,9 +100,10 @@ def finish_and_compare(net: Network, backlog: int = 0) -> dict[str, dict[int, tu
     if backlog:
         net.wait(lambda: central_count(net, ARCHIVE_DEVICE) == backlog, 90, "the whole backlog at central")
     assert net.stop("station-agent", timeout_s=90) == 0, net.log_tail("station-agent")
-    assert net.outbox_size() == 0, f"{net.outbox_size()} records never acknowledged by central"
+    left = outbox_size(net.station_db)
+    assert left == 0, f"{left} records never acknowledged by central"
     assert net.stop("central-receiver") == 0, net.log_tail("central-receiver")
-    produced, stored = net.station_seqs(), net.central_seqs()
+    produced, stored = station_records(net.station_db), central_records(net.central_db, net.station_id)
     for kind in KINDS:
         missing = sorted(set(produced[kind]) - set(stored[kind]))
         extra = sorted(set(stored[kind]) - set(produced[kind]))
@@ -166,9 +157,9 @@ def test_central_down_for_two_simulated_hours_then_back_gets_everything_once(net
     down_at = net.sim_now()
     net.wait(lambda: net.sim_now() >= down_at + timedelta(hours=2), 30, "two simulated hours")
     # The broker PUBACKed all of it, but only central's ack lets the station forget a record.
-    assert net.outbox_size() >= 100
+    assert outbox_size(net.station_db) >= 100
     net.start_central()
-    net.wait(lambda: net.outbox_size() < 20, 60, "central to acknowledge the two hours")
+    net.wait(lambda: outbox_size(net.station_db) < 20, 60, "central to acknowledge the two hours")
     finish_and_compare(net)
 
 
@@ -178,7 +169,7 @@ def test_agent_sigkilled_mid_batch_and_restarted_resends_without_duplicates(netw
     net.wait(lambda: central_count(net, ARCHIVE_DEVICE) >= 1500, 60, "the replay to be under way")
     net.stop("station-agent", kill=True)
     assert central_count(net, ARCHIVE_DEVICE) < n, "the replay finished before the kill: nothing was tested"
-    assert net.outbox_size() > 0
+    assert outbox_size(net.station_db) > 0
     net.start_agent()  # same clock (--start/--anchor), same database
     finish_and_compare(net, backlog=n)
 
@@ -196,9 +187,9 @@ def test_acl_denied_publishes_are_reported_and_kept_then_delivered_once_the_acl_
                   central_settings={"mqtt": {"username": "ghgnet-central", "password": "central-secret"}})
     started(net)
     net.wait(lambda: "fault.publish_denied" in station_events(net), 60, "the denial to be reported as an event")
-    net.wait(lambda: len(net.station_seqs()["minute"]) >= 20, 60, "minutes produced while denied")
-    produced = net.station_seqs()
-    queued = net.outbox_size()
+    net.wait(lambda: len(station_records(net.station_db)["minute"]) >= 20, 60, "minutes produced while denied")
+    produced = station_records(net.station_db)
+    queued = outbox_size(net.station_db)
     assert queued >= sum(len(v) for v in produced.values()), "a denied record left the outbox"
     assert central_count(net) == 0
     net.broker.reload(acl=ACL_TEMPLATE)  # SIGHUP: the shipped ACL, nothing restarted
@@ -304,34 +295,22 @@ def test_retained_status_and_last_will_tell_central_the_station_is_up_then_down(
     net = started(network(forwarding={"status_interval_s": 1.0}))
 
     def state() -> tuple | None:
-        if not net.central_db.exists():
-            return None
-        conn = sqlite3.connect(f"file:{net.central_db}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute("SELECT state, backlog, interval_s FROM status WHERE station = ?",
-                                (net.station_id,)).fetchone()
-        except sqlite3.OperationalError:
-            return None
-        finally:
-            conn.close()
+        return central_status(net.central_db, net.station_id)
 
     up = net.wait(lambda: (s := state()) and s[0] == "up" and s, 60, "the station's 'up' status at central")
     assert up[2] == 1.0 and up[1] >= 0
     net.stop("station-agent", kill=True)  # no DISCONNECT: the broker publishes the last will
     net.wait(lambda: (s := state()) and s[0] == "down", 30, "the last will ('down') at central")
-    # The will is retained too: a receiver that subscribes only now still learns the station is down.
+    # The will is retained too: a receiver that subscribes only now still learns the station is down
+    # (on the network's simulated clock, as central: a will stamped beyond its clock is refused).
     late_db = net.run_dir / "late-central.sqlite"
     late = Receiver(CentralConfig.model_validate({
         "mqtt": {"host": "127.0.0.1", "port": net.broker.port, "client_id": "late-central"},
         "storage": {"backend": "sqlite", "path": str(late_db)},
-    })).start()
+    }), now=net.sim_now).start()
     try:
         assert late.subscribed.wait(10)
         net.wait(lambda: late.stats["messages_handled"] >= 1, 10, "the retained status")
     finally:
         late.stop()
-    conn = sqlite3.connect(late_db)
-    try:
-        assert conn.execute("SELECT state FROM status WHERE station = ?", (net.station_id,)).fetchone() == ("down",)
-    finally:
-        conn.close()
+    assert central_status(late_db, net.station_id)[0] == "down"

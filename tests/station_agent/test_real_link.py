@@ -28,13 +28,13 @@ from typing import Any
 import pytest
 from support.netns import CELLULAR, Link, NetnsError
 from support.pgcluster import PgCluster
+from support.records import agent_forwarder_stats, central_records, outbox_size, station_records
 from support.relay import Relay
 
-from central.store import CentralStore, open_store
+from central.store import open_store
 from simulators.broker import free_port
-from simulators.network import KINDS, Network, agent_forwarder_stats, station_records
+from simulators.network import KINDS, Network
 from station_agent.storage.store import StationStore
-from ghgnet.timeutil import iso_utc
 
 SPEED = 960.0  # a simulated day in 90 real seconds
 SIMULATED = timedelta(days=1)
@@ -46,7 +46,6 @@ CAUGHT_UP = 50  # records in the outbox: about three real seconds of production
 AGENT_LINK_EVENTS = ("broker_connected", "device_fault", "ack_timeout", "backlog_replayed")
 CENTRAL_FAULT_EVENTS = ("disconnected", "connected", "store_unavailable", "store_reconnect_failed",
                         "aggregation_failed")
-EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -97,20 +96,6 @@ def net(link: Link, pg: PgCluster, tmp_path: Path) -> Iterator[Network]:
         network.close()
 
 
-def central_records(store: CentralStore, station: str) -> dict[str, dict[int, tuple]]:
-    """{kind: {seq: identity}} as central's store holds them, in the form of `station_records`."""
-    out: dict[str, dict[int, tuple]] = {k: {} for k in KINDS}
-    rows: list[tuple[str, int, tuple]] = []
-    rows += [("minute", m.seq, (m.device, iso_utc(m.time), m.stream)) for m in store.minutes(station, *EVER)]
-    rows += [("event", e.seq, (e.kind, iso_utc(e.time), "")) for e in store.events(station, *EVER)]
-    rows += [("calibration", c.seq, (c.id, iso_utc(c.time_start), "")) for c in store.calibrations(station, *EVER)]
-    rows += [("target", t.seq, (t.id, iso_utc(t.time), "")) for t in store.targets(station, *EVER)]
-    for kind, seq, ident in rows:
-        assert seq not in out[kind], f"central holds {kind} seq {seq} twice"
-        out[kind][seq] = ident
-    return out
-
-
 def outbox_span(db: Path) -> tuple[int, int] | None:
     """Lowest and highest seq still in the station's outbox."""
     with closing(StationStore(db, read_only=True)) as store:
@@ -158,15 +143,15 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
     production_s = time.monotonic() - agent_started
     assert restarted, "the simulated day ended before PostgreSQL's restart"
 
-    backlog_at_end = net.outbox_size()
+    backlog_at_end = outbox_size(net.station_db)
     # A stopping agent waits for central's acks only while it is connected: let it be connected
     # and caught up with the live records first (a reconnection may still be in its back-off).
     deadline = time.monotonic() + DRAIN_S
-    while not (agent_forwarder_stats(net.station_db).get("connected") and net.outbox_size() <= CAUGHT_UP):
+    while not (agent_forwarder_stats(net.station_db).get("connected") and outbox_size(net.station_db) <= CAUGHT_UP):
         net.check_running()
         assert time.monotonic() < deadline, (
             f"the agent did not catch up within {DRAIN_S:g} s of the simulated day's end over a link "
-            f"that stays up: {net.outbox_size()} records in its outbox ({backlog_at_end} at the end of the "
+            f"that stays up: {outbox_size(net.station_db)} records in its outbox ({backlog_at_end} at the end of the "
             f"day), seqs {outbox_span(net.station_db)}; forwarder {agent_forwarder_stats(net.station_db)}; "
             f"see {net.run_dir}")
         time.sleep(0.2)
@@ -186,7 +171,7 @@ def test_a_simulated_day_over_a_bad_cellular_link_arrives_exactly_once(link, pg,
         absorbed = {s.station: s.duplicates for s in store.stations()}.get(net.station_id)
     finally:
         store.close()
-    outbox = net.outbox_size()
+    outbox = outbox_size(net.station_db)
     forwarder = agent_forwarder_stats(net.station_db)
     relay_events = relay.events()
     central_log = log_events(net.run_dir / "central-receiver.log")

@@ -18,23 +18,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
+from support.records import central_records, station_records
 from support.wait import wait_until
 
 from central.config import CentralConfig
 from central.receiver import Receiver
+from ghgnet.clock import ScaledClock
+from ghgnet.logs import get_logger
+from ghgnet.mqttlink import MqttConfig, make_client
+from ghgnet.wire import encode_ack, parse_batch, topic_for
 from simulators.broker import MosquittoBroker, find_mosquitto
 from station_agent.agent import retry_set_aside
-from ghgnet.clock import ScaledClock
-from simulators.network import central_records, station_records
 from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
-from ghgnet.logs import get_logger
 from station_agent.processing.minute_bins import MinuteAssembler
-from ghgnet.mqttlink import MqttConfig, make_client
 from station_agent.records import Event, MinuteRecord, SpeciesMinute
 from station_agent.storage.store import StationStore
-from ghgnet.wire import encode_ack, parse_batch, topic_for
 from station_agent.storage.writer import StoreWriter
 
 STATION = "st-poison"
