@@ -128,11 +128,13 @@ class AnalyzerPoller(PollLoop):
         stop: threading.Event,
         backoff_initial_s: float = 2.0,
         backoff_max_s: float = 120.0,
+        newest_stored: Callable[[str], datetime | None] | None = None,
     ) -> None:
         super().__init__(driver, clock, emit, log, stop, backoff_initial_s, backoff_max_s)
         self.submit = submit
         self.has_room = has_room
         self.tag = tag
+        self.newest_stored = newest_stored
         self.offset = OffsetEstimator()
         self._timeouts = 0
 
@@ -149,6 +151,7 @@ class AnalyzerPoller(PollLoop):
             self.health.connected = True
             self._timeouts = 0
             self.faults.clear(now(), ("connect",))
+            self._resume()
         if not self.has_room():
             self.faults.report("backpressure", "writer queue full; records left in the analyzer", now())
             return
@@ -184,7 +187,8 @@ class AnalyzerPoller(PollLoop):
         if result.readings:
             self.offset.update(result.readings[-1].time, before, after)
             offset_s, low_s = self.offset.offset_s, self.offset.low
-            readings = [self.tag(r, offset_s, low_s) for r in result.readings]
+            # a reading that names its own stream (a GC's result file says what was injected) keeps it
+            readings = [r if r.stream else self.tag(r, offset_s, low_s) for r in result.readings]
             self.health.readings += len(readings)
             self.health.last_reading = readings[-1].time
             self.health.status_flags = readings[-1].status_flags
@@ -195,6 +199,15 @@ class AnalyzerPoller(PollLoop):
             if self.offset.known and not result.problems else None
         if readings or drained:
             self.submit(readings, drained)
+
+
+    def _resume(self) -> None:
+        """A driver whose records outlive the instrument's link (a file drop: `resume(newest)`) is told,
+        at every open, the time of its newest reading in the store, so it delivers again exactly
+        what a crash kept from the store and nothing the store already holds."""
+        resume = getattr(self.driver, "resume", None)
+        if resume is not None and self.newest_stored is not None:
+            resume(self.newest_stored(self.driver.device_id))
 
 
 def constant_stream(stream: str) -> Tagger:
