@@ -27,6 +27,8 @@ UNITS: dict[str, str] = {
     "flow": "sccm",
     "pressure": "hPa",
     "temperature": "degC",
+    "cell_pressure": "hPa",
+    "cell_temp": "degC",
 }
 
 

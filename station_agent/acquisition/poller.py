@@ -135,6 +135,9 @@ class AnalyzerPoller(PollLoop):
         self.has_room = has_room
         self.tag = tag
         self.newest_stored = newest_stored
+        use_clock = getattr(driver, "use_clock", None)
+        if use_clock is not None:  # a driver that stamps records read without a time field
+            use_clock(clock)
         self.offset = OffsetEstimator()
         self._timeouts = 0
 
