@@ -24,14 +24,15 @@ the table may override; configs/analyzers/ holds examples):
 A line that does not parse (wrong field count, no regex match, a value that is not a number, a time
 that does not read, noise without the start character) is skipped and named in
 `PollResult.problems`; the records around it are kept. A stream mode poll reads lines until none
-is waiting (the read timeout, `timeout_s`, ends it); an unfinished last line is kept for the next
-poll.
+is waiting, for `timeout_s` at most (a pause as long ends it sooner); an unfinished last line is kept
+for the next poll.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -290,7 +291,11 @@ class GenericLine(AnalyzerDriver):
                 raise
             self._record(raw, self._now(), result)
             return result
+        # an analyzer that never pauses would keep one read going: a poll reads for timeout_s at most
+        deadline = time.monotonic() + self.config.timeout_s
         for n in range(MAX_LINES_PER_POLL):
+            if n and time.monotonic() >= deadline:
+                break
             try:
                 raw = self.transport.read_until(self._terminator)
             except TransportTimeout as exc:

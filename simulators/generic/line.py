@@ -251,8 +251,9 @@ class GenericLineStreamSimulator(_Records):
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "not started"
-        return f"socket://{self._server.host}:{self._server.port}"
+        """Where the station reaches it (the configured address until started)."""
+        host, port = (self._server.host, self._server.port) if self._server else (self.config.host, self.config.port)
+        return f"socket://{host}:{port}"
 
     def start(self) -> "GenericLineStreamSimulator":
         self._server = _StreamListener(self, self.config.host, self.config.port).start()

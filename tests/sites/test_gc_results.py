@@ -1,0 +1,104 @@
+"""The GC site (configs/sites/gc-results/) as real processes: the simulated GC exports a GCWerks
+result file per injection into the folder, the station turns each into one sample; a simulated
+hour, with the agent killed (kill -9) twice: once at a random instant, and once while SQLite is
+held locked, so that files already read and moved to done/ have not reached the store. Every
+injection must be stored exactly once, with the stream the file names and the GC's value."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from site_pair import START_TIME, SitePair
+
+from drivers.gc.results import STAMP
+from ghgnet.timeutil import parse_utc
+from station_agent.storage.store import StationStore
+
+pytestmark = pytest.mark.slow
+SPEED = 120.0
+
+
+def archived_at(name: str) -> datetime:
+    """The newest injection of a file in done/, from its name."""
+    return datetime.strptime(name.split("_", 1)[0], STAMP).replace(tzinfo=UTC)
+
+
+def stored(db) -> tuple[list[dict], list[dict]]:
+    store = StationStore(db, read_only=True)
+    try:
+        far = START_TIME + timedelta(days=1)
+        return list(store.raw_rows(START_TIME, far, "gc-1")), list(store.minute_rows(START_TIME, far, "gc-1"))
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def hour(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gc-site")
+    pair = SitePair("gc-results", tmp, SPEED)
+    try:
+        pair.start_agent()
+        pair.wait_until(START_TIME + timedelta(minutes=17))
+        assert pair.stop_agent(signal.SIGKILL) == -signal.SIGKILL
+        pair.start_agent()
+        pair.wait_until(START_TIME + timedelta(minutes=25))
+        # Hold SQLite locked: the agent goes on reading files and moving them to done/, but cannot
+        # store their samples; it is killed in that state.
+        lock = sqlite3.connect(tmp / "station.sqlite", isolation_level=None, timeout=30)
+        lock.execute("BEGIN IMMEDIATE")
+        newest = lock.execute("SELECT MAX(time) FROM raw WHERE device = 'gc-1'").fetchone()[0]
+        pair.wait_until(START_TIME + timedelta(minutes=38))
+        in_flight = [p.name for p in (tmp / "drop" / "done").iterdir() if archived_at(p.name) > parse_utc(newest)]
+        assert pair.stop_agent(signal.SIGKILL) == -signal.SIGKILL
+        lock.execute("ROLLBACK")
+        lock.close()
+        pair.start_agent()
+        pair.wait_until(START_TIME + timedelta(minutes=62))
+        assert pair.stop_agent() == 0
+        ledger = pair.control({"cmd": "ledger", "device": "gc-1"})["ledger"]
+        yield {"ledger": ledger, "in_flight": in_flight, "stored": stored(tmp / "station.sqlite"), "tmp": tmp}
+    finally:
+        pair.close()
+
+
+def test_files_read_but_not_stored_when_killed_were_there(hour):
+    assert hour["in_flight"], "the lock held no file in flight: the test proved nothing"
+
+
+def test_every_injection_is_stored_exactly_once(hour):
+    raw, _ = hour["stored"]
+    times = [parse_utc(r["time"]) for r in raw]
+    assert len(times) == len(set(times))
+    last = max(times)
+    made = [parse_utc(e["time"]) for e in hour["ledger"] if parse_utc(e["time"]) <= last]
+    assert sorted(times) == made
+    assert len(made) >= 11  # an injection every 5 minutes for an hour
+
+
+def test_each_injection_keeps_its_stream_and_the_gcs_value(hour):
+    raw, _ = hour["stored"]
+    by_time = {parse_utc(e["time"]): e for e in hour["ledger"]}
+    for r in raw:
+        e = by_time[parse_utc(r["time"])]
+        assert r["stream"] == ("inlet:ambient" if e["source"] == "ambient" else f"cal:{e['source']}")
+        assert r["values"]["co2_dry"] == pytest.approx(e["truth"]["co2"], abs=0.3)
+        assert r["values"]["ch4_dry"] == pytest.approx(e["truth"]["ch4"], abs=5)
+        assert r["values"]["n2o_dry"] == pytest.approx(e["truth"]["n2o"], abs=0.6)
+
+
+def test_one_minute_per_injection_with_one_sample(hour):
+    raw, minutes = hour["stored"]
+    assert len(minutes) >= len(raw) - 1  # the newest injection's minute may still be open
+    for m in minutes:
+        assert m["n_total"] == 1
+        assert m["flag"] == "U", m
+        assert "uncalibrated" in m["reasons"]
+        assert {"co2", "ch4", "n2o"} <= set(m["species"])
+    assert {m["stream"] for m in minutes} == {"inlet:ambient", "cal:std-1"}
+
+
+def test_nothing_was_quarantined(hour):
+    assert not any((hour["tmp"] / "drop" / "quarantine").iterdir())
