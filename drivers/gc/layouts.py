@@ -57,7 +57,7 @@ class Injection:
 def decode(data: bytes) -> str:
     """File bytes as text: UTF-16 when a byte-order mark says so, else UTF-8, else Latin-1."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return data.decode("utf-16", errors="replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

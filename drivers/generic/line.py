@@ -19,7 +19,7 @@ the table may override; configs/analyzers/ holds examples):
   record with any flag is not ok;
 * `mode`: `stream` (the analyzer talks on its own: each poll reads every complete line waiting) or
   `poll` (each poll writes `poll_command`, with escapes such as `\\r`, `\\n`, `\\x05`, and reads one
-  record line).
+  record line; lines of noise in front of it are skipped and named).
 
 A line that does not parse (wrong field count, no regex match, a value that is not a number, a time
 that does not read, noise without the start character) is skipped and named in
@@ -50,6 +50,8 @@ from ghgnet.config import StrictModel
 
 # Never read more lines than this in one stream poll: a babbling line is a fault, not data.
 MAX_LINES_PER_POLL = 10_000
+# Poll mode: lines of noise read in front of the reply before giving up on this poll.
+MAX_REPLY_LINES = 8
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|[rnt0\\])")
 _SIMPLE = {"r": "\r", "n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
 
@@ -284,12 +286,19 @@ class GenericLine(AnalyzerDriver):
         result = PollResult()
         if self.config.mode == "poll":
             self.transport.write(self._command)
-            try:
-                raw = self.transport.read_until(self._terminator)
-            except TransportTimeout:
-                self.transport.discard_input()
-                raise
-            self._record(raw, self._now(), result)
+            for _ in range(MAX_REPLY_LINES):
+                try:
+                    raw = self.transport.read_until(self._terminator)
+                except TransportTimeout:
+                    self.transport.discard_input()
+                    if not result.problems:
+                        raise
+                    result.problems.append("no record after the noise")
+                    return result
+                self._record(raw, self._now(), result)
+                if result.readings:
+                    return result
+            self.transport.discard_input()
             return result
         # an analyzer that never pauses would keep one read going: a poll reads for timeout_s at most
         deadline = time.monotonic() + self.config.timeout_s

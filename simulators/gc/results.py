@@ -9,7 +9,7 @@ values, each plus seeded noise: the GC software's calibrated result. Layouts as 
 drivers/gc/layouts.py; ChemStation reports are written in UTF-16 with a byte-order mark.
 
 Faults (`inject`): malformed (the next file has a cell that is not a number), garbage (a file of
-noise), half_written (the next file appears half-written and is finished `delay_s` simulated
+noise, ending in a newline), half_written (the next file appears half-written and is finished `delay_s` simulated
 seconds later, or never with `never: true`), duplicate (the next file is written twice, under a
 second name), bad_status (the next injection flags its first compound: GCWerks flag `F---`,
 ChemStation an `Error :` line), silence (no files for `duration_s`).
@@ -189,7 +189,7 @@ class GcResultsSimulator:
         data = self._render(entry, malformed)
         entry.file = self._file_name(entry)
         if self._take("garbage"):
-            self._write(self.folder / f"{entry.file}.noise", bytes(self._rng.randrange(256) for _ in range(200)))
+            self._write(self.folder / f"{entry.file}.noise", bytes(self._rng.randrange(256) for _ in range(200)) + b"\n")
         half = self._take("half_written")
         if half is not None:
             entry.fault = "half_written"

@@ -20,6 +20,7 @@ definition names, or its first bit set).
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import threading
@@ -81,8 +82,8 @@ class _Fault:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class _Records:
-    """Record making shared by the poll and stream simulators."""
+class GenericLineSimulator:
+    """A simulated generic.line analyzer: record making shared by the poll and stream simulators."""
 
     def __init__(self, clock: Clock, config: GenericLineInstrument, gas: Any) -> None:
         self.clock = clock
@@ -199,7 +200,7 @@ class _Records:
                 **{f: sum(e.fault == f for e in ledger) for f in FAULTS}}
 
 
-class GenericLinePollSimulator(_Records):
+class GenericLinePollSimulator(GenericLineSimulator):
     """Poll mode: answers each poll command with one record (`receive` for simulators.serve)."""
 
     def __init__(self, clock: Clock, config: GenericLineInstrument, gas: Any = None) -> None:
@@ -238,14 +239,17 @@ class _StreamListener(Listener):
             self.sim.disconnect()
 
 
-class GenericLineStreamSimulator(_Records):
+class GenericLineStreamSimulator(GenericLineSimulator):
     """Stream mode: serves itself on TCP, one record every `record_interval_s` (see the module
     docstring)."""
 
     def __init__(self, clock: Clock, config: GenericLineInstrument, gas: Any = None) -> None:
         super().__init__(clock, config, gas)
         self._step = timedelta(seconds=config.record_interval_s)
-        self._next = clock.now() + self._step
+        # records on the interval's grid (whole seconds for a whole-second interval, as the time
+        # field may not say more), so two processes on the same clock agree
+        epoch = datetime(2000, 1, 1, tzinfo=UTC)
+        self._next = epoch + self._step * (math.floor((clock.now() - epoch) / self._step) + 1)
         self._clients = 0
         self._server: _StreamListener | None = None
 
@@ -295,7 +299,7 @@ class GenericLineBench:
     Config = GenericLineInstrument
 
     @staticmethod
-    def build(config: GenericLineInstrument, clock: Clock, gas: Any = None) -> _Records:
+    def build(config: GenericLineInstrument, clock: Clock, gas: Any = None) -> GenericLineSimulator:
         mode = GenericLineConfig.model_validate(
             {"id": config.id, "url": "sim://", "definition": str(config.definition)}).mode
         cls = GenericLinePollSimulator if mode == "poll" else GenericLineStreamSimulator
