@@ -28,9 +28,11 @@ when its units cell is empty (`ChemStation.default_unit`, a config field).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 
 GCWERKS_STANDARD_ROWS = "any row is an injection; the station's `streams` map marks standard inlets"
 CHEMSTATION_DATE_FORMAT = "%m/%d/%Y %I:%M:%S %p"
@@ -108,7 +110,7 @@ def parse_gcwerks(text: str) -> list[Injection]:
             except ValueError:
                 raise MalformedFile(f"line {lineno}: {name}: not a number: {cells[i]!r}") from None
             flag = cells[i + 1]
-            if value != value:
+            if math.isnan(value):
                 continue
             if not flag.startswith("-"):
                 inj.flagged[name] = flag
@@ -146,7 +148,7 @@ def _peak_tables(lines: list[str]) -> list[list[dict[str, str]]]:
             continue
         dashes = lines[i + 2]
         edges = [0] + [m.start() + 1 for m in re.finditer(r"\|", dashes)] + [None]
-        spans = list(zip(edges[:-1], edges[1:], strict=True))
+        spans = list(pairwise(edges))
         heads = [ln[a:b].strip() if b else ln[a:].strip() for a, b in spans]
         units = [lines[i + 1][a:b].strip() if b else lines[i + 1][a:].strip() for a, b in spans]
         rows = []

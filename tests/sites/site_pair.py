@@ -38,7 +38,7 @@ class SitePair:
         text = text.replace("../../analyzers/", f"{ROOT}/configs/analyzers/")
         text = re.sub(r"(?m)^port = \d{4,5}", "port = 0", text)
         if hasattr(self, "endpoints"):
-            for ident, ep in self.endpoints["instruments"].items():
+            for ep in self.endpoints["instruments"].values():
                 if "url" in ep and ep["url"].startswith("socket://"):
                     text = re.sub(r'url = "socket://127\.0\.0\.1:\d+"', f'url = "{ep["url"]}"', text)
         out = self.tmp / path.name
