@@ -317,8 +317,14 @@ class GenericLine(AnalyzerDriver):
         return result
 
     def identify(self) -> dict[str, Any]:
+        """What `probe` shows: the description, and one poll's newest record and problems."""
         info = super().identify()
+        result = self.poll()
+        newest = result.readings[-1] if result.readings else None
         info.update(model=self.config.model, mode=self.config.mode,
                     definition=str(self.config.definition) if self.config.definition else None,
-                    quantities={k: v.quantity for k, v in self.config.quantities.items()})
+                    quantities={k: v.quantity for k, v in self.config.quantities.items()},
+                    latest=None if newest is None else {"time": newest.time.isoformat(), **newest.values,
+                                                        "status_flags": list(newest.status_flags)},
+                    problems=result.problems)
         return info

@@ -107,3 +107,11 @@ def test_a_bad_description_is_refused_naming_what_is_wrong(change, message):
 def test_escapes_in_commands():
     assert unescape(r"READ\r\n") == b"READ\r\n" and unescape("\\x02GO\\x03") == b"\x02GO\x03"
     assert unescape("READ\r") == b"READ\r"
+
+
+def test_probe_shows_the_description_and_one_polled_record():
+    reply = b"DATA 428.115 429.901 2.0611 2.0703 0.4125 P=18.665 T=45.002 ST=PRES\r\n"
+    with expected_protocol(GenericLine, CEAS, [(b"READ\r", reply)]) as drv:
+        info = drv.identify()
+    assert info["mode"] == "poll" and info["quantities"]["p"] == "cavity_pressure"
+    assert info["latest"]["co2_dry"] == 429.901 and info["latest"]["status_flags"] == ["pressure_unlocked"]
