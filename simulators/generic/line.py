@@ -6,7 +6,7 @@ Poll mode: a line device (`receive(bytes) -> bytes`, served on TCP and a pty by 
 answers each `poll_command` with one record made at that instant. Stream mode: it serves itself
 (simulators/bench.py): a TCP listener that sends every client one record every
 `record_interval_s` simulated seconds, made whether or not anyone listens (`ledger` says which
-were heard).
+were heard by a TCP client), and, with `pty_link`, the same records on a pseudo-terminal.
 
 Values: each mapped quantity from the gas it measures (dry co2 ppm, ch4/co ppb, h2o %; a wet species
 is the dry value diluted by the water), diagnostics at their `diagnostics` value, plus seeded
@@ -21,11 +21,14 @@ definition names, or its first bit set).
 from __future__ import annotations
 
 import math
+import os
 import random
 import socket
 import threading
+import tty
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -239,6 +242,45 @@ class _StreamListener(Listener):
             self.sim.disconnect()
 
 
+class _StreamPty:
+    """The stream on a pseudo-terminal (a serial line): records made from the start on are written
+    to it; `link` is a symlink to the slave side with a stable name."""
+
+    def __init__(self, sim: "GenericLineStreamSimulator", link: Path) -> None:
+        self.sim = sim
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.link = Path(link)
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        if self.link.is_symlink() or self.link.exists():
+            self.link.unlink()
+        self.link.symlink_to(os.ttyname(self._slave))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sim-line-pty-{link}", daemon=True)
+
+    def start(self) -> "_StreamPty":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        next_seq = len(self.sim.ledger)
+        while not self._stop.wait(0.02):
+            lines, next_seq = self.sim.lines_since(next_seq)
+            if lines:
+                try:
+                    os.write(self._master, lines)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for fd in (self._master, self._slave):
+            os.close(fd)
+        if self.link.is_symlink():
+            self.link.unlink()
+
+
 class GenericLineStreamSimulator(GenericLineSimulator):
     """Stream mode: serves itself on TCP, one record every `record_interval_s` (see the module
     docstring)."""
@@ -252,6 +294,7 @@ class GenericLineStreamSimulator(GenericLineSimulator):
         self._next = epoch + self._step * (math.floor((clock.now() - epoch) / self._step) + 1)
         self._clients = 0
         self._server: _StreamListener | None = None
+        self._pty: _StreamPty | None = None
 
     @property
     def url(self) -> str:
@@ -261,11 +304,15 @@ class GenericLineStreamSimulator(GenericLineSimulator):
 
     def start(self) -> "GenericLineStreamSimulator":
         self._server = _StreamListener(self, self.config.host, self.config.port).start()
+        if self.config.pty_link is not None:
+            self._pty = _StreamPty(self, self.config.pty_link).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
+        if self._pty is not None:
+            self._pty.stop()
 
     def connect(self) -> int:
         with self._lock:

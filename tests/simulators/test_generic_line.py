@@ -84,3 +84,20 @@ def test_a_regex_definition_without_a_template_cannot_be_simulated(tmp_path):
     (tmp_path / "d.toml").write_text(text)
     with pytest.raises(ValueError, match="needs a `template`"):
         GenericLinePollSimulator(ScaledClock(1.0, T0), GenericLineInstrument(id="x", definition=tmp_path / "d.toml"))
+
+
+def test_stream_mode_on_a_pty_is_read_as_a_serial_line(tmp_path):
+    cfg = BenchConfig.model_validate({"instruments": [
+        {"id": "ndir-1", "model": "generic.line", "definition": str(DEFS / "ndir-co2-stream.toml"),
+         "record_interval_s": 1.0, "pty_link": str(tmp_path / "ndir")}]})
+    with Bench(cfg, ScaledClock(20.0, T0)) as bench:
+        drv_cfg = GenericLineConfig.model_validate({"id": "ndir-1", "url": str(tmp_path / "ndir"), "timeout_s": 0.3,
+                                                    "definition": str(DEFS / "ndir-co2-stream.toml")})
+        drv = GenericLine(drv_cfg, SerialTransport(drv_cfg.url, timeout_s=0.3))
+        drv.open()
+        time.sleep(0.4)
+        result = drv.poll()
+        drv.close()
+        truth = {e.time: e.truth for e in bench.devices["ndir-1"].ledger}
+    assert len(result.readings) >= 3 and result.problems == []
+    assert all(r.values["co2_dry"] == pytest.approx(truth[r.time]["co2"], abs=0.3) for r in result.readings)

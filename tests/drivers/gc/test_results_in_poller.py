@@ -7,11 +7,12 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from test_results import GCWERKS, drop
+
 from drivers.gc.results import GcResults, GcResultsConfig
 from ghgnet.clock import ManualClock
 from ghgnet.logs import get_logger
 from station_agent.acquisition.poller import AnalyzerPoller
-from test_results import GCWERKS, drop
 
 
 def test_the_file_names_the_stream_and_resume_gets_the_newest_stored_time(tmp_path):
