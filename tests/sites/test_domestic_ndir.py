@@ -47,7 +47,7 @@ def test_every_minute_from_the_agents_start_is_stored(hour):
     # the analyzer streams from the bench's start; what it sent before the agent was up is gone
     times = [parse_utc(m["time"]) for m in hour["minutes"]]
     assert times == [times[0] + timedelta(minutes=i) for i in range(len(times))]
-    assert times[0] < START_TIME + timedelta(minutes=15) and len(times) >= 45
+    assert times[0] < START_TIME + timedelta(minutes=20) and len(times) >= 40
     assert all(m["stream"] == "inlet:ambient" for m in hour["minutes"])
 
 
@@ -61,7 +61,7 @@ def test_valid_minutes_agree_with_the_bench_truth(hour):
         assert co2["raw_mean"] == pytest.approx(truth["co2"], abs=0.3), m["time"]
         assert "uncalibrated" in m["reasons"]
         checked += 1
-    assert checked >= 40
+    assert checked >= 35
 
 
 def test_bad_status_minutes_are_flagged_and_noise_is_reported(hour):

@@ -1,13 +1,15 @@
 """The GC site (configs/sites/gc-results/) as real processes: the simulated GC exports a GCWerks
 result file per injection into the folder, the station turns each into one sample; a simulated
-hour, with the agent killed (kill -9) twice: once at a random instant, and once while SQLite is
-held locked, so that files already read and moved to done/ have not reached the store. Every
+hour, with the agent killed (kill -9) twice: once as soon as it has stored a few injections, and
+once while SQLite is held locked, so that files already read and moved to done/ have not reached
+the store. Every
 injection must be stored exactly once, with the stream the file names and the GC's value."""
 
 from __future__ import annotations
 
 import signal
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,31 +37,59 @@ def stored(db) -> tuple[list[dict], list[dict]]:
         store.close()
 
 
+def newest_raw(db) -> datetime | None:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    except sqlite3.OperationalError:  # no database yet
+        return None
+    try:
+        got = conn.execute("SELECT MAX(time) FROM raw WHERE device = 'gc-1'").fetchone()[0]
+    except sqlite3.OperationalError:  # no table yet
+        return None
+    finally:
+        conn.close()
+    return parse_utc(got) if got else None
+
+
+def wait_for(what: str, predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def hour(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gc-site")
+    db, done = tmp / "station.sqlite", tmp / "drop" / "done"
     pair = SitePair("gc-results", tmp, SPEED)
     try:
         pair.start_agent()
-        pair.wait_until(START_TIME + timedelta(minutes=17))
+        wait_for("two stored injections", lambda: (newest_raw(db) or START_TIME) >= START_TIME + timedelta(minutes=5))
         assert pair.stop_agent(signal.SIGKILL) == -signal.SIGKILL
+        before = newest_raw(db)
         pair.start_agent()
-        pair.wait_until(START_TIME + timedelta(minutes=25))
+        wait_for("the restarted agent to store", lambda: newest_raw(db) > before)
         # Hold SQLite locked: the agent goes on reading files and moving them to done/, but cannot
         # store their samples; it is killed in that state.
-        lock = sqlite3.connect(tmp / "station.sqlite", isolation_level=None, timeout=30)
+        lock = sqlite3.connect(db, isolation_level=None, timeout=30)
         lock.execute("BEGIN IMMEDIATE")
-        newest = lock.execute("SELECT MAX(time) FROM raw WHERE device = 'gc-1'").fetchone()[0]
-        pair.wait_until(START_TIME + timedelta(minutes=38))
-        in_flight = [p.name for p in (tmp / "drop" / "done").iterdir() if archived_at(p.name) > parse_utc(newest)]
+        newest = parse_utc(lock.execute("SELECT MAX(time) FROM raw WHERE device = 'gc-1'").fetchone()[0])
+
+        def in_flight() -> list[str]:
+            return [p.name for p in done.iterdir() if archived_at(p.name) > newest]
+
+        wait_for("a file read but not stored", in_flight)
         assert pair.stop_agent(signal.SIGKILL) == -signal.SIGKILL
+        held = in_flight()
         lock.execute("ROLLBACK")
         lock.close()
         pair.start_agent()
         pair.wait_until(START_TIME + timedelta(minutes=62))
+        wait_for("the last injections to be stored", lambda: newest_raw(db) >= START_TIME + timedelta(minutes=55))
         assert pair.stop_agent() == 0
         ledger = pair.control({"cmd": "ledger", "device": "gc-1"})["ledger"]
-        yield {"ledger": ledger, "in_flight": in_flight, "stored": stored(tmp / "station.sqlite"), "tmp": tmp}
+        yield {"ledger": ledger, "in_flight": held, "stored": stored(db), "tmp": tmp}
     finally:
         pair.close()
 
