@@ -189,7 +189,8 @@ class GcResultsSimulator:
         data = self._render(entry, malformed)
         entry.file = self._file_name(entry)
         if self._take("garbage"):
-            self._write(self.folder / f"{entry.file}.noise", bytes(self._rng.randrange(256) for _ in range(200)) + b"\n")
+            noise = bytes(self._rng.randrange(256) for _ in range(200)) + b"\n"
+            self._write(self.folder / f"{entry.file}.noise", noise)
         half = self._take("half_written")
         if half is not None:
             entry.fault = "half_written"
@@ -275,7 +276,8 @@ class GcResultsSimulator:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         with self._lock:
             if fault == "silence":
-                self._silent_until = self.clock.now() + timedelta(seconds=duration_s or self.config.injection_interval_s)
+                seconds = duration_s or self.config.injection_interval_s
+                self._silent_until = self.clock.now() + timedelta(seconds=seconds)
                 return
             self._faults.append({"fault": fault, "count": count or 1, **params})
 

@@ -9,7 +9,8 @@ answers each `poll_command` with one record made at that instant. Stream mode: i
 were heard by a TCP client), and, with `pty_link`, the same records on a pseudo-terminal.
 
 Values: each mapped quantity from the gas it measures (dry co2 ppm, ch4/co ppb, h2o %; a wet species
-is the dry value diluted by the water), diagnostics at their `diagnostics` value, plus seeded
+is the dry value diluted by the water), through the analyzer's `response` (gain, offset, drift),
+diagnostics at their `diagnostics` value, plus seeded
 noise, written back through the definition's units, scale and offset. A regex definition needs its
 `template` (a format string over the field names) for the simulator to write records.
 
@@ -40,7 +41,7 @@ from drivers.reading import unit_of
 from ghgnet.clock import Clock
 from ghgnet.config import RelPath
 from simulators.bench import DiurnalGas
-from simulators.config import DiurnalGasConfig, InstrumentConfig
+from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig
 from simulators.serve import Listener
 
 FAULTS = ("garbage", "silence", "bad_status")
@@ -60,6 +61,8 @@ class GenericLineInstrument(InstrumentConfig):
         default_factory=lambda: {"cavity_pressure": 140.0, "cavity_temp": 45.0, "cell_pressure": 1013.0,
                                  "cell_temp": 50.0}, description="values of the non-gas quantities, ghgnet units")
     n2o: float = Field(default=337.0, ge=0, description="dry N2O (ppb) when the gas has none")
+    response: AnalyzerResponseConfig = Field(default_factory=AnalyzerResponseConfig,
+                                             description="the analyzer's own calibration error (gain, offset, drift)")
     gas: DiurnalGasConfig = Field(default_factory=DiurnalGasConfig,
                                   description="the gas it measures when the bench has no valve")
 
@@ -103,6 +106,7 @@ class GenericLineSimulator:
         self._faults: list[_Fault] = []
         self._ledger: list[LedgerEntry] = []
         self._terminator = unescape(d.terminator)
+        self._epoch = clock.monotonic()
 
     # ---- faults
 
@@ -136,11 +140,18 @@ class GenericLineSimulator:
         base = quantity.removesuffix("_dry")
         noise = self._rng.gauss(0.0, self.config.noise.get(base, 0.0))
         if base in GAS:
-            dry = truth.get(base, self.config.n2o if base == "n2o" else 0.0) + noise
+            dry = self._response(base, truth.get(base, self.config.n2o if base == "n2o" else 0.0)) + noise
             if base == "h2o" or quantity.endswith("_dry"):
                 return dry
             return dry * (1.0 - truth.get("h2o", 0.0) / 100.0)
         return self.config.diagnostics.get(quantity, 0.0) + noise
+
+    def _response(self, species: str, true_value: float) -> float:
+        """The analyzer's noise-free reading of a true dry value: gain, offset, drift per day."""
+        r = self.config.response
+        days = (self.clock.monotonic() - self._epoch) / 86400.0
+        drift = r.drift_per_day.get(species, 0.0) * days
+        return r.gain.get(species, 1.0) * true_value + r.offset.get(species, 0.0) + drift
 
     def _bad_status(self, f: _Fault) -> str:
         s = self.definition.status

@@ -38,12 +38,21 @@ class SitePair:
         text = text.replace("../../analyzers/", f"{ROOT}/configs/analyzers/")
         text = re.sub(r"(?m)^port = \d{4,5}", "port = 0", text)
         if hasattr(self, "endpoints"):
-            for ep in self.endpoints["instruments"].values():
-                if "url" in ep and ep["url"].startswith("socket://"):
-                    text = re.sub(r'url = "socket://127\.0\.0\.1:\d+"', f'url = "{ep["url"]}"', text)
+            text = self._point_at_bench(text)
         out = self.tmp / path.name
         out.write_text(text)
         return out
+
+    def _point_at_bench(self, text: str) -> str:
+        """Each device table's `url` set to where the bench serves the device of the same id."""
+        lines, device = text.splitlines(), None
+        for i, line in enumerate(lines):
+            m = re.match(r'^id = "(.+)"', line)
+            if m:
+                device = self.endpoints["instruments"].get(m.group(1))
+            elif line.startswith("url = ") and device is not None and "url" in device:
+                lines[i] = f'url = "{device["url"]}"'
+        return "\n".join(lines) + "\n"
 
     def start_agent(self) -> None:
         self.agent = subprocess.Popen(

@@ -18,7 +18,8 @@ from ghgnet.clock import ManualClock
 DEFS = Path(__file__).resolve().parents[3] / "configs" / "analyzers"
 CEAS = {"id": "ceas-1", "driver": "generic.line", "url": "socket://127.0.0.1:4001",
         "definition": str(DEFS / "ceas-ghg-poll.toml")}
-NDIR = {"id": "ndir-1", "driver": "generic.line", "url": "/dev/ttyUSB0", "definition": str(DEFS / "ndir-co2-stream.toml")}
+NDIR = {"id": "ndir-1", "driver": "generic.line", "url": "/dev/ttyUSB0",
+        "definition": str(DEFS / "ndir-co2-stream.toml")}
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
@@ -80,7 +81,8 @@ def test_stream_mode_with_nothing_sent_is_a_timeout():
 
 def test_a_delimited_table_written_inline_with_scale_offset_and_epoch_time():
     cfg = {"id": "x", "driver": "generic.line", "url": "loop://", "mode": "poll", "poll_command": r"\x05",
-           "terminator": "\n", "delimiter": " ", "fields": ["t", "", "c"], "timestamp": {"field": "t", "format": "epoch"},
+           "terminator": "\n", "delimiter": " ", "fields": ["t", "", "c"],
+           "timestamp": {"field": "t", "format": "epoch"},
            "quantities": {"c": {"quantity": "co2", "unit": "ppm", "scale": 0.1, "offset": 1.0}}}
     with expected_protocol(GenericLine, cfg, [(b"\x05", b"1772352000  x   4200\n")]) as drv:
         (r,) = drv.poll().readings
