@@ -2,8 +2,9 @@
 result file per injection into the folder, the station turns each into one sample; a simulated
 hour, with the agent killed (kill -9) twice: once as soon as it has stored a few injections, and
 once while SQLite is held locked, so that files already read and moved to done/ have not reached
-the store. Every
-injection must be stored exactly once, with the stream the file names and the GC's value."""
+the store; and one malformed file on the way. Every other injection must be stored exactly once,
+with the stream the file names and the GC's value; the malformed file must sit in quarantine with an
+event naming it."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ def hour(tmp_path_factory):
         before = newest_raw(db)
         pair.start_agent()
         wait_for("the restarted agent to store", lambda: newest_raw(db) > before)
+        pair.control({"device": "gc-1", "fault": "malformed"})
+        wait_for("the malformed file to be quarantined", lambda: any((tmp / "drop" / "quarantine").iterdir()))
         # Hold SQLite locked: the agent goes on reading files and moving them to done/, but cannot
         # store their samples; it is killed in that state.
         lock = sqlite3.connect(db, isolation_level=None, timeout=30)
@@ -89,7 +92,12 @@ def hour(tmp_path_factory):
         wait_for("the last injections to be stored", lambda: newest_raw(db) >= START_TIME + timedelta(minutes=55))
         assert pair.stop_agent() == 0
         ledger = pair.control({"cmd": "ledger", "device": "gc-1"})["ledger"]
-        yield {"ledger": ledger, "in_flight": held, "stored": stored(db), "tmp": tmp}
+        store = StationStore(db, read_only=True)
+        try:
+            events = store.event_rows(500)
+        finally:
+            store.close()
+        yield {"ledger": ledger, "in_flight": held, "stored": stored(db), "tmp": tmp, "events": events}
     finally:
         pair.close()
 
@@ -103,7 +111,8 @@ def test_every_injection_is_stored_exactly_once(hour):
     times = [parse_utc(r["time"]) for r in raw]
     assert len(times) == len(set(times))
     last = max(times)
-    made = [parse_utc(e["time"]) for e in hour["ledger"] if parse_utc(e["time"]) <= last]
+    made = [parse_utc(e["time"]) for e in hour["ledger"]
+            if parse_utc(e["time"]) <= last and e["fault"] != "malformed"]
     assert sorted(times) == made
     assert len(made) >= 11  # an injection every 5 minutes for an hour
 
@@ -130,5 +139,10 @@ def test_one_minute_per_injection_with_one_sample(hour):
     assert {m["stream"] for m in minutes} == {"inlet:ambient", "cal:std-1"}
 
 
-def test_nothing_was_quarantined(hour):
-    assert not any((hour["tmp"] / "drop" / "quarantine").iterdir())
+def test_the_malformed_file_alone_was_quarantined_with_a_clear_event(hour):
+    (bad,) = [e for e in hour["ledger"] if e["fault"] == "malformed"]
+    quarantine = hour["tmp"] / "drop" / "quarantine"
+    assert sorted(p.name for p in quarantine.iterdir()) == [bad["file"], bad["file"] + ".reason.txt"]
+    assert "not a number" in (quarantine / (bad["file"] + ".reason.txt")).read_text()
+    (event,) = [e for e in hour["events"] if e["kind"] == "fault.garbage"]
+    assert event["device"] == "gc-1" and f"{bad['file']} quarantined" in event["message"]
