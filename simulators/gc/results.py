@@ -97,6 +97,8 @@ class GcResultsSimulator:
         self._rng = random.Random(config.seed)
         self._lock = threading.RLock()
         self._standards = {s.name: s.values for s in config.standards}
+        # the standard a sample row names as its bracketing reference (GCWerks `Standard` column)
+        self._bracketing = next((s for s in config.sequence if s != "sample"), config.standards[0].name)
         unknown = [s for s in config.sequence if s != "sample" and s not in self._standards]
         if unknown:
             raise ValueError(f"sequence names unknown standard(s) {unknown}; known: {list(self._standards)}")
@@ -226,7 +228,7 @@ class GcResultsSimulator:
         year = local.year + (local.timetuple().tm_yday - 1 + local.hour / 24 + local.minute / 1440) / 365.0
         row = [f"{year:.6f}", f"{local:%Y}", f"{local:%m}", f"{local:%d}", f"{local:%H}", f"{local:%M}",
                f"{ref:%Y}", f"{ref:%m}", f"{ref:%d}", f"{ref:%H}", f"{ref:%M}", e.source,
-               self.config.sequence[-1] if e.source == self.config.inlet else e.source]
+               self._bracketing if e.source == self.config.inlet else e.source]
         scale, unit = ["Scale:", *lead], ["Unit:", *lead]
         for sp in species:
             cols += [WIRE_NAMES[sp], "Flag"]
@@ -234,7 +236,7 @@ class GcResultsSimulator:
             unit += [self.config.units.get(sp, "ppb"), "--"]
             flag = "F---" if sp in e.flagged else "----"
             row += [f"{e.values[sp]:.4f}" if not malformed else "n/a?", flag]
-        lines = [f"Created: {datetime.now(UTC):%d %b %y %H:%M} GMT", "ghgnet-gc",
+        lines = [f"Created: {self.clock.now():%d %b %y %H:%M} GMT", "ghgnet-gc",
                  *("  ".join(f"{c:>12}" for c in r) for r in (scale, unit, cols, row))]
         return "\n".join(lines) + "\n"
 
