@@ -98,7 +98,7 @@ class GcResultsSimulator:
         self._lock = threading.RLock()
         self._standards = {s.name: s.values for s in config.standards}
         # the standard a sample row names as its bracketing reference (GCWerks `Standard` column)
-        self._bracketing = next((s for s in config.sequence if s != "sample"), config.standards[0].name)
+        self._bracketing = next((s for s in config.sequence if s != "sample"), "--")
         unknown = [s for s in config.sequence if s != "sample" and s not in self._standards]
         if unknown:
             raise ValueError(f"sequence names unknown standard(s) {unknown}; known: {list(self._standards)}")
