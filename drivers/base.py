@@ -7,7 +7,9 @@ backs off after errors and reopens the transport.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +54,9 @@ class Driver:
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
         self.config = config
         self.transport = transport
+        # The station's clock, for an instrument whose records carry no time: the poller hands in
+        # its clock's `now` (simulated time in tests); until then the wall clock, UTC.
+        self.now: Callable[[], datetime] = wall_clock
 
     @classmethod
     def make_transport(cls, config: DeviceConfig) -> Any:
@@ -113,6 +118,10 @@ class ValveDriver(Driver, ABC):
     @abstractmethod
     def positions(self) -> int:
         """How many positions the valve has."""
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def transport_for(config: DeviceConfig) -> SerialTransport | SocketTransport:

@@ -29,7 +29,7 @@ UNITS: dict[str, str] = {
     "temperature": "degC",
     "humidity": "%",
     "cell_temp": "degC",
-    "cell_pressure": "kPa",
+    "cell_pressure": "hPa",
     "input_voltage": "V",
     "probe_temp": "degC",
     "co2_uncompensated": "ppm",

@@ -166,6 +166,12 @@ class Agent:
         p = self.pollers.get(device)
         return p.offset.offset_s if p else 0.0
 
+    def newest_stored(self, device: str):
+        """Time of `device`'s newest raw reading in the store (after everything queued before the
+        call is stored), or None."""
+        got = self.writer.call_sync(lambda store: store.newest_raw_time(device))
+        return parse_utc(got) if got else None
+
     def interlock_value(self, device: str, quantity: str):
         p = self.device_pollers.get(device)
         return p.value(quantity) if p else None
@@ -358,7 +364,7 @@ class Agent:
             self.pollers[dev_id] = AnalyzerPoller(
                 cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.writer.has_room,
                 self.emit, self._tagger(dev_id), self.log, self.stop_event,
-                environment=self.environments[dev_id],
+                environment=self.environments[dev_id], newest_stored=self.newest_stored,
             )
         for dev_id, cfg in self.aux.items():
             cls = load_driver(cfg.driver)

@@ -23,7 +23,7 @@ reads every line that has arrived since the last poll).
 What the grammar does not fix, kept in one place each:
 * Records carry no time. A polled record is stamped with the station clock when it is read; a
   streamed batch is stamped back from the read time at `outrate_s` steps (see `_stamp_stream`).
-  The station hands its clock in through `use_clock` (the agent's simulated time in tests).
+  The station hands its clock in as `Driver.now` (the agent's simulated time in tests).
 * The wire documents one CO2 value; whether it is the cell's (wet) mole fraction or already
   corrected for dilution depends on the analyzer's set-up. `co2_basis` says which ("wet" by
   default, corrected by the station with `water_correction`, plain dilution unless configured).
@@ -50,7 +50,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
-from drivers.clocked import StationClocked
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
 
@@ -65,7 +64,7 @@ DATA_TAGS: dict[str, tuple[str, float]] = {
     "co2": ("co2", 1.0),  # ppm
     "h2o": ("h2o", 0.1),  # mmol/mol -> %
     "celltemp": ("cell_temp", 1.0),  # degC
-    "cellpres": ("cell_pressure", 1.0),  # kPa
+    "cellpres": ("cell_pressure", 10.0),  # kPa on the wire, hPa in ghgnet
     "ivolt": ("input_voltage", 1.0),  # V
 }
 
@@ -159,7 +158,7 @@ def ack_of(elem: ET.Element) -> bool | None:
     return None if ack is None else (ack.text or "").strip().lower() == "true"
 
 
-class LI850(StationClocked, AnalyzerDriver):
+class LI850(AnalyzerDriver):
     """LI-COR LI-850: CO2 and H2O by NDIR, XML over serial, polled or streamed."""
 
     name = "licor.li850"
@@ -272,7 +271,7 @@ class LI850(StationClocked, AnalyzerDriver):
         if t is not None and not cfg.cell_temp_c[0] <= t <= cfg.cell_temp_c[1]:
             flags.append("cell_temp_unstable")
         p = values.get("cell_pressure")
-        if p is not None and not cfg.cell_pressure_kpa[0] <= p <= cfg.cell_pressure_kpa[1]:
+        if p is not None and not cfg.cell_pressure_kpa[0] <= p / 10.0 <= cfg.cell_pressure_kpa[1]:
             flags.append("cell_pressure_out_of_range")
         v = values.get("input_voltage")
         if v is not None and v < cfg.min_input_voltage:

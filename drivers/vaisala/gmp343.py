@@ -29,7 +29,7 @@ hPa, so that the station can correct CO2 for dilution (`water_correction`, plain
 Not fixed by a public source, kept here: the text of the probe's error lines (each line of `errs`
 other than the OK line is one error, flagged `probe_error`, its text kept in `last_errors`), and
 the prompt ending every reply (PROMPT). The probe's records carry no time: they are stamped with
-the station's clock (`use_clock`).
+the station's clock (`Driver.now`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
-from drivers.clocked import StationClocked
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
 
@@ -100,7 +99,7 @@ class GMP343Config(DeviceConfig):
         return sources
 
 
-class GMP343(StationClocked, AnalyzerDriver):
+class GMP343(AnalyzerDriver):
     """Vaisala GMP343 CO2 probe, polled with `send`, health from `errs`, compensated by the station."""
 
     name = "vaisala.gmp343"

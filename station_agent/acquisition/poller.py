@@ -61,6 +61,7 @@ class PollLoop(ABC):
         backoff_max_s: float = 120.0,
     ) -> None:
         self.driver = driver
+        driver.now = clock.now  # stamps the records of an instrument that sends no time
         self.clock = clock
         self.stop = stop
         self.log = log.bind(device=driver.device_id)
@@ -118,10 +119,9 @@ class AnalyzerPoller(PollLoop):
     """One thread per analyzer: drains its buffer each poll, tags the readings with their stream
     and hands them to the writer; reconnects after MAX_TIMEOUTS_BEFORE_RECONNECT timeouts.
 
-    Two optional driver hooks: `use_clock(now)` is called once with the station clock (for an
-    analyzer whose records carry no time), and `set_environment(values)` before every poll with
-    what `environment()` gives (when it gives anything), so that the driver can push it to the
-    instrument."""
+    Optional driver hooks: `set_environment(values)` before every poll with what `environment()`
+    gives (when it gives anything), so that the driver can push it to the instrument; `resume(t)`
+    at every open (see `_resume`)."""
 
     MAX_TIMEOUTS_BEFORE_RECONNECT = 3
 
@@ -138,15 +138,14 @@ class AnalyzerPoller(PollLoop):
         backoff_initial_s: float = 2.0,
         backoff_max_s: float = 120.0,
         environment: Environment | None = None,
+        newest_stored: Callable[[str], datetime | None] | None = None,
     ) -> None:
         super().__init__(driver, clock, emit, log, stop, backoff_initial_s, backoff_max_s)
-        use_clock = getattr(driver, "use_clock", None)
-        if callable(use_clock):
-            use_clock(clock.now)
         self.environment = environment if callable(getattr(driver, "set_environment", None)) else None
         self.submit = submit
         self.has_room = has_room
         self.tag = tag
+        self.newest_stored = newest_stored
         self.offset = OffsetEstimator()
         self._timeouts = 0
 
@@ -163,6 +162,7 @@ class AnalyzerPoller(PollLoop):
             self.health.connected = True
             self._timeouts = 0
             self.faults.clear(now(), ("connect",))
+            self._resume()
         if not self.has_room():
             self.faults.report("backpressure", "writer queue full; records left in the analyzer", now())
             return
@@ -202,7 +202,8 @@ class AnalyzerPoller(PollLoop):
         if result.readings:
             self.offset.update(result.readings[-1].time, before, after)
             offset_s, low_s = self.offset.offset_s, self.offset.low
-            readings = [self.tag(r, offset_s, low_s) for r in result.readings]
+            # a reading that names its own stream (a GC's result file says what was injected) keeps it
+            readings = [r if r.stream else self.tag(r, offset_s, low_s) for r in result.readings]
             self.health.readings += len(readings)
             self.health.last_reading = readings[-1].time
             self.health.status_flags = readings[-1].status_flags
@@ -213,6 +214,15 @@ class AnalyzerPoller(PollLoop):
             if self.offset.known and not result.problems else None
         if readings or drained:
             self.submit(readings, drained)
+
+
+    def _resume(self) -> None:
+        """A driver whose records outlive the instrument's link (a file drop: `resume(newest)`) is told,
+        at every open, the time of its newest reading in the store, so it delivers again exactly
+        what a crash kept from the store and nothing the store already holds."""
+        resume = getattr(self.driver, "resume", None)
+        if resume is not None and self.newest_stored is not None:
+            resume(self.newest_stored(self.driver.device_id))
 
 
 def constant_stream(stream: str) -> Tagger:

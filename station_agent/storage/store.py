@@ -475,6 +475,12 @@ class StationStore:
         row = self.conn.execute("SELECT value, updated FROM state WHERE key = ?", (key,)).fetchone()
         return (json.loads(row[0]), row[1]) if row else None
 
+    def newest_raw_time(self, device: str) -> str | None:
+        """Time (ISO 8601 UTC) of `device`'s newest stored raw reading, or None: where a driver whose
+        records outlive the instrument (a file drop) resumes after a restart."""
+        row = self.conn.execute("SELECT MAX(time) FROM raw WHERE device = ?", (device,)).fetchone()
+        return row[0] if row else None
+
     def raw_rows(self, start: datetime, end: datetime, device: str | None = None) -> Iterator[dict]:
         sql = 'SELECT device, time, stream, flushing, status, status_ok, status_flags, "values", conditions' \
             " FROM raw WHERE time >= ? AND time < ?"

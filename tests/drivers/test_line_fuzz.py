@@ -13,11 +13,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.picarro.g2401 import _TIME_RE, G2401, MAX_EXTRA_LINES
-from drivers.vici.multiposition import ViciMultiposition
 from drivers.base import DriverError, PollResult
+from drivers.picarro.g2401 import _TIME_RE, G2401, MAX_EXTRA_LINES
 from drivers.testing import ScriptedTransport
 from drivers.transport import TransportError
+from drivers.vici.multiposition import ViciMultiposition
 
 FUZZ = settings(max_examples=300, deadline=None)
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]

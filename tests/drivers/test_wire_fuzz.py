@@ -19,13 +19,13 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from drivers.base import DriverError
 from drivers.modbus.device import ModbusDevice, ModbusDeviceError
 from drivers.picarro.g2401 import G2401
+from drivers.transport import TransportError
 from ghgnet.clock import ManualClock
-from drivers.base import DriverError
 from simulators.serve import Listener
 from station_agent.acquisition.poller import AnalyzerPoller, constant_stream
-from drivers.transport import TransportError
 
 UNIT = 7
 REGISTERS = [0x42F6, 0xE979, 10132]  # input 0..2: float32 123.456 (ABCD), int16 1013.2 hPa at scale 0.1

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.registry import simulator_names
+from ghgnet.clock import make_clock
 from simulators.bench import Bench, PicarroBench
 from simulators.config import BenchConfig, PicarroInstrument
-from ghgnet.clock import make_clock
 
 
 def test_bundled_bench_models_are_registered_as_entry_points():

@@ -20,15 +20,15 @@ from typing import Any
 
 import pytest
 
+from drivers.base import transport_for
 from drivers.modbus.device import ModbusDevice
 from drivers.picarro.g2401 import G2401
 from drivers.vici.multiposition import ViciMultiposition
+from ghgnet.clock import ManualClock
+from ghgnet.config import ConfigError
 from simulators.bench import Bench
 from simulators.config import BenchConfig, load_bench_config
 from simulators.gas import AmbientInlet, AmbientModel
-from ghgnet.clock import ManualClock
-from ghgnet.config import ConfigError
-from drivers.base import transport_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "configs" / "bench.example.toml"

@@ -33,7 +33,7 @@ def driver(url: str, clock, **cfg) -> GMP343:
     config = GMP343.Config.model_validate({"id": "gmp-1", "driver": "vaisala.gmp343", "url": url,
                                            "timeout_s": 0.5, **cfg})
     drv = GMP343(config, transport_for(config))
-    drv.use_clock(clock.now)
+    drv.now = clock.now
     return drv
 
 

@@ -27,7 +27,7 @@ def make_sim(clock, **kw) -> Li8x0Simulator:
 def driver(cls, url: str, clock, **cfg):
     config = cls.Config.model_validate({"id": "li-1", "driver": cls.name, "url": url, "timeout_s": 0.5, **cfg})
     drv = cls(config, transport_for(config))
-    drv.use_clock(clock.now)
+    drv.now = clock.now
     return drv
 
 

@@ -13,8 +13,8 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse
 
 from drivers.modbus.registermap import Point
-from simulators.modbus.device import ModbusDeviceSimulator, ModbusRelayValveSimulator, ModbusRequest
 from ghgnet.clock import ManualClock
+from simulators.modbus.device import ModbusDeviceSimulator, ModbusRelayValveSimulator, ModbusRequest
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

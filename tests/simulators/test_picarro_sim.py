@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from drivers.base import transport_for
 from drivers.picarro.g2401 import G2301, G2401
+from drivers.transport import TransportError
+from ghgnet.clock import ManualClock
+from ghgnet.config import ConfigError
 from simulators.bench import Bench, DiurnalGas, TrackedTcpServer
 from simulators.config import load_bench_config
 from simulators.picarro.g2401 import PicarroSimConfig, PicarroSimulator
 from simulators.serve import Disconnect, PtyServer, TcpServer
-from ghgnet.clock import ManualClock
-from ghgnet.config import ConfigError
-from drivers.base import transport_for
-from drivers.transport import TransportError
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 3, 1, tzinfo=UTC)

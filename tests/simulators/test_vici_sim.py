@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from drivers.vici.multiposition import ViciMultiposition
-from simulators.serve import PtyServer, TcpServer
-from simulators.vici.multiposition import SharedLine, ViciValveSimulator
-from ghgnet.clock import ManualClock, ScaledClock
 from drivers.base import DriverError
 from drivers.transport import TransportTimeout
+from drivers.vici.multiposition import ViciMultiposition
+from ghgnet.clock import ManualClock, ScaledClock
+from simulators.serve import PtyServer, TcpServer
+from simulators.vici.multiposition import SharedLine, ViciValveSimulator
 
 
 def sim(clock: Any = None, **kwargs: Any) -> ViciValveSimulator:

@@ -37,7 +37,7 @@ def record(co2: str = "4.2013000e2", h2o: str = "1.2000000e1", temp: str = "5.12
 
 
 def clocked(drv):
-    drv.use_clock(lambda: T0)
+    drv.now = lambda: T0
     return drv
 
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import pytest
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
+from drivers.base import DriverError
 from drivers.modbus.device import ModbusDevice, ModbusDeviceError, ModbusRelayValve
 from drivers.modbus.registermap import Point, plan_reads
 from drivers.modbus.registers import (
@@ -33,15 +34,14 @@ from drivers.modbus.registers import (
     encode_value,
     to_raw,
 )
+from drivers.registry import load_driver
+from drivers.transport import TransportError, TransportTimeout
+from ghgnet.clock import ManualClock
 from simulators.modbus.device import (
     ModbusDeviceSimulator,
     ModbusRelayValveSimulator,
     ModbusRequest,
 )
-from ghgnet.clock import ManualClock
-from drivers.base import DriverError
-from drivers.registry import load_driver
-from drivers.transport import TransportError, TransportTimeout
 
 # --------------------------------------------------------------------------------------------
 # register codec: known byte patterns

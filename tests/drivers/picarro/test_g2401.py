@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from drivers.base import DriverError
 from drivers.picarro.g2401 import (
     G2301,
     G2401,
@@ -19,9 +20,8 @@ from drivers.picarro.g2401 import (
     PicarroError,
     PicarroStatus,
 )
-from drivers.base import DriverError
-from drivers.testing import ScriptedTransport, expected_protocol
 from drivers.registry import load_driver
+from drivers.testing import ScriptedTransport, expected_protocol
 from drivers.transport import TransportError, TransportTimeout
 
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from drivers.vici.multiposition import ViciMultiposition
 from drivers.base import DriverError
-from drivers.testing import ProtocolMismatch, ScriptedTransport, expected_protocol
 from drivers.registry import load_driver
+from drivers.testing import ProtocolMismatch, ScriptedTransport, expected_protocol
 from drivers.transport import TransportError, TransportTimeout
+from drivers.vici.multiposition import ViciMultiposition
 
 
 def config(**overrides: Any) -> dict[str, Any]:

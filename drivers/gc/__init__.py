@@ -1,0 +1,1 @@
+"""Gas chromatographs, read from the result files their software exports (a file drop)."""

@@ -1,0 +1,1 @@
+"""Analyzers described in configuration rather than code."""

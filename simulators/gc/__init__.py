@@ -1,0 +1,1 @@
+"""Simulated gas chromatographs that export result files."""

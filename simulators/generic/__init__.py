@@ -1,0 +1,1 @@
+"""Simulated analyzers described by configuration."""
