@@ -46,7 +46,7 @@ def test_open_sets_polled_output_and_a_poll_asks_for_one_record():
         result = clocked(drv).poll()
     (r,) = result.readings
     assert r.time == T0 and r.device == "li850-1"
-    assert r.values == {"co2": 420.13, "h2o": 1.2, "cell_temp": 51.25, "cell_pressure": 97.1, "input_voltage": 24.0}
+    assert r.values == {"co2": 420.13, "h2o": 1.2, "cell_temp": 51.25, "cell_pressure": 971.0, "input_voltage": 24.0}  # kPa on the wire, hPa here
     assert r.status_ok and r.status_flags == () and result.problems == []
 
 

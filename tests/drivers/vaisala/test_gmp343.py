@@ -40,7 +40,7 @@ SEND = (b"send\r\n", b"   409.8    420.3    420.1     25.2  (R C C+F T)\r\n>")
 
 def test_open_sets_the_probe_up_and_a_poll_reads_errs_then_send():
     with expected_protocol(GMP343, CFG, [*setup(), ERRS_OK, SEND]) as drv:
-        drv.use_clock(lambda: T0)
+        drv.now = lambda: T0
         result = drv.poll()
     (r,) = result.readings
     assert r.time == T0 and r.device == "gmp-1"
