@@ -7,7 +7,9 @@ backs off after errors and reopens the transport.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +54,9 @@ class Driver:
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
         self.config = config
         self.transport = transport
+        self.now: Callable[[], datetime] = _wall_clock
+        """What stamps the records of a device without a clock of its own: the wall clock (UTC)
+        until the engine hands in its own clock (simulated time runs on it too)."""
 
     @classmethod
     def make_transport(cls, config: DeviceConfig) -> Any:
@@ -113,6 +118,10 @@ class ValveDriver(Driver, ABC):
     @abstractmethod
     def positions(self) -> int:
         """How many positions the valve has."""
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def transport_for(config: DeviceConfig) -> SerialTransport | SocketTransport:

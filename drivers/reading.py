@@ -27,6 +27,9 @@ UNITS: dict[str, str] = {
     "flow": "sccm",
     "pressure": "hPa",
     "temperature": "degC",
+    "ambient_temp": "degC",
+    "ringdown_0": "us",
+    "ringdown_1": "us",
 }
 
 

@@ -107,6 +107,18 @@ class ScriptedTransport:
     def discard_input(self) -> None:
         self._readable = b""
 
+    def read_available(self, max_bytes: int = 1 << 20) -> bytes:
+        """Every unprompted reply queued so far (a stream), or a dropped link."""
+        if not self._open:
+            raise TransportError(f"{self.url} is not open")
+        self._queue_unprompted()
+        if self._readable.startswith(self.DISCONNECT):
+            self._readable = self._readable[len(self.DISCONNECT) :]
+            self._open = False
+            raise TransportError(f"{self.url}: connection dropped")
+        data, self._readable = self._readable[:max_bytes], self._readable[max_bytes:]
+        return data
+
     @property
     def unused(self) -> list[Pair]:
         return self._pairs[self._index :]

@@ -407,8 +407,10 @@ class Agent:
         tag = self._tagger()
         for dev_id, cfg in self.analyzers.items():
             cls = load_driver(cfg.driver)
+            driver = cls(cfg, cls.make_transport(cfg))
+            driver.now = self.clock.now  # stamps the records of an analyzer without a clock of its own
             self.pollers[dev_id] = AnalyzerPoller(
-                cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.writer.has_room,
+                driver, self.clock, self.writer.submit_readings, self.writer.has_room,
                 self.emit, tag, self.log, self.stop_event,
             )
         for dev_id, cfg in self.aux.items():
