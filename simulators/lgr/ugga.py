@@ -125,9 +125,11 @@ class LgrSimulator:
 
     @property
     def url(self) -> str:
-        if not self._servers:
-            raise RuntimeError("start() the simulator first")
-        return self._servers[-1].url
+        """The pty's path when it has one, else the TCP URL (port 0 until started: any free one)."""
+        if self._servers:
+            return self._servers[-1].url
+        c = self.config
+        return str(c.pty_link) if c.pty_link is not None else f"socket://{c.host}:{c.port}"
 
     @property
     def tcp_url(self) -> str:
