@@ -69,7 +69,7 @@ def test_faults_through_the_bench(bench):
             d.poll()
         assert b.handle({"device": "k30-1", "cmd": "clear_faults"}) == {"ok": True}
         assert d.poll().readings[0].status_ok
-        assert b.stats("k30-1")["requests"] == 5
+        assert b.stats("k30-1")["requests"] == 4
         with pytest.raises(ValueError, match="unknown fault 'smoke'"):
             b.handle({"device": "k30-1", "fault": "smoke"})
     finally:
