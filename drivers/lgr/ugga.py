@@ -18,13 +18,14 @@ Records are stamped by their own `Time` (the analyzer's zone, `analyzer_timezone
 False and the flag `fit_flag_<n>`, so the minute excludes it and says why. A line that is neither
 identity, header nor a record of the current layout (noise, a cut line, a record with the wrong
 number of fields) is skipped and named in `PollResult.problems`; the records around it are kept.
-A silent line is not an error for one poll (records may be slower than polls): after
-`silent_polls` polls in a row with no byte at all, `poll` raises TransportTimeout so the engine
-reports it and reopens the link.
+A silent line is not an error for one poll (records may be slower than polls): once no byte has
+come for `silent_s` seconds of the engine's clock (`Driver.now`), `poll` raises TransportTimeout so
+the engine reports it and reopens the link.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,7 +71,7 @@ class _LgrConfig(DeviceConfig):
         default=DEFAULT_DATE_ORDER, description=f"date order of the analyzer's time stamps: {DATE_ORDERS}"
     )
     analyzer_timezone: str = Field(default="UTC", description="IANA zone of the analyzer clock")
-    silent_polls: int = Field(default=12, ge=1, description="polls without a byte before a timeout")
+    silent_s: float = Field(default=60.0, gt=0, description="seconds without a byte before a timeout")
     water_correction: dict[str, tuple[float, float]] = Field(
         default_factory=dict,
         description="species -> (a, b) for firmware without dry columns: dry = wet / (1 + a*H + b*H^2)",
@@ -131,6 +132,7 @@ class GGA(AnalyzerDriver):
     simulator = "simulators.lgr.ugga:LgrSimulator"
 
     config: _LgrConfig
+    max_record_age_s = float("inf")  # records wait in the serial line or device server: no bound
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
         if not isinstance(config, _LgrConfig):
@@ -141,25 +143,27 @@ class GGA(AnalyzerDriver):
         self.identity: dict[str, str] = {}
         self._zone = ZoneInfo(config.analyzer_timezone)
         self._pending = b""
-        self._silent = 0
+        self._last_data: datetime | None = None
 
     def open(self) -> None:
         super().open()
         self._pending = b""  # the line was cut where the link broke
-        self._silent = 0
+        self._last_data = None
 
     def poll(self) -> PollResult:
         """Every complete line that arrived since the last poll, in order."""
         result = PollResult()
         data = self.transport.read_available()
+        now = self.now()
         if not data:
-            self._silent += 1
-            if self._silent >= self.config.silent_polls:
-                self._silent = 0
-                raise TransportTimeout(f"{self.device_id}: nothing from {self.transport.url} in "
-                                       f"{self.config.silent_polls} polls")
+            if self._last_data is None:
+                self._last_data = now
+            elif (now - self._last_data).total_seconds() >= self.config.silent_s:
+                self._last_data = now
+                raise TransportTimeout(f"{self.device_id}: nothing from {self.transport.url} for "
+                                       f"{self.config.silent_s:g} s")
             return result
-        self._silent = 0
+        self._last_data = now
         *lines, self._pending = (self._pending + data).split(b"\n")
         if len(self._pending) > MAX_LINE:
             result.problems.append(f"{len(self._pending)} bytes without a line end dropped: {self._pending[:80]!r}")

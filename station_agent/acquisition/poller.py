@@ -133,7 +133,7 @@ class AnalyzerPoller(PollLoop):
         self.submit = submit
         self.has_room = has_room
         self.tag = tag
-        self.offset = OffsetEstimator()
+        self.offset = OffsetEstimator(max_age_s=driver.max_record_age_s)
         self._timeouts = 0
 
     def poll_once(self) -> None:

@@ -34,7 +34,7 @@ def collect(drv, n: int, timeout: float = 5.0) -> PollResult:
 
 def connect(cls, url: str, **kw):
     config = cls.Config.model_validate({"id": "ugga-1", "driver": cls.name, "url": url, "timeout_s": 1.0,
-                                        "silent_polls": 1000, **kw})
+                                        "silent_s": 1e6, **kw})
     d = cls(config, cls.make_transport(config))
     d.open()
     return d

@@ -14,6 +14,7 @@ from drivers.lgr.columns import LAYOUT_2014, LAYOUT_2019, Layout, LayoutError, p
 from drivers.lgr.ugga import GGA, MGGA, UGGA
 from drivers.testing import ScriptedTransport, expected_protocol
 from drivers.transport import TransportError, TransportTimeout
+from ghgnet.clock import ManualClock
 
 HEADER_2014 = ("                     Time,      [CH4]_ppm,   [CH4]_ppm_sd,      [H2O]_ppm,   [H2O]_ppm_sd,"
                "      [CO2]_ppm,   [CO2]_ppm_sd,     [CH4]d_ppm,  [CH4]d_ppm_sd,     [CO2]d_ppm,  [CO2]d_ppm_sd,"
@@ -116,11 +117,17 @@ def test_the_time_zone_and_date_order_are_configuration():
     assert r.time == datetime(2021, 4, 10, 3, 58, 39, 954000, tzinfo=UTC)
 
 
-def test_silence_is_a_timeout_only_after_silent_polls_empty_polls():
-    with expected_protocol(GGA, dict(CONFIG, silent_polls=3), []) as drv:
-        assert drv.poll() == PollResult() and drv.poll() == PollResult()
-        with pytest.raises(TransportTimeout, match="nothing from .* in 3 polls"):
+def test_silence_is_a_timeout_only_after_silent_s_of_the_engine_clock():
+    clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    with expected_protocol(GGA, dict(CONFIG, silent_s=30), []) as drv:
+        drv.now = clock.now
+        assert drv.poll() == PollResult()
+        clock.advance(29)
+        assert drv.poll() == PollResult()
+        clock.advance(1)
+        with pytest.raises(TransportTimeout, match="nothing from .* for 30 s"):
             drv.poll()
+        assert drv.poll() == PollResult()  # the next timeout after another 30 s
 
 
 def test_a_dropped_link_is_a_transport_error():
