@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
-from drivers.modbus.device import _ModbusConfig, _ModbusDriverMixin
+from drivers.modbus.device import _ModbusConfig, _ModbusDriverMixin, make_modbus_client
 from drivers.reading import Reading
 
 ANY_SENSOR = 0xFE
@@ -81,6 +81,22 @@ class MeterStatus:
 
 
 OUTPUT_STATUS_BITS = {0: "alarm_output", 1: "pwm_output"}
+
+
+class ModbusLink:
+    """A pymodbus client as the engine handles an analyzer's transport: it asks `is_open` (pymodbus
+    says `connected`) and `url`; everything else is the client's."""
+
+    def __init__(self, client: Any, url: str) -> None:
+        self.client = client
+        self.url = url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self.client.connected)
 
 
 class _SenseairConfig(_ModbusConfig):
@@ -124,6 +140,10 @@ class K30(_ModbusDriverMixin, AnalyzerDriver):
         if not isinstance(config, _SenseairConfig):
             raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
+
+    @classmethod
+    def make_transport(cls, config: DeviceConfig) -> ModbusLink:
+        return ModbusLink(make_modbus_client(config), config.url)  # type: ignore[arg-type]
 
     def read_status(self) -> tuple[MeterStatus, int, int, int]:
         """(meter status, alarm status, output status, CO2 ppm) from IR1-IR4."""

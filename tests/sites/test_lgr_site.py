@@ -50,6 +50,16 @@ class SitePair:
         self.agent = subprocess.Popen(
             [BIN / "station-agent", "run", "--config", self.config, "--speed", str(speed), "--start", START,
              "--anchor", self.anchor], stdout=(tmp / "agent.log").open("w"), stderr=subprocess.STDOUT)
+        self.started = self.wait_started()
+        """Simulated time at which the agent was measuring (its start-up takes seconds of wall time)."""
+
+    def wait_started(self, timeout: float = 60) -> datetime:
+        deadline = time.monotonic() + timeout
+        while '"agent_started"' not in (self.tmp / "agent.log").read_text():
+            assert self.agent.poll() is None, "the agent died: " + (self.tmp / "agent.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the agent did not start"
+            time.sleep(0.05)
+        return self.sim_now()
 
     def sim_now(self) -> datetime:
         anchor = datetime.fromisoformat(self.anchor.replace("Z", "+00:00"))
@@ -90,7 +100,7 @@ class SitePair:
 def day(tmp_path_factory):
     pair = SitePair(SITE, tmp_path_factory.mktemp("lgr-site"), speed=2400.0)
     try:
-        pair.run_until(datetime(2026, 3, 2, 0, 10, tzinfo=UTC))
+        pair.run_until(pair.started + timedelta(hours=24, minutes=10))
         analyzer = pair.control({"cmd": "stats", "device": "ugga-1"})["stats"]["ugga-1"]
         assert pair.stop_agent() == 0
         return {"calibration": pair.export("calibration"), "minute": pair.export("minute"), "analyzer": analyzer,
