@@ -26,7 +26,6 @@ Faults (`inject(fault, count, duration_s, **params)`, through the bench control 
 from __future__ import annotations
 
 import random
-import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -80,8 +79,9 @@ class LgrInstrument(InstrumentConfig):
 
 
 def _e5(v: float) -> str:
-    """`2.00310e+0`: the 2019 firmware's 5-decimal mantissa and one-digit exponent."""
-    return re.sub(r"e([+-])0(\d)$", r"e\1\2", f"{v:.5e}")
+    """`2.00310e+0`: the 2019 firmware's 5-decimal mantissa and exponent without leading zeros."""
+    mantissa, exponent = f"{v:.5e}".split("e")
+    return f"{mantissa}e{exponent[0]}{int(exponent[1:])}"
 
 
 class LgrSimulator:
