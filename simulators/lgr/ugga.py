@@ -12,7 +12,7 @@ Values: dry CO2 (ppm) and CH4 (ppb) are the analyzer's response (gain, offset, d
 dry values plus seeded noise; H2O is the true value plus noise; the wet values are the dry ones
 diluted by the water, wet = dry * (1 - H2O/100) (a simulator choice; LGR's own correction is not
 public). Every record goes into a ledger with its truth and its fate: delivered (written to a
-client), lost (nobody connected), silenced (a `silent` fault).
+client, with the values as written), lost (nobody connected), silenced (a `silent` fault).
 
 Faults (`inject(fault, count, duration_s, **params)`, through the bench control port):
     garbage    `count` lines of noise in the stream (default 1)
@@ -219,12 +219,15 @@ class LgrSimulator:
             "Temp_Status_mA": 20.0, "Analyzer_Status_mA": 18.0,
             "Fit_Flag": flag, "MIU_VALVE": -1,
         }
-        line, values = self._line(t, wire)
         silenced = self._fault("silent", mono, consume=True)
         if self._fault("garbage", mono):
             for _ in range(self._take_count("garbage")):
                 self._send(self._noise_line())
-        delivered = False if silenced else self._send(line)
+        values: dict[str, float] = {}
+        delivered = False
+        if self._queues and not silenced:  # a record nobody will read is not formatted
+            line, values = self._line(t, wire)
+            delivered = self._send(line)
         entry = LedgerEntry(len(self._ledger), t, values, connected=bool(self._queues), truth=dict(truth))
         entry.fate = "silenced" if silenced else ("delivered" if delivered else "lost")
         self._ledger.append(entry)
