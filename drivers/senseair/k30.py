@@ -195,7 +195,7 @@ class S8(K30):
 
     name = "senseair.s8"
     Config = S8Config
-    IDENTITY_REGISTERS = {
+    IDENTITY_REGISTERS: ClassVar[dict[str, int] | None] = {
         "type_id_high": 25, "type_id_low": 26, "memory_map_version": 27, "firmware": 28,
         "sensor_id_high": 29, "sensor_id_low": 30,
     }

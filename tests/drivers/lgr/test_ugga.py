@@ -131,9 +131,9 @@ def test_silence_is_a_timeout_only_after_silent_s_of_the_engine_clock():
 
 
 def test_a_dropped_link_is_a_transport_error():
-    with expected_protocol(GGA, CONFIG, [(None, ScriptedTransport.DISCONNECT)]) as drv:
-        with pytest.raises(TransportError):
-            drv.poll()
+    with expected_protocol(GGA, CONFIG, [(None, ScriptedTransport.DISCONNECT)]) as drv, \
+            pytest.raises(TransportError):
+        drv.poll()
 
 
 def test_identify_reads_until_the_first_record():
