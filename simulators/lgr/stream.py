@@ -13,11 +13,11 @@ import errno
 import os
 import socket
 import threading
-import tty
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from simulators.serve import Disconnect, Listener
+from simulators.serve import Disconnect, PtyServer, TcpServer
 
 SEND_TIMEOUT_S = 5.0
 """A client that takes no bytes for this long (real seconds) is dropped, as a device server would."""
@@ -33,78 +33,48 @@ class StreamDevice(Protocol):
     def pause_s(self) -> float: ...
 
 
-class StreamTcpServer(Listener):
+def pump(device: StreamDevice, stop: threading.Event, write: Callable[[bytes], None]) -> None:
+    """Hand the stream of a newly attached client to `write` until `stop` or a Disconnect."""
+    client = device.attach()
+    try:
+        while not stop.is_set():
+            try:
+                data = device.take(client)
+            except Disconnect:
+                return
+            if data:
+                write(data)
+            stop.wait(device.pause_s())
+    finally:
+        device.detach(client)
+
+
+class StreamTcpServer(TcpServer):
     """The stream behind a listening TCP socket (a serial-to-Ethernet device server); every client
     gets the stream from when it connected."""
 
     thread_name = "sim-stream-tcp"
 
     def __init__(self, device: StreamDevice, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(host, port)
-        self.device = device
-
-    @property
-    def url(self) -> str:
-        return f"socket://{self.host}:{self.port}"
+        super().__init__(device, host, port)  # type: ignore[arg-type]  # written to, never asked
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(SEND_TIMEOUT_S)
-        client = self.device.attach()
-        try:
-            while not self._stop.is_set():
-                try:
-                    data = self.device.take(client)
-                except Disconnect:
-                    return
-                if data:
-                    conn.sendall(data)
-                self._stop.wait(self.device.pause_s())
-        finally:
-            self.device.detach(client)
+        pump(self.device, self._stop, conn.sendall)
 
 
-class StreamPty:
+class StreamPty(PtyServer):
     """The stream on a pseudo-terminal (a serial device path): the line is always attached, and
     bytes nobody reads are lost once the terminal's buffer is full, as on a real RS-232 line."""
 
     def __init__(self, device: StreamDevice, link: str | Path | None = None) -> None:
-        self.device = device
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
+        super().__init__(device, link)  # type: ignore[arg-type]  # written to, never asked
         os.set_blocking(self._master, False)
-        self.path = os.ttyname(self._slave)
-        self.link = Path(link) if link else None
-        if self.link:
-            self.link.parent.mkdir(parents=True, exist_ok=True)
-            if self.link.is_symlink() or self.link.exists():
-                self.link.unlink()
-            self.link.symlink_to(self.path)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.dropped_bytes = 0
 
-    @property
-    def url(self) -> str:
-        return str(self.link or self.path)
-
-    def start(self) -> StreamPty:
-        self._thread = threading.Thread(target=self._loop, name=f"sim-stream-pty-{self.path}", daemon=True)
-        self._thread.start()
-        return self
-
     def _loop(self) -> None:
-        client = self.device.attach()
-        try:
-            while not self._stop.is_set():
-                try:
-                    data = self.device.take(client)
-                except Disconnect:
-                    data = b""  # a serial line cannot be dropped
-                if data:
-                    self._write(data)
-                self._stop.wait(self.device.pause_s())
-        finally:
-            self.device.detach(client)
+        while not self._stop.is_set():  # a serial line cannot be dropped: after a Disconnect, re-attach
+            pump(self.device, self._stop, self._write)  # type: ignore[arg-type]
 
     def _write(self, data: bytes) -> None:
         try:
@@ -114,15 +84,3 @@ class StreamPty:
                 raise
             sent = 0
         self.dropped_bytes += len(data) - sent
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=2)
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self.link and self.link.is_symlink():
-            self.link.unlink()

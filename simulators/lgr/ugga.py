@@ -37,8 +37,9 @@ from drivers.lgr.columns import DATE_ORDERS, DEFAULT_DATE_ORDER, LAYOUTS, Layout
 from ghgnet.clock import Clock
 from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig, NoiseConfig
+from simulators.faults import FaultSet
 from simulators.lgr.stream import StreamPty, StreamTcpServer
-from simulators.picarro.g2401 import GasFn, LedgerEntry, _Fault
+from simulators.picarro.g2401 import GasFn, LedgerEntry
 from simulators.serve import Disconnect
 
 FAULTS = ("garbage", "fit_flag", "silent", "firmware", "disconnect")
@@ -101,7 +102,7 @@ class LgrSimulator:
         self.layout_name = config.layout or MODEL_LAYOUT[config.model]
         self.columns: tuple[str, ...] = LAYOUTS[self.layout_name]
         self._ledger: list[LedgerEntry] = []
-        self._faults: list[_Fault] = []
+        self._faults = FaultSet()
         self._queues: dict[int, bytearray] = {}
         self._dropping: set[int] = set()
         self._next_client = 0
@@ -207,8 +208,8 @@ class LgrSimulator:
         ch4 = self.response("ch4", truth.get("ch4", 0.0), t) + self._noise.gauss(0.0, n.ch4)
         dilution = 1.0 - h2o / 100.0
         flag = 3
-        if self._fault("fit_flag", mono, consume=True):
-            flag = int(self._param("fit_flag", "value", 2))
+        if self._faults.active("fit_flag", mono, consume=True):
+            flag = int(self._faults.param("fit_flag", "value", 2))
         wire = {
             "[CH4]_ppm": ch4 * dilution / 1000.0, "[CH4]d_ppm": ch4 / 1000.0,
             "[CO2]_ppm": co2 * dilution, "[CO2]d_ppm": co2, "[H2O]_ppm": h2o * 1e4,
@@ -219,9 +220,9 @@ class LgrSimulator:
             "Temp_Status_mA": 20.0, "Analyzer_Status_mA": 18.0,
             "Fit_Flag": flag, "MIU_VALVE": -1,
         }
-        silenced = self._fault("silent", mono, consume=True)
-        if self._fault("garbage", mono):
-            for _ in range(self._take_count("garbage")):
+        silenced = self._faults.active("silent", mono, consume=True)
+        if self._faults.active("garbage", mono):
+            for _ in range(self._faults.take_all("garbage")):
                 self._send(self._noise_line())
         values: dict[str, float] = {}
         delivered = False
@@ -275,7 +276,7 @@ class LgrSimulator:
             if count is None and duration_s is None:
                 count = 1
             until = None if duration_s is None else self.clock.monotonic() + duration_s
-            self._faults.append(_Fault(fault, count, until, dict(params)))
+            self._faults.add(fault, count, until, params)
 
     def _firmware(self, params: dict[str, Any]) -> None:
         if "columns" in params:
@@ -295,27 +296,6 @@ class LgrSimulator:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
-
-    def _fault(self, kind: str, now: float, consume: bool = False) -> bool:
-        self._faults = [f for f in self._faults if f.active(now)]
-        for f in self._faults:
-            if f.kind == kind:
-                if consume:
-                    f.use()
-                return True
-        return False
-
-    def _param(self, kind: str, name: str, default: Any) -> Any:
-        return next((f.params[name] for f in self._faults if f.kind == kind and name in f.params), default)
-
-    def _take_count(self, kind: str) -> int:
-        """Use up a counted fault at once (garbage: its count is the number of lines)."""
-        n = 0
-        for f in self._faults:
-            if f.kind == kind:
-                n += f.remaining if f.remaining is not None else 1
-                f.remaining = 0
-        return n
 
     # ------------------------------------------------------------------ what tests count
 

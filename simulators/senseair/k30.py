@@ -30,9 +30,10 @@ from drivers.senseair.k30 import ABC_PERIOD_HOLDING, ANY_SENSOR, FACTORY_ADDRESS
 from ghgnet.clock import Clock
 from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig
+from simulators.faults import FaultSet
 from simulators.gas import knot, stream_key
 from simulators.modbus.device import ModbusDeviceSimulator, _RefusedRequest, _request_of
-from simulators.picarro.g2401 import GasFn, LedgerEntry, _Fault
+from simulators.picarro.g2401 import GasFn, LedgerEntry
 
 FAULTS = ("silent", "exception", "status", "power_off")
 FAULT_STATUS_WORD = 0x0001
@@ -80,7 +81,7 @@ class SenseairSimulator(ModbusDeviceSimulator):
         self.gas: GasFn = gas or DiurnalGas.from_config(config.gas)
         self._epoch = clock.now()
         self._key = stream_key(config.seed, "senseair-co2")
-        self._faults: list[_Fault] = []
+        self._injected = FaultSet()
         self._fault_lock = threading.Lock()
         self._ledger: list[LedgerEntry] = []
         self._last_k: int | None = None
@@ -111,7 +112,9 @@ class SenseairSimulator(ModbusDeviceSimulator):
 
     def _values(self, t: datetime) -> dict[str, float]:
         with self._fault_lock:
-            status = self._param("status", "word", FAULT_STATUS_WORD) if self._fault("status") else 0
+            now = self.clock.monotonic()
+            faulty = self._injected.active("status", now)
+            status = self._injected.param("status", "word", FAULT_STATUS_WORD) if faulty else 0
         values = {"meter_status": float(status), "alarm_status": 0.0, "output_status": 0.0,
                   "co2": float(self._measurement(t))}
         if self.config.model == "senseair.s8":
@@ -143,11 +146,12 @@ class SenseairSimulator(ModbusDeviceSimulator):
             self._requests.append(request)
         if request.unit_id not in self.addresses:
             return None
+        now = self.clock.monotonic()
         with self._fault_lock:
-            if self._fault("silent", consume=True):
+            if self._injected.active("silent", now, consume=True):
                 return None
-            if request.function_code == 4 and self._fault("exception", consume=True):
-                return _RefusedRequest(pdu, int(self._param("exception", "code", 4)))
+            if request.function_code == 4 and self._injected.active("exception", now, consume=True):
+                return _RefusedRequest(pdu, int(self._injected.param("exception", "code", 4)))
         code = self._refusal_for(request)
         return _RefusedRequest(pdu, code) if code else pdu
 
@@ -161,27 +165,14 @@ class SenseairSimulator(ModbusDeviceSimulator):
             return
         until = None if duration_s is None else self.clock.monotonic() + duration_s
         with self._fault_lock:
-            self._faults.append(_Fault(fault, count, until, dict(params)))
+            self._injected.add(fault, count, until, params)
 
     def clear_faults(self) -> None:
         with self._fault_lock:
-            self._faults.clear()
+            self._injected.clear()
         self.clear()
         if not self.running:
             self.power_on()
-
-    def _fault(self, kind: str, consume: bool = False) -> bool:
-        now = self.clock.monotonic()
-        self._faults = [f for f in self._faults if f.active(now)]
-        for f in self._faults:
-            if f.kind == kind:
-                if consume:
-                    f.use()
-                return True
-        return False
-
-    def _param(self, kind: str, name: str, default: Any) -> Any:
-        return next((f.params[name] for f in self._faults if f.kind == kind and name in f.params), default)
 
     # ----- what tests count -----
 
