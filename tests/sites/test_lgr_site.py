@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from support.station import BIN, ROOT, START, control
 
+pytestmark = pytest.mark.slow  # a simulated day: about 50 s of wall time
 GOALS = {"co2": 0.1, "ch4": 2.0}
 SITE = ROOT / "configs" / "sites" / "lgr-ugga-site"
 
