@@ -167,3 +167,15 @@ def test_the_bench_serves_it_and_takes_its_faults_and_truth(clock):
         assert bench.stats("ugga-1")["produced"] == 60
     finally:
         bench.stop()
+
+
+def test_identify_over_tcp_shows_identity_header_and_the_first_record(ugga, clock):
+    d = connect(UGGA, ugga.url)
+    try:
+        wait_for_client(ugga)
+        clock.advance(1)
+        info = d.identify()
+        assert info["identity"]["SN"] == "3K43SIM00001" and info["header_seen"] and len(info["columns"]) == 35
+        assert info["latest"]["valid"] and info["latest"]["co2_dry"] == pytest.approx(420.0, abs=2.0)
+    finally:
+        d.close()
