@@ -97,6 +97,11 @@ class PollResult:
 class AnalyzerDriver(Driver, ABC):
     kind = "analyzer"
 
+    max_record_age_s: ClassVar[float] = 3.0
+    """How old a record can be when a poll returns it (the engine bounds the analyzer's clock
+    offset with it): an analyzer that buffers until asked hands over fresh records; a streamed one
+    may have had its records waiting in the link for any time (float("inf"))."""
+
     @abstractmethod
     def poll(self) -> PollResult:
         """Every record the analyzer holds that has not been read yet, oldest first."""

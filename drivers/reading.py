@@ -33,6 +33,9 @@ UNITS: dict[str, str] = {
     "input_voltage": "V",
     "probe_temp": "degC",
     "co2_uncompensated": "ppm",
+    "ambient_temp": "degC",
+    "ringdown_0": "us",
+    "ringdown_1": "us",
 }
 
 

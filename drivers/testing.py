@@ -89,7 +89,8 @@ class ScriptedTransport:
                 self._readable += reply
             self._queue_unprompted()
 
-    def read_until(self, terminator: bytes, max_bytes: int = 65536) -> bytes:
+    def _arrived(self) -> None:
+        """Queue what the device sent unprompted; a DISCONNECT there drops the link."""
         if not self._open:
             raise TransportError(f"{self.url} is not open")
         self._queue_unprompted()
@@ -97,6 +98,9 @@ class ScriptedTransport:
             self._readable = self._readable[len(self.DISCONNECT) :]
             self._open = False
             raise TransportError(f"{self.url}: connection dropped")
+
+    def read_until(self, terminator: bytes, max_bytes: int = 65536) -> bytes:
+        self._arrived()
         cut = self._readable.find(terminator)
         if cut < 0 or cut + len(terminator) > max_bytes:
             partial, self._readable = self._readable[:max_bytes], self._readable[max_bytes:]
@@ -106,6 +110,12 @@ class ScriptedTransport:
 
     def discard_input(self) -> None:
         self._readable = b""
+
+    def read_available(self, max_bytes: int = 1 << 20) -> bytes:
+        """Every unprompted reply queued so far (a stream), or a dropped link."""
+        self._arrived()
+        data, self._readable = self._readable[:max_bytes], self._readable[max_bytes:]
+        return data
 
     @property
     def unused(self) -> list[Pair]:

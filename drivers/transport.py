@@ -48,6 +48,9 @@ class Transport(Protocol):
     def discard_input(self) -> None:
         """Drop whatever is waiting to be read (stale replies after a timeout)."""
 
+    def read_available(self, max_bytes: int = 1 << 20) -> bytes:
+        """Whatever has arrived, without waiting (b"" when nothing has): for streaming devices."""
+
 
 def normalize_url(url: str) -> str:
     if url.startswith("tcp://"):
@@ -87,6 +90,15 @@ class _Buffered(ABC):
         self._buf = b""
         while self._chunk(0.0):
             pass
+
+    def read_available(self, max_bytes: int = 1 << 20) -> bytes:
+        data, self._buf = self._buf, b""
+        while len(data) < max_bytes:
+            chunk = self._chunk(0.0)
+            if not chunk:
+                break
+            data += chunk
+        return data
 
 
 class SocketTransport(_Buffered):

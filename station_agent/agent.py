@@ -361,8 +361,9 @@ class Agent:
             self.forwarder.start()
         for dev_id, cfg in self.analyzers.items():
             cls = load_driver(cfg.driver)
+            driver = cls(cfg, cls.make_transport(cfg))
             self.pollers[dev_id] = AnalyzerPoller(
-                cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.writer.has_room,
+                driver, self.clock, self.writer.submit_readings, self.writer.has_room,
                 self.emit, self._tagger(dev_id), self.log, self.stop_event,
                 environment=self.environments[dev_id], newest_stored=self.newest_stored,
             )

@@ -146,7 +146,7 @@ class AnalyzerPoller(PollLoop):
         self.has_room = has_room
         self.tag = tag
         self.newest_stored = newest_stored
-        self.offset = OffsetEstimator()
+        self.offset = OffsetEstimator(max_age_s=driver.max_record_age_s)
         self._timeouts = 0
 
     def poll_once(self) -> None:

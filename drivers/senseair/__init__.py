@@ -1,0 +1,1 @@
+"""Senseair low-cost NDIR CO2 sensors on Modbus RTU."""

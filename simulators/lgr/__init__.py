@@ -1,0 +1,1 @@
+"""Simulated ABB / Los Gatos Research analyzers (the RS-232 record stream)."""

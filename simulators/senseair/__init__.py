@@ -1,0 +1,1 @@
+"""Simulated Senseair CO2 sensors (a real pymodbus server)."""
