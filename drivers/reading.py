@@ -27,6 +27,15 @@ UNITS: dict[str, str] = {
     "flow": "sccm",
     "pressure": "hPa",
     "temperature": "degC",
+    # LI-COR trace gas analyzers (drivers/licor/li78xx.py)
+    "cell_pressure": "kPa",
+    "cell_temp": "degC",
+    "laser_phase_pressure": "kPa",
+    "laser_temp": "degC",
+    "ring_down_time": "us",
+    "enclosure_temp": "degC",
+    "laser_temp_shift": "degC",
+    "input_voltage": "V",
 }
 
 
