@@ -5,7 +5,8 @@ The analyzer runs its own MQTT broker (Eclipse Mosquitto, port 1883) and publish
 `licor/niobrara/output/concentration` and `licor/niobrara/output/diagnostics`, each with a
 `.../units` companion (LI-COR, LI-7810/LI-7815 instruction manuals, section 7 "Communication with
 the MQTT protocol", table 7-1). The driver's transport is an `MqttSubscription`: a paho-mqtt client
-subscribed to those four topics that queues what arrives; `poll` drains the queue and translates.
+subscribed to those four topics; what the broker sends waits in its socket and `poll` reads it all
+(no thread of its own: one poll moves a whole batch) and translates.
 The driver never sleeps, retries or reconnects: a lost broker raises TransportError and the
 engine reopens the subscription.
 
@@ -32,9 +33,9 @@ from __future__ import annotations
 
 import json
 import math
-import threading
+import select
+import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -180,7 +181,7 @@ class LicorConfig(DeviceConfig):
     water_correction: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="species -> (a, b), used only when reports_dry is false")
     diag_ignore_bits: list[int] = Field(default_factory=list, description="DIAG bits that do not invalidate a record")
-    max_queued: int = Field(default=20000, ge=10, description="messages held between polls; more are dropped")
+    max_per_poll: int = Field(default=20000, ge=10, description="messages read in one poll; the rest wait for the next")
 
     @field_validator("url")
     @classmethod
@@ -241,32 +242,30 @@ class Message:
 
 class MqttSubscription:
     """The driver's transport: a paho-mqtt client on the analyzer's broker, subscribed to
-    `topics`, queueing every message (at most `max_queued`; more are counted as dropped).
+    `topics`. It runs no thread of its own: what the broker sends waits in the socket, and
+    `drain()` reads it (at most `max_per_poll` packets; the rest stay for the next drain), so one
+    poll moves a whole batch without a thread hand-over per message.
 
-    `open()` connects and waits for the broker's CONNACK within `timeout_s`; `drain()` hands over
-    what arrived; a broker that goes away marks the link `lost` (paho is not left to reconnect on
-    its own: the engine reopens).
+    `open()` connects and waits for the broker's CONNACK within `timeout_s`; a broker that goes
+    away marks the link `lost` (paho is not left to reconnect on its own: the engine reopens).
     """
 
     def __init__(self, url: str, topics: tuple[str, ...], *, timeout_s: float = 2.0,
-                 client_id: str | None = None, max_queued: int = 20000) -> None:
+                 client_id: str | None = None, max_per_poll: int = 20000) -> None:
         parts = urlsplit(url)
         if not parts.hostname or not parts.port:
             raise ValueError(f"{url!r}: expected mqtt://host:port")
         self.url = url
         self.topics = topics
         self.timeout_s = timeout_s
+        self.max_per_poll = max_per_poll
         self._address = (parts.hostname, parts.port)
         self._client_id = client_id or f"ghgnet-{uuid.uuid4().hex[:12]}"
-        self._queue: deque[Message] = deque()
-        self._max = max_queued
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
+        self._queue: list[Message] = []
         self._client: mqtt.Client | None = None
-        self._connected = threading.Event()
+        self._connected = False
         self._refused: str | None = None
         self.lost: str | None = None
-        self.dropped = 0
         self.subscribed: list[str] = []
 
     @property
@@ -275,8 +274,8 @@ class MqttSubscription:
 
     def open(self) -> None:
         self.close()
-        self._connected.clear()
-        self._refused = self.lost = None
+        self._connected, self._refused, self.lost = False, None, None
+        self.subscribed = []
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self._client_id,
                              protocol=mqtt.MQTTv311, clean_session=True)
         client.on_connect = self._on_connect
@@ -286,60 +285,79 @@ class MqttSubscription:
             client.connect(*self._address, keepalive=max(10, int(self.timeout_s * 10)))
         except (OSError, ValueError) as exc:
             raise TransportError(f"cannot open {self.url}: {exc}") from exc
-        client.loop_start()
-        if not self._connected.wait(self.timeout_s) or self._refused:
-            client.loop_stop()
+        deadline = time.monotonic() + self.timeout_s
+        while not (self._connected or self._refused or self.lost) and time.monotonic() < deadline:
+            client.loop(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+        if not self._connected:
             client.disconnect()
-            raise TransportTimeout(f"{self.url}: no CONNACK within {self.timeout_s} s") if not self._refused \
-                else TransportError(f"{self.url}: connection refused ({self._refused})")
+            if self._refused or self.lost:
+                raise TransportError(f"{self.url}: connection refused ({self._refused or self.lost})")
+            raise TransportTimeout(f"{self.url}: no CONNACK within {self.timeout_s} s")
+        client.loop_write()  # the SUBSCRIBE queued by on_connect
         self._client = client
 
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
-            client.loop_stop()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             self._refused = str(reason)
-        else:
-            client.subscribe([(t, 1) for t in self.topics])
-            self.subscribed = list(self.topics)
-        self._connected.set()
+            return
+        client.subscribe([(t, 1) for t in self.topics])
+        self.subscribed = list(self.topics)
+        self._connected = True
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        with self._lock:
-            self.lost = f"broker {self.url} went away ({reason})"
-            self._arrived.notify_all()
-        client.disconnect()  # no reconnect by paho: the engine reopens
+        self.lost = f"broker {self.url} went away ({reason})"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            if len(self._queue) >= self._max:
-                self.dropped += 1
-                return
-            self._queue.append(Message(msg.topic, bytes(msg.payload)))
-            self._arrived.notify_all()
+        self._queue.append(Message(msg.topic, bytes(msg.payload)))
+
+    def _pump(self, limit: int) -> None:
+        """Read what the socket holds (at most `limit` packets), then answer pings."""
+        client = self._client
+        if client is None or self.lost:
+            return
+        for _ in range(limit):
+            sock = client.socket()
+            if sock is None or not select.select([sock], [], [], 0)[0]:
+                break
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                break
+        if client.socket() is not None:
+            client.loop_write()
+            client.loop_misc()
+
+    def fetch(self) -> int:
+        """Read what arrived (up to `max_per_poll` packets) without handing it over; how many
+        messages now wait."""
+        self._pump(self.max_per_poll)
+        return len(self._queue)
 
     def drain(self) -> list[Message]:
-        """Every message queued since the last drain, in arrival order."""
-        with self._lock:
-            out = list(self._queue)
-            self._queue.clear()
-            return out
+        """Every message that arrived since the last drain (up to `max_per_poll`), in order."""
+        self.fetch()
+        out, self._queue = self._queue, []
+        return out
 
     def wait_for(self, topic: str, timeout_s: float) -> Message | None:
-        """The first queued message on `topic` (taken from the queue), waiting at most
-        `timeout_s` for it, as a reply is awaited on a serial line; None when none came."""
-        with self._arrived:
-            self._arrived.wait_for(lambda: any(m.topic == topic for m in self._queue) or bool(self.lost),
-                                   timeout_s)
+        """The first message on `topic` (taken from the queue), waiting at most `timeout_s` for
+        it, as a reply is awaited on a serial line; None when none came."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._pump(self.max_per_poll)
             for m in self._queue:
                 if m.topic == topic:
                     self._queue.remove(m)
                     return m
-        return None
+            left = deadline - time.monotonic()
+            if left <= 0 or self.lost or self._client is None:
+                return None
+            sock = self._client.socket()
+            if sock is not None:
+                select.select([sock], [], [], min(left, 0.05))
 
 
 # --------------------------------------------------------------------------- the driver
@@ -372,7 +390,6 @@ class LI7810(AnalyzerDriver):
         self._columns: dict[str, dict[str, _Column | str]] = {}
         self._ignored = frozenset(config.diag_ignore_bits)
         self.latest_diagnostics: dict[str, Any] = {}
-        self._dropped_seen = 0
         for kind in (CONCENTRATION, DIAGNOSTICS):
             self._columns[kind] = self._plan(kind)
 
@@ -380,7 +397,7 @@ class LI7810(AnalyzerDriver):
     def make_transport(cls, config: DeviceConfig) -> MqttSubscription:
         assert isinstance(config, LicorConfig)
         return MqttSubscription(config.url, topics(config.topic_root), timeout_s=config.timeout_s,
-                                client_id=config.client_id, max_queued=config.max_queued)
+                                client_id=config.client_id, max_per_poll=config.max_per_poll)
 
     def _plan(self, kind: str) -> dict[str, _Column | str]:
         """Field -> how to convert it, or the reason it cannot be (an unknown unit)."""
@@ -473,11 +490,6 @@ class LI7810(AnalyzerDriver):
                     result.problems.append(f"message on unexpected topic {m.topic!r} skipped")
             except ValueError as why:
                 result.problems.append(f"{m.topic}: malformed message skipped ({why}): {m.payload[:200]!r}")
-        dropped = self.transport.dropped
-        if dropped > self._dropped_seen:
-            result.problems.append(f"{dropped - self._dropped_seen} message(s) dropped: more than "
-                                   f"{self.config.max_queued} arrived between polls")
-            self._dropped_seen = dropped
         if self.transport.lost and messages:
             result.problems.append(self.transport.lost)
         result.readings.sort(key=lambda r: r.time)

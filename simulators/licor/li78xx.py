@@ -177,7 +177,9 @@ class LicorSimulator:
 
     def _run(self) -> None:
         real = getattr(self.clock, "real_seconds", None)
-        pause = min(0.05, real(self.config.record_interval_s)) if real else 0.01
+        # records are caught up in batches: at high speed one wake-up per record would cost more
+        # than the records
+        pause = min(0.05, max(0.01, real(self.config.record_interval_s))) if real else 0.01
         while not self._stop.is_set():
             self.publish_due()
             self._stop.wait(pause)
@@ -198,17 +200,19 @@ class LicorSimulator:
     def publish_due(self) -> int:
         """Make (and publish, and write) every record due by now; returns how many were made."""
         made = 0
+        now = self.clock.now()
         with self._lock:
-            now = self.clock.now()
             self._restart_broker_if_due()
-            while self._next <= now:
+        while True:
+            with self._lock:  # one record at a time: the control port's requests get their turn
+                if self._next > now:
+                    return made
                 self._produce(self._next)
                 if self._next >= self._next_diag:
                     self._publish_diagnostics(self._next)
                     self._next_diag = self._next + timedelta(seconds=self.config.diagnostics_every_s)
                 self._next += timedelta(seconds=self.config.record_interval_s)
                 made += 1
-        return made
 
     def _values(self, t: datetime, truth: dict[str, float], diag: int) -> dict[str, Any]:
         noise = self.config.noise
