@@ -377,6 +377,10 @@ class LI7810(AnalyzerDriver):
     simulator = "simulators.licor.li78xx:LicorSimulator"
 
     config: LicorConfig
+    record_max_age_s: ClassVar[float | None] = None
+    """Records are pushed: they reach a poll after a delivery delay nobody bounds, so the agent
+    must not read the analyzer's clock offset from their age; the analyzer's clock (NTP) is
+    trusted instead."""
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
         if not isinstance(config, LicorConfig):

@@ -134,6 +134,9 @@ class AnalyzerPoller(PollLoop):
         self.has_room = has_room
         self.tag = tag
         self.offset = OffsetEstimator()
+        # Records pushed by the analyzer (over MQTT: the driver says record_max_age_s = None) reach a
+        # poll after a delivery delay that says nothing about its clock: that clock is trusted (NTP).
+        self.pushed = getattr(driver, "record_max_age_s", 0.0) is None
         self._timeouts = 0
 
     def poll_once(self) -> None:
@@ -182,7 +185,8 @@ class AnalyzerPoller(PollLoop):
         after = now()
         readings: list[Reading] = []
         if result.readings:
-            self.offset.update(result.readings[-1].time, before, after)
+            if not self.pushed:
+                self.offset.update(result.readings[-1].time, before, after)
             offset_s, low_s = self.offset.offset_s, self.offset.low
             readings = [self.tag(r, offset_s, low_s) for r in result.readings]
             self.health.readings += len(readings)
@@ -193,6 +197,8 @@ class AnalyzerPoller(PollLoop):
         # from below, so this errs early, never late).
         drained = (self.driver.device_id, before + timedelta(seconds=min(self.offset.low, self.offset.offset_s))) \
             if self.offset.known and not result.problems else None
+        if self.pushed:  # pushed records arrive in order: the analyzer is done up to the newest one
+            drained = (self.driver.device_id, readings[-1].time) if readings and not result.problems else None
         if readings or drained:
             self.submit(readings, drained)
 
