@@ -22,7 +22,7 @@ import pytest
 from support.station import BIN, START, control
 
 SITE = Path(__file__).resolve().parents[2] / "configs" / "sites" / "tall-tower-g2401-li7820"
-SPEED = 2880.0
+SPEED = 2400.0
 GOALS = {"picarro-1": {"co2": 0.1, "ch4": 2.0}, "licor-1": {"n2o": 0.1}}
 LICOR_GAIN = 1.01  # bench.toml: the LI-7820's response on N2O
 
@@ -135,7 +135,7 @@ def test_minutes_of_both_analyzers_are_stored_and_the_n2o_minutes_agree_with_the
     minutes = {dev: [r for r in day["minute"] if r["device"] == dev] for dev in GOALS}
     assert len(minutes["picarro-1"]) >= 1400 and len(minutes["licor-1"]) >= 1400, {k: len(v) for k, v in minutes.items()}
     stats = day["stats"]["licor-1"]
-    assert stats["published"] == stats["produced"] >= 40000, stats  # a record every 2 s, none lost
+    assert stats["published"] == stats["produced"] >= 15000, stats  # a record every 5 s, none lost
     truth = day["truth"]["licor-1"]
     errors = []
     for r in minutes["licor-1"]:
@@ -144,7 +144,7 @@ def test_minutes_of_both_analyzers_are_stored_and_the_n2o_minutes_agree_with_the
                 or not r["n2o_cal_mean"] or t is None or int(r["n2o_n"]) != t["n"]):
             continue
         err = float(r["n2o_cal_mean"]) - t["n2o"]
-        # a minute's mean carries its noise (0.2 ppb a record): 4 standard errors plus the calibration's
+        # a minute's mean carries its noise (0.13 ppb a record): 4 standard errors plus the calibration's
         assert abs(err) <= 4 * float(r["n2o_std"]) / int(r["n2o_n"]) ** 0.5 + 0.03, (r, t)
         assert 0.5 < float(r["h2o"]) < 3.0
         errors.append(abs(err))
