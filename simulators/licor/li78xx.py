@@ -201,12 +201,11 @@ class LicorSimulator:
         """Make (and publish, and write) every record due by now; returns how many were made."""
         made = 0
         now = self.clock.now()
-        with self._lock:
-            self._restart_broker_if_due()
         while True:
             with self._lock:  # one record at a time: the control port's requests get their turn
                 if self._next > now:
                     return made
+                self._restart_broker_if_due(self._mono_at(self._next))
                 self._produce(self._next)
                 if self._next >= self._next_diag:
                     self._publish_diagnostics(self._next)
@@ -231,8 +230,13 @@ class LicorSimulator:
         }
         return values
 
+    def _mono_at(self, t: datetime) -> float:
+        """The clock's monotonic reading at `t`: faults are judged at a record's own time (records
+        are made in batches, after the fact)."""
+        return self.clock.monotonic() - (self.clock.now() - t).total_seconds()
+
     def _produce(self, t: datetime) -> None:
-        mono = self.clock.monotonic()
+        mono = self._mono_at(t)
         truth = dict(self.gas(t))
         diag = int(self._fault_param("bad_diag", "word", BAD_DIAG_WORD)) \
             if self._fault_active("bad_diag", mono, consume=True) else 0
@@ -322,7 +326,7 @@ class LicorSimulator:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
-            self._restart_broker_if_due()
+            self._restart_broker_if_due(self.clock.monotonic())
 
     def _fault_active(self, kind: str, now: float, consume: bool = False) -> bool:
         self._faults = [f for f in self._faults if f.active(now)]
@@ -336,9 +340,9 @@ class LicorSimulator:
     def _fault_param(self, kind: str, name: str, default: Any) -> Any:
         return next((f.params[name] for f in self._faults if f.kind == kind and name in f.params), default)
 
-    def _restart_broker_if_due(self) -> None:
+    def _restart_broker_if_due(self, mono: float) -> None:
         broker = self._broker
-        if broker is None or broker.running or self._fault_active("broker_down", self.clock.monotonic()):
+        if broker is None or broker.running or self._fault_active("broker_down", mono):
             return
         broker.start()
         self.broker_restarts += 1

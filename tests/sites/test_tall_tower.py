@@ -22,7 +22,7 @@ import pytest
 from support.station import BIN, START, control
 
 SITE = Path(__file__).resolve().parents[2] / "configs" / "sites" / "tall-tower-g2401-li7820"
-SPEED = 2400.0
+SPEED = 2880.0
 GOALS = {"picarro-1": {"co2": 0.1, "ch4": 2.0}, "licor-1": {"n2o": 0.1}}
 LICOR_GAIN = 1.01  # bench.toml: the LI-7820's response on N2O
 
