@@ -8,30 +8,22 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.station import BIN
+from support.wait import wait_until
 
 from drivers.licor.li78xx import LI7820
 from drivers.transport import TransportError
 from ghgnet.clock import ManualClock
 from simulators.bench import Bench
 from simulators.config import load_bench_config
-from support.station import BIN
 
 SITE = Path(__file__).resolve().parents[2] / "configs" / "sites" / "tall-tower-g2401-li7820"
 START = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture

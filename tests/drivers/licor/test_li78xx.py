@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 import pytest
+from support.wait import wait_until
 
 from drivers.base import PollResult
 from drivers.licor.li78xx import LI7810, LI7815, LI7820, LicorDiag, MqttSubscription, topics
@@ -29,15 +30,6 @@ from simulators.broker import MosquittoBroker
 CONC = "licor/niobrara/output/concentration"
 DIAG = "licor/niobrara/output/diagnostics"
 T0 = 1772323201  # 2026-03-01T00:00:01Z
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 class Publisher:
