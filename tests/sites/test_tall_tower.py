@@ -112,7 +112,8 @@ def test_both_analyzers_are_calibrated_every_four_hours(day):
             assert float(r[f"{species}_r2"]) > 0.9999, r
     for r in (r for r in cals if r["device"] == "licor-1"):
         assert not r["co2_c1"]  # the LI-7820 measures no CO2: no fit for it
-        assert abs(float(r["n2o_c1"]) - 1 / LICOR_GAIN) < 0.002, r  # the fit undoes the analyzer's gain
+        # the fit undoes the analyzer's gain (standards span 25 ppb: the slope is known to about 0.001)
+        assert abs(float(r["n2o_c1"]) - 1 / LICOR_GAIN) < 0.005, r
 
 
 @pytest.mark.slow
