@@ -36,6 +36,12 @@ UNITS: dict[str, str] = {
     "ambient_temp": "degC",
     "ringdown_0": "us",
     "ringdown_1": "us",
+    # LI-COR trace gas analyzers (drivers/licor/li78xx.py)
+    "laser_phase_pressure": "kPa",
+    "laser_temp": "degC",
+    "ring_down_time": "us",
+    "enclosure_temp": "degC",
+    "laser_temp_shift": "degC",
 }
 
 

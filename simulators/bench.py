@@ -16,7 +16,7 @@ Control protocol (one JSON object per line, one JSON reply per line, over TCP):
         (a valve's ledger is its move log)
     {"cmd": "truth", "device": "picarro-1", "from": ISO, "to": ISO}
         -> {"ok": true, "truth": [{"time": minute start, "n": records, "co2": .., "ch4": ..,
-            "co": .., "h2o": ..}, ...]}: per-minute means of the true cell values of the records
+            "co": .., "n2o": .., "h2o": ..}, ...]}: per-minute means of the true cell values of the records
             the analyzer made in each minute (from <= minute start < to)
     {"cmd": "endpoints"}                -> {"ok": true, "endpoints": {...}}
 Errors come back as {"ok": false, "error": "..."}.
@@ -68,7 +68,7 @@ from simulators.vici.multiposition import ViciValveSimulator
 
 @dataclass(frozen=True)
 class DiurnalGas:
-    """True dry mole fractions (co2 ppm, ch4/co ppb) and h2o (%): base + amplitude * cos(day)."""
+    """True dry mole fractions (co2 ppm, ch4/co/n2o ppb) and h2o (%): base + amplitude * cos(day)."""
 
     base: dict[str, float]
     amplitude: dict[str, float]
@@ -76,7 +76,7 @@ class DiurnalGas:
 
     @classmethod
     def from_config(cls, cfg: DiurnalGasConfig) -> "DiurnalGas":
-        base = {"co2": cfg.co2, "ch4": cfg.ch4, "co": cfg.co, "h2o": cfg.h2o}
+        base = {"co2": cfg.co2, "ch4": cfg.ch4, "co": cfg.co, "n2o": cfg.n2o, "h2o": cfg.h2o}
         return cls(base, dict(cfg.diurnal_amplitude), cfg.peak_hour_utc)
 
     def __call__(self, t: datetime) -> dict[str, float]:
@@ -167,7 +167,7 @@ def build_line(gas: GasConfig, valve: ViciValveSimulator, start_position: int) -
     """The sample line behind `valve`: each configured port's source and flush time constant."""
     a = gas.ambient
     model = AmbientModel(
-        base={"co2": a.co2, "ch4": a.ch4, "co": a.co, "h2o": a.h2o},
+        base={"co2": a.co2, "ch4": a.ch4, "co": a.co, "n2o": a.n2o, "h2o": a.h2o},
         diurnal_amplitude=dict(a.diurnal_amplitude),
         peak_hour_utc=a.peak_hour_utc,
         synoptic_std=dict(a.synoptic_std),
@@ -184,7 +184,7 @@ def build_line(gas: GasConfig, valve: ViciValveSimulator, start_position: int) -
         ports[inlet.port] = Port(inlet.port, inlet.name, "inlet", AmbientInlet(inlet.name, inlet.height_m, model), tau)
     for cyl in gas.cylinders:
         tau = gas.cylinder_flush_tau_s if cyl.flush_tau_s is None else cyl.flush_tau_s
-        values = {"co2": cyl.co2, "ch4": cyl.ch4, "co": cyl.co, "h2o": cyl.h2o}
+        values = {"co2": cyl.co2, "ch4": cyl.ch4, "co": cyl.co, "n2o": cyl.n2o, "h2o": cyl.h2o}
         ports[cyl.port] = Port(cyl.port, cyl.name, "cylinder", Cylinder(cyl.name, values, cyl.role), tau)
     return SampleLine(ports, valve, start_position, dict(model.base))
 

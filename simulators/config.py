@@ -17,8 +17,8 @@ from drivers.registry import UnknownSimulatorError, load_simulator
 from ghgnet.config import RelPath, StrictModel, load_model
 from simulators.vici.multiposition import ViciValveSimConfig
 
-Species = Literal["co2", "ch4", "co"]
-Quantity = Literal["co2", "ch4", "co", "h2o"]
+Species = Literal["co2", "ch4", "co", "n2o"]
+Quantity = Literal["co2", "ch4", "co", "n2o", "h2o"]
 
 DEFAULT_COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]
 
@@ -26,31 +26,33 @@ DEFAULT_COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPress
 class DiurnalGasConfig(StrictModel):
     """True dry mole fractions at the inlet: a base value plus an optional daily cosine.
 
-    Units: co2 ppm, ch4 ppb, co ppb, h2o %. `diurnal_amplitude` is per quantity (same units);
+    Units: co2 ppm, ch4/co/n2o ppb, h2o %. `diurnal_amplitude` is per quantity (same units);
     the cycle peaks at `peak_hour_utc`.
     """
 
     co2: float = Field(default=420.0, ge=0, description="dry CO2, ppm")
     ch4: float = Field(default=2000.0, ge=0, description="dry CH4, ppb")
     co: float = Field(default=150.0, ge=0, description="dry CO, ppb")
+    n2o: float = Field(default=337.0, ge=0, description="dry N2O, ppb")
     h2o: float = Field(default=1.2, ge=0, description="water vapour, %")
-    diurnal_amplitude: dict[Literal["co2", "ch4", "co", "h2o"], float] = Field(
+    diurnal_amplitude: dict[Quantity, float] = Field(
         default_factory=dict, description="half peak-to-peak of the daily cycle, per quantity"
     )
     peak_hour_utc: float = Field(default=6.0, ge=0, lt=24, description="hour of the daily maximum")
 
 
 class NoiseConfig(StrictModel):
-    """Standard deviation of the simulated measurement noise (co2 ppm, ch4/co ppb, h2o %)."""
+    """Standard deviation of the simulated measurement noise (co2 ppm, ch4/co/n2o ppb, h2o %)."""
 
     co2: float = Field(default=0.05, ge=0)
     ch4: float = Field(default=0.5, ge=0)
     co: float = Field(default=5.0, ge=0)
+    n2o: float = Field(default=0.3, ge=0)
     h2o: float = Field(default=0.002, ge=0)
 
 
 class AnalyzerResponseConfig(StrictModel):
-    """The analyzer's own calibration error on the dry values, per species (co2 ppm, ch4/co ppb):
+    """The analyzer's own calibration error on the dry values, per species (co2 ppm, ch4/co/n2o ppb):
     measured = gain * true + offset + drift_per_day * days since the bench started, before noise.
     A species left out has gain 1, offset 0, drift 0."""
 
@@ -161,7 +163,7 @@ class ValveInstrument(ViciValveSimConfig):
 
 
 class AmbientConfig(StrictModel):
-    """The site's air, shared by the inlets (co2 ppm, ch4/co ppb, h2o %).
+    """The site's air, shared by the inlets (co2 ppm, ch4/co/n2o ppb, h2o %).
 
     Amplitudes and variability are at `reference_height_m`; an inlet at height h gets them times
     (reference_height_m / h) ** height_exponent, and its variability is slower by the inverse.
@@ -170,21 +172,22 @@ class AmbientConfig(StrictModel):
     co2: float = Field(default=420.0, ge=0)
     ch4: float = Field(default=2000.0, ge=0)
     co: float = Field(default=150.0, ge=0)
+    n2o: float = Field(default=337.0, ge=0)
     h2o: float = Field(default=1.2, ge=0)
     diurnal_amplitude: dict[Quantity, float] = Field(
-        default_factory=lambda: {"co2": 10.0, "ch4": 30.0, "co": 30.0, "h2o": 0.1},
+        default_factory=lambda: {"co2": 10.0, "ch4": 30.0, "co": 30.0, "n2o": 0.3, "h2o": 0.1},
         description="half peak-to-peak of the daily cycle at the reference height",
     )
     peak_hour_utc: float = Field(
         default=21.0, ge=0, lt=24, description="UTC hour of the daily maximum (the site's pre-dawn)"
     )
     synoptic_std: dict[Quantity, float] = Field(
-        default_factory=lambda: {"co2": 3.0, "ch4": 15.0, "co": 15.0, "h2o": 0.2},
+        default_factory=lambda: {"co2": 3.0, "ch4": 15.0, "co": 15.0, "n2o": 0.5, "h2o": 0.2},
         description="size of the slow change over days (the same at every height)",
     )
     synoptic_timescale_h: float = Field(default=36.0, gt=0)
     variability_std: dict[Quantity, float] = Field(
-        default_factory=lambda: {"co2": 0.8, "ch4": 4.0, "co": 4.0, "h2o": 0.02},
+        default_factory=lambda: {"co2": 0.8, "ch4": 4.0, "co": 4.0, "n2o": 0.1, "h2o": 0.02},
         description="short-term atmospheric variability at the reference height",
     )
     variability_timescale_s: float = Field(default=120.0, gt=0)
@@ -208,6 +211,7 @@ class CylinderConfig(StrictModel):
     co2: float = Field(ge=0, description="ppm")
     ch4: float = Field(ge=0, description="ppb")
     co: float = Field(default=0.0, ge=0, description="ppb")
+    n2o: float = Field(default=0.0, ge=0, description="ppb")
     h2o: float = Field(default=0.0, ge=0, description="%")
     flush_tau_s: float | None = Field(default=None, ge=0, description="default: gas.cylinder_flush_tau_s")
 

@@ -4,7 +4,7 @@ Pure and deterministic: every value is a function of absolute UTC time, the conf
 the valve's move log, so two processes with the same config and clock start agree, and the order
 in which records ask does not matter.
 
-- `AmbientInlet`: the true dry mole fractions (co2 ppm, ch4/co ppb) and h2o (%) at one inlet height:
+- `AmbientInlet`: the true dry mole fractions (co2 ppm, ch4/co/n2o ppb) and h2o (%) at one inlet height:
   base + diurnal cosine + synoptic change + short-term atmospheric variability. The synoptic part
   (a smooth seeded random curve over days: two octaves of value noise) is the same air mass at
   every height; the diurnal amplitude and the variability shrink with height by
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
-QUANTITIES = ("co2", "ch4", "co", "h2o")
-"""What a source delivers: dry co2 ppm, dry ch4 ppb, dry co ppb, h2o %."""
+QUANTITIES = ("co2", "ch4", "co", "n2o", "h2o")
+"""What a source delivers: dry co2 ppm, dry ch4 ppb, dry co ppb, dry n2o ppb, h2o %."""
 
 _MASK = (1 << 64) - 1
 
@@ -78,7 +78,7 @@ def value_noise(key: int, seconds: float, spacing_s: float) -> float:
 
 @dataclass(frozen=True)
 class AmbientModel:
-    """The site's air, shared by every inlet. Units: co2 ppm, ch4/co ppb, h2o %.
+    """The site's air, shared by every inlet. Units: co2 ppm, ch4/co/n2o ppb, h2o %.
 
     base: mean level. diurnal_amplitude: half peak-to-peak of the daily cycle at the reference
     height, peaking at `peak_hour_utc` (night, near the ground). synoptic_std / synoptic_timescale_h:
@@ -99,7 +99,7 @@ class AmbientModel:
 
 
 class AmbientInlet:
-    """True ambient values at one inlet height: `inlet(t) -> {co2, ch4, co, h2o}`."""
+    """True ambient values at one inlet height: `inlet(t) -> {co2, ch4, co, n2o, h2o}`."""
 
     def __init__(self, name: str, height_m: float, model: AmbientModel) -> None:
         if height_m <= 0:

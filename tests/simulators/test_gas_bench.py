@@ -73,7 +73,7 @@ def go(bench: Bench, port: int) -> datetime:
 
 def truth_of(port: int) -> dict[str, float]:
     _, co2, ch4, co = CYLINDERS[port]
-    return {"co2": co2, "ch4": ch4, "co": co, "h2o": 0.0}
+    return {"co2": co2, "ch4": ch4, "co": co, "n2o": 0.0, "h2o": 0.0}
 
 
 # ----------------------------------------------------------------------------- the inlet series
