@@ -46,6 +46,7 @@ from drivers.base import AnalyzerDriver, DeviceConfig, PollResult
 from drivers.generic.units import conversion
 from drivers.reading import Reading, unit_of
 from drivers.transport import TransportTimeout
+from drivers.water import water_correction_field
 from ghgnet.config import StrictModel
 
 # Never read more lines than this in one stream poll: a babbling line is a fault, not data.
@@ -128,11 +129,8 @@ class GenericLineConfig(DeviceConfig):
     quantities: dict[str, QuantityMap] = Field(min_length=1)
     timestamp: TimestampMap | None = None
     status: StatusMap | None = None
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=dict,
-        description="species -> (a, b): dry = wet / (1 + a*H + b*H^2), H = H2O in %; needed for a species"
-        " the analyzer reports wet only",
-    )
+    water_correction: dict[str, tuple[float, float]] = water_correction_field(
+        when="needed for a species the analyzer reports wet only")
 
     @model_validator(mode="before")
     @classmethod

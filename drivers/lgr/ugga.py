@@ -47,6 +47,7 @@ from drivers.lgr.columns import (
 )
 from drivers.reading import SPECIES, Reading
 from drivers.transport import TransportTimeout
+from drivers.water import water_correction_field
 
 MAX_LINE = 4096
 """Bytes without a line end after which the pending text is noise, not an unfinished record."""
@@ -72,10 +73,7 @@ class _LgrConfig(DeviceConfig):
     )
     analyzer_timezone: str = Field(default="UTC", description="IANA zone of the analyzer clock")
     silent_s: float = Field(default=60.0, gt=0, description="seconds without a byte before a timeout")
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=dict,
-        description="species -> (a, b) for firmware without dry columns: dry = wet / (1 + a*H + b*H^2)",
-    )
+    water_correction: dict[str, tuple[float, float]] = water_correction_field(when="for firmware without dry columns")
 
     @field_validator("columns")
     @classmethod

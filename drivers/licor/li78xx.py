@@ -47,6 +47,7 @@ from pydantic import Field, field_validator
 from drivers.base import AnalyzerDriver, DeviceConfig, PollResult
 from drivers.reading import Reading, unit_of
 from drivers.transport import TransportError, TransportTimeout
+from drivers.water import water_correction_field
 
 # --------------------------------------------------------------------------- the payload
 # Everything about the JSON payload that no public source fixes lives in this section.
@@ -178,8 +179,7 @@ class LicorConfig(DeviceConfig):
                             description="topic prefix the analyzer publishes under")
     client_id: str | None = Field(default=None, max_length=64, description="MQTT client id (default: random)")
     reports_dry: bool = Field(default=True, description="species values are dry mole fractions (LI-COR default)")
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="species -> (a, b), used only when reports_dry is false")
+    water_correction: dict[str, tuple[float, float]] = water_correction_field(when="used only when reports_dry is false")
     diag_ignore_bits: list[int] = Field(default_factory=list, description="DIAG bits that do not invalidate a record")
     max_per_poll: int = Field(default=20000, ge=10, description="messages read in one poll; the rest wait for the next")
 

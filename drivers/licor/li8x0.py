@@ -52,12 +52,11 @@ from pydantic import Field, model_validator
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
+from drivers.water import water_correction_field
 
 REPLY_END = b"\n"
 COMMAND_END = "\n"
 
-DILUTION = (-0.01, 0.0)
-"""dry = wet / (1 + a*H + b*H^2) with a = -0.01 per %, b = 0: plain dilution by water vapour."""
 
 # DATA child tag -> (ghgnet quantity, factor from the wire unit to the ghgnet unit)
 DATA_TAGS: dict[str, tuple[str, float]] = {
@@ -95,10 +94,7 @@ class _Li8x0Config(DeviceConfig):
     co2_basis: Literal["wet", "dry"] = Field(
         default="wet", description="wet: <co2> is the cell's mole fraction; dry: already corrected for water"
     )
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: {"co2": DILUTION},
-        description="species -> (a, b): dry = wet / (1 + a*H + b*H^2), H = H2O in %",
-    )
+    water_correction: dict[str, tuple[float, float]] = water_correction_field("licor.li850")
     cell_temp_c: Window = Field(default=(50.0, 53.0), description="cell temperature outside -> cell_temp_unstable")
     cell_pressure_kpa: Window = Field(
         default=(60.0, 110.0), description="cell pressure outside -> cell_pressure_out_of_range"
@@ -130,9 +126,8 @@ class LI830Config(_Li8x0Config):
     co2_basis: Literal["wet", "dry"] = Field(
         default="dry", description="dry: the sample is dried before the analyzer (it measures no H2O)"
     )
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="species -> (a, b); only with co2_basis = wet and an H2O source"
-    )
+    water_correction: dict[str, tuple[float, float]] = water_correction_field(
+        when="only with co2_basis = wet and an H2O source")
 
 
 class _Malformed(ValueError):

@@ -40,9 +40,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
-from drivers.picarro.water import G2301_WATER_CORRECTION, G2401_WATER_CORRECTION
 from drivers.reading import SPECIES, Reading, unit_of
 from drivers.transport import TransportError, TransportTimeout
+from drivers.water import water_correction_field
 
 # Picarro meas_label -> ghgnet quantity name (drivers.reading.UNITS).
 G2401_LABELS: dict[str, str] = {
@@ -197,10 +197,7 @@ class _PicarroConfig(DeviceConfig):
     analyzer_timezone: str = Field(
         default="UTC", description="IANA zone of the analyzer clock (its times carry no zone)"
     )
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: dict(G2401_WATER_CORRECTION),
-        description="species -> (a, b): dry = wet / (1 + a*H + b*H^2), H = H2O in %",
-    )
+    water_correction: dict[str, tuple[float, float]] = water_correction_field("picarro.g2401")
 
     @field_validator("columns")
     @classmethod
@@ -268,10 +265,7 @@ class G2301Config(_PicarroConfig):
         min_length=1,
         description="the analyzer's meas_label, in its order (set on the analyzer)",
     )
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: dict(G2301_WATER_CORRECTION),
-        description="species -> (a, b): dry = wet / (1 + a*H + b*H^2), H = H2O in %",
-    )
+    water_correction: dict[str, tuple[float, float]] = water_correction_field("picarro.g2301")
 
 
 # --------------------------------------------------------------------------- record parsing

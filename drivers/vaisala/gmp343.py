@@ -44,13 +44,12 @@ from pydantic import Field, field_validator
 from drivers.base import AnalyzerDriver, DeviceConfig, DriverError, PollResult
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
+from drivers.water import water_correction_field
 
 PROMPT = b">"
 COMMAND_END = "\r\n"
 FORM = 'form CO2RAWUC CO2RAW CO2 T " (R C C+F T)"'
 ERRS_OK = "OK: No errors detected."
-DILUTION = (-0.01, 0.0)
-"""dry = wet / (1 + a*H + b*H^2) with a = -0.01 per %, b = 0: plain dilution by water vapour."""
 
 # compensation input -> the probe command that sets its value, and the switch that turns it on
 COMPENSATION_COMMANDS: dict[str, str] = {"pressure": "p", "humidity": "rh"}
@@ -85,10 +84,7 @@ class GMP343Config(DeviceConfig):
     )
     pressure_deadband_hpa: float = Field(default=0.5, ge=0, description="push a new pressure only past this change")
     humidity_deadband_pct: float = Field(default=2.0, ge=0, description="push a new humidity only past this change")
-    water_correction: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: {"co2": DILUTION},
-        description="species -> (a, b): dry = wet / (1 + a*H + b*H^2), H = H2O in %",
-    )
+    water_correction: dict[str, tuple[float, float]] = water_correction_field("vaisala.gmp343")
 
     @field_validator("compensation")
     @classmethod

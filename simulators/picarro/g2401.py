@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from drivers.picarro.water import G2401_WATER_CORRECTION
+from drivers.water import G2401_WATER_CORRECTION
 from ghgnet.clock import Clock
 from simulators.serve import Disconnect
 

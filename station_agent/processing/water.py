@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from drivers.picarro.water import G2401_FACTORY_WATER
+from drivers.water import G2401_FACTORY_WATER
 
 LOW_H2O_BIAS_PERCENT = 0.5
 """H2O (%) below which Reum et al. 2019 report biases of the standard water correction."""
@@ -48,7 +48,7 @@ G2401_FACTORY: dict[str, WaterCoefficients] = {
     species: WaterCoefficients(a=a, b=b) for species, (a, b) in G2401_FACTORY_WATER.items()
 }
 """Picarro G2401 factory coefficients (Picarro host software, InstrCal_CFKADS.ini), from the one
-table in drivers/picarro/water.py. A default only: each instrument should carry its own."""
+table in drivers/water.py. A default only: each instrument should carry its own."""
 
 
 def as_water_coefficients(value: Any) -> WaterCoefficients:

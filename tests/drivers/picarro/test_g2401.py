@@ -16,13 +16,13 @@ from drivers.base import DriverError
 from drivers.picarro.g2401 import (
     G2301,
     G2401,
-    G2401_WATER_CORRECTION,
     PicarroError,
     PicarroStatus,
 )
 from drivers.registry import load_driver
 from drivers.testing import ScriptedTransport, expected_protocol
 from drivers.transport import TransportError, TransportTimeout
+from drivers.water import G2401_WATER_CORRECTION
 
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]
 SERIAL = {"id": "picarro-1", "driver": "picarro.g2401", "url": "/dev/ttyUSB0", "columns": COLUMNS}
