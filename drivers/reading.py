@@ -59,9 +59,10 @@ class Reading:
     status: the raw instrument status word, when the instrument has one.
     status_ok: whether the instrument called itself healthy for this record.
     status_flags: names of the status conditions that are not normal (empty when healthy).
-    stream, flushing: set by the engine, never by a driver: what was being sampled
-    (`inlet:<name>`, `cal:<cylinder>`, `target:<cylinder>`, `zero`, `span`) and whether the line
-    was still being flushed after a switch; conditions: engine conditions in force
+    stream, flushing: set by the engine: what was being sampled (`inlet:<name>`, `cal:<cylinder>`,
+    `target:<cylinder>`, `zero`, `span`) and whether the line was still being flushed after a
+    switch; a driver sets `stream` only when its instrument says what it sampled (a GC's result
+    file), and the engine then keeps it; conditions: engine conditions in force
     (valve_mismatch, maintenance, interlock) that make the sample invalid.
     """
 
