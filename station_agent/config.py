@@ -150,6 +150,13 @@ class StationConfigBase(StrictModel):
             for il in self.sampling.interlocks:
                 if il.device not in devices:
                     raise ValueError(f"interlock device {il.device!r} is not one of the [[devices]]")
+        devices = {d.id for d in getattr(self, "devices", [])}
+        for a in getattr(self, "analyzers", []):
+            sources = dict(getattr(a, "compensation", None) or {})
+            unknown = sorted({src.partition(":")[0] for src in sources.values()} - devices)
+            if unknown:
+                raise ValueError(f"analyzer {a.id}: compensation source device(s) {unknown} are not "
+                                 f"[[devices]]: {sorted(devices) or '(none)'}")
         ids = [c.id for c in self.cylinders]
         if len(set(ids)) != len(ids):
             raise ValueError("a cylinder id is declared twice")

@@ -14,8 +14,7 @@ import pytest
 from support.site import SITES, start_site, truth_of
 from support.station import BIN, control
 
-from ghgnet.clock import ManualClock
-from station_agent.agent import Agent
+from ghgnet.config import ConfigError
 from station_agent.config import load_station_config
 
 SPEED = 240.0
@@ -87,5 +86,5 @@ def test_a_compensation_source_that_is_not_a_device_is_refused_by_name(tmp_path)
     text = (SITES / "gmp343-rooftop" / "station.toml").read_text().replace('"met-1:humidity"', '"met-9:humidity"')
     path = tmp_path / "station.toml"
     path.write_text(text.replace('path = "../../../data/gmp343-rooftop/station.sqlite"', 'path = "station.sqlite"'))
-    with pytest.raises(ValueError, match=r"compensation source device\(s\) \['met-9'\]"):
-        Agent(load_station_config(path), ManualClock())
+    with pytest.raises(ConfigError, match=r"analyzer gmp343-1: compensation source device\(s\) \['met-9'\]"):
+        load_station_config(path)  # what `station-agent config check` runs
