@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ghgnet.clock import Clock
-from simulators.picarro.g2401 import GasFn, LedgerEntry, _Fault
+from simulators.faults import FaultSet
+from simulators.picarro.g2401 import GasFn, LedgerEntry
 from simulators.serve import Disconnect
 
 COMMON_FAULTS = ("garbage", "silent", "disconnect")
@@ -52,7 +53,7 @@ class PolledSimulator(ABC):
         self._noise_rng = random.Random(seed + 1)
         self._lock = threading.RLock()
         self._ledger: list[LedgerEntry] = []
-        self._faults: list[_Fault] = []
+        self.faults = FaultSet(self.FAULTS, clock.monotonic)
         self._inbuf = b""
         self.clients = 0
         self.commands = 0
@@ -80,28 +81,10 @@ class PolledSimulator(ABC):
     def inject(self, fault: str, count: int | None = None, duration_s: float | None = None, **params: Any) -> None:
         """Start a fault for `count` uses and/or `duration_s` simulated seconds, whichever ends
         first; with neither, for one use."""
-        if fault not in self.FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(self.FAULTS)}")
-        if count is None and duration_s is None:
-            count = 1
-        with self._lock:
-            until = None if duration_s is None else self.clock.monotonic() + duration_s
-            self._faults.append(_Fault(fault, count, until, dict(params)))
+        self.faults.inject(fault, count, duration_s, **params)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def fault(self, kind: str, consume: bool = False) -> _Fault | None:
-        """The active fault of `kind` (one use taken when `consume`), or None."""
-        now = self.clock.monotonic()
-        self._faults = [f for f in self._faults if f.active(now)]
-        for f in self._faults:
-            if f.kind == kind:
-                if consume:
-                    f.use()
-                return f
-        return None
+        self.faults.clear()
 
     # ------------------------------------------------------------------ the wire
 
@@ -128,13 +111,13 @@ class PolledSimulator(ABC):
 
     def _execute(self, line: str) -> bytes:
         self.commands += 1
-        if self.fault("disconnect", consume=True):
+        if self.faults.active("disconnect", consume=True):
             self._inbuf = b""
             raise Disconnect()
-        if self.fault("silent", consume=True):
+        if self.faults.active("silent", consume=True):
             return b""
         reply = self._answer(line)
-        if self.fault("garbage", consume=True):
+        if self.faults.active("garbage", consume=True):
             reply = self.garbage() + reply
         return reply
 

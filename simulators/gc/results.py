@@ -32,6 +32,7 @@ from drivers.gc.layouts import CHEMSTATION_DATE_FORMAT, END_OF_REPORT
 from ghgnet.clock import Clock
 from ghgnet.config import RelPath, StrictModel
 from simulators.config import InstrumentConfig
+from simulators.faults import FaultSet
 
 FAULTS = ("malformed", "garbage", "half_written", "duplicate", "bad_status", "silence")
 WIRE_NAMES = {"co2": "CO2", "ch4": "CH4", "n2o": "N2O", "co": "CO"}
@@ -109,7 +110,7 @@ class GcResultsSimulator:
         self._next = epoch + interval * math.ceil((start - epoch) / interval)
         self._interval = interval
         self._ledger: list[Injection] = []
-        self._faults: list[dict[str, Any]] = []
+        self.faults = FaultSet(FAULTS, clock.monotonic)
         self._silent_until: datetime | None = None
         self._pending: list[_Pending] = []
         self._last_standard: datetime | None = None
@@ -160,15 +161,6 @@ class GcResultsSimulator:
         phase = math.cos(2 * math.pi * (hours - 21.0) / 24)
         return {k: v + self.config.diurnal_amplitude.get(k, 0.0) * phase for k, v in self.config.air.items()}
 
-    def _take(self, kind: str) -> dict[str, Any] | None:
-        for f in self._faults:
-            if f["fault"] == kind:
-                f["count"] -= 1
-                if f["count"] <= 0:
-                    self._faults.remove(f)
-                return f
-        return None
-
     def _inject(self, t: datetime) -> None:
         seq = len(self._ledger)
         source = self.config.sequence[seq % len(self.config.sequence)]
@@ -183,26 +175,26 @@ class GcResultsSimulator:
         if self._silent_until is not None and t < self._silent_until:
             entry.fault = "silence"
             return
-        if self._take("bad_status"):
+        if self.faults.active("bad_status", consume=True):
             entry.flagged = [next(iter(values))]
             entry.fault = "bad_status"
-        malformed = self._take("malformed") is not None
+        malformed = self.faults.active("malformed", consume=True) is not None
         entry.fault = "malformed" if malformed else entry.fault
         data = self._render(entry, malformed)
         entry.file = self._file_name(entry)
-        if self._take("garbage"):
+        if self.faults.active("garbage", consume=True):
             noise = bytes(self._rng.randrange(256) for _ in range(200)) + b"\n"
             self._write(self.folder / f"{entry.file}.noise", noise)
-        half = self._take("half_written")
+        half = self.faults.active("half_written", consume=True)
         if half is not None:
             entry.fault = "half_written"
             cut = len(data) // 2
             self._write(self.folder / entry.file, data[:cut])
-            due = None if half.get("never") else self.clock.monotonic() + float(half.get("delay_s", 120.0))
+            due = None if half.params.get("never") else self.clock.monotonic() + float(half.params.get("delay_s", 120.0))
             self._pending.append(_Pending(self.folder / entry.file, data[cut:], due))
             return
         self._write(self.folder / entry.file, data)
-        if self._take("duplicate"):
+        if self.faults.active("duplicate", consume=True):
             entry.fault = "duplicate"
             self._write(self.folder / f"copy-{entry.file}", data)
 
@@ -274,18 +266,16 @@ class GcResultsSimulator:
     # ---- faults and what tests count
 
     def inject(self, fault: str, count: int | None = None, duration_s: float | None = None, **params: Any) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         with self._lock:
             if fault == "silence":
                 seconds = duration_s or self.config.injection_interval_s
                 self._silent_until = self.clock.now() + timedelta(seconds=seconds)
-                return
-            self._faults.append({"fault": fault, "count": count or 1, **params})
+            else:  # `count` injections (default one); only silence takes a duration
+                self.faults.inject(fault, count or 1, None, **params)
 
     def clear_faults(self) -> None:
         with self._lock:
-            self._faults.clear()
+            self.faults.clear()
             self._silent_until = None
 
     @property

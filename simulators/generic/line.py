@@ -27,7 +27,7 @@ import random
 import socket
 import threading
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +42,7 @@ from ghgnet.clock import Clock
 from ghgnet.config import RelPath
 from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig
+from simulators.faults import Fault, FaultSet
 from simulators.serve import Listener
 
 FAULTS = ("garbage", "silence", "bad_status")
@@ -80,14 +81,6 @@ class LedgerEntry:
     fault: str | None = None
 
 
-@dataclass
-class _Fault:
-    kind: str
-    remaining: int | None
-    until: float | None
-    params: dict[str, Any] = field(default_factory=dict)
-
-
 class GenericLineSimulator:
     """A simulated generic.line analyzer: record making shared by the poll and stream simulators."""
 
@@ -103,7 +96,7 @@ class GenericLineSimulator:
         self._zone = ZoneInfo(d.timestamp.zone) if d.timestamp else UTC
         self._rng = random.Random(config.seed)
         self._lock = threading.RLock()
-        self._faults: list[_Fault] = []
+        self.faults = FaultSet(FAULTS, clock.monotonic)
         self._ledger: list[LedgerEntry] = []
         self._terminator = unescape(d.terminator)
         self._epoch = clock.monotonic()
@@ -111,28 +104,10 @@ class GenericLineSimulator:
     # ---- faults
 
     def inject(self, fault: str, count: int | None = None, duration_s: float | None = None, **params: Any) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-        if count is None and duration_s is None:
-            count = 1
-        with self._lock:
-            until = None if duration_s is None else self.clock.monotonic() + duration_s
-            self._faults.append(_Fault(fault, count, until, dict(params)))
+        self.faults.inject(fault, count, duration_s, **params)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _fault(self, kind: str, consume: bool = True) -> _Fault | None:
-        now = self.clock.monotonic()
-        self._faults = [f for f in self._faults if (f.until is None or now < f.until)
-                        and (f.remaining is None or f.remaining > 0)]
-        for f in self._faults:
-            if f.kind == kind:
-                if consume and f.remaining is not None:
-                    f.remaining -= 1
-                return f
-        return None
+        self.faults.clear()
 
     # ---- records
 
@@ -153,7 +128,7 @@ class GenericLineSimulator:
         drift = r.drift_per_day.get(species, 0.0) * days
         return r.gain.get(species, 1.0) * true_value + r.offset.get(species, 0.0) + drift
 
-    def _bad_status(self, f: _Fault) -> str:
+    def _bad_status(self, f: Fault) -> str:
         s = self.definition.status
         assert s is not None
         if "status_text" in f.params:
@@ -177,7 +152,7 @@ class GenericLineSimulator:
                 else local.strftime(d.timestamp.format)
         fault = None
         if d.status is not None:
-            bad = self._fault("bad_status")
+            bad = self.faults.active("bad_status", consume=True)
             texts[d.status.field] = self._bad_status(bad) if bad else (d.status.ok[0] if not d.status.bits else "0")
             fault = "bad_status" if bad else None
         if d.template is not None:
@@ -186,7 +161,7 @@ class GenericLineSimulator:
             sep = d.delimiter if d.delimiter != " " else " "
             text = sep.join(texts.get(name, "0") for name in d.fields)
         line = (d.start + text).encode(d.encoding) + self._terminator
-        if self._fault("garbage"):
+        if self.faults.active("garbage", consume=True):
             line = b"\xfe" + bytes(self._rng.choice(b"~#@!?%&*abcXYZ0123456789") for _ in range(12)) \
                 + self._terminator + line
             fault = "garbage"
@@ -228,7 +203,7 @@ class GenericLinePollSimulator(GenericLineSimulator):
             out = b""
             while self._command in self._inbuf:
                 _, self._inbuf = self._inbuf.split(self._command, 1)
-                if self._fault("silence"):
+                if self.faults.active("silence", consume=True):
                     continue
                 out += self.make(self.clock.now()).line
             self._inbuf = self._inbuf[-len(self._command):]  # a command may arrive in pieces
@@ -340,7 +315,7 @@ class GenericLineStreamSimulator(GenericLineSimulator):
         with self._lock:
             now = self.clock.now()
             while self._next <= now:
-                if not self._fault("silence", consume=False):
+                if not self.faults.active("silence"):
                     self.make(self._next).heard = self._clients > 0
                 self._next += self._step
 

@@ -102,7 +102,7 @@ class LgrSimulator:
         self.layout_name = config.layout or MODEL_LAYOUT[config.model]
         self.columns: tuple[str, ...] = LAYOUTS[self.layout_name]
         self._ledger: list[LedgerEntry] = []
-        self._faults = FaultSet()
+        self.faults = FaultSet(FAULTS, clock.monotonic)
         self._queues: dict[int, bytearray] = {}
         self._dropping: set[int] = set()
         self._next_client = 0
@@ -208,8 +208,8 @@ class LgrSimulator:
         ch4 = self.response("ch4", truth.get("ch4", 0.0), t) + self._noise.gauss(0.0, n.ch4)
         dilution = 1.0 - h2o / 100.0
         flag = 3
-        if self._faults.active("fit_flag", mono, consume=True):
-            flag = int(self._faults.param("fit_flag", "value", 2))
+        if self.faults.active("fit_flag", mono, consume=True):
+            flag = int(self.faults.param("fit_flag", "value", 2))
         wire = {
             "[CH4]_ppm": ch4 * dilution / 1000.0, "[CH4]d_ppm": ch4 / 1000.0,
             "[CO2]_ppm": co2 * dilution, "[CO2]d_ppm": co2, "[H2O]_ppm": h2o * 1e4,
@@ -220,9 +220,9 @@ class LgrSimulator:
             "Temp_Status_mA": 20.0, "Analyzer_Status_mA": 18.0,
             "Fit_Flag": flag, "MIU_VALVE": -1,
         }
-        silenced = self._faults.active("silent", mono, consume=True)
-        if self._faults.active("garbage", mono):
-            for _ in range(self._faults.take_all("garbage")):
+        silenced = self.faults.active("silent", mono, consume=True)
+        if self.faults.active("garbage", mono):
+            for _ in range(self.faults.take_all("garbage")):
                 self._send(self._noise_line())
         values: dict[str, float] = {}
         delivered = False
@@ -263,20 +263,15 @@ class LgrSimulator:
     # ------------------------------------------------------------------ faults
 
     def inject(self, fault: str, count: int | None = None, duration_s: float | None = None, **params: Any) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        self.faults.check(fault)
         with self._lock:
             self._advance()
             if fault == "firmware":
                 self._firmware(params)
-                return
-            if fault == "disconnect":
+            elif fault == "disconnect":
                 self._dropping.update(self._queues)
-                return
-            if count is None and duration_s is None:
-                count = 1
-            until = None if duration_s is None else self.clock.monotonic() + duration_s
-            self._faults.add(fault, count, until, params)
+            else:
+                self.faults.inject(fault, count, duration_s, **params)
 
     def _firmware(self, params: dict[str, Any]) -> None:
         if "columns" in params:
@@ -294,8 +289,7 @@ class LgrSimulator:
         self._send(self._header())
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self.faults.clear()
 
     # ------------------------------------------------------------------ what tests count
 

@@ -44,7 +44,8 @@ from ghgnet.config import RelPath
 from simulators.bench import DiurnalGas
 from simulators.broker import MosquittoBroker
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig, NoiseConfig
-from simulators.picarro.g2401 import LedgerEntry, _Fault
+from simulators.faults import FaultSet
+from simulators.picarro.g2401 import LedgerEntry
 
 GasFn = Callable[[datetime], dict[str, float]]
 
@@ -94,10 +95,10 @@ class LicorSimulator:
     gas: GasFn
     drift_epoch: datetime | None = None
     _ledger: list[LedgerEntry] = field(default_factory=list)
-    _faults: list[_Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.model, self.species = MODELS[self.config.model]
+        self.faults = FaultSet(FAULTS, self.clock.monotonic, lasting=("broker_down",))
         self._zone = ZoneInfo(self.config.timezone)
         self._rng = random.Random(self.config.seed)
         self._lock = threading.RLock()
@@ -238,8 +239,8 @@ class LicorSimulator:
     def _produce(self, t: datetime) -> None:
         mono = self._mono_at(t)
         truth = dict(self.gas(t))
-        diag = int(self._fault_param("bad_diag", "word", BAD_DIAG_WORD)) \
-            if self._fault_active("bad_diag", mono, consume=True) else 0
+        diag = int(self.faults.param("bad_diag", "word", BAD_DIAG_WORD)) \
+            if self.faults.active("bad_diag", mono, consume=True) else 0
         values = self._values(t, truth, diag)
         self._ndx += 1
         stamp = int(t.timestamp())
@@ -247,11 +248,11 @@ class LicorSimulator:
         record = {"SECONDS": stamp, "NANOSECONDS": nanos, "NDX": self._ndx, "DIAG": diag, "REMARK": "", **values}
         row = self._file_row(t, record)
         record["CHK"] = int(row.rsplit("\t", 1)[1])
-        if self._fault_active("broker_down", mono) or self._broker is None or not self._broker.running:
+        if self.faults.active("broker_down", mono) or self._broker is None or not self._broker.running:
             fate = "broker_down"
-        elif self._fault_active("silent", mono, consume=True):
+        elif self.faults.active("silent", mono, consume=True):
             fate = "silenced"
-        elif self._fault_active("garbage", mono, consume=True):
+        elif self.faults.active("garbage", mono, consume=True):
             noise = bytes(self._rng.choice(b"{}[]:,\"abcXYZ0123456789\xfe\x00") for _ in range(self._rng.randint(3, 40)))
             self._publish(f"{TOPIC_ROOT}/{CONCENTRATION}", noise)
             fate = "garbled"
@@ -312,37 +313,20 @@ class LicorSimulator:
     def inject(self, fault: str, count: int | None = None, duration_s: float | None = None, **params: Any) -> None:
         """Start a fault for `count` records and/or `duration_s` simulated seconds (see the module
         docstring); with neither, for one record (broker_down: until clear_faults)."""
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         with self._lock:
             self.publish_due()
-            if count is None and duration_s is None and fault != "broker_down":
-                count = 1
-            until = None if duration_s is None else self.clock.monotonic() + duration_s
-            self._faults.append(_Fault(fault, count, until, dict(params)))
+            self.faults.inject(fault, count, duration_s, **params)
             if fault == "broker_down" and self._broker is not None and self._broker.running:
                 self._broker.kill()
 
     def clear_faults(self) -> None:
         with self._lock:
-            self._faults.clear()
+            self.faults.clear()
             self._restart_broker_if_due(self.clock.monotonic())
-
-    def _fault_active(self, kind: str, now: float, consume: bool = False) -> bool:
-        self._faults = [f for f in self._faults if f.active(now)]
-        for f in self._faults:
-            if f.kind == kind:
-                if consume:
-                    f.use()
-                return True
-        return False
-
-    def _fault_param(self, kind: str, name: str, default: Any) -> Any:
-        return next((f.params[name] for f in self._faults if f.kind == kind and name in f.params), default)
 
     def _restart_broker_if_due(self, mono: float) -> None:
         broker = self._broker
-        if broker is None or broker.running or self._fault_active("broker_down", mono):
+        if broker is None or broker.running or self.faults.active("broker_down", mono):
             return
         broker.start()
         self.broker_restarts += 1

@@ -84,11 +84,11 @@ class Li8x0Simulator(PolledSimulator):
         co2 = co2_dry * (1.0 - h2o / 100.0) + self.noise("co2")
         h2o_mmol = max(0.0, h2o * 10.0 + self.noise("h2o") * 10.0)
         temp = self.cell_temp_c + self._noise_rng.gauss(0.0, 0.01)
-        fault = self.fault("cell_temp", consume=True)
+        fault = self.faults.active("cell_temp", consume=True)
         if fault:
             temp += float(fault.params.get("offset_c", -5.0))
         volts = self.input_voltage + self._noise_rng.gauss(0.0, 0.02)
-        fault = self.fault("low_voltage", consume=True)
+        fault = self.faults.active("low_voltage", consume=True)
         if fault:
             volts = float(fault.params.get("volts", 9.0))
         pres = self.cell_pressure_kpa + self._noise_rng.gauss(0.0, 0.02)
@@ -99,10 +99,10 @@ class Li8x0Simulator(PolledSimulator):
         wire["ivolt"] = volts
         body = "".join(f"<{k}>{_e(v)}</{k}>" for k, v in wire.items())
         self.record(t, {k: float(_e(v)) for k, v in wire.items()}, {"co2": true.get("co2", 0.0), "h2o": h2o})
-        error = self.fault("error", consume=True)
+        error = self.faults.active("error", consume=True)
         extra = f"<error>{error.params.get('message', 'source failure')}</error>" if error else ""
         line = f"<{self.root}><data>{body}</data>{extra}</{self.root}>"
-        if self.fault("malformed", consume=True):
+        if self.faults.active("malformed", consume=True):
             line = line[: len(line) // 2]
         return line + self.LINE_END
 
@@ -116,7 +116,7 @@ class Li8x0Simulator(PolledSimulator):
             while self._next_stream <= now_mono:
                 t = now - timedelta(seconds=now_mono - self._next_stream)
                 self._next_stream += self.outrate_s
-                if self.clients and not self.fault("silent"):
+                if self.clients and not self.faults.active("silent"):
                     out.append(self._measure(t))
             return "".join(out).encode("ascii")
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from drivers.water import G2401_WATER_CORRECTION
 from ghgnet.clock import Clock
+from simulators.faults import FaultSet
 from simulators.serve import Disconnect
 
 GasFn = Callable[[datetime], dict[str, float]]
@@ -124,23 +125,6 @@ class LedgerEntry:
     truth: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class _Fault:
-    kind: str
-    remaining: int | None  # uses left, None = until `until`
-    until: float | None  # simulated monotonic seconds, None = until count is used up
-    params: dict[str, Any]
-
-    def active(self, now: float) -> bool:
-        if self.until is not None and now >= self.until:
-            return False
-        return self.remaining is None or self.remaining > 0
-
-    def use(self) -> None:
-        if self.remaining is not None:
-            self.remaining -= 1
-
-
 class PicarroSimulator:
     """A Picarro analyzer: `receive(bytes) -> bytes` for simulators.serve, faults via `inject`."""
 
@@ -159,7 +143,7 @@ class PicarroSimulator:
         first = self._interval()
         self._next_time = self.clock.now() + timedelta(seconds=first)
         self._next_mono = self.clock.monotonic() + first
-        self._faults: list[_Fault] = []
+        self.faults = FaultSet(FAULTS, clock.monotonic)
         self._inbuf = b""
         self.clients = 0
         self.commands = 0
@@ -193,8 +177,8 @@ class PicarroSimulator:
             return dry[species] * (1.0 + a * h2o + b * h2o * h2o)
 
         pressure = self.config.cavity_pressure_torr + self._noise_rng.gauss(0.0, 0.01)
-        if self._fault_active("pressure", mono, consume=True):
-            pressure += self._fault_param("pressure", "offset_torr", self.config.pressure_excursion_torr)
+        if self.faults.active("pressure", mono, consume=True):
+            pressure += self.faults.param("pressure", "offset_torr", self.config.pressure_excursion_torr)
         wire = {
             "CO2": wet("co2"),
             "CO2_dry": dry["co2"],
@@ -236,34 +220,12 @@ class PicarroSimulator:
 
         Parameters: error_status takes `word` (the status to report); pressure `offset_torr`.
         """
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-        if count is None and duration_s is None:
-            count = 1
         with self._lock:
-            self._advance()
-            until = None if duration_s is None else self.clock.monotonic() + duration_s
-            self._faults.append(_Fault(fault, count, until, dict(params)))
+            self._advance()  # records already due are made before the fault starts
+            self.faults.inject(fault, count, duration_s, **params)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _fault_active(self, kind: str, now: float | None = None, consume: bool = False) -> bool:
-        now = self.clock.monotonic() if now is None else now
-        self._faults = [f for f in self._faults if f.active(now)]
-        for f in self._faults:
-            if f.kind == kind and f.active(now):
-                if consume:
-                    f.use()
-                return True
-        return False
-
-    def _fault_param(self, kind: str, name: str, default: Any) -> Any:
-        for f in self._faults:
-            if f.kind == kind and name in f.params:
-                return f.params[name]
-        return default
+        self.faults.clear()
 
     # ------------------------------------------------------------------ connection bookkeeping
 
@@ -304,10 +266,10 @@ class PicarroSimulator:
 
     def _status_word(self, consume: bool) -> int:
         word = self.config.status_word
-        if self._fault_active("pressure"):
+        if self.faults.active("pressure"):
             word &= ~PRESSURE_LOCK_BIT
-        if self._fault_active("error_status", consume=consume):
-            word = int(self._fault_param("error_status", "word", FAULT_STATUS_WORD))
+        if self.faults.active("error_status", consume=consume):
+            word = int(self.faults.param("error_status", "word", FAULT_STATUS_WORD))
         return word
 
     def receive(self, data: bytes) -> bytes:
@@ -325,13 +287,13 @@ class PicarroSimulator:
 
     def _execute(self, line: str) -> bytes:
         self.commands += 1
-        if self._fault_active("disconnect", consume=True):
+        if self.faults.active("disconnect", consume=True):
             self._inbuf = b""
             raise Disconnect()
-        if self._fault_active("drop", consume=True):
+        if self.faults.active("drop", consume=True):
             return b""
         reply = self._answer(line)
-        if self._fault_active("garbage", consume=True):
+        if self.faults.active("garbage", consume=True):
             # always starts with a non-ASCII byte, so it can never read as a number
             noise = b"\xfe" + bytes(
                 self._rng.choice(b"\x00\x07\x1b\xff~#@!?%&*abcXYZ0123456789")

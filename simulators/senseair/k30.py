@@ -19,7 +19,6 @@ requests or `duration_s` simulated seconds, until `clear_faults()` with neither)
 from __future__ import annotations
 
 import math
-import threading
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -81,8 +80,7 @@ class SenseairSimulator(ModbusDeviceSimulator):
         self.gas: GasFn = gas or DiurnalGas.from_config(config.gas)
         self._epoch = clock.now()
         self._key = stream_key(config.seed, "senseair-co2")
-        self._injected = FaultSet()
-        self._fault_lock = threading.Lock()
+        self.faults = FaultSet(FAULTS, clock.monotonic, lasting=FAULTS)
         self._ledger: list[LedgerEntry] = []
         self._last_k: int | None = None
         self._last_co2 = 0
@@ -111,10 +109,8 @@ class SenseairSimulator(ModbusDeviceSimulator):
         return self._last_co2
 
     def _values(self, t: datetime) -> dict[str, float]:
-        with self._fault_lock:
-            now = self.clock.monotonic()
-            faulty = self._injected.active("status", now)
-            status = self._injected.param("status", "word", FAULT_STATUS_WORD) if faulty else 0
+        faulty = self.faults.active("status")
+        status = self.faults.param("status", "word", FAULT_STATUS_WORD) if faulty else 0
         values = {"meter_status": float(status), "alarm_status": 0.0, "output_status": 0.0,
                   "co2": float(self._measurement(t))}
         if self.config.model == "senseair.s8":
@@ -147,29 +143,23 @@ class SenseairSimulator(ModbusDeviceSimulator):
         if request.unit_id not in self.addresses:
             return None
         now = self.clock.monotonic()
-        with self._fault_lock:
-            if self._injected.active("silent", now, consume=True):
-                return None
-            if request.function_code == 4 and self._injected.active("exception", now, consume=True):
-                return _RefusedRequest(pdu, int(self._injected.param("exception", "code", 4)))
+        if self.faults.active("silent", now, consume=True):
+            return None
+        if request.function_code == 4 and self.faults.active("exception", now, consume=True):
+            return _RefusedRequest(pdu, int(self.faults.param("exception", "code", 4)))
         code = self._refusal_for(request)
         return _RefusedRequest(pdu, code) if code else pdu
 
     # ----- faults -----
 
     def inject(self, fault: str, count: int | None = None, duration_s: float | None = None, **params: Any) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         if fault == "power_off":
             self.power_off()
-            return
-        until = None if duration_s is None else self.clock.monotonic() + duration_s
-        with self._fault_lock:
-            self._injected.add(fault, count, until, params)
+        else:
+            self.faults.inject(fault, count, duration_s, **params)
 
     def clear_faults(self) -> None:
-        with self._fault_lock:
-            self._injected.clear()
+        self.faults.clear()
         self.clear()
         if not self.running:
             self.power_on()

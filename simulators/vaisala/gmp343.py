@@ -107,7 +107,7 @@ class GMP343Simulator(PolledSimulator):
         if cmd == "send":
             return self._send()
         if cmd == "errs":
-            fault = self.fault("errs", consume=True)
+            fault = self.faults.active("errs", consume=True)
             return [str(fault.params.get("message", DEFAULT_ERROR))] if fault else [ERRS_OK]
         if cmd == "echo" and arg.lower() in ("on", "off"):
             self.echo = arg.lower() == "on"
