@@ -10,9 +10,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drivers.reading import Reading
 from drivers.transport import SerialTransport, SocketTransport, normalize_url
@@ -20,6 +21,18 @@ from drivers.transport import SerialTransport, SocketTransport, normalize_url
 
 class DriverError(Exception):
     """The device answered, but not as it should (garbage, a refused command, an error code)."""
+
+
+def _known_zone(zone: str) -> str:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r} (use an IANA name such as UTC)") from None
+    return zone
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+"""A config field naming an IANA time zone (e.g. UTC, Europe/Zurich); any other name is refused."""
 
 
 class DeviceConfig(BaseModel):

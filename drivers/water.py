@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
+
+from drivers.reading import SPECIES
 
 Coefficients = tuple[float, float]
 
@@ -38,9 +40,19 @@ G2401_WATER_CORRECTION = DEFAULTS["picarro.g2401"]
 G2301_WATER_CORRECTION = DEFAULTS["picarro.g2301"]
 
 
+def _known_species(water: dict[str, Coefficients]) -> dict[str, Coefficients]:
+    bad = [s for s in water if s not in SPECIES]
+    if bad:
+        raise ValueError(f"unknown species {bad}; known: {list(SPECIES)}")
+    return water
+
+
 def water_correction_field(model: str | None = None, when: str = "") -> Any:
-    """The `water_correction` config field, defaulting to `model`'s row of DEFAULTS (none: {})."""
-    return Field(
+    """The `water_correction` config field, defaulting to `model`'s row of DEFAULTS (none: {}); it
+    refuses a species ghgnet does not calibrate (drivers.reading.SPECIES)."""
+    field = Field(
         default_factory=lambda: dict(DEFAULTS.get(model, {})) if model else {},
         description="species -> (a, b): dry = wet / (1 + a*H + b*H^2), H = H2O in %" + (f"; {when}" if when else ""),
     )
+    field.metadata.append(AfterValidator(_known_species))
+    return field

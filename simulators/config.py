@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from drivers.base import TimeZoneName
 from drivers.modbus.registermap import Point, check_register_map
 from drivers.registry import UnknownSimulatorError, load_simulator
 from ghgnet.config import RelPath, StrictModel, load_model
@@ -114,7 +115,7 @@ class PicarroInstrument(InstrumentConfig):
         description="driver name the station uses for it"
     )
     columns: list[str] = Field(default_factory=lambda: list(DEFAULT_COLUMNS), min_length=1)
-    timezone: str = Field(default="UTC", description="zone of the simulated analyzer clock")
+    timezone: TimeZoneName = Field(default="UTC", description="zone of the simulated analyzer clock")
     record_interval_s: tuple[float, float] = (1.0, 3.0)
     record_format: Literal["per_label", "single_time"] = Field(
         default="per_label",

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from drivers.base import TimeZoneName
 from drivers.gc.layouts import CHEMSTATION_DATE_FORMAT, END_OF_REPORT
 from ghgnet.clock import Clock
 from ghgnet.config import RelPath, StrictModel
@@ -50,7 +51,7 @@ class GcResultsInstrument(InstrumentConfig):
     model: Literal["gc.results"] = "gc.results"
     folder: RelPath = Field(description="where the result files go (the station's gc.results folder)")
     layout: Literal["gcwerks", "chemstation"] = "gcwerks"
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     injection_interval_s: float = Field(default=300.0, gt=0, description="simulated seconds between injections")
     inlet: str = Field(default="ambient", description="the sample inlet's name in the files")
     standards: list[StandardConfig] = Field(

@@ -31,8 +31,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
+from drivers.base import TimeZoneName
 from drivers.lgr.columns import DATE_ORDERS, DEFAULT_DATE_ORDER, LAYOUTS, Layout, format_time
 from ghgnet.clock import Clock
 from simulators.bench import DiurnalGas
@@ -59,7 +60,7 @@ class LgrInstrument(InstrumentConfig):
     model: Literal["lgr.gga", "lgr.ugga", "lgr.mgga"] = Field(description="driver name the station uses")
     layout: Literal["2014", "2019"] | None = Field(default=None, description="firmware layout; default: the model's")
     date_order: Literal["mdy", "dmy", "ymd"] = Field(default=DEFAULT_DATE_ORDER, description=str(DATE_ORDERS))
-    timezone: str = Field(default="UTC", description="zone of the simulated analyzer clock")
+    timezone: TimeZoneName = Field(default="UTC", description="zone of the simulated analyzer clock")
     record_interval_s: float = Field(default=1.0, gt=0, description="seconds between records")
     header_on_connect: bool = True
     cell_pressure_torr: float = 140.0
@@ -71,12 +72,6 @@ class LgrInstrument(InstrumentConfig):
         default_factory=DiurnalGasConfig,
         description="the gas it measures when the bench has no valve (with a valve: the [gas] section)",
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, zone: str) -> str:
-        ZoneInfo(zone)
-        return zone
 
 
 def _e5(v: float) -> str:

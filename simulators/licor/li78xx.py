@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from pydantic import Field
 
+from drivers.base import TimeZoneName
 from drivers.licor.datafile import data_row
 from drivers.licor.li78xx import CONCENTRATION, DEFAULT_WIRE_UNITS, DIAGNOSTICS, TOPIC_ROOT, WRAPPERS
 from ghgnet.clock import Clock
@@ -70,7 +71,7 @@ class LicorInstrument(InstrumentConfig):
     serial: str = Field(default="TG10-00001", description="serial number in the file header")
     record_interval_s: float = Field(default=1.0, gt=0, description="seconds between records")
     diagnostics_every_s: float = Field(default=10.0, gt=0, description="seconds between diagnostics messages")
-    timezone: str = Field(default="UTC", description="the analyzer's zone: DATE/TIME columns and file header")
+    timezone: TimeZoneName = Field(default="UTC", description="the analyzer's zone: DATE/TIME columns and file header")
     data_dir: RelPath | None = Field(default=None, description="write the analyzer's .data files here")
     noise: NoiseConfig = Field(default_factory=lambda: NoiseConfig(co2=0.1, ch4=0.6, n2o=0.3, h2o=0.002))
     response: AnalyzerResponseConfig = Field(default_factory=AnalyzerResponseConfig)
