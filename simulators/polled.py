@@ -1,6 +1,7 @@
 """What a simulated analyzer that is asked for its current values shares (LI-COR LI-8x0, Vaisala
 GMP343): the gas it measures, its own calibration error and noise, a ledger of every record it
-sent with the true values, faults on demand, and the command framing of `receive`.
+sent with the true values, faults on demand, and the command framing of `receive`
+(simulators.serve.CommandDevice).
 
 Unlike the Picarro there is no record buffer: a record is made when it is asked for (or, when
 streaming, on a grid of simulated time), from the injected clock. A subclass says how commands end
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import random
 import threading
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from ghgnet.clock import Clock
 from simulators.faults import FaultSet
 from simulators.picarro.g2401 import GasFn, LedgerEntry
-from simulators.serve import Disconnect
+from simulators.serve import CommandDevice
 
 COMMON_FAULTS = ("garbage", "silent", "disconnect")
 """garbage: a line of noise before the reply. silent: the command is lost (no reply). disconnect:
@@ -37,10 +37,9 @@ class Response:
     noise: dict[str, float] = field(default_factory=dict)
 
 
-class PolledSimulator(ABC):
+class PolledSimulator(CommandDevice):
     """A simulated analyzer answering commands; `receive(bytes) -> bytes` for simulators.serve."""
 
-    TERMINATOR: ClassVar[bytes] = b"\n"
     LINE_END: ClassVar[str] = "\n"
     FAULTS: ClassVar[tuple[str, ...]] = COMMON_FAULTS
 
@@ -97,38 +96,10 @@ class PolledSimulator(ABC):
         with self._lock:
             self.clients = max(0, self.clients - 1)
 
-    def receive(self, data: bytes) -> bytes:
-        """Bytes a client wrote -> bytes the analyzer answers (complete commands only)."""
-        with self._lock:
-            self._inbuf += data
-            out = b""
-            while self.TERMINATOR in self._inbuf:
-                raw, self._inbuf = self._inbuf.split(self.TERMINATOR, 1)
-                line = raw.decode("ascii", errors="replace").strip("\r\n ")
-                if line:
-                    out += self._execute(line)
-            return out
-
-    def _execute(self, line: str) -> bytes:
-        self.commands += 1
-        if self.faults.active("disconnect", consume=True):
-            self._inbuf = b""
-            raise Disconnect()
-        if self.faults.active("silent", consume=True):
-            return b""
-        reply = self._answer(line)
-        if self.faults.active("garbage", consume=True):
-            reply = self.garbage() + reply
-        return reply
-
     def garbage(self) -> bytes:
         """A line of noise (never valid XML nor a number: it starts with a non-ASCII byte)."""
         noise = bytes(self._rng.choice(b"\x07\x1b~#@!?%&*abcXYZ0123456789") for _ in range(self._rng.randint(3, 24)))
         return b"\xfe" + noise + self.LINE_END.encode()
-
-    @abstractmethod
-    def _answer(self, line: str) -> bytes:
-        """The reply to one command (terminator stripped)."""
 
     # ------------------------------------------------------------------ what tests count
 

@@ -15,7 +15,7 @@ import threading
 import tty
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 
 class Disconnect(Exception):
@@ -24,6 +24,56 @@ class Disconnect(Exception):
 
 class LineDevice(Protocol):
     def receive(self, data: bytes) -> bytes: ...
+
+
+class CommandDevice(ABC):
+    """A simulated instrument that answers commands: `receive` splits what a client writes into
+    commands at `TERMINATOR` (the characters in `STRIP` and empty commands are dropped) and
+    answers each, under the device's common faults (its `faults`, a simulators.faults.FaultSet):
+    disconnect drops the connection, `SILENT_FAULT` loses the command, garbage puts a line of
+    noise (`garbage()`) before the reply. The subclass answers one command (`_answer`) and sets
+    `_lock`, `faults`, `_inbuf` and `commands`."""
+
+    TERMINATOR: ClassVar[bytes] = b"\n"
+    STRIP: ClassVar[str] = "\r\n "
+    SILENT_FAULT: ClassVar[str] = "silent"
+
+    _lock: Any
+    faults: Any
+    _inbuf: bytes
+    commands: int
+
+    def receive(self, data: bytes) -> bytes:
+        """Bytes a client wrote -> bytes the instrument answers (complete commands only)."""
+        with self._lock:
+            self._inbuf += data
+            out = b""
+            while self.TERMINATOR in self._inbuf:
+                raw, self._inbuf = self._inbuf.split(self.TERMINATOR, 1)
+                line = raw.decode("ascii", errors="replace").strip(self.STRIP)
+                if line:
+                    out += self._execute(line)
+            return out
+
+    def _execute(self, line: str) -> bytes:
+        self.commands += 1
+        if self.faults.active("disconnect", consume=True):
+            self._inbuf = b""
+            raise Disconnect()
+        if self.faults.active(self.SILENT_FAULT, consume=True):
+            return b""
+        reply = self._answer(line)
+        if self.faults.active("garbage", consume=True):
+            reply = self.garbage() + reply
+        return reply
+
+    @abstractmethod
+    def _answer(self, line: str) -> bytes:
+        """The reply to one command (terminator stripped)."""
+
+    @abstractmethod
+    def garbage(self) -> bytes:
+        """A line of noise, as the instrument's reply lines end."""
 
 
 class Listener(ABC):
@@ -129,12 +179,19 @@ class TcpServer(Listener):
 
     def _serve(self, conn: socket.socket) -> None:
         for data in self._chunks(conn):
-            try:
-                reply = self.device.receive(data)
-            except Disconnect:
+            if not self._answer(conn, data):
                 return
-            if reply:
-                conn.sendall(reply)
+
+    def _answer(self, conn: socket.socket, data: bytes) -> bool:
+        """Hand the client's bytes to the device and send its reply; False when the device drops
+        the connection."""
+        try:
+            reply = self.device.receive(data)
+        except Disconnect:
+            return False
+        if reply:
+            conn.sendall(reply)
+        return True
 
 
 class PtyServer:

@@ -172,14 +172,8 @@ class StreamingTcpServer(TcpServer):
                 ready, _, _ = select.select([conn], [], [], self.PUSH_EVERY_S)
                 if ready:
                     data = conn.recv(4096)
-                    if not data:
+                    if not data or not self._answer(conn, data):
                         return
-                    try:
-                        reply = self.device.receive(data)
-                    except Disconnect:
-                        return
-                    if reply:
-                        conn.sendall(reply)
                 pushed = self.device.stream_output()
                 if pushed:
                     conn.sendall(pushed)

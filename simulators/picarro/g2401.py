@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from drivers.water import G2401_WATER_CORRECTION
 from ghgnet.clock import Clock
 from simulators.faults import FaultSet
-from simulators.serve import Disconnect
+from simulators.serve import CommandDevice
 
 GasFn = Callable[[datetime], dict[str, float]]
 """True dry mole fractions at a time: co2 ppm, ch4 ppb, co ppb, plus h2o in %."""
@@ -125,8 +125,12 @@ class LedgerEntry:
     truth: dict[str, float] = field(default_factory=dict)
 
 
-class PicarroSimulator:
+class PicarroSimulator(CommandDevice):
     """A Picarro analyzer: `receive(bytes) -> bytes` for simulators.serve, faults via `inject`."""
+
+    TERMINATOR = b"\r"
+    STRIP = "\n "
+    SILENT_FAULT = "drop"
 
     def __init__(self, clock: Clock, config: PicarroSimConfig | None = None, gas: GasFn | None = None) -> None:
         self.clock = clock
@@ -273,34 +277,17 @@ class PicarroSimulator:
         return word
 
     def receive(self, data: bytes) -> bytes:
-        """Bytes a client wrote -> bytes the analyzer answers (complete commands only)."""
         with self._lock:
             self._advance()
-            self._inbuf += data
-            out = b""
-            while b"\r" in self._inbuf:
-                raw, self._inbuf = self._inbuf.split(b"\r", 1)
-                line = raw.decode("ascii", errors="replace").strip("\n ")
-                if line:
-                    out += self._execute(line)
-            return out
+            return super().receive(data)
 
-    def _execute(self, line: str) -> bytes:
-        self.commands += 1
-        if self.faults.active("disconnect", consume=True):
-            self._inbuf = b""
-            raise Disconnect()
-        if self.faults.active("drop", consume=True):
-            return b""
-        reply = self._answer(line)
-        if self.faults.active("garbage", consume=True):
-            # always starts with a non-ASCII byte, so it can never read as a number
-            noise = b"\xfe" + bytes(
-                self._rng.choice(b"\x00\x07\x1b\xff~#@!?%&*abcXYZ0123456789")
-                for _ in range(self._rng.randint(3, 24))
-            )
-            reply = noise + self.config.reply_end.encode() + reply
-        return reply
+    def garbage(self) -> bytes:
+        """A line of noise: always starts with a non-ASCII byte, so it can never read as a number."""
+        noise = b"\xfe" + bytes(
+            self._rng.choice(b"\x00\x07\x1b\xff~#@!?%&*abcXYZ0123456789")
+            for _ in range(self._rng.randint(3, 24))
+        )
+        return noise + self.config.reply_end.encode()
 
     def _answer(self, line: str) -> bytes:
         parts = line.split(" ")
