@@ -26,7 +26,6 @@ import os
 import random
 import socket
 import threading
-import tty
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +42,7 @@ from ghgnet.config import RelPath
 from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig
 from simulators.faults import Fault, FaultSet
-from simulators.serve import Listener
+from simulators.serve import Listener, PtyServer
 
 FAULTS = ("garbage", "silence", "bad_status")
 GAS = ("co2", "ch4", "co", "n2o", "h2o")
@@ -228,27 +227,15 @@ class _StreamListener(Listener):
             self.sim.disconnect()
 
 
-class _StreamPty:
+class _StreamPty(PtyServer):
     """The stream on a pseudo-terminal (a serial line): records made from the start on are written
     to it; `link` is a symlink to the slave side with a stable name."""
 
     def __init__(self, sim: "GenericLineStreamSimulator", link: Path) -> None:
+        super().__init__(sim, link)  # type: ignore[arg-type]  # written to, never asked
         self.sim = sim
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.link = Path(link)
-        self.link.parent.mkdir(parents=True, exist_ok=True)
-        if self.link.is_symlink() or self.link.exists():
-            self.link.unlink()
-        self.link.symlink_to(os.ttyname(self._slave))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sim-line-pty-{link}", daemon=True)
 
-    def start(self) -> "_StreamPty":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
+    def _loop(self) -> None:
         next_seq = len(self.sim.ledger)
         while not self._stop.wait(0.02):
             lines, next_seq = self.sim.lines_since(next_seq)
@@ -257,14 +244,6 @@ class _StreamPty:
                     os.write(self._master, lines)
                 except OSError:
                     pass
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for fd in (self._master, self._slave):
-            os.close(fd)
-        if self.link.is_symlink():
-            self.link.unlink()
 
 
 class GenericLineStreamSimulator(GenericLineSimulator):
