@@ -243,10 +243,14 @@ class PtyServer:
             except Disconnect:
                 continue  # a serial line cannot be dropped; the reply is simply lost
             if reply:
-                try:
-                    os.write(self._master, reply)
-                except OSError:
-                    pass
+                self._send(reply)
+
+    def _send(self, data: bytes) -> None:
+        """Write to the line; no client having it open loses the bytes, as on a serial line."""
+        try:
+            os.write(self._master, data)
+        except OSError:
+            pass
 
     def stop(self) -> None:
         self._stop.set()

@@ -22,7 +22,6 @@ definition names, or its first bit set).
 from __future__ import annotations
 
 import math
-import os
 import random
 import socket
 import threading
@@ -240,10 +239,7 @@ class _StreamPty(PtyServer):
         while not self._stop.wait(0.02):
             lines, next_seq = self.sim.lines_since(next_seq)
             if lines:
-                try:
-                    os.write(self._master, lines)
-                except OSError:
-                    pass
+                self._send(lines)
 
 
 class GenericLineStreamSimulator(GenericLineSimulator):

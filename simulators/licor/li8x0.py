@@ -209,10 +209,7 @@ class StreamingPtyServer(PtyServer):
                     reply = b""
             reply += self.device.stream_output()
             if reply:
-                try:
-                    os.write(self._master, reply)
-                except OSError:
-                    pass
+                self._send(reply)
 
 
 # --------------------------------------------------------------------------- the bench model
