@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 QUANTITIES = ("co2", "ch4", "co", "n2o", "h2o")
 """What a source delivers: dry co2 ppm, dry ch4 ppb, dry co ppb, dry n2o ppb, h2o %."""
@@ -342,3 +343,11 @@ class SampleLine:
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def analyzer_reading(response: Any, species: str, true_value: float, days: float) -> float:
+    """An analyzer's noise-free reading of a true dry value, its own calibration error:
+    gain * true + offset + drift_per_day * days. `response` has the three per-species mappings
+    (simulators.config.AnalyzerResponseConfig or alike); a species left out: gain 1, offset 0, drift 0."""
+    r = response
+    return r.gain.get(species, 1.0) * true_value + r.offset.get(species, 0.0) + r.drift_per_day.get(species, 0.0) * days

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from ghgnet.clock import Clock
 from simulators.faults import FaultSet
+from simulators.gas import analyzer_reading
 from simulators.picarro.g2401 import GasFn, LedgerEntry
 from simulators.serve import CommandDevice
 
@@ -62,8 +63,7 @@ class PolledSimulator(CommandDevice):
     def response(self, species: str, true_value: float, t: datetime) -> float:
         """The analyzer's noise-free reading of a true dry value (gain, offset, drift)."""
         days = (t - self._drift_epoch).total_seconds() / 86400.0
-        r = self.resp
-        return r.gain.get(species, 1.0) * true_value + r.offset.get(species, 0.0) + r.drift_per_day.get(species, 0.0) * days
+        return analyzer_reading(self.resp, species, true_value, days)
 
     def noise(self, quantity: str, scale: float = 1.0) -> float:
         return self._noise_rng.gauss(0.0, self.resp.noise.get(quantity, 0.0) * scale)

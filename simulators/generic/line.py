@@ -41,6 +41,7 @@ from ghgnet.config import RelPath
 from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig
 from simulators.faults import Fault, FaultSet
+from simulators.gas import analyzer_reading
 from simulators.serve import Listener, PtyServer
 
 FAULTS = ("garbage", "silence", "bad_status")
@@ -121,10 +122,8 @@ class GenericLineSimulator:
 
     def _response(self, species: str, true_value: float) -> float:
         """The analyzer's noise-free reading of a true dry value: gain, offset, drift per day."""
-        r = self.config.response
         days = (self.clock.monotonic() - self._epoch) / 86400.0
-        drift = r.drift_per_day.get(species, 0.0) * days
-        return r.gain.get(species, 1.0) * true_value + r.offset.get(species, 0.0) + drift
+        return analyzer_reading(self.config.response, species, true_value, days)
 
     def _bad_status(self, f: Fault) -> str:
         s = self.definition.status

@@ -39,6 +39,7 @@ from ghgnet.clock import Clock
 from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig, NoiseConfig
 from simulators.faults import FaultSet
+from simulators.gas import analyzer_reading
 from simulators.lgr.stream import StreamPty, StreamTcpServer
 from simulators.picarro.g2401 import GasFn, LedgerEntry
 from simulators.serve import Disconnect
@@ -190,10 +191,8 @@ class LgrSimulator:
 
     def response(self, species: str, true_value: float, t: datetime) -> float:
         """The analyzer's noise-free dry reading of a true dry value (gain, offset, drift)."""
-        r = self.config.response
         days = (t - self._epoch).total_seconds() / 86400.0
-        return (r.gain.get(species, 1.0) * true_value + r.offset.get(species, 0.0)  # type: ignore[call-overload]
-                + r.drift_per_day.get(species, 0.0) * days)  # type: ignore[call-overload]
+        return analyzer_reading(self.config.response, species, true_value, days)
 
     def _produce(self, t: datetime, mono: float) -> None:
         truth = self.gas(t)

@@ -46,6 +46,7 @@ from simulators.bench import DiurnalGas
 from simulators.broker import MosquittoBroker
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig, NoiseConfig
 from simulators.faults import FaultSet
+from simulators.gas import analyzer_reading
 from simulators.picarro.g2401 import LedgerEntry
 
 GasFn = Callable[[datetime], dict[str, float]]
@@ -194,10 +195,8 @@ class LicorSimulator:
 
     def response(self, species: str, true_value: float, t: datetime) -> float:
         """The analyzer's noise-free reading of a true dry value (gain, offset, drift)."""
-        r = self.config.response
         days = (t - self._epoch).total_seconds() / 86400.0
-        return (r.gain.get(species, 1.0) * true_value + r.offset.get(species, 0.0)  # type: ignore[call-overload]
-                + r.drift_per_day.get(species, 0.0) * days)  # type: ignore[call-overload]
+        return analyzer_reading(self.config.response, species, true_value, days)
 
     def publish_due(self) -> int:
         """Make (and publish, and write) every record due by now; returns how many were made."""

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from drivers.water import G2401_WATER_CORRECTION
 from ghgnet.clock import Clock
 from simulators.faults import FaultSet
+from simulators.gas import analyzer_reading
 from simulators.serve import CommandDevice
 
 GasFn = Callable[[datetime], dict[str, float]]
@@ -207,12 +208,7 @@ class PicarroSimulator(CommandDevice):
     def response(self, species: str, true_value: float, t: datetime) -> float:
         """The analyzer's noise-free reading of a true dry value (gain, offset, drift)."""
         days = (t - self._drift_epoch).total_seconds() / 86400.0
-        c = self.config
-        return (
-            c.gain.get(species, 1.0) * true_value
-            + c.offset.get(species, 0.0)
-            + c.drift_per_day.get(species, 0.0) * days
-        )
+        return analyzer_reading(self.config, species, true_value, days)
 
     # ------------------------------------------------------------------ faults
 

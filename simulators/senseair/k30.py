@@ -30,7 +30,7 @@ from ghgnet.clock import Clock
 from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig
 from simulators.faults import FaultSet
-from simulators.gas import knot, stream_key
+from simulators.gas import analyzer_reading, knot, stream_key
 from simulators.modbus.device import ModbusDeviceSimulator, _RefusedRequest, _request_of
 from simulators.picarro.g2401 import GasFn, LedgerEntry
 
@@ -91,9 +91,8 @@ class SenseairSimulator(ModbusDeviceSimulator):
     # ----- what the sensor measures -----
 
     def response(self, true_co2: float, t: datetime) -> float:
-        r = self.config.response
         days = (t - self._epoch).total_seconds() / 86400.0
-        return r.gain.get("co2", 1.0) * true_co2 + r.offset.get("co2", 0.0) + r.drift_per_day.get("co2", 0.0) * days
+        return analyzer_reading(self.config.response, "co2", true_co2, days)
 
     def _measurement(self, t: datetime) -> int:
         """The CO2 register at `t`: the measurement of its 2-s period (made once, then held)."""
