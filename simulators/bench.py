@@ -42,7 +42,6 @@ import json
 import math
 import os
 import socket
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
