@@ -55,11 +55,16 @@ class BatchEncoder:
     def encode(self, kind: str, sent: datetime, records: Iterable[tuple[int, str]]) -> bytes:
         """The JSON bytes of a `kind` batch sent at `sent` holding `records`: (seq, the record's JSON
         object without its seq), in order."""
+        return self.encode_rows(kind, sent, ((seq, kind, obj) for seq, obj in records))
+
+    def encode_rows(self, kind: str, sent: datetime, rows: Iterable[tuple[int, str, str]]) -> bytes:
+        """`encode` given the outbox's rows as they are read, (seq, kind, JSON object without its
+        seq), all of `kind` (not checked): the station's fast path builds no pairs for them."""
         try:
             head = self._heads[kind]
         except KeyError:
             raise ValueError(f"unknown batch kind {kind!r}; known: {', '.join(BATCH_KINDS)}") from None
-        body = ",".join(f'{{"seq":{seq},{obj[1:]}' if obj != "{}" else f'{{"seq":{seq}}}' for seq, obj in records)
+        body = ",".join(f'{{"seq":{seq},{obj[1:]}' if obj != "{}" else f'{{"seq":{seq}}}' for seq, _, obj in rows)
         return f'{head}{iso_utc(sent)}","records":[{body}]}}'.encode()
 
 

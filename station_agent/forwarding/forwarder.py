@@ -523,10 +523,11 @@ class Forwarder:
         n = 0
         if self._suspects:  # central holds them: nothing left to find out about them
             self._forget_suspects(ack.acked)
+        pop = self._awaiting.pop
         for lo, hi in ack.acked:
             if hi - lo < 100_000:
                 for s in range(lo, hi + 1):
-                    n += self._awaiting.pop(s, None) is not None
+                    n += pop(s, None) is not None
             else:
                 for s in [s for s in self._awaiting if lo <= s <= hi]:
                     del self._awaiting[s]
@@ -625,15 +626,16 @@ class Forwarder:
         sent = 0
         done = rows[0][0] - 1
         batch: list[tuple[int, str, str]] = []
+        awaiting, cap = self._awaiting, self.cfg.batch_size  # looked up once: this loop runs per record
         for row in rows:
-            if batch and (row[1] != batch[0][1] or len(batch) >= self.cfg.batch_size):
+            if batch and (row[1] != batch[0][1] or len(batch) >= cap):
                 if len(self._mids) >= self.cfg.max_inflight_messages:
                     return sent, done
                 n = self._publish_batch(batch)
                 if n == 0:
                     return sent, done
                 sent, done, batch = sent + n, batch[-1][0], []
-            if row[0] in self._awaiting:
+            if row[0] in awaiting:
                 if not batch:
                     done = row[0]
                 continue
@@ -701,7 +703,7 @@ class Forwarder:
         """Publish one batch; returns how many of its records went (0: none, try later)."""
         kind = batch[0][1]
         # the outbox keeps each record's JSON object without its seq: the encoder splices it in
-        body = self._encoder.encode(kind, self.clock.now(), [(seq, payload) for seq, _, payload in batch])
+        body = self._encoder.encode_rows(kind, self.clock.now(), batch)
         if len(body) > self._payload_limit:
             return self._publish_cut(batch)
         info = self.client.publish(self._topics[kind], body, qos=1)
@@ -714,8 +716,7 @@ class Forwarder:
         self._mids[info.mid] = seqs
         if probe:
             self._probe = (info.mid, now)
-        for s in seqs:
-            self._awaiting[s] = now
+        self._awaiting.update(dict.fromkeys(seqs, now))  # in send order, as a loop would
         self.stats["published_records"] += len(seqs)
         self.stats["published_messages"] += 1
         return len(seqs)
