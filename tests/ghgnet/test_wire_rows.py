@@ -1,5 +1,6 @@
-"""The station's fast path, `BatchEncoder.encode_rows` on outbox rows as read, makes the same bytes as
-`encode` on (seq, object) pairs, and central reads them alike through both of its decoders."""
+"""The station's fast path, `BatchEncoder.encode_rows` on outbox rows read as bytes, makes the same
+bytes as `encode` on (seq, object text) pairs, and central reads them alike through both of its
+decoders."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SENT = datetime(2026, 3, 2, 12, tzinfo=UTC)
 STORE = "0123456789abcdef0123456789abcdef"
 
 
-def _outbox(path) -> list[tuple[int, str, str]]:
+def _outbox(path) -> list[tuple[int, str, bytes]]:
     t = datetime(2026, 3, 1, tzinfo=UTC)
     store = StationStore(path)
     try:
@@ -28,7 +29,9 @@ def _outbox(path) -> list[tuple[int, str, str]]:
             for i in range(5)
         ], t)
         store.insert_event(Event(time=t, kind="alarm", severity="error", message="é \u2028", device="g2401"))
-        return store.outbox_after(0, 100)
+        assert [r[2].decode() for r in store.outbox_after(0, 100, as_bytes=True)] == \
+            [r[2] for r in store.outbox_after(0, 100)]
+        return store.outbox_after(0, 100, as_bytes=True)
     finally:
         store.close()
 
@@ -40,7 +43,7 @@ def test_outbox_rows_encode_as_pairs_do_and_both_decoders_agree(tmp_path, store)
     for kind in ("minute", "event"):
         mine = [r for r in rows if r[1] == kind]
         payload = encoder.encode_rows(kind, SENT, mine)
-        assert payload == encoder.encode(kind, SENT, [(seq, obj) for seq, _, obj in mine])
+        assert payload == encoder.encode(kind, SENT, [(seq, obj.decode()) for seq, _, obj in mine])
         topic = f"ghg/v1/st-a/{kind}"
         models = parse_batch(topic, payload)
         assert [r.seq for r in models.records] == [r[0] for r in mine] and models.rejected == []
