@@ -47,20 +47,27 @@ class BatchEncoder:
         if store is not None and (not isinstance(store, str) or STORE_RE.fullmatch(store) is None):
             raise ValueError(f"store {str(store)[:40]!r} is not a store identity (32 lower-case hex digits)")
         store_key = "" if store is None else f'"store":"{store}",'  # absent: a station older than store ids
-        self._heads = {kind: f'{{"schema":{SCHEMA_VERSION},"station":"{station}",{store_key}"kind":"{kind}","sent":"'
-                       for kind in BATCH_KINDS}
+        self._heads = {
+            kind: f'{{"schema":{SCHEMA_VERSION},"station":"{station}",{store_key}"kind":"{kind}","sent":"'.encode()
+            for kind in BATCH_KINDS}
         # bytes of the longest kind's head (the envelope up to its sent time), for size budgets
-        self.head_bytes = max(len(h.encode()) for h in self._heads.values())
+        self.head_bytes = max(len(h) for h in self._heads.values())
 
     def encode(self, kind: str, sent: datetime, records: Iterable[tuple[int, str]]) -> bytes:
         """The JSON bytes of a `kind` batch sent at `sent` holding `records`: (seq, the record's JSON
         object without its seq), in order."""
+        return self.encode_rows(kind, sent, ((seq, kind, obj.encode()) for seq, obj in records))
+
+    def encode_rows(self, kind: str, sent: datetime, rows: Iterable[tuple[int, str, bytes]]) -> bytes:
+        """`encode` given the outbox's rows as the station reads them to send: (seq, kind, the JSON
+        object without its seq as UTF-8 bytes), all of `kind` (not checked); nothing is decoded."""
         try:
             head = self._heads[kind]
         except KeyError:
             raise ValueError(f"unknown batch kind {kind!r}; known: {', '.join(BATCH_KINDS)}") from None
-        body = ",".join(f'{{"seq":{seq},{obj[1:]}' if obj != "{}" else f'{{"seq":{seq}}}' for seq, obj in records)
-        return f'{head}{iso_utc(sent)}","records":[{body}]}}'.encode()
+        body = b",".join(b'{"seq":%d,%b' % (seq, obj[1:]) if obj != b"{}" else b'{"seq":%d}' % seq
+                         for seq, _, obj in rows)
+        return b"".join((head, iso_utc(sent).encode(), b'","records":[', body, b"]}"))
 
 
 def encode_batch(station: str, kind: str, records: Sequence[WireRecord], sent: datetime,

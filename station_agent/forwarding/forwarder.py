@@ -523,10 +523,11 @@ class Forwarder:
         n = 0
         if self._suspects:  # central holds them: nothing left to find out about them
             self._forget_suspects(ack.acked)
+        pop = self._awaiting.pop
         for lo, hi in ack.acked:
             if hi - lo < 100_000:
                 for s in range(lo, hi + 1):
-                    n += self._awaiting.pop(s, None) is not None
+                    n += pop(s, None) is not None
             else:
                 for s in [s for s in self._awaiting if lo <= s <= hi]:
                     del self._awaiting[s]
@@ -571,7 +572,7 @@ class Forwarder:
         if room <= 0:
             return
         # Live records first.
-        rows = store.outbox_after(self._live_cursor, min(room, self.cfg.batch_size * 8))
+        rows = store.outbox_after(self._live_cursor, min(room, self.cfg.batch_size * 8), as_bytes=True)
         if rows:
             sent, done = self._publish_rows(rows)
             self._live_cursor = done
@@ -588,7 +589,8 @@ class Forwarder:
             room = min(room, int(self._tokens))
             if room <= 0:
                 return
-        rows = store.outbox_between(self._backlog_cursor, self._live_from, min(room, self.cfg.batch_size * 8))
+        rows = store.outbox_between(self._backlog_cursor, self._live_from, min(room, self.cfg.batch_size * 8),
+                                    as_bytes=True)
         if not rows:
             self._backlog_cursor = self._live_from
             self.log.info("backlog_replayed", up_to_seq=self._live_from)
@@ -609,14 +611,14 @@ class Forwarder:
         if self._mids:
             return
         first = min(s for s in self._suspects if s not in self._awaiting and s not in self._setting_aside)
-        rows = store.outbox_between(first - 1, MAX_SEQ, self.cfg.batch_size)
+        rows = store.outbox_between(first - 1, MAX_SEQ, self.cfg.batch_size, as_bytes=True)
         if not rows or rows[0][0] != first:  # no longer in the outbox: central has acknowledged it
             self._suspects.pop(first, None)
             self._strikes.pop(first, None)
             return
         self._publish_batch(self._suspect_batch(rows, 0), probe=True)
 
-    def _publish_rows(self, rows: list[tuple[int, str, str]]) -> tuple[int, int]:
+    def _publish_rows(self, rows: list[tuple[int, str, bytes]]) -> tuple[int, int]:
         """Publish rows in order as batches of one kind each, skipping records still awaiting
         their ack. Returns (records sent, the seq up to which the rows are dealt with). A batch
         over the payload limit is cut by bytes as it is published (`_publish_batch`)."""
@@ -624,16 +626,17 @@ class Forwarder:
             return self._publish_rows_carefully(rows)
         sent = 0
         done = rows[0][0] - 1
-        batch: list[tuple[int, str, str]] = []
+        batch: list[tuple[int, str, bytes]] = []
+        awaiting, cap = self._awaiting, self.cfg.batch_size  # looked up once: this loop runs per record
         for row in rows:
-            if batch and (row[1] != batch[0][1] or len(batch) >= self.cfg.batch_size):
+            if batch and (row[1] != batch[0][1] or len(batch) >= cap):
                 if len(self._mids) >= self.cfg.max_inflight_messages:
                     return sent, done
                 n = self._publish_batch(batch)
                 if n == 0:
                     return sent, done
                 sent, done, batch = sent + n, batch[-1][0], []
-            if row[0] in self._awaiting:
+            if row[0] in awaiting:
                 if not batch:
                     done = row[0]
                 continue
@@ -646,13 +649,13 @@ class Forwarder:
             done = rows[-1][0]
         return sent, done
 
-    def _publish_rows_carefully(self, rows: list[tuple[int, str, str]]) -> tuple[int, int]:
+    def _publish_rows_carefully(self, rows: list[tuple[int, str, bytes]]) -> tuple[int, int]:
         """`_publish_rows` while records are suspect or being set aside: those being set aside
         are skipped, and so are suspects (`_send_probe` sends them alone, and any other record
         stops in front of them, so no message mixes the two)."""
         sent = 0
         done = rows[0][0] - 1
-        batch: list[tuple[int, str, str]] = []
+        batch: list[tuple[int, str, bytes]] = []
         size = 0
         cap, room = self.cfg.batch_size, self._room_bytes
         awaiting, skip, suspects = self._awaiting, self._setting_aside, self._suspects
@@ -683,7 +686,7 @@ class Forwarder:
             done = rows[-1][0]
         return sent, done
 
-    def _suspect_batch(self, rows: list[tuple[int, str, str]], first: int) -> list[tuple[int, str, str]]:
+    def _suspect_batch(self, rows: list[tuple[int, str, bytes]], first: int) -> list[tuple[int, str, bytes]]:
         """The suspects from rows[first] on, as many as their caps and the bytes allow."""
         head = rows[first]
         out, cap, size = [head], self._suspects[head[0]], len(head[2]) + RECORD_OVERHEAD
@@ -697,11 +700,11 @@ class Forwarder:
             out.append(row)
         return out
 
-    def _publish_batch(self, batch: list[tuple[int, str, str]], probe: bool = False) -> int:
+    def _publish_batch(self, batch: list[tuple[int, str, bytes]], probe: bool = False) -> int:
         """Publish one batch; returns how many of its records went (0: none, try later)."""
         kind = batch[0][1]
-        # the outbox keeps each record's JSON object without its seq: the encoder splices it in
-        body = self._encoder.encode(kind, self.clock.now(), [(seq, payload) for seq, _, payload in batch])
+        # the outbox keeps each record's JSON object without its seq (read as bytes): the encoder splices it in
+        body = self._encoder.encode_rows(kind, self.clock.now(), batch)
         if len(body) > self._payload_limit:
             return self._publish_cut(batch)
         info = self.client.publish(self._topics[kind], body, qos=1)
@@ -714,20 +717,19 @@ class Forwarder:
         self._mids[info.mid] = seqs
         if probe:
             self._probe = (info.mid, now)
-        for s in seqs:
-            self._awaiting[s] = now
+        self._awaiting.update(dict.fromkeys(seqs, now))  # in send order, as a loop would
         self.stats["published_records"] += len(seqs)
         self.stats["published_messages"] += 1
         return len(seqs)
 
-    def _publish_cut(self, batch: list[tuple[int, str, str]]) -> int:
+    def _publish_cut(self, batch: list[tuple[int, str, bytes]]) -> int:
         """A batch over the payload limit, published as pieces that fit; a record too big for
         any message is set aside instead. Returns the records published (0 when none could be,
         e.g. the link dropped: the caller then tries the whole batch again later)."""
-        pieces: list[list[tuple[int, str, str]]] = [[]]
+        pieces: list[list[tuple[int, str, bytes]]] = [[]]
         size = 0
         for row in batch:
-            need = len(row[2].encode()) + RECORD_OVERHEAD
+            need = len(row[2]) + RECORD_OVERHEAD
             if need > self._room_bytes:
                 self._put_aside({row[0]: f"{need - RECORD_OVERHEAD} bytes, more than a message may hold "
                                          f"({self._limit_why})"})

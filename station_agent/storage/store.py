@@ -165,6 +165,10 @@ class StoreError(Exception):
     pass
 
 
+_PAYLOAD = {False: "payload", True: "CAST(payload AS BLOB)"}
+"""An outbox payload as text, or as its UTF-8 bytes (a cast, no copy into Python text)."""
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
@@ -592,16 +596,18 @@ class StationStore:
             return None
         return row[0] if row else None
 
-    def outbox_after(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
+    def outbox_after(self, seq: int, limit: int, as_bytes: bool = False) -> list[tuple[int, str, Any]]:
         """Outbox rows (seq, kind, payload JSON text) after `seq`, in seq order: the forwarder's
-        reads, the payload left as stored so that batches splice it without decoding."""
+        reads, the payload left as stored so that batches splice it without decoding. With
+        `as_bytes` the payload comes as its UTF-8 bytes, what a batch is made of (no decoding)."""
         return self.conn.execute(
-            "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+            f"SELECT seq, kind, {_PAYLOAD[as_bytes]} FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit)).fetchall()
 
-    def outbox_between(self, after: int, upto: int, limit: int) -> list[tuple[int, str, str]]:
+    def outbox_between(self, after: int, upto: int, limit: int, as_bytes: bool = False) -> list[tuple[int, str, Any]]:
         """Outbox rows with after < seq <= upto, in seq order (as `outbox_after`)."""
         return self.conn.execute(
-            "SELECT seq, kind, payload FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            f"SELECT seq, kind, {_PAYLOAD[as_bytes]} FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             (after, upto, limit)).fetchall()
 
     def outbox_top_seq(self) -> int:
