@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from site_pair import START_TIME, SitePair
+from support.site import START_TIME, site
 
 from drivers.gc.results import STAMP
 from ghgnet.timeutil import parse_utc
@@ -63,7 +63,7 @@ def wait_for(what: str, predicate, timeout: float = 60) -> None:
 def hour(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gc-site")
     db, done = tmp / "station.sqlite", tmp / "drop" / "done"
-    pair = SitePair("gc-results", tmp, SPEED)
+    pair = site("gc-results", tmp, SPEED)
     try:
         pair.start_agent()
         wait_for("two stored injections", lambda: (newest_raw(db) or START_TIME) >= START_TIME + timedelta(minutes=5))
@@ -88,7 +88,7 @@ def hour(tmp_path_factory):
         lock.execute("ROLLBACK")
         lock.close()
         pair.start_agent()
-        pair.wait_until(START_TIME + timedelta(minutes=62))
+        pair.run_until(START_TIME + timedelta(minutes=62))
         wait_for("the last injections to be stored", lambda: newest_raw(db) >= START_TIME + timedelta(minutes=55))
         assert pair.stop_agent() == 0
         ledger = pair.control({"cmd": "ledger", "device": "gc-1"})["ledger"]

@@ -10,10 +10,9 @@ import subprocess
 from datetime import datetime, timedelta
 
 import pytest
-from support.station import BIN, ROOT, START
-from test_lgr_site import SitePair
+from support.site import BIN, START, site
 
-SITE = ROOT / "configs" / "sites" / "k30-lowcost"
+SPEED = 240.0
 
 
 def iso(t: datetime) -> str:
@@ -23,8 +22,9 @@ def iso(t: datetime) -> str:
 
 @pytest.fixture(scope="module")
 def hour(tmp_path_factory):
-    pair = SitePair(SITE, tmp_path_factory.mktemp("k30-site"), speed=240.0)
+    pair = site("k30-lowcost", tmp_path_factory.mktemp("k30-site"), SPEED)
     try:
+        pair.start_agent()
         first = pair.started.replace(second=0, microsecond=0) + timedelta(minutes=2)
         pair.run_until(first + timedelta(minutes=30))
         fault_at = pair.sim_now()
