@@ -16,7 +16,7 @@ from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.storage.store import StationStore
 
 pytestmark = pytest.mark.slow
-SPEED = 150.0
+SPEED = 300.0
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from ghgnet.timeutil import parse_utc
 from station_agent.storage.store import StationStore
 
 pytestmark = pytest.mark.slow
-SPEED = 120.0
+SPEED = 240.0
 
 
 def archived_at(name: str) -> datetime:
@@ -32,8 +32,9 @@ def archived_at(name: str) -> datetime:
 def stored(db) -> tuple[list[dict], list[dict]]:
     store = StationStore(db, read_only=True)
     try:
-        far = START_TIME + timedelta(days=1)
-        return list(store.raw_rows(START_TIME, far, "gc-1")), list(store.minute_rows(START_TIME, far, "gc-1"))
+        # the agent may start a few simulated minutes before START (its start-up against the anchor)
+        first, far = START_TIME - timedelta(days=1), START_TIME + timedelta(days=1)
+        return list(store.raw_rows(first, far, "gc-1")), list(store.minute_rows(first, far, "gc-1"))
     finally:
         store.close()
 

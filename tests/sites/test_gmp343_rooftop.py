@@ -17,7 +17,7 @@ from ghgnet.clock import ManualClock
 from station_agent.agent import Agent
 from station_agent.config import load_station_config
 
-SPEED = 240.0
+SPEED = 480.0
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """configs/sites/k30-lowcost: a Senseair K30 on Modbus RTU over a serial device server, no valve and
 no cylinders, run as real station-sim and station-agent processes for a simulated hour at
---speed 240. Its minutes are stored uncalibrated; a status fault on the sensor invalidates the
+--speed 480. Its minutes are stored uncalibrated; a status fault on the sensor invalidates the
 minutes it covers; `station-agent probe` and `drivers list` know the driver."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import subprocess
 from datetime import datetime, timedelta
 
 import pytest
-from support.site import BIN, START, site
+from support.site import BIN, site
 
-SPEED = 240.0
+SPEED = 480.0
 
 
 def iso(t: datetime) -> str:
@@ -35,11 +35,10 @@ def hour(tmp_path_factory):
         probe = subprocess.run([BIN / "station-agent", "probe", "k30-1", "--config", pair.config, "--json"],
                                capture_output=True, text=True, timeout=60)
         listed = subprocess.run([BIN / "station-agent", "drivers", "list"], capture_output=True, text=True, timeout=60)
-        truth = pair.control({"cmd": "truth", "device": "k30-1", "from": START, "to": "2026-03-02T00:00:00Z"})
         return {"minute": pair.export("minute"), "probe": probe, "drivers": listed, "first": iso(first),
                 "end": iso(first + timedelta(hours=1)), "fault": (iso(fault_at - timedelta(minutes=1)),
                                                                   iso(fault_at + timedelta(minutes=4))),
-                "truth": {r["time"]: r for r in truth["truth"]}}
+                "truth": pair.truth("k30-1")}
     finally:
         pair.close()
 
