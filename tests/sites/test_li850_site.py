@@ -34,7 +34,8 @@ def day(tmp_path_factory):
         stats = run.stats("li850-1")
         assert run.stop_agent() == 0
         db = sqlite3.connect(run.tmp / "station.sqlite")
-        result = {"probe": run.agent_cli("probe", "li850-1", "--json"), "calibration": run.export("calibration"), "minute": run.export("minute"),
+        result = {"probe": run.agent_cli("probe", "li850-1", "--json"), "calibration": run.export("calibration"),
+                  "minute": run.export("minute"),
                   "truth": run.truth("li850-1"), "analyzer": stats,
                   "problems": list(db.execute(
                       "SELECT time, kind, message FROM event WHERE severity IN ('warning', 'error')"))}
