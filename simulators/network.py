@@ -10,7 +10,9 @@ In a run folder of its own (a temporary one unless given) and on free ports, it 
 the example configs (package data in simulators/demo_configs/, equal to configs/*.example.toml)
 copied with their ports and paths rewritten into the run folder (nothing under
 the user's data/ is touched), the simulator, central and the agent on one simulated clock (the
-same --speed, --start and --anchor: central refuses records stamped beyond its own clock). After H simulated hours the agent gets SIGTERM (it parks the valve,
+same --speed, --start and --anchor: central refuses records stamped beyond its own clock). H
+simulated hours after the start, or after every part is up when that is later (a slow start-up on a
+loaded machine shifts the run instead of shortening it), the agent gets SIGTERM (it parks the valve,
 stores what is open and waits for central's ack of its outbox), then central and the rest stop,
 and the summary compares, seq by seq, what the station produced with what central stored, as
 `station-agent records` and `central-receiver records` print them (the demo reads no database).
@@ -180,6 +182,7 @@ class Network:
         self.central_db = self.run_dir / "central.sqlite"
         example = tomllib.loads(example_config("station.example.toml"))
         self.station_id: str = example["station"]["id"]
+        self._agent_log_seen = 0
 
     # -- clock ---------------------------------------------------------------------------------
     def clock_args(self) -> list[str]:
@@ -266,8 +269,23 @@ class Network:
 
     def start_agent(self) -> None:
         path = self.write_station_config()
+        log = self.run_dir / "station-agent.log"
+        self._agent_log_seen = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
         self._spawn("station-agent", [*_python_module("station_agent.cli"), "run", "--config", str(path),
                                       *self.clock_args()])
+
+    def wait_agent_started(self, timeout_s: float = 120.0) -> datetime:
+        """Return the simulated time once the agent last started has logged `agent_started` (its
+        signal handlers are set, its devices and engine are running)."""
+        log = self.run_dir / "station-agent.log"
+
+        def started() -> bool:
+            with log.open("rb") as f:
+                f.seek(self._agent_log_seen)
+                return b"agent_started" in f.read()
+
+        self.wait(started, timeout_s, "station-agent to start")
+        return self.sim_now()
 
     def start_all(self) -> None:
         self.start_broker()
@@ -477,8 +495,15 @@ def run_demo(hours: float = 24.0, speed: float = 1440.0, run_dir: Path | None = 
         net.start_sim()
         net.start_central()
         net.start_agent()
+        ready = net.wait_agent_started()
         progress(f"station-sim, central-receiver and station-agent ({net.station_id}) started")
-        end = net.start + timedelta(hours=hours)
+        # The run is counted from when every part is up: a slow start-up (a loaded machine) past
+        # the anchor shifts the run's end rather than eating into its simulated hours.
+        first = max(net.start, ready)
+        if first > net.start:
+            progress(f"the parts were up at simulated {first:%Y-%m-%d %H:%M}Z, after the start: "
+                     f"the run ends {hours:g} simulated hours later")
+        end = first + timedelta(hours=hours)
         last = time.monotonic()  # the first count after 5 s: the parts start meanwhile, on 2 cores or fewer
         while net.sim_now() < end:
             net.check_running()

@@ -10,25 +10,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from site_pair import START_TIME, SitePair
+from support.site import START_TIME, site
 
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.storage.store import StationStore
 
 pytestmark = pytest.mark.slow
-SPEED = 150.0
+SPEED = 300.0
 
 
 @pytest.fixture(scope="module")
 def hour(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ndir-site")
-    pair = SitePair("domestic-ndir", tmp, SPEED)
+    pair = site("domestic-ndir", tmp, SPEED)
     try:
         pair.start_agent()
-        pair.wait_until(START_TIME + timedelta(minutes=40))
+        pair.run_until(START_TIME + timedelta(minutes=40))
         pair.control({"device": "ndir-1", "fault": "garbage", "count": 3})
         pair.control({"device": "ndir-1", "fault": "bad_status", "duration_s": 120})
-        pair.wait_until(START_TIME + timedelta(minutes=72))
+        pair.run_until(START_TIME + timedelta(minutes=72))
         assert pair.stop_agent() == 0
         truth = pair.control({"cmd": "truth", "device": "ndir-1", "from": iso_utc(START_TIME),
                               "to": iso_utc(START_TIME + timedelta(hours=2))})["truth"]

@@ -14,14 +14,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from site_pair import START_TIME, SitePair
+from support.site import START_TIME, site
 
 from drivers.gc.results import STAMP
 from ghgnet.timeutil import parse_utc
 from station_agent.storage.store import StationStore
 
 pytestmark = pytest.mark.slow
-SPEED = 120.0
+SPEED = 240.0
 
 
 def archived_at(name: str) -> datetime:
@@ -32,8 +32,9 @@ def archived_at(name: str) -> datetime:
 def stored(db) -> tuple[list[dict], list[dict]]:
     store = StationStore(db, read_only=True)
     try:
-        far = START_TIME + timedelta(days=1)
-        return list(store.raw_rows(START_TIME, far, "gc-1")), list(store.minute_rows(START_TIME, far, "gc-1"))
+        # the agent may start a few simulated minutes before START (its start-up against the anchor)
+        first, far = START_TIME - timedelta(days=1), START_TIME + timedelta(days=1)
+        return list(store.raw_rows(first, far, "gc-1")), list(store.minute_rows(first, far, "gc-1"))
     finally:
         store.close()
 
@@ -63,7 +64,7 @@ def wait_for(what: str, predicate, timeout: float = 60) -> None:
 def hour(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gc-site")
     db, done = tmp / "station.sqlite", tmp / "drop" / "done"
-    pair = SitePair("gc-results", tmp, SPEED)
+    pair = site("gc-results", tmp, SPEED)
     try:
         pair.start_agent()
         wait_for("two stored injections", lambda: (newest_raw(db) or START_TIME) >= START_TIME + timedelta(minutes=5))
@@ -88,7 +89,7 @@ def hour(tmp_path_factory):
         lock.execute("ROLLBACK")
         lock.close()
         pair.start_agent()
-        pair.wait_until(START_TIME + timedelta(minutes=62))
+        pair.run_until(START_TIME + timedelta(minutes=62))
         wait_for("the last injections to be stored", lambda: newest_raw(db) >= START_TIME + timedelta(minutes=55))
         assert pair.stop_agent() == 0
         ledger = pair.control({"cmd": "ledger", "device": "gc-1"})["ledger"]

@@ -8,31 +8,30 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import pytest
-from support.site import SITES, start_site, truth_of
-from support.station import BIN, control
+from support.site import BIN, SITES, site
 
 from ghgnet.config import ConfigError
 from station_agent.config import load_station_config
 
-SPEED = 240.0
+SPEED = 480.0
 
 
 @pytest.fixture(scope="module")
 def hour(tmp_path_factory):
-    run = start_site("gmp343-rooftop", tmp_path_factory.mktemp("gmp343-rooftop"), SPEED)
+    run = site("gmp343-rooftop", tmp_path_factory.mktemp("gmp343-rooftop"), SPEED)
     try:
         run.start_agent()
-        run.run_until(datetime(2026, 3, 1, 1, 5, tzinfo=UTC), timeout=120)
-        probe = control(run.endpoints["control"], {"cmd": "stats", "device": "gmp343-1"})["stats"]["gmp343-1"]
+        run.run_for(timedelta(hours=1, minutes=5), timeout=120)
+        probe = run.stats("gmp343-1")
         assert run.stop_agent() == 0
         probe_cli = run.agent_cli("probe", "gmp343-1", "--json")
         result = {"minute": run.export("minute"), "probe": probe, "status": run.status(), "probe_cli": probe_cli,
                   "drivers": subprocess.run([BIN / "station-agent", "drivers", "list", "--json"], check=False,
                                             capture_output=True, text=True, timeout=60),
-                  "truth": truth_of(run, "gmp343-1")}
+                  "truth": run.truth("gmp343-1")}
     finally:
         run.close()
     return result

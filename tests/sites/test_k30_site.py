@@ -1,6 +1,6 @@
 """configs/sites/k30-lowcost: a Senseair K30 on Modbus RTU over a serial device server, no valve and
 no cylinders, run as real station-sim and station-agent processes for a simulated hour at
---speed 240. Its minutes are stored uncalibrated; a status fault on the sensor invalidates the
+--speed 480. Its minutes are stored uncalibrated; a status fault on the sensor invalidates the
 minutes it covers; `station-agent probe` and `drivers list` know the driver."""
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import subprocess
 from datetime import datetime, timedelta
 
 import pytest
-from support.station import BIN, ROOT, START
-from test_lgr_site import SitePair
+from support.site import BIN, site
 
-SITE = ROOT / "configs" / "sites" / "k30-lowcost"
+SPEED = 480.0
 
 
 def iso(t: datetime) -> str:
@@ -23,8 +22,9 @@ def iso(t: datetime) -> str:
 
 @pytest.fixture(scope="module")
 def hour(tmp_path_factory):
-    pair = SitePair(SITE, tmp_path_factory.mktemp("k30-site"), speed=240.0)
+    pair = site("k30-lowcost", tmp_path_factory.mktemp("k30-site"), SPEED)
     try:
+        pair.start_agent()
         first = pair.started.replace(second=0, microsecond=0) + timedelta(minutes=2)
         pair.run_until(first + timedelta(minutes=30))
         fault_at = pair.sim_now()
@@ -35,11 +35,10 @@ def hour(tmp_path_factory):
         probe = subprocess.run([BIN / "station-agent", "probe", "k30-1", "--config", pair.config, "--json"],
                                capture_output=True, text=True, timeout=60)
         listed = subprocess.run([BIN / "station-agent", "drivers", "list"], capture_output=True, text=True, timeout=60)
-        truth = pair.control({"cmd": "truth", "device": "k30-1", "from": START, "to": "2026-03-02T00:00:00Z"})
         return {"minute": pair.export("minute"), "probe": probe, "drivers": listed, "first": iso(first),
                 "end": iso(first + timedelta(hours=1)), "fault": (iso(fault_at - timedelta(minutes=1)),
                                                                   iso(fault_at + timedelta(minutes=4))),
-                "truth": {r["time"]: r for r in truth["truth"]}}
+                "truth": pair.truth("k30-1")}
     finally:
         pair.close()
 

@@ -9,104 +9,26 @@ within the WMO goals (CO2 0.1 ppm, CH4 2 ppb).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import re
-import signal
-import subprocess
-import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
-from support.station import BIN, ROOT, START, control
+from support.site import site
 
-pytestmark = pytest.mark.slow  # a simulated day: about 50 s of wall time
+pytestmark = pytest.mark.slow  # a simulated day
 GOALS = {"co2": 0.1, "ch4": 2.0}
-SITE = ROOT / "configs" / "sites" / "lgr-ugga-site"
-
-
-class SitePair:
-    """A site's bench and station configs run as processes on one simulated clock, in `tmp`:
-    every fixed TCP port of the bench becomes a free one and the station is pointed at what the
-    bench reports."""
-
-    def __init__(self, site: Path, tmp: Path, speed: float) -> None:
-        self.tmp, self.speed = tmp, speed
-        self.anchor = (datetime.now(UTC) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
-        bench = (site / "bench.toml").read_text()
-        (tmp / "bench.toml").write_text(re.sub(r"(?m)^port = \d{4,5}$", "port = 0", bench))
-        self.sim = subprocess.Popen(
-            [BIN / "station-sim", "run", "--config", tmp / "bench.toml", "--speed", str(speed), "--start", START,
-             "--anchor", self.anchor], stdout=subprocess.PIPE, stderr=(tmp / "sim.log").open("w"), text=True)
-        self.endpoints = json.loads(self.sim.stdout.readline())
-        station = (site / "station.toml").read_text()
-        for device, entry in self.endpoints["instruments"].items():
-            station = re.sub(rf'(id = "{re.escape(device)}"\n(?:[^\[]*?\n)?url = )"[^"]*"', rf'\1"{entry["url"]}"',
-                             station)
-        station = re.sub(r'(?m)^path = ".*station.sqlite"$', 'path = "station.sqlite"', station)
-        self.config = tmp / "station.toml"
-        self.config.write_text(station)
-        self.agent = subprocess.Popen(
-            [BIN / "station-agent", "run", "--config", self.config, "--speed", str(speed), "--start", START,
-             "--anchor", self.anchor], stdout=(tmp / "agent.log").open("w"), stderr=subprocess.STDOUT)
-        self.started = self.wait_started()
-        """Simulated time at which the agent was measuring (its start-up takes seconds of wall time)."""
-
-    def wait_started(self, timeout: float = 60) -> datetime:
-        deadline = time.monotonic() + timeout
-        while '"agent_started"' not in (self.tmp / "agent.log").read_text():
-            assert self.agent.poll() is None, "the agent died: " + (self.tmp / "agent.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the agent did not start"
-            time.sleep(0.05)
-        return self.sim_now()
-
-    def sim_now(self) -> datetime:
-        anchor = datetime.fromisoformat(self.anchor.replace("Z", "+00:00"))
-        return datetime.fromisoformat(START.replace("Z", "+00:00")) + (datetime.now(UTC) - anchor) * self.speed
-
-    def run_until(self, sim_time: datetime, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while self.sim_now() < sim_time:
-            assert self.agent.poll() is None, "the agent died: " + (self.tmp / "agent.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.05)
-
-    def stop_agent(self) -> int:
-        self.agent.send_signal(signal.SIGTERM)
-        return self.agent.wait(timeout=60)
-
-    def control(self, request: dict) -> dict:
-        return control(self.endpoints["control"], request)
-
-    def export(self, level: str) -> list[dict]:
-        out = subprocess.run([BIN / "station-agent", "export", "--config", self.config, "--from", "2000-01-01",
-                              "--to", "2100-01-01", "--level", level], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return list(csv.DictReader(io.StringIO(out.stdout)))
-
-    def close(self) -> None:
-        for proc in (self.agent, self.sim):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+SPEED = 2400.0
 
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
-    pair = SitePair(SITE, tmp_path_factory.mktemp("lgr-site"), speed=2400.0)
+    pair = site("lgr-ugga-site", tmp_path_factory.mktemp("lgr-site"), SPEED)
     try:
-        pair.run_until(pair.started + timedelta(hours=24, minutes=10))
-        analyzer = pair.control({"cmd": "stats", "device": "ugga-1"})["stats"]["ugga-1"]
+        pair.start_agent()
+        pair.run_for(timedelta(hours=24, minutes=10))
+        analyzer = pair.stats("ugga-1")
         assert pair.stop_agent() == 0
         return {"calibration": pair.export("calibration"), "minute": pair.export("minute"), "analyzer": analyzer,
-                "truth": {r["time"]: r for r in pair.control({"cmd": "truth", "device": "ugga-1", "from": START,
-                                                               "to": "2026-03-03T00:00:00Z"})["truth"]}}
+                "truth": pair.truth("ugga-1")}
     finally:
         pair.close()
 

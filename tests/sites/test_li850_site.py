@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 import pytest
-from support.site import start_site, truth_of
-from support.station import control
+from support.site import next_midnight, site
 
 GOAL = 0.1
 GAIN = 1.012
@@ -27,16 +26,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
-    run = start_site("li850-site", tmp_path_factory.mktemp("li850-site"), SPEED)
+    run = site("li850-site", tmp_path_factory.mktemp("li850-site"), SPEED)
     try:
-        run.start_agent()
-        # past 00:40 on the second day: the midnight calibration (about 40 simulated minutes) is over
-        run.run_until(datetime(2026, 3, 2, 0, 50, tzinfo=UTC), timeout=240)
-        stats = control(run.endpoints["control"], {"cmd": "stats", "device": "li850-1"})["stats"]["li850-1"]
+        started = run.start_agent()
+        # past 00:40 after the day: the midnight calibration (about 40 simulated minutes) is over
+        run.run_until(next_midnight(started) + timedelta(minutes=50), timeout=240)
+        stats = run.stats("li850-1")
         assert run.stop_agent() == 0
         db = sqlite3.connect(run.tmp / "station.sqlite")
-        result = {"probe": run.agent_cli("probe", "li850-1", "--json"), "calibration": run.export("calibration"), "minute": run.export("minute"),
-                  "truth": truth_of(run, "li850-1"), "analyzer": stats,
+        result = {"probe": run.agent_cli("probe", "li850-1", "--json"), "calibration": run.export("calibration"),
+                  "minute": run.export("minute"),
+                  "truth": run.truth("li850-1"), "analyzer": stats,
                   "problems": list(db.execute(
                       "SELECT time, kind, message FROM event WHERE severity IN ('warning', 'error')"))}
     finally:

@@ -8,20 +8,12 @@ calibrations every 4 h must bring every later target within the WMO compatibilit
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import re
-import signal
 import sqlite3
-import subprocess
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
-from support.station import BIN, START, control
+from support.site import next_midnight, site
 
-SITE = Path(__file__).resolve().parents[2] / "configs" / "sites" / "tall-tower-g2401-li7820"
 SPEED = 2880.0
 GOALS = {"picarro-1": {"co2": 0.1, "ch4": 2.0}, "licor-1": {"n2o": 0.1}}
 LICOR_GAIN = 1.01  # bench.toml: the LI-7820's response on N2O
@@ -29,77 +21,23 @@ LICOR_GAIN = 1.01  # bench.toml: the LI-7820's response on N2O
 pytestmark = pytest.mark.timeout(240)
 
 
-def bench_toml(tmp: Path) -> Path:
-    text = re.sub(r"(?m)^port = 521\d\d.*$", "port = 0", (SITE / "bench.toml").read_text())
-    path = tmp / "bench.toml"
-    path.write_text(text)
-    return path
-
-
-def station_toml(tmp: Path, endpoints: dict) -> Path:
-    text = (SITE / "station.toml").read_text()
-    for dev, url in (("picarro-1", "socket://127.0.0.1:52101"), ("licor-1", "mqtt://127.0.0.1:52102"),
-                     ("valve-1", "socket://127.0.0.1:52103")):
-        assert url in text
-        text = text.replace(url, endpoints["instruments"][dev]["url"])
-    text = text.replace('path = "../../../data/tall-tower-g2401-li7820/station.sqlite"', 'path = "station.sqlite"')
-    path = tmp / "station.toml"
-    path.write_text(text)
-    return path
-
-
-def sim_now(anchor: str) -> datetime:
-    real = datetime.now(UTC) - datetime.fromisoformat(anchor.replace("Z", "+00:00"))
-    return datetime.fromisoformat(START.replace("Z", "+00:00")) + real * SPEED
-
-
-def export(config: Path, level: str) -> list[dict]:
-    out = subprocess.run([BIN / "station-agent", "export", "--config", config, "--from", "2000-01-01",
-                          "--to", "2100-01-01", "--level", level], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return list(csv.DictReader(io.StringIO(out.stdout)))
-
-
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
-    import time
-
     tmp = tmp_path_factory.mktemp("tall-tower")
-    anchor = (datetime.now(UTC) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
-    sim = subprocess.Popen([BIN / "station-sim", "run", "--config", bench_toml(tmp), "--speed", str(SPEED),
-                            "--start", START, "--anchor", anchor],
-                           stdout=subprocess.PIPE, stderr=(tmp / "sim.log").open("w"), text=True)
-    agent = None
+    run = site("tall-tower-g2401-li7820", tmp, SPEED)
     try:
-        endpoints = json.loads(sim.stdout.readline())
-        config = station_toml(tmp, endpoints)
-        agent = subprocess.Popen([BIN / "station-agent", "run", "--config", config, "--speed", str(SPEED),
-                                  "--start", START, "--anchor", anchor],
-                                 stdout=(tmp / "agent.log").open("w"), stderr=subprocess.STDOUT)
-        end = datetime(2026, 3, 2, 0, 5, tzinfo=UTC)
-        while sim_now(anchor) < end:
-            assert agent.poll() is None, (tmp / "agent.log").read_text()[-3000:]
-            time.sleep(0.1)
-        stats = control(endpoints["control"], {"cmd": "stats"})["stats"]
-        truth = {dev: {r["time"]: r for r in control(endpoints["control"], {
-            "cmd": "truth", "device": dev, "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})["truth"]}
-            for dev in ("picarro-1", "licor-1")}
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(60) == 0
-        agent = None
+        run.run_until(next_midnight(run.start_agent()) + timedelta(minutes=5))
+        stats = run.control({"cmd": "stats"})["stats"]
+        truth = {dev: run.truth(dev) for dev in ("picarro-1", "licor-1")}
+        assert run.stop_agent() == 0
         db = sqlite3.connect(tmp / "station.sqlite")
         problems = db.execute("SELECT time, device, kind, message FROM event WHERE severity IN ('warning', 'error')"
                               ).fetchall()
         db.close()
-        return {"calibration": export(config, "calibration"), "minute": export(config, "minute"),
+        return {"calibration": run.export("calibration"), "minute": run.export("minute"),
                 "stats": stats, "truth": truth, "problems": problems}
     finally:
-        if agent is not None and agent.poll() is None:
-            agent.kill()
-            agent.wait(30)
-        if sim.poll() is None:
-            sim.send_signal(signal.SIGTERM)
-            sim.wait(30)
+        run.close()
 
 
 @pytest.mark.slow

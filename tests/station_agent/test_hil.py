@@ -7,9 +7,11 @@ the station's calibrations must remove them to the WMO compatibility goals.
 
 from __future__ import annotations
 
-
+import sqlite3
+from datetime import timedelta
 
 import pytest
+from support.site import next_midnight
 from support.station import Hil
 
 GOALS = {"co2": 0.1, "ch4": 2.0}
@@ -19,16 +21,13 @@ GOALS = {"co2": 0.1, "ch4": 2.0}
 def day(tmp_path_factory):
     hil = Hil(tmp_path_factory.mktemp("hil"))
     try:
-        hil.start_agent()
-        # Past 00:40 on the second day, so that the midnight calibration (about 40 simulated
-        # minutes) has ended whatever the start: the agent's clock may start a few simulated
-        # minutes either side of midnight (its start-up against the shared anchor, 1 s = 24 min),
-        # and a run cut at 00:10 then held 4 finished calibrations or 5.
-        hil.run_until(hil.sim_now().replace(year=2026, month=3, day=2, hour=0, minute=50))
+        started = hil.start_agent()
+        # Past 00:40 after the day, so that the midnight calibration (about 40 simulated minutes)
+        # has ended whatever the agent's start-up (it starts a few simulated minutes either side of
+        # midnight) and the run holds the same finished calibrations.
+        hil.run_until(next_midnight(started) + timedelta(minutes=50))
         analyzer = hil.control({"cmd": "stats", "device": "picarro-1"})["stats"]["picarro-1"]
         assert hil.stop_agent() == 0
-        import sqlite3
-
         db = sqlite3.connect(hil.tmp / "station.sqlite")
         recal = hil.agent_cli("recalibrate", "--from", "2026-03-01T06:00:00Z", "--to", "2026-03-01T18:00:00Z")
         result = {"recalibrate": recal}
