@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from support.site import next_midnight, site
 
-SPEED = 2880.0
+SPEED = 2400.0  # 2880 left the agent short of N2O minutes on a loaded machine
 GOALS = {"picarro-1": {"co2": 0.1, "ch4": 2.0}, "licor-1": {"n2o": 0.1}}
 LICOR_GAIN = 1.01  # bench.toml: the LI-7820's response on N2O
 
