@@ -18,8 +18,7 @@ manual's appendix D (the same grammar for the older model):
 
 Both ways of reading are supported, chosen by `mode` in the config: "poll" (the driver sets outrate
 0 when it opens the link and asks for each record) and "stream" (it sets outrate `outrate_s` and
-reads every line that has arrived since the last poll, without waiting: the transport's
-`read_available`).
+reads the lines that arrive until the stream pauses for `timeout_s`, for `timeout_s` at most).
 
 What the grammar does not fix, kept in one place each:
 * Records carry no time. A polled record is stamped with the station clock when it is read; a
@@ -44,6 +43,7 @@ discarded).
 from __future__ import annotations
 
 import math
+import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -71,8 +71,7 @@ DATA_TAGS: dict[str, tuple[str, float]] = {
 
 STATUS_FLAGS = ("analyzer_error", "cell_temp_unstable", "cell_pressure_out_of_range", "low_input_voltage")
 
-# Never read more than this many lines for one reply (a poll's stream read is bounded by the
-# transport's read_available).
+# Never read more than this many lines for one reply.
 MAX_EXTRA_LINES = 32
 
 Window = tuple[float, float]
@@ -297,12 +296,19 @@ class LI850(AnalyzerDriver):
 
     def _poll_stream(self) -> PollResult:
         result = PollResult()
-        # What has arrived, without waiting: a poll never blocks the poller for the reply timeout.
-        *complete, self._partial = (self._partial + self.transport.read_available()).split(REPLY_END)
-        if not complete:
-            raise TransportTimeout(f"{self.device_id}: no complete streamed line from {self.transport.url}",
-                                   partial=self._partial)
-        lines = [raw.decode("ascii", errors="replace").strip("\r\n\x00 ") for raw in complete]
+        lines: list[str] = []
+        # Lines until the stream pauses for the reply timeout, but never longer than that timeout in
+        # all: a stream faster than the timeout never pauses, and the poll must still return.
+        deadline = time.monotonic() + self.config.timeout_s
+        try:
+            while time.monotonic() < deadline:
+                raw = self._partial + self.transport.read_until(REPLY_END)
+                self._partial = b""
+                lines.append(raw.decode("ascii", errors="replace").strip("\r\n\x00 "))
+        except TransportTimeout as exc:
+            self._partial = exc.partial
+            if not lines:
+                raise
         now = self.now()
         records: list[tuple[ET.Element, str]] = []
         for line in lines:
