@@ -18,7 +18,7 @@ manual's appendix D (the same grammar for the older model):
 
 Both ways of reading are supported, chosen by `mode` in the config: "poll" (the driver sets outrate
 0 when it opens the link and asks for each record) and "stream" (it sets outrate `outrate_s` and
-reads every line that has arrived since the last poll).
+reads the lines that arrive until the stream pauses for `timeout_s`, for `timeout_s` at most).
 
 What the grammar does not fix, kept in one place each:
 * Records carry no time. A polled record is stamped with the station clock when it is read; a
@@ -43,6 +43,7 @@ discarded).
 from __future__ import annotations
 
 import math
+import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -69,9 +70,8 @@ DATA_TAGS: dict[str, tuple[str, float]] = {
 
 STATUS_FLAGS = ("analyzer_error", "cell_temp_unstable", "cell_pressure_out_of_range", "low_input_voltage")
 
-# Never read more than this many lines for one reply, or per poll when streaming.
+# Never read more than this many lines for one reply.
 MAX_EXTRA_LINES = 32
-MAX_STREAM_LINES = 10_000
 
 Window = tuple[float, float]
 
@@ -292,8 +292,11 @@ class LI850(AnalyzerDriver):
     def _poll_stream(self) -> PollResult:
         result = PollResult()
         lines: list[str] = []
+        # Lines until the stream pauses for the reply timeout, but never longer than that timeout in
+        # all: a stream faster than the timeout never pauses, and the poll must still return.
+        deadline = time.monotonic() + self.config.timeout_s
         try:
-            while len(lines) < MAX_STREAM_LINES:
+            while time.monotonic() < deadline:
                 raw = self._partial + self.transport.read_until(REPLY_END)
                 self._partial = b""
                 lines.append(raw.decode("ascii", errors="replace").strip("\r\n\x00 "))
