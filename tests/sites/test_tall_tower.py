@@ -83,8 +83,9 @@ def test_minutes_of_both_analyzers_are_stored_and_the_n2o_minutes_agree_with_the
                 or not r["n2o_cal_mean"] or t is None or int(r["n2o_n"]) != t["n"]):
             continue
         err = float(r["n2o_cal_mean"]) - t["n2o"]
-        # a minute's mean carries its noise (0.13 ppb a record): 4 standard errors plus the calibration's
-        assert abs(err) <= 4 * float(r["n2o_std"]) / int(r["n2o_n"]) ** 0.5 + 0.03, (r, t)
+        # a minute's mean carries its noise (0.13 ppb a record): 4 standard errors, plus half the
+        # 0.1 ppb goal for the calibration in force (drift between calibrations, the fit's own noise)
+        assert abs(err) <= 4 * float(r["n2o_std"]) / int(r["n2o_n"]) ** 0.5 + 0.05, (r, t)
         assert 0.5 < float(r["h2o"]) < 3.0
         errors.append(abs(err))
     print(f"N2O ambient minutes checked {len(errors)}: mean |calibrated - true| {sum(errors) / len(errors):.4f} ppb")

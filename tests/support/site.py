@@ -213,6 +213,7 @@ class Site:
             self.sim.stdout.close()
 
 
-def site(name: str, tmp: Path, speed: float) -> Site:
-    """configs/sites/<name>/ (its bench.toml and station.toml, as shipped) run in `tmp`."""
-    return Site(tmp, SITES / name / "bench.toml", SITES / name / "station.toml", speed)
+def site(name: str, tmp: Path, speed: float, edit_station: Callable[[str], str] | None = None) -> Site:
+    """configs/sites/<name>/ (its bench.toml and station.toml, as shipped, unless `edit_station`
+    changes the station's text) run in `tmp`."""
+    return Site(tmp, SITES / name / "bench.toml", SITES / name / "station.toml", speed, edit_station)
