@@ -65,6 +65,8 @@ class Driver:
     simulator: ClassVar[str]  # "module:Class" of its simulator
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got a {type(config).__name__}")
         self.config = config
         self.transport = transport
         # The station's clock, for an instrument whose records carry no time: the poller hands in

@@ -178,8 +178,6 @@ class GcResults(AnalyzerDriver):
     LAYOUTS: ClassVar[dict[str, Any]] = {"gcwerks": gcwerks_complete, "chemstation": chemstation_complete}
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, GcResultsConfig):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         # A file drop writes no bytes to the instrument: a ScriptedTransport in a test stands beside
         # the folder named by the config.

@@ -189,8 +189,6 @@ class GenericLine(AnalyzerDriver):
     config: GenericLineConfig
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, GenericLineConfig):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         self._terminator = unescape(config.terminator)
         self._command = unescape(config.poll_command)

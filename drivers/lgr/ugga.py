@@ -116,8 +116,6 @@ class GGA(AnalyzerDriver):
     max_record_age_s = float("inf")  # records wait in the serial line or device server: no bound
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, _LgrConfig):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         self.layout = Layout.from_names(config.column_names())
         self.header_seen = False

@@ -383,8 +383,6 @@ class LI7810(AnalyzerDriver):
     trusted instead."""
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, LicorConfig):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         self.topics = topics(config.topic_root)
         self._kind = {self.topics[0]: CONCENTRATION, self.topics[2]: DIAGNOSTICS}

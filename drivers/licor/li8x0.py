@@ -163,8 +163,6 @@ class LI850(AnalyzerDriver):
     config: _Li8x0Config
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, _Li8x0Config):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         self.root = config.ROOT
         self.last_error: str | None = None

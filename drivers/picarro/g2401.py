@@ -288,8 +288,6 @@ class G2401(AnalyzerDriver):
     REPLY_END = b"\r"
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, _PicarroConfig):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         self._zone = ZoneInfo(config.analyzer_timezone)
         self._columns = [

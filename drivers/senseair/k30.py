@@ -137,8 +137,6 @@ class K30(_ModbusDriverMixin, AnalyzerDriver):
     config: _SenseairConfig
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, _SenseairConfig):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
 
     @classmethod

@@ -105,8 +105,6 @@ class GMP343(AnalyzerDriver):
     config: GMP343Config
 
     def __init__(self, config: DeviceConfig, transport: Any) -> None:
-        if not isinstance(config, GMP343Config):
-            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         super().__init__(config, transport)
         self.environment: dict[str, float] = {}
         self.sent: dict[str, float] = {}  # compensation values the probe holds (sent since open)

@@ -55,3 +55,16 @@ def test_a_protocol_test_without_expected_protocol_is_refused(tmp_path):
     bad.write_text(f"# {cls.__name__} tested by hand\n")
     with pytest.raises(ConventionError, match="does not use expected_protocol"):
         check_driver_conventions(cls, bad)
+
+
+def test_every_driver_refuses_a_config_of_another_model():
+    from drivers.picarro.g2401 import G2401, G2301Config
+    from drivers.testing import ScriptedTransport
+
+    other = G2301Config(id="picarro-1", url="loop://")
+    with pytest.raises(TypeError, match="G2401 needs a G2401Config, got a G2301Config"):
+        G2401(other, ScriptedTransport([]))
+    for cls in all_drivers().values():
+        if cls.Config is not G2301Config:
+            with pytest.raises(TypeError, match=f"needs a {cls.Config.__name__}, got a G2301Config"):
+                cls(other, ScriptedTransport([]))
