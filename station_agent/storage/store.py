@@ -147,6 +147,36 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL
     );
     """,
+    # HJ 212 uplinks (station_agent/storage/hj212_queue.py): each uplink's packets until the
+    # platform's 9014 names their QN, how far its packets are made per CN, its last QN and the
+    # OverTime/ReCount a platform set with CN 1000.
+    """
+    CREATE TABLE hj212_packet (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uplink TEXT NOT NULL,
+        qn TEXT NOT NULL,
+        cn TEXT NOT NULL,
+        data_time TEXT NOT NULL,
+        pnum INTEGER NOT NULL,
+        pno INTEGER NOT NULL,
+        cp TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (uplink, qn)
+    );
+    CREATE INDEX hj212_packet_uplink ON hj212_packet (uplink, id);
+    CREATE TABLE hj212_cursor (
+        uplink TEXT NOT NULL,
+        cn TEXT NOT NULL,
+        until TEXT NOT NULL,
+        PRIMARY KEY (uplink, cn)
+    );
+    CREATE TABLE hj212_link (
+        uplink TEXT PRIMARY KEY,
+        last_qn TEXT NOT NULL,
+        overtime_s REAL,
+        recount INTEGER
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
