@@ -24,6 +24,7 @@ from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
 from station_agent.forwarding.forwarder import Forwarder
+from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
 from station_agent.processing.minute_record import apply_calibration, minute_record
 from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord, minute_from_row, set_aside_retried_event
@@ -115,6 +116,8 @@ class Agent:
         )
         self.writer.on_open = self._writer_opened
         self.writer.on_tick = self._writer_tick
+        self.uplinks = Hj212Uplinks([u for u in config.uplinks if u.enabled], config.storage.path, clock,
+                                    self.writer.submit_call, self.log, self.emit)
 
     # -- in the writer thread ---------------------------------------------------------------
     def _emit_in_writer(self, store: StationStore, event: Event) -> None:
@@ -133,6 +136,7 @@ class Agent:
         self.book.load(store)
 
     def _writer_tick(self, store: StationStore) -> None:
+        self.uplinks.pack(store)
         while self.writer.pending_runs:
             self.book.add_run(self.writer.pending_runs.pop(0))
         if self.book.pending:
@@ -230,6 +234,7 @@ class Agent:
                 dict(self.forwarder.stats, connected=self.forwarder.connected, awaiting_ack=self.forwarder.awaiting)
                 if self.forwarder else None
             ),
+            "uplinks": self.uplinks.status(),
         }
 
     def metrics_figures(self) -> dict[str, Any]:
@@ -359,6 +364,7 @@ class Agent:
             )
             self.writer.on_stored = self.forwarder.notify
             self.forwarder.start()
+        self.uplinks.start()
         for dev_id, cfg in self.analyzers.items():
             cls = load_driver(cfg.driver)
             driver = cls(cfg, cls.make_transport(cfg))
@@ -438,6 +444,7 @@ class Agent:
             except (TimeoutError, RuntimeError) as exc:
                 self.log.warning("writer_not_flushed_before_forwarder_stop", error=repr(exc))
             self.forwarder.stop()
+        self.uplinks.stop()
         self.writer.stop()
         self.log.info("agent_stopped", raw=self.writer.stats.raw, minutes=self.writer.stats.minutes)
 

@@ -16,6 +16,7 @@ from drivers.registry import all_drivers
 from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
 from ghgnet.mqttlink import MqttConfig
 from station_agent.forwarding.forwarder import ForwardingConfig
+from station_agent.forwarding.hj212_config import UplinkConfig, check_uplinks
 from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig
 
 STATION_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -110,6 +111,8 @@ class StationConfigBase(StrictModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     mqtt: MqttConfig | None = Field(default=None, description="central's broker; none = no forwarding")
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
+    uplinks: list[UplinkConfig] = Field(
+        default_factory=list, description="HJ 212 links to environmental monitoring platforms (national, provincial)")
     control: ControlConfig = Field(default_factory=ControlConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     sampling: SamplingConfig | None = Field(default=None, description="valve sequence; none = one inlet")
@@ -157,6 +160,7 @@ class StationConfigBase(StrictModel):
             if unknown:
                 raise ValueError(f"analyzer {a.id}: compensation source device(s) {unknown} are not "
                                  f"[[devices]]: {sorted(devices) or '(none)'}")
+        check_uplinks(self.uplinks)
         ids = [c.id for c in self.cylinders]
         if len(set(ids)) != len(ids):
             raise ValueError("a cylinder id is declared twice")

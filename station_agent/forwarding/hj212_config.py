@@ -59,7 +59,14 @@ class FactorConfig(StrictModel):
 def default_factors() -> list[FactorConfig]:
     """CO2 a05001 and CH4 a05002 with the units of HJ 212-2017 Appendix B (`codes.FACTORS`: CO2
     mg/m3, CH4 ng/m3 as the table is transcribed; set `unit` where a platform wants otherwise)."""
-    return [FactorConfig(species=f.species, code=f.code, unit=f.unit) for f in codes.FACTORS.values()]
+    return [FactorConfig(species=f.species, code=f.code, unit=f.unit, decimals=TABLE_DECIMALS.get(f.code, 3))
+            for f in codes.FACTORS.values()]
+
+
+TABLE_DECIMALS = {"a05001": 3, "a05002": 1}
+"""Decimals of the Appendix B data types (a05001 N3.3, a05002 N4.1, as srdgame/lua-HJ212 hj212.csv
+transcribes the table). N4.1 cannot hold ambient CH4 in ng/m3 (about 1.4e6): agree the unit with
+the platform."""
 
 
 class UplinkConfig(StrictModel):

@@ -490,10 +490,11 @@ class Hj212Uplinks:
     """The station's uplinks: packers for the writer thread, one link thread each."""
 
     def __init__(self, configs: list[UplinkConfig], store_path, clock: Clock, writer_call: WriterCall, log,
-                 emit: Callable[[Event], None] = lambda e: None) -> None:
+                 emit: Callable[[Event], None] = lambda e: None,
+                 set_system_time: Callable[[datetime], None] | None = None) -> None:
         self.clock = clock
         self.packers = [UplinkPacker(c, log) for c in configs]
-        self.links = [Hj212Uplink(c, store_path, clock, writer_call, log, emit) for c in configs]
+        self.links = [Hj212Uplink(c, store_path, clock, writer_call, log, emit, set_system_time) for c in configs]
 
     def pack(self, store: StationStore) -> None:
         """In the writer thread: queue what is due, and wake the links that got packets."""
