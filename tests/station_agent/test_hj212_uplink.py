@@ -9,6 +9,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support.wait import wait_until
 
 from ghgnet.clock import ScaledClock
 from ghgnet.hj212 import codes, make_flag
@@ -21,7 +22,6 @@ from station_agent.records import MinuteRecord, SpeciesMinute
 from station_agent.storage.hj212_queue import Hj212Queue
 from station_agent.storage.store import StationStore
 from station_agent.storage.writer import StoreWriter
-from support.wait import wait_until
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)  # 08:00 in Beijing
 MN = "010000A8900016F000169DC0"
