@@ -101,6 +101,8 @@ class UplinkConfig(StrictModel):
     reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay, real seconds")
     reconnect_max_s: float = Field(default=60.0, gt=0, description="longest reconnect delay, real seconds")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    stop_drain_s: float = Field(
+        default=2.0, ge=0, description="real seconds a stop waits for the answers to packets in flight")
     since: datetime | None = Field(
         default=None, description="a new uplink's first period (e.g. 2026-03-01T00:00:00Z; default: from "
         "when it is first started); older data goes only when the platform asks for it")

@@ -193,7 +193,7 @@ class Hj212Uplink:
         self.stats = {"connects": 0, "sent": 0, "resent": 0, "acked": 0, "bad_frames": 0, "requests": 0,
                       "history_packets": 0, "heartbeats": 0}
         self.connected = False
-        self._flag = make_flag(str(cfg.edition), ack=True)
+        self.backlog = 0  # packets waiting for their 9014 (counted by the writer's packing pass)
         self._acked: set[str] = set()  # acknowledged, until the writer has deleted them
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -224,7 +224,8 @@ class Hj212Uplink:
         self._wake.set()
 
     def status(self) -> dict[str, Any]:
-        return dict(self.stats, connected=self.connected, overtime_s=self.overtime_s, recount=self.recount)
+        return dict(self.stats, connected=self.connected, backlog=self.backlog, overtime_s=self.overtime_s,
+                    recount=self.recount)
 
     # -- the thread -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -270,7 +271,14 @@ class Hj212Uplink:
         last_look = 0.0
         last_sent = time.monotonic()
         queue = Hj212Queue(self._reader_store)
-        while not self._stop.is_set():
+        drain_until: float | None = None
+        while True:
+            if self._stop.is_set():
+                # stopping: send nothing new, but take the answers to what is in flight for a moment,
+                # so that a restart does not send the platform what it already holds
+                drain_until = drain_until or time.monotonic() + self.cfg.stop_drain_s
+                if not inflight or time.monotonic() >= drain_until:
+                    return
             readable, _, _ = select.select([sock], [], [], RECV_POLL_S)
             if readable:
                 data = sock.recv(65536)
@@ -283,7 +291,7 @@ class Hj212Uplink:
                     self._acknowledge(acks)
             now = time.monotonic()
             room = self.cfg.window - len(inflight)
-            if room > 0 and (self._wake.is_set() or now - last_look >= QUEUE_POLL_S):
+            if room > 0 and drain_until is None and (self._wake.is_set() or now - last_look >= QUEUE_POLL_S):
                 self._wake.clear()
                 last_look = now
                 for p in queue.pending(self.cfg.name, after_id, room):
@@ -297,7 +305,7 @@ class Hj212Uplink:
                     self.stats["sent"] += 1
                     last_sent = time.monotonic()
             for qn, f in list(inflight.items()):
-                if time.monotonic() - f.sent_at < self.overtime_s:
+                if drain_until is not None or time.monotonic() - f.sent_at < self.overtime_s:
                     continue
                 if f.tries > self.recount:
                     self.faults.report("no_ack", f"no 9014 for QN {qn} after {f.tries} sends "
@@ -308,7 +316,7 @@ class Hj212Uplink:
                 self.stats["resent"] += 1
                 last_sent = time.monotonic()
             beat = self.cfg.heartbeat_interval_s
-            if beat is not None and time.monotonic() - last_sent >= beat:
+            if beat is not None and drain_until is None and time.monotonic() - last_sent >= beat:
                 self._send(sock, Packet(qn=self._qn(), st=self.cfg.st, cn=codes.CN_HEARTBEAT, pw=self.cfg.pw,
                                         mn=self.cfg.mn, flag=make_flag(str(self.cfg.edition))))
                 self.stats["heartbeats"] += 1
@@ -502,6 +510,7 @@ class Hj212Uplinks:
         for packer, link in zip(self.packers, self.links):
             if packer.pack(store, now):
                 link.notify()
+            link.backlog = Hj212Queue(store).backlog(link.cfg.name)
 
     def start(self) -> None:
         for link in self.links:

@@ -44,7 +44,8 @@ def store_minutes(db, records) -> None:
 
 def uplink(port: int, **kw) -> UplinkConfig:
     base = dict(name="national", host="127.0.0.1", port=port, mn=MN, pw=PW, data=[2051], since=T0, settle_s=0,
-                overtime_s=0.3, recount=2, reconnect_min_s=0.05, reconnect_max_s=0.3, connect_timeout_s=2)
+                overtime_s=0.3, recount=2, reconnect_min_s=0.05, reconnect_max_s=0.3, connect_timeout_s=2,
+                stop_drain_s=0.3)
     return UplinkConfig(**(base | kw))
 
 
@@ -92,6 +93,8 @@ def test_minutes_go_once_each_and_leave_the_queue_when_acknowledged(tmp_path, pl
     with Station(db, [uplink(platform.port)]) as station:
         platform.wait(lambda: len(platform.acked) == 10, what="10 acknowledged packets")
         wait_until(lambda: station.backlog() == 0, message="an empty queue")
+        wait_until(lambda: station.link.status()["backlog"] == 0, message="the status's backlog")
+        assert station.link.status()["acked"] == 10 and station.link.status()["connected"]
     assert sorted(platform.qn_counts().values()) == [1] * 10
     points = platform.points("2051")
     # DataTime is the minute's start in Beijing time; the calibration minute is not ambient data
