@@ -197,6 +197,9 @@ def _print_status(info: dict) -> None:
     c = info["counts"]
     con.print(f"raw {c['raw']}  minutes {c['minute']}  events {c['event']}  "
               f"backlog {info['outbox']['backlog']} (oldest {info['outbox']['oldest_unacked'] or '-'})")
+    for name, u in (info["agent"].get("uplinks") or {}).items():
+        con.print(f"HJ 212 uplink {name}: {'connected' if u['connected'] else '[red]not connected[/]'}, "
+                  f"{u['backlog']} packet(s) waiting for 9014, {u['acked']} acknowledged")
     if c.get("set_aside"):
         con.print(f"[red]{c['set_aside']} record(s) set aside, not sent: station-agent set-aside list[/]")
     lm = info["last_minute"]

@@ -43,6 +43,10 @@ def test_the_agent_sends_one_inlets_minutes_and_hours_to_the_platform(tmp_path):
         try:
             hil.start_agent()
             hil.run_for(timedelta(hours=4))
+            status = hil.status()["agent"]["uplinks"]["provincial"]
+            assert status["connected"] and status["acked"] > 0
+            human = hil.agent_cli("status")
+            assert "HJ 212 uplink provincial: connected" in human.stdout
             assert hil.stop_agent() == 0
             export = hil.agent_cli("export", "--from", "2000-01-01", "--to", "2100-01-01", "--level", "minute")
         finally:
