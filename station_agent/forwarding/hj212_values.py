@@ -153,7 +153,8 @@ def period_point(rows: Iterable[dict], start: datetime, cfg: UplinkConfig, cn: i
     min_valid = cfg.hour_min_valid_minutes if cn == 2061 else cfg.day_min_valid_minutes
     minutes = _by_minute(r for r in rows if is_reported(r, cfg))
     # minutes spent on cylinders: calibrating, as far as the ambient air is concerned
-    cylinder_minutes = len({r["time"] for r in rows if not r["stream"].startswith("inlet:")})
+    cylinder_minutes = len({r["time"] for r in rows if not r["stream"].startswith("inlet:")
+                            and (cfg.devices is None or r["device"] in cfg.devices)})
     factors = []
     for f in cfg.factors:
         got = [g for g in (_pick(m, f, flag_of) for m in minutes.values()) if g is not None]

@@ -293,3 +293,23 @@ def test_the_2025_edition_sets_its_version_in_flag_and_sends_heartbeats(tmp_path
         platform.wait(lambda: [p for p in platform.other if p.cn == codes.CN_HEARTBEAT], what="a heartbeat")
     assert platform.received[0].flag == make_flag("2025", ack=True)
     assert platform.received[0].edition == "2025"
+
+
+def test_two_uplinks_each_get_everything_and_one_silent_platform_holds_up_nothing_of_the_other(tmp_path, platform):
+    db = tmp_path / "station.sqlite"
+    store_minutes(db, [minute(i) for i in range(6)])
+    with PlatformSimulator(mn="PROVINCE1", pw="654321") as province:
+        province.acking = False
+        configs = [uplink(platform.port), uplink(province.port, name="provincial", mn="PROVINCE1", pw="654321",
+                                                 data=[2051, 2061])]
+        with Station(db, configs) as station:
+            platform.wait(lambda: len(platform.acked) == 6, what="the national platform's 6 acks")
+            wait_until(lambda: station.backlog("national") == 0, message="the national queue empty")
+            province.wait(lambda: len(province.received) >= 4, what="packets at the provincial platform")
+            assert station.backlog("provincial") == 7
+            province.acking = True
+            province.wait(lambda: len(set(province.acked)) == 7, what="the provincial platform's 7 acks")
+            wait_until(lambda: station.backlog("provincial") == 0, message="the provincial queue empty")
+    assert {p.mn for p in province.received} == {"PROVINCE1"} and {p.pw for p in province.received} == {"654321"}
+    assert len(province.points("2051")) == 6 and len(province.points("2061")) == 1
+    assert province.sent_after_ack() == [] and platform.sent_after_ack() == []
