@@ -44,7 +44,7 @@ def store_minutes(db, records) -> None:
 
 def uplink(port: int, **kw) -> UplinkConfig:
     base = dict(name="national", host="127.0.0.1", port=port, mn=MN, pw=PW, data=[2051], since=T0, settle_s=0,
-                overtime_s=0.3, recount=2, reconnect_min_s=0.05, reconnect_max_s=0.3, connect_timeout_s=2,
+                overtime_s=2.0, recount=2, reconnect_min_s=0.05, reconnect_max_s=0.3, connect_timeout_s=2,
                 stop_drain_s=0.3)
     return UplinkConfig(**(base | kw))
 
@@ -109,10 +109,10 @@ def test_a_lost_ack_means_one_resend_after_overtime_and_nothing_after_the_ack(tm
     db = tmp_path / "station.sqlite"
     store_minutes(db, [minute(i) for i in range(5)])
     platform.lose_acks(2)
-    with Station(db, [uplink(platform.port, window=1)]) as station:
+    with Station(db, [uplink(platform.port, window=1, overtime_s=0.8)]) as station:
         platform.wait(lambda: len(platform.acked) == 5, what="every packet acknowledged")
         wait_until(lambda: station.backlog() == 0, message="an empty queue")
-        time.sleep(1.0)  # three OverTimes: an acknowledged packet would have gone again by now
+        time.sleep(2.0)  # over two OverTimes: an acknowledged packet would have gone again by now
         counts = platform.qn_counts()
     # the first packet's answer is lost twice: sent 1 + 2 times (ReCount 2), then answered
     first = platform.lost_acks[0]
@@ -126,7 +126,7 @@ def test_a_packet_never_acknowledged_is_sent_recount_times_then_the_link_is_redi
     db = tmp_path / "station.sqlite"
     store_minutes(db, [minute(0)])
     platform.acking = False
-    with Station(db, [uplink(platform.port, recount=2)]) as station:
+    with Station(db, [uplink(platform.port, recount=2, overtime_s=0.3)]) as station:
         platform.wait(lambda: platform.connections >= 2, timeout=10, what="a redial")
         assert station.backlog() == 1
         platform.acking = True
@@ -301,7 +301,7 @@ def test_two_uplinks_each_get_everything_and_one_silent_platform_holds_up_nothin
     with PlatformSimulator(mn="PROVINCE1", pw="654321") as province:
         province.acking = False
         configs = [uplink(platform.port), uplink(province.port, name="provincial", mn="PROVINCE1", pw="654321",
-                                                 data=[2051, 2061])]
+                                                 data=[2051, 2061], overtime_s=0.3)]
         with Station(db, configs) as station:
             platform.wait(lambda: len(platform.acked) == 6, what="the national platform's 6 acks")
             wait_until(lambda: station.backlog("national") == 0, message="the national queue empty")
