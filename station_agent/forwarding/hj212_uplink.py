@@ -272,6 +272,7 @@ class Hj212Uplink:
         last_sent = time.monotonic()
         queue = Hj212Queue(self._reader_store)
         drain_until: float | None = None
+        more = True
         while True:
             if self._stop.is_set():
                 # stopping: send nothing new, but take the answers to what is in flight for a moment,
@@ -289,9 +290,11 @@ class Hj212Uplink:
                     self._handle(item, sock, inflight, acks)
                 if acks:
                     self._acknowledge(acks)
+                    more = True  # room in the window: the next packets go at once
             now = time.monotonic()
             room = self.cfg.window - len(inflight)
-            if room > 0 and drain_until is None and (self._wake.is_set() or now - last_look >= QUEUE_POLL_S):
+            if room > 0 and drain_until is None and (more or self._wake.is_set() or now - last_look >= QUEUE_POLL_S):
+                more = False
                 self._wake.clear()
                 last_look = now
                 for p in queue.pending(self.cfg.name, after_id, room):

@@ -50,12 +50,13 @@ def uplink(port: int, **kw) -> UplinkConfig:
 
 
 class Station:
-    """The station's writer and uplinks on a real store (what the agent wires), on a clock two
-    simulated hours after T0, running at real speed."""
+    """The station's writer and uplinks on a real store (what the agent wires), on a clock from `now`
+    (two hours after T0) at real speed."""
 
-    def __init__(self, db, configs: list[UplinkConfig], set_system_time=None) -> None:
+    def __init__(self, db, configs: list[UplinkConfig], set_system_time=None,
+                 now: datetime = T0 + timedelta(hours=2)) -> None:
         self.db = db
-        self.clock = ScaledClock(1.0, start=T0 + timedelta(hours=2))
+        self.clock = ScaledClock(1.0, start=now)
         log = get_logger(component="test")
         self.writer = StoreWriter(db, self.clock, MinuteAssembler(20.0), lambda b: None, log, dict,
                                   timedelta(days=30), tick_s=0.1)
