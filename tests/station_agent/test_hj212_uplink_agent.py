@@ -11,11 +11,11 @@ from contextlib import closing
 from datetime import timedelta
 
 import pytest
+from support.station import Hil
 
 from simulators.hj212_platform import PlatformSimulator
 from station_agent.storage.hj212_queue import Hj212Queue
 from station_agent.storage.store import StationStore
-from support.station import Hil
 
 MN = "010000A8900016F000169DC0"
 CO2_MG_M3 = 44.01 / 22.414
