@@ -140,7 +140,7 @@ def _operating_fraction(t_min: NDArray[np.int64], outages: Sequence[tuple[np.dat
         s = np.datetime64(start, "m").astype(np.int64)
         e = np.datetime64(end, "m").astype(np.int64)
         down = np.clip((s - t_min) / spec.shutdown_minutes, 0.0, 1.0)
-        up = np.clip((t_min - e) / spec.startup_minutes, 0.0, 1.0)
+        up = np.clip((t_min - e + 1) / spec.startup_minutes, 0.0, 1.0)
         scale = np.minimum(scale, np.where(t_min < s, down, np.where(t_min >= e, up, 0.0)))
     return scale
 
@@ -168,7 +168,7 @@ def simulate_stack(spec: UnitSpec, times: NDArray[np.datetime64], seed: int = 0,
     lf = base * ramp
     running = lf > 0.0
     load_mw = lf * spec.capacity_mw
-    span = (1.0 - spec.min_load_fraction)
+    span = max(1.0 - spec.min_load_fraction, 1e-9)
     rel = np.clip((lf - spec.min_load_fraction) / span, 0.0, 1.0)
     eff = spec.efficiency_min_load + (spec.efficiency_full - spec.efficiency_min_load) * rel
     eff = np.where(lf < spec.min_load_fraction, spec.efficiency_min_load * (0.6 + 0.4 * lf / spec.min_load_fraction), eff)
