@@ -36,6 +36,10 @@ reads its full scale; device_lost: a device's values are gone (`device`: "analyz
 `lost` is the flag the bench will turn into a dead Modbus device); analyzer_drift: a span error
 (`span_error`, relative) the daily check sees until the fault ends."""
 
+DEVICE_VALUES = {"analyzer": ("co2_pct", "o2_pct"),
+                 "flow": ("differential_pressure_pa", "temperature_c", "static_pa", "moisture_pct")}
+"""The values each simulated device gives (a lost device: all its values NaN); "all": every value."""
+
 
 @dataclass(frozen=True, slots=True)
 class UnitSpec:
@@ -171,20 +175,21 @@ def simulate_stack(spec: UnitSpec, times: NDArray[np.datetime64], seed: int = 0,
     span = max(1.0 - spec.min_load_fraction, 1e-9)
     rel = np.clip((lf - spec.min_load_fraction) / span, 0.0, 1.0)
     eff = spec.efficiency_min_load + (spec.efficiency_full - spec.efficiency_min_load) * rel
-    eff = np.where(lf < spec.min_load_fraction, spec.efficiency_min_load * (0.6 + 0.4 * lf / spec.min_load_fraction), eff)
+    below_min = lf < spec.min_load_fraction    # start-up and shut-down: poorer efficiency, more excess air
+    eff = np.where(below_min, spec.efficiency_min_load * (0.6 + 0.4 * lf / spec.min_load_fraction), eff)
     heat_gj_h = np.where(running, load_mw * 3.6 / eff, 0.0)
     true_kg_h = heat_gj_h * spec.carbon_tc_per_gj * spec.oxidised_fraction * 44.0 / 12.0 * 1000.0
 
     o2 = spec.o2_min_load_pct + (spec.o2_full_load_pct - spec.o2_min_load_pct) * rel
-    o2 = np.where(lf < spec.min_load_fraction,
-                  spec.o2_startup_pct + (spec.o2_min_load_pct - spec.o2_startup_pct) * lf / spec.min_load_fraction, o2)
+    startup_o2 = spec.o2_startup_pct + (spec.o2_min_load_pct - spec.o2_startup_pct) * lf / spec.min_load_fraction
+    o2 = np.where(below_min, startup_o2, o2)
     co2_dry = spec.co2_max_dry_pct * (20.9 - o2) / 20.9
     with np.errstate(invalid="ignore", divide="ignore"):
         q_sn = np.where(running, true_kg_h * 1e6 / (co2_dry * CO2_MG_M3_PER_PCT), 0.0)
     moisture = np.where(running, spec.moisture_pct, 2.0) + 0.05 * draw("moist")
     temperature = np.where(running, spec.temperature_c, 25.0) + 0.2 * draw("temp")
-    q_full = spec.capacity_mw * 3.6 / spec.efficiency_full * spec.carbon_tc_per_gj * spec.oxidised_fraction * 44 / 12 * 1e9 / (
-        spec.co2_max_dry_pct * (20.9 - spec.o2_full_load_pct) / 20.9 * CO2_MG_M3_PER_PCT)
+    full_t_h = spec.capacity_mw * 3.6 / spec.efficiency_full * spec.carbon_tc_per_gj * spec.oxidised_fraction * 44 / 12
+    q_full = full_t_h * 1e9 / (spec.co2_max_dry_pct * (20.9 - spec.o2_full_load_pct) / 20.9 * CO2_MG_M3_PER_PCT)
     static = spec.static_full_load_pa * (q_sn / q_full) ** 2 + 5.0 * draw("static")
     baro = spec.barometric_pa + 300.0 * np.sin(2 * np.pi * t_min / (1440 * 5.3)) + 10.0 * draw("baro")
     xsw = moisture / 100.0
@@ -221,13 +226,13 @@ def simulate_stack(spec: UnitSpec, times: NDArray[np.datetime64], seed: int = 0,
     for f in faults:
         inside = _inside(t, f)
         if f.kind == "blocked_pitot":
-            values["differential_pressure_pa"] = np.where(inside, 0.2 * np.abs(draw("dp")), values["differential_pressure_pa"])
+            dp_now = values["differential_pressure_pa"]
+            values["differential_pressure_pa"] = np.where(inside, 0.2 * np.abs(draw("dp")), dp_now)
         elif f.kind == "co2_over_range":
             values["co2_pct"] = np.where(inside, spec.co2_full_scale_pct, values["co2_pct"])
         elif f.kind == "device_lost":
             device = str(f.params.get("device", "all"))
-            names = {"analyzer": ("co2_pct", "o2_pct"), "flow": ("differential_pressure_pa", "temperature_c",
-                                                                  "static_pa", "moisture_pct")}.get(device, tuple(values))
+            names = DEVICE_VALUES.get(device, tuple(values))
             for name in names:
                 values[name] = np.where(inside, np.nan, values[name])
             lost |= inside
@@ -254,7 +259,8 @@ def _check_in(times: NDArray[np.datetime64], d: int, spec: UnitSpec) -> bool:
     return bool(len(times) and times[0] <= at <= times[-1])
 
 
-def _check(spec: UnitSpec, seed: int, drifts: dict[int, NDArray], d: int, faults: Sequence[StackFault]) -> SimulatedCheck:
+def _check(spec: UnitSpec, seed: int, drifts: dict[int, NDArray], d: int,
+           faults: Sequence[StackFault]) -> SimulatedCheck:
     """The check at day d's check minute sees the drift accumulated since the previous one."""
     at = np.datetime64(int(d) * 1440 + spec.check_minute_of_day, "m")
     zero_rate, span_rate = _drift(drifts, seed, int(d) - 1)

@@ -37,7 +37,10 @@ FAULTS = [
 ]
 
 
-def _run(faults=(), seed=7, options=CalculationOptions()):
+HJ75 = CalculationOptions()
+
+
+def _run(faults=(), seed=7, options=HJ75):
     sim = simulate_stack(SPEC, MONTH, seed=seed, outages=OUTAGE, faults=faults)
     inputs = MinuteInputs(time=sim.time, running=sim.running, values=sim.values, ok=sim.ok)
     checks = [DailyCheck(c.time, c.zero_reading, c.span_reading, c.span_reference, c.full_scale) for c in sim.checks]

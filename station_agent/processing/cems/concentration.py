@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -26,7 +26,7 @@ MG_M3_PER_PERCENT = CO2_DENSITY_KG_M3 * 1e6 / 100.0
 """mg/m3 of CO2 at standard state per 1 % vol: 19,635."""
 
 
-class MoistureBasis(str, Enum):
+class MoistureBasis(StrEnum):
     """What the CO2 analyzer measures: gas as it is in the duct (wet: in-situ, hot-wet extractive)
     or gas with its water removed (dry: extractive with a cooler/dryer)."""
 

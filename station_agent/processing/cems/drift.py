@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
 
 
-class DriftUnit(str, Enum):
+class DriftUnit(StrEnum):
     PERCENT_FULL_SCALE = "pct_fs"   # |reading - reference| / full scale * 100
     ABSOLUTE = "abs"                # |reading - reference|, in the analyzer's unit (% CO2)
 

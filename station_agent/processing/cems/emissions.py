@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +27,7 @@ from station_agent.processing.cems.substitution import (
 )
 
 
-class SubstitutionMethod(str, Enum):
+class SubstitutionMethod(StrEnum):
     HJ75 = "hj75"
     PART75 = "part75"
 

@@ -19,7 +19,7 @@ in SI units): mass (kg) = C_d (mg/m3) * Q_sn (m3/h) * 1e-6 * operating time (h).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +28,7 @@ from station_agent.processing.cems.concentration import MG_M3_PER_PERCENT
 from station_agent.processing.cems.minutes import REASON_BIT, MinuteEmissions
 
 
-class HourRuleKind(str, Enum):
+class HourRuleKind(StrEnum):
     MIN_VALID_MINUTES = "min_valid_minutes"
     QUADRANTS = "quadrants"
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from station_agent.processing.cems.concentration import (
     MoistureBasis,
@@ -70,8 +70,10 @@ class MinuteInputs:
         unknown = set(self.values) - set(INPUTS) | set(self.ok or {}) - set(INPUTS)
         if unknown:
             raise ValueError(f"unknown minute inputs {sorted(unknown)}; known: {', '.join(INPUTS)}")
-        for name, arr in {**self.values, **(self.ok or {}), "running": self.running,
-                          **({"out_of_control": self.out_of_control} if self.out_of_control is not None else {})}.items():
+        arrays = {**self.values, **(self.ok or {}), "running": self.running}
+        if self.out_of_control is not None:
+            arrays["out_of_control"] = self.out_of_control
+        for name, arr in arrays.items():
             if len(arr) != n:
                 raise ValueError(f"minute input {name!r} has {len(arr)} values for {n} minutes")
 

@@ -5,13 +5,13 @@ TOML model (a later piece) builds one of these."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from station_agent.processing.cems.concentration import MoistureBasis
 from station_agent.processing.cems.flow import RectangularDuct, RoundDuct
 
 
-class VelocityMethod(str, Enum):
+class VelocityMethod(StrEnum):
     PITOT = "pitot"            # differential pressure (Pa) -> velocity with Kp and the gas density
     ULTRASONIC = "ultrasonic"  # the meter gives a path velocity (m/s)
 

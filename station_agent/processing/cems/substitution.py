@@ -80,8 +80,10 @@ MODC: dict[str, str] = {
     "H1": "HJ 75-2017 missing data, capture >= 90 %, N <= 24 h: mean of the valid hours before and after",
     "H2": "HJ 75-2017 missing data, capture >= 90 %, N > 24 h: maximum of the 720 valid hours before",
     "H3": "HJ 75-2017 missing data, capture 75-90 %: maximum of the 2160 valid hours before",
-    "H4": "HJ 75-2017 out of control, capture >= 90 %, N <= 24 h: maximum of the 180 valid hours before the last calibration",
-    "H5": "HJ 75-2017 out of control, capture >= 90 %, N > 24 h: maximum of the 720 valid hours before the last calibration",
+    "H4": "HJ 75-2017 out of control, capture >= 90 %, N <= 24 h: maximum of the 180 valid hours before the last "
+          "calibration",
+    "H5": "HJ 75-2017 out of control, capture >= 90 %, N > 24 h: maximum of the 720 valid hours before the last "
+          "calibration",
     "H6": "HJ 75-2017 out of control, capture 75-90 %: maximum of the 2160 valid hours before the last calibration",
     "H9": "capture < 75 % (no HJ 75-2017 rule): maximum of the 2160 valid hours before",
     "NA": "no valid hour to substitute from: the hour stays without a value",
@@ -161,8 +163,10 @@ def hj75_substitute(hours: NDArray[np.datetime64], values: NDArray[np.float64], 
         for i in range(g_start, g_end):
             if ooc[i]:
                 end = _before_calibration(hrs, i, periods)
-                if alpha >= 90.0:
-                    value, code = _max(_last_valid(v, ok, end, 180 if n_hours <= 24 else 720)), ("H4" if n_hours <= 24 else "H5")
+                if alpha >= 90.0 and n_hours <= 24:
+                    value, code = _max(_last_valid(v, ok, end, 180)), "H4"
+                elif alpha >= 90.0:
+                    value, code = _max(_last_valid(v, ok, end, 720)), "H5"
                 elif alpha >= 75.0:
                     value, code = _max(_last_valid(v, ok, end, 2160)), "H6"
                 else:
