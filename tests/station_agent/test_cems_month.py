@@ -59,6 +59,10 @@ def test_a_month_with_nothing_failing_recovers_the_true_mass_within_1_percent(se
     # days add up to the month, the month to the year
     assert sum(d.mass_t for d in result.totals("day")) == pytest.approx(month.mass_t)
     assert result.totals("year")[0].mass_t == pytest.approx(month.mass_t)
+    records = result.hours.records()
+    assert len(records) == 708 and records[0].hour == "2026-03-01T00:00:00Z"
+    assert {r.co2_modc for r in records} == {r.flow_modc for r in records} == {"01"}
+    assert sum(r.mass_kg for r in records) / 1000.0 == pytest.approx(month.mass_t)
 
 
 def _hours_between(result, start: str, end: str) -> np.ndarray:

@@ -61,6 +61,34 @@ class HourlyEmissions:
     def unfilled(self) -> NDArray[np.bool_]:
         return self.operating & ~np.isfinite(self.mass_kg)
 
+    def records(self) -> list[HourRecord]:
+        """The operating hours as plain records (for the store, the wire and HJ 212 uplinks)."""
+        return [HourRecord(hour=str(self.hour[i].astype("datetime64[s]")) + "Z",
+                           operating_hours=float(self.operating_hours[i]),
+                           co2_dry_pct=_or_none(self.co2_dry_pct[i]), co2_modc=str(self.co2_modc[i]),
+                           standard_flow_m3_h=_or_none(self.standard_flow_m3_h[i]), flow_modc=str(self.flow_modc[i]),
+                           mass_kg=_or_none(self.mass_kg[i]))
+                for i in np.flatnonzero(self.operating)]
+
+
+@dataclass(frozen=True, slots=True)
+class HourRecord:
+    """One operating hour: start (ISO, UTC), operating time (h), CO2 dry (% vol) and standard dry
+    flow (m3/h) with their method-of-determination codes, CO2 mass (kg); None where nothing could
+    be substituted."""
+
+    hour: str
+    operating_hours: float
+    co2_dry_pct: float | None
+    co2_modc: str
+    standard_flow_m3_h: float | None
+    flow_modc: str
+    mass_kg: float | None
+
+
+def _or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
 
 def hourly_emissions(hourly: HourlyValues, method: SubstitutionMethod | str = SubstitutionMethod.HJ75,
                      periods: Sequence[OutOfControlPeriod] = (), *, part75_co2: Part75Parameter | None = None,

@@ -132,7 +132,6 @@ def minute_emissions(inputs: MinuteInputs, settings: StackSettings) -> MinuteEmi
     moisture = _value(inputs, "moisture_pct", n)
     co2_reading = _value(inputs, "co2_pct", n)
     co2_dry = co2_dry_pct(co2_reading, moisture, settings.co2_basis)
-    over_range = np.zeros(n, bool)
     with np.errstate(invalid="ignore"):
         over_range = np.isfinite(co2_reading) & (co2_reading >= settings.co2_full_scale_pct)
     ooc = (np.zeros(n, bool) if inputs.out_of_control is None else np.asarray(inputs.out_of_control, bool))
