@@ -7,8 +7,9 @@ Validity rules (`HourRule`), per monitor (flow and CO2 separately):
   reference corpus, see the report). For an hour the unit ran only part of (start-up, shut-down)
   the same 45/60 share of its operating minutes is required (our extension: the standard speaks of
   full hours).
-- `quadrants` (US 40 CFR Part 75, section 75.10(d)(1)): at least one valid minute in each 15-minute
-  quadrant of the hour in which the unit operated.
+- `quadrants` (US 40 CFR Part 75, section 75.10(d)(1), as DOMAIN.md states it; the section's text
+  was not in the reference corpus): at least one valid minute in each 15-minute quadrant of the hour
+  in which the unit operated.
 The threshold is configurable (`HourRule(min_valid_minutes=N)`).
 
 An hour's mean is taken over its valid minutes; its operating time is its running minutes / 60.
