@@ -166,7 +166,7 @@ def simulate_stack(spec: UnitSpec, times: NDArray[np.datetime64], seed: int = 0,
     def draw(name: str) -> NDArray[np.float64]:
         return np.array([noise[name][int(d)][int(m)] for d, m in zip(day, mod, strict=True)]) if n else np.zeros(0)
 
-    # load: the daily shape with slow wander, scaled by start-up/shut-down ramps
+    # load: the daily shape with minute-to-minute jitter (1 % of capacity), scaled by start-up/shut-down ramps
     base = np.clip(load_fraction_of_day(mod) + 0.01 * draw("load"), spec.min_load_fraction, 1.0)
     ramp = _operating_fraction(t_min, outages, spec)
     lf = base * ramp
