@@ -102,3 +102,26 @@ def test_the_part75_option_marks_the_same_hours_with_part75_codes():
     # a month has fewer than 720 QA hours: the initial procedure (07) for CO2 and flow
     assert codes == {"07", "01"}
     assert int(hours.substituted.sum()) == 6 + 48 + 32 + 2
+
+
+def test_the_month_against_the_accounting_method_through_centrals_comparison():
+    from datetime import datetime
+
+    from central.cems import CemsHour, FuelMonth, accounting_months, cems_months, compare_months
+
+    sim, result = _run(seed=9)
+    records = result.hours.records()
+    hours = [CemsHour("unit-1", datetime.fromisoformat(r.hour.replace("Z", "+00:00")), r.mass_kg,
+                      r.operating_hours, r.co2_modc == "01" and r.flow_modc == "01", False) for r in records]
+    # the fuel the simulated unit burnt: its heat input (true CO2 / (CC * OF * 44/12)) at 20.9 GJ/t
+    heat_gj = sim.true_co2_kg_h.sum() / 60.0 / 1000.0 / (SPEC.carbon_tc_per_gj * SPEC.oxidised_fraction * 44 / 12)
+    fuel_t = heat_gj / 20.9
+    measured = FuelMonth("unit-1", "2026-03", "coal", fuel_t, 20.9, SPEC.carbon_tc_per_gj, SPEC.oxidised_fraction)
+    defaulted = FuelMonth("unit-1", "2026-03", "coal", fuel_t, 20.9, None, SPEC.oxidised_fraction)
+    (with_measured,) = compare_months(cems_months(hours), accounting_months([measured]))
+    (with_default,) = compare_months(cems_months(hours), accounting_months([defaulted]))
+    assert abs(with_measured.relative_difference) < 0.01
+    # the default carbon content (0.03085 vs 0.0262 tC/GJ) puts the account 17.7 % above the stack:
+    # (CEMS - accounting) / accounting = 0.0262 / 0.03085 - 1 = -15.1 %
+    assert with_default.relative_difference == pytest.approx(0.0262 / 0.03085 - 1, abs=0.01)
+    assert with_default.carbon_defaulted and with_measured.availability == 1.0
