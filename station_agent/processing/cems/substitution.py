@@ -52,7 +52,13 @@ Flow: section 75.33(c) (Table 2) uses 2,160 hours and load ranges, and its short
 average flow at the corresponding load range. This module applies the Table 1 structure to flow
 with a 2,160-hour lookback restricted to the hour's load bin when `load_bin` is given: an
 approximation of Table 2, stated here so no one reads it as the rule itself.
-Percentiles are numpy's linear interpolation (ECMPS's exact rank rule was not verified).
+Percentiles are numpy's linear interpolation (ECMPS's exact rank rule was not verified), and which
+code ECMPS expects when the HB/HA average is the greater of the two (06 here) was not verified either.
+When neither HB/HA nor a lookback value exists, the maximum potential value (12) is used.
+
+Both methods: a gap still open at the end of the data (the monitor not back yet) takes the hour
+before alone where the rule wants before and after; recomputing once it is back gives the final
+value, as a DAHS does when it closes a missing data period.
 """
 
 from __future__ import annotations
