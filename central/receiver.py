@@ -62,6 +62,7 @@ class _Received:
     qos: int
     generation: int
     retain: bool = False
+    content_type: str | None = None
 
 
 def _is_clearing(r: _Received) -> bool:
@@ -268,7 +269,8 @@ class Receiver:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to our next session
-        item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, bool(msg.retain))
+        item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, bool(msg.retain),
+                         getattr(msg.properties, "ContentType", None))
         self._count("received")
         while True:
             try:
@@ -332,7 +334,7 @@ class Receiver:
                     if self._stopping.is_set():
                         return
                     continue
-                messages = [Message(r.topic, r.payload) for r in group if not _is_clearing(r)]
+                messages = [Message(r.topic, r.payload, r.content_type) for r in group if not _is_clearing(r)]
                 decoded = self.ingestor.decode_all(messages) if messages else None
                 if not self._hand_over((group, decoded)):
                     return  # the storage thread is gone: not acknowledged, redelivered later
