@@ -7,7 +7,11 @@ that with the models like any other, so the two encodings accept the same record
 values, and a record stored from one is a duplicate of the same record sent in the other.
 
 Version 1 (`ghg-lean/1`): raw DEFLATE (RFC 1951, zlib wbits -15, no header or checksum: TCP and TLS
-carry the message) with the preset dictionary `DICTIONARY_V1`, of one MessagePack document::
+carry the message) with the preset dictionary `DICTIONARY_V1`, of one document in one of two forms,
+told apart by its first byte. The JSON form (``{``) is the JSON batch itself: a station sends it for
+batches of more than `POSITIONAL_MAX_RECORDS` records (backlogs), which central then reads as fast as
+plain JSON. The positional form (a MessagePack array of 5, byte 0x95), for the few records a live
+link sends at a time, where names and envelope would be most of the bytes::
 
     [station: str, store: bin 16 | nil, kind: str, sent: str, records: [record, ...]]
 
@@ -34,7 +38,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -42,6 +46,7 @@ import msgspec
 
 from ghgnet.timeutil import iso_utc
 
+from .encode import BatchEncoder
 from .errors import MalformedLean, PayloadTooLarge, UnknownContentType
 from .models import SCHEMA_VERSION, STORE_RE
 from .topics import BATCH_KINDS, check_station_id
@@ -51,6 +56,10 @@ LEAN_CONTENT_TYPE = "ghg-lean/1"
 """Short on purpose: a content type travels in every message, and a live minute is ~150 bytes."""
 ENCODINGS = {"json": None, "lean": LEAN_CONTENT_TYPE}
 """A station's `[forwarding] encoding` -> the content type it announces (None: none, JSON)."""
+
+POSITIONAL_MAX_RECORDS = 16
+"""Batches of more records go in the JSON form: deflated, a backlog's record takes about a fifth more
+bytes than in the positional one, and central reads the JSON straight, several times faster."""
 
 _DBL_MAX = 1.7976931348623157e308
 _Finite = Annotated[float, msgspec.Meta(ge=-_DBL_MAX, le=_DBL_MAX)]  # NaN fails both bounds
@@ -188,9 +197,18 @@ def _dictionary_v1() -> bytes:
         _pack_minute(2, -20_456, "picarro-1", "inlet:top", {"co2": (None, None, 0, None, None)}, None, "N",
                      ["flush", "too_few_samples"], 60, None, {"cavity_pressure": 140.0, "cavity_temp": 45.0}),
     ]
+    json_batch = (  # the JSON form (backlogs): farthest, its records are many and their names repeat
+        b'{"schema":1,"station":"demo-tower","store":"' + b"0" * 32 + b'","kind":"minute","sent":"' + t.encode()
+        + b'","records":[{"seq":1,"time":"' + t.encode() + b'","device":"picarro-1","stream":"inlet:top","species":'
+        b'{"co2":{"mean":420.0,"std":0.05,"n":60,"raw_mean":421.0,"cal_mean":420.0},"ch4":{"mean":2000.0,'
+        b'"std":0.6,"n":60,"raw_mean":2040.0,"cal_mean":2000.0},"co":{"mean":150.0,"std":4.8,"n":60,'
+        b'"raw_mean":151.0,"cal_mean":150.0}},"h2o":1.35,"flag":"U","reasons":[],"n_total":60,'
+        b'"calibration_id":"cal-picarro-1-20260101T0000Z","diagnostics":{"h2o_low_fraction":0.0,'
+        b'"cavity_pressure":140.0,"cavity_temp":45.0}}]}'
+    )
     head = _LeanBatch("demo-tower", bytes(16), "minute", t, [_LeanJson(1, r) for r in json_records])
     tail = _LeanBatch("demo-tower", bytes(16), "minute", _ms("2026-07-01T00:01:20.123Z"), minutes)
-    return b"".join([_MSGPACK.encode(head), _MSGPACK.encode(words), _MSGPACK.encode(tail)])
+    return b"".join([json_batch, _MSGPACK.encode(head), _MSGPACK.encode(words), _MSGPACK.encode(tail)])
 
 
 DICTIONARY_V1 = _dictionary_v1()
@@ -199,7 +217,7 @@ DICTIONARY_V1 = _dictionary_v1()
 class LeanEncoder:
     """Lean payloads of one station and store (the station side; `BatchEncoder`'s lean twin)."""
 
-    __slots__ = ("_station", "_store")
+    __slots__ = ("_json", "_station", "_store")
 
     def __init__(self, station: str, store: str | None = None) -> None:
         check_station_id(station)
@@ -207,12 +225,20 @@ class LeanEncoder:
             raise ValueError(f"store {str(store)[:40]!r} is not a store identity (32 lower-case hex digits)")
         self._station = station
         self._store = None if store is None else bytes.fromhex(store)
+        self._json = BatchEncoder(station, store)
 
-    def encode_rows(self, kind: str, sent: datetime, rows: Iterable[tuple[int, str, bytes]]) -> bytes:
+    def encode_rows(self, kind: str, sent: datetime, rows: Sequence[tuple[int, str, bytes]],
+                    as_json: bytes | None = None) -> bytes:
         """The lean payload of a `kind` batch sent at `sent` holding the outbox's rows: (seq, kind, the
-        record's JSON object without its seq as UTF-8 bytes), all of `kind` (not checked)."""
+        record's JSON object without its seq as UTF-8 bytes), all of `kind` (not checked). `as_json`:
+        the same batch as `BatchEncoder.encode_rows` made it (same `sent`), when the caller has it."""
         if kind not in BATCH_KINDS:
             raise ValueError(f"unknown batch kind {kind!r}; known: {', '.join(BATCH_KINDS)}")
+        if len(rows) > POSITIONAL_MAX_RECORDS:
+            if as_json is None:
+                as_json = self._json.encode_rows(kind, sent, rows)
+            deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=DICTIONARY_V1)
+            return deflate.compress(as_json) + deflate.flush()
         sent_text = iso_utc(sent)
         sent_ms = _ms(sent_text)
         if kind == "minute":
@@ -276,6 +302,8 @@ def lean_to_json(payload: bytes, max_bytes: int) -> bytes:
     """The JSON batch a version 1 lean payload stands for, at most `max_bytes` long (the inflated
     document too). Raises MalformedLean or PayloadTooLarge (both WireErrors), nothing else."""
     doc = inflate_bounded(payload, DICTIONARY_V1, max_bytes)
+    if doc[:1] == b"{":  # the JSON form: the batch itself (a MessagePack document starts 0x95)
+        return doc
     try:
         batch = _LEAN_DECODER.decode(doc)
     except msgspec.DecodeError as exc:  # ValidationError included

@@ -735,7 +735,7 @@ class Forwarder:
         if len(body) > self._payload_limit:  # lean too: central bounds what it inflates to by its payload limit
             return self._publish_cut(batch)
         if self._lean is not None:
-            body = self._lean.encode_rows(kind, sent, batch)
+            body = self._lean.encode_rows(kind, sent, batch, body)
             if len(body) > self._payload_limit:  # never seen (lean is the smaller), but must not loop
                 return self._publish_halves(batch, len(body))
         info = self.client.publish(self._topics[kind], body, qos=1, properties=self._publish_props)
