@@ -29,13 +29,13 @@ from ghgnet.wire import (
     CalibrationWire,
     ParsedBatch,
     WireError,
+    batch_json,
     encode_ack,
     parse_batch,
     parse_status,
     parse_topic,
     topic_for,
 )
-from ghgnet.wire.lean import batch_json
 
 from .lean_minutes import decode_minutes
 from .store import (
@@ -55,6 +55,10 @@ log = structlog.get_logger(component="ingest")  # lazy: picks up configure_loggi
 
 DEFAULT_FUTURE_TOLERANCE_S = 3600.0
 """How far beyond central's clock a record or status may be stamped (`[ingest] future_tolerance_s`)."""
+
+
+MessageTuple = tuple[str, bytes] | tuple[str, bytes, str | None]
+"""A message as the decoding takes it: (topic, payload), or (topic, payload, content type)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,14 +176,14 @@ def decode(topic: str, payload: bytes, max_bytes: int, not_after: datetime | Non
 
 
 def decode_group(
-    messages: Sequence[tuple[str, bytes] | tuple[str, bytes, str | None]],
+    messages: Sequence[MessageTuple],
     max_bytes: int,
     prepare: Callable[[Sequence[Inbound], datetime], Prepared],
     received_at: datetime,
     future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S,
 ) -> tuple[list[int], Prepared]:
-    """Validate a group of (topic, payload[, content type]) messages received at `received_at` (central's clock)
-    and build the rows to write (`prepare`: the store's row builder). Returns the indexes of the
+    """Validate a group of (topic, payload[, content type]) messages received at `received_at`
+    (central's clock) and build the rows to write (`prepare`: the store's row builder). Returns the indexes of the
     messages with something to store (the others are ignored) and the prepared items. Pure: the
     decoding process runs it (central/decoder.py)."""
     not_after = received_at + timedelta(seconds=future_tolerance_s)
@@ -197,7 +201,7 @@ def decode_group(
 class RemoteDecoder(Protocol):
     """Where `decode_group` may run instead of the calling thread (central/decoder.py)."""
 
-    def decode(self, messages: Sequence[tuple[str, bytes] | tuple[str, bytes, str | None]], received_at: datetime) -> tuple[list[int], Prepared] | None:
+    def decode(self, messages: Sequence[MessageTuple], received_at: datetime) -> tuple[list[int], Prepared] | None:
         """The result of `decode_group`, or None when it cannot decode now (then the caller does)."""
         ...
 
@@ -239,7 +243,8 @@ class Ingestor:
         thread than `store_decoded`), in the decoding process when there is one that can, else
         here. Central receives the group now."""
         received_at = self.now()
-        pairs = [(m.topic, m.payload, m.content_type) if m.content_type else (m.topic, m.payload) for m in messages]
+        pairs: list[MessageTuple] = [(m.topic, m.payload, m.content_type) if m.content_type else (m.topic, m.payload)
+                                     for m in messages]
         result = self.decoder.decode(pairs, received_at) if self.decoder is not None else None
         if result is None:
             result = decode_group(pairs, self.max_payload_bytes, self.store.prepare, received_at,
@@ -298,5 +303,5 @@ class Ingestor:
         return outcome
 
 
-__all__ = ["DEFAULT_FUTURE_TOLERANCE_S", "Decoded", "Handled", "Ingestor", "Message", "RemoteDecoder",
+__all__ = ["DEFAULT_FUTURE_TOLERANCE_S", "Decoded", "Handled", "Ingestor", "Message", "MessageTuple", "RemoteDecoder",
            "StatusOutcome", "decode", "decode_group", "group_acks", "refuse_future_records"]

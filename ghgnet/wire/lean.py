@@ -279,12 +279,15 @@ def _json_record(r: _LeanMinute | _LeanJson, sent_ms: int | None) -> bytes:
     if len(r.n) != k or len(r.values) != 8 * (4 * k + 1 + len(r.diagnostics)):
         raise MalformedLean(f"lean payload: minute seq {r.seq}: {k} species, {len(r.n)} counts, "
                             f"{len(r.diagnostics)} diagnostics and {len(r.values)} bytes of values do not agree")
+    if len(set(r.species)) != k or len(set(r.diagnostics)) != len(r.diagnostics):
+        raise MalformedLean(f"lean payload: minute seq {r.seq} names a species or diagnostic twice")
     floats = struct.unpack(f"<{len(r.values) // 8}d", r.values)
     if _INF in floats or -_INF in floats:
         raise MalformedLean(f"lean payload: minute seq {r.seq} holds an infinite value")
     v = [x if x == x else None for x in floats]  # NaN stands for None
     return _JSON.encode({
-        "seq": r.seq, "time": r.time if type(r.time) is str else _record_time(r, sent_ms), "device": r.device, "stream": r.stream,
+        "seq": r.seq, "time": r.time if type(r.time) is str else _record_time(r, sent_ms),
+        "device": r.device, "stream": r.stream,
         "species": {name: {"mean": v[4 * i], "std": v[4 * i + 1], "n": r.n[i], "raw_mean": v[4 * i + 2],
                            "cal_mean": v[4 * i + 3]} for i, name in enumerate(r.species)},
         "h2o": v[4 * k], "flag": r.flag, "reasons": r.reasons, "n_total": r.n_total,
@@ -321,7 +324,8 @@ def lean_to_json(payload: bytes, max_bytes: int) -> bytes:
         raise MalformedLean(f"lean payload: {exc}") from None
     out = b"".join((head[:-1], b',"records":[', b",".join(records), b"]}"))
     if len(out) > max_bytes:
-        raise PayloadTooLarge(f"lean payload stands for {len(out)} bytes of JSON, beyond the limit of {max_bytes} bytes")
+        raise PayloadTooLarge(f"lean payload stands for {len(out)} bytes of JSON, beyond the limit of "
+                              f"{max_bytes} bytes")
     return out
 
 

@@ -230,6 +230,80 @@ def end_to_end(broker, tmp: Path, filled: Path, n: int, batch_size: int, window:
             "wire_bytes": acked["wire_bytes"], "published_records": acked["published_records"]}
 
 
+def encoded_batches(n: int, batch_size: int, encoding: str) -> list[bytes]:
+    """The replay's batches (n minute records, `batch_size` a message) as the forwarder encodes them."""
+    from ghgnet.wire import BatchEncoder, LeanEncoder
+
+    store = uuid.UUID(int=54321).hex
+    rows = outbox_rows(minute_records(n))
+    out = []
+    for i in range(0, n, batch_size):
+        body = BatchEncoder(STATION, store).encode_rows("minute", T0, rows[i:i + batch_size])
+        if encoding == "lean":
+            body = LeanEncoder(STATION, store).encode_rows("minute", T0, rows[i:i + batch_size], body)
+        out.append(body)
+    return out
+
+
+def publish_child(port: int, path: str, content_type: str) -> None:
+    """Publish the length-prefixed payloads in `path` to the minute topic, QoS 1, as fast as the
+    broker takes them (a window of 32 in flight, as the forwarder's default), then exit."""
+    import struct
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from ghgnet.mqttlink import MqttConfig, make_client
+    from ghgnet.wire import topic_for
+
+    data = Path(path).read_bytes()
+    payloads, i = [], 0
+    while i < len(data):
+        (k,) = struct.unpack_from("<I", data, i)
+        payloads.append(data[i + 4:i + 4 + k])
+        i += 4 + k
+    props = None
+    if content_type != "-":
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = content_type
+    client = make_client(MqttConfig(host="127.0.0.1", port=port), "central-only-publisher")
+    client.max_inflight_messages_set(32)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    print(json.dumps({"started": time.monotonic()}), flush=True)  # after the imports and the connection
+    infos = [client.publish(topic_for(STATION, "minute"), p, qos=1, properties=props) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def central_only(broker, tmp: Path, n: int, batches: list[bytes], encoding: str, decode_process: bool) -> float:
+    """Central alone on the replay's batches, already encoded (no station CPU beside it): records/s
+    from the first publish until central has stored them all."""
+    import struct
+
+    from central.receiver import Receiver
+    from ghgnet.wire import ENCODINGS
+
+    path = tmp / f"batches-{encoding}.bin"
+    path.write_bytes(b"".join(struct.pack("<I", len(b)) + b for b in batches))
+    receiver = Receiver(central_config(broker.port, tmp / f"central-only-{encoding}.sqlite", decode_process)).start()
+    wait_stored = watch_stored(receiver, n)
+    try:
+        assert receiver.subscribed.wait(10)
+        if receiver.decoder is not None:
+            assert receiver.decoder.wait_ready(30)
+        child = subprocess.Popen([sys.executable, __file__, "--publish-child", str(broker.port), str(path),
+                                  ENCODINGS[encoding] or "-"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        t0 = json.loads(child.stdout.readline())["started"]
+        stored = wait_stored(300)
+        child.wait(60)
+    finally:
+        receiver.stop()
+    return n / (stored - t0)
+
+
 def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
     """One record per message, publish and wait for its PUBACK, until central has stored them."""
     from central.receiver import Receiver
@@ -423,12 +497,17 @@ def main() -> None:
                     help="central decodes in a thread of its own process (ingest.decode_process false)")
     ap.add_argument("--no-lean", action="store_true", help="skip the lean encoding's replay")
     ap.add_argument("--station-child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--publish-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
     if args.station_child:
         db, port, batch, window, encoding = args.station_child
         station_child(db, int(port), int(batch), int(window), encoding)
+        return
+    if args.publish_child:
+        port, path, content_type = args.publish_child
+        publish_child(int(port), path, content_type)
         return
 
     from ghgnet.logs import configure_logging
@@ -451,6 +530,7 @@ def main() -> None:
         filled = top / "station-filled.sqlite"
         fill_station(filled, n)
         recs = wire_records(n)
+        batches = {enc: encoded_batches(n, batch_size, enc) for enc in ("json", "lean")}
         for k in range(args.rounds):
             tmp = top / f"round-{k}"
             tmp.mkdir()
@@ -460,9 +540,12 @@ def main() -> None:
                 lean = None if args.no_lean else end_to_end(broker, tmp, filled, n, batch_size, window, decode_process,
                                                             "lean")
                 naive_rate = naive(broker, tmp, args.naive_records, decode_process)
+                alone = {} if args.no_lean else {
+                    enc: central_only(broker, tmp, n, batches[enc], enc, decode_process) for enc in ("json", "lean")}
             finally:
                 broker.stop()
-            rounds.append({"e2e": e2e, "lean": lean, "naive": naive_rate, "raw": raw_insert(tmp, recs)})
+            rounds.append({"e2e": e2e, "lean": lean, "naive": naive_rate, "raw": raw_insert(tmp, recs),
+                           "central_only": alone})
     stored = [n / r["e2e"]["stored_s"] for r in rounds]
     acked = [n / r["e2e"]["acked_s"] for r in rounds]
     naives = [r["naive"] for r in rounds]
@@ -507,6 +590,12 @@ def print_lean(rounds: list[dict], n: int, batch_size: int, stored: list[float],
           + ", ".join(f"{a / b:.2f}" for a, b in zip(stored, lean_stored)))
     print(f"lean, end to end, acked back to station:{max(lean_acked):10,.0f} records/s  (rounds: {each(lean_acked)})"
           f"  json/lean {max(acked) / max(lean_acked):.2f}")
+    alone = {enc: [r["central_only"][enc] for r in rounds] for enc in ("json", "lean")}
+    for enc in ("json", "lean"):
+        print(f"central alone on the replay's {enc} batches (published ready-made, no station beside it): "
+              f"{max(alone[enc]):10,.0f} records/s  (rounds: {each(alone[enc])})")
+    print("central alone, lean/json round by round: "
+          + ", ".join(f"{100 * b / a:.1f} %" for a, b in zip(alone["json"], alone["lean"])))
     last = rounds[-1]
     for enc, key in (("json", "e2e"), ("lean", "lean")):
         r = last[key]

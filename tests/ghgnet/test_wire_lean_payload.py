@@ -137,6 +137,7 @@ def test_broken_lean_payloads_are_refused_with_a_reason():
     bad_values = [*minute_doc[:4], [[0, 1, 0, "d", "s", ["co2"], [1], b"\x00" * 7, "U", [], 1, None, []]]]
     infinite = [*minute_doc[:4], [[0, 1, 0, "d", "s", [], [], b"\x00\x00\x00\x00\x00\x00\xf0\x7f", "U", [], 1, None,
                                    []]]]
+    twice = [*minute_doc[:4], [[0, 1, 0, "d", "s", ["co2", "co2"], [1, 1], b"\x00" * 72, "U", [], 1, None, []]]]
     cases = {
         b"": (MalformedLean, "truncated"),
         b"{\"schema\":1}": (MalformedLean, "DEFLATE"),
@@ -147,6 +148,7 @@ def test_broken_lean_payloads_are_refused_with_a_reason():
         deflate(msgspec.msgpack.encode([*minute_doc[:4], [[1, 1, b"[1]"]]])): (MalformedLean, "not a JSON object"),
         deflate(msgspec.msgpack.encode(bad_values)): (MalformedLean, "do not agree"),
         deflate(msgspec.msgpack.encode(infinite)): (MalformedLean, "infinite"),
+        deflate(msgspec.msgpack.encode(twice)): (MalformedLean, "twice"),
         deflate(msgspec.msgpack.encode([minute_doc[0], b"\x01" * 3, *minute_doc[2:]])): (MalformedLean, "store"),
         deflate(msgspec.msgpack.encode([*minute_doc[:3], 10**18, minute_doc[4]])): (MalformedLean, "out of range"),
     }
