@@ -20,10 +20,12 @@ from support.wait import wait_until
 from central.config import CentralConfig
 from central.receiver import Receiver
 from ghgnet.clock import ScaledClock
+from ghgnet.config import ConfigError
 from ghgnet.logs import get_logger
 from ghgnet.mqttlink import MqttConfig, make_client
 from ghgnet.wire import LEAN_CONTENT_TYPE
 from simulators.broker import MosquittoBroker, find_mosquitto
+from station_agent.config import load_station_config
 from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
 from station_agent.processing.minute_bins import MinuteAssembler
 from station_agent.records import Event, MinuteRecord, SpeciesMinute
@@ -180,3 +182,22 @@ def test_a_lean_message_the_broker_will_not_take_is_halved_down_to_its_record_wh
     assert [a["seq"] for a in aside] == [big] and "dropped the connection" in aside[0]["reason"]
     assert fw.stats["set_aside"] == 1
     r.central_holds_all_but({big})
+
+
+def test_a_station_chooses_lean_in_its_config_and_a_misspelt_encoding_is_named(tmp_path: Path):
+    example = (Path(__file__).resolve().parents[2] / "configs" / "station.example.toml").read_text()
+    assert '# encoding = "lean"' in example
+    for name, text in (("lean", example.replace('# encoding = "lean"', 'encoding = "lean"')),
+                       ("zstd", example.replace('# encoding = "lean"', 'encoding = "zstd"'))):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        if name == "lean":
+            cfg = load_station_config(path)
+            assert cfg.forwarding.encoding == "lean"
+            assert load_station_config(Path(__file__).resolve().parents[2] / "configs"
+                                       / "station.example.toml").forwarding.encoding == "json"
+        else:
+            with pytest.raises(ConfigError) as err:
+                load_station_config(path)
+            assert any("forwarding.encoding" in line and "'json' or 'lean'" in line for line in err.value.lines), \
+                err.value.lines
