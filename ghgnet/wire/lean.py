@@ -13,18 +13,22 @@ batches of more than `POSITIONAL_MAX_RECORDS` records (backlogs), which central 
 plain JSON. The positional form (a MessagePack array of 5, byte 0x95), for the few records a live
 link sends at a time, where names and envelope would be most of the bytes::
 
-    [station: str, store: bin 16 | nil, kind: str, sent: str, records: [record, ...]]
+    [station: str, store: bin 16 | nil, kind: str, sent: int | str, records: [record, ...]]
 
-``store`` is the store identity's 16 bytes (nil: a station older than store identities); ``sent`` the
-envelope's ISO text; the schema is 1. Each record is one of (MessagePack arrays, tag first):
+``store`` is the store identity's 16 bytes (nil: a station older than store identities); ``sent``
+milliseconds since 1970-01-01T00:00:00Z (or the envelope's text, when not in iso_utc's form); the
+schema is 1. Each record is one of (MessagePack arrays, tag first)::
 
-    [0, seq, time, device, stream, {species: [mean, std, n, raw_mean, cal_mean]}, h2o, flag, reasons,
-        n_total, calibration_id, {diagnostic: value}]     a minute record with exactly its 11 keys
+    [0, seq, time, device, stream, [species names], [n per species], values: bin, flag, reasons,
+        n_total, calibration_id, [diagnostic names]]      a minute record with exactly its 11 keys
     [1, seq, json: bin]                                   any record: its JSON object without seq
 
-Positions keep a minute's field names off the wire (a live minute travels alone: names were half its
-compressed bytes); any record the positional form does not fit exactly travels as its JSON text, so
-nothing a station stores is changed on the way. Floats are IEEE doubles (finite), times stay text.
+``time`` is milliseconds after ``sent`` (negative: before it), or the record's text when it or
+``sent`` is not in iso_utc's form. ``values`` is little-endian doubles: per species mean, std,
+raw_mean, cal_mean, then h2o, then the diagnostics in their names' order; NaN stands for null (no
+wire float may be NaN), an infinity is refused. Positions keep a minute's names off the wire (a live
+minute travels alone: names were half its compressed bytes); any record the positional form does not
+fit exactly travels as its JSON text, so nothing a station stores is changed on the way.
 Central bounds the inflated document and the JSON built from it by its payload limit (a
 decompression bomb is refused early), and refuses trailing bytes, a truncated stream and any
 document out of this shape (`MalformedLean`).
