@@ -34,7 +34,6 @@ from ghgnet.hj212 import (
     format_data_time,
     make_flag,
     make_qn,
-    parse_segment,
 )
 
 FAULTS = ("bad_crc", "bad_length", "oversize", "truncated", "missing_crlf", "unknown_mn", "wrong_pw")
@@ -118,22 +117,22 @@ class SimulatedLogger:
                     return
                 got = time.perf_counter()
                 for item in frames.feed(chunk):
-                    if isinstance(item, FrameError):
+                    if isinstance(item, FrameError) or ";CN=9014;" not in item or not item.startswith("QN="):
                         continue
-                    reply = parse_segment(item)
-                    fut = waiting.get(reply.qn or "")
-                    if reply.cn == codes.CN_DATA_ANSWER and fut is not None and not fut.done():
+                    fut = waiting.get(item[3:item.find(";")])  # the answer's QN: the first field
+                    if fut is not None and not fut.done():
                         fut.set_result(got)
 
         acks_task = asyncio.create_task(read_acks())
         slots = asyncio.Semaphore(self.window)
         tasks: list[asyncio.Task] = []
-        t_next = time.perf_counter()
+        # paced loggers start at a random phase of their interval, as loggers in the field are not in step
+        t_next = time.perf_counter() + (self.rng.uniform(0, 60.0 / self.speed) if self.speed else 0.0)
         try:
             for i in range(self.packets):
                 if self.speed:
-                    t_next += 60.0 / self.speed
                     await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
+                    t_next += 60.0 / self.speed
                 minute = self.start + timedelta(minutes=i)
                 packet = minute_packet(self.mn, self.pw, minute, gas_values(self.rng), sent=minute + timedelta(
                     seconds=5, milliseconds=i % 1000))
@@ -143,7 +142,10 @@ class SimulatedLogger:
                     self.stats.faults += 1
                     continue
                 await slots.acquire()
-                tasks.append(asyncio.create_task(self._send(packet, writer, waiting, slots)))
+                if self.window == 1:  # the common case, without a task per packet
+                    await self._send(packet, writer, waiting, slots)
+                else:
+                    tasks.append(asyncio.create_task(self._send(packet, writer, waiting, slots)))
             await asyncio.gather(*tasks)
         finally:
             acks_task.cancel()
@@ -154,19 +156,23 @@ class SimulatedLogger:
                     slots: asyncio.Semaphore) -> None:
         qn = packet.qn or ""
         frame = encode_packet(packet)
+        loop = asyncio.get_running_loop()
         try:
             for attempt in range(self.recount + 1):
-                fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+                fut: asyncio.Future[float] = loop.create_future()
                 waiting[qn] = fut
                 sent = time.perf_counter()
                 writer.write(frame)
                 self.stats.sent += 1
                 if attempt:
                     self.stats.resent += 1
+                timer = loop.call_later(self.overtime_s, lambda f=fut: f.done() or f.set_exception(TimeoutError()))
                 try:
-                    got = await asyncio.wait_for(fut, self.overtime_s)
+                    got = await fut
                 except TimeoutError:
                     continue
+                finally:
+                    timer.cancel()
                 self.stats.acked += 1
                 self.stats.latencies_s.append(got - sent)
                 return
