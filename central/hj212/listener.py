@@ -13,7 +13,8 @@ FrameError reason (`frame_bad_crc`, ...), `bad_packet` (the data segment), `unkn
 `cn_<CN>_ignored` (not a data upload), and the conversion's refusals (`no_data_time`, `bad_value`,
 ...). A stored packet counts `packets_stored`; its record's fate `records_new`, `records_duplicate`
 or `records_dead_lettered` (a conflicting resend or a time beyond central's tolerance: dead-lettered
-and acknowledged, as for MQTT).
+and acknowledged, as for MQTT). The counters are logged (`hj212_counts`) every five minutes when they
+changed, and at stop (`hj212_stopped`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from .config import Hj212Config, LoggerConfig
 from .records import Refused, packet_batch
 
 log = structlog.get_logger(component="hj212")
+
+COUNTS_LOG_INTERVAL_S = 300.0
 
 
 
@@ -212,10 +215,16 @@ class Hj212Listener:
         self._connections.discard(conn)
 
     async def _close_idle(self) -> None:
-        """Close connections silent for `idle_timeout_s` (a logger that vanished without a FIN)."""
+        """Close connections silent for `idle_timeout_s` (a logger that vanished without a FIN); log
+        the counters when they changed, every `COUNTS_LOG_INTERVAL_S` at most."""
         idle = self.config.idle_timeout_s
+        logged: dict[str, int] = {}
+        last_log = time.monotonic()
         while True:
             await asyncio.sleep(min(30.0, idle / 4))
+            if time.monotonic() - last_log >= COUNTS_LOG_INTERVAL_S and dict(self.stats) != logged:
+                logged, last_log = dict(self.stats), time.monotonic()
+                log.info("hj212_counts", connections_open=len(self._connections), **logged)
             cutoff = time.monotonic() - idle
             for conn in [c for c in self._connections if c.last_active < cutoff]:
                 self._count("connections_idle_closed")
