@@ -206,7 +206,7 @@ class Hj212Listener:
             self._count("connections_refused")
             log.warning("hj212_too_many_connections", peer=str(conn.peer), limit=self.config.max_connections)
             assert conn.transport is not None
-            conn.transport.abort()
+            conn.transport.close()
             return
         self._connections.add(conn)
         self._count("connections")

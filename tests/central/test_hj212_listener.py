@@ -272,3 +272,44 @@ def test_config_errors_name_the_field(change, words, tmp_path):
 
     with pytest.raises(ValidationError, match=words):
         hj_config({"backend": "sqlite", "path": tmp_path / "c.sqlite"}, **change)
+
+
+def _sqlite_listener(tmp_path: Path, **hj212: Any) -> Hj212Listener:
+    location = {"backend": "sqlite", "path": tmp_path / "central.sqlite"}
+    return Hj212Listener(hj_config(location, **hj212), now=lambda: NOW).start()
+
+
+def test_connection_limit_and_idle_connections_are_closed(tmp_path):
+    lst = _sqlite_listener(tmp_path, max_connections=1, idle_timeout_s=0.4)
+    try:
+        first = Client(lst.address)
+        wait_until(lambda: lst.stats["connections"] == 1, 10, message="the first connection")
+        second = Client(lst.address)
+        second.sock.settimeout(10)
+        assert second.sock.recv(100) == b""  # closed at once: one connection allowed
+        assert lst.stats["connections_refused"] == 1
+        first.sock.settimeout(10)
+        assert first.sock.recv(100) == b""  # silent for longer than idle_timeout_s: closed
+        assert lst.stats["connections_idle_closed"] == 1
+        first.close()
+        second.close()
+    finally:
+        lst.stop()
+
+
+def test_a_full_queue_pauses_readers_and_loses_nothing(tmp_path):
+    """queue_size 2 and commits of 3 packets: readers pause and resume, every packet stored and answered."""
+    lst = _sqlite_listener(tmp_path, queue_size=2, commit_max_packets=3)
+    client = Client(lst.address)
+    try:
+        client.send(b"".join(encode_packet(packet(i)) for i in range(40)))
+        assert [r.qn for r in client.read_replies(40)] == [packet(i).qn for i in range(40)]
+    finally:
+        client.close()
+        lst.stop()
+    assert lst.stats["records_new"] == 40
+    reader = open_store("sqlite", path=tmp_path / "central.sqlite")
+    try:
+        assert reader.minute_count("bj-tower") == 40
+    finally:
+        reader.close()
