@@ -48,6 +48,7 @@ from ghgnet.wire import BATCH_KINDS, parse_topic, subscription_filters
 from .aggregation.worker import Aggregator
 from .config import CentralConfig
 from .decoder import DecodeProcess
+from .hj212.listener import Hj212Listener
 from .ingest import Decoded, Ingestor, Message, group_acks
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_configured_store, transient_errors
 
@@ -146,6 +147,7 @@ class Receiver:
         self.ingestor: Ingestor | None = None
         self.decoder: DecodeProcess | None = None  # decoding beside storage (config ingest.decode_process)
         self.aggregator = None  # the hourly aggregation thread (central/aggregation/worker.py), own connection
+        self.hj212: Hj212Listener | None = None  # the HJ 212 logger listener ([hj212]), own connection
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -169,6 +171,8 @@ class Receiver:
         self._thread.start()
         if self.config.aggregate.enabled:
             self.aggregator = Aggregator(self.config, self._now).start()
+        if self.config.hj212 is not None:  # its own store connection and thread (central/hj212/listener.py)
+            self.hj212 = Hj212Listener(self.config, now=self._now).start()
         self._client.loop_start()
         log.info("receiver_started", host=m.host, port=m.effective_port, client_id=m.client_id,
                  backend=self._store.backend, shared_group=self.config.ingest.shared_group)
@@ -194,6 +198,8 @@ class Receiver:
             self._client.loop_stop()
         if self.aggregator is not None:
             self.aggregator.stop(timeout_s)
+        if self.hj212 is not None:
+            self.hj212.stop(timeout_s)
         if self._store is not None:
             self._store.close()
         log.info("receiver_stopped", **dict(self.stats))
