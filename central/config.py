@@ -12,6 +12,8 @@ from ghgnet.config import RelPath, StrictModel, load_model
 from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 
+from .hj212.config import Hj212Config
+
 
 class CentralInfo(StrictModel):
     name: str = Field(default="ghgnet", description="network name, shown by status and the dashboard")
@@ -174,6 +176,7 @@ class CentralConfig(StrictModel):
     qc: QcConfig = Field(default_factory=QcConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    hj212: Hj212Config | None = Field(default=None, description="listen for HJ 212 data loggers (central/hj212/)")
 
     def station(self, station: str) -> StationMeta:
         """The station's metadata; defaults for a station not in the config."""

@@ -5,8 +5,8 @@ of one process barely overlap. `DecodeProcess` runs `central.ingest.decode_group
 process, which has a GIL of its own: while the receiver stores one group, the child decodes the
 next (figures: tests/benchmarks/README.md, "Wire and ingest").
 
-Across a socket pair go a group's (topic, payload) pairs and its receive time, and back the
-indexes of the messages with something to store and the prepared items: rows, dead letters,
+Across a socket pair go a group's (topic, payload[, content type]) tuples and its receive time, and
+back the indexes of the messages with something to store and the prepared items: rows, dead letters,
 status messages, never the decoded records (`MinuteRows`, whose rows go as marshal data and
 share repeated texts, so reading them back is cheap for the receiver).
 
@@ -39,7 +39,7 @@ import structlog
 
 from ghgnet import __version__
 
-from .ingest import DEFAULT_FUTURE_TOLERANCE_S, decode_group
+from .ingest import DEFAULT_FUTURE_TOLERANCE_S, MessageTuple, decode_group
 from .store import Prepared, row_preparer
 
 log = structlog.get_logger(component="decoder")  # lazy: picks up configure_logging done later
@@ -165,7 +165,7 @@ class DecodeProcess:
         self._ready = True
         return True
 
-    def decode(self, messages: Sequence[tuple[str, bytes]], received_at: datetime) -> tuple[list[int], Prepared] | None:
+    def decode(self, messages: Sequence[MessageTuple], received_at: datetime) -> tuple[list[int], Prepared] | None:
         """`decode_group(messages, ...)` done by the child; None when it cannot do it now."""
         with self._lock:
             if self._conn is None:

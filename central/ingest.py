@@ -29,6 +29,7 @@ from ghgnet.wire import (
     CalibrationWire,
     ParsedBatch,
     WireError,
+    batch_json,
     encode_ack,
     parse_batch,
     parse_status,
@@ -56,10 +57,17 @@ DEFAULT_FUTURE_TOLERANCE_S = 3600.0
 """How far beyond central's clock a record or status may be stamped (`[ingest] future_tolerance_s`)."""
 
 
+MessageTuple = tuple[str, bytes] | tuple[str, bytes, str | None]
+"""A message as the decoding takes it: (topic, payload), or (topic, payload, content type)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     topic: str
     payload: bytes
+    content_type: str | None = None
+    """The MQTT v5 Content Type it came with: None or application/json for JSON, else the lean
+    encoding's (ghgnet.wire.lean), which decides how the payload is decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +141,19 @@ def parse_batch_lean(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PA
     return parse_batch(topic, payload, max_bytes)
 
 
-def decode(topic: str, payload: bytes, max_bytes: int, not_after: datetime | None = None) -> Inbound | None:
+def decode(topic: str, payload: bytes, max_bytes: int, not_after: datetime | None = None,
+           content_type: str | None = None) -> Inbound | None:
     """The store item for one message; None for a message to ignore (an empty retained status,
     which is how a retained message is cleared). `not_after`: the latest time a record or status
-    may be stamped (None: any). Never raises on any input."""
+    may be stamped (None: any); `content_type`: the message's MQTT v5 Content Type, which decides
+    the decoding of a batch (ghgnet.wire.lean.batch_json). Never raises on any input."""
     try:
         station, kind = parse_topic(topic)
     except BadTopic as exc:
         return DeadLetter(topic, payload, exc.code, exc.message)
     try:
         if kind in BATCH_KINDS:
-            batch = parse_batch_lean(topic, payload, max_bytes)
+            batch = parse_batch_lean(topic, batch_json(content_type, payload, max_bytes), max_bytes)
             return batch if not_after is None else refuse_future_records(batch, not_after)
         if kind == "status":
             if not payload:
@@ -166,18 +176,18 @@ def decode(topic: str, payload: bytes, max_bytes: int, not_after: datetime | Non
 
 
 def decode_group(
-    messages: Sequence[tuple[str, bytes]],
+    messages: Sequence[MessageTuple],
     max_bytes: int,
     prepare: Callable[[Sequence[Inbound], datetime], Prepared],
     received_at: datetime,
     future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S,
 ) -> tuple[list[int], Prepared]:
-    """Validate a group of (topic, payload) messages received at `received_at` (central's clock)
-    and build the rows to write (`prepare`: the store's row builder). Returns the indexes of the
+    """Validate a group of (topic, payload[, content type]) messages received at `received_at`
+    (central's clock) and build the rows to write (`prepare`: the store's row builder). Returns the indexes of the
     messages with something to store (the others are ignored) and the prepared items. Pure: the
     decoding process runs it (central/decoder.py)."""
     not_after = received_at + timedelta(seconds=future_tolerance_s)
-    items = [decode(topic, payload, max_bytes, not_after) for topic, payload in messages]
+    items = [decode(m[0], m[1], max_bytes, not_after, m[2] if len(m) > 2 else None) for m in messages]
     present = [i for i, it in enumerate(items) if it is not None]
     found = [it for it in items if it is not None]
     try:
@@ -191,7 +201,7 @@ def decode_group(
 class RemoteDecoder(Protocol):
     """Where `decode_group` may run instead of the calling thread (central/decoder.py)."""
 
-    def decode(self, messages: Sequence[tuple[str, bytes]], received_at: datetime) -> tuple[list[int], Prepared] | None:
+    def decode(self, messages: Sequence[MessageTuple], received_at: datetime) -> tuple[list[int], Prepared] | None:
         """The result of `decode_group`, or None when it cannot decode now (then the caller does)."""
         ...
 
@@ -233,7 +243,8 @@ class Ingestor:
         thread than `store_decoded`), in the decoding process when there is one that can, else
         here. Central receives the group now."""
         received_at = self.now()
-        pairs = [(m.topic, m.payload) for m in messages]
+        pairs: list[MessageTuple] = [(m.topic, m.payload, m.content_type) if m.content_type else (m.topic, m.payload)
+                                     for m in messages]
         result = self.decoder.decode(pairs, received_at) if self.decoder is not None else None
         if result is None:
             result = decode_group(pairs, self.max_payload_bytes, self.store.prepare, received_at,
@@ -292,5 +303,5 @@ class Ingestor:
         return outcome
 
 
-__all__ = ["DEFAULT_FUTURE_TOLERANCE_S", "Decoded", "Handled", "Ingestor", "Message", "RemoteDecoder",
+__all__ = ["DEFAULT_FUTURE_TOLERANCE_S", "Decoded", "Handled", "Ingestor", "Message", "MessageTuple", "RemoteDecoder",
            "StatusOutcome", "decode", "decode_group", "group_acks", "refuse_future_records"]

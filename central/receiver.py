@@ -48,6 +48,7 @@ from ghgnet.wire import BATCH_KINDS, parse_topic, subscription_filters
 from .aggregation.worker import Aggregator
 from .config import CentralConfig
 from .decoder import DecodeProcess
+from .hj212.listener import Hj212Listener
 from .ingest import Decoded, Ingestor, Message, group_acks
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_configured_store, transient_errors
 
@@ -62,6 +63,7 @@ class _Received:
     qos: int
     generation: int
     retain: bool = False
+    content_type: str | None = None
 
 
 def _is_clearing(r: _Received) -> bool:
@@ -78,6 +80,14 @@ GROUP_MAX_BYTES = 1_000_000
 """Payload bytes per stored group at most (besides `commit_max_messages`): about 2,000 minute
 records. Small enough that the decode and storage threads take turns instead of waiting on each
 other for one huge group; big enough that the sync at each commit is shared by many records."""
+LEAN_WEIGHT = 8
+"""A lean payload (one with a content type: ghgnet.wire.lean) counts this many times its bytes in a
+group: about the JSON it inflates to (5x a backlog of full-precision floats, 20x a repetitive one),
+or a group of lean batches would hold so many records that decoding and storing no longer overlap."""
+
+
+def _group_bytes(r: _Received) -> int:
+    return len(r.payload) * LEAN_WEIGHT if r.content_type else len(r.payload)
 
 
 SWITCH_INTERVAL_S = 0.0002
@@ -137,6 +147,7 @@ class Receiver:
         self.ingestor: Ingestor | None = None
         self.decoder: DecodeProcess | None = None  # decoding beside storage (config ingest.decode_process)
         self.aggregator = None  # the hourly aggregation thread (central/aggregation/worker.py), own connection
+        self.hj212: Hj212Listener | None = None  # the HJ 212 logger listener ([hj212]), own connection
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -160,6 +171,8 @@ class Receiver:
         self._thread.start()
         if self.config.aggregate.enabled:
             self.aggregator = Aggregator(self.config, self._now).start()
+        if self.config.hj212 is not None:  # its own store connection and thread (central/hj212/listener.py)
+            self.hj212 = Hj212Listener(self.config, now=self._now).start()
         self._client.loop_start()
         log.info("receiver_started", host=m.host, port=m.effective_port, client_id=m.client_id,
                  backend=self._store.backend, shared_group=self.config.ingest.shared_group)
@@ -185,6 +198,8 @@ class Receiver:
             self._client.loop_stop()
         if self.aggregator is not None:
             self.aggregator.stop(timeout_s)
+        if self.hj212 is not None:
+            self.hj212.stop(timeout_s)
         if self._store is not None:
             self._store.close()
         log.info("receiver_stopped", **dict(self.stats))
@@ -268,7 +283,8 @@ class Receiver:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to our next session
-        item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, bool(msg.retain))
+        item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, bool(msg.retain),
+                         getattr(msg.properties, "ContentType", None))
         self._count("received")
         while True:
             try:
@@ -303,13 +319,13 @@ class Receiver:
         except queue.Empty:
             return []
         group = [first]
-        size = len(first.payload)
+        size = _group_bytes(first)
         cfg = self.config.ingest
         deadline = time.monotonic() + cfg.commit_max_wait_ms / 1000.0
         while len(group) < cfg.commit_max_messages and size < GROUP_MAX_BYTES:
             try:
                 group.append(self._queue.get_nowait())
-                size += len(group[-1].payload)
+                size += _group_bytes(group[-1])
                 continue
             except queue.Empty:
                 pass
@@ -318,7 +334,7 @@ class Receiver:
                 break
             try:
                 group.append(self._queue.get(timeout=remaining))
-                size += len(group[-1].payload)
+                size += _group_bytes(group[-1])
             except queue.Empty:
                 break
         return group
@@ -332,7 +348,7 @@ class Receiver:
                     if self._stopping.is_set():
                         return
                     continue
-                messages = [Message(r.topic, r.payload) for r in group if not _is_clearing(r)]
+                messages = [Message(r.topic, r.payload, r.content_type) for r in group if not _is_clearing(r)]
                 decoded = self.ingestor.decode_all(messages) if messages else None
                 if not self._hand_over((group, decoded)):
                     return  # the storage thread is gone: not acknowledged, redelivered later

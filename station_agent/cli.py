@@ -61,7 +61,8 @@ AnchorOpt = Annotated[
 
 
 def _err(msg: str) -> None:
-    Console(stderr=True).print(msg, style="bold red", markup=False, highlight=False)
+    # soft_wrap: an error names a file or a field path; broken across lines it cannot be grepped
+    Console(stderr=True, soft_wrap=True).print(msg, style="bold red", markup=False, highlight=False)
 
 
 def _load(config: Path):

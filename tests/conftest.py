@@ -8,6 +8,19 @@ import time
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`./dev test` runs `-n 2 --dist loadgroup`): the long simulated-time runs
+    (marked `slow`) go first and together to one worker, one after the other, so no two of them
+    compete for the two cores; every other module goes whole to a worker, so its module-scoped
+    fixtures run once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow ones first
+    for item in items:
+        group = "slow" if item.get_closest_marker("slow") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def no_thread_left_behind():
     """Fail any test that leaves threads running: for a daemon that runs for years this is the

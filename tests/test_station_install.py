@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 STATION_PACKAGES = ("ghgnet", "drivers", "simulators", "station_agent")
-CENTRAL_STACK = ("scipy", "xarray", "netCDF4", "matplotlib", "psycopg", "pandas", "msgspec")
+CENTRAL_STACK = ("scipy", "xarray", "netCDF4", "matplotlib", "psycopg", "pandas")
 
 
 def _station_modules() -> list[str]:

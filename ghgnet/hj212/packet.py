@@ -39,14 +39,15 @@ def make_flag(edition: str = DEFAULT_EDITION, *, ack: bool = False, split: bool 
 
 
 # --- Field shapes ----------------------------------------------------------------------------------
-_QN = re.compile(r"\d{17}")                # YYYYMMDDhhmmsszzz
-_ST = re.compile(r"\d{2}")
-_CN = re.compile(r"\d{4}")
+_QN = re.compile(r"[0-9]{17}")                # YYYYMMDDhhmmsszzz
+_ST = re.compile(r"[0-9]{2}")
+_CN = re.compile(r"[0-9]{4}")
 _PW = re.compile(r"[^;,=&\s]{1,32}")
 _MN = re.compile(r"[0-9A-Za-z_\-]{1,32}")  # 24 characters in the standard; loggers in the field use 14-24
-_FLAG = re.compile(r"\d{1,3}")
-_PART = re.compile(r"\d{1,4}")
+_FLAG = re.compile(r"[0-9]{1,3}")
+_PART = re.compile(r"[0-9]{1,4}")
 _KEY = re.compile(r"[0-9A-Za-z_\-]{1,64}")
+_BAD_VALUE = re.compile(r"[;,&=\r\n]")
 _HEADER_ORDER = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
 _OPTIONAL = frozenset({"QN", "Flag", "PNUM", "PNO"})
 _CP_START = "CP=&&"
@@ -163,17 +164,18 @@ def _validate(p: Packet) -> None:
         for key, value in group.items():
             if not _KEY.fullmatch(key):
                 raise PacketError(f"CP key {key!r}: letters, digits, '-' and '_' only")
-            if not isinstance(value, str) or any(c in value for c in ";,&=\r\n"):
+            if not isinstance(value, str) or _BAD_VALUE.search(value):
                 raise PacketError(f"CP {key}={value!r}: a value may not contain ; , & = CR LF")
 
 
 def parse_data_time(text: str) -> datetime:
     """`YYYYMMDDhhmmss` (naive). PacketError when malformed. 2005-style loggers may add milliseconds
     (17 digits); those are accepted and dropped."""
-    if not (text.isdigit() and len(text) in (14, 17)):
+    if not (text.isascii() and text.isdigit() and len(text) in (14, 17)):
         raise PacketError(f"DataTime={text!r}: expected YYYYMMDDhhmmss")
-    try:
-        return datetime.strptime(text[:14], DATETIME_FORMAT)
+    try:  # by hand: strptime costs ten times more, on every packet central stores
+        return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:12]),
+                        int(text[12:14]))
     except ValueError:
         raise PacketError(f"DataTime={text!r}: not a valid date and time") from None
 

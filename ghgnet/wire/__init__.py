@@ -56,8 +56,21 @@ Status payload (retained; the last will is the same with ``"state": "down"``)::
 ``interval_s`` is how often the station republishes its status (central calls a station down after
 two missed intervals); ``details`` carries free-form extras without a schema change.
 
+Encodings of a batch (announced by the MQTT v5 Content Type of its message):
+
+- none, or ``application/json``: the JSON above;
+- ``ghg-lean/1``: the lean encoding for metered links (`lean`: positional MessagePack, DEFLATE with a
+  preset dictionary), which stands for exactly one JSON batch: central turns it back into that and
+  validates it like any other, so a record sent once in each encoding is stored once. A station
+  chooses with ``[forwarding] encoding = "json" | "lean"``; central reads every version it knows
+  and dead-letters an unknown content type (``unknown_content_type``), a broken lean payload
+  (``malformed_lean``) and one that inflates beyond its payload limit (``oversize``).
+
+Acks and statuses are JSON in every case.
+
 The package: `models` (the pydantic contract), `topics`, `acks` (seq ranges), `parse` (received
-messages against the models), `encode` (batches, acks, status); `errors` (WireError by reason).
+messages against the models), `encode` (batches, acks, status), `lean` (the lean encoding);
+`errors` (WireError by reason).
 """
 
 from __future__ import annotations
@@ -69,11 +82,14 @@ from .errors import (
     InvalidPayload,
     KindMismatch,
     MalformedJSON,
+    MalformedLean,
     PayloadTooLarge,
     StationMismatch,
+    UnknownContentType,
     UnknownSchema,
     WireError,
 )
+from .lean import ENCODINGS, JSON_CONTENT_TYPE, LEAN_CONTENT_TYPE, LeanEncoder, batch_json, lean_to_json
 from .models import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_SEQ,
@@ -117,7 +133,8 @@ from .topics import (
 )
 
 __all__ = [
-    "ALL_KINDS", "BATCH_KINDS", "DEFAULT_MAX_PAYLOAD_BYTES", "MAX_SEQ", "MAX_TIME", "MIN_TIME",
+    "ALL_KINDS", "BATCH_KINDS", "DEFAULT_MAX_PAYLOAD_BYTES", "ENCODINGS", "JSON_CONTENT_TYPE", "LEAN_CONTENT_TYPE",
+    "LeanEncoder", "MalformedLean", "UnknownContentType", "batch_json", "lean_to_json", "MAX_SEQ", "MAX_TIME", "MIN_TIME",
     "SCHEMA_VERSION", "STATION_ID_PATTERN", "STORE_ID_PATTERN", "TOPIC_ROOT", "UPLINK_KINDS",
     "AckMessage", "BadTopic", "BatchEncoder", "BatchKind", "CalibrationRecord", "CalibrationWire",
     "Count", "EventWire", "FiniteFloat", "FitWire", "InvalidPayload", "JsonObject", "KindMismatch",

@@ -40,3 +40,11 @@ class KindMismatch(WireError):
 
 class InvalidPayload(WireError):
     code = "invalid_payload"
+
+
+class UnknownContentType(WireError):
+    code = "unknown_content_type"
+
+
+class MalformedLean(WireError):
+    code = "malformed_lean"

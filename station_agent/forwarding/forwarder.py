@@ -37,9 +37,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import Field, model_validator
 
 from ghgnet import __version__
@@ -47,7 +49,17 @@ from ghgnet.clock import Clock
 from ghgnet.config import RelPath, StrictModel
 from ghgnet.mqttlink import MqttConfig, connect_properties, make_client
 from ghgnet.timeutil import iso_utc, parse_utc
-from ghgnet.wire import BATCH_KINDS, MAX_SEQ, SCHEMA_VERSION, BatchEncoder, WireError, parse_ack, topic_for
+from ghgnet.wire import (
+    BATCH_KINDS,
+    ENCODINGS,
+    MAX_SEQ,
+    SCHEMA_VERSION,
+    BatchEncoder,
+    LeanEncoder,
+    WireError,
+    parse_ack,
+    topic_for,
+)
 from station_agent.faults import FaultTracker
 from station_agent.records import Event
 from station_agent.storage.store import StationStore, StoreError
@@ -66,10 +78,11 @@ DROP_EVIDENCE_S = 10.0
 broker drops an oversized packet at once, a failing link is noticed only after a keepalive."""
 
 
-def mqtt_packet_overhead(topic: str) -> int:
-    """Bytes of an MQTT 5 QoS 1 PUBLISH beyond its payload (no properties): fixed header and
-    remaining length (up to 5), the topic with its length (2), the packet id (2), properties length (1)."""
-    return 10 + len(topic.encode())
+def mqtt_packet_overhead(topic: str, content_type: str | None = None) -> int:
+    """Bytes of an MQTT 5 QoS 1 PUBLISH beyond its payload: fixed header and remaining length (up
+    to 5), the topic with its length (2), the packet id (2), properties length (1), and the Content
+    Type property when there is one (identifier 1, length 2, the text)."""
+    return 10 + len(topic.encode()) + (0 if content_type is None else 3 + len(content_type.encode()))
 
 
 class ForwardingConfig(StrictModel):
@@ -106,6 +119,11 @@ class ForwardingConfig(StrictModel):
     set_aside_after_drops: int = Field(
         default=3, ge=1,
         description="a record alone in flight when the broker dropped the connection this many times is set aside",
+    )
+    encoding: Literal["json", "lean"] = Field(
+        default="json",
+        description="batch payloads: json, or lean for metered links (compact, announced by the MQTT v5 "
+        "content type; central reads both)",
     )
 
 
@@ -193,6 +211,12 @@ class Forwarder:
         self.set_aside = set_aside
         self.store_id: str | None = None  # read from the database at start
         self._encoder: BatchEncoder | None = None  # built at start, once the store id is known
+        self._lean: LeanEncoder | None = None  # the same, for encoding "lean"
+        self._content_type = ENCODINGS[cfg.encoding]
+        self._publish_props: Properties | None = None
+        if self._content_type is not None:
+            self._publish_props = Properties(PacketTypes.PUBLISH)
+            self._publish_props.ContentType = self._content_type
         self._topics = {kind: topic_for(station, kind) for kind in BATCH_KINDS}
         self._payload_limit = cfg.max_message_bytes
         self._limit_why = f"forwarding.max_message_bytes {cfg.max_message_bytes}"
@@ -261,6 +285,8 @@ class Forwarder:
         if self.store_id is None:
             raise StoreError(f"{self.store_path} has no store identity yet (the store writer migrates it first)")
         self._encoder = BatchEncoder(self.station, self.store_id)
+        if self._content_type is not None:
+            self._lean = LeanEncoder(self.station, self.store_id)
         self._set_payload_limit(None)
         self.client.connect_async(
             self.mqtt_cfg.host,
@@ -388,7 +414,7 @@ class Forwarder:
         self._payload_limit = self.cfg.max_message_bytes
         self._limit_why = f"forwarding.max_message_bytes {self.cfg.max_message_bytes}"
         if max_packet is not None:
-            broker = max_packet - max(mqtt_packet_overhead(t) for t in self._topics.values())
+            broker = max_packet - max(mqtt_packet_overhead(t, self._content_type) for t in self._topics.values())
             if broker < self._payload_limit:
                 self._payload_limit = broker
                 self._limit_why = f"the broker's Maximum Packet Size {max_packet} (CONNACK)"
@@ -704,10 +730,15 @@ class Forwarder:
         """Publish one batch; returns how many of its records went (0: none, try later)."""
         kind = batch[0][1]
         # the outbox keeps each record's JSON object without its seq (read as bytes): the encoder splices it in
-        body = self._encoder.encode_rows(kind, self.clock.now(), batch)
-        if len(body) > self._payload_limit:
+        sent = self.clock.now()
+        body = self._encoder.encode_rows(kind, sent, batch)
+        if len(body) > self._payload_limit:  # lean too: central bounds what it inflates to by its payload limit
             return self._publish_cut(batch)
-        info = self.client.publish(self._topics[kind], body, qos=1)
+        if self._lean is not None:
+            body = self._lean.encode_rows(kind, sent, batch, body)
+            if len(body) > self._payload_limit:  # never seen (lean is the smaller), but must not loop
+                return self._publish_halves(batch, len(body))
+        info = self.client.publish(self._topics[kind], body, qos=1, properties=self._publish_props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             # Not sent (e.g. the link dropped this instant): the caller leaves its cursor before
             # this batch, so the records go with a later pass.
@@ -721,6 +752,19 @@ class Forwarder:
         self.stats["published_records"] += len(seqs)
         self.stats["published_messages"] += 1
         return len(seqs)
+
+    def _publish_halves(self, batch: list[tuple[int, str, bytes]], size: int) -> int:
+        """A batch whose lean form is over the payload limit though its JSON is not: its halves,
+        down to a record, which is set aside. Returns the records published."""
+        if len(batch) == 1:
+            self._put_aside({batch[0][0]: f"{size} bytes in its lean form, more than a message may hold "
+                                          f"({self._limit_why})"})
+            return 0
+        half = (len(batch) + 1) // 2
+        first = self._publish_batch(batch[:half])
+        if first == 0 and batch[0][0] not in self._setting_aside:
+            return 0
+        return first + self._publish_batch(batch[half:])
 
     def _publish_cut(self, batch: list[tuple[int, str, bytes]]) -> int:
         """A batch over the payload limit, published as pieces that fit; a record too big for

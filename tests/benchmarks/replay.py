@@ -19,12 +19,21 @@ of another compared two moments as much as two designs. Interleaving puts every 
 phase of the drift, and the fastest of each is the hardest yardstick for the ratios. Every
 round's figures are printed too.
 
+The end to end replay runs twice a round, the station sending today's JSON batches and then the
+lean ones (`[forwarding] encoding = "lean"`, ghgnet/wire/lean.py): records/s for both, in the same
+run. And bytes on the wire (MQTT PUBLISH packets: fixed header, topic, packet id, properties with
+the lean content type, payload) per minute record for both encodings, counted in the replay and
+computed for a live minute sent alone, for this benchmark's records and for field-like ones (a 1 Hz
+analyzer's means: every float at full precision); then the monthly volume of a three-species 1 Hz
+station (`monthly_volume`: its assumptions are printed).
+
 And the CPU time central, the station and the broker used during each end-to-end run (us per
 record), with the load average: on a shared machine the rates move with the neighbours' load,
 the CPU per record much less. The benchmark watches without polling where it can: central's
 ingest threads are bound by one GIL, and a poll every 2 ms cost them 3-4 %.
 
     .venv/bin/python tests/benchmarks/replay.py [--records 43200] [--naive-records 3000] [--rounds 3] [--decode-in-thread]
+        [--no-lean]
 """
 
 from __future__ import annotations
@@ -85,14 +94,15 @@ def fill_station(path: Path, n: int) -> None:
 
 # -- the station side, in a child process ------------------------------------------------------
 
-def station_child(db: str, port: int, batch_size: int, window: int) -> None:
+def station_child(db: str, port: int, batch_size: int, window: int, encoding: str = "json") -> None:
     """Run the real Forwarder (+ the StoreWriter that applies acks) until the outbox is empty.
-    Prints JSON lines: {"started": t}, then {"acked": t, ...} (time.monotonic, system-wide)."""
+    Prints JSON lines: {"started": t}, then {"acked": t, ...} (time.monotonic, system-wide), with
+    the PUBLISH packet bytes of its data messages (`wire_bytes`)."""
     from ghgnet.clock import ScaledClock
-    from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
     from ghgnet.logs import configure_logging, get_logger
-    from station_agent.processing.minute_bins import MinuteAssembler
     from ghgnet.mqttlink import MqttConfig
+    from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
+    from station_agent.processing.minute_bins import MinuteAssembler
     from station_agent.storage.store import StationStore
     from station_agent.storage.writer import StoreWriter
 
@@ -103,9 +113,18 @@ def station_child(db: str, port: int, batch_size: int, window: int) -> None:
     writer.start()
     fw = Forwarder(
         STATION, MqttConfig(host="127.0.0.1", port=port), ForwardingConfig(
-            batch_size=batch_size, window_records=window, replay_rate=0, status_interval_s=3600),
+            batch_size=batch_size, window_records=window, replay_rate=0, status_interval_s=3600, encoding=encoding),
         db, clock, writer.submit_ack, writer.submit_event, log,
     )
+    wire = {"bytes": 0}
+    publish = fw.client.publish
+
+    def counted(topic, payload=None, qos=0, retain=False, properties=None):
+        if not topic.endswith("/status"):
+            wire["bytes"] += publish_packet_bytes(topic, len(payload), getattr(properties, "ContentType", None))
+        return publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    fw.client.publish = counted
     reader = StationStore(db, read_only=True)
     minutes = reader.conn.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'minute'").fetchone()[0]
     cpu0 = time.process_time()  # the station's set-up (imports, opening the store) is not replay work
@@ -117,7 +136,8 @@ def station_child(db: str, port: int, batch_size: int, window: int) -> None:
         while (writer.stats.acked < minutes
                or reader.conn.execute("SELECT 1 FROM outbox WHERE kind = 'minute' LIMIT 1").fetchone()):
             time.sleep(0.002)
-        print(json.dumps({"acked_at": time.monotonic(), "cpu_s": time.process_time() - cpu0, **fw.stats}), flush=True)
+        print(json.dumps({"acked_at": time.monotonic(), "cpu_s": time.process_time() - cpu0, "wire_bytes": wire["bytes"],
+                          **fw.stats}), flush=True)
     finally:
         reader.close()
         fw.stop()
@@ -169,20 +189,23 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def end_to_end(broker, tmp: Path, filled: Path, n: int, batch_size: int, window: int, decode_process: bool) -> dict:
-    """One replay of the station database `filled` (copied: each round starts from the same backlog)."""
+def end_to_end(broker, tmp: Path, filled: Path, n: int, batch_size: int, window: int, decode_process: bool,
+               encoding: str = "json") -> dict:
+    """One replay of the station database `filled` (copied: each round starts from the same backlog),
+    the station sending `encoding` batches."""
     import shutil
 
     from central.receiver import Receiver
 
-    db = tmp / "station.sqlite"
+    db = tmp / f"station-{encoding}.sqlite"
     shutil.copyfile(filled, db)
-    receiver = Receiver(central_config(broker.port, tmp / "central-e2e.sqlite", decode_process)).start()
+    receiver = Receiver(central_config(broker.port, tmp / f"central-e2e-{encoding}.sqlite", decode_process)).start()
     wait_stored = watch_stored(receiver, n)
     try:
         assert receiver.subscribed.wait(10)
         child = subprocess.Popen(
-            [sys.executable, __file__, "--station-child", str(db), str(broker.port), str(batch_size), str(window)],
+            [sys.executable, __file__, "--station-child", str(db), str(broker.port), str(batch_size), str(window),
+             encoding],
             stdout=subprocess.PIPE, text=True, cwd=REPO,
         )
         decoder = receiver.decoder
@@ -203,16 +226,91 @@ def end_to_end(broker, tmp: Path, filled: Path, n: int, batch_size: int, window:
     if decoder_pid is None:
         del cpu["central's decoder"]
     return {"stored_s": stored - started, "acked_s": acked["acked_at"] - started,
-            "messages": acked["published_messages"], "resent": acked["resent"], "cpu_s": cpu}
+            "messages": acked["published_messages"], "resent": acked["resent"], "cpu_s": cpu,
+            "wire_bytes": acked["wire_bytes"], "published_records": acked["published_records"]}
+
+
+def encoded_batches(n: int, batch_size: int, encoding: str) -> list[bytes]:
+    """The replay's batches (n minute records, `batch_size` a message) as the forwarder encodes them."""
+    from ghgnet.wire import BatchEncoder, LeanEncoder
+
+    store = uuid.UUID(int=54321).hex
+    rows = outbox_rows(minute_records(n))
+    out = []
+    for i in range(0, n, batch_size):
+        body = BatchEncoder(STATION, store).encode_rows("minute", T0, rows[i:i + batch_size])
+        if encoding == "lean":
+            body = LeanEncoder(STATION, store).encode_rows("minute", T0, rows[i:i + batch_size], body)
+        out.append(body)
+    return out
+
+
+def publish_child(port: int, path: str, content_type: str) -> None:
+    """Publish the length-prefixed payloads in `path` to the minute topic, QoS 1, as fast as the
+    broker takes them (a window of 32 in flight, as the forwarder's default), then exit."""
+    import struct
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from ghgnet.mqttlink import MqttConfig, make_client
+    from ghgnet.wire import topic_for
+
+    data = Path(path).read_bytes()
+    payloads, i = [], 0
+    while i < len(data):
+        (k,) = struct.unpack_from("<I", data, i)
+        payloads.append(data[i + 4:i + 4 + k])
+        i += 4 + k
+    props = None
+    if content_type != "-":
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = content_type
+    client = make_client(MqttConfig(host="127.0.0.1", port=port), "central-only-publisher")
+    client.max_inflight_messages_set(32)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    print(json.dumps({"started": time.monotonic()}), flush=True)  # after the imports and the connection
+    infos = [client.publish(topic_for(STATION, "minute"), p, qos=1, properties=props) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def central_only(broker, tmp: Path, n: int, batches: list[bytes], encoding: str, decode_process: bool) -> float:
+    """Central alone on the replay's batches, already encoded (no station CPU beside it): records/s
+    from the first publish until central has stored them all."""
+    import struct
+
+    from central.receiver import Receiver
+    from ghgnet.wire import ENCODINGS
+
+    path = tmp / f"batches-{encoding}.bin"
+    path.write_bytes(b"".join(struct.pack("<I", len(b)) + b for b in batches))
+    receiver = Receiver(central_config(broker.port, tmp / f"central-only-{encoding}.sqlite", decode_process)).start()
+    wait_stored = watch_stored(receiver, n)
+    try:
+        assert receiver.subscribed.wait(10)
+        if receiver.decoder is not None:
+            assert receiver.decoder.wait_ready(30)
+        child = subprocess.Popen([sys.executable, __file__, "--publish-child", str(broker.port), str(path),
+                                  ENCODINGS[encoding] or "-"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        t0 = json.loads(child.stdout.readline())["started"]
+        stored = wait_stored(300)
+        child.wait(60)
+    finally:
+        receiver.stop()
+    return n / (stored - t0)
 
 
 def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
     """One record per message, publish and wait for its PUBACK, until central has stored them."""
     from central.receiver import Receiver
     from ghgnet.mqttlink import MqttConfig, make_client
-    from station_agent.records import minute_to_dict
     from ghgnet.timeutil import iso_utc
     from ghgnet.wire import topic_for
+    from station_agent.records import minute_to_dict
 
     payloads = []
     for seq, rec in enumerate(minute_records(n), 1):
@@ -241,8 +339,8 @@ def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
 
 def wire_records(n: int) -> list:
     """The same n minute records as validated wire models (what central's store is given)."""
-    from station_agent.records import minute_to_dict
     from ghgnet.wire import MinuteWire
+    from station_agent.records import minute_to_dict
 
     return [MinuteWire.model_validate_json(json.dumps({"seq": seq, **minute_to_dict(r)}))
             for seq, r in enumerate(minute_records(n), 1)]
@@ -266,6 +364,128 @@ def raw_insert(tmp: Path, recs: list) -> float:
         store.close()
 
 
+
+# -- bytes on the wire ------------------------------------------------------------------------------
+
+def publish_packet_bytes(topic: str, payload_bytes: int, content_type: str | None = None) -> int:
+    """Bytes of an MQTT 5 QoS 1 PUBLISH packet: fixed header byte, remaining length (varint),
+    topic (2 + its bytes), packet id (2), properties length (varint) and properties (the content
+    type: 1 + 2 + its bytes), payload."""
+    def varint(v: int) -> int:
+        return 1 if v < 128 else 2 if v < 16_384 else 3 if v < 2_097_152 else 4
+
+    props = 0 if content_type is None else 3 + len(content_type.encode())
+    remaining = 2 + len(topic.encode()) + 2 + varint(props) + props + payload_bytes
+    return 1 + varint(remaining) + remaining
+
+
+def field_minutes(n: int, seed: int = 1) -> list:
+    """n minute records as a three-species 1 Hz analyzer makes them (G2401: CO2, CH4, CO): means of
+    60 samples, so every float at full precision, as in the example station's own records."""
+    import random
+
+    from station_agent.records import MinuteRecord, SpeciesMinute
+
+    rng = random.Random(seed)
+
+    def species(level: float, noise: float, slope: float, offset: float) -> SpeciesMinute:
+        raw = sum(rng.gauss(level, noise) for _ in range(60)) / 60
+        cal = raw * slope + offset
+        return SpeciesMinute(cal, rng.uniform(0.7, 1.3) * noise, 60, raw, cal)
+
+    return [MinuteRecord(
+        time=T0 + timedelta(minutes=i), device="picarro-1", stream=("inlet:top", "inlet:mid", "inlet:low")[i // 10 % 3],
+        species={"co2": species(420 + rng.gauss(0, 3), 0.05, 0.98036, 2.9539),
+                 "ch4": species(2000 + rng.gauss(0, 20), 0.6, 0.98041, -14.719),
+                 "co": species(150 + rng.gauss(0, 10), 4.8, 1.00045, 0.2204)},
+        h2o=rng.uniform(0.5, 2.5), flag="U", reasons=(), n_total=60, calibration_id="cal-picarro-1-20260101T0000Z",
+        diagnostics={"h2o_low_fraction": 0.0, "cavity_pressure": rng.gauss(140, 0.01), "cavity_temp": rng.gauss(45, 0.001)},
+    ) for i in range(n)]
+
+
+def field_results(seed: int = 2) -> tuple[dict, dict]:
+    """A calibration (four standards, three species, linear fits) and a target result of the
+    example station's schedule, full precision, in their wire form (without seq)."""
+    import random
+
+    rng = random.Random(seed)
+    sp = {"co2": (380.0, 40.0), "ch4": (1800.0, 200.0), "co": (80.0, 140.0)}
+    standards = [{"cylinder": f"CAL-{k + 1}", "measured": {s: a + k * d + rng.gauss(0, 1) for s, (a, d) in sp.items()},
+                  "assigned": {s: a + k * d for s, (a, d) in sp.items()}, "scale": {}} for k in range(4)]
+    fits = {s: {"coefficients": [rng.gauss(0, 3), rng.gauss(1, 0.02)], "residuals": [rng.gauss(0, 0.01) for _ in range(4)],
+                "r2": 1 - rng.uniform(0, 1e-6), "rmse": rng.uniform(0.001, 0.2), "n": 4} for s in sp}
+    calibration = {"record_type": "calibration", "id": "cal-picarro-1-20260101T0000Z", "time_start": "2026-01-01T00:00:00.000Z",
+                   "time_end": "2026-01-01T00:39:00.000Z", "standards": standards, "fits": fits}
+    target = {"record_type": "target", "id": "tgt-picarro-1-TGT-1-20260101T0100Z", "time": "2026-01-01T01:09:00.000Z",
+              "cylinder": "TGT-1", "measured": {s: a + rng.gauss(0, 0.1) for s, (a, _) in sp.items()},
+              "assigned": {s: a for s, (a, _) in sp.items()}, "bias": {s: rng.gauss(0, 0.1) for s in sp},
+              "within_goal": {s: True for s in sp}}
+    return calibration, target
+
+
+def message_bytes(kind: str, rows: list, encoding: str, sent: datetime, store: str) -> int:
+    """PUBLISH packet bytes of one batch of outbox rows (seq, kind, JSON bytes) as the forwarder sends it."""
+    from ghgnet.wire import ENCODINGS, BatchEncoder, LeanEncoder, topic_for
+
+    body = BatchEncoder(STATION, store).encode_rows(kind, sent, rows)
+    if encoding == "lean":
+        body = LeanEncoder(STATION, store).encode_rows(kind, sent, rows, body)
+    return publish_packet_bytes(topic_for(STATION, kind), len(body), ENCODINGS[encoding])
+
+
+def outbox_rows(records: list, kind: str = "minute") -> list:
+    from station_agent.records import minute_to_dict
+
+    return [(seq, kind, json.dumps(minute_to_dict(r) if kind == "minute" else r, separators=(",", ":")).encode())
+            for seq, r in enumerate(records, 1)]
+
+
+def per_record_bytes(records: list, batch_size: int) -> dict:
+    """{(encoding, "alone"|"backlog"): PUBLISH bytes per minute record}: each record sent alone (a
+    live link: one minute a minute), and in batches of `batch_size` (a backlog)."""
+    store = uuid.UUID(int=12345).hex
+    rows = outbox_rows(records)
+    out = {}
+    for enc in ("json", "lean"):
+        alone = [message_bytes("minute", [r], enc, T0 + timedelta(minutes=i, seconds=80.123), store)
+                 for i, r in enumerate(rows)]
+        backlog = sum(message_bytes("minute", rows[i:i + batch_size], enc, T0, store) for i in range(0, len(rows), batch_size))
+        out[enc, "alone"] = sum(alone) / len(alone)
+        out[enc, "backlog"] = backlog / len(rows)
+    return out
+
+
+MONTH_MINUTES = 43_200
+MONTH_CALIBRATIONS = 4 * 30
+"""The example station (configs/station.example.toml): a calibration every 6 h,"""
+MONTH_TARGETS = (12 + 4) * 30
+"""a short-term target every 2 h and the long-term target with each calibration."""
+
+
+def monthly_volume(alone: dict) -> dict:
+    """Bytes a month, by encoding, of a three-species 1 Hz station sending live (each record alone):
+    43,200 field-like minutes, the example config's calibrations and targets; events none (only
+    faults make them). Besides, the same for both encodings: the retained status every 30 s
+    (status_interval_s' default) and central's ack of every message."""
+    from ghgnet.wire import encode_ack, topic_for
+
+    store = uuid.UUID(int=12345).hex
+    calibration, target = field_results()
+    out = {}
+    for enc in ("json", "lean"):
+        results = [message_bytes("calibration", [(1000 + k, "calibration", json.dumps(r, separators=(",", ":")).encode())],
+                                 enc, T0, store) for k, r in enumerate((calibration, target))]
+        out[enc] = (MONTH_MINUTES * alone[enc, "alone"] + MONTH_CALIBRATIONS * results[0] + MONTH_TARGETS * results[1])
+    status = {"schema": 1, "station": STATION, "state": "up", "time": "2026-01-01T00:00:00.000Z", "backlog": 0,
+              "oldest_unacked_age_s": None, "agent_version": "0.1.0", "interval_s": 30.0, "last_seq": 43200,
+              "details": {}}
+    status_bytes = publish_packet_bytes(topic_for(STATION, "status"), len(json.dumps(status, separators=(",", ":"))))
+    ack_bytes = publish_packet_bytes(topic_for(STATION, "ack"), len(encode_ack(STATION, [43_200], store))) + 4  # + PUBACK
+    out["status"] = 30 * 86_400 / 30.0 * (status_bytes + 4)
+    out["acks"] = (MONTH_MINUTES + MONTH_CALIBRATIONS + MONTH_TARGETS) * (ack_bytes + 4)  # + the data's PUBACK
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=43_200)
@@ -275,18 +495,24 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=None, help="default: ForwardingConfig's")
     ap.add_argument("--decode-in-thread", action="store_true",
                     help="central decodes in a thread of its own process (ingest.decode_process false)")
-    ap.add_argument("--station-child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--no-lean", action="store_true", help="skip the lean encoding's replay")
+    ap.add_argument("--station-child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--publish-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
     if args.station_child:
-        db, port, batch, window = args.station_child
-        station_child(db, int(port), int(batch), int(window))
+        db, port, batch, window, encoding = args.station_child
+        station_child(db, int(port), int(batch), int(window), encoding)
+        return
+    if args.publish_child:
+        port, path, content_type = args.publish_child
+        publish_child(int(port), path, content_type)
         return
 
+    from ghgnet.logs import configure_logging
     from simulators.broker import MosquittoBroker
     from station_agent.forwarding.forwarder import ForwardingConfig
-    from ghgnet.logs import configure_logging
 
     configure_logging(None, "warning", "json", stream=sys.stderr)
     from central.receiver import tune_for_ingest
@@ -304,16 +530,22 @@ def main() -> None:
         filled = top / "station-filled.sqlite"
         fill_station(filled, n)
         recs = wire_records(n)
+        batches = {enc: encoded_batches(n, batch_size, enc) for enc in ("json", "lean")}
         for k in range(args.rounds):
             tmp = top / f"round-{k}"
             tmp.mkdir()
             broker = MosquittoBroker(tmp / "mosquitto").start()
             try:
                 e2e = end_to_end(broker, tmp, filled, n, batch_size, window, decode_process)
+                lean = None if args.no_lean else end_to_end(broker, tmp, filled, n, batch_size, window, decode_process,
+                                                            "lean")
                 naive_rate = naive(broker, tmp, args.naive_records, decode_process)
+                alone = {} if args.no_lean else {
+                    enc: central_only(broker, tmp, n, batches[enc], enc, decode_process) for enc in ("json", "lean")}
             finally:
                 broker.stop()
-            rounds.append({"e2e": e2e, "naive": naive_rate, "raw": raw_insert(tmp, recs)})
+            rounds.append({"e2e": e2e, "lean": lean, "naive": naive_rate, "raw": raw_insert(tmp, recs),
+                           "central_only": alone})
     stored = [n / r["e2e"]["stored_s"] for r in rounds]
     acked = [n / r["e2e"]["acked_s"] for r in rounds]
     naives = [r["naive"] for r in rounds]
@@ -338,10 +570,50 @@ def main() -> None:
     print("round by round, acked/raw: " + ", ".join(f"{100 * a / r:.1f} %" for a, r in zip(acked, raws))
           + "; acked/naive: " + ", ".join(f"{a / v:.1f}x" for a, v in zip(acked, naives)))
     for k, r in enumerate(rounds):
-        cpu = r["e2e"]["cpu_s"]
-        print(f"CPU during end to end, round {k + 1}, us per record: "
-              + ", ".join(f"{name} {1e6 * v / n:.1f}" for name, v in cpu.items()))
+        for enc in ("e2e", "lean"):
+            if r[enc] is None:
+                continue
+            cpu = r[enc]["cpu_s"]
+            print(f"CPU during end to end ({'json' if enc == 'e2e' else 'lean'}), round {k + 1}, us per record: "
+                  + ", ".join(f"{name} {1e6 * v / n:.1f}" for name, v in cpu.items()))
+    if not args.no_lean:
+        print_lean(rounds, n, batch_size, stored, acked, each)
     print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+def print_lean(rounds: list[dict], n: int, batch_size: int, stored: list[float], acked: list[float], each) -> None:
+    """The lean encoding's figures beside today's JSON, from the same rounds."""
+    lean_stored = [n / r["lean"]["stored_s"] for r in rounds]
+    lean_acked = [n / r["lean"]["acked_s"] for r in rounds]
+    print(f"lean, end to end, stored at central:   {max(lean_stored):10,.0f} records/s  (rounds: {each(lean_stored)})"
+          f"  json/lean {max(stored) / max(lean_stored):.2f}; round by round: "
+          + ", ".join(f"{a / b:.2f}" for a, b in zip(stored, lean_stored)))
+    print(f"lean, end to end, acked back to station:{max(lean_acked):10,.0f} records/s  (rounds: {each(lean_acked)})"
+          f"  json/lean {max(acked) / max(lean_acked):.2f}")
+    alone = {enc: [r["central_only"][enc] for r in rounds] for enc in ("json", "lean")}
+    for enc in ("json", "lean"):
+        print(f"central alone on the replay's {enc} batches (published ready-made, no station beside it): "
+              f"{max(alone[enc]):10,.0f} records/s  (rounds: {each(alone[enc])})")
+    print("central alone, lean/json round by round: "
+          + ", ".join(f"{100 * b / a:.1f} %" for a, b in zip(alone["json"], alone["lean"])))
+    last = rounds[-1]
+    for enc, key in (("json", "e2e"), ("lean", "lean")):
+        r = last[key]
+        print(f"replay on the wire ({enc}): {r['wire_bytes'] / r['published_records']:7.1f} bytes per minute record "
+              f"(PUBLISH packets, {r['messages']} messages of up to {batch_size} records)")
+    sizes = {"this benchmark's records": per_record_bytes(minute_records(2000), batch_size),
+             "field-like records (1 Hz means, full precision)": per_record_bytes(field_minutes(2000), batch_size)}
+    for name, b in sizes.items():
+        for how in ("alone", "backlog"):
+            print(f"bytes on the wire per minute record, {name}, {'sent alone (live)' if how == 'alone' else f'batches of {batch_size}'}: "
+                  f"json {b['json', how]:6.1f}, lean {b['lean', how]:6.1f} ({100 * b['lean', how] / b['json', how]:.1f} %)"
+                  "  target <= 25 %")
+    month = monthly_volume(sizes["field-like records (1 Hz means, full precision)"])
+    print(f"a month of a three-species 1 Hz station, live ({MONTH_MINUTES:,} minutes, {MONTH_CALIBRATIONS} calibrations, "
+          f"{MONTH_TARGETS} targets, each sent alone; no routine events): json {month['json'] / 1e6:.2f} MB, "
+          f"lean {month['lean'] / 1e6:.2f} MB ({100 * month['lean'] / month['json']:.1f} %)")
+    print(f"  the same for both encodings: the status every 30 s {month['status'] / 1e6:.2f} MB "
+          f"(every 600 s: {month['status'] / 20e6:.2f} MB), central's acks and the PUBACKs {month['acks'] / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

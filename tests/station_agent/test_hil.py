@@ -14,6 +14,8 @@ import pytest
 from support.site import next_midnight
 from support.station import Hil
 
+pytestmark = pytest.mark.slow  # a simulated day
+
 GOALS = {"co2": 0.1, "ch4": 2.0}
 
 
