@@ -116,6 +116,7 @@ class UplinkPacker:
         self.cfg = cfg
         self.log = log.bind(component="hj212", uplink=cfg.name)
         self.made = 0
+        self.error: str | None = None  # why the last pass made nothing, logged once
 
     def pack(self, store: StationStore, now: datetime) -> int:
         """Queue the packets of every period now over (and settled); returns how many were made."""
@@ -511,8 +512,14 @@ class Hj212Uplinks:
         """In the writer thread: queue what is due, and wake the links that got packets."""
         now = self.clock.now()
         for packer, link in zip(self.packers, self.links):
-            if packer.pack(store, now):
-                link.notify()
+            try:
+                if packer.pack(store, now):
+                    link.notify()
+                packer.error = None
+            except (ValueError, PacketError) as exc:  # never the writer's end: the period waits, and says why
+                if str(exc) != packer.error:
+                    packer.log.error("hj212_cannot_pack", error=str(exc))
+                packer.error = str(exc)
             link.backlog = Hj212Queue(store).backlog(link.cfg.name)
 
     def start(self) -> None:
