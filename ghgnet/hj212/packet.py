@@ -23,10 +23,12 @@ from .frame import MAX_SEGMENT, TEXT_ENCODING
 # --- Flag bits and editions ------------------------------------------------------------------------
 FLAG_ACK = 0b01
 FLAG_SPLIT = 0b10
-EDITION_VERSION = {"2017": 1, "2025": 8}
+EDITION_VERSION = {"2017": 1, "2025": 2}
 """The version bits (Flag >> 2) of each edition: 2017 is version 1, so Flag 4 = no answer wanted,
-5 = answer wanted, 7 = answer wanted and split. 2025: read as version 8 by one open implementation
-(DOMAIN.md; the 2025 text is not public here), so unconfirmed: this is the one place to change it."""
+5 = answer wanted, 7 = answer wanted and split. 2025: version 2 (Flag 8, 9, 11), as caoyiliang/HJ212
+(HJ212/Enum.cs, `Version`: HJT212_2005 = 0, HJT212_2017 = 4, HJT212_2025 = 8, raw Flag values with
+neither A nor D set) reads it; DOMAIN.md's "Flag version 8" is that raw value. The 2025 text is not
+public here, so unconfirmed: this is the one place to change it."""
 VERSION_EDITION = {v: k for k, v in EDITION_VERSION.items()}
 DEFAULT_EDITION = "2017"
 

@@ -93,7 +93,7 @@ def test_bad_data_time_is_refused_by_name():
 def test_flag_values_per_edition():
     assert make_flag("2017") == 4 and make_flag("2017", ack=True) == 5
     assert make_flag("2017", ack=True, split=True) == 7
-    assert make_flag("2025", ack=True) == 8 << 2 | 1
+    assert make_flag("2025", ack=True) == 9  # caoyiliang/HJ212: HJT212_2025 = 8, plus A
     with pytest.raises(ValueError, match="edition"):
         make_flag("2005")
 
@@ -113,7 +113,7 @@ def test_other_replies():
                                                                    "MN=010000A8900016F000169DC0;Flag=4;"
                                                                    "CP=&&ExeRtn=100&&")
     assert reply_9013(req).cn == "9013" and reply_9013(req).cp == ()
-    assert reply_9014(replace(req, flag=make_flag("2025", ack=True))).flag == 32
+    assert reply_9014(replace(req, flag=make_flag("2025", ack=True))).flag == 8
 
 
 def _big_packet(n_factors: int) -> Packet:
