@@ -71,6 +71,17 @@ def _pick(ds, names: tuple[str, ...], path: Path, what: str) -> str:
     raise ValueError(f"{path}: no {what} (looked for {', '.join(names)})")
 
 
+def _axis(values: np.ndarray) -> np.ndarray:
+    """Cell centres in float64; single-precision ones (FLEXPART writes float32) become the shortest
+    decimals that read back as the same float32 (40.01, not 40.00999832), spaced regularly, or their
+    edges would leak a little past a grid they were meant to match."""
+    a = np.asarray(values)
+    if a.dtype == np.float32 and a.size > 1:
+        first, last = float(str(a[0])), float(str(a[-1]))
+        return first + (last - first) / (a.size - 1) * np.arange(a.size)
+    return a.astype(float)
+
+
 def _ascending(lat: np.ndarray, foot: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     if lat.size > 1 and lat[1] < lat[0]:
         return lat[::-1], np.flip(foot, axis=axis)
@@ -102,7 +113,7 @@ def read_stilt_footprint(path: Path, receptor_time: np.datetime64 | None = None)
             da = da.transpose(lat_n, lon_n)
             foot = da.values.astype(float)[None]
             seconds = np.array([np.nan])
-        lat, lon = ds[lat_n].values.astype(float), ds[lon_n].values.astype(float)
+        lat, lon = _axis(ds[lat_n].values), _axis(ds[lon_n].values)
     starts = np.full(seconds.shape, np.datetime64("NaT"), dtype="datetime64[s]")
     ok = np.isfinite(seconds)
     starts[ok] = np.round(seconds[ok]).astype(np.int64).astype("datetime64[s]")
@@ -161,8 +172,8 @@ def read_flexpart_grid(path: Path, species: int = 1) -> list[FlexpartRelease]:
         height = ds["height"].values.astype(float)
         ref = _reference(str(ds["time"].attrs.get("units", "")), path)
         t = ds["time"].values.astype(np.int64)
-        lat = ds["latitude"].values.astype(float)
-        lon = ds["longitude"].values.astype(float)
+        lat = _axis(ds["latitude"].values)
+        lon = _axis(ds["longitude"].values)
         # lowest layer, summed over age classes: (pointspec, time, lat, lon)
         field = da.transpose(*dims).isel(height=0).sum("nageclass").values.astype(float)
         foot = flexpart_to_ppm_per_umol(np.nan_to_num(field), da.attrs.get("units", ""), float(height[0]))
