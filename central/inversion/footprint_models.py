@@ -8,6 +8,10 @@ ppm per (umol m-2 s-1); lat/lon the cell centres (`glati + yres/2`); time "secon
 STILT ran with `time_integrate = TRUE`. Early STILT-R versions named the variable `Footprint` on
 `longitude`/`latitude` (label "umol CO2 m-2 s-1" for the same quantity); both are read.
 A time-integrated footprint (one layer at the receptor time) is put in the hour before the receptor.
+The ICOS STILT service keeps one time-integrated footprint per receptor as
+`<lat>Nx<lon>Ex<alt m, 5 digits>/YYYY/MM/YYYYxMMxDDxHH/foot` (a netCDF named `foot`; folder
+layout as in ICOS-Carbon-Portal's icoscp_stilt `get_fp` and stiltweb's slot archive, S/W for
+southern/western places); read the same way (its internal attributes were not checked here).
 
 FLEXPART (netcdf_output_mod.f90, FLEXPART 10/11, backward run, `grid_time_<date>.nc`):
 `spec001_mr(nageclass, pointspec, time, height, latitude, longitude)` in "s m3 kg-1" when
@@ -46,8 +50,9 @@ M_AIR_KG_PER_MOL = 0.0289647
 """Molar mass of dry air (kg mol-1), the FLEXPART mass-mixing-ratio to mole-fraction factor."""
 
 STILT_UNITS = {"ppm (umol-1 m2 s)", "ppm (umol m-2 s-1)-1", "ppm/(umol m-2 s-1)", "ppm per (umol m-2 s-1)",
-               "umol co2 m-2 s-1"}
-"""Unit labels of a STILT footprint, all meaning ppm per (umol m-2 s-1) (the last is early STILT-R's)."""
+               "ppm m2 s umol-1", "ppm per (micromol m-2 s-1)", "umol co2 m-2 s-1"}
+"""Unit labels of a STILT footprint, all meaning ppm per (umol m-2 s-1): STILT R's, ours, pystilt's
+("ppm m2 s umol-1"), ICOS's documented "ppm per (micromol m-2 s-1)", and early STILT-R's label."""
 
 
 class FootprintResolutionWarning(UserWarning):
@@ -88,8 +93,11 @@ def _ascending(lat: np.ndarray, foot: np.ndarray, axis: int) -> tuple[np.ndarray
     return lat, foot
 
 
-def read_stilt_footprint(path: Path, receptor_time: np.datetime64 | None = None) -> Footprint:
-    """One STILT footprint file (module docstring); `receptor_time` places a time-integrated one."""
+def read_stilt_footprint(path: Path, receptor_time: np.datetime64 | None = None,
+                         units_required: bool = True) -> Footprint:
+    """One STILT footprint file (module docstring); `receptor_time` places a time-integrated one.
+    `units_required = False` (ICOS slot files, whose attributes are not documented) takes a
+    footprint without a units attribute as ppm per (umol m-2 s-1); a units attribute is still checked."""
     import xarray as xr
 
     path = Path(path)
@@ -99,7 +107,7 @@ def read_stilt_footprint(path: Path, receptor_time: np.datetime64 | None = None)
         lon_n = _pick(ds, ("lon", "longitude"), path, "longitude")
         da = ds[var]
         units = " ".join(str(da.attrs.get("units", "")).split()).lower()
-        if units not in STILT_UNITS:
+        if units not in STILT_UNITS and (units_required or units):
             raise ValueError(f"{path}: {var} units {da.attrs.get('units')!r} are not a STILT footprint's "
                              f"(ppm per umol m-2 s-1: {', '.join(sorted(STILT_UNITS))})")
         if "time" in da.dims:

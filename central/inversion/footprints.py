@@ -215,14 +215,14 @@ def read_stilt_dir(
     conservatively (footprint_models.on_flux_grid). Returns as `read_combined`.
     """
     index: dict[tuple[int, str], Path] = {}
-    for path in sorted(Path(folder).glob("*_foot.nc")):
-        match = _STILT_NAME.match(path.name)
-        if not match:
-            continue
-        stamp, lon, lat = match.group(1), float(match.group(2)), float(match.group(3))
-        t = np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}", "s")
+    icos: set[Path] = set()
+    for path, t, lat, lon in _stilt_receptors(Path(folder)):
+        tol = place_tolerance_deg
+        if path.name == "foot":
+            icos.add(path)
+            tol = max(tol, 0.005 + 1e-9)  # ICOS names places to 0.01 degree
         for station, (slat, slon) in station_place.items():
-            if abs(slat - lat) <= place_tolerance_deg and abs(slon - lon) <= place_tolerance_deg:
+            if abs(slat - lat) <= tol and abs(slon - lon) <= tol:
                 index[(int(t.astype(np.int64)), station)] = path
     acc = FootprintAccumulator(grid)
     has = np.zeros(len(obs_station), dtype=bool)
@@ -232,7 +232,7 @@ def read_stilt_dir(
         path = index.get((int(t), str(s)))
         if path is None:
             continue
-        fp = read_stilt_footprint(path, receptor_time=np.datetime64(int(t), "s"))
+        fp = read_stilt_footprint(path, receptor_time=np.datetime64(int(t), "s"), units_required=path not in icos)
         layers, out_grid = on_flux_grid(fp, grid, str(path))
         acc.add(n, fp.layer_start, layers)
         outside_grid.append(out_grid)
@@ -240,6 +240,29 @@ def read_stilt_dir(
         n += 1
     _warn_outside_grid(folder, outside_grid)
     return acc.operator(n), has, acc.outside_fraction
+
+
+_ICOS_SLOT = re.compile(r"^(\d{4})x(\d{2})x(\d{2})x(\d{2})$")
+_ICOS_PLACE = re.compile(r"^([\d.]+)([NS])x([\d.]+)([EW])x(\d+)$")
+
+
+def _stilt_receptors(folder: Path):
+    """(file, receptor time, lat, lon) of the STILT R files (`*_foot.nc`) in `folder` and of the
+    ICOS STILT slot files (`<lat>Nx<lon>Ex<alt>/YYYY/MM/YYYYxMMxDDxHH/foot`) below it."""
+    for path in sorted(folder.glob("*_foot.nc")):
+        match = _STILT_NAME.match(path.name)
+        if match:
+            stamp = match.group(1)
+            t = np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}", "s")
+            yield path, t, float(match.group(3)), float(match.group(2))
+    for path in sorted(folder.glob("**/foot")):
+        slot = _ICOS_SLOT.match(path.parent.name)
+        place = _ICOS_PLACE.match(path.parents[3].name) if len(path.parents) > 3 else None
+        if slot and place:
+            y, mo, d, h = slot.groups()
+            lat = float(place.group(1)) * (1 if place.group(2) == "N" else -1)
+            lon = float(place.group(3)) * (1 if place.group(4) == "E" else -1)
+            yield path, np.datetime64(f"{y}-{mo}-{d}T{h}:00", "s"), lat, lon
 
 
 def read_flexpart_dir(

@@ -115,6 +115,22 @@ def test_stilt_time_integrated_and_legacy_files(tmp_path: Path) -> None:
         read_stilt_footprint(bad)
 
 
+def test_icos_stilt_slot_files_are_found_and_read(tmp_path: Path) -> None:
+    """ICOS STILT keeps one time-integrated `foot` per receptor in <lat>Nx<lon>Ex<alt>/YYYY/MM/YYYYxMMxDDxHH/."""
+    slot = tmp_path / "40.04Nx116.05Ex00030" / "2024" / "07" / "2024x07x02x06"
+    slot.mkdir(parents=True)
+    write_stilt_r(slot / "foot", GRID.lat, GRID.lon, np.array([RECEPTOR]),
+                  np.full((1, 8, 10), 0.5, dtype=np.float32))
+    with netCDF4.Dataset(slot / "foot", "a") as nc:
+        nc["foot"].delncattr("units")
+    h, has, outside = read_stilt_dir(tmp_path, GRID, np.array(["A"]), np.array([RECEPTOR]),
+                                     {"A": (40.0412, 116.0461)})
+    assert has.tolist() == [True]
+    dense = h.dense()[0]
+    # time-integrated: the whole footprint in the hour before the receptor, 2024-07-02 05:00
+    assert dense[GRID.n_cells:].sum() == pytest.approx(0.5 * GRID.n_cells) and dense[:GRID.n_cells].sum() == 0
+
+
 def write_flexpart(path: Path, lat: np.ndarray, lon: np.ndarray, times_s: np.ndarray, field: np.ndarray,
                    relcom: list[str], relstart: list[int], relend: list[int], ref: str = "20240702 060000",
                    heights=(100.0, 500.0), units: str = "s m3 kg-1") -> None:
