@@ -48,3 +48,23 @@ def test_example_inventory_builds_a_prior_the_inversion_runs_on(tmp_path: Path, 
     with xr.open_dataset(prior) as ds:
         region_flux = (ds["flux"].values * region).sum()
     assert np.isfinite(region_flux) and region_flux > 0
+
+
+def test_prior_build_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "central-receiver"
+    bad = tmp_path / "prior.toml"
+    bad.write_text((EXAMPLE / "prior.example.toml").read_text().replace('file = "points.csv"',
+                                                                        f'file = "{EXAMPLE / "points.csv"}"')
+                   .replace('sectors = ["energy", "industry", "buildings", "transport"]',
+                            'sectors = ["energy", "buildings", "transport"]'))
+    res = subprocess.run([exe, "prior", "build", "--config", bad, "--out", tmp_path / "p.nc"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "unknown sector(s) industry" in res.stderr and str(bad) in res.stderr
+    res = subprocess.run([exe, "prior", "build", "--config", EXAMPLE / "prior.example.toml", "--out", tmp_path / "p.nc"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "transport: 3.1e+06 t/yr; 2024-07 262568 t" in res.stdout
