@@ -156,7 +156,7 @@ def write_prior(path: Path, prior: Prior, cfg: PriorBuildConfig) -> None:
              "species": cfg.species, "source": "central-receiver prior build",
              "utc_offset_hours": cfg.utc_offset_hours, "notes": "; ".join(prior.notes)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    xr.Dataset(data, coords=coords, attrs=attrs).to_netcdf(path)
+    xr.Dataset(data, coords=coords, attrs=attrs).to_netcdf(path, encoding={"flux": {"zlib": True, "complevel": 4}})
 
 
 def prior_build(config: Path, out: Path) -> int:
