@@ -17,8 +17,10 @@ FLEXPART (netcdf_output_mod.f90, FLEXPART 10/11, backward run, `grid_time_<date>
 `spec001_mr(nageclass, pointspec, time, height, latitude, longitude)` in "s m3 kg-1" when
 ind_source = 1 (mass) and ind_receptor = 2 (mass mixing ratio); `latitude`/`longitude` the cell
 centres; `height` the top of each output layer (m); `time` in seconds (negative, backward) since
-the simulation's end (the `units` attribute), each field the residence over the `loutstep`
-seconds after its time stamp. One pointspec per release (receptor); its name is RELCOM, its window
+the simulation's end (the `units` attribute), each field the residence over the |loutstep|
+seconds after its time stamp (flexpart/flexpart src/timemanager.f90: the averaging window runs
+loutnext -+ loutaver/2 with loutnext starting at loutstep/2, and the field is written at its end,
+which in a backward run is the earlier time), so the stamp is the layer's start. One pointspec per release (receptor); its name is RELCOM, its window
 RELSTART..RELEND seconds relative to the same reference. Conversion: the surface-layer sensitivity
 S/h (s m2 kg-1) maps a mass flux (kg m-2 s-1) to a mass mixing ratio; for a molar flux F
 (umol m-2 s-1) the mole-fraction change in ppm is S/h * F * 1e-6 * M_s * 1e6 * (M_air / M_s) =
