@@ -432,6 +432,24 @@ def invert(
     raise typer.Exit(int(run_inversion(config, out) or 0))
 
 
+prior_app = typer.Typer(no_args_is_help=True, help="The inversion's prior from a city's inventory.")
+app.add_typer(prior_app, name="prior")
+
+
+@prior_app.command("build")
+def prior_build(
+    config: Annotated[Path, typer.Option("--config", "-c", help="prior TOML config file")],
+    out: Annotated[Path, typer.Option("--out", help="prior netCDF to write (flux and region)")],
+) -> None:
+    """Build prior.nc from point sources, proxies and gridded inventories (central.inversion.prior)."""
+    try:
+        from central.inversion.prior.build import prior_build as run_prior_build
+    except ImportError as exc:
+        typer.echo(f"error: the prior builder is not available in this installation: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(int(run_prior_build(config, out) or 0))
+
+
 @config_app.command("schema")
 def config_schema(
     out: Annotated[Path | None, typer.Option(help="write here instead of standard output")] = None,

@@ -21,7 +21,7 @@ from . import outputs
 from .aggregates import region_totals
 from .config import InversionConfig, load_config
 from .covariance import PriorCovariance, exponential_correlation, observation_error, prior_sigma, spatial_correlation
-from .footprints import read_combined, read_stilt_dir
+from .footprints import read_combined, read_flexpart_dir, read_stilt_dir
 from .grid import FluxGrid, daily_steps
 from .observations import afternoon_mask, enhancements, parse_time, read_csv
 from .solver import InversionProblemError, Problem, posterior_covariance, solve
@@ -151,6 +151,8 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
     fc = cfg.footprints
     if fc.format == "combined":
         h, has, outside = read_combined(fc.path, grid, enh.station, enh.time)
+    elif fc.format == "flexpart":
+        h, has, outside = read_flexpart_dir(fc.path, grid, enh.station, enh.time)
     else:
         if not places:
             raise InputError("STILT footprints need [[observations.stations]] places to match receptors "

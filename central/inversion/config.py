@@ -99,8 +99,9 @@ class Observations(StrictModel):
 
 
 class Footprints(StrictModel):
-    format: Literal["combined", "stilt"] = "combined"
-    path: RelPath = Field(description="combined netCDF file, or the folder of STILT *_foot.nc files")
+    format: Literal["combined", "stilt", "flexpart"] = "combined"
+    path: RelPath = Field(description="combined netCDF file, or the folder of STILT *_foot.nc or FLEXPART "
+                                      "grid_time_*.nc files (any lat/lon grid: regridded conservatively)")
 
 
 class Covariance(StrictModel):

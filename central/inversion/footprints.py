@@ -9,7 +9,10 @@ Two file layouts are read (times in seconds since 1970-01-01 UTC):
 
 - STILT: one file per receptor, named `YYYYmmddHHMM_<lon>_<lat>_<zagl>_foot.nc` (receptor time and
   place), variable `foot(time, lat, lon)` in ppm per (umol m-2 s-1), cell centres, `time` the start
-  of each hourly footprint layer. A file is matched to an observation by time and station place.
+  of each hourly footprint layer, as the STILT R model writes it (footprint_models.py; any grid,
+  regridded conservatively). A file is matched to an observation by time and station place.
+- FLEXPART: backward `grid_time_*.nc` files (footprint_models.py: converted from s m3 kg-1, any grid),
+  a release (RELCOM = station id) matched to the observation hour starting at its window's start.
 - combined: one file for all observations, `foot(obs, lag, lat, lon)` (same units),
   `foot_time(obs, lag)` the start of each layer, `obs_time(obs)` and `station(obs)` identifying the
   observation; layers with NaN time are padding.
@@ -18,12 +21,14 @@ Two file layouts are read (times in seconds since 1970-01-01 UTC):
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from .footprint_models import on_flux_grid, read_flexpart_grid, read_stilt_footprint
 from .grid import FluxGrid
 
 
@@ -206,36 +211,103 @@ def read_stilt_dir(
     """Read STILT footprint files (one per receptor) for the observations (station, time) given.
 
     `station_place` maps station id to (lat, lon) in degrees; a file belongs to the station whose
-    place lies within `place_tolerance_deg` of the receptor's. Returns as `read_combined`.
+    place lies within `place_tolerance_deg` of the receptor's. Files on another grid are regridded
+    conservatively (footprint_models.on_flux_grid). Returns as `read_combined`.
     """
-    import xarray as xr
-
     index: dict[tuple[int, str], Path] = {}
-    for path in sorted(Path(folder).glob("*_foot.nc")):
-        match = _STILT_NAME.match(path.name)
-        if not match:
-            continue
-        stamp, lon, lat = match.group(1), float(match.group(2)), float(match.group(3))
-        t = np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}", "s")
+    icos: set[Path] = set()
+    for path, t, lat, lon in _stilt_receptors(Path(folder)):
+        tol = place_tolerance_deg
+        if path.name == "foot":
+            icos.add(path)
+            tol = max(tol, 0.005 + 1e-9)  # ICOS names places to 0.01 degree
         for station, (slat, slon) in station_place.items():
-            if abs(slat - lat) <= place_tolerance_deg and abs(slon - lon) <= place_tolerance_deg:
+            if abs(slat - lat) <= tol and abs(slon - lon) <= tol:
                 index[(int(t.astype(np.int64)), station)] = path
     acc = FootprintAccumulator(grid)
     has = np.zeros(len(obs_station), dtype=bool)
+    outside_grid: list[float] = []
     n = 0
     for i, (s, t) in enumerate(zip(obs_station, np.asarray(obs_time, "datetime64[s]").astype(np.int64))):
         path = index.get((int(t), str(s)))
         if path is None:
             continue
-        with xr.open_dataset(path, decode_times=False) as ds:
-            if "foot" not in ds:
-                raise ValueError(f"{path}: missing variable 'foot'")
-            _check_axes(path, ds["lat"].values, ds["lon"].values, grid)
-            foot = ds["foot"].transpose("time", "lat", "lon").values
-            acc.add(n, _seconds_to_datetime(ds["time"].values), np.nan_to_num(foot))
+        fp = read_stilt_footprint(path, receptor_time=np.datetime64(int(t), "s"), units_required=path not in icos)
+        layers, out_grid = on_flux_grid(fp, grid, str(path))
+        acc.add(n, fp.layer_start, layers)
+        outside_grid.append(out_grid)
         has[i] = True
         n += 1
+    _warn_outside_grid(folder, outside_grid)
     return acc.operator(n), has, acc.outside_fraction
+
+
+_ICOS_SLOT = re.compile(r"^(\d{4})x(\d{2})x(\d{2})x(\d{2})$")
+_ICOS_PLACE = re.compile(r"^([\d.]+)([NS])x([\d.]+)([EW])x(\d+)$")
+
+
+def _stilt_receptors(folder: Path):
+    """(file, receptor time, lat, lon) of the STILT R files (`*_foot.nc`) in `folder` and of the
+    ICOS STILT slot files (`<lat>Nx<lon>Ex<alt>/YYYY/MM/YYYYxMMxDDxHH/foot`) below it."""
+    for path in sorted(folder.glob("*_foot.nc")):
+        match = _STILT_NAME.match(path.name)
+        if match:
+            stamp = match.group(1)
+            t = np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}", "s")
+            yield path, t, float(match.group(3)), float(match.group(2))
+    for path in sorted(folder.glob("**/foot")):
+        slot = _ICOS_SLOT.match(path.parent.name)
+        place = _ICOS_PLACE.match(path.parents[3].name) if len(path.parents) > 3 else None
+        if slot and place:
+            y, mo, d, h = slot.groups()
+            lat = float(place.group(1)) * (1 if place.group(2) == "N" else -1)
+            lon = float(place.group(3)) * (1 if place.group(4) == "E" else -1)
+            yield path, np.datetime64(f"{y}-{mo}-{d}T{h}:00", "s"), lat, lon
+
+
+def read_flexpart_dir(
+    folder: Path, grid: FluxGrid, obs_station: np.ndarray, obs_time: np.ndarray, match_seconds: float = 60.0
+) -> tuple[ObsOperator, np.ndarray, list[float]]:
+    """Read FLEXPART backward grid files (`grid_time_*.nc` in `folder`, any number of releases
+    each) for the observations (station, time) given: a release belongs to the observation whose
+    station id is the release name (RELCOM) and whose hour starts at the release window's start
+    (within `match_seconds`). Converted and regridded as footprint_models says; returns as
+    `read_combined`."""
+    releases: dict[tuple[str, int], tuple[Path, object]] = {}
+    for path in sorted(Path(folder).glob("grid_time_*.nc")):
+        for rel in read_flexpart_grid(path):
+            releases[(rel.name, int(np.datetime64(rel.start, "s").astype(np.int64)))] = (path, rel)
+    if not releases:
+        raise ValueError(f"{folder}: no FLEXPART grid_time_*.nc files")
+    by_station: dict[str, np.ndarray] = {}
+    for name, t in releases:
+        by_station.setdefault(name, []).append(t)
+    by_station = {k: np.sort(np.array(v)) for k, v in by_station.items()}
+    acc = FootprintAccumulator(grid)
+    has = np.zeros(len(obs_station), dtype=bool)
+    outside_grid: list[float] = []
+    n = 0
+    for i, (s, t) in enumerate(zip(obs_station, np.asarray(obs_time, "datetime64[s]").astype(np.int64))):
+        times = by_station.get(str(s))
+        if times is None:
+            continue
+        j = int(np.argmin(np.abs(times - t)))
+        if abs(int(times[j]) - int(t)) > match_seconds:
+            continue
+        path, rel = releases[(str(s), int(times[j]))]
+        layers, out_grid = on_flux_grid(rel.footprint, grid, f"{path}: {rel.name}")
+        acc.add(n, rel.footprint.layer_start, layers)
+        outside_grid.append(out_grid)
+        has[i] = True
+        n += 1
+    _warn_outside_grid(folder, outside_grid)
+    return acc.operator(n), has, acc.outside_fraction
+
+
+def _warn_outside_grid(folder: Path, fractions: list[float]) -> None:
+    if fractions and max(fractions) > 0:
+        warnings.warn(f"{folder}: on average {100 * float(np.mean(fractions)):.3g} % of the footprints lies outside "
+                      "the flux grid (that part's enhancement is counted as background)", stacklevel=3)
 
 
 def _time_seconds(times: np.ndarray) -> np.ndarray:
@@ -275,16 +347,23 @@ def write_combined(
 
 
 def write_stilt_file(path: Path, lat: np.ndarray, lon: np.ndarray, layer_start: np.ndarray, foot: np.ndarray) -> None:
-    """Write one receptor's footprint (time, lat, lon) the way STILT lays it out."""
+    """Write one receptor's footprint (time, lat, lon) as the STILT R model does
+    (uataq/stilt r/src/write_footprint.r: names, units and attributes)."""
     import xarray as xr
 
     ds = xr.Dataset(
         {"foot": (("time", "lat", "lon"), np.asarray(foot, dtype=np.float32),
-                  {"units": "ppm (umol m-2 s-1)-1"})},
+                  {"units": "ppm (umol-1 m2 s)", "standard_name": "footprint", "long_name": "footprint"})},
         coords={
-            "time": ("time", _time_seconds(layer_start), {"units": "seconds since 1970-01-01 00:00:00Z"}),
-            "lat": ("lat", lat, {"units": "degrees_north"}),
-            "lon": ("lon", lon, {"units": "degrees_east"}),
+            "time": ("time", _time_seconds(layer_start),
+                     {"units": "seconds since 1970-01-01 00:00:00", "standard_name": "time", "long_name": "time",
+                      "calendar": "standard", "timezone": "UTC"}),
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude",
+                                 "long_name": "cell center latitude"}),
+            "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude",
+                                 "long_name": "cell center longitude"}),
         },
+        attrs={"crs": "+proj=longlat +ellpsWGS84", "crs_format": "PROJ.4", "conventions": "CF-1.4",
+               "documentation": "github.com/uataq/stilt", "title": "STILT Footprint Output"},
     )
-    ds.to_netcdf(path, encoding={"foot": {"zlib": True}})
+    ds.to_netcdf(path, encoding={"foot": {"zlib": True, "_FillValue": -1.0}})
