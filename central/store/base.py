@@ -272,19 +272,47 @@ class DeadLetterRow:
     payload: bytes
     payload_size: int
     store: str | None = None
+    resolved_at: datetime | None = None
+    """When a replay stored what the letter held (central/deadletters/); None: not resolved."""
+    resolution: str | None = None
+    replays: int = 0
+    last_replay_at: datetime | None = None
+    last_replay_result: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Only the first bytes of the payload were kept ([storage] dead_letter_keep_bytes)."""
+        return len(self.payload) < self.payload_size
 
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """Something central tells its operators (a `seq_conflict`), with the station it concerns."""
+    """Something central tells its operators, with the station it concerns: a `seq_conflict` found
+    by ingest, or an alarm raised by a rule (central/alarms/), which one per rule, station and
+    subject is active (open or acknowledged) at most, until cleared."""
 
     id: int
     time: datetime
+    """When it was raised."""
     station: str | None
     store: str | None
     kind: str
+    """The rule's kind (station_down, ...) or seq_conflict."""
     message: str
     data: dict[str, Any]
+    rule: str | None = None
+    """The rule's name ([[alarms.rules]] name; seq_conflict for ingest's)."""
+    subject: str | None = None
+    """What within the station, e.g. a species; None for the station as a whole."""
+    severity: str = "warning"
+    state: str = "open"
+    """open, acknowledged or cleared."""
+    value: float | None = None
+    """The rule's measured value when last evaluated (its unit: the rule's)."""
+    updated_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    cleared_at: datetime | None = None
 
 
 @runtime_checkable
