@@ -12,6 +12,7 @@ from ghgnet.config import RelPath, StrictModel, load_model
 from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 
+from .alarms.config import AlarmsConfig
 from .hj212.config import Hj212Config
 
 
@@ -177,6 +178,7 @@ class CentralConfig(StrictModel):
     health: HealthConfig = Field(default_factory=HealthConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     hj212: Hj212Config | None = Field(default=None, description="listen for HJ 212 data loggers (central/hj212/)")
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="alarm rules and notifications")
 
     def station(self, station: str) -> StationMeta:
         """The station's metadata; defaults for a station not in the config."""
