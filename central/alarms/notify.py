@@ -146,9 +146,16 @@ class Notifier:
 
     def _loop(self) -> None:
         while True:
-            change = self._queue.get()
             try:
-                if change is None:
+                change = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            try:
+                if change is None or self._stop.is_set():
+                    if change is not None or self._queue.qsize():
+                        log.warning("alarm_notifications_unsent", count=self._queue.qsize() + (change is not None))
                     return
                 self._send(change)
             finally:
