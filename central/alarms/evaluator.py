@@ -30,6 +30,9 @@ class AlarmEvaluator:
         self.notify = notify
         self._pending: dict[str, datetime] = {}
         self.passes = 0
+        self.last_active: dict[str, int] | None = None
+        """Active alarms per severity after the last pass (metrics)."""
+        self.last_unresolved_dead_letters: int | None = None
 
     def evaluate(self, store, now: datetime) -> list[AlarmChange]:
         """One pass over every rule: raise, refresh or clear alarms; the raised and cleared ones
@@ -59,6 +62,8 @@ class AlarmEvaluator:
                     if cleared is not None:
                         changes.append(cleared)
         self.passes += 1
+        self.last_active = store.active_alarm_counts()
+        self.last_unresolved_dead_letters = sum(snap.unresolved_dead_letters.values())
         for c in changes:
             log.warning("alarm_" + c.change, alarm=c.id, rule=c.rule, station=c.station, subject=c.subject,
                         value=c.value, message=c.message)

@@ -188,6 +188,11 @@ class OperationsStoreMixin:
         rows = self._query("SELECT alarm_key FROM alarm WHERE state <> 'cleared' AND alarm_key IS NOT NULL")  # type: ignore[attr-defined]
         return {r[0] for r in rows}
 
+    def active_alarm_counts(self) -> dict[str, int]:
+        """Alarms open or acknowledged, per severity."""
+        rows = self._query("SELECT severity, count(*) FROM alarm WHERE state <> 'cleared' GROUP BY severity")  # type: ignore[attr-defined]
+        return {r[0]: int(r[1]) for r in rows}
+
     # -- manual flags ----------------------------------------------------------------------------
 
     def remove_manual_flag(self, flag_id: int, user: str, time: datetime, reason: str = "") -> None:
