@@ -552,6 +552,7 @@ def serve(
     from ghgnet.logs import configure_logging
 
     from .server import DashboardServer
+    from .service import serve_as_service
 
     cfg = _load(config)
     configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
@@ -560,9 +561,11 @@ def serve(
         signal.signal(sig, lambda *_: stop.set())
     server = DashboardServer(cfg, host or cfg.serve.host, cfg.serve.port if port is None else port).start()
     typer.echo(json.dumps({"url": server.url}), err=False)
+    service = serve_as_service(server.url)  # READY=1, and a watchdog fed while it answers
     try:
         stop.wait()
     finally:
+        service.stop()
         server.stop()
 
 

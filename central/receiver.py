@@ -231,6 +231,7 @@ class Receiver:
             self.alarms.stop(timeout_s)
         if self._store is not None:
             self._store.close()
+        self.notifier.close()
         log.info("receiver_stopped", **dict(self.stats))
 
     def run(self, stop: threading.Event) -> None:

@@ -17,7 +17,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ghgnet.watchdog import Probe
+import structlog
+
+from ghgnet.clock import make_clock
+from ghgnet.sdnotify import SdNotifier
+from ghgnet.watchdog import Probe, ProgressWatchdog
 
 INGEST_STALL_S = 120.0
 
@@ -63,3 +67,26 @@ def http_probe(url: str, max_stall_s: float = 60.0, timeout_s: float = 5.0) -> P
         return answered[0]
 
     return Probe(name="http", mark=mark, max_stall_s=max_stall_s, timebase=time.monotonic)
+
+
+class WebService:
+    """A web server's readiness and watchdog (`central-receiver serve`): `stop()` on the way out."""
+
+    def __init__(self, url: str, log: Any) -> None:
+        self.notifier = SdNotifier(unset_environment=True)
+        self.watchdog = ProgressWatchdog(self.notifier, make_clock(), [http_probe(url)], log, status_ok="serving")
+
+    def start(self) -> WebService:
+        self.watchdog.start()
+        self.notifier.ready("serving")
+        return self
+
+    def stop(self) -> None:
+        self.notifier.stopping("stopping")
+        self.watchdog.stop()
+        self.notifier.close()
+
+
+def serve_as_service(url: str) -> WebService:
+    """Tell systemd the web server at `url` is ready, and feed its watchdog while it answers."""
+    return WebService(url, structlog.get_logger(component="web")).start()
