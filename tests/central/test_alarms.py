@@ -4,6 +4,7 @@ evaluation on simulated time (both backends), and the CLI."""
 from __future__ import annotations
 
 import json
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from support.mqtt import minute
 from typer.testing import CliRunner
 
+import central.alarms.config as alarms_config_module
 from central.alarms.config import AlarmRule, AlarmsConfig
 from central.alarms.evaluator import AlarmEvaluator
 from central.alarms.rules import decide
@@ -163,3 +165,12 @@ def test_alarms_cli_lists_and_acknowledges(tmp_path: Path):
     assert f"#{a.id}" in text.stdout and "alice" in text.stdout
     missing = runner.invoke(app, ["alarms", "ack", "99", "--config", str(conf), "--user", "alice"])
     assert missing.exit_code == 2 and "no alarm #99" in missing.output
+
+
+def test_the_documented_example_config_is_valid():
+    """The TOML in central/alarms/config.py's docstring is what operators copy: it must load."""
+    text = alarms_config_module.__doc__.split("```toml\n")[1].split("```")[0]
+    cfg = CentralConfig.model_validate(tomllib.loads(text.replace('password_file = "/etc/ghgnet/smtp-password"\n', "")))
+    assert [r.rule_name for r in cfg.alarms.rules] == ["station_down", "target_bias"]
+    assert cfg.alarms.email is not None and cfg.alarms.email.starttls
+    assert cfg.alarms.webhooks[0].url.startswith("https://")
