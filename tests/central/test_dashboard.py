@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import select
-import shutil
 import signal
+import shutil
 import subprocess
 import sys
 import time
