@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from ghgnet.timeutil import iso_utc
+from ghgnet.timeutil import iso_utc, parse_utc
 
 from . import query, views
 from .config import CentralConfig
