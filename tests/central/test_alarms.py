@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import open_at_schema  # tests/central/conftest.py
 from support.mqtt import minute
 from typer.testing import CliRunner
 
@@ -174,3 +175,25 @@ def test_the_documented_example_config_is_valid():
     assert [r.rule_name for r in cfg.alarms.rules] == ["station_down", "target_bias"]
     assert cfg.alarms.email is not None and cfg.alarms.email.starttls
     assert cfg.alarms.webhooks[0].url.startswith("https://")
+
+
+def test_schema_6_keeps_what_an_older_database_holds(store_location):
+    """Migrating from schema 5: an ingest alarm stays open (its rule: its kind), a flag stays in force."""
+    old = open_at_schema(store_location, 5)
+    old._execute(old._sql("INSERT INTO alarm (time, station, store, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)"),
+                 (old._t(T), "st-a", "", "seq_conflict", "seq 7 reused", "{}"))
+    old._execute(old._sql("INSERT INTO manual_flag (station, time_from, time_to, flag, reason, operator, created_at) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)"), ("st-a", old._t(T), old._t(T + timedelta(hours=1)), "K",
+                                                         "leak", "alice", old._t(T)))
+    if store_location["backend"] == "postgresql":
+        old._commit()
+    old.close()
+    s = open_store(**store_location)
+    try:
+        (a,) = s.alarm_list()
+        assert (a.rule, a.kind, a.state, a.subject) == ("seq_conflict", "seq_conflict", "open", None)
+        assert s.acknowledge_alarm(a.id, "alice", T).state == "acknowledged"
+        (f,) = s.manual_flags("st-a")
+        assert f.active and f.reason_code is None
+    finally:
+        s.close()
