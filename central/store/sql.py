@@ -745,5 +745,6 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
 
     def alarm_count(self, station: str | None = None) -> int:
         if station is None:
-            return int(self._query("SELECT count(*) FROM alarm")[0][0])
-        return int(self._query("SELECT count(*) FROM alarm WHERE station = ?", (station,))[0][0])
+            return int(self._query("SELECT count(*) FROM alarm WHERE state <> 'cleared'")[0][0])
+        return int(self._query("SELECT count(*) FROM alarm WHERE state <> 'cleared' AND station = ?",
+                               (station,))[0][0])
