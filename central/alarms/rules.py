@@ -8,7 +8,9 @@ worse. Values and units:
 - data_gap: seconds since the start of the station's latest minute record stored here.
 - backlog_age: the age in seconds of the oldest record the station holds unacknowledged (its status).
 - clock_offset: |central's receive time - the station's status time|, seconds, of a status of a
-  station that is up: the station's clock offset plus the transit time (seconds on a working link).
+  station that is up: the station's clock offset plus the transit time (seconds on a working link);
+  and per analyzer (subject: the device) |instrument clock - station clock| as the agent reports it
+  in its status (details.metrics.clock_offset_s).
 - target_bias: |bias of the latest target run| per species, in units of the species' compatibility
   goal ([qc] goals: the WMO/GAW network compatibility goals), so 1.0 is "at the goal".
 - calibration_drift: |change of the calibrated value at the drift reference level between the two
@@ -118,6 +120,12 @@ def measure(rule: AlarmRule, store, config: CentralConfig, snap: Snapshot, now: 
             offset = abs((status.received_at - status.time).total_seconds())
             out.append(Observation(name, None, offset, f"{name}: status clock {offset:.0f} s off central's",
                                    {"status_time": status.time.isoformat()}))
+            devices = (status.details.get("metrics") or {}).get("clock_offset_s") or {}
+            for device, off in sorted(devices.items() if isinstance(devices, dict) else []):
+                if isinstance(off, int | float) and off == off:
+                    out.append(Observation(name, device, abs(float(off)),
+                                           f"{name} {device}: instrument clock {off:+.0f} s off the station's",
+                                           {"offset_s": float(off)}))
         elif rule.kind == "target_bias" and summary is not None:
             latest: dict[str, tuple[datetime, float]] = {}
             for tgt in store.targets(name, since, now + timedelta(seconds=1)):

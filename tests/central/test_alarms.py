@@ -197,3 +197,12 @@ def test_schema_6_keeps_what_an_older_database_holds(store_location):
         assert f.active and f.reason_code is None
     finally:
         s.close()
+
+
+def test_clock_offsets_of_the_station_and_of_each_analyzer(store):
+    cfg = CentralConfig.model_validate({"alarms": {"rules": [{"kind": "clock_offset", "raise_at": 60, "clear_at": 20}]}})
+    status = StatusMessage(station="st-a", state="up", time=T - timedelta(seconds=90), backlog=0, agent_version="t",
+                           interval_s=60.0, details={"metrics": {"clock_offset_s": {"g2401": -75.5, "lgr": 3.0}}})
+    store.store_status(status, T)
+    changes = AlarmEvaluator(cfg).evaluate(store, T + timedelta(seconds=1))
+    assert sorted((c.subject or "", round(c.value, 1)) for c in changes) == [("", 90.0), ("g2401", 75.5)]
