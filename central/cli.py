@@ -269,6 +269,15 @@ def export(
     typer.echo(f"{n} {level} {'record' if level == 'minute' else 'value'}(s) exported", err=True)
 
 
+UserOpt = Annotated[str | None, typer.Option("--user", help="who (kept in the audit trail; default: the login name)")]
+
+
+def _user(user: str | None) -> str:
+    import getpass
+
+    return user or getpass.getuser()
+
+
 @app.command()
 def flag(
     config: ConfigOpt,
@@ -277,19 +286,16 @@ def flag(
     to: Annotated[str, typer.Option("--to", help="end (exclusive), ISO 8601, UTC if no zone")],
     flag_letter: Annotated[str, typer.Option("--flag", help="K: invalid after manual QC; O: valid after manual QC")],
     reason: Annotated[str, typer.Option("--reason", help="why (kept in the audit trail)")],
-    operator: Annotated[str | None, typer.Option("--operator", help="who (default: the login name)")] = None,
+    operator: Annotated[str | None, typer.Option("--operator", "--user", help="who (default: the login name)")] = None,
     stream: Annotated[str | None, typer.Option(help="only this stream, e.g. inlet:100m")] = None,
     species: Annotated[str | None, typer.Option(help="only this species")] = None,
+    code: Annotated[str, typer.Option("--code", help="reason code (central/flags/reasons.py)")] = "other",
     no_aggregate: Annotated[bool, typer.Option("--no-aggregate", help="leave recomputing to the receiver")] = False,
 ) -> None:
-    """Flag a station's data by hand (ICOS O/K on the hours, R/H on the minutes), with an audit trail."""
-    import getpass
+    """Flag a station's data by hand (ICOS O/K on the hours, R/H on the minutes), with an audit
+    trail; the same as `flags add`."""
+    from .flags.manual import add_flag
 
-    from .aggregation.worker import aggregate_all
-
-    if flag_letter not in ("K", "O"):
-        typer.echo(f"error: --flag must be K or O, not {flag_letter!r}", err=True)
-        raise typer.Exit(2)
     start, end = _time(from_, "--from"), _time(to, "--to")
     if end <= start:
         typer.echo("error: --to must be after --from", err=True)
@@ -297,32 +303,39 @@ def flag(
     if not reason.strip():
         typer.echo("error: --reason must say why", err=True)
         raise typer.Exit(2)
-    who = operator or getpass.getuser()
+    who = _user(operator)
     cfg = _load(config)
     store = _open_store(cfg)
     try:
-        flag_id = store.add_manual_flag(station, start, end, flag_letter, reason, who, datetime.now(UTC),
-                                        stream, species)
-        if not no_aggregate:
-            aggregate_all(store, cfg)
+        f = add_flag(store, cfg, station, start, end, flag_letter, reason, who, datetime.now(UTC), stream, species,
+                     code, recompute=not no_aggregate)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     finally:
         store.close()
-    typer.echo(f"flag #{flag_id}: {station} {iso_utc(start)}..{iso_utc(end)} {flag_letter} by {who}: {reason}")
+    typer.echo(f"flag #{f.id}: {station} {iso_utc(start)}..{iso_utc(end)} {flag_letter} by {who}: {reason}")
 
 
-@app.command()
-def flags(
+flags_app = typer.Typer(no_args_is_help=True, help="Manual flags: add, list, remove (audited, reversible).")
+app.add_typer(flags_app, name="flags")
+flags_app.command("add")(flag)
+
+
+@flags_app.command("list")
+def flags_list(
     config: ConfigOpt,
     station: Annotated[str | None, typer.Option("--station", help="one station (default: all)")] = None,
+    active: Annotated[bool, typer.Option("--active", help="only the flags in force")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The manual-flag audit trail: who flagged what, when and why."""
-    from .views import flags as flag_list
+    """The manual-flag audit trail: who flagged what, when and why, and who removed it."""
+    from .flags.manual import flag_doc, list_flags
 
     cfg = _load(config)
     store = _open_store(cfg)
     try:
-        rows = flag_list(store, station)
+        rows = [flag_doc(f) for f in list_flags(store, station, include_removed=not active)]
     finally:
         store.close()
     if as_json:
@@ -330,8 +343,150 @@ def flags(
         return
     for r in rows:
         scope = " ".join(x for x in (r["stream"], r["species"]) if x)
+        removed = "" if r["active"] else f" [removed {r['removed_at']} by {r['removed_by']}: {r['removal_reason']}]"
         typer.echo(f"#{r['id']} {r['created_at']} {r['operator']}: {r['station']} {r['from']}..{r['to']} "
-                   f"{r['flag']}{' ' + scope if scope else ''}: {r['reason']}")
+                   f"{r['flag']}{' ' + scope if scope else ''} ({r['reason_code'] or '-'}): {r['reason']}{removed}")
+
+
+@flags_app.command("remove")
+def flags_remove(
+    config: ConfigOpt,
+    flag_id: Annotated[int, typer.Argument(help="the flag's id (flags list)")],
+    reason: Annotated[str, typer.Option("--reason", help="why it no longer applies")] = "",
+    user: UserOpt = None,
+    no_aggregate: Annotated[bool, typer.Option("--no-aggregate", help="leave recomputing to the receiver")] = False,
+) -> None:
+    """Stop a manual flag applying (it stays in the audit trail) and recompute its hours."""
+    from .flags.manual import remove_flag
+
+    who = _user(user)
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        f = remove_flag(store, cfg, flag_id, who, datetime.now(UTC), reason, recompute=not no_aggregate)
+    except (LookupError, ValueError) as exc:
+        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    typer.echo(f"flag #{f.id} removed by {who}")
+
+
+alarms_app = typer.Typer(no_args_is_help=True, help="Alarms raised by the rules in [alarms]: list, acknowledge.")
+app.add_typer(alarms_app, name="alarms")
+
+
+def _alarm_doc(a) -> dict:
+    return {"id": a.id, "time": iso_utc(a.time), "rule": a.rule, "kind": a.kind, "station": a.station,
+            "subject": a.subject, "severity": a.severity, "state": a.state, "value": a.value, "message": a.message,
+            "updated_at": iso_utc(a.updated_at) if a.updated_at else None, "acknowledged_by": a.acknowledged_by,
+            "acknowledged_at": iso_utc(a.acknowledged_at) if a.acknowledged_at else None,
+            "cleared_at": iso_utc(a.cleared_at) if a.cleared_at else None, "data": a.data}
+
+
+@alarms_app.command("list")
+def alarms_list(
+    config: ConfigOpt,
+    state: Annotated[str | None, typer.Option(help="open, acknowledged, cleared or active (default: all)")] = None,
+    station: Annotated[str | None, typer.Option("--station")] = None,
+    limit: Annotated[int, typer.Option(help="newest N")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alarms, newest first."""
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        rows = [_alarm_doc(a) for a in store.alarm_list(state, station, limit)]
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        who = f" by {r['acknowledged_by']} {r['acknowledged_at']}" if r["acknowledged_by"] else ""
+        typer.echo(f"#{r['id']} {r['time']} {r['state']}{who} [{r['severity']}] {r['rule']} "
+                   f"{r['station'] or '-'}{' ' + r['subject'] if r['subject'] else ''}: {r['message']}")
+
+
+@alarms_app.command("ack")
+def alarms_ack(
+    config: ConfigOpt,
+    alarm_id: Annotated[int, typer.Argument(help="the alarm's id (alarms list)")],
+    user: UserOpt = None,
+) -> None:
+    """Acknowledge an open alarm: who and when are kept; it clears when its rule says so."""
+    from .store.operations import AlarmCleared, AlarmNotFound
+
+    who = _user(user)
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        a = store.acknowledge_alarm(alarm_id, who, datetime.now(UTC))
+    except (AlarmNotFound, AlarmCleared, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    typer.echo(f"alarm #{a.id} acknowledged by {a.acknowledged_by} at {iso_utc(a.acknowledged_at)}")
+
+
+deadletters_app = typer.Typer(no_args_is_help=True, help="Dead letters: list them, replay them after a fix.")
+app.add_typer(deadletters_app, name="deadletters")
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    config: ConfigOpt,
+    station: Annotated[str | None, typer.Option("--station")] = None,
+    unresolved: Annotated[bool, typer.Option("--unresolved", help="only those not resolved")] = False,
+    limit: Annotated[int, typer.Option(help="newest N")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Dead letters, newest first: reason and an excerpt of the payload."""
+    from .deadletters.replay import dead_letter_doc, list_dead_letters
+
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        rows = [dead_letter_doc(d) for d in list_dead_letters(store, station, unresolved, limit)]
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = f"resolved {r['resolved_at']}" if r["resolved_at"] else "unresolved"
+        seq = f" seq {r['seq']}" if r["seq"] is not None else ""
+        typer.echo(f"#{r['id']} {r['received_at']} {r['topic']}{seq} [{r['reason_code']}] {state}: {r['reason']}\n"
+                   f"    {r['payload_size']} bytes: {r['excerpt']}")
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(
+    config: ConfigOpt,
+    ids: Annotated[list[int] | None, typer.Argument(help="letter ids (default: every unresolved one)")] = None,
+    station: Annotated[str | None, typer.Option("--station", help="without ids: only this station's")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replay resolved letters too")] = False,
+) -> None:
+    """Ingest dead letters again through the normal path (after a fix); idempotent."""
+    from .deadletters.replay import replay_dead_letters
+
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        results = replay_dead_letters(store, cfg, datetime.now(UTC), ids or None, station, force=force)
+    except LookupError as exc:
+        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    for r in results:
+        typer.echo(f"#{r.id} {r.result}: {r.detail}")
+    resolved = sum(r.resolved for r in results)
+    typer.echo(f"{resolved} of {len(results)} letter(s) resolved", err=True)
 
 
 @app.command()
@@ -397,6 +552,7 @@ def serve(
     from ghgnet.logs import configure_logging
 
     from .server import DashboardServer
+    from .service import serve_as_service
 
     cfg = _load(config)
     configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
@@ -405,9 +561,11 @@ def serve(
         signal.signal(sig, lambda *_: stop.set())
     server = DashboardServer(cfg, host or cfg.serve.host, cfg.serve.port if port is None else port).start()
     typer.echo(json.dumps({"url": server.url}), err=False)
+    service = serve_as_service(server.url)  # READY=1, and a watchdog fed while it answers
     try:
         stop.wait()
     finally:
+        service.stop()
         server.stop()
 
 

@@ -12,6 +12,7 @@ from ghgnet.config import RelPath, StrictModel, load_model
 from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 
+from .alarms.config import AlarmsConfig
 from .hj212.config import Hj212Config
 
 
@@ -165,6 +166,12 @@ class ServeConfig(StrictModel):
     port: int = Field(default=8087, ge=0, le=65535)
 
 
+class MetricsConfig(StrictModel):
+    enabled: bool = Field(default=False, description="serve Prometheus metrics from `central-receiver run`")
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535, description="0: any free port")
+
+
 class CentralConfig(StrictModel):
     central: CentralInfo = Field(default_factory=CentralInfo)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -177,6 +184,8 @@ class CentralConfig(StrictModel):
     health: HealthConfig = Field(default_factory=HealthConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     hj212: Hj212Config | None = Field(default=None, description="listen for HJ 212 data loggers (central/hj212/)")
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="alarm rules and notifications")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus metrics of the receiver")
 
     def station(self, station: str) -> StationMeta:
         """The station's metadata; defaults for a station not in the config."""

@@ -42,14 +42,20 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ghgnet.clock import make_clock
 from ghgnet.mqttlink import connect_properties, make_client
+from ghgnet.sdnotify import SdNotifier
+from ghgnet.watchdog import ProgressWatchdog
 from ghgnet.wire import BATCH_KINDS, parse_topic, subscription_filters
 
 from .aggregation.worker import Aggregator
+from .alarms.evaluator import AlarmThread
 from .config import CentralConfig
 from .decoder import DecodeProcess
 from .hj212.listener import Hj212Listener
 from .ingest import Decoded, Ingestor, Message, group_acks
+from .metrics import serve_metrics
+from .service import receiver_probes
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_configured_store, transient_errors
 
 log = structlog.get_logger(component="receiver")  # lazy: picks up configure_logging done later
@@ -148,6 +154,10 @@ class Receiver:
         self.decoder: DecodeProcess | None = None  # decoding beside storage (config ingest.decode_process)
         self.aggregator = None  # the hourly aggregation thread (central/aggregation/worker.py), own connection
         self.hj212: Hj212Listener | None = None  # the HJ 212 logger listener ([hj212]), own connection
+        self.alarms: AlarmThread | None = None  # the alarm rules ([alarms]), own connection
+        self.notifier = SdNotifier()  # systemd's notify socket when run as a Type=notify service
+        self.watchdog: ProgressWatchdog | None = None
+        self.metrics_server = None  # /metrics ([metrics]), prometheus_client's server and thread
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -173,7 +183,16 @@ class Receiver:
             self.aggregator = Aggregator(self.config, self._now).start()
         if self.config.hj212 is not None:  # its own store connection and thread (central/hj212/listener.py)
             self.hj212 = Hj212Listener(self.config, now=self._now).start()
+        if self.config.alarms.enabled and self.config.alarms.rules:
+            self.alarms = AlarmThread(self.config, self._now).start()
         self._client.loop_start()
+        # fed only while ingest, aggregation and alarms progress (central/service.py)
+        self.watchdog = ProgressWatchdog(self.notifier, make_clock(), receiver_probes(self), log,
+                                         status_ok="receiving")
+        self.watchdog.start()
+        if self.config.metrics.enabled:
+            self.metrics_server = serve_metrics(self, self.config.metrics.host, self.config.metrics.port,
+                                                self.watchdog)
         log.info("receiver_started", host=m.host, port=m.effective_port, client_id=m.client_id,
                  backend=self._store.backend, shared_group=self.config.ingest.shared_group)
         if m.username is not None and m.client_id != m.username:
@@ -183,7 +202,15 @@ class Receiver:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking messages, store and acknowledge the queued ones, disconnect, close."""
+        self.notifier.stopping("draining")
         self._stopping.set()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.metrics_server is not None:
+            server, thread = self.metrics_server
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout_s)
         if self._decode_thread is not None:
             self._decode_thread.join(timeout_s)
         if self._thread is not None:
@@ -200,14 +227,20 @@ class Receiver:
             self.aggregator.stop(timeout_s)
         if self.hj212 is not None:
             self.hj212.stop(timeout_s)
+        if self.alarms is not None:
+            self.alarms.stop(timeout_s)
         if self._store is not None:
             self._store.close()
+        self.notifier.close()
         log.info("receiver_stopped", **dict(self.stats))
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set (the CLI sets it on SIGTERM/SIGINT): the daemon."""
         tune_for_ingest()
+        # read systemd's variables, then hide them from the decoding process started next
+        self.notifier = SdNotifier(unset_environment=True)
         self.start()
+        self.notifier.ready("receiving")
         try:
             stop.wait()
         finally:
@@ -442,3 +475,11 @@ class Receiver:
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def decoded_depth(self) -> int:
+        return self._decoded.qsize()
+
+    def ingest_alive(self) -> bool:
+        """The decode and storage threads run (the watchdog's ingest probe)."""
+        return all(t is not None and t.is_alive() for t in (self._decode_thread, self._thread))

@@ -49,7 +49,7 @@ from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the lim
     TailRequest,
     parse_request,
 )
-from station_agent.service.sdnotify import SdNotifier
+from ghgnet.sdnotify import SdNotifier
 from station_agent.service.watchdog import ProgressWatchdog, forwarder_probe, poller_probe, writer_probe
 from station_agent.storage.calibration_results import CalibrationBook
 from station_agent.storage.store import StationStore, StoreError

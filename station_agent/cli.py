@@ -105,7 +105,7 @@ def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, ancho
     from ghgnet.clock import make_clock
     from ghgnet.logs import configure_logging
     from station_agent.agent import Agent
-    from station_agent.service.sdnotify import SdNotifier
+    from ghgnet.sdnotify import SdNotifier
 
     cfg = _load(config)
     configure_logging(cfg.station.id, cfg.logging.level, cfg.logging.format)

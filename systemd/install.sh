@@ -130,7 +130,7 @@ run install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "$STATE"
 note "systemd units in $UNIT_DIR"
 UNITS=(station-agent.service)
 ENABLE=(station-agent.service)
-if [ "$CENTRAL" = 1 ]; then UNITS+=(central-receiver.service); ENABLE+=(central-receiver.service); fi
+if [ "$CENTRAL" = 1 ]; then UNITS+=(central-receiver.service central-web.service); ENABLE+=(central-receiver.service central-web.service); fi
 if [ -n "$BENCH" ]; then UNITS+=(station-sim@.service); ENABLE+=("station-sim@$BENCH.service"); fi
 for unit in "${UNITS[@]}"; do
     if [ "$PREFIX" = /opt/ghgnet ]; then

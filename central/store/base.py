@@ -272,19 +272,47 @@ class DeadLetterRow:
     payload: bytes
     payload_size: int
     store: str | None = None
+    resolved_at: datetime | None = None
+    """When a replay stored what the letter held (central/deadletters/); None: not resolved."""
+    resolution: str | None = None
+    replays: int = 0
+    last_replay_at: datetime | None = None
+    last_replay_result: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Only the first bytes of the payload were kept ([storage] dead_letter_keep_bytes)."""
+        return len(self.payload) < self.payload_size
 
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """Something central tells its operators (a `seq_conflict`), with the station it concerns."""
+    """Something central tells its operators, with the station it concerns: a `seq_conflict` found
+    by ingest, or an alarm raised by a rule (central/alarms/), which one per rule, station and
+    subject is active (open or acknowledged) at most, until cleared."""
 
     id: int
     time: datetime
+    """When it was raised."""
     station: str | None
     store: str | None
     kind: str
+    """The rule's kind (station_down, ...) or seq_conflict."""
     message: str
     data: dict[str, Any]
+    rule: str | None = None
+    """The rule's name ([[alarms.rules]] name; seq_conflict for ingest's)."""
+    subject: str | None = None
+    """What within the station, e.g. a species; None for the station as a whole."""
+    severity: str = "warning"
+    state: str = "open"
+    """open, acknowledged or cleared."""
+    value: float | None = None
+    """The rule's measured value when last evaluated (its unit: the rule's)."""
+    updated_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    cleared_at: datetime | None = None
 
 
 @runtime_checkable
@@ -346,8 +374,9 @@ class CentralStore(Protocol):
 
     def stations(self) -> list[StationSummary]: ...
 
-    def dead_letters(self, limit: int = 100, station: str | None = None) -> list[DeadLetterRow]:
-        """Newest first."""
+    def dead_letters(self, limit: int = 100, station: str | None = None, unresolved: bool = False,
+                     letter_id: int | None = None, before_id: int | None = None) -> list[DeadLetterRow]:
+        """Newest first; `unresolved`: only those no replay resolved; `before_id`: the next page."""
         ...
 
     def dead_letter_count(self, station: str | None = None) -> int: ...
@@ -356,7 +385,37 @@ class CentralStore(Protocol):
         """Newest first."""
         ...
 
-    def alarm_count(self, station: str | None = None) -> int: ...
+    def alarm_count(self, station: str | None = None) -> int:
+        """Alarms not cleared (open or acknowledged)."""
+        ...
+
+    # -- operators' actions (schema 6: central/store/operations.py) -----------------------------
+
+    def raise_alarm(self, rule: str, station: str | None, subject: str | None, time: datetime, message: str,
+                    value: float | None = None, severity: str = "warning", data: dict[str, Any] | None = None) -> Any:
+        """Open the alarm of (rule, station, subject) or refresh the active one; an AlarmChange."""
+        ...
+
+    def clear_alarm(self, rule: str, station: str | None, subject: str | None, time: datetime,
+                    message: str | None = None, value: float | None = None) -> Any: ...
+
+    def acknowledge_alarm(self, alarm_id: int, user: str, time: datetime) -> Alarm: ...
+
+    def alarm(self, alarm_id: int) -> Alarm: ...
+
+    def alarm_list(self, state: str | None = None, station: str | None = None, limit: int = 100) -> list[Alarm]: ...
+
+    def active_alarm_keys(self) -> set[str]: ...
+
+    def active_alarm_counts(self) -> dict[str, int]: ...
+
+    def remove_manual_flag(self, flag_id: int, user: str, time: datetime, reason: str = "") -> None: ...
+
+    def dead_letter(self, letter_id: int) -> DeadLetterRow: ...
+
+    def note_replay(self, letter_id: int, time: datetime, result: str, resolved: bool) -> None: ...
+
+    def unresolved_dead_letter_counts(self) -> dict[str | None, int]: ...
 
     def close(self) -> None: ...
 

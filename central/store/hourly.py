@@ -88,6 +88,16 @@ class ManualFlag:
     created_at: datetime
     stream: str | None = None
     species: str | None = None
+    reason_code: str | None = None
+    """The flag's reason code (central/flags/reasons.py), schema 6; None on flags made before."""
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+    removal_reason: str | None = None
+    """A removed flag no longer applies; it stays here, with who removed it, when and why."""
+
+    @property
+    def active(self) -> bool:
+        return self.removed_at is None
 
 
 def _none_if_nan(v: float | None) -> float | None:
@@ -120,7 +130,7 @@ class HourlyStoreMixin:
 
     def mark_dirty(self, station: str, start: datetime, end: datetime) -> int:
         """Mark every hour overlapping [start, end) dirty (e.g. to recompute after a config change)."""
-        hours = _hours(start, end)
+        hours = hours_of(start, end)
         with self._transaction():
             self._mark_dirty(station, hours)
         return len(hours)
@@ -224,7 +234,7 @@ class HourlyStoreMixin:
 
     def add_manual_flag(self, station: str, time_from: datetime, time_to: datetime, flag: str, reason: str,
                         operator: str, created_at: datetime, stream: str | None = None,
-                        species: str | None = None) -> int:
+                        species: str | None = None, reason_code: str | None = None) -> int:
         """Record an operator's flag (audit trail) and mark its hours dirty, in one transaction."""
         if flag not in ("K", "O"):
             raise ValueError(f"a manual flag is K (invalid) or O (valid), not {flag!r}")
@@ -237,18 +247,22 @@ class HourlyStoreMixin:
             cur = self._execute(  # type: ignore[attr-defined]
                 self._sql(  # type: ignore[attr-defined]
                     "INSERT INTO manual_flag (station, time_from, time_to, flag, reason, operator, created_at, "
-                    "stream, species) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-                (station, t(time_from), t(time_to), flag, reason, operator, t(created_at), stream, species))
+                    "stream, species, reason_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                (station, t(time_from), t(time_to), flag, reason, operator, t(created_at), stream, species,
+                 reason_code))
             flag_id = int(cur.fetchone()[0])
-            self._mark_dirty(station, _hours(time_from, time_to))
+            self._mark_dirty(station, hours_of(time_from, time_to))
         return flag_id
 
     def manual_flags(self, station: str | None = None, start: datetime | None = None,
-                     end: datetime | None = None) -> list[ManualFlag]:
-        """Flags (oldest first) of one or every station, overlapping [start, end) when given."""
-        sql = ("SELECT id, station, time_from, time_to, flag, reason, operator, created_at, stream, species "
-               "FROM manual_flag WHERE 1 = 1")
+                     end: datetime | None = None, include_removed: bool = False) -> list[ManualFlag]:
+        """Flags (oldest first) of one or every station, overlapping [start, end) when given; the
+        flags in force only, unless `include_removed` (the whole audit trail)."""
+        sql = ("SELECT id, station, time_from, time_to, flag, reason, operator, created_at, stream, species, "
+               "reason_code, removed_by, removed_at, removal_reason FROM manual_flag WHERE 1 = 1")
         params: list[Any] = []
+        if not include_removed:
+            sql += " AND removed_at IS NULL"
         if station is not None:
             sql += " AND station = ?"
             params.append(station)
@@ -260,7 +274,8 @@ class HourlyStoreMixin:
             params.append(self._t(start))  # type: ignore[attr-defined]
         f = self._from_t  # type: ignore[attr-defined]
         rows = self._query(sql + " ORDER BY id", params)  # type: ignore[attr-defined]
-        return [ManualFlag(r[0], r[1], f(r[2]), f(r[3]), r[4], r[5], r[6], f(r[7]), r[8], r[9]) for r in rows]
+        return [ManualFlag(r[0], r[1], f(r[2]), f(r[3]), r[4], r[5], r[6], f(r[7]), r[8], r[9], r[10], r[11],
+                           None if r[12] is None else f(r[12]), r[13]) for r in rows]
 
     # -- health inputs -------------------------------------------------------------------------
 
@@ -277,7 +292,8 @@ class HourlyStoreMixin:
         return None if not rows or rows[0][0] is None else self._from_t(rows[0][0])  # type: ignore[attr-defined]
 
 
-def _hours(start: datetime, end: datetime) -> list[datetime]:
+def hours_of(start: datetime, end: datetime) -> list[datetime]:
+    """The hours (their starts) overlapping [start, end)."""
     out, h = [], floor_hour(start)
     while h < end:
         out.append(h)

@@ -59,6 +59,7 @@ from .base import (
 )
 from .hourly import HourlyStoreMixin, migration_v2
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
+from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
 from .species import load_species, migration_v4, species_names
 from .status import migration_v3, status_upsert_sql
 
@@ -172,7 +173,7 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
-            migration_v5(types, TABLES, _NOT_NULL | {"store"})]
+            migration_v5(types, TABLES, _NOT_NULL | {"store"}), migration_v6(types)]
 
 
 def _minute_records(batch: ParsedBatch) -> list[MinuteWire | MinuteLean]:
@@ -214,7 +215,7 @@ def _clean(text: str, limit: int = 2000) -> str:
     return text[:limit]
 
 
-class SqlStore(HourlyStoreMixin, ABC):
+class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"
@@ -712,16 +713,22 @@ class SqlStore(HourlyStoreMixin, ABC):
                                       store=store_name(r[19])))
         return out
 
-    def dead_letters(self, limit: int = 100, station: str | None = None) -> list[DeadLetterRow]:
-        cols = "id, received_at, topic, station, seq, reason_code, reason, payload, payload_size, store"
-        if station is None:
-            rows = self._query(f"SELECT {cols} FROM dead_letter ORDER BY id DESC LIMIT ?", (limit,))
-        else:
-            rows = self._query(
-                f"SELECT {cols} FROM dead_letter WHERE station = ? ORDER BY id DESC LIMIT ?", (station, limit)
-            )
-        return [DeadLetterRow(r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], r[6], bytes(r[7]), r[8],
-                              store_name(r[9])) for r in rows]
+    def dead_letters(self, limit: int = 100, station: str | None = None, unresolved: bool = False,
+                     letter_id: int | None = None, before_id: int | None = None) -> list[DeadLetterRow]:
+        cols = ("id, received_at, topic, station, seq, reason_code, reason, payload, payload_size, store, "
+                "resolved_at, resolution, replays, last_replay_at, last_replay_result")
+        sql, params = f"SELECT {cols} FROM dead_letter WHERE 1 = 1", []
+        for cond, value in (("station = ?", station), ("id = ?", letter_id), ("id < ?", before_id)):
+            if value is not None:
+                sql += f" AND {cond}"
+                params.append(value)
+        if unresolved:
+            sql += " AND resolved_at IS NULL"
+        rows = self._query(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        f = self._from_t
+        return [DeadLetterRow(r[0], f(r[1]), r[2], r[3], r[4], r[5], r[6], bytes(r[7]), r[8], store_name(r[9]),
+                              None if r[10] is None else f(r[10]), r[11], r[12],
+                              None if r[13] is None else f(r[13]), r[14]) for r in rows]
 
     def dead_letter_count(self, station: str | None = None) -> int:
         if station is None:
@@ -729,15 +736,15 @@ class SqlStore(HourlyStoreMixin, ABC):
         return int(self._query("SELECT count(*) FROM dead_letter WHERE station = ?", (station,))[0][0])
 
     def alarms(self, limit: int = 100, station: str | None = None) -> list[Alarm]:
-        cols = "id, time, station, store, kind, message, data"
         if station is None:
-            rows = self._query(f"SELECT {cols} FROM alarm ORDER BY id DESC LIMIT ?", (limit,))
+            rows = self._query(f"SELECT {ALARM_COLUMNS} FROM alarm ORDER BY id DESC LIMIT ?", (limit,))
         else:
-            rows = self._query(f"SELECT {cols} FROM alarm WHERE station = ? ORDER BY id DESC LIMIT ?",
+            rows = self._query(f"SELECT {ALARM_COLUMNS} FROM alarm WHERE station = ? ORDER BY id DESC LIMIT ?",
                                (station, limit))
-        return [Alarm(r[0], self._from_t(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+        return [self._alarm(r) for r in rows]
 
     def alarm_count(self, station: str | None = None) -> int:
         if station is None:
-            return int(self._query("SELECT count(*) FROM alarm")[0][0])
-        return int(self._query("SELECT count(*) FROM alarm WHERE station = ?", (station,))[0][0])
+            return int(self._query("SELECT count(*) FROM alarm WHERE state <> 'cleared'")[0][0])
+        return int(self._query("SELECT count(*) FROM alarm WHERE state <> 'cleared' AND station = ?",
+                               (station,))[0][0])

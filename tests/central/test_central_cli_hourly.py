@@ -63,7 +63,7 @@ def test_flag_reaches_the_hourly_export_and_the_audit_trail(network, tmp_path):
     assert [(r["Hour"], r["Flag"], r["QualityId"], r["co2"]) for r in rows] == [
         ("4", "U", "1", rows[0]["co2"]), ("5", "K", "2", "-999.99"), ("6", "K", "2", "-999.99"),
         ("7", "U", "1", rows[3]["co2"])]
-    trail = json.loads(run("flags", "--config", str(network), "--json").stdout)
+    trail = json.loads(run("flags", "list", "--config", str(network), "--json").stdout)
     assert [(f["operator"], f["flag"], f["reason"], f["from"]) for f in trail] == [
         ("alice", "K", "inlet line leak", "2026-03-01T05:00:00.000Z")]
     bad = CliRunner().invoke(app, ["flag", "--config", str(network), "--station", "bg-north", "--from", "2026-03-01",

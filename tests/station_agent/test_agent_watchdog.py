@@ -11,7 +11,7 @@ from simulators.bench import Bench
 from station_agent.agent import Agent
 from ghgnet.clock import ScaledClock
 from ghgnet.logs import configure_logging
-from station_agent.service.sdnotify import SdNotifier
+from ghgnet.sdnotify import SdNotifier
 from test_acquisition import bench_config, station_config
 
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from station_agent.service.sdnotify import SdNotifier, socket_address, watchdog_interval
+from ghgnet.sdnotify import SdNotifier, socket_address, watchdog_interval
 
 
 @pytest.fixture

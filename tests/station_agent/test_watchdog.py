@@ -16,7 +16,7 @@ from ghgnet.logs import get_logger
 from station_agent.processing.minute_bins import MinuteAssembler
 from station_agent.acquisition.poller import DeviceHealth
 from station_agent.records import Event
-from station_agent.service.sdnotify import SdNotifier
+from ghgnet.sdnotify import SdNotifier
 from station_agent.service.watchdog import (
     Probe,
     ProgressWatchdog,

@@ -29,7 +29,7 @@ UNITS = ROOT / "systemd"
 BIN = Path(sys.executable).parent
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze binary is not installed")
-UNIT_NAMES = ["station-agent.service", "central-receiver.service", "station-sim@.service"]
+UNIT_NAMES = ["station-agent.service", "central-receiver.service", "central-web.service", "station-sim@.service"]
 
 
 def directives(unit: str) -> dict[str, list[str]]:
@@ -56,7 +56,8 @@ def analyze(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", ["station-agent.service", "central-receiver.service", "station-sim@bench1.service"])
+@pytest.mark.parametrize("unit", ["station-agent.service", "central-receiver.service", "central-web.service",
+                                  "station-sim@bench1.service"])
 def test_systemd_analyze_verify_passes_without_a_warning(tmp_path, unit):
     folder = localized_units(tmp_path)
     assert (BIN / "station-agent").exists()
@@ -90,7 +91,7 @@ def test_station_agent_exposure_is_2_5_or_less():
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", ["central-receiver.service", "station-sim@.service"])
+@pytest.mark.parametrize("unit", ["central-receiver.service", "central-web.service", "station-sim@.service"])
 def test_the_other_units_are_hardened_as_well(unit):
     level = exposure(UNITS / unit)
     print(f"{unit} exposure {level}")
@@ -128,6 +129,16 @@ def test_simulator_template_takes_its_bench_config_from_the_instance_name():
     c = directives("central-receiver.service")
     assert c["ExecStart"] == ["/opt/ghgnet/.venv/bin/central-receiver run --config /etc/ghgnet/central.toml"]
     assert c["PrivateDevices"] == ["yes"]
+
+
+@pytest.mark.parametrize(("unit", "command"), [("central-receiver.service", "run"), ("central-web.service", "serve")])
+def test_central_units_notify_and_have_a_watchdog(unit, command):
+    one = {k: v[-1] for k, v in directives(unit).items()}
+    assert one["ExecStart"] == f"/opt/ghgnet/.venv/bin/central-receiver {command} --config /etc/ghgnet/central.toml"
+    assert one["Type"] == "notify" and one["NotifyAccess"] == "main"
+    assert int(one["WatchdogSec"]) > 0 and one["Restart"] == "always" and one["StartLimitIntervalSec"] == "0"
+    assert one["StateDirectory"] == "ghgnet-central" and one["User"] == "ghgnet"
+    assert one["MemoryDenyWriteExecute"] == "yes" and one["CapabilityBoundingSet"] == ""
 
 
 # -- MemoryDenyWriteExecute=yes: does the real software run under it? -----------------------------
@@ -238,7 +249,8 @@ def test_install_script_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     assert "install -d -o ghgnet -g ghgnet -m 0750 /var/lib/ghgnet" in cmds
     for unit in UNIT_NAMES:
         assert any(c.startswith("install -m 0644 ") and c.endswith(f"/etc/systemd/system/{unit}") for c in cmds)
-    assert "systemctl enable station-agent.service central-receiver.service station-sim@hil1.service" in cmds
+    assert ("systemctl enable station-agent.service central-receiver.service central-web.service "
+            "station-sim@hil1.service") in cmds
     assert os.path.exists("/etc/ghgnet") == etc_before
     assert os.path.exists("/etc/systemd/system/station-agent.service") == unit_before
     assert not (tmp_path / "opt").exists()

@@ -1,0 +1,124 @@
+"""Evaluating the alarm rules: `AlarmEvaluator.evaluate(store, now)` is one pass on central's clock
+(tests drive it with simulated times); `AlarmThread` runs passes inside `central-receiver run`
+every `[alarms] interval_s` real seconds, with its own store connection, beside ingest.
+
+The store holds which alarms are active (one per rule, station and subject: central/store/
+operations.py), so a restarted receiver carries on where it was; only the hold-time timers of
+values waiting to cross a threshold live in memory (a restart starts them again).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from ..config import CentralConfig
+from ..store import open_configured_store
+from ..store.operations import AlarmChange, alarm_key
+from .notify import Notifier
+from .rules import decide, measure, snapshot
+
+log = structlog.get_logger(component="alarms")
+
+
+class AlarmEvaluator:
+    def __init__(self, config: CentralConfig, notify: Callable[[AlarmChange], object] | None = None) -> None:
+        self.config = config
+        self.notify = notify
+        self._pending: dict[str, datetime] = {}
+        self.passes = 0
+        self.last_active: dict[str, int] | None = None
+        """Active alarms per severity after the last pass (metrics)."""
+        self.last_unresolved_dead_letters: int | None = None
+
+    def evaluate(self, store, now: datetime) -> list[AlarmChange]:
+        """One pass over every rule: raise, refresh or clear alarms; the raised and cleared ones
+        are returned (and handed to `notify`)."""
+        snap = snapshot(store)
+        active = store.active_alarm_keys()
+        changes: list[AlarmChange] = []
+        for rule in self.config.alarms.rules:
+            up, down = rule.thresholds
+            name = rule.rule_name
+            for obs in measure(rule, store, self.config, snap, now):
+                key = alarm_key(name, obs.station, obs.subject)
+                d = decide(obs.value, key in active, up, down, rule.hold_s, rule.clear_hold_s,
+                           self._pending.get(key), now)
+                if d.pending_since is None:
+                    self._pending.pop(key, None)
+                else:
+                    self._pending[key] = d.pending_since
+                data = {**obs.data, "kind": rule.kind, "raise_at": up, "clear_at": down}
+                if d.action in ("raise", "update"):
+                    change = store.raise_alarm(name, obs.station, obs.subject, now, obs.message, obs.value,
+                                               rule.severity, data)
+                    if change.change == "raised":
+                        changes.append(change)
+                elif d.action == "clear":
+                    cleared = store.clear_alarm(name, obs.station, obs.subject, now, obs.message, obs.value)
+                    if cleared is not None:
+                        changes.append(cleared)
+        self.passes += 1
+        self.last_active = store.active_alarm_counts()
+        self.last_unresolved_dead_letters = sum(snap.unresolved_dead_letters.values())
+        for c in changes:
+            log.warning("alarm_" + c.change, alarm=c.id, rule=c.rule, station=c.station, subject=c.subject,
+                        value=c.value, message=c.message)
+            if self.notify is not None:
+                self.notify(c)
+        return changes
+
+
+class AlarmThread:
+    """The receiver's alarm evaluation: a thread with its own store connection, and the notifier."""
+
+    def __init__(self, config: CentralConfig, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 open_store: Callable[[], object] | None = None) -> None:
+        self.config = config
+        self._now = now
+        self._open_store = open_store or (lambda: open_configured_store(config))
+        self.notifier = Notifier(config.alarms)
+        self.evaluator = AlarmEvaluator(config, self.notifier.submit)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+
+    def start(self) -> AlarmThread:
+        self.notifier.start()
+        self._thread = threading.Thread(target=self._loop, name="central-alarms", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self.notifier.stop(timeout_s)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        store = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if store is None:
+                        store = self._open_store()
+                    self.evaluator.evaluate(store, self._now())
+                except Exception as exc:  # a bad pass must not end the alarms for good
+                    self.errors += 1
+                    log.warning("alarm_evaluation_failed", error=str(exc))
+                    if store is not None:
+                        try:
+                            store.close()
+                        except Exception:
+                            pass
+                        store = None
+                self._stop.wait(self.config.alarms.interval_s)
+        finally:
+            if store is not None:
+                store.close()
