@@ -26,8 +26,8 @@ def add_flag(store, config: CentralConfig, station: str, time_from: datetime, ti
     check_reason_code(reason_code)
     if not user.strip():
         raise ValueError("a manual flag needs the user who sets it")
-    if stream is not None and not stream.startswith("inlet:"):
-        raise ValueError(f"stream {stream!r}: hourly aggregates are of inlet streams (inlet:NAME)")
+    if stream is not None and not stream.strip():
+        raise ValueError("stream: empty (give e.g. inlet:100m or cal:CAL-A, or no stream for all of them)")
     flag_id = store.add_manual_flag(station, time_from, time_to, flag, reason, user, now, stream, species,
                                     reason_code)
     if recompute:
