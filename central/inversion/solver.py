@@ -680,7 +680,6 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
     groups = _row_blocks(rows, *cov.spatial.shape, BLOCK_ROWS)
     prior_var = np.empty((k, n_months, s))
     post_var = np.empty((k, n_months, s))
-    lock = threading.Lock()
     n_parts = k * n_months
     for sector in range(k):
         sig = cov.sigma[sector]
@@ -690,28 +689,10 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
             a = weights[month][:, None] * sig  # (step, cell)
             tau = cov.c_time @ a
             prior_var[sector, month] = np.einsum("tc,tc->c", a, tau)
-            u = np.zeros((m, s))  # H B G' in the factor's order
-
-            def group(members: np.ndarray) -> None:
-                sub = g[members]
-                cells = np.unique(sub.indices)
-                columns = sub[:, cells].toarray().T
-                w = cov.spatial.apply_columns_on(cells, columns)  # (S, rows): C_space G_J'
-                contrib = w.T * tau[h.row_step[members]]  # (rows, S)
-                obs, which = np.unique(pos[h.row_obs[members]], return_inverse=True)
-                if obs.size < members.size:  # an observation's rows on several steps: summed
-                    summed = sp.csr_matrix((np.ones(members.size), (which, np.arange(members.size))),
-                                           shape=(obs.size, members.size)) @ contrib
-                else:
-                    summed = np.empty_like(contrib)
-                    summed[which] = contrib
-                with lock:
-                    u[obs] += summed
-
             part = sector * n_months + month
             report = None if progress is None else (
                 lambda i, p=part: progress("cell uncertainties", (p + 0.5 * (i + 1) / len(groups)) / n_parts))
-            run_parallel([lambda rows_=rows_: group(rows_) for rows_ in groups], report)
+            u = _hbg_cells(h, g, tau, cov.spatial, pos, groups, report)
             reduction = np.empty(s)
             for c0 in range(0, s, CELL_CHUNK):
                 c1 = min(s, c0 + CELL_CHUNK)
@@ -720,9 +701,35 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
                 reduction[c0:c1] = np.einsum("ic,ic->c", z, z)
                 if progress:
                     progress("cell uncertainties", (part + 0.5 + 0.5 * c1 / s) / n_parts)
-            del u
             post_var[sector, month] = prior_var[sector, month] - reduction
     return prior_var, post_var
+
+
+def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, groups: list[np.ndarray],
+               report: Callable[[int], None] | None) -> np.ndarray:
+    """H B G' (m x cells) for the rows G of one sector's and month's cell means, rows in the
+    factor's order (`pos`): per group of footprint rows J, C_space G_J' from the group's bounding box
+    times tau at each row's step, summed into the rows of their observations (see `cell_variances`)."""
+    u = np.zeros((pos.size, g.shape[1]))
+    lock = threading.Lock()
+
+    def group(members: np.ndarray) -> None:
+        sub = g[members]
+        cells = np.unique(sub.indices)
+        w = spatial.apply_columns_on(cells, sub[:, cells].toarray().T)  # (S, rows): C_space G_J'
+        contrib = w.T * tau[h.row_step[members]]  # (rows, S)
+        obs, which = np.unique(pos[h.row_obs[members]], return_inverse=True)
+        if obs.size < members.size:  # an observation's rows on several steps: summed
+            summed = sp.csr_matrix((np.ones(members.size), (which, np.arange(members.size))),
+                                   shape=(obs.size, members.size)) @ contrib
+        else:
+            summed = np.empty_like(contrib)
+            summed[which] = contrib
+        with lock:
+            u[obs] += summed
+
+    run_parallel([lambda rows=rows: group(rows) for rows in groups], report)
+    return u
 
 
 def posterior_covariance(problem: Problem, max_state: int = 6000) -> np.ndarray:

@@ -6,12 +6,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_solver import random_problem  # this folder is on sys.path under pytest
 
 from central.inversion import reference as ref
 from central.inversion.aggregates import monthly_mean_weights
 from central.inversion.solver import solve
-
-from test_solver import random_problem  # this folder is on sys.path under pytest
 
 
 def dense_cell_sigmas(grid, problem, model, weights):
