@@ -126,8 +126,8 @@ def station_series(content: ReportContent) -> list[Figure]:
             locator = mdates.AutoDateLocator()
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        axes[0].legend(loc="upper right", ncols=3)
         axes[-1].set_xlabel("time (UTC)")
         fig.suptitle("Observed and modelled enhancements over background", fontsize=11)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
         figures.append(fig)
     return figures
