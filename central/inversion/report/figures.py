@@ -6,6 +6,7 @@ from __future__ import annotations
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .content import ReportContent
 
@@ -66,6 +67,7 @@ def maps(content: ReportContent) -> Figure:
     for ax in axes.flat:
         _region_outline(ax, content)
         _stations(ax, content)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # longitudes with decimals: fewer ticks keep them apart
         ax.set_xlabel("longitude (deg E)")
         ax.set_ylabel("latitude (deg N)")
     fig.suptitle("Fluxes and stations (triangles); dashed: the region", fontsize=11)
