@@ -77,3 +77,10 @@ def region_totals(
                 month_labels.append(month)
                 sector_labels.append(name)
     return Aggregation(np.stack(rows), month_labels, sector_labels)
+
+
+def monthly_mean_weights(grid: FluxGrid) -> tuple[list[str], np.ndarray]:
+    """Calendar months and weights (month, step) that average the flux steps into each month's mean
+    flux over the part of the month inside the period (each row sums to 1)."""
+    months, overlap = month_overlaps(grid)
+    return months, overlap / overlap.sum(axis=1, keepdims=True)

@@ -6,6 +6,7 @@ ill-conditioned or unreadable problem (the message names what was wrong).
 
 from __future__ import annotations
 
+import csv
 import sys
 import time
 from contextlib import contextmanager
@@ -18,12 +19,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from ghgnet.config import ConfigError
 
 from . import outputs
-from .aggregates import region_totals
+from .aggregates import monthly_mean_weights, region_totals
 from .config import InversionConfig, load_config
 from .covariance import PriorCovariance, exponential_correlation, observation_error, prior_sigma, spatial_correlation
 from .footprints import read_combined, read_flexpart_dir, read_stilt_dir
 from .grid import FluxGrid, daily_steps
 from .observations import afternoon_mask, enhancements, parse_time, read_csv
+from .report import ReportContent, StationSeries, comparison_rows, write_report
 from .solver import InversionProblemError, Problem, posterior_covariance, solve
 from .store_source import period_bounds, read_store_observations, write_store_csv
 from .twin import TwinSpec, make_twin, write_twin_inputs
@@ -139,10 +141,15 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
     region = read_region(cfg.prior.region_file, cfg.prior.region_variable, grid)
     oc = cfg.observations
     table, background, background_stations, places, store_obs = _read_observations(cfg, grid, out)
+    counts = {"hourly means read (all stations, background ones included)": len(table)}
     table = table.select(_afternoon(table, oc, store_obs))
+    counts["dropped: outside the afternoon window"] = counts[next(iter(counts))] - len(table)
     in_period = grid.step_of(table.time) >= 0
+    counts["dropped: outside the flux period"] = int((~in_period).sum())
     table = table.select(in_period)
     enh, no_background = enhancements(table, background, background_stations)
+    counts["background station values (not observations)"] = len(table) - len(enh) - no_background
+    counts["dropped: no background value at that hour"] = no_background
     where = oc.file if store_obs is None else store_obs.store
     if len(enh) == 0:
         raise InputError(f"{where}: no afternoon observation with a background inside the period")
@@ -159,7 +166,9 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
                              "(or latitude/longitude in the central config's [stations.<id>])")
         h, has, outside = read_stilt_dir(fc.path, grid, enh.station, enh.time, places)
     without_footprint = int((~has).sum())
+    counts["dropped: no footprint"] = without_footprint
     enh = enh.select(has)
+    counts["used"] = len(enh)
     cc = cfg.covariance
     sigma = prior_sigma(prior, cc.prior_fraction, cc.prior_floor)
     cov = PriorCovariance(sigma, exponential_correlation(grid.step_mid_days(), cc.tau_days),
@@ -169,7 +178,8 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
                           cc.mismatch_tau_hours, enh.background_sigma, enh.background_group)
     mm = molar_mass(cfg.species, cfg.molar_mass_g_per_mol)
     agg = region_totals(grid, region, mm, sectors)
-    problem = Problem(prior, cov, h, enh.value, r, agg, enh.station)
+    months, month_weights = monthly_mean_weights(grid)
+    problem = Problem(prior, cov, h, enh.value, r, agg, enh.station, month_weights)
     with _progress(console) as report:
         post = solve(problem, report)
         full_cov = None
@@ -179,14 +189,27 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
             report("full covariance", 1.0)
         report("writing outputs", 0.0)
         files = {key: out / name for key, name in outputs.FILES.items()}
-        outputs.write_posterior_netcdf(files["netcdf"], grid, sectors, prior, post.mean, sigma, cfg.species)
+        outputs.write_posterior_netcdf(files["netcdf"], grid, sectors, prior, post.mean, sigma, cfg.species,
+                                       outputs.MonthlySigma(months, post.prior_cell_sigma, post.posterior_cell_sigma))
         rows = outputs.totals_rows(agg, post)
         outputs.write_totals_csv(files["totals"], rows)
-        report("writing outputs", 0.4)
+        inventory, inventory_label = _inventory_totals(cfg, rows)
+        comparison = comparison_rows(rows, inventory)
+        outputs.write_comparison_csv(files["comparison"], comparison)
+        report("writing outputs", 0.2)
         outputs.write_figure(files["figure"], grid, prior, post.mean, rows, cfg.species,
                              None if truth_totals is None else [float(v) for v in truth_totals])
         if full_cov is not None:
             outputs.write_covariance(files["covariance"], full_cov)
+        report("writing outputs", 0.4)
+        series = StationSeries(enh.time, enh.station, enh.value, enh.value - post.innovation,
+                               enh.value - post.residual, np.sqrt(np.diag(r)))
+        content = ReportContent(
+            cfg.species, grid, sectors, prior, post.mean, months, post.prior_cell_sigma, post.posterior_cell_sigma,
+            rows, comparison, inventory_label, series, post.diagnostics, counts, Path(config_path).read_text(),
+            str(config_path), stations=places, region=region.reshape(grid.ny, grid.nx),
+            truth_totals=None if truth_totals is None else [float(v) for v in truth_totals])
+        write_report(files["report_html"], files["report_pdf"], content)
         report("writing outputs", 1.0)
     written = {k: str(v) for k, v in files.items() if k != "covariance" or full_cov is not None}
     summary = {
@@ -196,9 +219,11 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
         "grid": {"ny": grid.ny, "nx": grid.nx, "steps": grid.n_steps, "sectors": sectors},
         "observations": {"source": oc.source, "used": int(len(enh)), "without_background": no_background,
                          "without_footprint": without_footprint,
-                         "footprint_fraction_outside_period_mean": float(np.mean(outside)) if outside else 0.0},
+                         "footprint_fraction_outside_period_mean": float(np.mean(outside)) if outside else 0.0,
+                         "counts": counts},
         "diagnostics": post.diagnostics,
         "totals": rows,
+        "comparison": comparison,
         "outputs": written,
         "wall_time_s": time.perf_counter() - t0,
     }
@@ -210,6 +235,26 @@ def run(cfg: InversionConfig, config_path: Path, out: Path, console: Console) ->
         summary["twin_truth_totals_Mt"] = [float(v) for v in truth_totals]
     outputs.write_summary(files["summary"], summary)
     return summary
+
+
+def _inventory_totals(cfg: InversionConfig, rows: list[dict]) -> tuple[dict[tuple[str, str], float], str]:
+    """The inventory's own region totals per (month, sector), Mt, from `[output] inventory_totals`
+    (CSV month,sector,inventory_Mt), or else the prior's region totals (the gridded inventory)."""
+    path = cfg.output.inventory_totals
+    if path is None:
+        return {(r["month"], r["sector"]): r["prior_Mt"] for r in rows}, "the prior's region total (gridded inventory)"
+    totals = {}
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"month", "sector", "inventory_Mt"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(f"{path}: missing columns {', '.join(sorted(missing))} (month, sector, inventory_Mt)")
+        for line, row in enumerate(reader, start=2):
+            try:
+                totals[(row["month"].strip(), row["sector"].strip())] = float(row["inventory_Mt"])
+            except ValueError:
+                raise InputError(f"{path}: line {line}: inventory_Mt {row['inventory_Mt']!r} is not a number") from None
+    return totals, f"inventory totals from {path.name}"
 
 
 def _read_observations(cfg: InversionConfig, grid: FluxGrid, out: Path):
@@ -260,7 +305,9 @@ def _generate_twin_inputs(cfg: InversionConfig, folder: Path) -> tuple[Inversion
     data.pop("twin")
     data["prior"] = {"file": paths["prior"], "region_file": paths["region"]}
     data["observations"] = {"file": paths["observations"], "utc_offset_hours": tw.utc_offset_hours,
-                            "background_stations": [twin.background_station]}
+                            "background_stations": [twin.background_station],
+                            "stations": [{"id": sid, "lat": float(la), "lon": float(lo)} for sid, la, lo
+                                         in zip(twin.station_ids, twin.station_lat, twin.station_lon)]}
     data["footprints"] = {"format": "combined", "path": paths["footprints"]}
     return InversionConfig.model_validate(data), twin.truth_totals
 

@@ -135,6 +135,9 @@ class Twin(StrictModel):
 class Output(StrictModel):
     full_covariance: bool = Field(False, description="also write the full posterior covariance (small problems)")
     max_full_covariance_state: int = Field(6000, gt=0)
+    inventory_totals: RelPath | None = Field(
+        None, description="CSV month,sector,inventory_Mt: the inventory's own region totals for the comparison"
+        " (unset: the prior's region totals)")
 
 
 class InversionConfig(StrictModel):

@@ -1,9 +1,11 @@
-"""The inversion's outputs: posterior netCDF (CF-1.8), totals CSV, PNG figure, JSON summary."""
+"""The inversion's outputs: posterior netCDF (CF-1.8), totals and comparison CSVs, PNG figure, JSON
+summary (the HTML and PDF report: report/)."""
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +14,25 @@ from .aggregates import Aggregation
 from .grid import FluxGrid
 from .solver import Posterior
 
-FILES = {"netcdf": "posterior_flux.nc", "totals": "totals.csv", "figure": "inversion.png",
+FILES = {"netcdf": "posterior_flux.nc", "totals": "totals.csv", "comparison": "comparison.csv",
+         "figure": "inversion.png", "report_html": "report.html", "report_pdf": "report.pdf",
          "summary": "summary.json", "covariance": "posterior_covariance.nc"}
 
 
+@dataclass(frozen=True)
+class MonthlySigma:
+    """1-sigma of each cell's monthly mean flux per sector, (sector, month, cell), umol m-2 s-1."""
+
+    months: list[str]  # YYYY-MM
+    prior: np.ndarray
+    posterior: np.ndarray
+
+
 def write_posterior_netcdf(path: Path, grid: FluxGrid, sectors: list[str], prior: np.ndarray,
-                           posterior: np.ndarray, sigma: np.ndarray, species: str) -> None:
-    """Prior, posterior and prior 1-sigma fluxes (umol m-2 s-1) on the grid, CF-1.8."""
+                           posterior: np.ndarray, sigma: np.ndarray, species: str,
+                           monthly: MonthlySigma | None = None) -> None:
+    """Prior, posterior and prior 1-sigma fluxes (umol m-2 s-1) on the grid, CF-1.8; with `monthly`,
+    the prior and posterior 1-sigma of each cell's monthly mean flux per sector on a `month` axis."""
     import xarray as xr
 
     k = len(sectors)
@@ -51,7 +65,19 @@ def write_posterior_netcdf(path: Path, grid: FluxGrid, sectors: list[str], prior
         attrs={"Conventions": "CF-1.8", "title": f"ghgnet analytic Bayesian inversion of {species} fluxes",
                "source": "ghgnet central.inversion", "history": f"{np.datetime64('now', 's')}Z created"},
     )
-    ds.to_netcdf(path, encoding={"time": {"dtype": "float64"}})
+    encoding = {"time": {"dtype": "float64"}}
+    if monthly is not None:
+        month_start = np.array([np.datetime64(m, "M").astype("datetime64[s]") for m in monthly.months])
+        mshape = (k, len(monthly.months), grid.ny, grid.nx)
+        for name, data, what in (("prior_monthly_flux_uncertainty", monthly.prior, "prior"),
+                                 ("posterior_monthly_flux_uncertainty", monthly.posterior, "posterior")):
+            ds[name] = (("sector", "month", "lat", "lon"), data.reshape(mshape),
+                        {**attrs, "long_name": f"{what} 1-sigma of the {species} flux averaged over the calendar"
+                         " month (the part inside the period)"})
+        ds = ds.assign_coords(month=("month", month_start.astype(np.int64).astype(float),
+                                     {"units": seconds, "calendar": "standard", "long_name": "start of calendar month"}))
+        encoding["month"] = {"dtype": "float64"}
+    ds.to_netcdf(path, encoding=encoding)
 
 
 def totals_rows(agg: Aggregation, post: Posterior) -> list[dict]:
@@ -70,6 +96,18 @@ def write_totals_csv(path: Path, rows: list[dict]) -> None:
     """One row per month (and sector): Mt of the species, 1-sigma, uncertainty reduction 1 - post/prior."""
     with path.open("w", newline="") as fh:
         out = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        out.writeheader()
+        for row in rows:
+            out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def write_comparison_csv(path: Path, rows: list[dict]) -> None:
+    """Inventory vs top-down per month and sector (report.comparison_rows): Mt, difference, relative
+    difference to the inventory and difference in posterior 1-sigma."""
+    fields = ["month", "sector", "inventory_Mt", "posterior_Mt", "posterior_sigma_Mt", "difference_Mt",
+              "relative_difference", "difference_in_sigma"]
+    with path.open("w", newline="") as fh:
+        out = csv.DictWriter(fh, fieldnames=fields)
         out.writeheader()
         for row in rows:
             out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -15,7 +15,9 @@ of the C-ordered matrix, so H B H' is neither permuted nor copied; vectors and R
 are permuted instead.
 
 Aggregates (G_a: region totals) get var = G_a B G_a' - (G_a B H') M^-1 (H B G_a') without the
-posterior covariance. Diagnostics: DOFS = trace(H B H' M^-1) = m - trace(R M^-1) (= trace of the averaging kernel; from
+posterior covariance; so does each cell's monthly mean flux per sector (`cell_variances`: the
+diagonal only, with H B G_a' built blockwise from the footprint rows and L^-1 applied in chunks of
+cells). Diagnostics: DOFS = trace(H B H' M^-1) = m - trace(R M^-1) (= trace of the averaging kernel; from
 L^-1, R's entries and the Gram matrices of its small correlated groups, see trace_minv_r),
 reduced chi-square = d' M^-1 d / m with d = y - H xa (the minimum of the cost function over m;
 1 when B and R are consistent with the data), innovation and residual statistics, and a guaranteed
@@ -73,6 +75,7 @@ class Problem:
     r: np.ndarray
     aggregation: Aggregation | None = None
     station: np.ndarray | None = None  # (m,) station of each observation, for statistics
+    month_weights: np.ndarray | None = None  # (month, step): per-cell monthly mean flux sigmas when given
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Posterior:
     prior_total_cov: np.ndarray | None = None  # (q, q) Mt^2
     posterior_totals: np.ndarray | None = None
     posterior_total_cov: np.ndarray | None = None
+    prior_cell_sigma: np.ndarray | None = None  # (sector, month, cell) 1-sigma of monthly mean flux, umol m-2 s-1
+    posterior_cell_sigma: np.ndarray | None = None
     diagnostics: dict = field(default_factory=dict)
 
     def total_sigmas(self) -> tuple[np.ndarray, np.ndarray]:
@@ -595,6 +600,10 @@ def _solve(problem: Problem, progress: Progress | None) -> Posterior:
         if progress:
             progress("aggregates", 0.0)
         _aggregates(problem, chol, perm, post)
+    if problem.month_weights is not None:
+        prior_var, post_var = cell_variances(problem, chol, perm, progress)
+        post.prior_cell_sigma = np.sqrt(prior_var)
+        post.posterior_cell_sigma = np.sqrt(np.clip(post_var, 0, None))
     # DOFS = trace(H B H' M^-1) = m - trace(R M^-1); the factor is not needed afterwards
     inverse = inverse_parts(chol, r, overwrite=True)
     del chol
@@ -637,6 +646,90 @@ def _aggregates(problem: Problem, chol: np.ndarray, perm: np.ndarray, post: Post
     post.prior_total_cov = 0.5 * (gbg + gbg.T)
     post_cov = gbg - z.T @ z
     post.posterior_total_cov = 0.5 * (post_cov + post_cov.T)
+
+
+CELL_CHUNK = 2048
+"""Cells per triangular solve in `cell_variances` (m x 2,048 doubles: 80 MB at m = 5,000)."""
+
+
+def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
+                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Prior and posterior variance of every cell's monthly mean flux per sector, (sector, month,
+    cell) in (umol m-2 s-1)^2, without the posterior covariance: the diagonal of G P G' =
+    G B G' - (L^-1 H B G')' (L^-1 H B G') for the rows g of G (weights `problem.month_weights` over
+    the steps of one cell and sector).
+
+    With a = w * sigma[:, c] over the steps, g B g' = a' C_time a (C_space's diagonal is 1) and
+    (H B g')_i = sum over the footprint rows r of observation i of (G_r C_space)[c] tau[step_r, c],
+    tau = C_time (w * sigma), G the sigma-weighted rows. So H B G' (m x cells) is built per group of
+    rows with overlapping supports (C_space G_J' from the group's bounding box, as in
+    `spatial_gram`), and L^-1 is applied to it in chunks of CELL_CHUNK cells (dtrsm, m^2 per cell:
+    the dominant cost). Its rows are in the factor's order `perm`.
+    """
+    cov, h = problem.covariance, problem.h
+    weights = np.asarray(problem.month_weights, dtype=float)
+    k, t, s = cov.shape
+    m = problem.y.size
+    n_months = weights.shape[0]
+    if weights.shape != (n_months, t):
+        raise InversionProblemError(f"monthly weights {weights.shape}, expected (months, {t})")
+    pos = np.empty(m, dtype=np.int64)
+    pos[perm] = np.arange(m)
+    rows = h.rows.tocsr()
+    step_of_entry = h.row_step[np.repeat(np.arange(h.n_rows), np.diff(rows.indptr))]
+    groups = _row_blocks(rows, *cov.spatial.shape, BLOCK_ROWS)
+    prior_var = np.empty((k, n_months, s))
+    post_var = np.empty((k, n_months, s))
+    n_parts = k * n_months
+    for sector in range(k):
+        sig = cov.sigma[sector]
+        g = sp.csr_matrix((rows.data * sig[step_of_entry, rows.indices], rows.indices, rows.indptr),
+                          shape=rows.shape)
+        for month in range(n_months):
+            a = weights[month][:, None] * sig  # (step, cell)
+            tau = cov.c_time @ a
+            prior_var[sector, month] = np.einsum("tc,tc->c", a, tau)
+            part = sector * n_months + month
+            report = None if progress is None else (
+                lambda i, p=part: progress("cell uncertainties", (p + 0.5 * (i + 1) / len(groups)) / n_parts))
+            u = _hbg_cells(h, g, tau, cov.spatial, pos, groups, report)
+            reduction = np.empty(s)
+            for c0 in range(0, s, CELL_CHUNK):
+                c1 = min(s, c0 + CELL_CHUNK)
+                with parallel_blas():
+                    z = sla.blas.dtrsm(1.0, chol, np.asfortranarray(u[:, c0:c1]), lower=1, overwrite_b=1)
+                reduction[c0:c1] = np.einsum("ic,ic->c", z, z)
+                if progress:
+                    progress("cell uncertainties", (part + 0.5 + 0.5 * c1 / s) / n_parts)
+            post_var[sector, month] = prior_var[sector, month] - reduction
+    return prior_var, post_var
+
+
+def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, groups: list[np.ndarray],
+               report: Callable[[int], None] | None) -> np.ndarray:
+    """H B G' (m x cells) for the rows G of one sector's and month's cell means, rows in the
+    factor's order (`pos`): per group of footprint rows J, C_space G_J' from the group's bounding box
+    times tau at each row's step, summed into the rows of their observations (see `cell_variances`)."""
+    u = np.zeros((pos.size, g.shape[1]))
+    lock = threading.Lock()
+
+    def group(members: np.ndarray) -> None:
+        sub = g[members]
+        cells = np.unique(sub.indices)
+        w = spatial.apply_columns_on(cells, sub[:, cells].toarray().T)  # (S, rows): C_space G_J'
+        contrib = w.T * tau[h.row_step[members]]  # (rows, S)
+        obs, which = np.unique(pos[h.row_obs[members]], return_inverse=True)
+        if obs.size < members.size:  # an observation's rows on several steps: summed
+            summed = sp.csr_matrix((np.ones(members.size), (which, np.arange(members.size))),
+                                   shape=(obs.size, members.size)) @ contrib
+        else:
+            summed = np.empty_like(contrib)
+            summed[which] = contrib
+        with lock:
+            u[obs] += summed
+
+    run_parallel([lambda rows=rows: group(rows) for rows in groups], report)
+    return u
 
 
 def posterior_covariance(problem: Problem, max_state: int = 6000) -> np.ndarray:
