@@ -1,0 +1,14 @@
+"""Eddy-covariance processing of one averaging period (pure numpy: arrays in, a record out).
+
+Entry point: `process_half_hour(block, settings)` -> `HalfHourFlux`. The steps, each in its own
+module with its reference: despiking (despike), diagnostics filtering and tilt correction
+(rotation), time lag (timelag), detrending (detrend), fluxes with the humidity and density
+corrections (fluxes), spectral correction (spectral), steady-state and ITC tests and the 0/1/2
+flag (quality), stability and footprint (footprint).
+"""
+
+from station_agent.processing.flux.pipeline import FluxBlock, FluxSettings, process_half_hour
+from station_agent.processing.flux.record import HalfHourFlux
+from station_agent.processing.flux.rotation import PlanarFit, fit_planar
+
+__all__ = ["FluxBlock", "FluxSettings", "HalfHourFlux", "PlanarFit", "fit_planar", "process_half_hour"]
