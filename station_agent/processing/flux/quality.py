@@ -39,7 +39,7 @@ OVERALL = (
 or below its limits; none: class 9."""
 
 
-def test_class(percent: float) -> int:
+def percent_class(percent: float) -> int:
     """Class 1..9 of a test result in % (NaN: 9, nothing could be tested)."""
     if not np.isfinite(percent):
         return 9
@@ -48,7 +48,7 @@ def test_class(percent: float) -> int:
 
 def overall_class(steady_pct: float, itc_pct: float) -> int:
     """Foken et al. (2004) overall quality class 1..9 from the two tests."""
-    st, itc = test_class(steady_pct), test_class(itc_pct)
+    st, itc = percent_class(steady_pct), percent_class(itc_pct)
     for cls, st_max, itc_max in OVERALL:
         if st <= st_max and itc <= itc_max:
             return cls
