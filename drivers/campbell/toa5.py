@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,41 @@ def read_toa5(path: str | Path) -> RawTable:
         raise Toa5Error(f"{path}: lines 2-4: {len(names)} names, {len(units)} units, {len(processing)} processing fields")
     if names[0] != "TIMESTAMP":
         raise Toa5Error(f"{path}: line 2: first field is {names[0]!r}, not \"TIMESTAMP\"")
-    data = lines[4:]
-    # the timestamp is the only quoted field of a numeric table: cut it off, parse the rest as floats
+    stamps, columns = _fast_body(text, len(lines) - 4, names[1:])
+    if columns is None:  # text columns or a broken line: line by line, naming the line
+        stamps, columns = _slow_body(path, lines[4:], names[1:])
+    try:
+        time = np.array(stamps, dtype="datetime64[ns]")
+    except ValueError as exc:
+        raise Toa5Error(f"{path}: a TIMESTAMP is not a date and time ({exc})") from None
+    header = dict(zip(ENVIRONMENT_FIELDS, env))
+    header["processing"] = ",".join(processing[1:])
+    return RawTable(names[1:], units[1:], columns, time, header)
+
+
+_STAMP = re.compile(r'^"([^"]*)",', re.MULTILINE)
+
+
+def _fast_body(text: str, rows: int, names: list[str]) -> tuple[list[str], dict[str, NDArray] | None]:
+    """The common case, an all-numeric table: timestamps by one regular expression, values by
+    numpy's C parser; (stamps, None) when the body is not that simple."""
+    body_at = 0
+    for _ in range(4):
+        body_at = text.index("\n", body_at) + 1
+    stamps = _STAMP.findall(text, body_at)
+    if rows == 0 or len(stamps) != rows or text.count(",", body_at) != rows * len(names):
+        return stamps, None  # (the count of commas: loadtxt would let extra fields through)
+    try:
+        values = np.loadtxt(io.StringIO(text[body_at:]), delimiter=",", quotechar='"', ndmin=2, dtype=np.float64,
+                            usecols=range(1, len(names) + 1))
+    except ValueError:
+        return stamps, None
+    if values.shape != (rows, len(names)):
+        return stamps, None
+    return stamps, {name: values[:, j].copy() for j, name in enumerate(names)}
+
+
+def _slow_body(path: Path, data: list[str], names: list[str]) -> tuple[list[str], dict[str, NDArray]]:
     stamps, rest = [], []
     for i, line in enumerate(data, start=5):
         if not line.startswith('"') or line.count('"') < 2:
@@ -55,15 +89,7 @@ def read_toa5(path: str | Path) -> RawTable:
         end = line.index('"', 1)
         stamps.append(line[1:end])
         rest.append(line[end + 2:])
-    ncol = len(names) - 1
-    try:
-        time = np.array(stamps, dtype="datetime64[ns]")
-    except ValueError as exc:
-        raise Toa5Error(f"{path}: a TIMESTAMP is not a date and time ({exc})") from None
-    columns = _columns(path, rest, names[1:], ncol)
-    header = dict(zip(ENVIRONMENT_FIELDS, env))
-    header["processing"] = ",".join(processing[1:])
-    return RawTable(names[1:], units[1:], columns, time, header)
+    return stamps, _columns(path, rest, names, len(names))
 
 
 def _columns(path: Path, rest: list[str], names: list[str], ncol: int) -> dict[str, NDArray]:
@@ -84,12 +110,13 @@ def _columns(path: Path, rest: list[str], names: list[str], ncol: int) -> dict[s
     return out
 
 
-def _format(value: object) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "NAN" if not np.isfinite(value) else f"{value:.7g}"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return '"' + str(value).replace('"', "'") + '"'
+def _texts(values: NDArray) -> list[str]:
+    """One column's cells: numbers with 7 significant digits ("NAN" when missing), text quoted."""
+    if values.dtype.kind in "fc":
+        return [("NAN" if x != x or x in (float("inf"), float("-inf")) else f"{x:.7g}") for x in values.tolist()]
+    if values.dtype.kind in "iub":
+        return [str(int(x)) for x in values.tolist()]
+    return ['"' + str(x).replace('"', "'") + '"' for x in values.tolist()]
 
 
 def write_toa5(path: str | Path, table: RawTable, *, station_name: str = "ghgnet", logger_model: str = "ghgnet",
@@ -106,8 +133,6 @@ def write_toa5(path: str | Path, table: RawTable, *, station_name: str = "ghgnet
     t = table.time.astype("datetime64[ms]")
     fractional = bool(np.any(t.astype(np.int64) % 1000))
     stamps = np.datetime_as_string(t, unit="ms" if fractional else "s")
-    cols = [table.columns[n] for n in table.names]
-    for i, stamp in enumerate(stamps):
-        fields = [_format(c[i]) for c in cols]
-        buf.write('"' + str(stamp).replace("T", " ") + '",' + ",".join(fields) + "\r\n")
+    cells = [['"' + s.replace("T", " ") + '"' for s in stamps.tolist()]] + [_texts(table.columns[n]) for n in table.names]
+    buf.writelines(",".join(row) + "\r\n" for row in zip(*cells))
     Path(path).write_text(buf.getvalue(), encoding="ascii")
