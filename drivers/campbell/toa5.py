@@ -44,7 +44,8 @@ def read_toa5(path: str | Path) -> RawTable:
         raise Toa5Error(f"{path}: line 1: starts with {env[:1]}, not \"TOA5\"")
     names, units, processing = _row(lines[1]), _row(lines[2]), _row(lines[3])
     if not (len(names) == len(units) == len(processing)):
-        raise Toa5Error(f"{path}: lines 2-4: {len(names)} names, {len(units)} units, {len(processing)} processing fields")
+        raise Toa5Error(f"{path}: lines 2-4: {len(names)} names, {len(units)} units, "
+                        f"{len(processing)} processing fields")
     if names[0] != "TIMESTAMP":
         raise Toa5Error(f"{path}: line 2: first field is {names[0]!r}, not \"TIMESTAMP\"")
     stamps, columns = _fast_body(text, len(lines) - 4, names[1:])
@@ -99,7 +100,8 @@ def _columns(path: Path, rest: list[str], names: list[str], ncol: int) -> dict[s
     if len(flat) != ncol * len(rest):
         for i, line in enumerate(rest, start=5):
             if line.count(",") + 1 != ncol:
-                raise Toa5Error(f"{path}: line {i}: {line.count(',') + 1} values after TIMESTAMP, the header names {ncol}")
+                raise Toa5Error(f"{path}: line {i}: {line.count(',') + 1} values after TIMESTAMP, "
+                                f"the header names {ncol}")
     cells = np.array(flat).reshape(len(rest), ncol)
     out: dict[str, NDArray] = {}
     for j, name in enumerate(names):
@@ -133,6 +135,7 @@ def write_toa5(path: str | Path, table: RawTable, *, station_name: str = "ghgnet
     t = table.time.astype("datetime64[ms]")
     fractional = bool(np.any(t.astype(np.int64) % 1000))
     stamps = np.datetime_as_string(t, unit="ms" if fractional else "s")
-    cells = [['"' + s.replace("T", " ") + '"' for s in stamps.tolist()]] + [_texts(table.columns[n]) for n in table.names]
+    cells = [['"' + s.replace("T", " ") + '"' for s in stamps.tolist()]]
+    cells += [_texts(table.columns[n]) for n in table.names]
     buf.writelines(",".join(row) + "\r\n" for row in zip(*cells))
     Path(path).write_text(buf.getvalue(), encoding="ascii")

@@ -67,7 +67,9 @@ def steady_state_pct(a: NDArray[np.float64], b: NDArray[np.float64], parts: int 
     ok = ~(np.isnan(a[:n]) | np.isnan(b[:n]))
     a2 = np.where(ok, a[:n], np.nan).reshape(parts, -1)
     b2 = np.where(ok, b[:n], np.nan).reshape(parts, -1)
-    sub = np.nanmean((a2 - np.nanmean(a2, axis=1, keepdims=True)) * (b2 - np.nanmean(b2, axis=1, keepdims=True)), axis=1)
+    da = a2 - np.nanmean(a2, axis=1, keepdims=True)
+    db = b2 - np.nanmean(b2, axis=1, keepdims=True)
+    sub = np.nanmean(da * db, axis=1)
     aw, bw = a[:n][ok], b[:n][ok]
     whole = np.mean((aw - aw.mean()) * (bw - bw.mean()))
     if whole == 0 or not np.isfinite(whole):

@@ -65,7 +65,8 @@ class PlanarFit:
 
 
 def fit_planar(mean_u: NDArray[np.float64], mean_v: NDArray[np.float64], mean_w: NDArray[np.float64]) -> PlanarFit:
-    """Least-squares plane through the periods' mean winds (Wilczak et al. 2001). Needs at least three periods of non-collinear mean wind; a clear error otherwise."""
+    """Least-squares plane through the periods' mean winds (Wilczak et al. 2001). Needs at least
+    three periods of non-collinear mean wind; a clear error otherwise."""
     mu, mv, mw = (np.asarray(a, dtype=np.float64) for a in (mean_u, mean_v, mean_w))
     ok = np.isfinite(mu) & np.isfinite(mv) & np.isfinite(mw)
     if ok.sum() < 3:
