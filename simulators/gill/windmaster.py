@@ -52,8 +52,8 @@ class WindMasterStream:
             ts_c = float(c["ts"][k]) - 273.15
             sos = 20.067 * np.sqrt(max(float(c["ts"][k]), 1.0))  # Ts = c^2 / 403 (Kaimal and Gaynor 1991)
             status = 0 if c["sonic_diag"][k] == 0 else FAILED_PATH_STATUS
-            rec = WindMasterRecord(self.node, float(np.clip(c["u"][k], -999, 999)), float(np.clip(c["v"][k], -999, 999)),
-                                   float(np.clip(c["w"][k], -999, 999)), sos, float(np.clip(ts_c, -999, 999)), status)
+            u, v, w, ts = (float(np.clip(x, -999, 999)) for x in (c["u"][k], c["v"][k], c["w"][k], ts_c))
+            rec = WindMasterRecord(self.node, u, v, w, sos, ts, status)
             out.append(format_line(rec))
         return b"".join(out)
 
