@@ -16,9 +16,13 @@ Transfer functions (gains on the cospectrum):
   cospectrum as its square root;
 - lateral separation s between the sonic and the gas path: exp(-9.9 (f s / u)^1.5) (Moncrieff et
   al. 1997 after Kristensen and Jensen 1979).
-The coefficient values above are as this module states them; they were not checked against the
-paper's text in this change (see tests/station_agent/test_flux_spectral.py for the behaviour
-checked: no loss gives CF = 1, each loss raises CF, faster wind raises the path losses).
+The unstable cospectrum, the stable form F / (A + B F^2.1), the first-order gain, both path
+averaging functions, the separation term and the way they combine (each sensor's transfer under a
+square root for a covariance) were checked against ECPACK's frequency-response routine (van Dijk,
+Moene et al., EC_C_F01, after Moore 1986, which the forms of Moncrieff et al. share); the stable
+coefficients A and B above were not found there and are as recalled from Moncrieff et al. (1997).
+tests/station_agent/test_flux_corrections.py checks the behaviour: no loss gives CF = 1, each loss
+raises CF, so do lower heights, faster wind and stable air.
 """
 
 from __future__ import annotations
