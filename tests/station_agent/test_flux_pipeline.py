@@ -132,3 +132,12 @@ def test_bad_inputs_are_named():
         FluxSettings(rotation="planar")
     with pytest.raises(ValueError, match="path 'wet'"):
         FluxSettings(path="wet")
+
+
+def test_a_half_hour_without_a_valid_record_gives_nan_and_flag_2(recwarn):
+    sim = simulate_half_hour(FluxSiteSpec(duration_s=300), seed=1)
+    cols = dict(sim.columns)
+    cols["sonic_diag"] = np.ones_like(cols["sonic_diag"])
+    r = process_half_hour(block_from_columns(sim.start, sim.fs_hz, cols), settings_for("open", 0.3))
+    assert r.n_valid == 0 and np.isnan(r.h_w_m2) and r.flag_h == r.flag_co2 == 2
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -5,6 +5,7 @@ corrections, stability, quality tests and flags, footprint. Pure: arrays in, a r
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -102,7 +103,15 @@ class FluxSettings:
 
 
 def process_half_hour(block: FluxBlock, settings: FluxSettings) -> HalfHourFlux:
-    """The period's fluxes, flags and statistics (see the module's docstring for the steps)."""
+    """The period's fluxes, flags and statistics (see the module's docstring for the steps). A
+    period without enough valid records gives NaN fluxes and flag 2 (numpy's warnings about means
+    of nothing are expected there and silenced)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _process(block, settings)
+
+
+def _process(block: FluxBlock, settings: FluxSettings) -> HalfHourFlux:
     fs = block.fs_hz
     n = len(block.w)
     sonic_ok = np.ones(n, bool) if block.sonic_ok is None else np.asarray(block.sonic_ok, bool)
