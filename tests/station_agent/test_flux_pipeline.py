@@ -10,12 +10,16 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from drivers.campbell.toa5 import read_toa5, write_toa5
+from drivers.rawtable import RawTable
 from simulators.flux_site import FluxSiteSpec, SimulatedHalfHour, simulate_day, simulate_half_hour
 from station_agent.processing.flux import (
+    ColumnMap,
     FluxSettings,
     LagWindow,
     block_from_columns,
     fit_planar,
+    half_hours,
     process_half_hour,
 )
 
@@ -141,3 +145,29 @@ def test_a_half_hour_without_a_valid_record_gives_nan_and_flag_2(recwarn):
     r = process_half_hour(block_from_columns(sim.start, sim.fs_hz, cols), settings_for("open", 0.3))
     assert r.n_valid == 0 and np.isnan(r.h_w_m2) and r.flag_h == r.flag_co2 == 2
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_sites_history_from_a_toa5_file(tmp_path):
+    """An hour and a bit of a logger's TOA5 table (Campbell names, Ts in degC, pressure in kPa):
+    split on the clock into half hours, the partial one at the end skipped, each processed."""
+    sims = [simulate_half_hour(FluxSiteSpec(), seed=s, start=DAY + timedelta(minutes=30 * s)) for s in range(2)]
+    tail = simulate_half_hour(FluxSiteSpec(duration_s=120), seed=9, start=DAY + timedelta(hours=1))
+    names = {"Ux": "u", "Uy": "v", "Uz": "w", "Ts": "ts", "CO2": "co2", "H2O": "h2o", "press": "pressure_pa",
+             "diag_sonic": "sonic_diag", "diag_irga": "gas_diag"}
+    cols = {k: np.concatenate([s.columns[v] for s in (*sims, tail)]) for k, v in names.items()}
+    cols["Ts"] = cols["Ts"] - 273.15
+    cols["press"] = cols["press"] / 1000
+    n = len(cols["Ux"])
+    time = np.datetime64("2026-06-01T00:00:00", "ns") + (np.arange(n) * 50_000_000).astype("timedelta64[ns]")
+    write_toa5(tmp_path / "ts_data.dat", RawTable(list(names), [""] * len(names), cols, time))
+
+    table = read_toa5(tmp_path / "ts_data.dat")
+    cmap = ColumnMap(u="Ux", v="Uy", w="Uz", ts="Ts", co2="CO2", h2o="H2O", pressure="press",
+                     sonic_diag="diag_sonic", gas_diag="diag_irga", ts_celsius=True, pressure_kpa=True)
+    periods = list(half_hours(table.time, table.columns))
+    assert [start for start, _ in periods] == [DAY, DAY + timedelta(minutes=30)]
+    for (start, period), sim in zip(periods, sims):
+        r = process_half_hour(block_from_columns(start, 20.0, period, cmap), settings_for("open", 0.3))
+        assert r.start == start
+        assert r.co2_flux_umol_m2_s == pytest.approx(sim.truth.co2_flux_umol_m2_s, rel=0.05)
+        assert r.h_w_m2 == pytest.approx(sim.truth.h_w_m2, rel=0.05)

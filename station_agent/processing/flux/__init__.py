@@ -7,11 +7,11 @@ corrections (fluxes), spectral correction (spectral), steady-state and ITC tests
 flag (quality), stability and footprint (footprint).
 """
 
-from station_agent.processing.flux.columns import ColumnMap, block_from_columns
+from station_agent.processing.flux.columns import ColumnMap, block_from_columns, half_hours
 from station_agent.processing.flux.pipeline import FluxBlock, FluxSettings, LagWindow, process_half_hour
 from station_agent.processing.flux.record import HalfHourFlux
 from station_agent.processing.flux.rotation import PlanarFit, fit_planar
 from station_agent.processing.flux.spectral import SensorLayout
 
 __all__ = ["ColumnMap", "FluxBlock", "FluxSettings", "HalfHourFlux", "LagWindow", "PlanarFit", "SensorLayout",
-           "block_from_columns", "fit_planar", "process_half_hour"]
+           "block_from_columns", "fit_planar", "half_hours", "process_half_hour"]

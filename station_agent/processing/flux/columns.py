@@ -4,9 +4,9 @@ pressure in kPa)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,3 +48,26 @@ def block_from_columns(start: datetime, fs_hz: float, columns: Mapping[str, NDAr
     gas_ok = None if cmap.gas_diag is None else col(cmap.gas_diag) == 0
     return FluxBlock(start, fs_hz, col(cmap.u), col(cmap.v), col(cmap.w), ts, col(cmap.co2), col(cmap.h2o), p,
                      sonic_ok=sonic_ok, gas_ok=gas_ok)
+
+
+def half_hours(time: NDArray[np.datetime64], columns: Mapping[str, NDArray], *, period_s: float = 1800.0,
+               min_fraction: float = 0.5) -> Iterator[tuple[datetime, dict[str, NDArray]]]:
+    """Split a raw table (UTC times, columns of the same length) into averaging periods aligned on
+    the clock (:00 and :30 for half hours): (period start, that period's columns) in time order;
+    a period holding less than `min_fraction` of the records the table's median rate gives it is
+    skipped (the ends of a file). Times must not go backwards."""
+    t = np.asarray(time, dtype="datetime64[ns]")
+    if t.size < 2:
+        return
+    if np.any(np.diff(t) < np.timedelta64(0, "ns")):
+        raise ValueError("raw table: times go backwards; sort or split the file first")
+    dt_s = float(np.median(np.diff(t)).astype(np.int64)) / 1e9
+    expected = period_s / dt_s if dt_s > 0 else 0
+    period_ns = np.int64(period_s * 1e9)
+    index = t.astype(np.int64) // period_ns
+    cuts = np.flatnonzero(np.diff(index)) + 1
+    for lo, hi in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [t.size]))):
+        if hi - lo < min_fraction * expected:
+            continue
+        start = datetime.fromtimestamp(int(index[lo] * period_ns) / 1e9, tz=UTC)
+        yield start, {k: np.asarray(v)[lo:hi] for k, v in columns.items()}
