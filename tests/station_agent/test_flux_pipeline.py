@@ -171,3 +171,9 @@ def test_a_sites_history_from_a_toa5_file(tmp_path):
         assert r.start == start
         assert r.co2_flux_umol_m2_s == pytest.approx(sim.truth.co2_flux_umol_m2_s, rel=0.05)
         assert r.h_w_m2 == pytest.approx(sim.truth.h_w_m2, rel=0.05)
+
+
+def test_half_hours_refuses_times_going_backwards():
+    t = np.array(["2026-06-01T00:00:01", "2026-06-01T00:00:00"], dtype="datetime64[ns]")
+    with pytest.raises(ValueError, match="times go backwards"):
+        list(half_hours(t, {"w": np.zeros(2)}))
