@@ -42,6 +42,12 @@ UNITS: dict[str, str] = {
     "ring_down_time": "us",
     "enclosure_temp": "degC",
     "laser_temp_shift": "degC",
+    # sonic anemometers (drivers/gill/windmaster.py)
+    "u": "m/s",
+    "v": "m/s",
+    "w": "m/s",
+    "speed_of_sound": "m/s",
+    "sonic_temp": "degC",
 }
 
 

@@ -1,0 +1,1 @@
+"""Gill Instruments sonic anemometers."""

@@ -1,0 +1,1 @@
+"""Simulated Gill sonic anemometers."""
