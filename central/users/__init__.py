@@ -5,8 +5,8 @@ Kept in central's own store (SQLite or PostgreSQL) in tables of their own (`web_
 
 from .accounts import (
     ROLES,
-    Accounts,
     AccountError,
+    Accounts,
     User,
     role_at_least,
 )

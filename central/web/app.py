@@ -26,7 +26,7 @@ from ghgnet.timeutil import iso_utc
 
 from .. import query
 from ..config import CentralConfig
-from ..users import ROLES, Accounts, AccountError
+from ..users import ROLES, AccountError, Accounts
 from .answers import Answers
 from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
 
@@ -254,7 +254,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return resp
 
     @app.post("/api/logout", tags=["users"])
-    def logout(caller: Viewer) -> Any:
+    def logout(caller: Annotated[Caller, Depends(need("viewer", write=True))]) -> Any:
         """End the browser session (the cookie is cleared)."""
         resp = JSONResponse({"ok": True})
         resp.delete_cookie(COOKIE, path="/")
@@ -300,7 +300,20 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
     def static(name: str) -> Response:
         return _static(name)
 
+    _describe_roles(app)
     return app
+
+
+def _describe_roles(app: FastAPI) -> None:
+    """Each route's role (and whether it needs the CSRF token) in its OpenAPI operation, as
+    x-required-role and x-csrf, read from its `need` dependency."""
+    from fastapi.routing import APIRoute
+
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for dep in route.dependant.dependencies:
+                if hasattr(dep.call, "role"):
+                    route.openapi_extra = {"x-required-role": dep.call.role, "x-csrf": dep.call.write}
 
 
 def _static(name: str) -> Response:
