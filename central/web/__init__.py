@@ -35,7 +35,7 @@ class WebServer:
         self.sock.bind((host, config.serve.port if port is None else port))
         self.sock.listen(128)
         self.server = uvicorn.Server(uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off",
+            self.app, log_config=None, access_log=False, lifespan="off", h11_max_incomplete_event_size=128 * 1024,
             ssl_certfile=str(config.serve.certfile) if self.tls else None,
             ssl_keyfile=str(config.serve.keyfile) if self.tls else None))
         self._thread: threading.Thread | None = None

@@ -27,7 +27,7 @@ from ghgnet.timeutil import iso_utc
 from .. import query
 from ..config import CentralConfig
 from ..users import ROLES, AccountError, Accounts
-from .answers import Answers
+from .answers import ENDPOINTS, Answers
 from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
 
 log = structlog.get_logger(component="web")
@@ -80,7 +80,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
     answers = Answers(config, store, now, lock)
     accounts = Accounts(store, lock)
     app = FastAPI(title=f"{config.central.name} operations center", version="1",
-                  description=__doc__, docs_url=None, redoc_url=None)
+                  description=__doc__, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.sessions = Sessions(accounts, config.serve.session_hours * 3600)
     app.state.accounts = accounts
     app.state.answers = answers
@@ -97,10 +97,18 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         resp = _error(exc.status_code, message)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
+        if exc.status_code == 405 and resp.headers.get("Allow") == "GET":
+            resp.headers["Allow"] = "GET, HEAD"  # HeadAsGet answers HEAD wherever GET is
         return resp
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        route = request.scope.get("route")
+        if route is not None and route.path in ENDPOINTS:  # the read API refuses as it always did
+            try:
+                query.query_values(request.url.query, ENDPOINTS[route.path])
+            except query.BadParameter as bad:
+                return _error(400, str(bad), parameter=bad.parameter)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path"))
         return _error(400, f"{where or 'request'}: {first.get('msg', 'invalid')}", parameter=where or None)
@@ -301,7 +309,35 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return _static(name)
 
     _describe_roles(app)
+    app.add_middleware(HeadAsGet)
     return app
+
+
+MAX_TARGET_BYTES = 8192
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD answered as GET without the body (FastAPI routes take GET only), and a
+    request target longer than MAX_TARGET_BYTES refused with 414 before routing."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_TARGET_BYTES:
+            resp = _error(414, f"request target longer than {MAX_TARGET_BYTES} bytes")
+            return await resp(scope, receive, send)
+        if scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def _describe_roles(app: FastAPI) -> None:
