@@ -32,6 +32,9 @@ class WebServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit it: uvicorn writes a response's head and body apart, and
+        # Nagle's wait for the client's delayed ACK added 40 ms to every answer
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind((host, config.serve.port if port is None else port))
         self.sock.listen(128)
         self.server = uvicorn.Server(uvicorn.Config(
