@@ -14,7 +14,7 @@ from ghgnet.timeutil import iso_utc
 
 from .. import query, views
 from ..config import CentralConfig
-from . import fleet
+from . import fleet, hourly
 
 LIMIT_MAX = 1000
 ENDPOINTS: dict[str, query.Endpoint] = {
@@ -93,7 +93,7 @@ class Answers:
             start, end = self._range(q, station)
             if path == "/api/hourly":
                 return {"station": station, "from": iso_utc(start), "to": iso_utc(end),
-                        "series": views.hourly_series(st, station, start, end, q.get("stream"), q.get("species"))}
+                        "series": hourly.hourly_series(st, station, start, end, q.get("stream"), q.get("species"))}
             if path == "/api/afternoon":
                 return views.afternoon(st, cfg, station, q["stream"], q["species"], start, end)
             if path == "/api/monthly":
