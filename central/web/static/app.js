@@ -93,7 +93,11 @@ function convexHull(points) {
 
 // ---------------------------------------------------------------------------------------------
 async function showStations() {
-  const rows = await api("/api/fleet");
+  const [rows, cons] = await Promise.all([api("/api/fleet"), api("/api/consistency?species=co2")]);
+  document.querySelector("#consistency tbody").replaceChildren(...cons.offsets.map(o => el("tr", {},
+    el("td", {}, o.station), el("td", {}, o.other), el("td", {}, String(o.n_days)),
+    el("td", {}, o.mean === null ? "-" : o.mean.toFixed(3)), el("td", {}, o.std === null ? "-" : o.std.toFixed(3)),
+    el("td", {class: o.beyond_goal ? "bad" : ""}, o.beyond_goal ? `beyond goal (${cons.goal})` : "within goal"))));
   const body = document.querySelector("#stations tbody");
   body.replaceChildren(...rows.map(r => {
     const bias = (r.target_bias || []).map(b => `${b.species} ${b.bias === null ? "-" : b.bias.toFixed(3)} / ${b.goal ?? "-"}`).join(", ");
@@ -114,9 +118,9 @@ async function showStation(station) {
   const days = document.getElementById("station-days").value;
   document.getElementById("station-title").textContent = station;
   const q = `station=${encodeURIComponent(station)}&days=${days}`;
-  const [hourly, targets, cals, flags, events] = await Promise.all([
+  const [hourly, targets, cals, flags, events, comp] = await Promise.all([
     api(`/api/hourly?${q}`), api(`/api/targets?${q}`), api(`/api/calibrations?${q}`),
-    api(`/api/flags?station=${encodeURIComponent(station)}`), api(`/api/events?${q}`)]);
+    api(`/api/flags?station=${encodeURIComponent(station)}`), api(`/api/events?${q}`), api(`/api/completeness?${q}`)]);
   // one chart per species (every species the station measures), one line per inlet
   const box = document.getElementById("species-charts");
   for (const id of Object.keys(charts)) if (id.startsWith("ts-")) { charts[id].dispose(); delete charts[id]; }
@@ -158,10 +162,17 @@ async function showStation(station) {
   for (const c of cals.calibrations) {
     cseries.push({type: "line", name: `${c.species} drift`, data: c.time.map((x, i) => [x, c.drift[i]])});
     cseries.push({type: "scatter", name: `${c.species} fit RMSE`, data: c.time.map((x, i) => [x, c.rmse[i]])});
+    cseries.push({type: "scatter", name: `${c.species} max |residual|`, symbol: "diamond",
+                  data: c.time.map((x, i) => [x, c.max_abs_residual[i]])});
   }
   chart("calibrations", cdiv).setOption({
     animation: false, legend: {type: "scroll"}, tooltip: {trigger: "item"},
     grid: {left: 70, right: 30, top: 40, bottom: 70}, xAxis: timeAxis, yAxis: valueAxis(""), dataZoom: zoom, series: cseries,
+  });
+  chart("completeness", document.getElementById("completeness-chart")).setOption({
+    animation: false, legend: {}, tooltip: {trigger: "axis"}, grid: {left: 70, right: 30, top: 40, bottom: 40},
+    xAxis: {type: "category", data: comp.days}, yAxis: {type: "value", min: 0, max: 1, axisLabel: {formatter: numberLabel}},
+    series: [{type: "bar", name: "received", data: comp.received}, {type: "bar", name: "valid ambient", data: comp.valid_ambient}],
   });
   document.querySelector("#station-events tbody").replaceChildren(...events.events.slice(-200).reverse().map(e =>
     el("tr", {}, el("td", {}, e.time), el("td", {}, e.kind), el("td", {}, e.severity), el("td", {}, e.message))));

@@ -43,6 +43,8 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
         assert sorted(r.get_attribute("data-station") for r in rows) == sorted(STATIONS)
         cells = [td.text for td in rows[0].find_elements(By.TAG_NAME, "td")]
         assert cells[1] == "up" and cells[4].startswith("2026-03-0") and "/ 0.1" in cells[5], cells
+        # bg-south sits 0.5 ppm above bg-north: beyond the 0.1 ppm goal
+        assert "beyond goal" in driver.find_element(By.ID, "consistency").text
         # a station: one chart per species with a line per inlet; zoom with the wheel
         driver.get(served.url + "/#station/bg-north")
         driver.refresh()
@@ -61,6 +63,8 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
         # the target chart's bias axis goes below zero: its labels keep the minus sign
         axis = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#targets-chart svg text")]
         assert any(t.startswith("-0.") for t in axis), axis
+        bars = driver.find_elements(By.CSS_SELECTOR, "#completeness-chart svg path")
+        assert bars, "no completeness bars"
         shoot(driver, tmp_path, "web-station.png")
     finally:
         driver.quit()
