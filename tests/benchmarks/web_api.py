@@ -6,8 +6,9 @@ status and the latest minute per station. Then serves central/web in-process (uv
 loopback port, PostgreSQL backend) and times, over HTTP with an API token, the calls each page makes
 as the UI makes them (central/web/static/app.js):
 
-  station page   /api/hourly, /api/targets, /api/calibrations, /api/events (days=30, the UI's
-                 default; and days=365, its longest window), /api/flags?station=
+  station page   /api/hourly, /api/targets, /api/calibrations, /api/events, /api/completeness
+                 (days=30, the UI's default; and days=365, its longest window), /api/flags?station=
+                 (the minute table holds one minute a station: completeness is not exercised)
   station table  /api/fleet (every station)    map  /api/fleet
 
 For each call: p50/p95/max latency over ROUNDS random stations and the SQL statements it ran
@@ -159,10 +160,10 @@ def run(args, names: list[str]) -> None:
     pages = {
         "station page (30 days)": ["/api/hourly?station={s}&days=30", "/api/targets?station={s}&days=30",
                                    "/api/calibrations?station={s}&days=30", "/api/flags?station={s}",
-                                   "/api/events?station={s}&days=30"],
+                                   "/api/events?station={s}&days=30", "/api/completeness?station={s}&days=30"],
         "station page (365 days)": ["/api/hourly?station={s}&days=365", "/api/targets?station={s}&days=365",
                                     "/api/calibrations?station={s}&days=365", "/api/flags?station={s}",
-                                    "/api/events?station={s}&days=365"],
+                                    "/api/events?station={s}&days=365", "/api/completeness?station={s}&days=365"],
         "station table / map": ["/api/fleet"],
     }
     rng = random.Random(2)
