@@ -90,6 +90,21 @@ def test_writes_with_csrf_tokens_and_scripts(served):
     assert otto.request("POST", "/api/alarms/1/acknowledge")[0] == 501
 
 
+def test_login_takes_json_only(served):
+    """A cross-site page can post a form or text/plain without a preflight, never JSON: login refuses both."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(served.url)
+    for ctype, body in (("application/x-www-form-urlencoded", f"name=vera&password={PASSWORDS['vera']}"),
+                        ("text/plain", f'{{"name": "vera", "password": "{PASSWORDS["vera"]}"}}')):
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        conn.request("POST", "/api/login", body, {"Content-Type": ctype})
+        res = conn.getresponse()
+        assert res.status == 400 and res.getheader("Set-Cookie") is None, (ctype, res.status)
+        conn.close()
+
+
 def test_users_sessions_end_with_a_new_password_or_removal(served):
     ada, vera = served.client("ada"), served.client("vera")
     status, doc = ada.request("POST", "/api/users", {"name": "nina", "role": "viewer", "password": "nina-pass-1"})
