@@ -544,22 +544,24 @@ def qc(
 @app.command()
 def serve(
     config: ConfigOpt,
-    host: Annotated[str | None, typer.Option(help="listen address (default: [serve] host)")] = None,
+    host: Annotated[str | None, typer.Option(help="listen address (default: [serve] host, 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: [serve] port; 0: any free port)")] = None,
 ) -> None:
-    """HTTP JSON API and the operators' dashboard, until SIGTERM or Ctrl-C. Prints one JSON line,
-    {"url": ...}, on stdout once serving; logs go to stderr."""
+    """The operations center (central/web: JSON API, /openapi.json, UI), HTTPS when [serve] certfile
+    and keyfile are set, until SIGTERM or Ctrl-C. Prints one JSON line, {"url": ...}, on stdout once
+    serving; logs go to stderr. Users: `central-receiver users add`."""
     from ghgnet.logs import configure_logging
 
-    from .server import DashboardServer
     from .service import serve_as_service
+    from .web import WebServer
 
     cfg = _load(config)
     configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
+    server = WebServer(cfg, host, port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server = DashboardServer(cfg, host or cfg.serve.host, cfg.serve.port if port is None else port).start()
+    server.start()
     typer.echo(json.dumps({"url": server.url}), err=False)
     service = serve_as_service(server.url)  # READY=1, and a watchdog fed while it answers
     try:
@@ -567,6 +569,84 @@ def serve(
     finally:
         service.stop()
         server.stop()
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Users of the operations center (roles: viewer, operator, admin).")
+app.add_typer(users_app, name="users")
+UserArg = Annotated[str, typer.Argument(help="user name (a-z, 0-9, . _ -)")]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")]
+
+
+def _accounts(config: Path):
+    from .users import Accounts
+
+    store = _open_store(_load(config))
+    return store, Accounts(store)
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+def _user_command(config: Path, action) -> None:
+    from .users import AccountError
+
+    store, accounts = _accounts(config)
+    try:
+        action(accounts)
+    except AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+
+
+@users_app.command("add")
+def users_add(config: ConfigOpt, name: UserArg,
+              role: Annotated[str, typer.Option(help="viewer | operator | admin")] = "viewer",
+              password_stdin: PasswordStdin = False) -> None:
+    """Add a user (the password is asked for, or read with --password-stdin)."""
+    password = _password(password_stdin)
+    _user_command(config, lambda a: typer.echo(f"added {a.add(name, role, password).name} ({role})"))
+
+
+@users_app.command("list")
+def users_list(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Users, their roles and their API tokens (ids only)."""
+    def show(a) -> None:
+        rows = [{"name": u.name, "role": u.role, "created_at": u.created_at,
+                 "tokens": [t["id"] for t in a.tokens(u.name)]} for u in a.users()]
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+        for r in [] if as_json else rows:
+            typer.echo(f"{r['name']:<24} {r['role']:<9} {r['created_at']}  tokens: {', '.join(r['tokens']) or '-'}")
+    _user_command(config, show)
+
+
+@users_app.command("remove")
+def users_remove(config: ConfigOpt, name: UserArg) -> None:
+    """Remove a user: their sessions and API tokens stop working at once."""
+    _user_command(config, lambda a: (a.remove(name), typer.echo(f"removed {name}")))
+
+
+@users_app.command("passwd")
+def users_passwd(config: ConfigOpt, name: UserArg, password_stdin: PasswordStdin = False) -> None:
+    """Change a user's password; their browser sessions end."""
+    password = _password(password_stdin)
+    _user_command(config, lambda a: (a.set_password(name, password), typer.echo(f"password of {name} changed")))
+
+
+@users_app.command("token")
+def users_token(config: ConfigOpt, name: UserArg,
+                label: Annotated[str, typer.Option(help="what the token is for")] = "",
+                revoke: Annotated[str | None, typer.Option(help="revoke this token id instead")] = None) -> None:
+    """Print a new API token for a user (scripts: Authorization: Bearer TOKEN), or revoke one."""
+    if revoke:
+        _user_command(config, lambda a: (a.revoke_token(revoke), typer.echo(f"revoked {revoke}")))
+    else:
+        _user_command(config, lambda a: typer.echo(a.new_token(name, label)))
 
 
 @config_app.command("check")

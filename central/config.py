@@ -162,8 +162,19 @@ class HealthConfig(StrictModel):
 
 
 class ServeConfig(StrictModel):
-    host: str = "127.0.0.1"
+    """The operations center (`central-receiver serve`, central/web/)."""
+
+    host: str = Field(default="127.0.0.1", description="listen address; loopback unless told otherwise")
     port: int = Field(default=8087, ge=0, le=65535)
+    certfile: RelPath | None = Field(default=None, description="TLS certificate chain (PEM); with keyfile: HTTPS")
+    keyfile: RelPath | None = Field(default=None, description="TLS private key (PEM)")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="a browser login lasts this long")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServeConfig:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile go together")
+        return self
 
 
 class MetricsConfig(StrictModel):

@@ -1,6 +1,6 @@
 """What operators see: JSON-ready reports built from the store with central.aggregation.hourly_stats and
-central.qc. Shared by `central-receiver status/qc/export` and the HTTP API (central/server.py),
-so the table in a terminal and the dashboard never disagree."""
+central.qc. Shared by `central-receiver status/qc/export` and the HTTP API (central/web/),
+so the table in a terminal and the operations center never disagree."""
 
 from __future__ import annotations
 

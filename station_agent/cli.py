@@ -738,6 +738,8 @@ def demo(
     start: Annotated[Optional[str], typer.Option(
         help="simulated start time (ISO 8601 UTC; default: now). Calibrations fall every 6 simulated"
              " hours from midnight UTC, so the start decides how many a short run holds")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="afterwards keep central's operations center up on the "
+                                        "demo's data (prints its URL and a login) until Ctrl-C")] = False,
 ) -> None:
     """Broker, simulators, station agent and central receiver in one go, then a summary.
 
@@ -748,6 +750,10 @@ def demo(
     if hours <= 0 or speed <= 0:
         _err("--hours and --speed must be > 0")
         raise typer.Exit(EXIT_USAGE)
+    if serve and run_dir is None:  # the data must outlive the run
+        import tempfile
+
+        run_dir = Path(tempfile.mkdtemp(prefix="ghgnet-demo-"))
     try:
         summary = run_demo(hours, speed, run_dir, progress=(lambda m: None) if as_json else
                            (lambda m: Console(stderr=True).print(m, markup=False, highlight=False)),
@@ -755,8 +761,44 @@ def demo(
     except DemoError as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_UNREACHABLE) from None
-    print(json.dumps(summary, indent=2, default=str) if as_json else format_summary(summary))
-    raise typer.Exit(EXIT_OK if summary["lost"] == 0 and summary["duplicates"] == 0 else EXIT_PROBLEM)
+    print(json.dumps(summary, indent=2, default=str) if as_json else format_summary(summary), flush=True)
+    code = EXIT_OK if summary["lost"] == 0 and summary["duplicates"] == 0 else EXIT_PROBLEM
+    if serve:
+        assert run_dir is not None
+        _serve_demo(run_dir / "central.toml")
+    raise typer.Exit(code)
+
+
+def _serve_demo(config: Path) -> None:
+    """The demo's central, aggregated, served by `central-receiver serve` with a fresh admin login,
+    until Ctrl-C (central is its own program: the agent imports none of it)."""
+    import secrets
+    import signal
+    import subprocess
+
+    receiver = str(Path(sys.executable).parent / "central-receiver")
+    password = secrets.token_urlsafe(9)
+    subprocess.run([receiver, "aggregate", "--config", str(config)], check=True, capture_output=True)
+    subprocess.run([receiver, "users", "remove", "--config", str(config), "demo"], capture_output=True)
+    subprocess.run([receiver, "users", "add", "--config", str(config), "demo", "--role", "admin", "--password-stdin"],
+                   input=password + "\n", text=True, check=True, capture_output=True)
+    proc = subprocess.Popen([receiver, "serve", "--config", str(config), "--port", "0"], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        _err(f"central-receiver serve did not start (exit {proc.wait()})")
+        raise typer.Exit(EXIT_UNREACHABLE)
+    url = json.loads(line)["url"]
+    print(json.dumps({"url": url, "user": "demo", "password": password, "config": str(config)}), flush=True)
+    Console(stderr=True).print(f"operations center: {url}  (log in as demo / {password}; Ctrl-C stops it)",
+                               markup=False, highlight=False)
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(10)
 
 
 def main() -> None:

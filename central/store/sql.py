@@ -624,19 +624,17 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
             "WHERE station = ? AND time_start >= ? AND time_start < ? ORDER BY time_start, seq, store",
             (station, self._t(start), self._t(end)),
         )
-        out = []
-        for r in rows:
-            fits = {
-                f[0]: StoredFit(json.loads(f[1]), json.loads(f[2]), f[3], f[4], f[5])
-                for f in self._query(
-                    "SELECT species, coefficients, residuals, r2, rmse, n FROM calibration_fit "
-                    "WHERE station = ? AND store = ? AND seq = ? ORDER BY species",
-                    (station, r[6], r[0]),
-                )
-            }
-            out.append(StoredCalibration(station, r[0], r[1], self._from_t(r[2]), self._from_t(r[3]),
-                                         json.loads(r[4]), fits, self._from_t(r[5]), store_name(r[6])))
-        return out
+        # every fit of the window in one query (not one per calibration: 365 round trips for a year)
+        fits: dict[tuple[str, int], dict[str, StoredFit]] = {}
+        for f in self._query(
+            "SELECT f.store, f.seq, f.species, f.coefficients, f.residuals, f.r2, f.rmse, f.n FROM calibration_fit f "
+            "JOIN calibration c ON c.station = f.station AND c.store = f.store AND c.seq = f.seq "
+            "WHERE c.station = ? AND c.time_start >= ? AND c.time_start < ? ORDER BY f.species",
+            (station, self._t(start), self._t(end)),
+        ):
+            fits.setdefault((f[0], f[1]), {})[f[2]] = StoredFit(json.loads(f[3]), json.loads(f[4]), f[5], f[6], f[7])
+        return [StoredCalibration(station, r[0], r[1], self._from_t(r[2]), self._from_t(r[3]), json.loads(r[4]),
+                                  fits.get((r[6], r[0]), {}), self._from_t(r[5]), store_name(r[6])) for r in rows]
 
     def targets(self, station: str, start: datetime, end: datetime) -> list[StoredTarget]:
         rows = self._query(
@@ -644,19 +642,18 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
             "WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq, store",
             (station, self._t(start), self._t(end)),
         )
-        out = []
-        for r in rows:
-            values = {
-                v[0]: StoredTargetValue(v[1], v[2], v[3], None if v[4] is None else bool(v[4]))
-                for v in self._query(
-                    "SELECT species, measured, assigned, bias, within_goal FROM target_value "
-                    "WHERE station = ? AND store = ? AND seq = ? ORDER BY species",
-                    (station, r[5], r[0]),
-                )
-            }
-            out.append(StoredTarget(station, r[0], r[1], self._from_t(r[2]), r[3], values,
-                                    self._from_t(r[4]), store_name(r[5])))
-        return out
+        # every value of the window in one query (not one per target run)
+        values: dict[tuple[str, int], dict[str, StoredTargetValue]] = {}
+        for v in self._query(
+            "SELECT v.store, v.seq, v.species, v.measured, v.assigned, v.bias, v.within_goal FROM target_value v "
+            "JOIN target t ON t.station = v.station AND t.store = v.store AND t.seq = v.seq "
+            "WHERE t.station = ? AND t.time >= ? AND t.time < ? ORDER BY v.species",
+            (station, self._t(start), self._t(end)),
+        ):
+            values.setdefault((v[0], v[1]), {})[v[2]] = StoredTargetValue(
+                v[3], v[4], v[5], None if v[6] is None else bool(v[6]))
+        return [StoredTarget(station, r[0], r[1], self._from_t(r[2]), r[3], values.get((r[5], r[0]), {}),
+                             self._from_t(r[4]), store_name(r[5])) for r in rows]
 
     def record_identities(self, station: str) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}

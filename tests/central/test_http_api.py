@@ -1,4 +1,5 @@
-"""The HTTP API's input surface, against a real `central-receiver serve` process on a free port:
+"""The HTTP API's input surface, against a real `central-receiver serve` process on a free port
+(a viewer's API token from `central-receiver users add` and `users token`):
 every bad query parameter is HTTP 400 with a JSON message naming the parameter, an unknown path
 404, another method 405; never a 500, a traceback or exception text; the process keeps serving and
 its answers to good requests do not change. Contract cases first, then a property-based fuzz."""
@@ -30,17 +31,19 @@ LEAKS = ("Traceback", "Error:", "Exception", 'File "', "line ")
 
 
 class Served:
-    def __init__(self, proc: subprocess.Popen, url: str) -> None:
+    def __init__(self, proc: subprocess.Popen, url: str, token: str) -> None:
         self.proc = proc
+        self.token = token
         self.host, self.port = urlsplit(url).hostname, urlsplit(url).port
 
-    def request(self, method: str, target: str) -> tuple[int, dict[str, str], bytes]:
+    def request(self, method: str, target: str) -> tuple[int, http.client.HTTPMessage, bytes]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             conn.putrequest(method, target, skip_host=False, skip_accept_encoding=True)
+            conn.putheader("Authorization", f"Bearer {self.token}")
             conn.endheaders()
             res = conn.getresponse()
-            return res.status, dict(res.getheaders()), res.read()
+            return res.status, res.headers, res.read()  # case-insensitive names
         finally:
             conn.close()
 
@@ -57,6 +60,11 @@ def served(tmp_path_factory) -> Iterator[Served]:
         aggregate_all(store, load_central_config(config))
     finally:
         store.close()
+    subprocess.run([str(BIN / "central-receiver"), "users", "add", "--config", str(config), "vera", "--role",
+                    "viewer", "--password-stdin"], input="viewer-pass-1\n", text=True, check=True,
+                   capture_output=True)
+    token = subprocess.run([str(BIN / "central-receiver"), "users", "token", "--config", str(config), "vera"],
+                           text=True, check=True, capture_output=True).stdout.strip()
     stderr = (tmp / "serve.log").open("w+")
     proc = subprocess.Popen([str(BIN / "central-receiver"), "serve", "--config", str(config), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=stderr, text=True)
@@ -66,7 +74,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     if not line:
         proc.kill()
         pytest.fail(f"central-receiver serve did not print its URL:\n{(tmp / 'serve.log').read_text()[-3000:]}")
-    s = Served(proc, json.loads(line)["url"])
+    s = Served(proc, json.loads(line)["url"], token)
     baseline = s.request("GET", GOOD)
     assert baseline[0] == 200 and json.loads(baseline[2])["series"], baseline
     yield s
@@ -143,7 +151,7 @@ def test_an_unknown_path_is_404(served, target):
     assert_refused(*served.request("GET", target)[::2], 404, None)
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
 def test_any_method_but_get_and_head_is_405(served, method):
     status, headers, body = served.request(method, "/api/stations")
     assert_refused(status, body, 405, None)
@@ -170,7 +178,7 @@ def test_the_accepted_bounds_answer_200(served):
                    "/api/targets?station=bg-north&from=2189-12-31&to=2200-01-01T00:00:00Z",
                    "/api/monthly?station=bg-north&stream=inlet%3A100m&species=co2&days=90",
                    "/api/afternoon?station=unknown-station&stream=x&species=y",
-                   "/api/consistency", "/api/flags", "/api/network", "/?cache=1", "/dashboard.js"):
+                   "/api/consistency", "/api/flags", "/api/network", "/?cache=1", "/static/app.js"):
         status, _, body = served.request("GET", target)
         assert status == 200, (target, body)
 

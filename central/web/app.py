@@ -1,0 +1,405 @@
+"""The operations center as an ASGI app (FastAPI): the JSON API, its OpenAPI description
+(/openapi.json, generated from these routes), logins, and the single-page UI in central/web/static.
+
+Every /api route but /api/login needs a login: viewer to read, operator (or admin) plus the CSRF
+token to write, admin for users (central/web/auth.py). A query the API cannot answer is 400 with
+{"error": "<parameter>: what was wrong", "parameter": ...}; every error is JSON {"error": ...}.
+Writes go through the same functions as the CLI: manual flags (central.flags.manual; the receiver's
+aggregation recomputes the hours they mark), alarm acknowledgement (the store) and dead-letter replay
+(central.deadletters.replay).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ghgnet.timeutil import iso_utc
+
+from .. import query
+from ..config import CentralConfig
+from ..users import ROLES, AccountError, Accounts
+from .answers import ENDPOINTS, Answers
+from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
+
+log = structlog.get_logger(component="web")
+
+STATIC = resources.files("central.web") / "static"
+Viewer = Annotated[Caller, Depends(need("viewer"))]
+Operator = Annotated[Caller, Depends(need("operator", write=True))]
+Admin = Annotated[Caller, Depends(need("admin"))]
+AdminWrite = Annotated[Caller, Depends(need("admin", write=True))]
+
+# Query parameters as the OpenAPI description shows them; central/query.py checks their values.
+Station = Annotated[str, Query(description="station id")]
+OptStation = Annotated[str | None, Query(description="station id")]
+Stream = Annotated[str | None, Query(description="e.g. inlet:100m")]
+Species = Annotated[str | None, Query(description="e.g. co2")]
+Days = Annotated[str | None, Query(description="window length in days (default 7), ending after the latest minute")]
+From = Annotated[str | None, Query(alias="from", description="ISO 8601 start (with to)")]
+To = Annotated[str | None, Query(alias="to", description="ISO 8601 end (with from)")]
+Limit = Annotated[str | None, Query(description="at most this many, 1..1000 (default 100)")]
+
+
+class Login(BaseModel):
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class NewUser(BaseModel):
+    name: str = Field(max_length=64)
+    role: str = Field(description=" | ".join(ROLES))
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class NewFlag(BaseModel):
+    station: str
+    time_from: str = Field(alias="from", description="ISO 8601, inclusive")
+    time_to: str = Field(alias="to", description="ISO 8601, exclusive")
+    flag: str = Field(description="K: invalid after manual QC; O: valid after manual QC")
+    reason: str = Field(min_length=1, max_length=2000)
+    reason_code: str = Field("other", description="contamination, instrument, calibration, inlet, maintenance, "
+                                                  "validated or other (central.flags.reasons)")
+    stream: str | None = None
+    species: str | None = None
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC), secure_cookie: bool = False) -> FastAPI:
+    """The app on an open store (central.store), which it shares under one lock with its accounts."""
+    lock = threading.Lock()
+    answers = Answers(config, store, now, lock)
+    accounts = Accounts(store, lock)
+    app = FastAPI(title=f"{config.central.name} operations center", version="1",
+                  description=__doc__, docs_url=None, redoc_url=None, redirect_slashes=False)
+    app.state.sessions = Sessions(accounts, config.serve.session_hours * 3600)
+    app.state.accounts = accounts
+    app.state.answers = answers
+
+    @app.exception_handler(query.BadParameter)
+    async def _bad_parameter(request: Request, exc: query.BadParameter) -> JSONResponse:
+        return _error(400, str(exc), parameter=exc.parameter)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.url.path[:80]}"
+        resp = _error(exc.status_code, message)
+        for k, v in (exc.headers or {}).items():
+            resp.headers[k] = v
+        if exc.status_code == 405 and resp.headers.get("Allow") == "GET":
+            resp.headers["Allow"] = "GET, HEAD"  # HeadAsGet answers HEAD wherever GET is
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        route = request.scope.get("route")
+        if route is not None and route.path in ENDPOINTS:  # the read API refuses as it always did
+            try:
+                query.query_values(request.url.query, ENDPOINTS[route.path])
+            except query.BadParameter as bad:
+                return _error(400, str(bad), parameter=bad.parameter)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path"))
+        return _error(400, f"{where or 'request'}: {first.get('msg', 'invalid')}", parameter=where or None)
+
+    @app.exception_handler(AccountError)
+    async def _account(request: Request, exc: AccountError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("api_failed", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+        return _error(500, "internal error answering this request (see the server log)")
+
+    def read(request: Request) -> Response:
+        # JSON encoded here, not by FastAPI's jsonable_encoder (which walks every value: 3x slower
+        # on a year of hourly data); the answers are JSON-ready already (central/views.py)
+        doc = answers.answer(request.scope["route"].path, request.url.query)
+        return Response(json.dumps(doc, allow_nan=False, separators=(",", ":")), media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+    # -- the read API carried over from the stdlib server (same paths, parameters and answers) --
+
+    @app.get("/api/network", tags=["read"])
+    def network(request: Request, caller: Viewer) -> Any:
+        """Name, server time, compatibility goals, afternoon window."""
+        return read(request)
+
+    @app.get("/api/stations", tags=["read"])
+    def stations(request: Request, caller: Viewer) -> Any:
+        """Health of every station (as `status --json`)."""
+        return read(request)
+
+    @app.get("/api/fleet", tags=["read"])
+    def fleet(request: Request, caller: Viewer) -> Any:
+        """The station table: /api/stations plus last calibration, latest target bias against the goal,
+        instrument clock offset where known."""
+        return read(request)
+
+    @app.get("/api/series", tags=["read"])
+    def series(request: Request, caller: Viewer, station: Station) -> Any:
+        """(stream, species) pairs with hourly data."""
+        return read(request)
+
+    @app.get("/api/hourly", tags=["read"])
+    def hourly(request: Request, caller: Viewer, station: Station, stream: Stream = None, species: Species = None,
+               days: Days = None, from_: From = None, to: To = None) -> Any:
+        """Hourly means by (stream, species) with n, std and the hour's flag."""
+        return read(request)
+
+    @app.get("/api/afternoon", tags=["read"])
+    def afternoon(request: Request, caller: Viewer, station: Station, stream: Annotated[str, Query()],
+                  species: Annotated[str, Query()], days: Days = None, from_: From = None, to: To = None) -> Any:
+        """Daily afternoon means (local window)."""
+        return read(request)
+
+    @app.get("/api/monthly", tags=["read"])
+    def monthly(request: Request, caller: Viewer, station: Station, stream: Annotated[str, Query()],
+                species: Annotated[str, Query()], days: Days = None, from_: From = None, to: To = None) -> Any:
+        """Monthly means of valid hours."""
+        return read(request)
+
+    @app.get("/api/targets", tags=["read"])
+    def targets(request: Request, caller: Viewer, station: Station, days: Days = None, from_: From = None,
+                to: To = None) -> Any:
+        """Target bias per cylinder, short/long term, with the goal."""
+        return read(request)
+
+    @app.get("/api/calibrations", tags=["read"])
+    def calibrations(request: Request, caller: Viewer, station: Station, days: Days = None, from_: From = None,
+                     to: To = None) -> Any:
+        """Drift at the reference level and fit residuals per species."""
+        return read(request)
+
+    @app.get("/api/completeness", tags=["read"])
+    def completeness(request: Request, caller: Viewer, station: Station, days: Days = None, from_: From = None,
+                     to: To = None) -> Any:
+        """Per UTC day: fraction of minutes received and valid."""
+        return read(request)
+
+    @app.get("/api/consistency", tags=["read"])
+    def consistency(request: Request, caller: Viewer, species: Species = None, days: Days = None,
+                    from_: From = None, to: To = None) -> Any:
+        """Background stations' offsets against each other."""
+        return read(request)
+
+    @app.get("/api/events", tags=["read"])
+    def events(request: Request, caller: Viewer, station: Station, days: Days = None, from_: From = None,
+               to: To = None) -> Any:
+        """A station's events (valve, calibration, maintenance, faults)."""
+        return read(request)
+
+    @app.get("/api/flags", tags=["flags"])
+    def flags(request: Request, caller: Viewer, station: OptStation = None) -> Any:
+        """The manual-flag audit trail."""
+        return read(request)
+
+    @app.get("/api/alarms", tags=["alarms"])
+    def alarms(request: Request, caller: Viewer, station: OptStation = None, limit: Limit = None) -> Any:
+        """The newest alarms."""
+        return read(request)
+
+    @app.get("/api/dead-letters", tags=["dead letters"])
+    def dead_letters(request: Request, caller: Viewer, station: OptStation = None, limit: Limit = None) -> Any:
+        """Refused payloads, newest first, with their reason and an excerpt of the payload (not all of it)."""
+        return read(request)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    @app.post("/api/flags", tags=["flags"], status_code=201)
+    def add_flag(caller: Operator, flag: Annotated[NewFlag, Body()]) -> Any:
+        """Flag a station's data by hand (K invalid, O valid); its hours are recomputed by the receiver's
+        aggregation. The operator is the logged-in user."""
+        query.station(flag.station)
+        start, end = query.time("from", flag.time_from), query.time("to", flag.time_to)
+        if end <= start:
+            raise query.BadParameter("to", "must be later than from")
+        if flag.flag not in ("K", "O"):
+            raise query.BadParameter("flag", "K (invalid) or O (valid)")
+        if not flag.reason.strip():
+            raise query.BadParameter("reason", "must say why")
+        for name in ("stream", "species"):
+            if getattr(flag, name) is not None:
+                query.label(name, getattr(flag, name))
+        from ..flags.manual import add_flag as add_manual_flag, flag_doc
+
+        try:
+            with lock:
+                added = add_manual_flag(store, config, flag.station, start, end, flag.flag, flag.reason,
+                                        caller.user.name, now(), flag.stream, flag.species, flag.reason_code,
+                                        recompute=False)
+        except ValueError as e:
+            raise query.BadParameter("flag", str(e)) from None
+        log.info("manual_flag", id=added.id, station=flag.station, by=caller.user.name)
+        return flag_doc(added)
+
+    @app.post("/api/alarms/{alarm_id}/acknowledge", tags=["alarms"])
+    def acknowledge_alarm(alarm_id: int, caller: Operator) -> Any:
+        """Acknowledge an alarm: it stays active until its rule clears it, marked with who and when."""
+        from ..store.operations import AlarmCleared, AlarmNotFound
+
+        try:
+            with lock:
+                alarm = store.acknowledge_alarm(alarm_id, caller.user.name, now())
+        except AlarmNotFound as e:
+            raise HTTPException(404, str(e)) from None
+        except AlarmCleared as e:
+            raise HTTPException(409, str(e)) from None
+        log.info("alarm_acknowledged", id=alarm_id, by=caller.user.name)
+        return alarm_doc(alarm)
+
+    @app.post("/api/dead-letters/{letter_id}/replay", tags=["dead letters"])
+    def replay_dead_letter(letter_id: int, caller: Operator) -> Any:
+        """Replay a dead letter through ingest (central.deadletters); idempotent: a letter already
+        resolved is not stored again."""
+        from ..deadletters.replay import replay_dead_letter as replay
+
+        try:
+            with lock:
+                result = replay(store, config, letter_id, now())
+        except LookupError as e:
+            raise HTTPException(404, str(e)) from None
+        log.info("dead_letter_replayed", id=letter_id, by=caller.user.name, result=result.result)
+        return {"id": result.id, "result": result.result, "resolved": result.resolved, "detail": result.detail}
+
+    # -- logins and users ----------------------------------------------------------------------
+
+    @app.post("/api/login", tags=["users"])
+    def login(body: Annotated[Login, Body()], request: Request) -> Any:
+        """Log in with name and password (JSON); sets the session cookie, returns the CSRF token."""
+        user = accounts.verify(body.name, body.password)
+        if user is None:
+            log.info("login_refused", name=body.name[:64], client=request.client.host if request.client else None)
+            raise HTTPException(401, "wrong name or password")
+        value, csrf = app.state.sessions.issue(user)
+        resp = JSONResponse({"name": user.name, "role": user.role, "csrf": csrf})
+        resp.set_cookie(COOKIE, value, max_age=int(config.serve.session_hours * 3600), httponly=True,
+                        samesite="strict", secure=secure_cookie, path="/")
+        log.info("login", name=user.name)
+        return resp
+
+    @app.post("/api/logout", tags=["users"])
+    def logout(caller: Annotated[Caller, Depends(need("viewer", write=True))]) -> Any:
+        """End the browser session (the cookie is cleared)."""
+        resp = JSONResponse({"ok": True})
+        resp.delete_cookie(COOKIE, path="/")
+        return resp
+
+    @app.get("/api/me", tags=["users"])
+    def me(caller: Viewer) -> Any:
+        """Who is logged in, their role, and the CSRF token writes must send (X-CSRF-Token)."""
+        return {"name": caller.user.name, "role": caller.user.role, "via": caller.via, "csrf": caller.csrf,
+                "csrf_header": CSRF_HEADER}
+
+    @app.get("/api/users", tags=["users"])
+    def users(caller: Admin) -> Any:
+        """Every user and their role."""
+        return [{"name": u.name, "role": u.role, "created_at": u.created_at} for u in accounts.users()]
+
+    @app.post("/api/users", tags=["users"], status_code=201)
+    def add_user(caller: AdminWrite, body: Annotated[NewUser, Body()]) -> Any:
+        """Add a user."""
+        u = accounts.add(body.name, body.role, body.password)
+        log.info("user_added", name=u.name, role=u.role, by=caller.user.name)
+        return {"name": u.name, "role": u.role}
+
+    @app.delete("/api/users/{name}", tags=["users"])
+    def remove_user(name: str, caller: AdminWrite) -> Any:
+        """Remove a user (their sessions and tokens end)."""
+        accounts.remove(name)
+        log.info("user_removed", name=name, by=caller.user.name)
+        return {"removed": name}
+
+    @app.post("/api/tokens", tags=["users"], status_code=201)
+    def new_token(caller: Operator, label: Annotated[str, Body(embed=True, max_length=200)] = "") -> Any:
+        """A new API token for the caller (shown once; scripts send it as Authorization: Bearer)."""
+        return {"token": accounts.new_token(caller.user.name, label)}
+
+    # -- the UI (not part of the API description) ----------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Response:
+        return _static("index.html")
+
+    @app.get("/static/{name:path}", include_in_schema=False)
+    def static(name: str) -> Response:
+        return _static(name)
+
+    _describe_roles(app)
+    app.add_middleware(HeadAsGet)
+    return app
+
+
+MAX_TARGET_BYTES = 8192
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD answered as GET without the body (FastAPI routes take GET only), and a
+    request target longer than MAX_TARGET_BYTES refused with 414 before routing."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_TARGET_BYTES:
+            resp = _error(414, f"request target longer than {MAX_TARGET_BYTES} bytes")
+            return await resp(scope, receive, send)
+        if scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+def _describe_roles(app: FastAPI) -> None:
+    """Each route's role (and whether it needs the CSRF token) in its OpenAPI operation, as
+    x-required-role and x-csrf, read from its `need` dependency."""
+    from fastapi.routing import APIRoute
+
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for dep in route.dependant.dependencies:
+                if hasattr(dep.call, "role"):
+                    route.openapi_extra = {"x-required-role": dep.call.role, "x-csrf": dep.call.write}
+
+
+def _static(name: str) -> Response:
+    if ".." in name.split("/") or name.startswith("/"):
+        raise HTTPException(404, "no such file")
+    path = STATIC.joinpath(name)
+    if not path.is_file():
+        if name.startswith("vendor/"):
+            log.error("web_assets_missing", file=name, fix="./dev venv (runs npm ci) or npm ci && copy echarts")
+        raise HTTPException(404, "no such file")
+    return FileResponse(str(path), headers={"Cache-Control": "no-cache"})
+
+
+def alarm_doc(a: Any) -> dict[str, Any]:
+    """An alarm as JSON (the /api/alarms rows and the acknowledge answer)."""
+    t = lambda v: iso_utc(v) if v is not None else None  # noqa: E731
+    return {"id": a.id, "time": iso_utc(a.time), "station": a.station, "store": a.store, "kind": a.kind,
+            "rule": a.rule, "subject": a.subject, "severity": a.severity, "state": a.state, "value": a.value,
+            "message": a.message, "data": a.data, "updated_at": t(a.updated_at),
+            "acknowledged_by": a.acknowledged_by, "acknowledged_at": t(a.acknowledged_at),
+            "cleared_at": t(a.cleared_at)}

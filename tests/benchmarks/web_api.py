@@ -1,0 +1,204 @@
+"""Benchmark: the operations center's API on a year of hourly data of 50 stations in PostgreSQL.
+
+Loads (COPY) into a schema of its own: 50 stations x 8,760 hours x 3 inlets x 2 species of hourly
+aggregates (2.6 M rows), a calibration a day (two species' fits), four target runs a day, a
+status and the latest minute per station. Then serves central/web in-process (uvicorn on a free
+loopback port, PostgreSQL backend) and times, over HTTP with an API token, the calls each page makes
+as the UI makes them (central/web/static/app.js):
+
+  station page   /api/hourly, /api/targets, /api/calibrations, /api/events, /api/completeness
+                 (days=30, the UI's default; and days=365, its longest window), /api/flags?station=
+                 (the minute table holds one minute a station: completeness is not exercised)
+  station table  /api/fleet (every station)    map  /api/fleet
+
+For each call: p50/p95/max latency over ROUNDS random stations and the SQL statements it ran
+(counted at the store's `_execute`). Target: p95 < 200 ms for the station page's calls. Prints the
+figures; asserts nothing about speed. Drops its schema at the end.
+
+  .venv/bin/python tests/benchmarks/web_api.py [--rounds 30] [--dsn postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from central.config import CentralConfig
+from central.store.postgres import PostgresStore
+from central.users import Accounts
+from central.web import WebServer
+
+STATIONS = 50
+HOURS = 8760
+INLETS = ("inlet:10m", "inlet:50m", "inlet:100m")
+SPECIES = {"co2": 420.0, "ch4": 2000.0}
+SCHEMA = "bench_web"
+
+
+def load(dsn: str, end: datetime) -> list[str]:
+    """Create the store's tables (PostgresStore migrates) and COPY a year of data into them."""
+    names = [f"st-{i:02d}" for i in range(STATIONS)]
+    PostgresStore(dsn, SCHEMA).close()
+    start = end - timedelta(hours=HOURS)
+    hours = [start + timedelta(hours=h) for h in range(HOURS)]
+    rng = np.random.default_rng(1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(SCHEMA)))
+        t0 = time.perf_counter()
+        for k, name in enumerate(names):
+            buf = io.StringIO()
+            for stream in INLETS:
+                for sp, base in SPECIES.items():
+                    values = base + rng.normal(0, 2, HOURS) + np.sin(np.arange(HOURS) / 24 * 2 * np.pi) * 5
+                    flags = rng.random(HOURS) < 0.03
+                    for h, v, bad in zip(hours, values.tolist(), flags.tolist()):
+                        buf.write(f"{name}\t{stream}\t{sp}\t{h.isoformat()}\t55\t{v:.4f}\t0.5\t0.05\t58\t{v:.4f}\t0.6\t"
+                                  f"0.06\t0\t{'N' if bad else 'U'}\t{end.isoformat()}\n")
+            with conn.cursor().copy("COPY hourly (station, stream, species, hour, n, mean, std, repeatability, n_all, "
+                                    "mean_all, std_all, repeatability_all, n_spikes, flag, computed_at) FROM STDIN") as cp:
+                cp.write(buf.getvalue())
+            seq = 0
+            cal, fit, tgt, tv = io.StringIO(), io.StringIO(), io.StringIO(), io.StringIO()
+            for day in range(HOURS // 24):
+                t = start + timedelta(days=day, hours=2)
+                seq += 1
+                cal.write(f"{name}\t{seq}\tcal-{seq}\t{t.isoformat()}\t{(t + timedelta(minutes=40)).isoformat()}\t[]\t"
+                          f"{t.isoformat()}\t\n")
+                for sp in SPECIES:
+                    fit.write(f"{name}\t{seq}\t{sp}\t[0.01, 1.0002]\t[0.01, -0.02, 0.01]\t0.99999\t0.015\t3\t\n")
+                for j in range(4):
+                    seq += 1
+                    tt = t + timedelta(hours=1 + 6 * j)
+                    tgt.write(f"{name}\t{seq}\ttgt-{seq}\t{tt.isoformat()}\t{'TGT-LT' if j == 0 else 'TGT-ST'}\t"
+                              f"{tt.isoformat()}\t\n")
+                    for sp, base in SPECIES.items():
+                        bias = float(rng.normal(0, 0.05))
+                        tv.write(f"{name}\t{seq}\t{sp}\t{base + bias}\t{base}\t{bias}\t{str(abs(bias) < 0.1).lower()}\t\n")
+            for table, cols, data in (
+                    ("calibration", "station, seq, id, time_start, time_end, standards, received_at, store", cal),
+                    ("calibration_fit", "station, seq, species, coefficients, residuals, r2, rmse, n, store", fit),
+                    ("target", "station, seq, id, time, cylinder, received_at, store", tgt),
+                    ("target_value", "station, seq, species, measured, assigned, bias, within_goal, store", tv)):
+                with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                    cp.write(data.getvalue())
+            last = end - timedelta(minutes=2)
+            conn.execute("INSERT INTO minute (station, seq, time, device, stream, flag, reasons, n_total, diagnostics, "
+                         "received_at, species, store) VALUES (%s, %s, %s, 'g2401', 'inlet:100m', 'U', '[]', 60, '{}', "
+                         "%s, '{}', '')", (name, seq + 1, last, end))
+            conn.execute("INSERT INTO station (station, first_seen, last_seen, last_seq, minutes, calibrations, targets, "
+                         "store) VALUES (%s, %s, %s, %s, %s, %s, %s, '')",
+                         (name, start, end, seq + 1, HOURS * 60, HOURS // 24, HOURS // 6))
+            conn.execute("INSERT INTO status (station, state, time, received_at, backlog, agent_version, interval_s, "
+                         "details) VALUES (%s, 'up', %s, %s, 0, '0.1.0', 60, %s)",
+                         (name, end, end, json.dumps({"devices": {"g2401": {"connected": True, "clock_offset_s": 0.4}}})))
+            if k % 10 == 9:
+                print(f"  loaded {k + 1} stations ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+        conn.execute("ANALYZE")
+    return names
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--dsn", default=os.environ.get("GHGNET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"))
+    args = ap.parse_args()
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with psycopg.connect(args.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+    try:
+        t0 = time.perf_counter()
+        names = load(args.dsn, end)
+        print(f"loaded {STATIONS} stations x {HOURS} h x {len(INLETS)} inlets x {len(SPECIES)} species "
+              f"= {STATIONS * HOURS * len(INLETS) * len(SPECIES):,} hourly rows in {time.perf_counter() - t0:.0f} s")
+        run(args, names)
+    finally:
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+
+
+def run(args, names: list[str]) -> None:
+    config = CentralConfig.model_validate({
+        "storage": {"backend": "postgresql", "dsn": args.dsn, "schema": SCHEMA},
+        "stations": {n: {"latitude": 30 + i % 10, "longitude": 100 + i // 10} for i, n in enumerate(names)}})
+    store = PostgresStore(args.dsn, SCHEMA)
+    token = Accounts(store).new_token(Accounts(store).add("bench", "viewer", "bench-pass-1").name)
+    statements = [0]
+    execute = store._execute
+
+    def counted(*a, **k):
+        statements[0] += 1
+        return execute(*a, **k)
+
+    store._execute = counted
+    server = WebServer(config, "127.0.0.1", 0, store=store).start()
+    u = urlsplit(server.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+
+    def get(path: str) -> tuple[float, int, int]:
+        before = statements[0]
+        t = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        res = conn.getresponse()
+        body = res.read()
+        took = time.perf_counter() - t
+        assert res.status == 200, (path, res.status, body[:300])
+        return took, statements[0] - before - 1, len(body)  # less the token's own lookup (1 statement)
+
+    pages = {
+        "station page (30 days)": ["/api/hourly?station={s}&days=30", "/api/targets?station={s}&days=30",
+                                   "/api/calibrations?station={s}&days=30", "/api/flags?station={s}",
+                                   "/api/events?station={s}&days=30", "/api/completeness?station={s}&days=30"],
+        "station page (365 days)": ["/api/hourly?station={s}&days=365", "/api/targets?station={s}&days=365",
+                                    "/api/calibrations?station={s}&days=365", "/api/flags?station={s}",
+                                    "/api/events?station={s}&days=365", "/api/completeness?station={s}&days=365"],
+        "station table / map": ["/api/fleet"],
+    }
+    rng = random.Random(2)
+    try:
+        for page, calls in pages.items():
+            rounds = args.rounds if "fleet" not in calls[0] else max(5, args.rounds // 3)
+            times: dict[str, list[float]] = {c: [] for c in calls}
+            queries: dict[str, list[int]] = {c: [] for c in calls}
+            sizes: dict[str, list[int]] = {c: [] for c in calls}
+            page_times = []
+            get(calls[0].format(s=names[0]))  # warm
+            for _ in range(rounds):
+                s = rng.choice(names)
+                total = 0.0
+                for c in calls:
+                    took, n, size = get(c.format(s=s))
+                    times[c].append(took)
+                    queries[c].append(n)
+                    sizes[c].append(size)
+                    total += took
+                page_times.append(total)
+            print(f"\n{page}: {rounds} loads, SQL statements per load {sum(max(q) for q in queries.values())}, "
+                  f"page p50 {statistics.median(page_times) * 1000:.0f} ms, "
+                  f"p95 {np.percentile(page_times, 95) * 1000:.0f} ms (calls one after another)")
+            print(f"  {'call':<44} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'queries':>8} {'kB':>7}")
+            for c in calls:
+                t = np.array(times[c]) * 1000
+                print(f"  {c.split('?')[0] + '?' + c.split('?')[1].replace('{s}', 'S') if '?' in c else c:<44} "
+                      f"{np.percentile(t, 50):7.1f} {np.percentile(t, 95):7.1f} {t.max():7.1f} "
+                      f"{max(queries[c]):8d} {statistics.mean(sizes[c]) / 1000:7.0f}")
+    finally:
+        conn.close()
+        server.stop()
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
