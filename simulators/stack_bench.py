@@ -117,6 +117,7 @@ class StackPlant:
         self._days: dict[int, StackMinutes] = {}
         self._lock = threading.Lock()
         self.roles = {d.id: d.role for d in config.devices}
+        self.points = {d.id: [p.name for p in d.points if not p.writable] for d in config.devices}
         self.devices: dict[str, ModbusDeviceSimulator] = {
             d.id: ModbusDeviceSimulator(d.points, self._values_for(d.id), unit_id=d.unit_id, mode="tcp",
                                         host=d.host, port=d.port, clock=clock, name=d.id)
@@ -156,7 +157,7 @@ class StackPlant:
                 current["differential_pressure_pa"] = 0.2
             if self.live.active("co2_over_range") is not None:
                 current["co2_pct"] = self.spec.co2_full_scale_pct
-            mine = {p.name: current[p.name] for p in self.devices[device].points.values() if not p.writable}
+            mine = {name: current[name] for name in self.points[device]}
             if any(v != v for v in mine.values()):
                 raise RuntimeError(f"{device}: no value this minute (device lost, scheduled)")
             out: dict[str, float | bool] = dict(mine)
