@@ -10,6 +10,8 @@ Control protocol (one JSON object per line, one JSON reply per line, over TCP):
     {"device": "valve-1", "fault": "silent"}                         (obeys, answers nothing)
     {"device": "flow-1", "fault": "no_flow"}        the sample line stops: flow 0, cell frozen
     {"device": "flow-1", "fault": "silent" | "stuck" | "power_off"}  the Modbus device itself
+    {"device": "cems-flow", "fault": "blocked_pitot", "duration_s": 7200}   a [stack] device
+        (blocked_pitot, co2_over_range, device_lost; simulators/stack_bench.py)
     {"device": ID, "cmd": "clear_faults"}                           -> {"ok": true}
     {"cmd": "stats"}                    -> {"ok": true, "stats": {ID: {...counts}}}
     {"cmd": "ledger", "device": "picarro-1", "since_seq": 0}   -> {"ok": true, "ledger": [...]}
@@ -18,6 +20,8 @@ Control protocol (one JSON object per line, one JSON reply per line, over TCP):
         -> {"ok": true, "truth": [{"time": minute start, "n": records, "co2": .., "ch4": ..,
             "co": .., "n2o": .., "h2o": ..}, ...]}: per-minute means of the true cell values of the records
             the analyzer made in each minute (from <= minute start < to)
+    {"cmd": "stack_truth", "from": ISO, "to": ISO}  -> {"ok": true, "true_mass_t": ...}: the [stack]'s
+        true CO2 over the minutes from <= minute start < to
     {"cmd": "endpoints"}                -> {"ok": true, "endpoints": {...}}
 Errors come back as {"ok": false, "error": "..."}.
 
@@ -61,8 +65,8 @@ from simulators.config import (
 from simulators.gas import AmbientInlet, AmbientModel, Cylinder, Port, SampleLine, stream_key, value_noise
 from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
-from simulators.stack_bench import LIVE_FAULTS, StackPlant
 from simulators.serve import LineDevice, Listener, PtyServer, TcpServer
+from simulators.stack_bench import LIVE_FAULTS, StackPlant
 from simulators.vici.multiposition import ViciValveSimulator
 
 

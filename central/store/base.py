@@ -25,8 +25,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import msgspec
 
 from ghgnet.wire import (
-    EmissionWire,
     CalibrationWire,
+    EmissionWire,
     EventWire,
     MinuteWire,
     ParsedBatch,

@@ -15,8 +15,8 @@ from typing import Any
 
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire import (
-    EmissionWire,
     CalibrationWire,
+    EmissionWire,
     EventWire,
     MinuteWire,
     ParsedBatch,

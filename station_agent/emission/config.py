@@ -73,7 +73,8 @@ class CemsConfig(StrictModel):
     fallback_o2_pct: float = Field(default=6.0, ge=0, le=21)
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict, description="plausibility limits per input")
     inputs: dict[str, str] = Field(description='input name -> "device:point" of a [[devices]] entry')
-    hour_rule: Literal["hj75", "part75"] = Field(default="hj75", description="hj75: 45 valid minutes; part75: quadrants")
+    hour_rule: Literal["hj75", "part75"] = Field(default="hj75",
+                                                 description="hj75: 45 valid minutes; part75: quadrants")
     min_valid_minutes: int = Field(default=45, ge=1, le=60, description="hj75 rule's threshold")
     substitution: Literal["hj75", "part75"] = "hj75"
     part75_max_co2_pct: float | None = Field(default=None, gt=0, description="part75: maximum potential CO2")

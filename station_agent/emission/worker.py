@@ -141,7 +141,8 @@ class EmissionWorker:
                 parts = [p for p in (self.history, hv) if p is not None]
                 history = _concat(parts)
                 keep = max(0, len(history.hour) - self.cems.history_hours)
-                self.history = HourlyValues(**{k: getattr(history, k)[keep:] for k in HourlyValues.__dataclass_fields__})
+                fields = HourlyValues.__dataclass_fields__
+                self.history = HourlyValues(**{k: getattr(history, k)[keep:] for k in fields})
                 hours = hourly_emissions(self.history, self.options.method, (), part75_co2=self.options.part75_co2,
                                          part75_flow=self.options.part75_flow)
                 records = [r for r in hours.records() if r.hour == stamp(h0)]

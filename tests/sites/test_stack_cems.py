@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support.site import BIN, START_TIME, site
+from support.site import BIN, site
 from support.wait import wait_until
 
 from central.config import CentralConfig
@@ -53,7 +53,6 @@ def day(tmp_path_factory, request):
         end = first_hour + timedelta(hours=24)
         s.run_until(end + timedelta(minutes=5))
         truth = s.control({"cmd": "stack_truth", "from": iso_utc(first_hour), "to": iso_utc(end)})["true_mass_t"]
-        db = Path(str(s.config).replace("station.toml", "station.sqlite"))
         store = StationStore(tmp / "station.sqlite", read_only=True)
         try:
             wait_until(lambda: store.outbox_stats()["backlog"] == 0, 60, message="the outbox emptied (central acked)")
@@ -64,7 +63,7 @@ def day(tmp_path_factory, request):
                               iso_utc(first_hour), "--to", iso_utc(end), "--by", "hour", "--json"],
                              capture_output=True, text=True, timeout=60)
         yield {"tmp": tmp, "first_hour": first_hour, "end": end, "blocked": blocked, "truth_t": truth,
-               "central": central_db, "cli": cli, "db": db}
+               "central": central_db, "cli": cli}
     finally:
         s.close()
         receiver.stop()
@@ -141,8 +140,9 @@ def test_cems_compare_writes_the_csv_and_a_one_file_html_page(day, tmp_path):
     central_toml = tmp_path / "central.toml"
     central_toml.write_text(f'[storage]\nbackend = "sqlite"\npath = "{day["central"]}"\n')
     out = tmp_path / "report"
-    res = subprocess.run([BIN / "central-receiver", "cems", "compare", "--config", str(central_toml), "--unit", "unit-1",
-                          "--from", iso_utc(day["first_hour"]), "--to", iso_utc(day["end"]), "--activity", str(activity),
+    res = subprocess.run([BIN / "central-receiver", "cems", "compare", "--config", str(central_toml),
+                          "--unit", "unit-1", "--from", iso_utc(day["first_hour"]), "--to", iso_utc(day["end"]),
+                          "--activity", str(activity),
                           "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     lines = (out / "comparison.csv").read_text().splitlines()
