@@ -28,8 +28,9 @@ from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.stack import FAULT_KINDS, StackFault, StackMinutes, UnitSpec, simulate_stack
 
 STACK_QUANTITIES = ("co2_pct", "o2_pct", "differential_pressure_pa", "temperature_c", "static_pa",
-                    "barometric_pa", "moisture_pct", "running", "load_mw")
-"""What a stack device's read-only points may follow (the names simulate_stack gives)."""
+                    "barometric_pa", "moisture_pct", "running", "load_mw", "check_zero_pct", "check_span_pct")
+"""What a stack device's read-only points may follow: the names simulate_stack gives, and the
+analyzer's last daily check (its zero and span gas readings, % CO2), held from the check's end."""
 LIVE_FAULTS = ("blocked_pitot", "co2_over_range", "device_lost")
 
 
@@ -143,6 +144,10 @@ class StackPlant:
         values = {k: float(v[i]) for k, v in day.values.items()}
         values["running"] = float(day.running[i])
         values["load_mw"] = float(day.load_mw[i])
+        done = i >= self.spec.check_minute_of_day + self.spec.check_minutes
+        checks = (day if done else self.day(m // 1440 - 1)).checks
+        values["check_zero_pct"] = checks[-1].zero_reading if checks else float("nan")
+        values["check_span_pct"] = checks[-1].span_reading if checks else float("nan")
         return values, bool(day.lost[i])
 
     def _values_for(self, device: str):
@@ -158,9 +163,9 @@ class StackPlant:
             if self.live.active("co2_over_range") is not None:
                 current["co2_pct"] = self.spec.co2_full_scale_pct
             mine = {name: current[name] for name in self.points[device]}
-            if any(v != v for v in mine.values()):
+            if any(v != v for k, v in mine.items() if not k.startswith("check_")):
                 raise RuntimeError(f"{device}: no value this minute (device lost, scheduled)")
-            out: dict[str, float | bool] = dict(mine)
+            out: dict[str, float | bool] = {k: v for k, v in mine.items() if v == v}
             if "running" in out:
                 out["running"] = bool(out["running"])
             return out

@@ -53,12 +53,24 @@ class DuctConfig(StrictModel):
 
 
 class DailyCheckConfig(StrictModel):
-    """The analyzer's daily zero/span check: when (UTC minute of the day) and its drift limits
-    (HJ 75-2017's 2.5 % of full scale by default; see processing/cems/drift.py)."""
+    """The analyzer's daily zero/span check: when (UTC minute of the day), how long its minutes are
+    not valid, its drift limits (hj75: 2.5 % of full scale; part75: 1.0 % CO2 absolute; see
+    processing/cems/drift.py), and where its result is read: the analyzer's last zero and span gas
+    readings (% CO2, "device:point"), read once the check is over. A failed check makes the analyzer
+    out of control until a check passes (its hours substituted, HJ 75-2017 codes H4-H6)."""
 
     minute_of_day: int = Field(default=120, ge=0, lt=1440)
     duration_min: int = Field(default=10, ge=1, le=120, description="minutes the analyzer measures check gas")
     limits: Literal["hj75", "part75"] = "hj75"
+    zero_source: str | None = Field(default=None, pattern=SOURCE, description="the check's zero reading")
+    span_source: str | None = Field(default=None, pattern=SOURCE, description="the check's span reading")
+    span_reference_pct: float = Field(default=15.0, gt=0, le=100, description="the span gas's certified CO2, %")
+
+    @model_validator(mode="after")
+    def _both(self) -> "DailyCheckConfig":
+        if (self.zero_source is None) != (self.span_source is None):
+            raise ValueError("zero_source and span_source go together")
+        return self
 
 
 class CemsConfig(StrictModel):
@@ -107,7 +119,9 @@ class CemsConfig(StrictModel):
         return self
 
     def devices(self) -> set[str]:
-        return {s.partition(":")[0] for s in self.inputs.values()}
+        check = self.daily_check
+        sources = [*self.inputs.values(), *(s for s in (check.zero_source, check.span_source) if s)]
+        return {s.partition(":")[0] for s in sources}
 
     def settings(self) -> StackSettings:
         return StackSettings(duct=self.duct.duct(), kv=self.kv, velocity_method=self.velocity_method, kp=self.kp,

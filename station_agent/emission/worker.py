@@ -12,6 +12,7 @@ store holds.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from ghgnet.timeutil import parse_utc
 from station_agent.emission.config import CemsConfig
 from station_agent.emission.minute_inputs import minute_inputs
+from station_agent.processing.cems.drift import DailyCheck, out_of_control_mask, out_of_control_periods
 from station_agent.processing.cems.emissions import hourly_emissions
 from station_agent.processing.cems.hourly import HourlyValues, hourly_values
 from station_agent.processing.cems.minutes import REASON_BIT, MinuteEmissions, minute_emissions, reason_names
@@ -86,6 +88,7 @@ class EmissionWorker:
         self.next_hour: datetime | None = None
         self.history: HourlyValues | None = None
         self.running_before: bool | None = None
+        self.checks: dict[int, DailyCheck] = {}
         self.stored = {"minute": 0, "hour": 0}
 
     def open(self, store: StationStore) -> None:
@@ -100,6 +103,11 @@ class EmissionWorker:
             recs = store.emission_rows("minute", stamp(start), stamp(self.next_hour), unit)
             if recs:
                 self.history = hourly_values(minutes_from_records(recs), self.options.hour_rule)
+        if last_m and self.cems.daily_check.zero_source:
+            # the checks of the last days, from the raw readings still kept
+            end = parse_utc(last_m) + timedelta(minutes=1)
+            start = end - timedelta(days=self.CHECK_DAYS)
+            self._checks([r for d in sorted(self.cems.devices()) for r in store.raw_rows(start, end, d)])
         if last_m:
             prev = store.emission_rows("minute", last_m, last_m + "~", unit)
             self.running_before = bool(prev and prev[0]["operating_h"] > 0)
@@ -117,10 +125,44 @@ class EmissionWorker:
             self.next_minute = end
         self._hours(store)
 
+    CHECK_DAYS = 8
+    """Days of daily checks kept (and rebuilt from the raw readings at a restart)."""
+
+    def _checks(self, rows: list[dict]) -> None:
+        """Record each day's check from the first reading of its zero and span after it ended."""
+        check = self.cems.daily_check
+        if not check.zero_source or not check.span_source:
+            return
+        (zdev, _, zpt), (sdev, _, spt) = check.zero_source.partition(":"), check.span_source.partition(":")
+        zero: dict[int, float] = {}
+        span: dict[int, float] = {}
+        for r in rows:
+            t = int(parse_utc(r["time"]).timestamp() // 60)
+            day, mod = divmod(t, 1440)
+            if day in self.checks or mod < check.minute_of_day + check.duration_min:
+                continue
+            for dev, pt, got in ((zdev, zpt, zero), (sdev, spt, span)):
+                v = r["values"].get(pt) if r["device"] == dev else None
+                if v is not None and v == v:
+                    got.setdefault(day, float(v))
+            if day in zero and day in span:
+                self.checks[day] = DailyCheck(np.datetime64((day * 1440 + check.minute_of_day) * 60, "s"),
+                                              zero[day], span[day], check.span_reference_pct,
+                                              self.cems.co2_full_scale_pct)
+        for day in sorted(self.checks)[:-self.CHECK_DAYS]:
+            del self.checks[day]
+
+    def periods(self):
+        """The analyzer's out-of-control periods from the checks known."""
+        return out_of_control_periods(list(self.checks.values()), self.options.drift_limits)
+
     def _minutes(self, store: StationStore, start: datetime, end: datetime) -> None:
         n = int((end - start).total_seconds() // 60)
         rows = [r for d in sorted(self.cems.devices()) for r in store.raw_rows(start, end, d)]
+        self._checks(rows)
         inputs = minute_inputs(rows, self.cems, start, n, self.running_before)
+        if self.checks:
+            inputs = dataclasses.replace(inputs, out_of_control=out_of_control_mask(inputs.time, self.periods()))
         if n:
             self.running_before = bool(inputs.running[-1])
         me = minute_emissions(inputs, self.settings)
@@ -143,7 +185,8 @@ class EmissionWorker:
                 keep = max(0, len(history.hour) - self.cems.history_hours)
                 fields = HourlyValues.__dataclass_fields__
                 self.history = HourlyValues(**{k: getattr(history, k)[keep:] for k in fields})
-                hours = hourly_emissions(self.history, self.options.method, (), part75_co2=self.options.part75_co2,
+                hours = hourly_emissions(self.history, self.options.method, self.periods(),
+                                         part75_co2=self.options.part75_co2,
                                          part75_flow=self.options.part75_flow)
                 records = [r for r in hours.records() if r.hour == stamp(h0)]
                 rows = [{"period": "hour", "unit": self.cems.unit, "time": r.hour,

@@ -11,7 +11,9 @@ behind one data-acquisition unit (one register block, one request a minute). The
 (test_stack_cems.py) runs the processes, MQTT and central for a day.
 
 Faults: the analyzer over range for 2 h (scheduled in the bench config), the DAS lost for 2.5 h
-(scheduled), the pitot blocked for 3 h (injected live through the bench's control handler). The
+(scheduled), an 8 % span error that the daily zero/span check catches (out of control for a day,
+until the next check passes), the pitot blocked for 3 h (injected live through the bench's
+control handler). The
 month's mass must match the simulator's true emission within 1 %, the measured hours' mass their
 truth within 1 %, and exactly the hours the faults covered must be substituted, with their codes.
 """
@@ -50,6 +52,8 @@ POINTS = """[
   { name = "barometric_pa", kind = "input", address = 10, type = "float32" },
   { name = "moisture_pct", kind = "input", address = 12, type = "float32" },
   { name = "running", kind = "input", address = 14, type = "uint16" },
+  { name = "check_zero_pct", kind = "input", address = 16, type = "float32" },
+  { name = "check_span_pct", kind = "input", address = 18, type = "float32" },
 ]"""
 BENCH = {
     "stack": {
@@ -57,6 +61,9 @@ BENCH = {
         "faults": [
             {"kind": "co2_over_range", "start": "2026-02-10T04:00:00Z", "end": "2026-02-10T06:00:00Z"},
             {"kind": "device_lost", "start": "2026-02-20T10:00:00Z", "end": "2026-02-20T12:30:00Z"},
+            # an 8 % span error the daily check of the 14th sees: out of control until the 15th's passes
+            {"kind": "analyzer_drift", "start": "2026-02-14T00:00:00Z", "end": "2026-02-14T12:00:00Z",
+             "span_error": 0.08},
         ],
         "devices": [{"id": "cems-das", "role": "flow", "port": 0, "points": tomllib.loads(f"p = {POINTS}")["p"]}],
     }
@@ -66,7 +73,10 @@ SUBSTITUTED = {  # hour -> (co2 substituted, flow substituted)
     **{f"2026-02-05T{h:02d}:00:00Z": (False, True) for h in (8, 9, 10)},
     **{f"2026-02-10T{h:02d}:00:00Z": (True, False) for h in (4, 5)},
     **{f"2026-02-20T{h:02d}:00:00Z": (True, True) for h in (10, 11, 12)},
+    **{f"2026-02-14T{h:02d}:00:00Z": (True, False) for h in range(2, 24)},
+    **{f"2026-02-15T{h:02d}:00:00Z": (True, False) for h in (0, 1)},
 }
+OUT_OF_CONTROL = {h for h in SUBSTITUTED if h.startswith(("2026-02-14", "2026-02-15"))}
 
 
 def station_toml(tmp: Path) -> Path:
@@ -91,6 +101,9 @@ duct = {{ shape = "round", diameter_m = 7.5 }}
 kv = 1.06
 [cems.inputs]
 {inputs}
+[cems.daily_check]
+zero_source = "cems-das:check_zero_pct"
+span_source = "cems-das:check_span_pct"
 """)
     return path
 
@@ -164,7 +177,8 @@ def test_exactly_the_faulty_hours_are_substituted_and_marked(month):
     for h in month["hours"]:
         if h["time"] in SUBSTITUTED:
             assert h["mass_kg"] is not None and h["mass_kg"] > 0
-            assert {h["co2_modc"], h["flow_modc"]} - {"01"} <= {"H1", "H2", "H3", "H9"}, h
+            codes = {"H4"} if h["time"] in OUT_OF_CONTROL else {"H1"}  # <= 24 h, capture rate >= 90 %
+            assert {h["co2_modc"], h["flow_modc"]} - {"01"} == codes, h
 
 
 def test_the_emissions_command_gives_the_month(month):
