@@ -472,7 +472,7 @@ class Bench:
             assert self.valve is not None
             self.valve.inject(fault, **params)
         elif self.stack is not None and name in self.stack.devices and fault in LIVE_FAULTS:
-            self.stack.inject(fault, request.get("duration_s"), **params)
+            self.stack.inject(name, fault, request.get("duration_s"), **params)
         else:
             if fault not in MODBUS_FAULTS:
                 raise ValueError(f"unknown fault {fault!r}; known: {', '.join(MODBUS_FAULTS)}")
@@ -494,7 +494,7 @@ class Bench:
             if name in self.sensors:
                 self.sensors[name].restore(self.clock.now())
             elif self.stack is not None:
-                self.stack.clear()
+                self.stack.clear(name)
             self.modbus[name].clear()
             if self._started and not self.modbus[name].running:
                 self.modbus[name].power_on()

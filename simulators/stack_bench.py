@@ -6,9 +6,11 @@ The physics is computed a UTC day at a time (one vectorised call, cached), so a 
 minute without recomputing; every value is the value of the minute the clock is in. The bench
 config's `[stack]` table names the unit (any `UnitSpec` field), the seed, the outages and the
 scheduled faults (simulators/stack.py's FAULT_KINDS, with ISO start and end); the control port
-injects the same faults live (`{"device": ID, "fault": "blocked_pitot", "duration_s": 3600}`),
-held in a `simulators.faults.FaultSet` on the bench's clock. A lost device (`device_lost`, or any
-of its values missing that minute) answers every request with Modbus exception 4 (device failure).
+injects faults live on one device (`{"device": ID, "fault": "blocked_pitot", "duration_s": 3600}`:
+that device's pitot reads ~0 Pa; `co2_over_range`: its CO2 reads full scale; `device_lost`: it
+answers nothing but exception 4), each device's held in a `simulators.faults.FaultSet` on the
+bench's clock. A lost device (`device_lost`, or any of its values missing that minute) answers
+every request with Modbus exception 4 (device failure).
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class StackPlant:
         self.spec = config.spec()
         self.outages = [(_dt64(o.start), _dt64(o.end)) for o in config.outages]
         self.faults = [f.fault() for f in config.faults]
-        self.live = FaultSet(LIVE_FAULTS, clock.monotonic, lasting=LIVE_FAULTS)
+        self.live = {d.id: FaultSet(LIVE_FAULTS, clock.monotonic, lasting=LIVE_FAULTS) for d in config.devices}
         self._days: dict[int, StackMinutes] = {}
         self._lock = threading.Lock()
         self.roles = {d.id: d.role for d in config.devices}
@@ -151,16 +153,15 @@ class StackPlant:
         return values, bool(day.lost[i])
 
     def _values_for(self, device: str):
-        role = self.roles[device]
+        live = self.live[device]
 
         def values(t: datetime) -> dict[str, float | bool]:
             current, _ = self.minute(t)
-            if self.live.active("device_lost") is not None and \
-                    self.live.param("device_lost", "device", "all") in ("all", role):
+            if live.active("device_lost") is not None:
                 raise RuntimeError(f"{device}: device lost (injected)")
-            if self.live.active("blocked_pitot") is not None:
+            if live.active("blocked_pitot") is not None:
                 current["differential_pressure_pa"] = 0.2
-            if self.live.active("co2_over_range") is not None:
+            if live.active("co2_over_range") is not None:
                 current["co2_pct"] = self.spec.co2_full_scale_pct
             mine = {name: current[name] for name in self.points[device]}
             if any(v != v for k, v in mine.items() if not k.startswith("check_")):
@@ -172,11 +173,13 @@ class StackPlant:
 
         return values
 
-    def inject(self, fault: str, duration_s: float | None, **params: Any) -> None:
-        self.live.inject(fault, None, duration_s, **params)
+    def inject(self, device: str, fault: str, duration_s: float | None, **params: Any) -> None:
+        """A live fault of `device` (what it answers), for `duration_s` simulated seconds or until
+        `clear(device)`."""
+        self.live[device].inject(fault, None, duration_s, **params)
 
-    def clear(self) -> None:
-        self.live.clear()
+    def clear(self, device: str) -> None:
+        self.live[device].clear()
 
     def true_mass_t(self, start: datetime, end: datetime) -> float:
         """True CO2 (t) emitted over the minutes start <= minute < end (scheduled faults do not

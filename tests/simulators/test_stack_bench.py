@@ -73,6 +73,12 @@ def test_live_and_scheduled_faults(bench):
             analyzer.read(at=clock.now())
         assert err.value.exception_code == 4
         assert flow.read(at=clock.now()).values["temperature_c"] > 40
+        b.handle({"device": "cems-flow", "fault": "device_lost", "duration_s": 120})  # live, this device only
+        with pytest.raises(ModbusDeviceError):
+            flow.read(at=clock.now())
+        clock.advance(3600)  # 10:10: both back
+        assert flow.read(at=clock.now()).values["temperature_c"] > 40
+        assert analyzer.read(at=clock.now()).values["check_span_pct"] == pytest.approx(15.0, rel=0.05)
     finally:
         flow.close()
         analyzer.close()
