@@ -69,7 +69,7 @@ def report_html(unit: str, rows: Sequence[ComparisonRow], hours: Sequence[CemsHo
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells[1:])
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>CEMS vs accounting: {html.escape(unit)}"
             "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #999;padding:.2em .5em;text-align:right}</style></head><body>"
+            "td,th{border:1px solid #999;padding:.2em .5em;text-align:right;white-space:nowrap;font-size:90%}</style></head><body>"
             f"<h1>CO2 of {html.escape(unit)}: CEMS against the accounting method</h1>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             f"<figure>{chart_svg(rows, hours)}</figure></body></html>\n")
