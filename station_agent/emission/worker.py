@@ -8,6 +8,11 @@ substituted by the configured method (processing.cems.hourly_emissions) and stor
 "hour"). A substituted value is final when stored: a gap still open takes the value before it
 alone (substitution.py's rule for a gap not yet closed). After a restart both resume from what the
 store holds.
+
+The daily zero/span check (`[cems.daily_check]`): its minutes are not valid; once it is over, the
+analyzer's last zero and span readings (the configured points) are judged against the drift
+limits (processing.cems.drift); a failed check makes the CO2 minutes out of control until a check
+passes, and their hours are substituted as HJ 75-2017 says for out-of-control periods.
 """
 
 from __future__ import annotations
@@ -171,10 +176,10 @@ class EmissionWorker:
     def _hours(self, store: StationStore) -> None:
         assert self.next_minute is not None
         if self.next_hour is None:
-            first = store.emission_rows("minute", "", "9999", self.cems.unit)[:1]
-            if not first:
+            first = store.last_emission_time(self.cems.unit, "minute", first=True)
+            if first is None:
                 return
-            self.next_hour = parse_utc(first[0]["time"]).replace(minute=0)
+            self.next_hour = parse_utc(first).replace(minute=0)
         while self.next_hour + timedelta(hours=1) <= self.next_minute:
             h0, h1 = self.next_hour, self.next_hour + timedelta(hours=1)
             recs = store.emission_rows("minute", stamp(h0), stamp(h1), self.cems.unit)

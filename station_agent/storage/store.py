@@ -453,8 +453,11 @@ class StationStore:
             args.append(unit)
         return [{"seq": r[0], **json.loads(r[1])} for r in self.conn.execute(sql + " ORDER BY time, unit", args)]
 
-    def last_emission_time(self, unit: str, period: str) -> str | None:
-        row = self.conn.execute("SELECT max(time) FROM emission WHERE unit = ? AND period = ?", (unit, period)).fetchone()
+    def last_emission_time(self, unit: str, period: str, first: bool = False) -> str | None:
+        """The time of the unit's newest (`first`: oldest) emission record of `period`, or None."""
+        agg = "min" if first else "max"
+        row = self.conn.execute(f"SELECT {agg}(time) FROM emission WHERE unit = ? AND period = ?",
+                                (unit, period)).fetchone()
         return row[0] if row else None
 
     def first_raw_time(self, devices: Iterable[str], after: datetime) -> str | None:
