@@ -67,3 +67,20 @@ def test_minute_inputs_average_each_point_and_mark_the_daily_check(tmp_path):
     assert got.running.tolist() == [True, True, True]
     # 02:00 is the daily check: the analyzer's values are not OK then
     assert got.ok["co2_pct"].tolist() == [True, True, False]
+
+
+def test_the_emissions_command_refuses_bad_input_naming_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from station_agent.cli import app
+
+    site = with_cems(tmp_path, 'unit = "unit-1"', 'unit = "unit-1"')
+    bad_by = CliRunner().invoke(app, ["emissions", "--config", str(site), "--from", "2026-03-01", "--to",
+                                      "2026-04-01", "--by", "week"])
+    assert bad_by.exit_code == 2 and "--by: 'week' is not one of hour, day, month" in bad_by.output
+    no_db = CliRunner().invoke(app, ["emissions", "--config", str(site), "--from", "2026-03-01", "--to", "2026-04-01"])
+    assert no_db.exit_code == 3, no_db.output
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[station]\nid = "plain"\n')
+    no_cems = CliRunner().invoke(app, ["emissions", "--config", str(plain), "--from", "2026-03-01", "--to", "2026-04-01"])
+    assert no_cems.exit_code == 2 and "has no [cems] table" in no_cems.output
