@@ -82,5 +82,6 @@ def test_the_emissions_command_refuses_bad_input_naming_it(tmp_path):
     assert no_db.exit_code == 3, no_db.output
     plain = tmp_path / "plain.toml"
     plain.write_text('[station]\nid = "plain"\n')
-    no_cems = CliRunner().invoke(app, ["emissions", "--config", str(plain), "--from", "2026-03-01", "--to", "2026-04-01"])
+    no_cems = CliRunner().invoke(app, ["emissions", "--config", str(plain), "--from", "2026-03-01",
+                                       "--to", "2026-04-01"])
     assert no_cems.exit_code == 2 and "has no [cems] table" in no_cems.output
