@@ -22,6 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ghgnet central: ingest station data over MQTT, store it, export it.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration files.")
 app.add_typer(config_app, name="config")
+cems_app = typer.Typer(no_args_is_help=True, help="Stack CEMS: emissions against the accounting method.")
+app.add_typer(cems_app, name="cems")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="central TOML config file")]
 SpeedOpt = Annotated[
@@ -702,6 +704,46 @@ def config_schema(
     from ghgnet.config import write_schema
 
     write_schema(model.model_json_schema(), out)
+
+
+@cems_app.command("compare")
+def cems_compare(
+    config: ConfigOpt,
+    unit: Annotated[str, typer.Option("--unit", help="the unit (stack) id, as the station's [cems] unit")],
+    from_: Annotated[str, typer.Option("--from", help="start time, ISO 8601 (inclusive)")],
+    to: Annotated[str, typer.Option("--to", help="end time, ISO 8601 (exclusive)")],
+    activity: Annotated[Path, typer.Option("--activity", help="monthly activity data (CSV)")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")],
+) -> None:
+    """Monthly CO2 by CEMS (the emission hours central stored) against the accounting method:
+    comparison.csv and comparison.html (table and chart in one file) in --out."""
+    from central.cems import ActivityError, accounting_months, cems_months, compare_months, read_activity_csv
+    from central.cems.report import cems_hours, write_report
+
+    start, end = _time(from_, "--from"), _time(to, "--to")
+    try:
+        fuels = [f for f in read_activity_csv(activity) if f.unit == unit]
+    except ActivityError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        hours = cems_hours(unit, store.emissions(unit, "hour", start, end))
+    finally:
+        store.close()
+    if not hours:
+        typer.echo(f"error: no emission hours of unit {unit!r} from {iso_utc(start)} to {iso_utc(end)}", err=True)
+        raise typer.Exit(1)
+    months = {h.hour.strftime("%Y-%m") for h in hours}
+    rows = compare_months(cems_months(hours), [a for a in accounting_months(fuels) if a.month in months])
+    csv_path, html_path = write_report(unit, rows, hours, out)
+    for r in rows:
+        rel = r.relative_difference
+        typer.echo(f"{r.unit} {r.month}: CEMS {r.cems_t if r.cems_t is not None else float('nan'):.1f} t, "
+                   f"accounting {r.accounting_t if r.accounting_t is not None else float('nan'):.1f} t, "
+                   f"difference {'-' if rel is None else f'{rel * 100:+.2f} %'}")
+    typer.echo(f"wrote {csv_path} and {html_path}")
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ Control protocol (one JSON object per line, one JSON reply per line, over TCP):
     {"device": "valve-1", "fault": "silent"}                         (obeys, answers nothing)
     {"device": "flow-1", "fault": "no_flow"}        the sample line stops: flow 0, cell frozen
     {"device": "flow-1", "fault": "silent" | "stuck" | "power_off"}  the Modbus device itself
+    {"device": "cems-flow", "fault": "blocked_pitot", "duration_s": 7200}   a [stack] device
+        (blocked_pitot, co2_over_range, device_lost; simulators/stack_bench.py)
     {"device": ID, "cmd": "clear_faults"}                           -> {"ok": true}
     {"cmd": "stats"}                    -> {"ok": true, "stats": {ID: {...counts}}}
     {"cmd": "ledger", "device": "picarro-1", "since_seq": 0}   -> {"ok": true, "ledger": [...]}
@@ -18,6 +20,8 @@ Control protocol (one JSON object per line, one JSON reply per line, over TCP):
         -> {"ok": true, "truth": [{"time": minute start, "n": records, "co2": .., "ch4": ..,
             "co": .., "n2o": .., "h2o": ..}, ...]}: per-minute means of the true cell values of the records
             the analyzer made in each minute (from <= minute start < to)
+    {"cmd": "stack_truth", "from": ISO, "to": ISO}  -> {"ok": true, "true_mass_t": ...}: the [stack]'s
+        true CO2 over the minutes from <= minute start < to
     {"cmd": "endpoints"}                -> {"ok": true, "endpoints": {...}}
 Errors come back as {"ok": false, "error": "..."}.
 
@@ -62,6 +66,7 @@ from simulators.gas import AmbientInlet, AmbientModel, Cylinder, Port, SampleLin
 from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
 from simulators.serve import LineDevice, Listener, PtyServer, TcpServer
+from simulators.stack_bench import LIVE_FAULTS, StackPlant
 from simulators.vici.multiposition import ViciValveSimulator
 
 
@@ -315,6 +320,9 @@ class Bench:
         self.modbus: dict[str, ModbusDeviceSimulator] = {
             m.id: load_simulator(m.model).build(m, clock, self.sensors[m.id]) for m in config.modbus
         }
+        self.stack: StackPlant | None = StackPlant(config.stack, clock) if config.stack else None
+        if self.stack is not None:
+            self.modbus.update(self.stack.devices)
         self.tcp: dict[str, TcpServer] = {}
         self.pty: dict[str, PtyServer] = {}
         self.self_served: dict[str, Any] = {}
@@ -394,6 +402,11 @@ class Bench:
                 if m.mode == "rtu" and m.pty_link is None:
                     entry["pty"] = sim.url
             instruments[m.id] = entry
+        for ident, sim in (self.stack.devices.items() if self.stack else ()):
+            entry = {"driver": "modbus.device", "unit_id": sim.unit_id}
+            if sim.running:
+                entry["url"] = sim.url
+            instruments[ident] = entry
         return {
             "instruments": instruments,
             "control": self.control.address if self.control else None,
@@ -443,6 +456,8 @@ class Bench:
             return {"position": self.valve.current_position(), "moving": self.valve.is_moving(),
                     "moves": len(moves), "failed_moves": sum(m.fault is not None for m in moves)}
         sim = self.modbus[name]
+        if name not in self.sensors:  # a stack device: the stack's values this minute
+            return {"running": sim.running, "requests": len(sim.requests), "errors": len(sim.errors)}
         return {"running": sim.running, "requests": len(sim.requests), **self.sensors[name](self.clock.now())}
 
     # --- the control port -------------------------------------------------------------------------
@@ -456,10 +471,12 @@ class Bench:
         elif kind == "valve":
             assert self.valve is not None
             self.valve.inject(fault, **params)
+        elif self.stack is not None and name in self.stack.devices and fault in LIVE_FAULTS:
+            self.stack.inject(name, fault, request.get("duration_s"), **params)
         else:
             if fault not in MODBUS_FAULTS:
                 raise ValueError(f"unknown fault {fault!r}; known: {', '.join(MODBUS_FAULTS)}")
-            if fault == "no_flow":
+            if fault == "no_flow" and name in self.sensors:
                 self.sensors[name].block(self.clock.now())
             elif fault == "power_off":
                 self.modbus[name].power_off()
@@ -474,7 +491,10 @@ class Bench:
             assert self.valve is not None
             self.valve.clear()
         else:
-            self.sensors[name].restore(self.clock.now())
+            if name in self.sensors:
+                self.sensors[name].restore(self.clock.now())
+            elif self.stack is not None:
+                self.stack.clear(name)
             self.modbus[name].clear()
             if self._started and not self.modbus[name].running:
                 self.modbus[name].power_on()
@@ -507,6 +527,13 @@ class Bench:
         if cmd == "clear_faults":
             self._clear(request)
             return {"ok": True}
+        if cmd == "stack_truth":
+            if self.stack is None:
+                raise ValueError("this bench has no [stack]")
+            if "from" not in request or "to" not in request:
+                raise ValueError("stack_truth needs 'from' and 'to' (ISO 8601 UTC)")
+            start, end = parse_utc(str(request["from"])), parse_utc(str(request["to"]))
+            return {"ok": True, "true_mass_t": self.stack.true_mass_t(start, end)}
         if cmd == "endpoints":
             return {"ok": True, "endpoints": self.endpoints()}
         raise ValueError(

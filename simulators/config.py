@@ -16,6 +16,7 @@ from drivers.base import TimeZoneName
 from drivers.modbus.registermap import Point, check_register_map
 from drivers.registry import UnknownSimulatorError, load_simulator
 from ghgnet.config import RelPath, StrictModel, load_model
+from simulators.stack_bench import StackConfig
 from simulators.vici.multiposition import ViciValveSimConfig
 
 Species = Literal["co2", "ch4", "co", "n2o"]
@@ -305,6 +306,7 @@ class BenchConfig(StrictModel):
     valve: ValveInstrument | None = None
     gas: GasConfig | None = None
     modbus: list[ModbusInstrument] = Field(default_factory=list)
+    stack: StackConfig | None = Field(default=None, description="a simulated power-plant stack's CEMS devices")
 
     @field_validator("instruments", mode="before")
     @classmethod
@@ -326,6 +328,7 @@ class BenchConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> "BenchConfig":
         ids = [i.id for i in self.instruments] + [m.id for m in self.modbus]
+        ids += [d.id for d in self.stack.devices] if self.stack else []
         ids += [self.valve.id] if self.valve else []
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:

@@ -23,6 +23,7 @@ from ghgnet.logs import get_logger
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
+from station_agent.emission.worker import EmissionWorker
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
@@ -114,6 +115,7 @@ class Agent:
             disk_floor_bytes=config.storage.disk_floor_mb * 1e6,
             quota_bytes=config.storage.quota_mb * 1e6 if config.storage.quota_mb else None,
         )
+        self.emission = EmissionWorker(config.cems, self.log) if config.cems is not None else None
         self.writer.on_open = self._writer_opened
         self.writer.on_tick = self._writer_tick
         self.uplinks = Hj212Uplinks([u for u in config.uplinks if u.enabled], config.storage.path, clock,
@@ -134,6 +136,8 @@ class Agent:
                                          f"cylinder {c['id']} at {c['pressure_bar']:g} bar (warn below "
                                          f"{c['low_pressure_bar']:g})", None, {"cylinder": c["id"]}))
         self.book.load(store)
+        if self.emission is not None:
+            self.emission.open(store)
 
     def _writer_tick(self, store: StationStore) -> None:
         self.uplinks.pack(store)
@@ -141,6 +145,11 @@ class Agent:
             self.book.add_run(self.writer.pending_runs.pop(0))
         if self.book.pending:
             self.book.process(store, self.writer.assembler.closed_until, self.clock.now())
+        if self.emission is not None:
+            before = sum(self.emission.stored.values())
+            self.emission.tick(store, self.clock.now())
+            if sum(self.emission.stored.values()) > before:
+                self.writer.on_stored()
 
     def make_minute(self, b: MinuteBin) -> MinuteRecord:
         times, values, ok, flushing = b.arrays()

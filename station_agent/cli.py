@@ -381,6 +381,50 @@ def probe(
 
 
 @app.command()
+def emissions(
+    config: ConfigOpt,
+    from_: Annotated[str, typer.Option("--from", help="start time, ISO 8601 (inclusive)")],
+    to: Annotated[str, typer.Option("--to", help="end time, ISO 8601 (exclusive)")],
+    by: Annotated[str, typer.Option(help="hour | day | month (UTC)")] = "day",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A stack CEMS's CO2 by hour, day or month from the station's store (works with the agent
+    stopped): mass (t), operating time, operating/measured/substituted hours, availability."""
+    from station_agent.emission.periods import PERIODS, emission_totals
+    from station_agent.emission.worker import stamp
+
+    if by not in PERIODS:
+        _err(f"--by: {by!r} is not one of {', '.join(PERIODS)}")
+        raise typer.Exit(EXIT_USAGE)
+    cfg = _load(config)
+    if cfg.cems is None:
+        _err(f"{config}: this station has no [cems] table (not a stack CEMS)")
+        raise typer.Exit(EXIT_USAGE)
+    start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
+    store = _read_store(cfg)
+    try:
+        hours = store.emission_rows("hour", stamp(start), stamp(end), cfg.cems.unit)
+    finally:
+        store.close()
+    rows = [{"start": t.start, "mass_t": round(t.mass_t, 6), "operating_time_h": round(t.operating_time_h, 4),
+             "operating_hours": t.operating_hours, "measured_hours": t.measured_hours,
+             "substituted_hours": t.substituted_hours, "unfilled_hours": t.unfilled_hours,
+             "availability_pct": round(t.availability * 100.0, 2)} for t in emission_totals(hours, by)]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=f"{cfg.cems.unit}: CO2 by {by}")
+    for col in ("start", "CO2 t", "operating h", "measured h", "substituted h", "unfilled h", "availability %"):
+        table.add_column(col, justify="left" if col == "start" else "right")
+    for r in rows:
+        table.add_row(r["start"], f"{r['mass_t']:.3f}", f"{r['operating_time_h']:.2f}", str(r["measured_hours"]),
+                      str(r["substituted_hours"]), str(r["unfilled_hours"]), f"{r['availability_pct']:.2f}")
+    Console().print(table)
+    if rows:
+        print(f"total: {sum(r['mass_t'] for r in rows):.3f} t CO2")
+
+
+@app.command()
 def export(
     config: ConfigOpt,
     from_: Annotated[str, typer.Option("--from", help="start time, ISO 8601 (inclusive)")],

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from drivers.registry import all_drivers
 from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
 from ghgnet.mqttlink import MqttConfig
+from station_agent.emission.config import CemsConfig
 from station_agent.forwarding.forwarder import ForwardingConfig
 from station_agent.forwarding.hj212_config import UplinkConfig, check_uplinks
 from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig
@@ -119,6 +120,7 @@ class StationConfigBase(StrictModel):
     cylinders: list[CylinderConfig] = Field(
         default_factory=list, description="cylinders declared here are added to the registry at start"
     )
+    cems: CemsConfig | None = Field(default=None, description="a stack CEMS: emission minutes and hours")
 
     def control_socket(self) -> Path:
         return Path(self.control.socket) if self.control.socket else Path(self.storage.path).parent / "agent.sock"
@@ -161,6 +163,10 @@ class StationConfigBase(StrictModel):
                 raise ValueError(f"analyzer {a.id}: compensation source device(s) {unknown} are not "
                                  f"[[devices]]: {sorted(devices) or '(none)'}")
         check_uplinks(self.uplinks)
+        if self.cems is not None:
+            unknown = sorted(self.cems.devices() - devices)
+            if unknown:
+                raise ValueError(f"cems.inputs: device(s) {unknown} are not [[devices]]: {sorted(devices) or '(none)'}")
         ids = [c.id for c in self.cylinders]
         if len(set(ids)) != len(ids):
             raise ValueError("a cylinder id is declared twice")

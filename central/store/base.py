@@ -26,6 +26,7 @@ import msgspec
 
 from ghgnet.wire import (
     CalibrationWire,
+    EmissionWire,
     EventWire,
     MinuteWire,
     ParsedBatch,
@@ -485,6 +486,15 @@ def minute_rows(station: str, recs: list[MinuteWire], t, received, times: list[A
             _encode_json(r.diagnostics).decode() if r.diagnostics else "{}", received, sp,
         )
         for r, time, sp in zip(recs, times, species)
+    ]
+
+
+def emission_rows(station: str, recs: list[EmissionWire], t, received) -> list[tuple]:
+    """The `emission` rows (ROW_COLUMNS order) of validated emission records."""
+    return [
+        (station, r.seq, t(r.time), r.unit, r.period, r.operating_h, r.co2_dry_pct, r.standard_flow_m3_h,
+         r.mass_kg, r.co2_valid, r.flow_valid, r.co2_modc, r.flow_modc, dumps(r.reasons), received)
+        for r in recs
     ]
 
 

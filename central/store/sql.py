@@ -16,6 +16,7 @@ from typing import Any
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire import (
     CalibrationWire,
+    EmissionWire,
     EventWire,
     MinuteWire,
     ParsedBatch,
@@ -50,6 +51,7 @@ from .base import (
     StoreError,
     calibration_rows,
     dumps,
+    emission_rows,
     event_rows,
     minute_rows,
     record_dead_letters,
@@ -99,13 +101,21 @@ V1_TABLES: dict[str, list[tuple[str, str]]] = {
 }
 """The tables of schema 1, as migration 1 creates them (history: never edit)."""
 
+EMISSION_COLUMNS: list[tuple[str, str]] = [
+    ("station", "text"), ("seq", "bigint"), ("time", "time"), ("unit", "text"), ("period", "text"),
+    ("operating_h", "real"), ("co2_dry_pct", "real"), ("standard_flow_m3_h", "real"), ("mass_kg", "real"),
+    ("co2_valid", "bool"), ("flow_valid", "bool"), ("co2_modc", "text"), ("flow_modc", "text"),
+    ("reasons", "json"), ("received_at", "time"), ("store", "text"),
+]
+"""Schema 6: a stack CEMS's emission minutes and hours (ghgnet.wire.EmissionWire), `store` last."""
+
 TABLES: dict[str, list[tuple[str, str]]] = {
     name: cols + [("store", "text")]  # schema 5: central/store/identity.py
     for name, cols in {
         **{name: cols for name, cols in V1_TABLES.items() if name != "minute_value"},
         "minute": V1_TABLES["minute"] + [("species", "json")],  # schema 4: central/store/species.py
     }.items()
-}
+} | {"emission": EMISSION_COLUMNS}
 """The tables written now, with their columns in insert order, `store` last."""
 
 ROW_COLUMNS: dict[str, list[tuple[str, str]]] = {name: cols[:-1] for name, cols in TABLES.items()}
@@ -122,6 +132,7 @@ _IDENTITY: dict[str, tuple[str, ...]] = {
     "event": ("kind", "time"),
     "calibration": ("id", "time_start", "time_end"),
     "target": ("id", "time", "cylinder"),
+    "emission": ("unit", "period", "time"),
 }
 """Per record kind (its table), the columns that identify a record, as the station's own database
 keeps them too (`record_identities`, `central-receiver records`)."""
@@ -173,7 +184,15 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
-            migration_v5(types, TABLES, _NOT_NULL | {"store"}), migration_v6(types)]
+            migration_v5(types, TABLES, _NOT_NULL | {"store"}), migration_v6(types), migration_v7(types)]
+
+
+def migration_v7(types: dict[str, str]) -> list[Step]:
+    """Schema 7: the emission table (issue 18), keyed like every record table by (station, seq, store)."""
+    not_null = {"station", "seq", "time", "unit", "period", "operating_h", "reasons", "received_at", "store"}
+    cols = ", ".join(f"{c} {types[t]}{' NOT NULL' if c in not_null else ''}" for c, t in EMISSION_COLUMNS)
+    return [f"CREATE TABLE emission ({cols}, PRIMARY KEY (station, seq, store))",
+            "CREATE INDEX emission_unit_time ON emission (unit, period, time)"]
 
 
 def _minute_records(batch: ParsedBatch) -> list[MinuteWire | MinuteLean]:
@@ -425,6 +444,13 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("target", st, store, rows, fresh, values)
             c.targets += len(fresh)
+            new += len(fresh)
+        elif batch.kind == "emission":
+            recs_x = [r for r in batch.records if isinstance(r, EmissionWire)]
+            rows = emission_rows(st, recs_x, self._t, received)
+            fresh = self._insert_new("emission", rows, store)
+            if len(fresh) < len(rows):
+                conflicts |= self._conflicts("emission", st, store, rows, fresh)
             new += len(fresh)
         else:
             raise TypeError(f"unknown batch kind {batch.kind!r}")
@@ -679,6 +705,22 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
                 rec[name] = per_species[kind].get((rec["store"], rec["seq"]), {})
         return out
 
+    def emissions(self, unit: str, period: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """A unit's emission records of `period` (minute, hour) with start <= time < end, in time
+        order, one per (station, time): the latest seq where a station sent a period twice."""
+        rows = self._query(
+            "SELECT station, seq, store, time, operating_h, co2_dry_pct, standard_flow_m3_h, mass_kg, co2_valid, "
+            "flow_valid, co2_modc, flow_modc, reasons FROM emission WHERE unit = ? AND period = ? AND time >= ? "
+            "AND time < ? ORDER BY time, received_at, seq", (unit, period, self._t(start), self._t(end)))
+        out: dict[tuple[str, Any], dict[str, Any]] = {}
+        for r in rows:
+            out[(r[0], r[3])] = {
+                "station": r[0], "seq": r[1], "store": store_name(r[2]), "time": self._from_t(r[3]),
+                "operating_h": r[4], "co2_dry_pct": r[5], "standard_flow_m3_h": r[6], "mass_kg": r[7],
+                "co2_valid": None if r[8] is None else bool(r[8]), "flow_valid": None if r[9] is None else bool(r[9]),
+                "co2_modc": r[10], "flow_modc": r[11], "reasons": json.loads(r[12])}
+        return list(out.values())
+
     def minute_count(self, station: str, device: str | None = None) -> int:
         if device is None:
             return int(self._query("SELECT count(*) FROM minute WHERE station = ?", (station,))[0][0])
@@ -688,8 +730,8 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
     def held_seqs(self, station: str, store: str | None = None) -> list[int]:
         rows = self._query(
             " UNION ALL ".join(f"SELECT seq FROM {t} WHERE station = ? AND store = ?"
-                               for t in ("minute", "event", "calibration", "target")),
-            (station, store_key(store)) * 4,
+                               for t in ("minute", "event", "calibration", "target", "emission")),
+            (station, store_key(store)) * 5,
         )
         return sorted(r[0] for r in rows)
 

@@ -6,12 +6,13 @@ Topics
     ``ghg/v1/<station>/minute``       station -> central, QoS 1, batches of minute records
     ``ghg/v1/<station>/calibration``  station -> central, QoS 1, calibration and target results
     ``ghg/v1/<station>/event``        station -> central, QoS 1, events
+    ``ghg/v1/<station>/emission``     station -> central, QoS 1, a stack CEMS's emission minutes and hours
     ``ghg/v1/<station>/status``       station -> central, QoS 1, retained; also the last will
     ``ghg/v1/<station>/ack``          central -> station, QoS 1, sent only after central's commit
 
 Batch payload (UTF-8 JSON, one object)::
 
-    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "kind": "minute"|"calibration"|"event",
+    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "kind": "minute"|"calibration"|"event"|"emission",
      "sent": "<ISO 8601 Z>", "records": [{"seq": <int >= 1>, ...record fields}, ...]}
 
 ``store`` is the identity of the station database the records come from, created with it (a random
@@ -32,6 +33,12 @@ topic sees gaps. Record fields:
   ``fits`` {sp: {coefficients [...], residuals [...], r2, rmse, n}};
   ``"target"``: ``id``, ``time``, ``cylinder``, ``measured``, ``assigned``, ``bias`` {sp: v}
   (measured - assigned), ``within_goal`` {sp: bool}.
+- emission (a stack CEMS, ``station_agent/emission/``): ``period`` (minute|hour), ``unit``, ``time``
+  (start of the period, UTC), ``operating_h`` (0..1), ``co2_dry_pct`` (% vol, dry),
+  ``standard_flow_m3_h`` (m3/h, dry, 273.15 K and 101.325 kPa), ``mass_kg`` (CO2), minutes
+  ``co2_valid``, ``flow_valid``, ``reasons`` [codes], hours ``co2_modc``, ``flow_modc`` (method of
+  determination: 01 measured, H1-H9 HJ 75-2017, 06-12 US Part 75). Central keys it like every record
+  and keeps one per (station, store, seq).
 
 Every float is finite or null (NaN and Infinity are not JSON); every time is an ISO 8601 string
 with a zone (``Z`` on output); every object refuses unknown keys; no string may hold NUL or a lone
@@ -102,6 +109,7 @@ from .models import (
     CalibrationRecord,
     CalibrationWire,
     Count,
+    EmissionWire,
     EventWire,
     FiniteFloat,
     FitWire,
@@ -137,7 +145,7 @@ __all__ = [
     "LeanEncoder", "MalformedLean", "UnknownContentType", "batch_json", "lean_to_json", "MAX_SEQ", "MAX_TIME", "MIN_TIME",
     "SCHEMA_VERSION", "STATION_ID_PATTERN", "STORE_ID_PATTERN", "TOPIC_ROOT", "UPLINK_KINDS",
     "AckMessage", "BadTopic", "BatchEncoder", "BatchKind", "CalibrationRecord", "CalibrationWire",
-    "Count", "EventWire", "FiniteFloat", "FitWire", "InvalidPayload", "JsonObject", "KindMismatch",
+    "Count", "EmissionWire", "EventWire", "FiniteFloat", "FitWire", "InvalidPayload", "JsonObject", "KindMismatch",
     "MalformedJSON", "MinuteWire", "Name", "ParsedBatch", "PayloadTooLarge", "RejectedRecord", "Seq",
     "SeqRanges", "SpeciesStats", "StandardWire", "StationMismatch", "StatusMessage", "StoreId",
     "TargetWire", "UnknownSchema", "UtcTime", "WireError", "WireModel", "WireRecord", "WireStr",

@@ -22,6 +22,7 @@ from .models import (
     STORE_RE,
     AckMessage,
     CalibrationWire,
+    EmissionWire,
     EventWire,
     MinuteWire,
     StatusMessage,
@@ -32,6 +33,7 @@ from .topics import BATCH_KINDS, check_station_id
 
 _RECORD_MODELS: dict[str, tuple[type[BaseModel], ...]] = {
     "minute": (MinuteWire,), "event": (EventWire,), "calibration": (CalibrationWire, TargetWire),
+    "emission": (EmissionWire,),
 }
 
 

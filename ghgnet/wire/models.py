@@ -42,7 +42,7 @@ MAX_SEQ = 2**63 - 1
 """Largest seq: a signed 64-bit integer, what SQLite and PostgreSQL bigint hold."""
 DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
 
-BatchKind = Literal["minute", "calibration", "event"]
+BatchKind = Literal["minute", "calibration", "event", "emission"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,13 +233,36 @@ class TargetWire(WireModel):
     within_goal: dict[Name, StrictBool | None]
 
 
+class EmissionWire(WireModel):
+    """A stack CEMS's emission minute or hour (station_agent/emission/): `operating_h` the unit's
+    operating time in it (h), CO2 dry (% vol) and standard dry flow (m3/h at 273.15 K, 101.325 kPa),
+    CO2 mass (kg; null when it could not be measured or substituted). A minute says whether each
+    monitor was valid and why not (`reasons`); an hour gives each value's method-of-determination
+    code (`co2_modc`, `flow_modc`: 01 measured, H1-H9 HJ 75-2017, 06-12 Part 75)."""
+
+    seq: Seq
+    period: Literal["minute", "hour"]
+    unit: Name
+    time: UtcTime
+    operating_h: Annotated[FiniteFloat, Field(ge=0, le=1)]
+    co2_dry_pct: FiniteFloat | None = None
+    standard_flow_m3_h: FiniteFloat | None = None
+    mass_kg: FiniteFloat | None = None
+    co2_valid: StrictBool | None = None
+    flow_valid: StrictBool | None = None
+    co2_modc: Annotated[WireStr, Field(max_length=8)] | None = None
+    flow_modc: Annotated[WireStr, Field(max_length=8)] | None = None
+    reasons: list[Name] = Field(default_factory=list, max_length=64)
+
+
 CalibrationRecord = Annotated[Union[CalibrationWire, TargetWire], Field(discriminator="record_type")]
-WireRecord = Union[MinuteWire, EventWire, CalibrationWire, TargetWire]
+WireRecord = Union[MinuteWire, EventWire, CalibrationWire, TargetWire, EmissionWire]
 
 RECORD_ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "minute": TypeAdapter(MinuteWire),
     "event": TypeAdapter(EventWire),
     "calibration": TypeAdapter(CalibrationRecord),
+    "emission": TypeAdapter(EmissionWire),
 }
 
 
@@ -279,9 +302,16 @@ class _CalibrationBatchIn(_BatchEnvelope):
     records: list[CalibrationRecord]
 
 
+class _EmissionBatchIn(_BatchEnvelope):
+    kind: Literal["emission"]
+    sent: UtcTime
+    records: list[EmissionWire]
+
+
 # A whole batch by kind, validated in one pass by pydantic-core (parse_batch's first try).
 BATCH_MODELS: dict[str, type[_BatchEnvelope]] = {
     "minute": _MinuteBatchIn, "event": _EventBatchIn, "calibration": _CalibrationBatchIn,
+    "emission": _EmissionBatchIn,
 }
 
 

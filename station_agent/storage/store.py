@@ -177,16 +177,28 @@ MIGRATIONS: list[str] = [
         recount INTEGER
     );
     """,
+    # A stack CEMS's emission minutes and hours (issue 18), one row per (unit, period, time).
+    """
+    CREATE TABLE emission (
+        seq INTEGER PRIMARY KEY,
+        unit TEXT NOT NULL,
+        period TEXT NOT NULL,
+        time TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        UNIQUE (unit, period, time)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-RECORD_KINDS = ("minute", "event", "calibration", "target")
+RECORD_KINDS = ("minute", "event", "calibration", "target", "emission")
 """The records a station sends to central, each kind in its own table keyed by seq."""
 _IDENTITY: dict[str, tuple[str, tuple[str, ...]]] = {
     "minute": ("minute", ("device", "time", "stream")),
     "event": ("event", ("kind", "time")),
     "calibration": ("calibration", ("id", "time_start", "time_end")),
     "target": ("target", ("id", "time", "cylinder")),
+    "emission": ("emission", ("unit", "period", "time")),
 }
 """Each kind's table and the columns that identify one of its records (`record_identities`)."""
 
@@ -444,6 +456,46 @@ class StationStore:
                 (seq, payload["id"], device, payload["time"], payload["cylinder"], _json(payload)),
             )
         return seq
+
+    def insert_emissions(self, records: Sequence[dict], created: datetime) -> list[int]:
+        """Store emission records (wire form without seq: period, unit, time, ...) with their outbox
+        entries, in one transaction; one already stored for its (unit, period, time) is skipped."""
+        seqs: list[int] = []
+        stamp = iso_utc(created)
+        with self._tx():
+            for rec in records:
+                key = (rec["unit"], rec["period"], rec["time"])
+                if self.conn.execute("SELECT 1 FROM emission WHERE unit = ? AND period = ? AND time = ?",
+                                     key).fetchone():
+                    continue
+                seq = self._outbox("emission", rec, stamp)
+                self.conn.execute("INSERT INTO emission (seq, unit, period, time, payload) VALUES (?, ?, ?, ?, ?)",
+                                  (seq, *key, _json(rec)))
+                seqs.append(seq)
+        return seqs
+
+    def emission_rows(self, period: str, start: str = "", end: str = "9999", unit: str | None = None) -> list[dict]:
+        """Emission records of `period` (minute, hour) with start <= time < end (ISO text), in time order."""
+        sql = "SELECT seq, payload FROM emission WHERE period = ? AND time >= ? AND time < ?"
+        args: list[Any] = [period, start, end]
+        if unit is not None:
+            sql += " AND unit = ?"
+            args.append(unit)
+        return [{"seq": r[0], **json.loads(r[1])} for r in self.conn.execute(sql + " ORDER BY time, unit", args)]
+
+    def last_emission_time(self, unit: str, period: str, first: bool = False) -> str | None:
+        """The time of the unit's newest (`first`: oldest) emission record of `period`, or None."""
+        agg = "min" if first else "max"
+        row = self.conn.execute(f"SELECT {agg}(time) FROM emission WHERE unit = ? AND period = ?",
+                                (unit, period)).fetchone()
+        return row[0] if row else None
+
+    def first_raw_time(self, devices: Iterable[str], after: datetime) -> str | None:
+        """The time of the first raw reading of any of `devices` at or after `after`."""
+        times = [self.conn.execute("SELECT min(time) FROM raw WHERE device = ? AND time >= ?",
+                                   (d, iso_utc(after))).fetchone()[0] for d in devices]
+        times = [t for t in times if t]
+        return min(times) if times else None
 
     def upsert_cylinder(self, cyl: dict, now: datetime) -> None:
         """Add or update a cylinder (fields of station_agent.sequencing.sampling_config.CylinderConfig)."""
