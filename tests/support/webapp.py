@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import pytest
+
 from central.aggregation.worker import aggregate_all
 from central.config import CentralConfig
 from central.store import open_store
@@ -92,3 +94,9 @@ def serve_network(tmp_path) -> Iterator[Served]:
     finally:
         server.stop()
         store.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The operations center on a synthetic three-station network, with one user of each role."""
+    yield from serve_network(tmp_path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from support.webapp import PASSWORDS
+from support.webapp import PASSWORDS, served  # noqa: F401 (a fixture)
 from support.webapp import ROLES as ROLE_OF
 
 from central import query

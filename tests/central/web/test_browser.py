@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from support.browser import browser, shoot, wait_ready
 from support.network import STATIONS
-from support.webapp import PASSWORDS
+from support.webapp import PASSWORDS, served  # noqa: F401 (a fixture)
 
 
 def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
