@@ -94,6 +94,7 @@ class Agent:
         self.pollers: dict[str, AnalyzerPoller] = {}
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
+        self.on_remote_config = None  # set by station_agent.fleet.supervisor: central's pushed configs go there
         self.control: ControlServer | None = None
         self.engine: Engine | None = None
         self.timeline: StreamTimeline | None = StreamTimeline() if config.sampling else None
@@ -363,6 +364,7 @@ class Agent:
                 set_aside=self.writer.submit_set_aside,
             )
             self.writer.on_stored = self.forwarder.notify
+            self.forwarder.on_config = self.on_remote_config if self.config.fleet.central_public_key else None
             self.forwarder.start()
         self.uplinks.start()
         for dev_id, cfg in self.analyzers.items():
