@@ -14,7 +14,6 @@ from typing import Any
 from ghgnet.mqttlink import MqttConfig, make_client
 from ghgnet.signed_config import SignedConfig, load_private_key, sign_config
 from ghgnet.timeutil import iso_utc
-from ghgnet.wire.topics import topic_for
 
 
 def push_log_path(signing_key: Path) -> Path:
