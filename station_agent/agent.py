@@ -20,6 +20,7 @@ from drivers.registry import load_driver
 from ghgnet import __version__
 from ghgnet.clock import Clock
 from ghgnet.logs import get_logger
+from ghgnet.sdnotify import SdNotifier
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
@@ -32,6 +33,7 @@ from station_agent.sequencing.engine import Engine, RunRecord
 from station_agent.sequencing.sampling_config import CylinderConfig
 from station_agent.sequencing.timeline import StreamTimeline
 from station_agent.sequencing.valve_train import ValveTrain
+from station_agent.service.clock_sync import ClockSyncReader
 from station_agent.service.control import ControlServer
 from station_agent.service.metrics import MetricsServer, disk_free_bytes
 from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the limit, for the tests)
@@ -49,7 +51,6 @@ from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the lim
     TailRequest,
     parse_request,
 )
-from ghgnet.sdnotify import SdNotifier
 from station_agent.service.watchdog import ProgressWatchdog, forwarder_probe, poller_probe, writer_probe
 from station_agent.storage.calibration_results import CalibrationBook
 from station_agent.storage.store import StationStore, StoreError
@@ -94,6 +95,8 @@ class Agent:
         self.pollers: dict[str, AnalyzerPoller] = {}
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
+        self.clock_sync = ClockSyncReader()  # the PC's NTP state, for the status to central
+        self.config_version: int = 0  # the pushed version running (0: installed locally); set by the supervisor
         self.on_remote_config = None  # set by station_agent.fleet.supervisor: central's pushed configs go there
         self.control: ControlServer | None = None
         self.engine: Engine | None = None
@@ -279,6 +282,8 @@ class Agent:
             "stream": eng["stream"] if eng else DEFAULT_STREAM,
             "maintenance": bool(eng and eng["maintenance"]),
             "forwarder": dict(fw.stats, awaiting_ack=fw.awaiting) if fw else None,
+            "clock_sync": self.clock_sync().as_dict(),
+            "config_version": self.config_version,
         }
 
     def emit(self, event: Event) -> None:

@@ -66,6 +66,7 @@ class Supervisor:
     def _start(self, cfg: StationConfigBase) -> Agent:
         agent = Agent(cfg, self.clock, self.notifier)
         agent.on_remote_config = self._receive
+        agent.config_version = self.history.active()
         self.agent = agent
         agent.start()
         return agent
