@@ -23,6 +23,7 @@ from ghgnet.logs import get_logger
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
+from station_agent.fleet.inventory import inventory_changes, station_inventory
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
@@ -96,6 +97,7 @@ class Agent:
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
         self.clock_sync = ClockSyncReader()  # the PC's NTP state, for the status to central
+        self.inventory: dict[str, Any] | None = None  # recorded when the store opens (station_agent/fleet/inventory)
         self.config_version: int = 0  # the pushed version running (0: installed locally); set by the supervisor
         self.on_remote_config = None  # set by station_agent.fleet.supervisor: central's pushed configs go there
         self.control: ControlServer | None = None
@@ -138,6 +140,16 @@ class Agent:
                                          f"cylinder {c['id']} at {c['pressure_bar']:g} bar (warn below "
                                          f"{c['low_pressure_bar']:g})", None, {"cylinder": c["id"]}))
         self.book.load(store)
+        self._record_inventory(store, now)
+
+    def _record_inventory(self, store: StationStore, now) -> None:
+        """Each difference from the inventory last recorded is an event for central's registry."""
+        self.inventory = station_inventory(self.config.all_devices(), store.cylinders(), __version__,
+                                           self.config_version)
+        got = store.get_state("inventory")
+        for kind, message, device, data in inventory_changes(got[0] if got else None, self.inventory):
+            store.insert_event(Event(now, kind, "info", message, device, data))
+        store.put_state("inventory", self.inventory, now)
 
     def _writer_tick(self, store: StationStore) -> None:
         self.uplinks.pack(store)
@@ -283,6 +295,7 @@ class Agent:
             "maintenance": bool(eng and eng["maintenance"]),
             "forwarder": dict(fw.stats, awaiting_ack=fw.awaiting) if fw else None,
             "clock_sync": self.clock_sync().as_dict(),
+            "inventory": self.inventory,
             "config_version": self.config_version,
         }
 

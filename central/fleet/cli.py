@@ -18,6 +18,7 @@ from ghgnet.wire.topics import check_station_id, topic_for
 
 from ..config import CentralConfig, load_central_config
 from .config_push import next_version, publish_retained, pushes, record_push, signed
+from .registry import registry_detail, registry_row
 
 keys_app = typer.Typer(no_args_is_help=True, help="Central's key that signs station configs.")
 station_app = typer.Typer(no_args_is_help=True, help="One station, from the office.")
@@ -124,3 +125,65 @@ def config_history(
     for r in rows:
         what = f"pushed by {r['user']} from {r['file']}" if r["source"] == "central" else f"{r['step']}: {r['message']}"
         typer.echo(f"{r['time']}  v{r['version']}  {what}")
+
+
+stations_app = typer.Typer(no_args_is_help=True, help="The registry: what is installed at each station.")
+
+
+def _summaries(cfg: CentralConfig):
+    from ..store import StoreError, open_configured_store
+
+    try:
+        store = open_configured_store(cfg)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return store
+
+
+@stations_app.command("list")
+def stations_list(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every station: state, agent and config versions, instrument serial numbers, clock."""
+    store = _summaries(_load(config))
+    try:
+        rows = [registry_row(s) for s in store.stations()]
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        devices = ", ".join(f"{d}={sn or '?'}" for d, sn in r["devices"].items()) or "-"
+        typer.echo(f"{r['station']:<16} {r['state'] or '?':<5} agent {r['agent_version'] or '?'}  "
+                   f"config v{r['config_version'] if r['config_version'] is not None else '?'}  "
+                   f"clock synced: {r['clock_synchronised']}  {devices}")
+
+
+@stations_app.command("show")
+def stations_show(
+    station: Annotated[str, typer.Argument(help="station id")],
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One station: its inventory now and the dated history of instrument swaps, cylinders and configs."""
+    store = _summaries(_load(config))
+    try:
+        found = [s for s in store.stations() if s.station == station]
+        if not found:
+            typer.echo(f"error: central has never heard from station {station!r}", err=True)
+            raise typer.Exit(1)
+        end = datetime.now(UTC) + timedelta(days=3650)
+        detail = registry_detail(found[0], store.events(station, datetime(1970, 1, 1, tzinfo=UTC), end))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(detail, indent=1, default=str))
+        return
+    typer.echo(f"{station}: {detail['state']}, agent {detail['agent_version']}, config v{detail['config_version']}")
+    for dev, sn in detail["devices"].items():
+        typer.echo(f"  device {dev}: serial {sn or '?'}")
+    for cyl, p in detail["cylinders"].items():
+        typer.echo(f"  cylinder {cyl}: {p if p is not None else '?'} bar")
+    typer.echo(f"  clock: {detail['clock_sync']}")
+    for h in detail["history"]:
+        typer.echo(f"{h['time']}  {h['kind']}  {h['message']}")

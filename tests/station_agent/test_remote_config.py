@@ -84,7 +84,8 @@ def run(tmp_path_factory):
     mqtt = MqttConfig(host="127.0.0.1", port=broker.port)
     try:
         hil.start_agent()
-        good = original.replace('name = "Demo tall tower (simulated)"', 'name = "Demo tower, pushed v1"')
+        good = original.replace('name = "Demo tall tower (simulated)"', 'name = "Demo tower, pushed v1"').replace(
+            'driver = "picarro.g2401"\n', 'driver = "picarro.g2401"\nserial_number = "CFKADS2001"\n', 1)
         assert good != original
         out["push1"] = json.loads(push(good).stdout)
         out["healthy1"] = _wait_step(history, 1, "healthy", hil)
@@ -116,12 +117,22 @@ def run(tmp_path_factory):
 
         # the station is down when version 6 is pushed: it takes the retained message when it is back
         assert hil.stop_agent() == 0
-        offline = good.replace("pushed v1", "pushed v6 while offline")
+        offline = good.replace("pushed v1", "pushed v6 while offline").replace("CFKADS2001", "CFKADS2077")
         push(offline)
         hil.start_agent()
         out["healthy6"] = _wait_step(history, 6, "healthy", hil)
         out["file_after_6"] = hil.config.read_text()
-        time.sleep(3)  # the last events reach central
+        deadline = time.monotonic() + 90
+        while True:  # the registry: central's view once a status of version 6 has arrived
+            shown = _cli("stations", "show", STATION, "--config", str(central_cfg), "--json")
+            out["registry"] = json.loads(shown.stdout) if shown.returncode == 0 else {}
+            if out["registry"].get("config_version") == 6 and any(
+                    h["kind"] == "inventory.device_changed" for h in out["registry"]["history"]):
+                break
+            assert time.monotonic() < deadline, (shown.stderr, out["registry"])
+            time.sleep(1)
+        listed = _cli("stations", "list", "--config", str(central_cfg), "--json")
+        out["stations_list"] = json.loads(listed.stdout)
         assert hil.stop_agent() == 0
         out["minute"] = hil.export("minute")
         hist = _cli("station", "config", "history", STATION, "--config", str(central_cfg), "--json")
@@ -182,3 +193,17 @@ def test_no_minute_is_stored_twice_across_the_restarts(run):
     keys = [(r["device"], r["stream"], r["time_utc"]) for r in run["minute"]]
     twice = sorted(k for k in set(keys) if keys.count(k) > 1)
     assert not twice and len(keys) > 20, twice
+
+
+def test_the_registry_shows_the_serials_versions_and_the_dated_swap(run):
+    reg = run["registry"]
+    assert reg["devices"]["picarro-1"] == "CFKADS2077" and reg["config_version"] == 6
+    assert reg["agent_version"] and reg["inventory"]["cylinders"], reg
+    assert reg["clock_sync"]["source"] in ("chrony", "timesyncd", "unknown")
+    changes = [h for h in reg["history"] if h["kind"] == "inventory.device_changed"]
+    # v1 recorded the serial the local config lacked; v6 swapped the analyzer
+    assert ["serial None" in c["message"] and "CFKADS2001" in c["message"] for c in changes] == [True, False]
+    swap = changes[1]
+    assert swap["device"] == "picarro-1" and "CFKADS2001" in swap["message"] and "CFKADS2077" in swap["message"]
+    assert swap["time"] > run["healthy1"]["time"]  # dated when the swap happened, not at install
+    assert [r["station"] for r in run["stations_list"]] == [STATION]
