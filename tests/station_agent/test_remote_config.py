@@ -54,6 +54,18 @@ def _wait_step(history: ConfigHistory, version: int, step: str, hil: Hil, timeou
         time.sleep(0.2)
 
 
+def _print_figures(out: dict) -> None:
+    """Figures for the record (pytest -s): each restart's length and the analyzer's minutes missing."""
+    steps = out["local_history"]["steps"]
+    t = {(s["version"], s["step"]): datetime.fromisoformat(s["time"].replace("Z", "+00:00")) for s in steps}
+    for v in (1, 5):
+        if (v, "verified") in t and (v, "applied") in t:
+            print(f"restart for v{v}: {(t[v, 'applied'] - t[v, 'verified']).total_seconds() / SPEED:.2f} s real")
+    minutes = sorted({r["time_utc"] for r in out["minute"] if r["device"] == "picarro-1"})
+    first, last = (datetime.fromisoformat(m.replace("Z", "+00:00")) for m in (minutes[0], minutes[-1]))
+    print(f"picarro-1 minutes: {len(minutes)} of {int((last - first).total_seconds() // 60) + 1} from first to last")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from simulators.broker import MosquittoBroker
@@ -139,6 +151,7 @@ def run(tmp_path_factory):
         assert hist.returncode == 0, hist.stderr
         out["central_history"] = json.loads(hist.stdout)
         out["local_history"] = json.loads(hil.agent_cli("config", "history", "--json").stdout)
+        _print_figures(out)
     finally:
         hil.close()
         central.terminate()
