@@ -50,10 +50,10 @@ class ConfigHistory:
     def text_of(self, version: int) -> str:
         return self.version_path(version).read_text()
 
-    def note(self, now: datetime, version: int, step: str, detail: str = "") -> dict[str, Any]:
-        """Append one step (received, refused, applied, healthy, rolled_back, pinned, ...)."""
+    def note(self, now: datetime, version: int, step: str, detail: str = "", **extra: Any) -> dict[str, Any]:
+        """Append one step (verified, refused_*, applied, healthy, failed_health, rolled_back, pinned, ...)."""
         self._ensure()
-        line = {"time": iso_utc(now), "version": version, "step": step, "detail": detail}
+        line = {"time": iso_utc(now), "version": version, "step": step, "detail": detail, **extra}
         with open(self.folder / HISTORY, "a") as f:
             f.write(json.dumps(line) + "\n")
             f.flush()
@@ -70,6 +70,16 @@ class ConfigHistory:
         """The highest version whose signature checked out (step `verified`), whatever became of
         it after: anything at or below it is a replay."""
         return max((s["version"] for s in self.steps() if s["step"] == "verified"), default=0)
+
+    def unchecked(self) -> tuple[int, int] | None:
+        """(version, previous) when the active version was applied and its health check never
+        ended (the daemon stopped or died during it): the check starts again."""
+        active = self.active()
+        ends = {"applied", "healthy", "failed_health", "failed_start", "rolled_back", "pinned"}
+        last = [s for s in self.steps() if s["version"] == active and s["step"] in ends]
+        if last and last[-1]["step"] == "applied" and "previous" in last[-1]:
+            return active, last[-1]["previous"]
+        return None
 
     def active(self) -> int:
         """The version the config file holds (0: the one installed locally, never pushed)."""

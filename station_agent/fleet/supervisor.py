@@ -78,6 +78,13 @@ class Supervisor:
 
     def run(self, stop: threading.Event) -> None:
         self._start(self.config)
+        unchecked = self.history.unchecked()
+        if unchecked is not None:  # the daemon stopped (or died) while checking this version: check again
+            version, previous = unchecked
+            self._emit("config.check_resumed", "warning", f"config version {version}: health check "
+                       "interrupted by a restart, checking again", version)
+            self._checking = (version, previous,
+                              self.clock.now() + timedelta(seconds=self.config.fleet.health_check_s))
         try:
             while not stop.wait(0.2):
                 if not self.agent.writer.thread.is_alive():
@@ -111,14 +118,15 @@ class Supervisor:
         self.history.keep(version, got.envelope.config)
         try:
             self._switch(version, got.envelope.config, got.config, "applied",
-                         f"config version {version} applied; agent restarted on it")
+                         f"config version {version} applied; agent restarted on it", previous)
         except Exception as exc:  # noqa: BLE001  (a config the agent cannot even start on goes back at once)
             self.history.note(self.clock.now(), version, "failed_start", repr(exc))
             self.rollback(previous, f"version {version} did not start: {exc!r}")
             return
         self._checking = (version, previous, self.clock.now() + timedelta(seconds=got.config.fleet.health_check_s))
 
-    def _switch(self, version: int, text: str, cfg: StationConfigBase, step: str, message: str) -> None:
+    def _switch(self, version: int, text: str, cfg: StationConfigBase, step: str, message: str,
+                previous: int | None = None) -> None:
         """Write `text` over the config file, restart the agent on `cfg`; on a start that fails,
         the caller's check rolls back (the failure is its problem list)."""
         write_atomically(self.path, text.encode())
@@ -135,7 +143,7 @@ class Supervisor:
                 self.agent.shutdown()
             self.agent = None
             raise
-        self.history.note(self.clock.now(), version, step)
+        self.history.note(self.clock.now(), version, step, **({"previous": previous} if previous is not None else {}))
         self._emit(f"config.{step}", "info" if step == "applied" else "warning", message, version)
 
     def _check_health(self) -> None:

@@ -69,3 +69,13 @@ def test_a_config_signed_for_another_station_is_refused(station: Path):
         vet(push, "demo-tower", public_key_text(key.public_key()), history, station, NOW)
     assert refused.value.step == "refused_station"
     assert history.highest_seen() == 0  # nor does it count as a version seen
+
+
+def test_a_health_check_cut_by_a_restart_is_resumed(tmp_path: Path):
+    h = ConfigHistory(tmp_path / "config-versions")
+    h.set_active(3)
+    h.note(NOW, 3, "verified")
+    h.note(NOW, 3, "applied", previous=1)
+    assert h.unchecked() == (3, 1)
+    h.note(NOW, 3, "healthy")
+    assert h.unchecked() is None
