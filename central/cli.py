@@ -17,6 +17,7 @@ from ghgnet.config import ConfigError
 from ghgnet.timeutil import iso_utc, parse_utc
 
 from .config import CentralConfig, load_central_config
+from .fleet.cli import keys_app, station_app, stations_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ghgnet central: ingest station data over MQTT, store it, export it.")
@@ -24,6 +25,9 @@ config_app = typer.Typer(no_args_is_help=True, help="Configuration files.")
 app.add_typer(config_app, name="config")
 cems_app = typer.Typer(no_args_is_help=True, help="Stack CEMS: emissions against the accounting method.")
 app.add_typer(cems_app, name="cems")
+app.add_typer(keys_app, name="keys")
+app.add_typer(station_app, name="station")
+app.add_typer(stations_app, name="stations")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="central TOML config file")]
 SpeedOpt = Annotated[

@@ -13,6 +13,7 @@ from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 
 from .alarms.config import AlarmsConfig
+from .fleet.fleet_config import FleetConfig
 from .hj212.config import Hj212Config
 
 
@@ -197,6 +198,7 @@ class CentralConfig(StrictModel):
     hj212: Hj212Config | None = Field(default=None, description="listen for HJ 212 data loggers (central/hj212/)")
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="alarm rules and notifications")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus metrics of the receiver")
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="signed station configs (central/fleet/)")
 
     def station(self, station: str) -> StationMeta:
         """The station's metadata; defaults for a station not in the config."""

@@ -54,6 +54,9 @@ class DeviceConfig(BaseModel):
     timeout_s: float = Field(default=2.0, gt=0, description="reply timeout, seconds")
     poll_interval_s: float = Field(default=5.0, gt=0, description="seconds between polls")
     enabled: bool = True
+    serial_number: str | None = Field(
+        default=None, max_length=64,
+        description="the instrument's serial number: reported to central's registry (a change is an event)")
 
 
 class Driver:

@@ -24,6 +24,7 @@ from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
 from station_agent.emission.worker import EmissionWorker
+from station_agent.fleet.inventory import inventory_changes, station_inventory
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
@@ -33,6 +34,7 @@ from station_agent.sequencing.engine import Engine, RunRecord
 from station_agent.sequencing.sampling_config import CylinderConfig
 from station_agent.sequencing.timeline import StreamTimeline
 from station_agent.sequencing.valve_train import ValveTrain
+from station_agent.service.clock_sync import ClockSyncReader
 from station_agent.service.control import ControlServer
 from station_agent.service.metrics import MetricsServer, disk_free_bytes
 from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the limit, for the tests)
@@ -95,6 +97,10 @@ class Agent:
         self.pollers: dict[str, AnalyzerPoller] = {}
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
+        self.clock_sync = ClockSyncReader()  # the PC's NTP state, for the status to central
+        self.inventory: dict[str, Any] | None = None  # recorded when the store opens (station_agent/fleet/inventory)
+        self.config_version: int = 0  # the pushed version running (0: installed locally); set by the supervisor
+        self.on_remote_config = None  # set by station_agent.fleet.supervisor: central's pushed configs go there
         self.control: ControlServer | None = None
         self.engine: Engine | None = None
         self.timeline: StreamTimeline | None = StreamTimeline() if config.sampling else None
@@ -138,6 +144,16 @@ class Agent:
         self.book.load(store)
         if self.emission is not None:
             self.emission.open(store)
+        self._record_inventory(store, now)
+
+    def _record_inventory(self, store: StationStore, now) -> None:
+        """Each difference from the inventory last recorded is an event for central's registry."""
+        self.inventory = station_inventory(self.config.all_devices(), store.cylinders(), __version__,
+                                           self.config_version)
+        got = store.get_state("inventory")
+        for kind, message, device, data in inventory_changes(got[0] if got else None, self.inventory):
+            store.insert_event(Event(now, kind, "info", message, device, data))
+        store.put_state("inventory", self.inventory, now)
 
     def _writer_tick(self, store: StationStore) -> None:
         self.uplinks.pack(store)
@@ -287,6 +303,9 @@ class Agent:
             "stream": eng["stream"] if eng else DEFAULT_STREAM,
             "maintenance": bool(eng and eng["maintenance"]),
             "forwarder": dict(fw.stats, awaiting_ack=fw.awaiting) if fw else None,
+            "clock_sync": self.clock_sync().as_dict(),
+            "inventory": self.inventory,
+            "config_version": self.config_version,
         }
 
     def emit(self, event: Event) -> None:
@@ -372,6 +391,7 @@ class Agent:
                 set_aside=self.writer.submit_set_aside,
             )
             self.writer.on_stored = self.forwarder.notify
+            self.forwarder.on_config = self.on_remote_config if self.config.fleet.central_public_key else None
             self.forwarder.start()
         self.uplinks.start()
         for dev_id, cfg in self.analyzers.items():

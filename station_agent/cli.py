@@ -104,8 +104,8 @@ def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, ancho
 
     from ghgnet.clock import make_clock
     from ghgnet.logs import configure_logging
-    from station_agent.agent import Agent
     from ghgnet.sdnotify import SdNotifier
+    from station_agent.fleet.supervisor import Supervisor
 
     cfg = _load(config)
     configure_logging(cfg.station.id, cfg.logging.level, cfg.logging.format)
@@ -116,8 +116,7 @@ def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, ancho
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    agent = Agent(cfg, clock, notifier)
-    agent.run_until(stop)
+    Supervisor(config, cfg, clock, notifier).run(stop)  # the agent, restarted on central's pushed configs
 
 
 @app.command()
@@ -479,6 +478,61 @@ def config_check(file: Annotated[Path, typer.Argument(help="station config file 
     """Exit 0 if FILE is a valid station config; else exit 2, one `FILE: field.path: message` per error."""
     _load(file)
     print(f"{file}: ok")
+
+
+@config_app.command("history")
+def config_history(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The configs central pushed and what became of each (verified, applied, healthy, rolled back,
+    refused), the active version and the pin."""
+    from station_agent.fleet.supervisor import history_for
+
+    h = history_for(config, _load(config))
+    info = {"active": h.active(), "pinned": h.pinned(), "steps": h.steps()}
+    if as_json:
+        print(json.dumps(info, indent=1))
+        return
+    print(f"active version {info['active']}" + (f", pinned to version {info['pinned']}" if info["pinned"] is not None
+                                                  else ", not pinned"))
+    for s in info["steps"]:
+        print(f"{s['time']}  v{s['version']}  {s['step']}" + (f"  {s['detail']}" if s["detail"] else ""))
+
+
+@config_app.command("pin")
+def config_pin(
+    version: Annotated[Optional[int], typer.Argument(help="version to pin (default: the active one)")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    off: Annotated[bool, typer.Option("--off", help="unpin: take central's pushes again")] = False,
+) -> None:
+    """Pin a config version: central's pushes are refused (with an event) until `pin --off`. Pinning
+    another version than the active one writes it over the config file: restart the daemon then."""
+    from datetime import UTC
+
+    from station_agent.fleet.config_history import write_atomically
+    from station_agent.fleet.supervisor import history_for, load_station_config_text
+
+    h = history_for(config, _load(config))
+    now = datetime.now(UTC)
+    if off:
+        h.pin(None)
+        h.note(now, h.active(), "unpinned", "by the technician")
+        print("unpinned: central's pushes are taken again")
+        return
+    v = h.active() if version is None else version
+    if v != h.active():
+        if not h.version_path(v).exists():
+            _err(f"no config version {v} kept in {h.folder}")
+            raise typer.Exit(EXIT_USAGE)
+        try:
+            load_station_config_text(config, h.text_of(v))
+        except ConfigError as exc:
+            _err(f"version {v} is not valid here: {'; '.join(exc.lines)}")
+            raise typer.Exit(EXIT_USAGE) from None
+        write_atomically(config, h.text_of(v).encode())
+        h.set_active(v)
+        print(f"version {v} written to {config}: restart the daemon (systemctl restart station-agent)")
+    h.pin(v)
+    h.note(now, v, "pinned", "by the technician")
+    print(f"pinned to version {v}")
 
 
 @config_app.command("schema")

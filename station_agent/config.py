@@ -16,6 +16,7 @@ from drivers.registry import all_drivers
 from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
 from ghgnet.mqttlink import MqttConfig
 from station_agent.emission.config import CemsConfig
+from station_agent.fleet.fleet_config import FleetConfig
 from station_agent.forwarding.forwarder import ForwardingConfig
 from station_agent.forwarding.hj212_config import UplinkConfig, check_uplinks
 from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig
@@ -116,6 +117,7 @@ class StationConfigBase(StrictModel):
         default_factory=list, description="HJ 212 links to environmental monitoring platforms (national, provincial)")
     control: ControlConfig = Field(default_factory=ControlConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="remote configuration signed by central")
     sampling: SamplingConfig | None = Field(default=None, description="valve sequence; none = one inlet")
     cylinders: list[CylinderConfig] = Field(
         default_factory=list, description="cylinders declared here are added to the registry at start"

@@ -10,7 +10,8 @@ worse. Values and units:
 - clock_offset: |central's receive time - the station's status time|, seconds, of a status of a
   station that is up: the station's clock offset plus the transit time (seconds on a working link);
   and per analyzer (subject: the device) |instrument clock - station clock| as the agent reports it
-  in its status (details.metrics.clock_offset_s).
+  in its status (details.metrics.clock_offset_s); and (subject: system-clock) the station PC's own
+  offset from its NTP reference as chrony or timesyncd report it (details.clock_sync.offset_s).
 - target_bias: |bias of the latest target run| per species, in units of the species' compatibility
   goal ([qc] goals: the WMO/GAW network compatibility goals), so 1.0 is "at the goal".
 - calibration_drift: |change of the calibrated value at the drift reference level between the two
@@ -120,6 +121,13 @@ def measure(rule: AlarmRule, store, config: CentralConfig, snap: Snapshot, now: 
             offset = abs((status.received_at - status.time).total_seconds())
             out.append(Observation(name, None, offset, f"{name}: status clock {offset:.0f} s off central's",
                                    {"status_time": status.time.isoformat()}))
+            sync = status.details.get("clock_sync") or {}  # the station PC's NTP state (chrony/timesyncd)
+            ntp_off = sync.get("offset_s") if isinstance(sync, dict) else None
+            if isinstance(ntp_off, int | float) and ntp_off == ntp_off:
+                out.append(Observation(name, "system-clock", abs(float(ntp_off)),
+                                       f"{name}: system clock {ntp_off:+.3f} s off its NTP reference "
+                                       f"({sync.get('source')}, synchronised: {sync.get('synchronised')})",
+                                       {"offset_s": float(ntp_off), "synchronised": sync.get("synchronised")}))
             devices = (status.details.get("metrics") or {}).get("clock_offset_s") or {}
             for device, off in sorted(devices.items() if isinstance(devices, dict) else []):
                 if isinstance(off, int | float) and off == off:

@@ -9,7 +9,7 @@ from .errors import BadTopic
 TOPIC_ROOT = "ghg/v1"
 BATCH_KINDS: tuple[str, ...] = ("minute", "calibration", "event", "emission")
 UPLINK_KINDS: tuple[str, ...] = (*BATCH_KINDS, "status")
-ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack")
+ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack", "config")  # ack, config: central -> station
 STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _STATION_RE = re.compile(STATION_ID_PATTERN)
 
@@ -21,7 +21,7 @@ def check_station_id(station: str) -> str:
 
 
 def topic_for(station: str, kind: str) -> str:
-    """`ghg/v1/<station>/<kind>` for kind in minute, calibration, event, emission, status, ack."""
+    """`ghg/v1/<station>/<kind>` for kind in minute, calibration, event, emission, status, ack, config."""
     check_station_id(station)
     if kind not in ALL_KINDS:
         raise BadTopic(f"unknown topic kind {kind!r}; known: {', '.join(ALL_KINDS)}")

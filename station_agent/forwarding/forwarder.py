@@ -228,6 +228,9 @@ class Forwarder:
         self.stats = {"published_records": 0, "published_messages": 0, "acked": 0, "denied": 0, "resent": 0,
                       "set_aside": 0, "foreign_acks": 0}
         self.ack_topic = topic_for(station, "ack")
+        self.config_topic = topic_for(station, "config")
+        self.on_config: Callable[[bytes], None] | None = None
+        """Set before start to receive central's signed configs (station_agent/fleet); unset: not subscribed."""
         self.client = make_client(mqtt_cfg, station)  # the user name: the broker binds ids to users
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(cfg.max_inflight_messages)
@@ -470,14 +473,17 @@ class Forwarder:
     def _subscribe_acks(self) -> None:
         self._resubscribe_at = None
         self._ack_subscribed = False
-        result, self._ack_sub_mid = self.client.subscribe(self.ack_topic, qos=1)
+        topics = [(self.ack_topic, 1)] + ([(self.config_topic, 1)] if self.on_config is not None else [])
+        result, self._ack_sub_mid = self.client.subscribe(topics)
         if result != mqtt.MQTT_ERR_SUCCESS:
             self._resubscribe_at = time.monotonic() + self.cfg.denied_backoff_s
 
     def _suback(self, mid: int, reason_codes) -> None:
         if mid != self._ack_sub_mid:
             return
-        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        failed = [str(rc) for rc in reason_codes[:1] if rc.is_failure]  # [1]: the config topic, if asked
+        if len(reason_codes) > 1 and reason_codes[1].is_failure:
+            self.log.warning("config_subscription_denied", topic=self.config_topic, reason=str(reason_codes[1]))
         if failed:
             # Without our ack topic nothing ever leaves the outbox: say so, and ask again later
             # (an operator may fix the broker's ACL without restarting anything).
@@ -532,6 +538,9 @@ class Forwarder:
                     self._strikes.pop(s, None)
 
     def _message(self, topic: str, payload: bytes) -> None:
+        if topic == self.config_topic and self.on_config is not None and payload:
+            self.on_config(payload)
+            return
         if topic != self.ack_topic:
             return
         try:

@@ -1,0 +1,1 @@
+"""Fleet management at central: signed station configs pushed over MQTT (config_push)."""

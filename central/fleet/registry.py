@@ -1,0 +1,44 @@
+"""Central's registry of what is installed where, from what stations already send: the inventory
+in each status (devices and their serial numbers, cylinders with values and pressures, agent and
+config versions) and the dated history of `inventory.*` and `config.*` events, stored exactly once
+like every event. Pure: store rows in, dicts out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ghgnet.timeutil import iso_utc
+
+from ..store.base import StationSummary, StoredEvent
+
+HISTORY_KINDS = ("inventory.", "config.")
+
+
+def registry_row(s: StationSummary) -> dict[str, Any]:
+    """One station's line: state, versions, devices with serial numbers, last seen."""
+    details = s.status.details if s.status else {}
+    inv = details.get("inventory") or {}
+    sync = details.get("clock_sync") or {}
+    return {
+        "station": s.station,
+        "state": s.status.state if s.status else None,
+        "last_seen": iso_utc(s.last_seen),
+        "agent_version": inv.get("agent_version") or (s.status.agent_version if s.status else None),
+        "config_version": inv.get("config_version", details.get("config_version")),
+        "devices": {d: v.get("serial_number") for d, v in (inv.get("devices") or {}).items()},
+        "cylinders": {c: v.get("pressure_bar") for c, v in (inv.get("cylinders") or {}).items()},
+        "clock_synchronised": sync.get("synchronised"),
+        "clock_offset_s": sync.get("offset_s"),
+    }
+
+
+def registry_detail(s: StationSummary, events: list[StoredEvent]) -> dict[str, Any]:
+    """One station in full: its latest inventory and the dated history of changes and pushes."""
+    details = s.status.details if s.status else {}
+    return registry_row(s) | {
+        "inventory": details.get("inventory"),
+        "clock_sync": details.get("clock_sync"),
+        "history": [{"time": iso_utc(e.time), "kind": e.kind, "device": e.device, "message": e.message,
+                     "data": e.data} for e in sorted(events, key=lambda e: (e.time, e.seq))
+                    if e.kind.startswith(HISTORY_KINDS)],
+    }

@@ -1,0 +1,34 @@
+"""Inventory differences as events: an analyzer swapped, a cylinder installed, versions changed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from station_agent.fleet.inventory import inventory_changes, station_inventory
+
+
+def _dev(serial):
+    return SimpleNamespace(id="picarro-1", driver="picarro.g2401", serial_number=serial, enabled=True)
+
+
+CYL = {"id": "CAL-A", "role": "standard", "serial": "D123", "assigned": {"co2": 380.0}, "scale": {},
+       "pressure_bar": 120.0, "fill_date": None}
+
+
+def test_first_inventory_reports_everything_installed():
+    kinds = [k for k, *_ in inventory_changes(None, station_inventory([_dev("A1")], [CYL], "1.0", 0))]
+    assert kinds == ["inventory.agent_version", "inventory.config_version", "inventory.device_added",
+                     "inventory.cylinder_installed"]
+
+
+def test_an_analyzer_swap_is_one_change_naming_both_serials():
+    old = station_inventory([_dev("A1")], [CYL], "1.0", 3)
+    new = station_inventory([_dev("B2")], [dict(CYL, pressure_bar=90.0)], "1.0", 3)
+    (change,) = inventory_changes(old, new)  # a pressure falling is no change of what is installed
+    assert change[0] == "inventory.device_changed" and "A1" in change[1] and "B2" in change[1]
+    assert change[2] == "picarro-1"
+
+
+def test_nothing_changed_nothing_reported():
+    inv = station_inventory([_dev("A1")], [CYL], "1.0", 3)
+    assert inventory_changes(inv, inv) == []
