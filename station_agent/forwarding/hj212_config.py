@@ -79,6 +79,9 @@ class UplinkConfig(StrictModel):
                     description="the access password (PW, up to 6 characters; no ';' '=' ',' '&')")
     st: str = Field(default="22", pattern=r"^[0-9]{2}$", description="system code ST (22: air quality)")
     edition: Literal[2017, 2025] = Field(default=2017, description="HJ 212 edition spoken on this link")
+    source: Literal["ambient", "emissions"] = Field(
+        default="ambient", description="ambient: the inlets' minutes (factors); emissions: a stack CEMS's "
+        "emission minutes and hours as a05001 (CO2 mg/m3, kg) and a00000 (flue gas m3/s, m3)")
     data: list[Literal[2011, 2051, 2061, 2031]] = Field(
         default_factory=lambda: [2051, 2061],
         description="data sent: 2011 real-time, 2051 minute, 2061 hour, 2031 day")
@@ -171,6 +174,8 @@ class UplinkConfig(StrictModel):
             raise ValueError("factors: a code is used twice")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s is below reconnect_min_s")
+        if self.source == "emissions" and 2011 in self.data:
+            raise ValueError("data: 2011 (real-time) is not sent from a stack's emissions; use 2051, 2061, 2031")
         return self
 
     @property

@@ -64,6 +64,7 @@ from ghgnet.hj212 import (
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.faults import FaultTracker
 from station_agent.forwarding.hj212_config import UplinkConfig
+from station_agent.forwarding.hj212_emissions import points_between as emission_points
 from station_agent.forwarding.hj212_values import (
     DataPoint,
     cp_groups,
@@ -109,6 +110,15 @@ def next_qn(last: str, now_local: datetime) -> str:
 
 
 # -- packing (the writer thread) ------------------------------------------------------------------
+def data_points(store: StationStore, start: datetime, end: datetime, cfg: UplinkConfig, cn: int) -> list[DataPoint]:
+    """The uplink's points of the periods in [start, end): the ambient minutes, or a stack's emissions."""
+    if cfg.source == "emissions":
+        lo, hi = iso_utc(start), iso_utc(end)
+        return emission_points(store.emission_rows("minute", lo, hi), store.emission_rows("hour", lo, hi),
+                               start, end, cn, cfg.timezone)
+    return points_between(store.minute_rows(start, end), start, end, cfg, cn)
+
+
 class UplinkPacker:
     """Makes one uplink's packets from the store, period by period, in the writer thread."""
 
@@ -131,14 +141,15 @@ class UplinkPacker:
                 continue
             start = parse_utc(cursor)
             end = start
+            ready = self._computed_until(store, cn)
             for _ in range(PERIODS_PER_PASS[cn]):
                 nxt = period_end(end, cn, self.cfg.timezone)
-                if nxt + settle > now:
+                if nxt + settle > now or (ready is not None and nxt > ready):
                     break
                 end = nxt
             if end == start:
                 continue
-            points = points_between(store.minute_rows(start, end), start, end, self.cfg, cn)
+            points = data_points(store, start, end, self.cfg, cn)
             packets = self.packets(points, cn, q.last_qn(self.cfg.name), now)
             q.enqueue(self.cfg.name, str(cn), end, packets, now)
             made += len(packets)
@@ -146,6 +157,18 @@ class UplinkPacker:
             self.made += made
             self.log.debug("hj212_packed", packets=made)
         return made
+
+    def _computed_until(self, store: StationStore, cn: int) -> datetime | None:
+        """For a stack's emissions: the end of the newest stored emission minute (CN 2051) or hour
+        (2061, 2031), so a period is packed only once the station has computed it (an hour is stored
+        when all its minutes are); None for ambient data (`settle_s` covers late minutes)."""
+        if self.cfg.source != "emissions":
+            return None
+        period = "minute" if cn == 2051 else "hour"
+        newest = store.newest_emission_time(period)
+        if newest is None:
+            return datetime.min.replace(tzinfo=UTC)
+        return parse_utc(newest) + (timedelta(minutes=1) if period == "minute" else timedelta(hours=1))
 
     def packets(self, points: list[DataPoint], cn: int, last_qn: str, now: datetime) -> list[QueuedPacket]:
         cfg = self.cfg
@@ -433,7 +456,7 @@ class Hj212Uplink:
             self._send(sock, reply_9012(req, EXERTN_CONDITION))
             return
         self._send(sock, reply_9011(req))
-        points = points_between(self._reader_store.minute_rows(start, stop), start, stop, self.cfg, cn)
+        points = data_points(self._reader_store, start, stop, self.cfg, cn)
         room = MAX_SEGMENT - (MAX_MN - len(self.cfg.mn)) - (MAX_PW - len(self.cfg.pw))
         sent = 0
         for point in points:

@@ -490,6 +490,10 @@ class StationStore:
                                 (unit, period)).fetchone()
         return row[0] if row else None
 
+    def newest_emission_time(self, period: str) -> str | None:
+        """The time of the newest emission record of `period` (minute, hour) of any unit, or None."""
+        return self.conn.execute("SELECT max(time) FROM emission WHERE period = ?", (period,)).fetchone()[0]
+
     def first_raw_time(self, devices: Iterable[str], after: datetime) -> str | None:
         """The time of the first raw reading of any of `devices` at or after `after`."""
         times = [self.conn.execute("SELECT min(time) FROM raw WHERE device = ? AND time >= ?",
