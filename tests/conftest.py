@@ -10,15 +10,17 @@ import pytest
 
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`./dev test` runs `-n 2 --dist loadgroup`): the long simulated-time runs
-    (marked `slow`) go first and together to one worker, one after the other, so no two of them
-    compete for the two cores; every other module goes whole to a worker, so its module-scoped
-    fixtures run once."""
+    paced by the wall clock (marked `slow`, not `stepped_clock`) go first and together to one worker,
+    one after the other, so no two of them compete for the two cores; every other module goes whole
+    to a worker, so its module-scoped fixtures run once."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow ones first
+    def paced(item) -> bool:  # simulated time paced by the wall clock: it must not share the cores
+        return item.get_closest_marker("slow") is not None and item.get_closest_marker("stepped_clock") is None
+
+    items.sort(key=lambda item: not paced(item))  # stable: the paced ones first
     for item in items:
-        group = "slow" if item.get_closest_marker("slow") else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group("slow" if paced(item) else item.module.__name__))
 
 
 @pytest.fixture(autouse=True)

@@ -40,7 +40,7 @@ from station_agent.config import load_station_config
 from station_agent.emission.worker import EmissionWorker, stamp
 from station_agent.storage.store import StationStore
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.stepped_clock]  # one stepped clock: no real-time pacing
 START = datetime(2026, 2, 1, tzinfo=UTC)
 END = datetime(2026, 3, 1, tzinfo=UTC)
 POINTS = """[
