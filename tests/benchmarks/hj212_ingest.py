@@ -89,6 +89,9 @@ def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float
     return {"stored": stored, "expected": expected, "rate": (stored - first_n) / max(1e-9, done_at - first_at),
             "loggers": loggers_summary, "central_cpu_us_per_packet": 1e6 * central_cpu / max(1, stored),
             "loggers_cpu_us_per_packet": 1e6 * child_cpu / max(1, stored),
+            "loggers_send_cpu_us_per_packet": 1e6 * loggers_summary["cpu_s"]["send"] / max(1, stored),
+            "loggers_prepare_cpu_us_per_packet": 1e6 * loggers_summary["cpu_s"]["prepare"] / max(1, stored),
+            "load": os.getloadavg()[0],
             "stats": dict(listener.stats)}
 
 
@@ -116,8 +119,10 @@ def print_hj212(title: str, hj: dict) -> None:
     print(f"    packets stored at central:  {hj['rate']:8,.0f} packets/s   target >= 5,000")
     print(f"    time to 9014:               p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
           f"max {lat['max']} ms   target p99 < 100 ms")
-    print(f"    CPU per packet:             central {hj['central_cpu_us_per_packet']:.0f} us, "
-          f"loggers {hj['loggers_cpu_us_per_packet']:.0f} us")
+    print(f"    CPU per packet:             central {hj['central_cpu_us_per_packet']:.0f} us, loggers "
+          f"{hj['loggers_send_cpu_us_per_packet']:.0f} us sending (+ "
+          f"{hj['loggers_prepare_cpu_us_per_packet']:.0f} us building the frames beforehand; child process in "
+          f"all {hj['loggers_cpu_us_per_packet']:.0f} us)   load average at the end {hj['load']:.2f}")
 
 
 def main() -> None:
