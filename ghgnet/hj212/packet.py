@@ -89,9 +89,8 @@ class Packet:
         """A packet from fields that passed every check of `_validate` already (`parse_segment`'s
         fast path, a reply to a parsed packet): no second validation, no copy of CP's dicts."""
         p = object.__new__(cls)
-        for name, value in (("qn", qn), ("st", st), ("cn", cn), ("pw", pw), ("mn", mn), ("flag", flag),
-                            ("pnum", pnum), ("pno", pno), ("cp", cp)):
-            object.__setattr__(p, name, value)
+        for set_slot, value in zip(_SLOT_SETTERS, (qn, st, cn, pw, mn, flag, pnum, pno, cp)):
+            set_slot(p, value)  # the slot's own setter: what object.__setattr__ does, without the name lookup
         return p
 
     # --- Flag helpers
@@ -149,6 +148,9 @@ class Packet:
         if self.pnum is not None:
             head += [f"PNUM={self.pnum}", f"PNO={self.pno}"]
         return ";".join(head) + ";" + _CP_START + encode_cp(self.cp) + _CP_END
+
+
+_SLOT_SETTERS = tuple(Packet.__dict__[name].__set__ for name in ("qn", "st", "cn", "pw", "mn", "flag", "pnum", "pno", "cp"))
 
 
 def encode_cp(groups: Iterable[Mapping[str, str]]) -> str:
