@@ -104,8 +104,25 @@ class SimulatedLogger:
         self.faults = dict(faults or {})
         self.overtime_s, self.recount, self.window = overtime_s, recount, window
         self.stats = LoggerStats()
+        self._frames: list[tuple[str, bytes, bool]] | None = None
+
+    def prepare(self) -> None:
+        """Build every packet's frame now (QN, bytes, faulty?), so that sending costs the load
+        generator no more than a write: a benchmark then measures the receiver, not the encoder."""
+        frames = []
+        for i in range(self.packets):
+            minute = self.start + timedelta(minutes=i)
+            packet = minute_packet(self.mn, self.pw, minute, gas_values(self.rng), sent=minute + timedelta(
+                seconds=5, milliseconds=i % 1000))
+            kind = self.faults.get(i)
+            frames.append((packet.qn or "", faulty_frame(kind, packet) if kind else encode_packet(packet),
+                           kind is not None))
+        self._frames = frames
 
     async def run(self) -> LoggerStats:
+        if self._frames is None:
+            self.prepare()
+        assert self._frames is not None
         reader, writer = await asyncio.open_connection(self.host, self.port)
         frames = FrameReader()
         waiting: dict[str, asyncio.Future[float]] = {}  # QN -> future set when its 9014 arrives
@@ -129,33 +146,27 @@ class SimulatedLogger:
         # paced loggers start at a random phase of their interval, as loggers in the field are not in step
         t_next = time.perf_counter() + (self.rng.uniform(0, 60.0 / self.speed) if self.speed else 0.0)
         try:
-            for i in range(self.packets):
+            for qn, frame, faulty in self._frames:
                 if self.speed:
                     await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
                     t_next += 60.0 / self.speed
-                minute = self.start + timedelta(minutes=i)
-                packet = minute_packet(self.mn, self.pw, minute, gas_values(self.rng), sent=minute + timedelta(
-                    seconds=5, milliseconds=i % 1000))
-                kind = self.faults.get(i)
-                if kind is not None:
-                    writer.write(faulty_frame(kind, packet))
+                if faulty:
+                    writer.write(frame)
                     self.stats.faults += 1
                     continue
                 await slots.acquire()
                 if self.window == 1:  # the common case, without a task per packet
-                    await self._send(packet, writer, waiting, slots)
+                    await self._send(qn, frame, writer, waiting, slots)
                 else:
-                    tasks.append(asyncio.create_task(self._send(packet, writer, waiting, slots)))
+                    tasks.append(asyncio.create_task(self._send(qn, frame, writer, waiting, slots)))
             await asyncio.gather(*tasks)
         finally:
             acks_task.cancel()
             writer.close()
         return self.stats
 
-    async def _send(self, packet: Packet, writer: asyncio.StreamWriter, waiting: dict[str, asyncio.Future[float]],
-                    slots: asyncio.Semaphore) -> None:
-        qn = packet.qn or ""
-        frame = encode_packet(packet)
+    async def _send(self, qn: str, frame: bytes, writer: asyncio.StreamWriter,
+                    waiting: dict[str, asyncio.Future[float]], slots: asyncio.Semaphore) -> None:
         loop = asyncio.get_running_loop()
         try:
             for attempt in range(self.recount + 1):
@@ -239,9 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     loggers = [SimulatedLogger(a.host, a.port, logger_mn(a.mn_prefix, i), a.pw, start, a.packets, a.speed,
                                seed=a.seed + i, faults=faults, overtime_s=a.overtime, recount=a.recount,
                                window=a.window) for i in range(a.loggers)]
-    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    for lg in loggers:
+        lg.prepare()
+    cpu1, t0 = time.process_time(), time.perf_counter()
     stats = asyncio.run(run_loggers(loggers))
-    print(json.dumps(summary(stats, time.perf_counter() - t0)), flush=True)
+    out = summary(stats, time.perf_counter() - t0)
+    # the load generator's own CPU: building the frames beforehand, then connecting, sending, reading answers
+    out["cpu_s"] = {"prepare": round(cpu1 - cpu0, 3), "send": round(time.process_time() - cpu1, 3)}
+    print(json.dumps(out), flush=True)
     return 0
 
 

@@ -89,6 +89,13 @@ class FactorValue:
     flag: str
 
 
+def _converted(code: str, suffix: str, items: dict[str, str], species: str, unit: str) -> float | None:
+    text = items.get(suffix)
+    if text is None or text == "":
+        return None
+    return codes.from_wire_value(_number(f"{code}-{suffix}", text), species, unit)
+
+
 def factor_values(packet: Packet, logger: LoggerConfig) -> list[FactorValue]:
     """The logger's configured factors found in the packet, converted to ghgnet units. The value is
     `-Avg` (minute, hour, day) or `-Rtd` (real-time); the flag `-Flag` (N when absent)."""
@@ -98,15 +105,11 @@ def factor_values(packet: Packet, logger: LoggerConfig) -> list[FactorValue]:
         items = found.get(code)
         if not items:
             continue
-
-        def conv(suffix: str) -> float | None:
-            text = items.get(suffix)
-            if text is None or text == "":
-                return None
-            return codes.from_wire_value(_number(f"{code}-{suffix}", text), fmap.species, fmap.unit)
-
-        value = conv("Avg") if "Avg" in items else conv("Rtd")
-        out.append(FactorValue(fmap.species, value, conv("Min"), conv("Max"), items.get("Flag", "N") or "N"))
+        species, unit = fmap.species, fmap.unit
+        value = _converted(code, "Avg" if "Avg" in items else "Rtd", items, species, unit)
+        minimum = _converted(code, "Min", items, species, unit) if "Min" in items else None
+        maximum = _converted(code, "Max", items, species, unit) if "Max" in items else None
+        out.append(FactorValue(species, value, minimum, maximum, items.get("Flag", "N") or "N"))
     return out
 
 

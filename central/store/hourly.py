@@ -111,21 +111,31 @@ class HourlyStoreMixin:
 
     # -- dirty hours ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _dirty_hours(times: Iterable[datetime], texts: Iterable[str] | None = None) -> list[datetime]:
+        """The hours of `times` (or of `texts`, times in iso_utc's form), sorted, each once."""
+        if texts is not None:  # the hour is the text's first 13 characters; text order is time order
+            return [datetime.fromisoformat(h + ":00:00+00:00") for h in sorted({x[:13] for x in texts})]
+        # once per stored minute: whole hours since the epoch, cheaper than flooring datetimes
+        epoch_hours = sorted({t.timestamp() // 3600 for t in times})  # sorted: PG writers lock in one order
+        return [datetime.fromtimestamp(h * 3600, UTC) for h in epoch_hours]
+
     def _mark_dirty(self, station: str, times: Iterable[datetime], texts: Iterable[str] | None = None) -> None:
         """Mark the hours of `times` dirty; or of `texts`, times in iso_utc's form, instead."""
-        if texts is not None:  # the hour is the text's first 13 characters; text order is time order
-            hours = [datetime.fromisoformat(h + ":00:00+00:00") for h in sorted({x[:13] for x in texts})]
-        else:  # once per stored minute: whole hours since the epoch, cheaper than flooring datetimes
-            epoch_hours = sorted({t.timestamp() // 3600 for t in times})  # sorted: PG writers lock in one order
-            hours = [datetime.fromtimestamp(h * 3600, UTC) for h in epoch_hours]
-        if not hours:
+        self._mark_dirty_many({station: self._dirty_hours(times, texts)})
+
+    def _mark_dirty_many(self, hours: dict[str, list[datetime]]) -> None:
+        """Mark dirty the hours of each station (`_dirty_hours`' lists): one statement, stations in
+        order (PG writers lock in one order)."""
+        rows = [(st, self._t(h)) for st in sorted(hours) for h in hours[st]]  # type: ignore[attr-defined]
+        if not rows:
             return
         self._executemany(  # type: ignore[attr-defined]
             self._sql(  # type: ignore[attr-defined]
                 "INSERT INTO dirty_hour (station, hour, version) VALUES (?, ?, 1) "
                 "ON CONFLICT (station, hour) DO UPDATE SET version = dirty_hour.version + 1"
             ),
-            [(station, self._t(h)) for h in hours],  # type: ignore[attr-defined]
+            rows,
         )
 
     def mark_dirty(self, station: str, start: datetime, end: datetime) -> int:

@@ -113,6 +113,18 @@ class PostgresStore(SqlStore):
         cur = self._unnest_insert(table, rows, store, "ON CONFLICT (station, seq, store) DO NOTHING RETURNING seq")
         return {r[0] for r in cur.fetchall()}
 
+    def _insert_new_keyed(self, table: str, rows: list[tuple]) -> set[tuple[str, int, str]]:
+        if not rows:
+            return set()
+        cols = ROW_COLUMNS[table]
+        arrays = [list(col) for col in zip(*rows)]
+        casts = ", ".join(f"%s::{TYPES[t]}[]" for _, t in [("store", "text"), *cols])
+        names = ", ".join(c for c, _ in cols)
+        cur = self._conn.execute(
+            f"INSERT INTO {table} (store, {names}) SELECT * FROM unnest({casts}) "
+            "ON CONFLICT (station, seq, store) DO NOTHING RETURNING station, seq, store", arrays)
+        return {(r[0], r[1], r[2]) for r in cur.fetchall()}
+
     def reconnect(self) -> None:
         """Open a fresh connection after the server went away."""
         try:

@@ -218,6 +218,11 @@ def prepare_items(items: Sequence[Inbound], received_at: datetime, t: Callable[[
     ], received_at)
 
 
+SMALL_MINUTE_ROWS = 16
+"""Minute items of at most this many rows are inserted together, one statement for the transaction
+(`SqlStore._insert_small_minutes`); larger ones (an MQTT batch) one by one, as ever."""
+
+
 def _first(row: tuple) -> Any:
     return row[0]
 
@@ -274,6 +279,16 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
         """Insert rows (ROW_COLUMNS) of one station from `store` (as kept), whose first two
         columns are (station, seq), skipping keys already stored; return the seqs that were new.
         Called inside a transaction."""
+
+    def _insert_new_keyed(self, table: str, rows: list[tuple]) -> set[tuple[str, int, str]]:
+        """Insert rows of many stations and stores, each row (store, *ROW_COLUMNS), no key twice,
+        skipping keys already stored; return the (station, seq, store) that were new. Called inside
+        a transaction. Default: one `_insert_new` per (station, store); backends do it in one statement."""
+        by_key: dict[tuple[str, str], list[tuple]] = {}
+        for r in rows:
+            by_key.setdefault((r[1], r[0]), []).append(r[1:])
+        return {(st, seq, store) for (st, store), part in by_key.items()
+                for seq in self._insert_new(table, part, store)}
 
     def _sql(self, sql: str) -> str:
         return sql if self.PARAM == "?" else sql.replace("?", self.PARAM)
@@ -339,14 +354,16 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
         received_at = prepared.received_at
         received = self._t(received_at)
         counters: dict[str, Counters] = {}
+        dirty: dict[str, list[datetime]] = {}  # the hours to mark, marked once for the transaction
+        items = [minute_item(it, received, self._t, self.TIMES_AS_TEXT)  # rows not built yet
+                 if isinstance(it, ParsedBatch) and it.kind == "minute" else it for it in prepared.items]
         self._begin()
         try:
+            fresh_of = self._insert_small_minutes(items)
             out: list[Outcome] = []
-            for item in prepared.items:
-                if isinstance(item, ParsedBatch) and item.kind == "minute":  # its rows not built yet
-                    item = minute_item(item, received, self._t, self.TIMES_AS_TEXT)
+            for i, item in enumerate(items):
                 if isinstance(item, MinuteRows):
-                    out.append(self._ingest_minutes(item, received, received_at, counters))
+                    out.append(self._ingest_minutes(item, received, received_at, counters, dirty, fresh_of.get(i)))
                 elif isinstance(item, ParsedBatch):
                     out.append(self._ingest_batch(item, received, received_at, counters))
                 elif isinstance(item, StatusMessage):
@@ -355,6 +372,7 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
                     out.append(self._ingest_dead_letter(item, received, received_at, counters))
                 else:
                     raise TypeError(f"cannot store a {type(item).__name__}")
+            self._mark_dirty_many(dirty)
             self._apply_counters(counters, received)
             self._commit()
             return out
@@ -388,16 +406,46 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
         else:
             c.last_seq = max(c.last_seq, top)
 
-    def _ingest_minutes(self, item: MinuteRows, received: Any, at: datetime, counters) -> BatchOutcome:
+    def _insert_small_minutes(self, items: list[Any]) -> dict[int, set[int]]:
+        """Insert the rows of the small minute items (at most SMALL_MINUTE_ROWS rows: an HJ 212 packet,
+        a station sending in real time) of a transaction in one statement, not two per item;
+        {item index: its new seqs}. A key that comes twice is inserted from its first item only: the
+        later copies go the per-item way (duplicate or conflict, as if stored one after the other)."""
+        small = [i for i, it in enumerate(items) if isinstance(it, MinuteRows) and 0 < len(it.rows) <= SMALL_MINUTE_ROWS]
+        if len(small) < 2:
+            return {}
+        rows: list[tuple] = []
+        seen: set[tuple[str, int, str]] = set()
+        mine: dict[int, list[tuple[str, int, str]]] = {}
+        for i in small:
+            item = items[i]
+            store = store_key(item.store)
+            keys = mine[i] = []
+            for r in item.rows:
+                key = (r[0], r[1], store)
+                if key not in seen:
+                    seen.add(key)
+                    keys.append(key)
+                    rows.append((store, *r))
+        fresh = self._insert_new_keyed("minute", rows)
+        return {i: {k[1] for k in keys if k in fresh} for i, keys in mine.items()}
+
+    def _ingest_minutes(self, item: MinuteRows, received: Any, at: datetime, counters,
+                        dirty: dict[str, list[datetime]] | None = None, fresh: set[int] | None = None) -> BatchOutcome:
+        """Store one minute item (`fresh`: its new seqs when its rows were inserted already); the
+        hours to mark dirty are added to `dirty` (marked by the caller) or marked now."""
         st, rows, store = item.station, item.rows, store_key(item.store)
         c = self._counter(counters, st, at)
-        fresh = self._insert_new("minute", rows, store)
+        if fresh is None:
+            fresh = self._insert_new("minute", rows, store)
         # the hourly aggregates to redo: the new rows' hours (a row's time as the store keeps it)
         times = [r[2] for r in rows] if len(fresh) == len(rows) else [r[2] for r in rows if r[1] in fresh]
-        if self.TIMES_AS_TEXT:
-            self._mark_dirty(st, (), times)
-        else:
-            self._mark_dirty(st, times)
+        hours = self._dirty_hours((), times) if self.TIMES_AS_TEXT else self._dirty_hours(times)
+        if dirty is None:
+            self._mark_dirty_many({st: hours})
+        elif hours:
+            have = dirty.setdefault(st, [])
+            have += [h for h in hours if h not in have]
         conflicts = self._conflicts("minute", st, store, rows, fresh) if len(fresh) < len(rows) else {}
         new = len(fresh)
         duplicate = len(rows) - new - len(conflicts)

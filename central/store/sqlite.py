@@ -138,6 +138,24 @@ class SqliteStore(SqlStore):
         self._insert(table, fresh_rows, store)
         return {r[1] for r in fresh_rows}
 
+    def _insert_new_keyed(self, table: str, rows: list[tuple]) -> set[tuple[str, int, str]]:
+        # One multi-row INSERT that skips stored keys and returns the new ones (RETURNING: SQLite 3.35)
+        # instead of a SELECT and an INSERT per (station, store).
+        if not rows or sqlite3.sqlite_version_info < (3, 35, 0):
+            return super()._insert_new_keyed(table, rows)
+        n = len(ROW_COLUMNS[table]) + 1
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(ROWS_PER_INSERT, limit // n))
+        head = f"INSERT INTO {table} (store, {', '.join(c for c, _ in ROW_COLUMNS[table])}) VALUES "
+        row = f"({', '.join('?' * n)})"
+        fresh: set[tuple[str, int, str]] = set()
+        for i in range(0, len(rows), per):
+            part = rows[i:i + per]
+            cur = self._conn.execute(head + ", ".join([row] * len(part)) + " ON CONFLICT DO NOTHING "
+                                     "RETURNING station, seq, store", list(chain.from_iterable(part)))
+            fresh.update(cur.fetchall())
+        return fresh
+
     def close(self) -> None:
         self._conn.close()
 

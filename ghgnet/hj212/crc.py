@@ -11,6 +11,8 @@ formats the value `%04X`).
 
 from __future__ import annotations
 
+import struct
+
 
 def _table() -> tuple[int, ...]:
     """crc16 of the register's low byte alone: the eight shift-and-xor steps precomputed per value."""
@@ -27,14 +29,40 @@ def _table() -> tuple[int, ...]:
 
 
 _TABLE = _table()
+_HIGH = tuple(t >> 8 for t in _TABLE)
+_PAIRS = tuple(_HIGH[_HIGH[i & 0xFF] ^ (i >> 8)] for i in range(65536))
+"""Two steps at once for the 8-bit state below: _PAIRS[(y << 8) | x] = _HIGH[_HIGH[x] ^ y]."""
 
 
 def crc16(data: bytes) -> int:
     """The Appendix A CRC of `data` (the data segment's bytes), 0..0xFFFF.
 
     Per byte the register becomes (crc >> 8) ^ byte, a value below 256, so the eight steps only
-    depend on it: a 256-entry table gives the same result as the bit loop.
+    depend on it: a 256-entry table gives the same result as the bit loop. Only the register's high
+    byte, s, survives into the next byte's step: s = HIGH[s ^ byte], from s = 0xFF; the CRC is then
+    TABLE[s ^ last byte]. Two bytes b1 b2 at a time: s = PAIRS[(b2 << 8 | b1) ^ s], half the loop
+    (the bytes read as little-endian 16-bit words). Tested against `crc16_bitwise`.
     """
+    n = len(data)
+    if n == 0:
+        return 0xFFFF
+    s = 0xFF
+    high, pairs = _HIGH, _PAIRS
+    start = 0
+    if (n - 1) & 1:  # an odd count before the last byte: one single step first
+        s = high[s ^ data[0]]
+        start = 1
+    for w in _words(data, start, n - 1):
+        s = pairs[w ^ s]
+    return _TABLE[s ^ data[n - 1]]
+
+
+def _words(data: bytes, start: int, end: int) -> tuple[int, ...]:
+    return struct.unpack_from(f"<{(end - start) >> 1}H", data, start)
+
+
+def crc16_table(data: bytes) -> int:
+    """The byte-at-a-time table form (a second reference for `crc16`)."""
     crc = 0xFFFF
     table = _TABLE
     for byte in data:

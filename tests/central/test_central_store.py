@@ -261,3 +261,30 @@ def test_sqlite_checkpoints_its_wal_every_16_mib_whatever_its_page_size(tmp_path
             assert pages * s._query("PRAGMA page_size")[0][0] == 16 << 20
         finally:
             s.close()
+
+
+def test_small_minute_items_of_one_transaction_are_stored_as_if_one_by_one(store):
+    """Single-minute items of many stations in one ingest (an HJ 212 commit group) take the grouped
+    insert: new, duplicate (stored before, or earlier in the same group) and conflicting copies are
+    told apart as when stored one by one; the first copy of a key stays; dirty hours and station
+    counters are kept once per station."""
+    store.store_batch(minutes_batch([1], station="st-b"), NOW)
+    group = [
+        minutes_batch([1], station="st-a"),
+        minutes_batch([1], station="st-b"),               # stored before: duplicate
+        minutes_batch([2], station="st-a"),
+        minutes_batch([1], station="st-a"),               # same key earlier in the group: duplicate
+        minutes_batch([2], station="st-a", co2=999.0),    # same key, other content: conflict
+        minutes_batch([1, 2, 3], station="st-c"),
+    ]
+    outs = store.ingest(group, NOW)
+    assert [(o.station, o.new, o.duplicate, o.dead_lettered) for o in outs] == [
+        ("st-a", 1, 0, 0), ("st-b", 0, 1, 0), ("st-a", 1, 0, 0), ("st-a", 0, 1, 0), ("st-a", 0, 0, 1),
+        ("st-c", 3, 0, 0)]
+    assert [m.species["co2"].cal_mean for m in store.minutes("st-a", T0, END)] == [420.0, 420.0]
+    (letter,) = store.dead_letters()
+    assert (letter.station, letter.seq, letter.reason_code) == ("st-a", 2, "seq_conflict")
+    counts = {s.station: (s.minutes, s.duplicates, s.last_seq) for s in store.stations()}
+    assert counts == {"st-a": (2, 1, 2), "st-b": (1, 1, 1), "st-c": (3, 0, 3)}
+    assert sorted((st, h) for st, h, _ in store.dirty_hours()) == [
+        ("st-a", T0.replace(minute=0)), ("st-b", T0.replace(minute=0)), ("st-c", T0.replace(minute=0))]

@@ -210,3 +210,27 @@ def test_seeded_mutation_fuzz_of_valid_frames():
             assert e.reason in fr.REASONS
         else:
             assert crc16(seg.encode("gbk")) == int(bytes(raw[-6:-2]), 16)
+
+
+def test_whole_frame_fast_path_agrees_with_the_stepwise_reader():
+    """FrameReader.feed's shortcut for a chunk that is one frame decides as `_step` does, on frames
+    mutated into every kind of error."""
+    rng = random.Random(17)
+    good = encode_frame("QN=20160801085857223;ST=32;CN=2051;PW=123456;MN=AB12;Flag=5;CP=&&DataTime=20160801084000&&")
+    alphabet = b"#\r\n0123456789ABCDEFaf;=&"
+
+    def described(items):
+        return [(type(i).__name__, i.reason if isinstance(i, FrameError) else i) for i in items]
+
+    for _ in range(3000):
+        chunk = bytearray(good)
+        for _ in range(rng.randint(0, 2)):
+            i = rng.randrange(len(chunk))
+            chunk[i:i + 1] = bytes([rng.choice(alphabet)]) if rng.random() < 0.7 else b""
+        fast = FrameReader().feed(bytes(chunk))
+        slow_reader = FrameReader()
+        slow_reader._buf += chunk
+        slow: list = []
+        while slow_reader._step(slow):
+            pass
+        assert described(fast) == described(slow), bytes(chunk)

@@ -201,3 +201,41 @@ def test_hj212_to_icos_flags():
     assert codes.icos_flag("T") == ("N", ("out_of_range",))
     assert codes.icos_flag("Z") == ("N", ("hj212_flag_Z",))
     assert set(codes.HJ_TO_ICOS) == set(codes.DATA_FLAGS)
+
+
+def test_fast_parse_agrees_with_the_field_by_field_parser_on_mutated_segments():
+    """parse_segment's fast path must accept exactly what the checked path accepts, with the same result."""
+    import random
+
+    from ghgnet.hj212.packet import _parse_fast, _parse_slow
+
+    rng = random.Random(212)
+    bases = [
+        "QN=20160801085857223;ST=32;CN=2051;PW=123456;MN=010000A8900016F000169DC0;Flag=5;"
+        "CP=&&DataTime=20160801084000;a05001-Avg=409.123,a05001-Flag=N;a05002-Avg=1.3,a05002-Flag=N&&",
+        "ST=32;CN=2011;PW=1;MN=A;CP=&&DataTime=20160801084000;w01018-Rtd=1,w01018-Flag=N;&&",
+        "QN=20160801085857223;ST=91;CN=9014;PW=123456;MN=AB-C_1;Flag=7;PNUM=3;PNO=2;CP=&&&&",
+    ]
+    alphabet = "=;,&-_ \r\n\u4e2d0123456789AZaz"
+    checked = 0
+    for _ in range(4000):
+        text = rng.choice(bases)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(text) + 1)
+            op = rng.random()
+            if op < 0.4:
+                text = text[:i] + rng.choice(alphabet) + text[i:]
+            elif op < 0.8:
+                text = text[:i] + text[i + 1:]
+            else:
+                text = text[:i] + rng.choice(alphabet) + text[i + 1:]
+        fast = _parse_fast(text)
+        try:
+            slow = _parse_slow(text)
+        except PacketError:
+            assert fast is None, text
+            continue
+        if fast is not None:
+            checked += 1
+            assert fast == slow, text
+    assert checked > 100
