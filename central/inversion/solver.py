@@ -56,6 +56,12 @@ cells than the whole block, and 8 x cells x 64 stays under OpenBLAS's small-matr
 100^3 on AVX-512), whose kernels read their operands unpacked (tests/benchmarks/README.md)."""
 
 
+RUN_SHARE = 0.55
+"""A block's tile products go run by run only when its runs span less than this share of the block's
+rows x cells: a run's product (8 rows) runs at about 57 % of the speed of one product over the whole
+block (64 rows), measured on the provincial benchmark's footprints (tests/benchmarks/README.md)."""
+
+
 class InversionProblemError(ValueError):
     """An inconsistent or ill-conditioned problem; the message says what is wrong."""
 
@@ -237,6 +243,15 @@ def _block_runs(g, rows: np.ndarray) -> _Block:
     return _Block(cells, columns, runs)
 
 
+def _whole_when_runs_save_little(part: _Block) -> _Block:
+    """`part` with its runs replaced by one run of all its rows over all its cells when the runs span
+    RUN_SHARE or more of that: then one product over the block runs faster than the runs' many."""
+    if sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in part.runs) < RUN_SHARE * part.columns.size:
+        return part
+    c, n = part.columns.shape
+    return _Block(part.cells, part.columns, [(0, n, 0, c, np.ascontiguousarray(part.columns.T))])
+
+
 def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS,
                  blocks: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """K = G C_space G' for sparse rows G (r x S), symmetric, in the row order returned with it
@@ -266,7 +281,7 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
     parts: list[_Block] = [None] * n  # type: ignore[list-item]
 
     def densify(i: int) -> None:
-        parts[i] = _block_runs(g, blocks[i])
+        parts[i] = _whole_when_runs_save_little(_block_runs(g, blocks[i]))
 
     run_parallel([lambda i=i: densify(i) for i in range(n)])
     k = np.empty((r, r))
