@@ -56,6 +56,12 @@ cells than the whole block, and 8 x cells x 64 stays under OpenBLAS's small-matr
 100^3 on AVX-512), whose kernels read their operands unpacked (tests/benchmarks/README.md)."""
 
 
+RUN_SHARE = 0.55
+"""A block's tile products go run by run only when its runs span less than this share of the block's
+rows x cells: a run's product (8 rows) runs at about 57 % of the speed of one product over the whole
+block (64 rows), measured on the provincial benchmark's footprints (tests/benchmarks/README.md)."""
+
+
 class InversionProblemError(ValueError):
     """An inconsistent or ill-conditioned problem; the message says what is wrong."""
 
@@ -185,6 +191,19 @@ class _Block:
     runs: list[tuple[int, int, int, int, np.ndarray]]  # (first row, end row, first cell, end cell, rows there)
 
 
+def _block_columns(g, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cells `rows` of g touch (sorted) and those rows over them, transposed: (cells, rows),
+    filled from g's entries by flat indices (no column slicing of the sparse matrix)."""
+    sub = g[rows]
+    sub.sum_duplicates()  # a no-op on canonical rows; toarray would have summed them
+    n = rows.size
+    row_of_entry = np.repeat(np.arange(n), np.diff(sub.indptr))
+    cells, place = np.unique(sub.indices, return_inverse=True)
+    columns = np.zeros((cells.size, n))
+    columns.reshape(-1)[place * n + row_of_entry] = sub.data
+    return cells, columns
+
+
 def _block_runs(g, rows: np.ndarray) -> _Block:
     """`rows` of g over their cells, the cells sorted by the first plus the last row touching them.
 
@@ -224,6 +243,15 @@ def _block_runs(g, rows: np.ndarray) -> _Block:
     return _Block(cells, columns, runs)
 
 
+def _whole_when_runs_save_little(part: _Block) -> _Block:
+    """`part` with its runs replaced by one run of all its rows over all its cells when the runs span
+    RUN_SHARE or more of that: then one product over the block runs faster than the runs' many."""
+    if sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1, _ in part.runs) < RUN_SHARE * part.columns.size:
+        return part
+    c, n = part.columns.shape
+    return _Block(part.cells, part.columns, [(0, n, 0, c, np.ascontiguousarray(part.columns.T))])
+
+
 def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOCK_ROWS,
                  blocks: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """K = G C_space G' for sparse rows G (r x S), symmetric, in the row order returned with it
@@ -248,10 +276,12 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
     order = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
     bounds = np.cumsum([0] + [rows.size for rows in blocks])
     n = len(blocks)
+    if progress:
+        progress("spatial correlation", 0.0)
     parts: list[_Block] = [None] * n  # type: ignore[list-item]
 
     def densify(i: int) -> None:
-        parts[i] = _block_runs(g, blocks[i])
+        parts[i] = _whole_when_runs_save_little(_block_runs(g, blocks[i]))
 
     run_parallel([lambda i=i: densify(i) for i in range(n)])
     k = np.empty((r, r))
@@ -285,13 +315,14 @@ def spatial_gram(g, spatial, progress: Progress | None = None, block: int = BLOC
     return k, order
 
 
-def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance,
-                                 progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progress | None = None,
+                                 blocks: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """H B H' (ppm^2, m x m) in the order the blockwise build produces, and that order:
     (E, perm) with E[i, j] = (H B H')[perm[i], perm[j]].
 
     Permuting an m x m matrix costs as much as a tenth of building it, and nothing downstream needs
-    the observations' own order: the solver factorises E and permutes only vectors.
+    the observations' own order: the solver factorises E and permutes only vectors. `blocks`: the
+    footprint rows' grouping (`footprint_blocks`), when already made.
     """
     m = h.n_obs
     natural = np.arange(m)
@@ -301,7 +332,8 @@ def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance,
     n_sectors = cov.sigma.shape[0]
     step_of_entry = 0 if h.n_steps == 1 else h.row_step[np.repeat(np.arange(h.n_rows), np.diff(h.rows.indptr))]
     # one grouping for every sector (the same pattern), so every sector's K comes in the same order
-    blocks = _row_blocks(h.rows.tocsr(), *cov.spatial.shape, BLOCK_ROWS)
+    if blocks is None:
+        blocks = footprint_blocks(h, cov)
     out, perm = None, natural
     for sector in range(n_sectors):
         # the sigma-weighted footprint rows G, entry by entry (same pattern as the footprints)
@@ -324,6 +356,12 @@ def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance,
     if not one_row_per_obs:  # P E P' is symmetric only up to rounding
         out = 0.5 * (out + out.T)
     return out, perm
+
+
+def footprint_blocks(h: ObsOperator, cov: PriorCovariance) -> list[np.ndarray]:
+    """The footprint rows grouped into blocks (`_row_blocks`): one grouping serves every sector's
+    spatial Gram matrix and the per-cell uncertainties (the same sparsity pattern)."""
+    return _row_blocks(h.rows.tocsr(), *cov.spatial.shape, BLOCK_ROWS)
 
 
 def obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress: Progress | None = None) -> np.ndarray:
@@ -574,7 +612,12 @@ def _solve(problem: Problem, progress: Progress | None) -> Posterior:
     m = problem.y.size
     # everything m x m lives in the build's observation order `perm`; only vectors and R's
     # entries are permuted
-    hbh, perm = ordered_obs_space_covariance(h, cov, progress)
+    if progress:
+        progress("row grouping", 0.0)
+    blocks = footprint_blocks(h, cov) if h.n_rows else None
+    if progress:
+        progress("row grouping", 1.0)
+    hbh, perm = ordered_obs_space_covariance(h, cov, progress, blocks)
     if progress:
         progress("factorisation", 0.0)
     pos = np.empty(m, dtype=np.int64)
@@ -600,10 +643,16 @@ def _solve(problem: Problem, progress: Progress | None) -> Posterior:
         if progress:
             progress("aggregates", 0.0)
         _aggregates(problem, chol, perm, post)
+        if progress:
+            progress("aggregates", 1.0)
     if problem.month_weights is not None:
-        prior_var, post_var = cell_variances(problem, chol, perm, progress)
+        if progress:
+            progress("cell uncertainties", 0.0)
+        prior_var, post_var = cell_variances(problem, chol, perm, progress, blocks)
         post.prior_cell_sigma = np.sqrt(prior_var)
         post.posterior_cell_sigma = np.sqrt(np.clip(post_var, 0, None))
+    if progress:
+        progress("diagnostics", 0.0)
     # DOFS = trace(H B H' M^-1) = m - trace(R M^-1); the factor is not needed afterwards
     inverse = inverse_parts(chol, r, overwrite=True)
     del chol
@@ -612,7 +661,7 @@ def _solve(problem: Problem, progress: Progress | None) -> Posterior:
     dofs = float(m - inverse.trace_r)
     del inverse
     if progress:
-        progress("aggregates", 1.0)
+        progress("diagnostics", 1.0)
     post.diagnostics = {
         "n_obs": int(m),
         "n_state": int(np.prod(cov.shape)),
@@ -652,8 +701,8 @@ CELL_CHUNK = 2048
 """Cells per triangular solve in `cell_variances` (m x 2,048 doubles: 80 MB at m = 5,000)."""
 
 
-def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
-                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray, progress: Progress | None = None,
+                   blocks: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Prior and posterior variance of every cell's monthly mean flux per sector, (sector, month,
     cell) in (umol m-2 s-1)^2, without the posterior covariance: the diagonal of G P G' =
     G B G' - (L^-1 H B G')' (L^-1 H B G') for the rows g of G (weights `problem.month_weights` over
@@ -664,7 +713,8 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
     tau = C_time (w * sigma), G the sigma-weighted rows. So H B G' (m x cells) is built per group of
     rows with overlapping supports (C_space G_J' from the group's bounding box, as in
     `spatial_gram`), and L^-1 is applied to it in chunks of CELL_CHUNK cells (dtrsm, m^2 per cell:
-    the dominant cost). Its rows are in the factor's order `perm`.
+    the dominant cost). Its rows are in the factor's order `perm`. `blocks`: the footprint rows'
+    grouping (`footprint_blocks`), shared with the spatial Gram matrix when given.
     """
     cov, h = problem.covariance, problem.h
     weights = np.asarray(problem.month_weights, dtype=float)
@@ -677,7 +727,7 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
     pos[perm] = np.arange(m)
     rows = h.rows.tocsr()
     step_of_entry = h.row_step[np.repeat(np.arange(h.n_rows), np.diff(rows.indptr))]
-    groups = _row_blocks(rows, *cov.spatial.shape, BLOCK_ROWS)
+    groups = footprint_blocks(h, cov) if blocks is None else blocks
     prior_var = np.empty((k, n_months, s))
     post_var = np.empty((k, n_months, s))
     n_parts = k * n_months
@@ -692,12 +742,13 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
             part = sector * n_months + month
             report = None if progress is None else (
                 lambda i, p=part: progress("cell uncertainties", (p + 0.5 * (i + 1) / len(groups)) / n_parts))
-            u = _hbg_cells(h, g, tau, cov.spatial, pos, groups, report)
+            u_t = _hbg_cells(h, g, tau, cov.spatial, pos, groups, report)  # (cells, m): (H B G')'
             reduction = np.empty(s)
             for c0 in range(0, s, CELL_CHUNK):
                 c1 = min(s, c0 + CELL_CHUNK)
+                # u_t's rows c0:c1 are H B G' over those cells in Fortran order: solved in place
                 with parallel_blas():
-                    z = sla.blas.dtrsm(1.0, chol, np.asfortranarray(u[:, c0:c1]), lower=1, overwrite_b=1)
+                    z = sla.blas.dtrsm(1.0, chol, u_t[c0:c1].T, lower=1, overwrite_b=1)
                 reduction[c0:c1] = np.einsum("ic,ic->c", z, z)
                 if progress:
                     progress("cell uncertainties", (part + 0.5 + 0.5 * c1 / s) / n_parts)
@@ -707,29 +758,31 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray,
 
 def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, groups: list[np.ndarray],
                report: Callable[[int], None] | None) -> np.ndarray:
-    """H B G' (m x cells) for the rows G of one sector's and month's cell means, rows in the
-    factor's order (`pos`): per group of footprint rows J, C_space G_J' from the group's bounding box
-    times tau at each row's step, summed into the rows of their observations (see `cell_variances`)."""
-    u = np.zeros((pos.size, g.shape[1]))
+    """(H B G')' (cells x m, C-ordered: H B G' in Fortran order, as dtrsm takes it) for the rows G of
+    one sector's and month's cell means, observations in the factor's order (`pos`): per group of
+    footprint rows J, C_space G_J' from the group's bounding box times tau at each row's step, summed
+    into the columns of their observations (see `cell_variances`). Every array a group touches is
+    laid out cells first, so the products and sums stream through memory."""
+    u_t = np.zeros((g.shape[1], pos.size))
+    tau_t = np.ascontiguousarray(tau.T)  # (cells, steps)
     lock = threading.Lock()
 
     def group(members: np.ndarray) -> None:
-        sub = g[members]
-        cells = np.unique(sub.indices)
-        w = spatial.apply_columns_on(cells, sub[:, cells].toarray().T)  # (S, rows): C_space G_J'
-        contrib = w.T * tau[h.row_step[members]]  # (rows, S)
+        cells, columns = _block_columns(g, members)
+        w = spatial.apply_columns_on(cells, columns)  # (S, rows): C_space G_J'
+        w *= tau_t[:, h.row_step[members]]
         obs, which = np.unique(pos[h.row_obs[members]], return_inverse=True)
         if obs.size < members.size:  # an observation's rows on several steps: summed
-            summed = sp.csr_matrix((np.ones(members.size), (which, np.arange(members.size))),
-                                   shape=(obs.size, members.size)) @ contrib
+            onehot = np.zeros((members.size, obs.size))
+            onehot[np.arange(members.size), which] = 1.0
+            w = w @ onehot
         else:
-            summed = np.empty_like(contrib)
-            summed[which] = contrib
+            w = w[:, np.argsort(which)]
         with lock:
-            u[obs] += summed
+            u_t[:, obs] += w
 
     run_parallel([lambda rows=rows: group(rows) for rows in groups], report)
-    return u
+    return u_t
 
 
 def posterior_covariance(problem: Problem, max_state: int = 6000) -> np.ndarray:
