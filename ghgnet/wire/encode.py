@@ -23,6 +23,7 @@ from .models import (
     AckMessage,
     CalibrationWire,
     EventWire,
+    FluxWire,
     MinuteWire,
     StatusMessage,
     TargetWire,
@@ -32,6 +33,7 @@ from .topics import BATCH_KINDS, check_station_id
 
 _RECORD_MODELS: dict[str, tuple[type[BaseModel], ...]] = {
     "minute": (MinuteWire,), "event": (EventWire,), "calibration": (CalibrationWire, TargetWire),
+    "flux": (FluxWire,),
 }
 
 

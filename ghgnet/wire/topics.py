@@ -7,7 +7,7 @@ import re
 from .errors import BadTopic
 
 TOPIC_ROOT = "ghg/v1"
-BATCH_KINDS: tuple[str, ...] = ("minute", "calibration", "event")
+BATCH_KINDS: tuple[str, ...] = ("minute", "calibration", "event", "flux")
 UPLINK_KINDS: tuple[str, ...] = (*BATCH_KINDS, "status")
 ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack")
 STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
