@@ -17,6 +17,7 @@ from ghgnet.timeutil import iso_utc
 from ghgnet.wire import (
     CalibrationWire,
     EventWire,
+    FluxWire,
     MinuteWire,
     ParsedBatch,
     StatusMessage,
@@ -57,6 +58,7 @@ from .base import (
     store_name,
     target_rows,
 )
+from .flux import FLUX_COLUMNS, flux_rows, migration_flux
 from .hourly import HourlyStoreMixin, migration_v2
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
@@ -104,6 +106,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     for name, cols in {
         **{name: cols for name, cols in V1_TABLES.items() if name != "minute_value"},
         "minute": V1_TABLES["minute"] + [("species", "json")],  # schema 4: central/store/species.py
+        "flux": FLUX_COLUMNS,  # schema 7: central/store/flux.py
     }.items()
 }
 """The tables written now, with their columns in insert order, `store` last."""
@@ -122,6 +125,7 @@ _IDENTITY: dict[str, tuple[str, ...]] = {
     "event": ("kind", "time"),
     "calibration": ("id", "time_start", "time_end"),
     "target": ("id", "time", "cylinder"),
+    "flux": ("time",),
 }
 """Per record kind (its table), the columns that identify a record, as the station's own database
 keeps them too (`record_identities`, `central-receiver records`)."""
@@ -173,7 +177,8 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
-            migration_v5(types, TABLES, _NOT_NULL | {"store"}), migration_v6(types)]
+            migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
+            migration_v6(types), migration_flux(types)]
 
 
 def _minute_records(batch: ParsedBatch) -> list[MinuteWire | MinuteLean]:
@@ -426,6 +431,12 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
                 conflicts |= self._conflicts("target", st, store, rows, fresh, values)
             c.targets += len(fresh)
             new += len(fresh)
+        elif batch.kind == "flux":
+            rows = flux_rows(st, [r for r in batch.records if isinstance(r, FluxWire)], self._t, received, dumps)
+            fresh = self._insert_new("flux", rows, store)
+            if len(fresh) < len(rows):
+                conflicts |= self._conflicts("flux", st, store, rows, fresh)
+            new += len(fresh)
         else:
             raise TypeError(f"unknown batch kind {batch.kind!r}")
         duplicate = len(batch.records) - new - len(conflicts)
@@ -618,6 +629,13 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
             for r in rows
         ]
 
+    def fluxes(self, station: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT seq, store, record FROM flux WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq, store",
+            (station, self._t(start), self._t(end)),
+        )
+        return [{**json.loads(r[2]), "seq": r[0], "store": store_name(r[1])} for r in rows]
+
     def calibrations(self, station: str, start: datetime, end: datetime) -> list[StoredCalibration]:
         rows = self._query(
             "SELECT seq, id, time_start, time_end, standards, received_at, store FROM calibration "
@@ -691,8 +709,8 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
     def held_seqs(self, station: str, store: str | None = None) -> list[int]:
         rows = self._query(
             " UNION ALL ".join(f"SELECT seq FROM {t} WHERE station = ? AND store = ?"
-                               for t in ("minute", "event", "calibration", "target")),
-            (station, store_key(store)) * 4,
+                               for t in ("minute", "event", "calibration", "target", "flux")),
+            (station, store_key(store)) * 5,
         )
         return sorted(r[0] for r in rows)
 
