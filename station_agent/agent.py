@@ -20,7 +20,6 @@ from drivers.registry import load_driver
 from ghgnet import __version__
 from ghgnet.clock import Clock
 from ghgnet.logs import get_logger
-from ghgnet.sdnotify import SdNotifier
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
@@ -50,6 +49,7 @@ from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the lim
     TailRequest,
     parse_request,
 )
+from ghgnet.sdnotify import SdNotifier
 from station_agent.service.watchdog import ProgressWatchdog, forwarder_probe, poller_probe, writer_probe
 from station_agent.storage.calibration_results import CalibrationBook
 from station_agent.storage.store import StationStore, StoreError

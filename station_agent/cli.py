@@ -104,8 +104,8 @@ def run(config: ConfigOpt, speed: SpeedOpt = None, start: StartOpt = None, ancho
 
     from ghgnet.clock import make_clock
     from ghgnet.logs import configure_logging
-    from ghgnet.sdnotify import SdNotifier
     from station_agent.agent import Agent
+    from ghgnet.sdnotify import SdNotifier
 
     cfg = _load(config)
     configure_logging(cfg.station.id, cfg.logging.level, cfg.logging.format)
