@@ -17,7 +17,7 @@ from ghgnet.wire import STORE_ID_PATTERN
 HJ212_TABLES = ("hj212_packet", "hj212_cursor", "hj212_link")
 """The tables of schema 6 (HJ 212 uplinks)."""
 FLUX_TABLES = ("flux", "highrate_block")
-"""The tables of schema 8 (eddy-covariance sites)."""
+"""The tables of schema 7 (eddy-covariance sites)."""
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 
