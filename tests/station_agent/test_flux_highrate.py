@@ -5,18 +5,24 @@ central as a `flux` record, whose fluxes match the simulator's truth."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
+from support.station import station_toml
 
+from drivers.campbell.toa5 import read_toa5
 from drivers.gill.windmaster import WindMaster
 from drivers.licor.li7x00 import LI7500
+from drivers.reading import Reading
 from ghgnet.clock import ManualClock
 from simulators.flux_site import FluxSiteSpec, simulate_half_hour
 from simulators.gill.windmaster import WindMasterStream
 from simulators.licor.li7x00 import Li7x00Stream
-from station_agent.acquisition.highrate import PeriodAccumulator, aligned_columns, period_start
+from station_agent.acquisition.highrate import PeriodAccumulator, aligned_columns, block_of, period_start
 from station_agent.processing.flux import FluxSettings, block_from_columns, process_half_hour
 from station_agent.storage.highrate_block import BlockError, HighRateBlock, decode_block, encode_block
 from station_agent.storage.store import StationStore
@@ -118,8 +124,6 @@ def test_periods_are_aligned_on_the_clock():
 
 
 def test_a_silent_analyzer_does_not_hold_the_sonics_period_open():
-    from drivers.reading import Reading
-
     acc = PeriodAccumulator(["sonic", "irga"], FS)
 
     def at(minutes: float) -> list[Reading]:
@@ -129,3 +133,25 @@ def test_a_silent_analyzer_does_not_hold_the_sonics_period_open():
     (block,) = acc.add(at(61))  # two periods on: 12:00 closes without it
     assert (block.device, block.start, block.n) == ("sonic", START, 1)
     assert [b.start for b in acc.close()] == [START + timedelta(minutes=30), START + timedelta(minutes=60)]
+
+
+def test_station_agent_exports_a_devices_highrate_records_as_toa5(tmp_path):
+    config = station_toml(tmp_path, {"instruments": {}})
+    store = StationStore(tmp_path / "station.sqlite")
+    readings = [Reading(START + timedelta(seconds=i / 20), "sonic", {"w": i / 100, "sonic_temp": 20.0}, status_ok=i != 3)
+                for i in range(40)]
+    store.put_highrate_block(block_of("sonic", START, 20.0, readings))
+    store.close()
+    out = tmp_path / "sonic.dat"
+    bin_dir = Path(sys.executable).parent
+    run = subprocess.run([bin_dir / "station-agent", "export", "--config", config, "--from", "2026-06-01T00:00:00Z",
+                          "--to", "2026-06-02T00:00:00Z", "--level", "highrate", "--format", "toa5",
+                          "--device", "sonic", "--out", out], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    table = read_toa5(out)
+    assert table.names == ["w", "sonic_temp", "status_ok"] and table.units[:2] == ["m/s", "degC"]
+    np.testing.assert_allclose(table.columns["w"], np.arange(40) / 100)
+    assert table.columns["status_ok"][3] == 0 and table.time[1] - table.time[0] == np.timedelta64(50, "ms")
+    usage = subprocess.run([bin_dir / "station-agent", "export", "--config", config, "--from", "2026-06-01",
+                            "--to", "2026-06-02", "--level", "highrate"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "needs --format toa5, --device and --out" in usage.stderr
