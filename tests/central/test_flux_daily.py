@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from central.aggregation.flux_daily import daily_sums, season_of
+from central.store import open_store
+from ghgnet.wire import parse_batch
+from simulators.flux_site import FluxSiteSpec, simulate_half_hour
+from station_agent.processing.flux import FluxSettings, block_from_columns, process_half_hour
 
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -49,3 +58,28 @@ def test_seasons_are_meteorological_and_bad_coverage_settings_are_refused():
     assert [season_of(datetime(2026, m, 1)) for m in (12, 1, 3, 6, 9)] == ["DJF", "DJF", "MAM", "JJA", "SON"]
     with pytest.raises(ValueError, match="min_coverage"):
         daily_sums([], min_coverage=0)
+
+
+def test_central_receiver_flux_daily_writes_the_stored_days_as_csv(tmp_path):
+    db = tmp_path / "central.sqlite"
+    cfg = tmp_path / "central.toml"
+    cfg.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = 1883\n[storage]\npath = "{db}"\n')
+    store = open_store(backend="sqlite", path=db)
+    sim = simulate_half_hour(FluxSiteSpec(fs_hz=10.0), 1, DAY)
+    full = process_half_hour(block_from_columns(sim.start, sim.fs_hz, sim.columns), FluxSettings()).wire_dict()
+    recs = [{"seq": i + 1, **full, **r} for i, r in enumerate(half_hours(DAY, ustar=0.15))]
+    batch = {"schema": 1, "station": "ec-1", "kind": "flux", "sent": "2026-06-02T00:00:00Z", "records": recs}
+    assert store.store_batch(parse_batch("ghg/v1/ec-1/flux", json.dumps(batch).encode()), DAY).new == 48
+    store.close()
+    cli = [sys.executable, "-m", "central.cli", "flux-daily", "--config", str(cfg), "--station", "ec-1",
+           "--from", "2026-06-01", "--to", "2026-06-02"]
+    run = subprocess.run([*cli, "--ustar", "JJA=0.1"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    (row,) = csv.DictReader(io.StringIO(run.stdout))
+    assert (row["day"], row["n_valid"], row["n_low_ustar"]) == ("2026-06-01", "48", "0")
+    assert float(row["co2_daily_g_c_m2"]) == pytest.approx(-5.0 * 86400 * 12.011e-6)
+    filtered = subprocess.run([*cli, "--ustar", "JJA=0.2"], capture_output=True, text=True, timeout=60)
+    (row,) = csv.DictReader(io.StringIO(filtered.stdout))
+    assert (row["n_valid"], row["n_low_ustar"], row["co2_daily_g_c_m2"]) == ("0", "48", "")
+    bad = subprocess.run([*cli, "--ustar", "summer=0.2"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "is not SEASON=M/S" in bad.stderr
