@@ -11,11 +11,65 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from datetime import datetime
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ghgnet.clock import Clock
+from simulators.config import InstrumentConfig
 from simulators.flux_site import FluxSiteSpec, simulate_half_hour
+from simulators.lgr.stream import StreamPty, StreamTcpServer
+
+
+class FluxInstrument(InstrumentConfig):
+    """A simulated flux-site instrument (`[[instruments]]`): the site's turbulence (simulators.
+    flux_site) at `fs_hz`. A sonic and an analyzer with the same `seed` and site fields see the
+    same air, so their records make the site's known fluxes."""
+
+    fs_hz: float = Field(default=20.0, gt=0, le=20, description="records a second")
+    path: Literal["open", "closed"] = "open"
+    mean_wind_ms: float = 3.0
+    ustar_ms: float = Field(default=0.4, gt=0)
+    h_w_m2: float = 150.0
+    le_w_m2: float = 200.0
+    co2_flux: float = Field(default=-10.0, description="umol m-2 s-1")
+    lag_s: float = Field(default=0.3, ge=0)
+    spike_fraction: float = Field(default=0.0005, ge=0, lt=0.1)
+    dropout_fraction: float = Field(default=0.005, ge=0, lt=0.5)
+
+    def spec(self) -> FluxSiteSpec:
+        return FluxSiteSpec(fs_hz=self.fs_hz, path=self.path, mean_wind_ms=self.mean_wind_ms, ustar_ms=self.ustar_ms,
+                            h_w_m2=self.h_w_m2, le_w_m2=self.le_w_m2, co2_flux=self.co2_flux, lag_s=self.lag_s,
+                            spike_fraction=self.spike_fraction, dropout_fraction=self.dropout_fraction)
+
+
+class ServedStream:
+    """A flux-site stream serving itself on TCP (and a pty with `pty_link`), for the bench."""
+
+    def __init__(self, stream: FluxSiteStream, config: InstrumentConfig) -> None:
+        self.stream = stream
+        self.config = config
+        self._servers: list[Any] = []
+
+    def start(self) -> ServedStream:
+        c = self.config
+        self._servers = [StreamTcpServer(self.stream, c.host, c.port).start()]
+        if c.pty_link is not None:
+            self._servers.append(StreamPty(self.stream, c.pty_link).start())
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.stop()
+        self._servers = []
+
+    @property
+    def url(self) -> str:
+        return self._servers[-1].url if self._servers else f"socket://{self.config.host}:{self.config.port}"
+
+    def stats(self) -> dict[str, int]:
+        return self.stream.stats()
 
 
 class FluxSiteStream(ABC):
@@ -29,6 +83,11 @@ class FluxSiteStream(ABC):
         self._clients: dict[int, int] = {}
         self._next_client = 0
         self._half_hours: dict[datetime, dict[str, np.ndarray]] = {}
+        self.records_sent = 0
+
+    def stats(self) -> dict[str, int]:
+        """Records handed to clients (every client's count: one client is the station)."""
+        return {"records_sent": self.records_sent}
 
     @abstractmethod
     def line(self, columns: dict[str, np.ndarray], k: int, index: int) -> bytes:
@@ -63,6 +122,7 @@ class FluxSiteStream(ABC):
             start = self._clients[client]
             due = self._index(self.clock.now())
             self._clients[client] = max(due, start)
+            self.records_sent += max(due - start, 0)
         return self.lines(start, max(due - start, 0))
 
     def detach(self, client: int) -> None:

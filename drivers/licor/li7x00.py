@@ -17,22 +17,23 @@ and 11 outlet thermocouples, 12 sensor head detected (as decoded by the Thünen 
 LI7200Diagnostic.jl). No public source we found fixes the labels of the LI-7200's mole fractions:
 `LABELS` below holds them (CO2MF umol/mol, H2OMF mmol/mol, both wet) in one place.
 
-Records carry no usable time: the driver stamps a poll's records backwards from the station's clock
-at `output_rate_hz` (the last one at `now`), as for the sonic, so the two align on one clock. A gap
-in `Ndx` (records lost on the line) is named in `PollResult.problems` with the count.
+Records carry no usable time: the driver stamps them on the station's clock by counting them at
+`output_rate_hz` (drivers/record_clock.py), as for the sonic, so the two align on one clock. A gap
+in `Ndx` (records lost on the line) is named in `PollResult.problems` with the count, and the
+records after it keep their place in time.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from drivers.base import AnalyzerDriver, DeviceConfig, PollResult
 from drivers.reading import Reading
+from drivers.record_clock import RecordClock
 from drivers.transport import TransportTimeout
 
 MAX_LINE = 2048
@@ -121,6 +122,9 @@ class Li7x00Config(DeviceConfig):
     output_rate_hz: float = Field(default=20.0, gt=0, le=20, description="records a second (RS232 Freq)")
     poll_interval_s: float = Field(default=1.0, gt=0, description="seconds between polls")
     silent_s: float = Field(default=10.0, gt=0, description="seconds without a byte before a timeout")
+    clock_window_s: float = Field(default=600.0, gt=0, description="seconds of polls the record clock takes its "
+                                  "stream start from (drivers/record_clock.py): longer is steadier, shorter "
+                                  "follows an instrument clock running slow")
 
 
 class Li7200Config(Li7x00Config):
@@ -143,19 +147,25 @@ class LI7500(AnalyzerDriver):
         self._pending = b""
         self._silent_since = None
         self._last_index: int | None = None
+        self._clock = RecordClock(self.config.output_rate_hz, self.config.clock_window_s)
 
     def open(self) -> None:
         super().open()
         self._pending = b""
         self._silent_since = None
         self._last_index = None
+        self._clock.restart()
 
-    def _check_index(self, index: int | None, problems: list[str]) -> None:
+    def _check_index(self, index: int | None, problems: list[str]) -> int:
+        """How far this record moves the stream on: 1, plus the records lost before it."""
         if index is None:
-            return
+            return 1
+        lost = 0
         if self._last_index is not None and index > self._last_index + 1:
-            problems.append(f"{index - self._last_index - 1} records lost (Ndx {self._last_index} -> {index})")
+            lost = index - self._last_index - 1
+            problems.append(f"{lost} records lost (Ndx {self._last_index} -> {index})")
         self._last_index = index
+        return 1 + lost
 
     def _reading(self, rec: Li7x00Record, time) -> Reading:
         values = {name: rec.fields[label] * factor for label, (name, factor) in LABELS.items() if label in rec.fields}
@@ -177,6 +187,8 @@ class LI7500(AnalyzerDriver):
                 self._silent_since = now
             elif (now - self._silent_since).total_seconds() >= self.config.silent_s:
                 self._silent_since = now
+                self._clock.restart()
+                self._last_index = None
                 raise TransportTimeout(f"{self.device_id}: nothing from {self.transport.url} for "
                                        f"{self.config.silent_s:g} s")
             return result
@@ -186,6 +198,7 @@ class LI7500(AnalyzerDriver):
             result.problems.append(f"{len(self._pending)} bytes without a line end dropped: {self._pending[:80]!r}")
             self._pending = b""
         records: list[Li7x00Record] = []
+        advances: list[int] = []
         for raw in lines:
             if not raw.strip(b"\r\x00 \t"):
                 continue
@@ -195,11 +208,10 @@ class LI7500(AnalyzerDriver):
                 result.problems.append(f"malformed line skipped ({why}): {raw[:120]!r}")
                 continue
             for rec in got:
-                self._check_index(rec.index, result.problems)
+                advances.append(self._check_index(rec.index, result.problems))
                 records.append(rec)
-        step = timedelta(seconds=1.0 / self.config.output_rate_hz)
-        for i, rec in enumerate(records):
-            result.readings.append(self._reading(rec, now - step * (len(records) - 1 - i)))
+        for rec, when in zip(records, self._clock.stamps(now, advances)):
+            result.readings.append(self._reading(rec, when))
         return result
 
 

@@ -8,12 +8,14 @@ timed by the injected clock (simulators.flux_stream). Records under a bad diagno
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from drivers.gill.windmaster import WindMasterRecord, format_line
 from ghgnet.clock import Clock
 from simulators.flux_site import FluxSiteSpec
-from simulators.flux_stream import FluxSiteStream
+from simulators.flux_stream import FluxInstrument, FluxSiteStream, ServedStream
 
 FAILED_PATH_STATUS = 0x0B
 
@@ -32,3 +34,18 @@ class WindMasterStream(FluxSiteStream):
         status = 0 if c["sonic_diag"][k] == 0 else FAILED_PATH_STATUS
         u, v, w, ts = (float(np.clip(x, -999, 999)) for x in (c["u"][k], c["v"][k], c["w"][k], ts_c))
         return format_line(WindMasterRecord(self.node, u, v, w, sos, ts, status))
+
+
+class WindMasterInstrument(FluxInstrument):
+    model: Literal["gill.windmaster"] = "gill.windmaster"
+
+
+class WindMasterBench:
+    """The bench model of the WindMaster (entry point gill.windmaster): serves itself."""
+
+    kind = "analyzer"
+    Config = WindMasterInstrument
+
+    @staticmethod
+    def build(config: WindMasterInstrument, clock: Clock, gas: object = None) -> ServedStream:
+        return ServedStream(WindMasterStream(clock, config.spec(), config.seed), config)

@@ -10,12 +10,14 @@ Records under a bad diagnostic clear the PLL bit and carry the garbage values.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from drivers.licor.li7x00 import DIAG_BITS_LI7200, DIAG_BITS_LI7500, format_record
 from ghgnet.clock import Clock
 from simulators.flux_site import FluxSiteSpec
-from simulators.flux_stream import FluxSiteStream
+from simulators.flux_stream import FluxInstrument, FluxSiteStream, ServedStream
 
 AGC_BITS = 0x6  # 37.5 %: clean optics
 PLL_BIT = 5
@@ -44,3 +46,19 @@ class Li7x00Stream(FluxSiteStream):
         gases = {"CO2D": co2, "H2OD": h2o} if self.spec.path == "open" else {"CO2MF": co2, "H2OMF": h2o}
         return format_record({"Ndx": index % 2**31, "DiagVal": diag, **gases,
                               "Temp": self.spec.temperature_k - 273.15, "Pres": float(c["pressure_pa"][k]) / 1000.0})
+
+
+class Li7x00Instrument(FluxInstrument):
+    model: Literal["licor.li7500", "licor.li7200"] = "licor.li7500"
+
+
+class Li7x00Bench:
+    """The bench model of the LI-7500 / LI-7200 (entry points licor.li7500, licor.li7200): serves itself."""
+
+    kind = "analyzer"
+    Config = Li7x00Instrument
+
+    @staticmethod
+    def build(config: Li7x00Instrument, clock: Clock, gas: object = None) -> ServedStream:
+        model = config.model.removeprefix("licor.")
+        return ServedStream(Li7x00Stream(clock, config.spec(), config.seed, model), config)
