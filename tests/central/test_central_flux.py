@@ -8,10 +8,11 @@ import json
 from datetime import UTC, datetime
 from functools import cache
 
-from conftest import open_at_schema  # tests/central/conftest.py
+from conftest import central_config, open_at_schema  # tests/central/conftest.py
+from support.mqtt import TestStation
 
 from central.store import open_store
-from ghgnet.wire import FluxWire, ParsedBatch, parse_batch
+from ghgnet.wire import FluxWire, ParsedBatch, encode_batch, parse_batch
 from simulators.flux_site import FluxSiteSpec, simulate_half_hour
 from station_agent.processing.flux import FluxSettings, block_from_columns, process_half_hour
 
@@ -63,3 +64,23 @@ def test_an_older_database_gains_the_flux_table(store_location):
         assert [r["seq"] for r in store.fluxes("st-a", START, NOW)] == [1]
     finally:
         store.close()
+
+
+def test_the_receiver_stores_a_flux_batch_from_the_broker_once_and_acks_it(mosquitto, tmp_path, start_receiver):
+    db = tmp_path / "central.sqlite"
+    start_receiver(central_config(mosquitto, db))
+    station = TestStation(mosquitto, "st-a")
+    try:
+        recs = [FluxWire.model_validate_json(json.dumps({"seq": s, **record_json()})) for s in (1, 2)]
+        payload = encode_batch("st-a", "flux", recs, NOW)
+        assert station.publish("flux", payload).value == 0
+        station.wait_acked([1, 2])
+        assert station.publish("flux", payload).value == 0  # a redelivery
+        station.wait_acked([1, 2])
+    finally:
+        station.close()
+    reader = open_store("sqlite", path=db)
+    try:
+        assert [r["seq"] for r in reader.fluxes("st-a", START, NOW)] == [1, 2]
+    finally:
+        reader.close()
