@@ -37,11 +37,13 @@ class FluxInstrument(InstrumentConfig):
     lag_s: float = Field(default=0.3, ge=0)
     spike_fraction: float = Field(default=0.0005, ge=0, lt=0.1)
     dropout_fraction: float = Field(default=0.005, ge=0, lt=0.5)
+    nonstationary: bool = Field(default=False, description="bad conditions: 30-min swings against the fluxes")
 
     def spec(self) -> FluxSiteSpec:
         return FluxSiteSpec(fs_hz=self.fs_hz, path=self.path, mean_wind_ms=self.mean_wind_ms, ustar_ms=self.ustar_ms,
                             h_w_m2=self.h_w_m2, le_w_m2=self.le_w_m2, co2_flux=self.co2_flux, lag_s=self.lag_s,
-                            spike_fraction=self.spike_fraction, dropout_fraction=self.dropout_fraction)
+                            spike_fraction=self.spike_fraction, dropout_fraction=self.dropout_fraction,
+                            nonstationary=self.nonstationary)
 
 
 class ServedStream:

@@ -43,8 +43,9 @@ class Line:
         return data
 
 
-def test_the_writer_keeps_blocks_and_the_recorder_stores_the_half_hours_flux(tmp_path):
-    spec = FluxSiteSpec(fs_hz=FS)
+@pytest.mark.parametrize("nonstationary", [False, True], ids=["good", "nonstationary"])
+def test_the_writer_keeps_blocks_and_the_recorder_stores_the_half_hours_flux(tmp_path, nonstationary):
+    spec = FluxSiteSpec(fs_hz=FS, nonstationary=nonstationary)
     clock = ManualClock(START)
     streams = {"sonic": WindMasterStream(clock, spec, seed=2), "irga": Li7x00Stream(clock, spec, seed=2)}
     lines = {k: Line() for k in streams}
@@ -90,5 +91,9 @@ def test_the_writer_keeps_blocks_and_the_recorder_stores_the_half_hours_flux(tmp
         store.close()
     truth = simulate_half_hour(spec, 2, START).truth
     assert flux["start"] == "2026-06-01T12:00:00Z"
+    if nonstationary:  # bad conditions are flagged (Mauder and Foken 2): not for budgets
+        assert flux["flag_co2"] == 2 and flux["flag_h"] == 2
+        return
     assert flux["co2_flux_umol_m2_s"] == pytest.approx(truth.co2_flux_umol_m2_s, rel=0.05)
     assert flux["h_w_m2"] == pytest.approx(truth.h_w_m2, rel=0.05)
+    assert flux["flag_co2"] < 2 and flux["flag_h"] < 2
