@@ -96,12 +96,11 @@ class FluxRecorder:
         return store.purge_highrate(self.now() - self.retention)
 
     def _store(self, store: StationStore, blocks: list[HighRateBlock]) -> None:
-        for block in blocks:
-            store.put_highrate_block(block)
-            self.stored_records += block.n
         by_start: dict[Any, list[HighRateBlock]] = {}
         for block in blocks:
-            by_start.setdefault(block.start, []).append(block)
+            self.stored_records += block.n
+            # processed as stored: with the records kept before a restart within the period
+            by_start.setdefault(block.start, []).append(store.put_highrate_block(block))
         for period in by_start.values():
             try:
                 self._queue.put_nowait(period)

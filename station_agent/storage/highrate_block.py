@@ -64,3 +64,13 @@ def decode_block(device: str, start: datetime, fs_hz: float, n: int, names: str,
     arr = np.frombuffer(raw, dtype="<f8").reshape(1 + len(cols), n)
     time_ms = np.frombuffer(raw[:8 * n], dtype="<i8").copy()
     return HighRateBlock(device, start, fs_hz, time_ms, {k: arr[i + 1].copy() for i, k in enumerate(cols)})
+
+
+def merge_blocks(a: HighRateBlock, b: HighRateBlock) -> HighRateBlock:
+    """One block of the records of two of the same device and period, in time order (a column one
+    of them lacks is NaN there)."""
+    names = list(dict.fromkeys([*a.columns, *b.columns]))
+    order = np.argsort(np.concatenate([a.time_ms, b.time_ms]), kind="stable")
+    cols = {k: np.concatenate([a.columns.get(k, np.full(a.n, np.nan)), b.columns.get(k, np.full(b.n, np.nan))])[order]
+            for k in names}
+    return HighRateBlock(a.device, a.start, a.fs_hz, np.concatenate([a.time_ms, b.time_ms])[order], cols)

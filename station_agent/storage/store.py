@@ -28,7 +28,7 @@ from typing import Any
 from drivers.reading import Reading
 from ghgnet.timeutil import iso_utc
 from station_agent.records import Event, MinuteRecord, event_to_dict, minute_to_dict
-from station_agent.storage.highrate_block import HighRateBlock, decode_block, encode_block
+from station_agent.storage.highrate_block import HighRateBlock, decode_block, encode_block, merge_blocks
 
 # Each entry migrates the schema from version i to i+1; never edit a released entry, append.
 MIGRATIONS: list[str] = [
@@ -477,13 +477,20 @@ class StationStore:
                               (seq, payload["start"], _json(payload)))
         return seq
 
-    def put_highrate_block(self, block: HighRateBlock) -> None:
-        """Store (or replace: a period completed after a restart) one device's block of a period."""
-        names, data = encode_block(block)
+    def put_highrate_block(self, block: HighRateBlock) -> HighRateBlock:
+        """Store one device's block of a period; when the period has one already (stored at a stop,
+        the agent restarted within the period) the two are merged in time order, nothing replaced.
+        Returns the block as stored."""
         with self._tx():
+            row = self.conn.execute("SELECT fs_hz, n, columns, data FROM highrate_block WHERE device = ? AND start = ?",
+                                    (block.device, iso_utc(block.start))).fetchone()
+            if row is not None:
+                block = merge_blocks(decode_block(block.device, block.start, row[0], row[1], row[2], row[3]), block)
+            names, data = encode_block(block)
             self.conn.execute(
                 "INSERT OR REPLACE INTO highrate_block (device, start, fs_hz, n, columns, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (block.device, iso_utc(block.start), block.fs_hz, block.n, names, data))
+        return block
 
     def highrate_blocks(self, start: datetime, end: datetime, device: str | None = None) -> Iterator[HighRateBlock]:
         """The blocks whose period starts in [start, end), by start then device."""

@@ -155,3 +155,16 @@ def test_station_agent_exports_a_devices_highrate_records_as_toa5(tmp_path):
     usage = subprocess.run([bin_dir / "station-agent", "export", "--config", config, "--from", "2026-06-01",
                             "--to", "2026-06-02", "--level", "highrate"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "needs --format toa5, --device and --out" in usage.stderr
+
+
+def test_a_period_stored_at_a_stop_is_completed_not_replaced_after_a_restart(tmp_path):
+    store = StationStore(tmp_path / "station.sqlite")
+    before = [Reading(START + timedelta(seconds=i / 10), "sonic", {"w": float(i)}) for i in range(5)]
+    after = [Reading(START + timedelta(seconds=60 + i / 10), "sonic", {"w": float(100 + i), "u": 1.0}) for i in range(3)]
+    store.put_highrate_block(block_of("sonic", START, 10.0, before))
+    merged = store.put_highrate_block(block_of("sonic", START, 10.0, after))
+    (stored,) = store.highrate_blocks(START, START + timedelta(minutes=30))
+    store.close()
+    assert stored.n == merged.n == 8 and list(stored.time_ms) == [0, 100, 200, 300, 400, 60000, 60100, 60200]
+    assert list(stored.columns["w"]) == [0, 1, 2, 3, 4, 100, 101, 102]
+    assert np.isnan(stored.columns["u"][:5]).all() and list(stored.columns["u"][5:]) == [1.0, 1.0, 1.0]
