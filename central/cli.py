@@ -275,6 +275,56 @@ def export(
     typer.echo(f"{n} {level} {'record' if level == 'minute' else 'value'}(s) exported", err=True)
 
 
+@app.command("flux-daily")
+def flux_daily(
+    config: ConfigOpt,
+    station: Annotated[str, typer.Option("--station", help="station id")],
+    from_: Annotated[str, typer.Option("--from", help="start (inclusive), ISO 8601, UTC if no zone")],
+    to: Annotated[str, typer.Option("--to", help="end (exclusive), ISO 8601, UTC if no zone")],
+    ustar: Annotated[list[str] | None, typer.Option(help="SEASON=M/S, a u* threshold (DJF, MAM, JJA, SON); repeat")] = None,
+    min_coverage: Annotated[float, typer.Option(help="share of the day valid for a daily estimate")] = 0.8,
+    out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout)")] = None,
+) -> None:
+    """A flux station's daily sums of its valid half hours as CSV (central/aggregation/flux_daily.py:
+    CO2 g C m-2, H and LE MJ m-2; u* filtered by season; no gap filling)."""
+    import csv
+    import dataclasses
+
+    from .aggregation.flux_daily import SEASONS, DailyFlux, daily_sums
+
+    thresholds: dict[str, float] = {}
+    for item in ustar or []:
+        season, _, value = item.partition("=")
+        try:
+            if season not in set(SEASONS.values()):
+                raise ValueError
+            thresholds[season] = float(value)
+        except ValueError:
+            typer.echo(f"error: --ustar {item!r} is not SEASON=M/S with a season of DJF, MAM, JJA, SON", err=True)
+            raise typer.Exit(2) from None
+    start, end = _time(from_, "--from"), _time(to, "--to")
+    store = _open_store(_load(config))
+    try:
+        records = store.fluxes(station, start, end)
+    finally:
+        store.close()
+    try:
+        days = daily_sums(records, thresholds or None, min_coverage=min_coverage)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    fh = out.open("w", newline="") if out else sys.stdout
+    try:
+        w = csv.writer(fh)
+        w.writerow([f.name for f in dataclasses.fields(DailyFlux)])
+        for d in days:
+            w.writerow(["" if v is None else v for v in dataclasses.astuple(d)])
+    finally:
+        if out:
+            fh.close()
+    typer.echo(f"{len(days)} day(s) from {len(records)} half hour(s) exported", err=True)
+
+
 UserOpt = Annotated[str | None, typer.Option("--user", help="who (kept in the audit trail; default: the login name)")]
 
 

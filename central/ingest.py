@@ -27,6 +27,7 @@ from ghgnet.wire import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     BadTopic,
     CalibrationWire,
+    FluxWire,
     ParsedBatch,
     WireError,
     batch_json,
@@ -99,7 +100,9 @@ def group_acks(handled: Iterable[Handled]) -> list[tuple[str, bytes]]:
 
 
 def _record_time(record: Any) -> datetime:
-    """The latest time a record claims: a calibration's end, any other record's time."""
+    """The latest time a record claims: a calibration's or a flux period's end, any other record's time."""
+    if isinstance(record, FluxWire):
+        return record.start + timedelta(seconds=record.duration_s)
     return record.time_end if isinstance(record, CalibrationWire) else record.time
 
 

@@ -48,6 +48,10 @@ UNITS: dict[str, str] = {
     "w": "m/s",
     "speed_of_sound": "m/s",
     "sonic_temp": "degC",
+    # fast CO2/H2O analyzers (drivers/licor/li7x00.py)
+    "co2_density": "mmol/m3",
+    "h2o_density": "mmol/m3",
+    "agc_pct": "%",
 }
 
 

@@ -379,6 +379,25 @@ def probe(
     raise typer.Exit(EXIT_OK if info["ok"] else EXIT_PROBLEM)
 
 
+def _export_highrate(config: Path, from_: str, to: str, fmt: str, device: str | None, out: Path | None) -> None:
+    """A flux site's 10-20 Hz records of one device as a Campbell TOA5 file, for other tools."""
+    from drivers.campbell.toa5 import write_toa5
+    from station_agent.storage.export import highrate_table
+
+    if fmt != "toa5" or device is None or out is None:
+        _err("--level highrate: needs --format toa5, --device and --out")
+        raise typer.Exit(EXIT_USAGE)
+    cfg = _load(config)
+    start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
+    store = _read_store(cfg)
+    try:
+        table = highrate_table(store.highrate_blocks(start, end, device))
+    finally:
+        store.close()
+    write_toa5(out, table, station_name=cfg.station.id, table_name=device)
+    Console(stderr=True).print(f"{table.time.size} highrate records of {device} written to {out}")
+
+
 @app.command()
 def emissions(
     config: ConfigOpt,
@@ -428,8 +447,8 @@ def export(
     config: ConfigOpt,
     from_: Annotated[str, typer.Option("--from", help="start time, ISO 8601 (inclusive)")],
     to: Annotated[str, typer.Option("--to", help="end time, ISO 8601 (exclusive)")],
-    level: Annotated[str, typer.Option(help="raw | minute | calibration")] = "minute",
-    fmt: Annotated[str, typer.Option("--format", help="csv")] = "csv",
+    level: Annotated[str, typer.Option(help="raw | minute | calibration | highrate")] = "minute",
+    fmt: Annotated[str, typer.Option("--format", help="csv | toa5 (highrate)")] = "csv",
     device: Annotated[Optional[str], typer.Option(help="only this device")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output file (default: standard output)")] = None,
 ) -> None:
@@ -437,8 +456,11 @@ def export(
     (columns: see station_agent/storage/export.py)."""
     from station_agent.storage.export import write_calibration_csv, write_minute_csv, write_raw_csv
 
+    if level == "highrate":
+        _export_highrate(config, from_, to, fmt, device, out)
+        return
     if level not in ("raw", "minute", "calibration"):
-        _err(f"--level: {level!r} is not one of raw, minute, calibration")
+        _err(f"--level: {level!r} is not one of raw, minute, calibration, highrate")
         raise typer.Exit(EXIT_USAGE)
     if fmt != "csv":
         _err(f"--format: {fmt!r} is not supported (csv)")

@@ -17,6 +17,7 @@ from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_to
 from ghgnet.mqttlink import MqttConfig
 from station_agent.emission.config import CemsConfig
 from station_agent.fleet.fleet_config import FleetConfig
+from station_agent.acquisition.flux_recorder import FluxStationConfig
 from station_agent.forwarding.forwarder import ForwardingConfig
 from station_agent.forwarding.hj212_config import UplinkConfig, check_uplinks
 from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig
@@ -123,6 +124,7 @@ class StationConfigBase(StrictModel):
         default_factory=list, description="cylinders declared here are added to the registry at start"
     )
     cems: CemsConfig | None = Field(default=None, description="a stack CEMS: emission minutes and hours")
+    flux: FluxStationConfig | None = Field(default=None, description="eddy-covariance site: sonic + fast analyzer")
 
     def control_socket(self) -> Path:
         return Path(self.control.socket) if self.control.socket else Path(self.storage.path).parent / "agent.sock"
@@ -137,6 +139,12 @@ class StationConfigBase(StrictModel):
             if dev.id in seen:
                 raise ValueError(f"device id {dev.id!r} is used twice")
             seen.add(dev.id)
+        if self.flux is not None:
+            analyzers = {a.id for a in getattr(self, "analyzers", [])}
+            for field in ("sonic", "analyzer"):
+                if getattr(self.flux, field) not in analyzers:
+                    raise ValueError(f"flux.{field} {getattr(self.flux, field)!r} is not one of the [[analyzers]]: "
+                                     f"{sorted(analyzers)}")
         if self.sampling is not None:
             valves = {v.id for v in getattr(self, "valves", [])}
             missing = [v for v in self.sampling.valve_ids() if v not in valves]

@@ -351,6 +351,10 @@ class CentralStore(Protocol):
 
     def events(self, station: str, start: datetime, end: datetime) -> list[StoredEvent]: ...
 
+    def fluxes(self, station: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Half-hourly flux records (ghgnet.wire.FluxWire's fields, `seq` and `store`) whose
+        period starts in [start, end)."""
+
     def calibrations(self, station: str, start: datetime, end: datetime) -> list[StoredCalibration]:
         """Calibrations whose time_start lies in [start, end)."""
         ...

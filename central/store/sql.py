@@ -18,6 +18,7 @@ from ghgnet.wire import (
     CalibrationWire,
     EmissionWire,
     EventWire,
+    FluxWire,
     MinuteWire,
     ParsedBatch,
     StatusMessage,
@@ -59,6 +60,7 @@ from .base import (
     store_name,
     target_rows,
 )
+from .flux import FLUX_COLUMNS, flux_rows, migration_flux
 from .hourly import HourlyStoreMixin, migration_v2
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
@@ -114,6 +116,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     for name, cols in {
         **{name: cols for name, cols in V1_TABLES.items() if name != "minute_value"},
         "minute": V1_TABLES["minute"] + [("species", "json")],  # schema 4: central/store/species.py
+        "flux": FLUX_COLUMNS,  # schema 7: central/store/flux.py
     }.items()
 } | {"emission": EMISSION_COLUMNS}
 """The tables written now, with their columns in insert order, `store` last."""
@@ -133,6 +136,7 @@ _IDENTITY: dict[str, tuple[str, ...]] = {
     "calibration": ("id", "time_start", "time_end"),
     "target": ("id", "time", "cylinder"),
     "emission": ("unit", "period", "time"),
+    "flux": ("time",),
 }
 """Per record kind (its table), the columns that identify a record, as the station's own database
 keeps them too (`record_identities`, `central-receiver records`)."""
@@ -184,7 +188,9 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
-            migration_v5(types, TABLES, _NOT_NULL | {"store"}), migration_v6(types), migration_v7(types)]
+            migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
+            migration_v6(types), migration_v7(types), migration_flux(types)]
+
 
 
 def migration_v7(types: dict[str, str]) -> list[Step]:
@@ -499,6 +505,11 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
             fresh = self._insert_new("emission", rows, store)
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("emission", st, store, rows, fresh)
+        elif batch.kind == "flux":
+            rows = flux_rows(st, [r for r in batch.records if isinstance(r, FluxWire)], self._t, received, dumps)
+            fresh = self._insert_new("flux", rows, store)
+            if len(fresh) < len(rows):
+                conflicts |= self._conflicts("flux", st, store, rows, fresh)
             new += len(fresh)
         else:
             raise TypeError(f"unknown batch kind {batch.kind!r}")
@@ -692,6 +703,13 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
             for r in rows
         ]
 
+    def fluxes(self, station: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT seq, store, record FROM flux WHERE station = ? AND time >= ? AND time < ? ORDER BY time, seq, store",
+            (station, self._t(start), self._t(end)),
+        )
+        return [{**json.loads(r[2]), "seq": r[0], "store": store_name(r[1])} for r in rows]
+
     def calibrations(self, station: str, start: datetime, end: datetime) -> list[StoredCalibration]:
         rows = self._query(
             "SELECT seq, id, time_start, time_end, standards, received_at, store FROM calibration "
@@ -778,7 +796,7 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
     def held_seqs(self, station: str, store: str | None = None) -> list[int]:
         rows = self._query(
             " UNION ALL ".join(f"SELECT seq FROM {t} WHERE station = ? AND store = ?"
-                               for t in ("minute", "event", "calibration", "target", "emission")),
+                               for t in ("minute", "event", "calibration", "target", "emission", "flux")),
             (station, store_key(store)) * 5,
         )
         return sorted(r[0] for r in rows)

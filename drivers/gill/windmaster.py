@@ -9,9 +9,9 @@ configuration error), then the exclusive-or of every byte between STX and ETX as
 checksum as documented for Gill's ASCII messages, e.g. the WindSonic's). Optional analogue input
 fields between the status and ETX are ignored.
 
-Records carry no time: the driver stamps a poll's records backwards from the station's clock at
-the configured `output_rate_hz` (the last one at `now`), which keeps their spacing exact; the
-engine's clock is the time base, as for every instrument without its own clock. A line with a bad
+Records carry no time: the driver stamps them on the station's clock by counting them at the
+configured `output_rate_hz` from the stream's start as the least delayed poll shows it
+(drivers/record_clock.py), which keeps their spacing exact and lines two instruments up. A line with a bad
 checksum or form is skipped and named in `PollResult.problems`; a record whose status is not 00 is
 kept with status_ok False (the flux processing drops it: diagnostics filtering).
 """
@@ -19,13 +19,13 @@ kept with status_ok False (the flux processing drops it: diagnostics filtering).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 
 from drivers.base import AnalyzerDriver, DeviceConfig, PollResult
 from drivers.reading import Reading
+from drivers.record_clock import RecordClock
 from drivers.transport import TransportTimeout
 
 STX, ETX = b"\x02", b"\x03"
@@ -96,6 +96,9 @@ class WindMasterConfig(DeviceConfig):
     output_rate_hz: float = Field(default=20.0, gt=0, le=100, description="records a second the anemometer sends")
     poll_interval_s: float = Field(default=1.0, gt=0, description="seconds between polls")
     silent_s: float = Field(default=10.0, gt=0, description="seconds without a byte before a timeout")
+    clock_window_s: float = Field(default=600.0, gt=0, description="seconds of polls the record clock takes its "
+                                  "stream start from (drivers/record_clock.py): longer is steadier, shorter "
+                                  "follows an instrument clock running slow")
 
 
 class WindMaster(AnalyzerDriver):
@@ -112,11 +115,13 @@ class WindMaster(AnalyzerDriver):
         super().__init__(config, transport)
         self._pending = b""
         self._silent_since = None
+        self._clock = RecordClock(self.config.output_rate_hz, self.config.clock_window_s)
 
     def open(self) -> None:
         super().open()
         self._pending = b""
         self._silent_since = None
+        self._clock.restart()
 
     def poll(self) -> PollResult:
         """Every complete record that arrived since the last poll, oldest first."""
@@ -128,6 +133,7 @@ class WindMaster(AnalyzerDriver):
                 self._silent_since = now
             elif (now - self._silent_since).total_seconds() >= self.config.silent_s:
                 self._silent_since = now
+                self._clock.restart()
                 raise TransportTimeout(f"{self.device_id}: nothing from {self.transport.url} for "
                                        f"{self.config.silent_s:g} s")
             return result
@@ -144,11 +150,10 @@ class WindMaster(AnalyzerDriver):
                 records.append(parse_line(raw))
             except MalformedLine as why:
                 result.problems.append(f"malformed line skipped ({why}): {raw[:120]!r}")
-        step = timedelta(seconds=1.0 / self.config.output_rate_hz)
-        for i, rec in enumerate(records):
+        for rec, when in zip(records, self._clock.stamps(now, [1] * len(records))):
             ok = rec.status == 0
             result.readings.append(Reading(
-                time=now - step * (len(records) - 1 - i), device=self.device_id,
+                time=when, device=self.device_id,
                 values={"u": rec.u, "v": rec.v, "w": rec.w, "speed_of_sound": rec.speed_of_sound,
                         "sonic_temp": rec.sonic_temp},
                 status=rec.status, status_ok=ok, status_flags=() if ok else (f"status_{rec.status:02X}",)))

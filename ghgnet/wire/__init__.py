@@ -7,12 +7,13 @@ Topics
     ``ghg/v1/<station>/calibration``  station -> central, QoS 1, calibration and target results
     ``ghg/v1/<station>/event``        station -> central, QoS 1, events
     ``ghg/v1/<station>/emission``     station -> central, QoS 1, a stack CEMS's emission minutes and hours
+    ``ghg/v1/<station>/flux``         station -> central, QoS 1, half-hourly eddy-covariance fluxes
     ``ghg/v1/<station>/status``       station -> central, QoS 1, retained; also the last will
     ``ghg/v1/<station>/ack``          central -> station, QoS 1, sent only after central's commit
 
 Batch payload (UTF-8 JSON, one object)::
 
-    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "kind": "minute"|"calibration"|"event"|"emission",
+    {"schema": 1, "station": "<id>", "store": "<32 hex digits>", "kind": "minute"|"calibration"|"event"|"emission"|"flux",
      "sent": "<ISO 8601 Z>", "records": [{"seq": <int >= 1>, ...record fields}, ...]}
 
 ``store`` is the identity of the station database the records come from, created with it (a random
@@ -39,6 +40,12 @@ topic sees gaps. Record fields:
   ``co2_valid``, ``flow_valid``, ``reasons`` [codes], hours ``co2_modc``, ``flow_modc`` (method of
   determination: 01 measured, H1-H9 HJ 75-2017, 06-12 US Part 75). Central keys it like every record
   and keeps one per (station, store, seq).
+- flux (mirrors ``station_agent.processing.flux.HalfHourFlux.as_dict()``): ``start`` (start of the
+  averaging period, UTC), ``duration_s``, ``path`` (open|closed), counts, rotation angles, lags,
+  means, ``ustar_ms``, ``h_w_m2``, ``le_w_m2`` (W m-2), ``co2_flux_umol_m2_s``,
+  ``h2o_flux_mmol_m2_s``, spectral correction factors, test results (%), ``flag_h``/``flag_le``/
+  ``flag_co2`` (Mauder and Foken 0/1/2), footprint distances (m), ``cov`` {name: value}; a value not
+  computable is null. The lean encoding carries it in its JSON form, as any record but a minute.
 
 Every float is finite or null (NaN and Infinity are not JSON); every time is an ISO 8601 string
 with a zone (``Z`` on output); every object refuses unknown keys; no string may hold NUL or a lone
@@ -113,6 +120,7 @@ from .models import (
     EventWire,
     FiniteFloat,
     FitWire,
+    FluxWire,
     JsonObject,
     MinuteWire,
     Name,
@@ -145,7 +153,7 @@ __all__ = [
     "LeanEncoder", "MalformedLean", "UnknownContentType", "batch_json", "lean_to_json", "MAX_SEQ", "MAX_TIME", "MIN_TIME",
     "SCHEMA_VERSION", "STATION_ID_PATTERN", "STORE_ID_PATTERN", "TOPIC_ROOT", "UPLINK_KINDS",
     "AckMessage", "BadTopic", "BatchEncoder", "BatchKind", "CalibrationRecord", "CalibrationWire",
-    "Count", "EmissionWire", "EventWire", "FiniteFloat", "FitWire", "InvalidPayload", "JsonObject", "KindMismatch",
+    "Count", "EmissionWire", "EventWire", "FiniteFloat", "FitWire", "FluxWire", "InvalidPayload", "JsonObject", "KindMismatch",
     "MalformedJSON", "MinuteWire", "Name", "ParsedBatch", "PayloadTooLarge", "RejectedRecord", "Seq",
     "SeqRanges", "SpeciesStats", "StandardWire", "StationMismatch", "StatusMessage", "StoreId",
     "TargetWire", "UnknownSchema", "UtcTime", "WireError", "WireModel", "WireRecord", "WireStr",

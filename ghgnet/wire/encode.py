@@ -24,6 +24,7 @@ from .models import (
     CalibrationWire,
     EmissionWire,
     EventWire,
+    FluxWire,
     MinuteWire,
     StatusMessage,
     TargetWire,
@@ -34,6 +35,7 @@ from .topics import BATCH_KINDS, check_station_id
 _RECORD_MODELS: dict[str, tuple[type[BaseModel], ...]] = {
     "minute": (MinuteWire,), "event": (EventWire,), "calibration": (CalibrationWire, TargetWire),
     "emission": (EmissionWire,),
+    "flux": (FluxWire,),
 }
 
 

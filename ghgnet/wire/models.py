@@ -255,14 +255,67 @@ class EmissionWire(WireModel):
     reasons: list[Name] = Field(default_factory=list, max_length=64)
 
 
+class FluxWire(WireModel):
+    """One eddy-covariance averaging period (mirrors station_agent.processing.flux.HalfHourFlux's
+    as_dict(); a NaN there, not computable, is null here). Stamped at the START of the period."""
+
+    seq: Seq
+    start: UtcTime
+    duration_s: Annotated[FiniteFloat, Field(gt=0)]
+    path: Literal["open", "closed"]
+    n_records: Count
+    n_valid: Count
+    spikes: dict[Name, Count] = Field(default_factory=dict)
+    rotation: Name
+    yaw_deg: FiniteFloat | None
+    pitch_deg: FiniteFloat | None
+    roll_deg: FiniteFloat | None
+    lag_co2_s: FiniteFloat | None
+    lag_h2o_s: FiniteFloat | None
+    lag_co2_nominal: StrictBool
+    lag_h2o_nominal: StrictBool
+    mean_wind_ms: FiniteFloat | None
+    wind_dir_deg: FiniteFloat | None
+    air_temperature_k: FiniteFloat | None
+    sonic_temperature_k: FiniteFloat | None
+    pressure_pa: FiniteFloat | None
+    air_density_kg_m3: FiniteFloat | None
+    co2_mean: FiniteFloat | None
+    h2o_mean: FiniteFloat | None
+    ustar_ms: FiniteFloat | None
+    tau_n_m2: FiniteFloat | None
+    sigma_w_ms: FiniteFloat | None
+    obukhov_m: FiniteFloat | None
+    z_over_l: FiniteFloat | None
+    h_w_m2: FiniteFloat | None
+    le_w_m2: FiniteFloat | None
+    co2_flux_umol_m2_s: FiniteFloat | None
+    h2o_flux_mmol_m2_s: FiniteFloat | None
+    h_scf: FiniteFloat | None
+    le_scf: FiniteFloat | None
+    co2_scf: FiniteFloat | None
+    steady_h_pct: FiniteFloat | None
+    steady_le_pct: FiniteFloat | None
+    steady_co2_pct: FiniteFloat | None
+    itc_pct: FiniteFloat | None
+    flag_h: Annotated[StrictInt, Field(ge=0, le=2)]
+    flag_le: Annotated[StrictInt, Field(ge=0, le=2)]
+    flag_co2: Annotated[StrictInt, Field(ge=0, le=2)]
+    footprint_peak_m: FiniteFloat | None
+    footprint_x70_m: FiniteFloat | None
+    footprint_x90_m: FiniteFloat | None
+    cov: dict[Name, FiniteFloat | None] = Field(default_factory=dict)
+
+
 CalibrationRecord = Annotated[Union[CalibrationWire, TargetWire], Field(discriminator="record_type")]
-WireRecord = Union[MinuteWire, EventWire, CalibrationWire, TargetWire, EmissionWire]
+WireRecord = Union[MinuteWire, EventWire, CalibrationWire, TargetWire, EmissionWire, FluxWire]
 
 RECORD_ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "minute": TypeAdapter(MinuteWire),
     "event": TypeAdapter(EventWire),
     "calibration": TypeAdapter(CalibrationRecord),
     "emission": TypeAdapter(EmissionWire),
+    "flux": TypeAdapter(FluxWire),
 }
 
 
@@ -308,10 +361,17 @@ class _EmissionBatchIn(_BatchEnvelope):
     records: list[EmissionWire]
 
 
+class _FluxBatchIn(_BatchEnvelope):
+    kind: Literal["flux"]
+    sent: UtcTime
+    records: list[FluxWire]
+
+
 # A whole batch by kind, validated in one pass by pydantic-core (parse_batch's first try).
 BATCH_MODELS: dict[str, type[_BatchEnvelope]] = {
     "minute": _MinuteBatchIn, "event": _EventBatchIn, "calibration": _CalibrationBatchIn,
     "emission": _EmissionBatchIn,
+    "flux": _FluxBatchIn,
 }
 
 

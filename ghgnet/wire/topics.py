@@ -7,7 +7,7 @@ import re
 from .errors import BadTopic
 
 TOPIC_ROOT = "ghg/v1"
-BATCH_KINDS: tuple[str, ...] = ("minute", "calibration", "event", "emission")
+BATCH_KINDS: tuple[str, ...] = ("minute", "calibration", "event", "emission", "flux")
 UPLINK_KINDS: tuple[str, ...] = (*BATCH_KINDS, "status")
 ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack", "config")  # ack, config: central -> station
 STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"

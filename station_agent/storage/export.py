@@ -22,7 +22,11 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-from drivers.reading import SPECIES
+import numpy as np
+
+from drivers.rawtable import RawTable
+from drivers.reading import SPECIES, unit_of
+from station_agent.storage.highrate_block import HighRateBlock
 
 SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
 
@@ -106,3 +110,20 @@ def write_calibration_csv(calibrations: list[dict], targets: list[dict], out: Te
     for r in rows:
         w.writerow([_cell(r.get(c)) for c in cols])
     return len(rows)
+
+
+def highrate_table(blocks: Iterable[HighRateBlock]) -> RawTable:
+    """One device's high-rate blocks, in time order, as one table (for drivers.campbell.toa5's
+    writer): every column any block has, NaN where a block lacks it, units from drivers.reading."""
+    blocks = list(blocks)
+    devices = {b.device for b in blocks}
+    if len(devices) > 1:
+        raise ValueError(f"high-rate export: one device at a time, got {', '.join(sorted(devices))}")
+    names: dict[str, None] = {}
+    for b in blocks:
+        names.update(dict.fromkeys(b.columns))
+    times = [np.datetime64(b.start.replace(tzinfo=None), "ms") + b.time_ms.astype("timedelta64[ms]") for b in blocks]
+    cols = {k: np.concatenate([b.columns.get(k, np.full(b.n, np.nan)) for b in blocks]) if blocks else np.empty(0)
+            for k in names}
+    time = np.concatenate(times).astype("datetime64[ns]") if times else np.empty(0, dtype="datetime64[ns]")
+    return RawTable(list(names), [unit_of(k) for k in names], cols, time)

@@ -28,6 +28,7 @@ from typing import Any
 from drivers.reading import Reading
 from ghgnet.timeutil import iso_utc
 from station_agent.records import Event, MinuteRecord, event_to_dict, minute_to_dict
+from station_agent.storage.highrate_block import HighRateBlock, decode_block, encode_block, merge_blocks
 
 # Each entry migrates the schema from version i to i+1; never edit a released entry, append.
 MIGRATIONS: list[str] = [
@@ -188,10 +189,29 @@ MIGRATIONS: list[str] = [
         UNIQUE (unit, period, time)
     );
     """,
+    # Eddy-covariance sites: the half-hourly flux records (sent to central, kind "flux") and each
+    # device's 10-20 Hz records as one compressed block per averaging period
+    # (station_agent/storage/highrate_block.py), dropped by retention like raw readings.
+    """
+    CREATE TABLE flux (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE highrate_block (
+        device TEXT NOT NULL,
+        start TEXT NOT NULL,
+        fs_hz REAL NOT NULL,
+        n INTEGER NOT NULL,
+        columns TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (device, start)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-RECORD_KINDS = ("minute", "event", "calibration", "target", "emission")
+RECORD_KINDS = ("minute", "event", "calibration", "target", "emission", "flux")
 """The records a station sends to central, each kind in its own table keyed by seq."""
 _IDENTITY: dict[str, tuple[str, tuple[str, ...]]] = {
     "minute": ("minute", ("device", "time", "stream")),
@@ -199,6 +219,7 @@ _IDENTITY: dict[str, tuple[str, tuple[str, ...]]] = {
     "calibration": ("calibration", ("id", "time_start", "time_end")),
     "target": ("target", ("id", "time", "cylinder")),
     "emission": ("emission", ("unit", "period", "time")),
+    "flux": ("flux", ("time",)),
 }
 """Each kind's table and the columns that identify one of its records (`record_identities`)."""
 
@@ -500,6 +521,52 @@ class StationStore:
                                    (d, iso_utc(after))).fetchone()[0] for d in devices]
         times = [t for t in times if t]
         return min(times) if times else None
+
+    def insert_flux(self, payload: dict, created: datetime) -> int | None:
+        """Store a half hour's flux record (wire form: HalfHourFlux.wire_dict()) with its outbox entry.
+        A period already stored is skipped (None): a restart that processes it again sends it once."""
+        with self._tx():
+            if self.conn.execute("SELECT 1 FROM flux WHERE time = ?", (payload["start"],)).fetchone():
+                return None
+            seq = self._outbox("flux", payload, iso_utc(created))
+            self.conn.execute("INSERT INTO flux (seq, time, payload) VALUES (?, ?, ?)",
+                              (seq, payload["start"], _json(payload)))
+        return seq
+
+    def put_highrate_block(self, block: HighRateBlock) -> HighRateBlock:
+        """Store one device's block of a period; when the period has one already (stored at a stop,
+        the agent restarted within the period) the two are merged in time order, nothing replaced.
+        Returns the block as stored."""
+        with self._tx():
+            row = self.conn.execute("SELECT fs_hz, n, columns, data FROM highrate_block WHERE device = ? AND start = ?",
+                                    (block.device, iso_utc(block.start))).fetchone()
+            if row is not None:
+                block = merge_blocks(decode_block(block.device, block.start, row[0], row[1], row[2], row[3]), block)
+            names, data = encode_block(block)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO highrate_block (device, start, fs_hz, n, columns, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (block.device, iso_utc(block.start), block.fs_hz, block.n, names, data))
+        return block
+
+    def highrate_blocks(self, start: datetime, end: datetime, device: str | None = None) -> Iterator[HighRateBlock]:
+        """The blocks whose period starts in [start, end), by start then device."""
+        sql = "SELECT device, start, fs_hz, n, columns, data FROM highrate_block WHERE start >= ? AND start < ?"
+        params: tuple = (iso_utc(start), iso_utc(end))
+        if device is not None:
+            sql += " AND device = ?"
+            params += (device,)
+        for dev, st, fs, n, names, data in self.conn.execute(sql + " ORDER BY start, device", params):
+            yield decode_block(dev, datetime.fromisoformat(st.replace("Z", "+00:00")), fs, n, names, data)
+
+    def purge_highrate(self, before: datetime) -> int:
+        """Delete the blocks of periods that start before `before` (retention; never forwarded)."""
+        with self._tx():
+            return self.conn.execute("DELETE FROM highrate_block WHERE start < ?", (iso_utc(before),)).rowcount
+
+    def flux_rows(self, start: str = "", end: str = "9999") -> list[dict]:
+        """Stored flux records (wire form) whose period starts in [start, end), in time order."""
+        return [json.loads(r[0]) for r in self.conn.execute(
+            "SELECT payload FROM flux WHERE time >= ? AND time < ? ORDER BY time", (start, end))]
 
     def upsert_cylinder(self, cyl: dict, now: datetime) -> None:
         """Add or update a cylinder (fields of station_agent.sequencing.sampling_config.CylinderConfig)."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from drivers.reading import Reading
 from ghgnet.clock import Clock
@@ -36,6 +36,19 @@ class WriterStats:
     oldest_unacked: str | None = None
     last_minute: str | None = None
     queue_high_water: int = 0
+
+
+class HighRateSink(Protocol):
+    """Where a flux site's 10-20 Hz readings go instead of raw rows (station_agent/acquisition/
+    flux_recorder.py): called on the writer thread with its store."""
+
+    devices: frozenset[str]
+
+    def take(self, store: StationStore, readings: list[Reading]) -> None: ...
+
+    def flush(self, store: StationStore) -> None: ...
+
+    def purge(self, store: StationStore) -> int: ...
 
 
 class StoreWriter:
@@ -77,6 +90,7 @@ class StoreWriter:
         self.on_stored: Callable[[], None] = lambda: None
         self.on_open: Callable[[StationStore], None] = lambda store: None
         self.on_tick: Callable[[StationStore], None] = lambda store: None
+        self.highrate: HighRateSink | None = None
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
 
     # -- producer side (any thread) -------------------------------------------------------
@@ -179,6 +193,8 @@ class StoreWriter:
                     self._tick(store)
                     next_tick = time.monotonic() + self.clock_real(self.tick_s)
                 if self._stop.is_set() and self.queue.empty():
+                    if self.highrate is not None:
+                        self.highrate.flush(store)
                     self._tick(store)
                     break
         except BaseException as exc:
@@ -208,6 +224,11 @@ class StoreWriter:
                     deferred.append((more_kind, more))
                     break
             raw = [r for readings, _ in items for r in readings]
+            if self.highrate is not None:
+                fast = self.highrate.devices
+                self.highrate.take(store, [r for r in raw if r.device in fast])
+                raw = [r for r in raw if r.device not in fast]
+                items = [([r for r in readings if r.device not in fast], drained) for readings, drained in items]
             if raw:
                 store.insert_raw(raw)
                 self.stats.raw += len(raw)
@@ -295,6 +316,8 @@ class StoreWriter:
             purged = store.purge_raw(now - self.raw_retention)
             if purged:
                 self.log.info("raw_purged", rows=purged, older_than=(now - self.raw_retention).isoformat())
+            if self.highrate is not None and (blocks := self.highrate.purge(store)):
+                self.log.info("highrate_purged", blocks=blocks)
 
     def _over(self, store: StationStore) -> str | None:
         free = shutil.disk_usage(store.path.parent).free

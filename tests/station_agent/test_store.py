@@ -16,6 +16,8 @@ from ghgnet.wire import STORE_ID_PATTERN
 
 HJ212_TABLES = ("hj212_packet", "hj212_cursor", "hj212_link")
 """The tables of schema 6 (HJ 212 uplinks)."""
+FLUX_TABLES = ("flux", "highrate_block")
+"""The tables of schema 7 (eddy-covariance sites)."""
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 
@@ -154,7 +156,8 @@ def test_outbox_count_of_an_older_database_is_made_from_its_rows(tmp_path):
     path = tmp_path / "s.sqlite"
     s = StationStore(path)
     s.insert_minutes([minute(i) for i in range(3)], T0)
-    for table in ("outbox_count", "identity", "set_aside", *HJ212_TABLES, "emission"):  # the tables of schemas 3 on
+    # the tables of schemas 3 on
+    for table in ("outbox_count", "identity", "set_aside", *HJ212_TABLES, "emission", *FLUX_TABLES):
         s.conn.execute(f"DROP TABLE {table}")
     s.conn.execute("PRAGMA user_version = 2")  # as schema 2 left it
     s.close()
@@ -195,7 +198,7 @@ def test_an_older_database_gets_an_identity_when_upgraded(tmp_path):
     path = tmp_path / "old.sqlite"
     s = StationStore(path)
     s.insert_minutes([minute(0)], T0)
-    for table in ("identity", "set_aside", *HJ212_TABLES, "emission"):
+    for table in ("identity", "set_aside", *HJ212_TABLES, "emission", *FLUX_TABLES):
         s.conn.execute(f"DROP TABLE {table}")
     s.conn.execute("PRAGMA user_version = 3")  # as schema 3 left it
     s.close()

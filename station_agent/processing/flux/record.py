@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -67,3 +68,14 @@ class HalfHourFlux:
         d = asdict(self)
         d["start"] = self.start.strftime("%Y-%m-%dT%H:%M:%SZ")
         return d
+
+    def wire_dict(self) -> dict:
+        """as_dict() with every NaN (not computable) as None: the wire's `flux` record without its
+        seq (JSON has no NaN; ghgnet.wire.FluxWire)."""
+        def finite(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: finite(x) for k, x in v.items()}
+            return v
+        return {k: finite(v) for k, v in self.as_dict().items()}
