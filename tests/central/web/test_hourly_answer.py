@@ -34,3 +34,38 @@ def test_the_web_reader_answers_as_views(store):
         expected = views.hourly_series(store, "bg-north", start, end, stream, species)
         assert hourly_series(store, "bg-north", start, end, stream, species) == expected
     assert sum(len(g["time"]) for g in views.hourly_series(store, "bg-north", start, end)) > 100
+
+
+def test_daily_means_are_the_valid_hours_averaged_per_utc_day(store):
+    """The long-window reader (central/web/daily.py) against the hours it averages, computed here."""
+    import statistics
+
+    from central.web.daily import daily_series
+
+    start, end = START, START + timedelta(days=2)
+    hours = views.hourly_series(store, "bg-north", start, end)
+    days = daily_series(store, "bg-north", start, end)
+    assert [(g["stream"], g["species"]) for g in days] == [(g["stream"], g["species"]) for g in hours]
+    for h, d in zip(hours, days):
+        assert d["time"] == ["2026-03-01T00:00:00.000Z", "2026-03-02T00:00:00.000Z"]
+        for k, day in enumerate(d["time"]):
+            rows = [i for i, t in enumerate(h["time"]) if t[:10] == day[:10] and h["mean"][i] is not None]
+            valid = [h["mean"][i] for i in rows if h["flag"][i] in ("U", "O")]
+            assert d["n"][k] == len(valid) and d["n_all"][k] == len(rows)
+            assert d["mean"][k] == pytest.approx(statistics.fmean(valid), abs=1e-9)
+            assert d["std"][k] == pytest.approx(statistics.stdev(valid), abs=1e-6)
+            assert d["mean_all"][k] == pytest.approx(statistics.fmean(h["mean"][i] for i in rows), abs=1e-9)
+            assert d["flag"][k] == "U"
+    assert daily_series(store, "bg-north", start, end, "inlet:10m", "co2")[0]["n"][0] > 0
+    assert daily_series(store, "bg-north", start, end, "x") == []
+
+
+def test_a_day_without_a_valid_hour_is_flagged_n(store):
+    from central.web.daily import daily_series
+
+    start, end = START, START + timedelta(days=1)
+    with store._transaction():
+        store._execute("UPDATE hourly SET flag = 'K' WHERE station = {p} AND hour < {p}".format(p=store.PARAM), ["bg-north", store._t(end)])
+    (d,) = daily_series(store, "bg-north", start, end, "inlet:10m", "co2")
+    assert (d["flag"], d["n"], d["std"]) == (["N"], [0], [None]) and d["n_all"][0] > 20
+    assert d["mean"] == d["mean_all"] and d["mean"][0] is not None
