@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from support.network import START, fill_network, station_config
+from support.webapp import served  # noqa: F401 (a fixture)
 
 from central import views
 from central.aggregation.worker import aggregate_all
@@ -69,3 +70,20 @@ def test_a_day_without_a_valid_hour_is_flagged_n(store):
     (d,) = daily_series(store, "bg-north", start, end, "inlet:10m", "co2")
     assert (d["flag"], d["n"], d["std"]) == (["N"], [0], [None]) and d["n_all"][0] > 20
     assert d["mean"] == d["mean_all"] and d["mean"][0] is not None
+
+
+def test_the_api_says_its_resolution_and_the_description_documents_it(served):  # noqa: F811
+    vera = served.client("vera")
+    status, short = vera.request("GET", "/api/hourly?station=bg-north&species=co2&days=7")
+    assert status == 200 and short["resolution"] == "hour" and len(short["series"][0]["time"]) == 72
+    status, long = vera.request("GET", "/api/hourly?station=bg-north&species=co2&days=61")
+    assert status == 200 and long["resolution"] == "day", long
+    assert long["series"][0]["time"] == ["2026-03-01T00:00:00.000Z", "2026-03-02T00:00:00.000Z",
+                                         "2026-03-03T00:00:00.000Z"]
+    assert set(long["series"][0]) == {"stream", "species", "time", "mean", "std", "n", "mean_all", "n_all", "flag"}
+    status, doc = vera.request("GET", "/api/hourly?station=bg-north&species=co2&from=2025-12-31T00:00:00Z"
+                                      "&to=2026-03-02T00:00:00Z")
+    assert status == 200 and doc["resolution"] == "day" and doc["series"][0]["time"] == ["2026-03-01T00:00:00.000Z"]
+    status, api = vera.request("GET", "/openapi.json")
+    described = api["paths"]["/api/hourly"]["get"]["description"]
+    assert "longer than 60 days" in described and '`resolution` "day"' in described
