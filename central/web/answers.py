@@ -14,7 +14,7 @@ from ghgnet.timeutil import iso_utc
 
 from .. import query, views
 from ..config import CentralConfig
-from . import fleet, hourly
+from . import daily, fleet, hourly
 
 LIMIT_MAX = 1000
 ENDPOINTS: dict[str, query.Endpoint] = {
@@ -91,8 +91,13 @@ class Answers:
                 return [{"stream": a, "species": b} for a, b in st.hourly_series(station)]
             start, end = self._range(q, station)
             if path == "/api/hourly":
+                # a long window is answered with daily means (central/web/daily.py): a year of hours
+                # is 52,000 points per station, too many to send and draw
+                by_day = end - start > timedelta(days=daily.DAILY_AFTER_DAYS)
+                reader = daily.daily_series if by_day else hourly.hourly_series
                 return {"station": station, "from": iso_utc(start), "to": iso_utc(end),
-                        "series": hourly.hourly_series(st, station, start, end, q.get("stream"), q.get("species"))}
+                        "resolution": "day" if by_day else "hour",
+                        "series": reader(st, station, start, end, q.get("stream"), q.get("species"))}
             if path == "/api/afternoon":
                 return views.afternoon(st, cfg, station, q["stream"], q["species"], start, end)
             if path == "/api/monthly":

@@ -159,7 +159,13 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
     @app.get("/api/hourly", tags=["read"])
     def hourly(request: Request, caller: Viewer, station: Station, stream: Stream = None, species: Species = None,
                days: Days = None, from_: From = None, to: To = None) -> Any:
-        """Hourly means by (stream, species) with n, std and the hour's flag."""
+        """Hourly means by (stream, species) with n, std and the hour's flag; `resolution` says "hour".
+
+        A window longer than 60 days is answered with daily means instead (`resolution` "day"), one
+        per UTC day computed from the hourly table: `time` (the day's start), `mean` (mean of the
+        day's valid hours, flag U or O), `std` (their standard deviation), `n` (valid hours),
+        `mean_all`/`n_all` (over every hour) and `flag` (U with a valid hour, else N and `mean` is
+        `mean_all`). The hourly export (`central-receiver export --level hourly`) gives every hour."""
         return read(request)
 
     @app.get("/api/afternoon", tags=["read"])

@@ -129,7 +129,10 @@ async function showStation(station) {
   for (const s of hourly.series) (bySpecies[s.species] ||= []).push(s);
   for (const [species, list] of Object.entries(bySpecies).sort()) {
     const div = el("div", {class: "chart timeseries", "data-species": species, "data-station": station});
-    box.append(el("h3", {}, species), div);
+    // a long window comes as daily means (hourly.resolution "day"): the heading says so
+    const label = hourly.resolution === "day" ? `${species} (daily means of valid hours)` : species;
+    div.dataset.resolution = hourly.resolution || "hour";
+    box.append(el("h3", {}, label), div);
     const manual = flags.filter(f => !f.species || f.species === species)
       .map(f => [{xAxis: f.from, name: `${f.flag}: ${f.reason}`}, {xAxis: f.to}]);
     const series = [];
@@ -188,15 +191,18 @@ async function showEvents() {
     b.onclick = () => api(path, {method: "POST"}).then(route).catch(e => alert(e.message));
     return b;
   };
-  document.querySelector("#alarms tbody").replaceChildren(...alarms.map(a => el("tr", {},
+  document.querySelector("#alarms tbody").replaceChildren(...alarms.map(a => el("tr", {"data-alarm": String(a.id), "data-state": a.state},
     el("td", {}, a.time), el("td", {}, a.station), el("td", {}, a.kind), el("td", {}, a.message),
-    el("td", {}, action("acknowledge", `/api/alarms/${a.id}/acknowledge`)))));
+    el("td", {class: "state"}, a.state === "acknowledged" ? `acknowledged by ${a.acknowledged_by}` : a.state),
+    el("td", {}, a.state === "open" ? action("acknowledge", `/api/alarms/${a.id}/acknowledge`) : ""))));
   document.querySelector("#flags tbody").replaceChildren(...flags.slice().reverse().map(f => el("tr", {},
     el("td", {}, f.station), el("td", {}, f.from), el("td", {}, f.to), el("td", {}, f.flag), el("td", {}, f.stream),
     el("td", {}, f.species), el("td", {}, f.reason), el("td", {}, f.operator))));
-  document.querySelector("#dead-letters tbody").replaceChildren(...letters.map(d => el("tr", {},
+  document.getElementById("flag-form").hidden = !writer;
+  document.querySelector("#dead-letters tbody").replaceChildren(...letters.map(d => el("tr", {"data-letter": String(d.id)},
     el("td", {}, d.received_at), el("td", {}, d.station), el("td", {}, d.topic), el("td", {}, `${d.reason_code}: ${d.reason}`),
-    el("td", {}, action("replay", `/api/dead-letters/${d.id}/replay`)))));
+    el("td", {class: "resolution"}, d.resolved_at ? `resolved ${d.resolved_at}: ${d.resolution}` : (d.last_replay_result || "")),
+    el("td", {}, d.resolved_at ? "" : action("replay", `/api/dead-letters/${d.id}/replay`)))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,6 +255,23 @@ async function start() {
   });
   document.getElementById("logout").onclick = () => api("/api/logout", {method: "POST", body: {}}).then(showLogin);
   document.getElementById("station-days").onchange = route;
+  document.getElementById("flag-form").addEventListener("submit", async ev => {
+    // a manual flag through POST /api/flags; the receiver's aggregation recomputes its hours
+    ev.preventDefault();
+    const v = id => document.getElementById(id).value.trim();
+    const body = {station: v("flag-station"), from: v("flag-from"), to: v("flag-to"), flag: v("flag-letter"),
+                  reason: v("flag-reason"), reason_code: v("flag-reason-code")};
+    if (v("flag-stream")) body.stream = v("flag-stream");
+    if (v("flag-species")) body.species = v("flag-species");
+    document.getElementById("flag-error").textContent = "";
+    try {
+      await api("/api/flags", {method: "POST", body});
+      document.getElementById("flag-form").reset();
+      await route();
+    } catch (err) {
+      document.getElementById("flag-error").textContent = err.message;
+    }
+  });
   window.addEventListener("hashchange", route);
   window.addEventListener("resize", () => Object.values(charts).forEach(c => c.resize()));
   try {

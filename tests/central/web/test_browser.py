@@ -13,7 +13,7 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver = browser()
     try:
@@ -66,5 +66,14 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
         bars = driver.find_elements(By.CSS_SELECTOR, "#completeness-chart svg path")
         assert bars, "no completeness bars"
         shoot(driver, tmp_path, "web-station.png")
+        # the 1-year window: daily means, and the chart's heading says so
+        Select(driver.find_element(By.ID, "station-days")).select_by_value("365")
+        WebDriverWait(driver, 15).until(lambda d: d.execute_script(
+            "return document.querySelector(\"div.timeseries[data-species='co2']\")?.dataset.resolution") == "day")
+        assert wait_ready(driver) == "1"
+        headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#species-charts h3")]
+        assert "co2 (daily means of valid hours)" in headings, headings
+        points = driver.execute_script("return charts['ts-co2'].getOption().series[0].data.length")
+        assert points == 3, points  # three days of data, one point a day
     finally:
         driver.quit()
