@@ -505,6 +505,7 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
             fresh = self._insert_new("emission", rows, store)
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("emission", st, store, rows, fresh)
+            new += len(fresh)
         elif batch.kind == "flux":
             rows = flux_rows(st, [r for r in batch.records if isinstance(r, FluxWire)], self._t, received, dumps)
             fresh = self._insert_new("flux", rows, store)
@@ -794,10 +795,10 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
                                (station, device))[0][0])
 
     def held_seqs(self, station: str, store: str | None = None) -> list[int]:
+        tables = ("minute", "event", "calibration", "target", "emission", "flux")
         rows = self._query(
-            " UNION ALL ".join(f"SELECT seq FROM {t} WHERE station = ? AND store = ?"
-                               for t in ("minute", "event", "calibration", "target", "emission", "flux")),
-            (station, store_key(store)) * 5,
+            " UNION ALL ".join(f"SELECT seq FROM {t} WHERE station = ? AND store = ?" for t in tables),
+            (station, store_key(store)) * len(tables),
         )
         return sorted(r[0] for r in rows)
 

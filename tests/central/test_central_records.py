@@ -78,7 +78,7 @@ def test_central_records_of_a_station_it_never_heard_from_are_empty(tmp_path, st
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout) == {"station": "st-unknown", "duplicates": 0,
                                       "records": {"minute": [], "event": [], "calibration": [], "target": [],
-                                                                  "emission": []}}
+                                                                  "emission": [], "flux": []}}
 
 
 def test_central_records_without_a_sqlite_database_says_so_and_makes_none(tmp_path):

@@ -54,7 +54,7 @@ def test_records_lists_every_kind_the_outbox_by_kind_and_the_set_aside_seqs(tmp_
                                "cylinder": "TGT-1"}]
     # Both results travel as kind "calibration"; the outbox still tells the target apart.
     assert info["outbox"] == {"minute": [m[4]], "event": [seqs["event"][1]], "calibration": seqs["calibration"],
-                              "target": seqs["target"], "flux": []}
+                              "target": seqs["target"], "emission": [], "flux": []}
     assert info["set_aside"] == [m[5]]
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before, "records wrote to the database"
 
