@@ -19,7 +19,8 @@ def station_inventory(devices: list, cylinders: list[dict], agent_version: str, 
         "devices": {d.id: {"driver": d.driver, "serial_number": getattr(d, "serial_number", None),
                            "enabled": d.enabled} for d in devices},
         "cylinders": {c["id"]: {"role": c["role"], "serial": c["serial"], "assigned": c["assigned"],
-                                "scale": c["scale"], "pressure_bar": c["pressure_bar"], "fill_date": c["fill_date"]}
+                                "scale": c["scale"], "pressure_bar": c["pressure_bar"], "fill_date": c["fill_date"],
+                                "low_pressure_bar": c.get("low_pressure_bar")}
                       for c in cylinders},
     }
 
@@ -52,4 +53,20 @@ def inventory_changes(old: Inventory | None, new: Inventory) -> list[tuple[str, 
                         {"cylinder": cyl, "from": was, "to": now}))
     for cyl in sorted(set(old["cylinders"]) - set(new["cylinders"])):
         out.append(("inventory.cylinder_removed", f"cylinder {cyl} removed", None, {"cylinder": cyl}))
+    return out
+
+
+def pressure_readings(old: Inventory | None, new: Inventory) -> list[tuple[str, str, str | None, dict]]:
+    """`inventory.cylinder_pressure` for each cylinder still installed whose pressure differs from
+    the last recorded: the dated readings central fits to forecast when a cylinder runs empty
+    (central/fleet/cylinders.py). A newly installed cylinder's pressure rides in its install event."""
+    old_cyl = (old or {}).get("cylinders") or {}
+    out: list[tuple[str, str, str | None, dict]] = []
+    for cyl, now in new["cylinders"].items():
+        was = old_cyl.get(cyl)
+        if was is not None and now["pressure_bar"] is not None and was.get("pressure_bar") != now["pressure_bar"]:
+            out.append(("inventory.cylinder_pressure", f"cylinder {cyl}: {was.get('pressure_bar')} -> "
+                        f"{now['pressure_bar']:g} bar", None,
+                        {"cylinder": cyl, "serial": now["serial"], "pressure_bar": now["pressure_bar"],
+                         "low_pressure_bar": now.get("low_pressure_bar")}))
     return out

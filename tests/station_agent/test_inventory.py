@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from station_agent.fleet.inventory import inventory_changes, station_inventory
+from station_agent.fleet.inventory import inventory_changes, pressure_readings, station_inventory
 
 
 def _dev(serial):
@@ -32,3 +32,12 @@ def test_an_analyzer_swap_is_one_change_naming_both_serials():
 def test_nothing_changed_nothing_reported():
     inv = station_inventory([_dev("A1")], [CYL], "1.0", 3)
     assert inventory_changes(inv, inv) == []
+
+
+def test_a_new_pressure_is_a_dated_reading_for_central():
+    old = station_inventory([_dev("A1")], [CYL], "1.0", 3)
+    new = station_inventory([_dev("A1")], [dict(CYL, pressure_bar=90.0, low_pressure_bar=25.0)], "1.0", 3)
+    ((kind, message, device, data),) = pressure_readings(old, new)
+    assert kind == "inventory.cylinder_pressure" and "120.0 -> 90 bar" in message and device is None
+    assert data == {"cylinder": "CAL-A", "serial": "D123", "pressure_bar": 90.0, "low_pressure_bar": 25.0}
+    assert pressure_readings(new, new) == [] and pressure_readings(None, new) == []
