@@ -5,11 +5,13 @@ like every event. Pure: store rows in, dicts out."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ghgnet.timeutil import iso_utc
 
 from ..store.base import StationSummary, StoredEvent
+from .cylinders import station_forecasts
 
 HISTORY_KINDS = ("inventory.", "config.")
 
@@ -32,11 +34,16 @@ def registry_row(s: StationSummary) -> dict[str, Any]:
     }
 
 
-def registry_detail(s: StationSummary, events: list[StoredEvent]) -> dict[str, Any]:
-    """One station in full: its latest inventory and the dated history of changes and pushes."""
+def registry_detail(s: StationSummary, events: list[StoredEvent], now: datetime | None = None) -> dict[str, Any]:
+    """One station in full: its latest inventory, when each cylinder runs empty (forecast at `now`,
+    default the wall clock) and the dated history of changes and pushes."""
     details = s.status.details if s.status else {}
+    inv_cyl = (details.get("inventory") or {}).get("cylinders") or {}
+    low = {c: float(v["low_pressure_bar"]) for c, v in inv_cyl.items()
+           if isinstance(v, dict) and isinstance(v.get("low_pressure_bar"), int | float)}
     return registry_row(s) | {
         "inventory": details.get("inventory"),
+        "cylinder_forecasts": [f.as_dict() for f in station_forecasts(events, now or datetime.now(UTC), low)],
         "clock_sync": details.get("clock_sync"),
         "history": [{"time": iso_utc(e.time), "kind": e.kind, "device": e.device, "message": e.message,
                      "data": e.data} for e in sorted(events, key=lambda e: (e.time, e.seq))
