@@ -24,7 +24,7 @@ from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
 from station_agent.emission.worker import EmissionWorker
-from station_agent.fleet.inventory import inventory_changes, pressure_readings, station_inventory
+from station_agent.fleet.inventory import declared_pressure, inventory_changes, pressure_readings, station_inventory
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
@@ -134,8 +134,10 @@ class Agent:
 
     def _writer_opened(self, store: StationStore) -> None:
         now = self.clock.now()
+        stored = {c["id"]: c for c in store.cylinders()}
         for cyl in self.config.cylinders:
-            store.upsert_cylinder(cyl.model_dump(), now)
+            declared = cyl.model_dump()
+            store.upsert_cylinder(declared | {"pressure_bar": declared_pressure(stored.get(cyl.id), declared)}, now)
         for c in store.cylinders():
             if c["pressure_bar"] is not None and c["pressure_bar"] < c["low_pressure_bar"]:
                 store.insert_event(Event(now, "cylinder.low_pressure", "warning",

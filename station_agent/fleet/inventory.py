@@ -70,3 +70,17 @@ def pressure_readings(old: Inventory | None, new: Inventory) -> list[tuple[str, 
                         {"cylinder": cyl, "serial": now["serial"], "pressure_bar": now["pressure_bar"],
                          "low_pressure_bar": now.get("low_pressure_bar")}))
     return out
+
+
+def declared_pressure(stored: dict | None, declared: dict) -> float | None:
+    """The pressure to keep for a cylinder declared in the config, at each start: the config's
+    figure is the one at install, so for the same cylinder (same serial and fill date) a lower
+    reading entered since (`station-agent cylinders add`) is newer and stays; a new serial or fill
+    date (a swap or refill) takes the config's. Without this every restart would look like a refill."""
+    mine = declared.get("pressure_bar")
+    if stored is None or stored.get("pressure_bar") is None or mine is None:
+        return mine if mine is not None else (stored or {}).get("pressure_bar")
+    fill = str(declared["fill_date"]) if declared.get("fill_date") else None
+    if (stored.get("serial") or "", stored.get("fill_date")) != (declared.get("serial") or "", fill):
+        return mine
+    return min(mine, stored["pressure_bar"])
