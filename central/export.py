@@ -4,7 +4,9 @@ ObsPack-like netCDF (the column sets of ICOS L2 hourly files and NOAA GML ObsPac
 Minute CSV (`write_minute_csv`): one row per minute record, ordered by time then seq. Columns:
 time_utc (start of the minute), station, seq, store (the station database the record came from, 32
 hex digits; empty for a station older than store identities: a reinstalled station's seqs start
-again at 1 under a new store), device, stream; per species present in the range
+again at 1 under a new store), device, serial (the serial number of the instrument that measured
+the record, at its time, from the registry's inventory history: central/fleet/registry.py; empty
+when unknown), stream; per species present in the range
 (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std, <sp>_n, <sp>_raw_mean,
 <sp>_cal_mean and <sp>_flag; then h2o (%), flag, reasons, station_flag, manual_flag_ids and
 manual_reason. `station_flag` is the letter the station sent (U/N); `flag` is the effective one:
@@ -44,6 +46,7 @@ from ghgnet.timeutil import iso_utc
 
 from .aggregation.hourly_stats import decimal_year, effective_minute_flags
 from .config import CentralConfig
+from .fleet.registry import serial_at, serials_over_time
 from .store.base import StoredMinute
 from .store.hourly import HourlyRow, ManualFlag
 from .views import intake_height
@@ -154,14 +157,24 @@ def minute_flags(chunk: list[StoredMinute], flags: list[ManualFlag], species: st
     return letters, np.array(mine + [-1], dtype=np.int64)[decided]  # decided == -1 picks the final -1
 
 
+def _serials(store: Any, station: str, start: datetime) -> dict[str, list[tuple]]:
+    """The station's instrument serials over time from `start` on: its latest inventory walked back
+    through the device events stored since."""
+    summary = next((s for s in store.stations() if s.station == station), None)
+    inv = ((summary.status.details if summary is not None and summary.status else None) or {}).get("inventory") or {}
+    current = {d: v.get("serial_number") for d, v in (inv.get("devices") or {}).items() if isinstance(v, dict)}
+    return serials_over_time(current, store.events(station, start, datetime(9999, 1, 1, tzinfo=start.tzinfo)))
+
+
 def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, out: TextIO) -> int:
     """Minute records of [start, end) as CSV with effective flags (columns: module docstring);
     returns the row count."""
     found = store.minute_species(station, start, end)
     species = [s for s in SPECIES_ORDER if s in found] + sorted(s for s in found if s not in SPECIES_ORDER)
     flags = store.manual_flags(station, start, end)
+    serials = _serials(store, station, start)
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["time_utc", "station", "seq", "store", "device", "stream"]
+    w.writerow(["time_utc", "station", "seq", "store", "device", "serial", "stream"]
                + [f"{sp}_{f}" for sp in species for f in (*SPECIES_FIELDS, "flag")]
                + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason"])
     n = 0
@@ -169,7 +182,8 @@ def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, o
         row_flag, row_by = minute_flags(chunk, flags, None)
         per_species = {sp: minute_flags(chunk, flags, sp) for sp in species}
         for i, m in enumerate(chunk):
-            row: list[Any] = [iso_utc(m.time), m.station, m.seq, m.store or "", m.device, m.stream]
+            row: list[Any] = [iso_utc(m.time), m.station, m.seq, m.store or "", m.device,
+                              serial_at(serials, m.device, m.time) or "", m.stream]
             by = {int(row_by[i])}
             for sp in species:
                 s = m.species.get(sp)

@@ -25,7 +25,7 @@ from station_agent.acquisition.flux_recorder import FluxRecorder
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
 from station_agent.config import StationConfigBase
 from station_agent.emission.worker import EmissionWorker
-from station_agent.fleet.inventory import inventory_changes, station_inventory
+from station_agent.fleet.inventory import declared_pressure, inventory_changes, pressure_readings, station_inventory
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
@@ -139,8 +139,10 @@ class Agent:
 
     def _writer_opened(self, store: StationStore) -> None:
         now = self.clock.now()
+        stored = {c["id"]: c for c in store.cylinders()}
         for cyl in self.config.cylinders:
-            store.upsert_cylinder(cyl.model_dump(), now)
+            declared = cyl.model_dump()
+            store.upsert_cylinder(declared | {"pressure_bar": declared_pressure(stored.get(cyl.id), declared)}, now)
         for c in store.cylinders():
             if c["pressure_bar"] is not None and c["pressure_bar"] < c["low_pressure_bar"]:
                 store.insert_event(Event(now, "cylinder.low_pressure", "warning",
@@ -156,7 +158,9 @@ class Agent:
         self.inventory = station_inventory(self.config.all_devices(), store.cylinders(), __version__,
                                            self.config_version)
         got = store.get_state("inventory")
-        for kind, message, device, data in inventory_changes(got[0] if got else None, self.inventory):
+        old = got[0] if got else None
+        for kind, message, device, data in [*inventory_changes(old, self.inventory),
+                                            *pressure_readings(old, self.inventory)]:
             store.insert_event(Event(now, kind, "info", message, device, data))
         store.put_state("inventory", self.inventory, now)
 
@@ -331,10 +335,12 @@ class Agent:
             return {"ok": ok, "message": msg} if ok else {"ok": False, "error": msg}
         if isinstance(r, CylinderAddRequest):
             cyl = CylinderConfig.model_validate(r.cylinder)  # the control server reports a ValidationError
-            self.writer.call_sync(lambda store: store.upsert_cylinder(cyl.model_dump(), self.clock.now()))
+            self.writer.call_sync(lambda store: (store.upsert_cylinder(cyl.model_dump(), self.clock.now()),
+                                                 self._record_inventory(store, self.clock.now())))
             return {"ok": True, "message": f"cylinder {cyl.id} stored"}
         if isinstance(r, CylinderRetireRequest):
-            done = self.writer.call_sync(lambda store: store.retire_cylinder(r.id, self.clock.now()))
+            done = self.writer.call_sync(lambda store: (store.retire_cylinder(r.id, self.clock.now()),
+                                                        self._record_inventory(store, self.clock.now()))[0])
             return {"ok": True, "message": "retired"} if done else {"ok": False, "error": f"no active cylinder {r.id!r}"}
         if isinstance(r, RecalibrateRequest):
             start, end = parse_utc(r.from_), parse_utc(r.to)

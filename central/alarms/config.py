@@ -10,6 +10,11 @@ raise_at = 300
 clear_at = 120
 
 [[alarms.rules]]
+kind = "cylinder_empty"    # days until a cylinder's pressure trend reaches its low-pressure threshold
+raise_at = 14              # lower is worse: raised within 14 days, cleared beyond 21
+clear_at = 21
+
+[[alarms.rules]]
 kind = "target_bias"       # |latest target bias| in units of the species' compatibility goal
 raise_at = 1.0
 clear_at = 0.7
@@ -38,7 +43,7 @@ from pydantic import Field, model_validator
 from ghgnet.config import RelPath, StrictModel
 
 RuleKind = Literal["station_down", "data_gap", "backlog_age", "target_bias", "calibration_drift", "dead_letters",
-                   "clock_offset"]
+                   "clock_offset", "cylinder_empty"]
 
 DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "station_down": (300.0, 120.0),
@@ -48,8 +53,12 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "calibration_drift": (1.0, 0.7),
     "dead_letters": (1.0, 0.0),
     "clock_offset": (60.0, 20.0),
+    "cylinder_empty": (14.0, 21.0),
 }
 """(raise_at, clear_at) per kind when a rule names neither; units in central/alarms/rules.py."""
+
+LOWER_IS_WORSE = frozenset({"cylinder_empty"})
+"""Kinds whose value is worse when lower (days left): raised at or below raise_at, cleared above clear_at."""
 
 
 class AlarmRule(StrictModel):
@@ -66,6 +75,8 @@ class AlarmRule(StrictModel):
     stations: list[str] = Field(default_factory=list, description="only these stations (default: every one)")
     lookback_h: float = Field(default=48.0, gt=0,
                               description="target_bias, calibration_drift: how far back results are read")
+    window_days: float = Field(default=180.0, gt=0,
+                               description="cylinder_empty: the pressure readings of the last DAYS days are fitted")
 
     @property
     def rule_name(self) -> str:
@@ -75,14 +86,17 @@ class AlarmRule(StrictModel):
     def thresholds(self) -> tuple[float, float]:
         raise_default, clear_default = DEFAULT_THRESHOLDS[self.kind]
         up = raise_default if self.raise_at is None else self.raise_at
-        down = (min(clear_default, up) if self.raise_at is not None else clear_default) if self.clear_at is None \
+        nearest = max if self.kind in LOWER_IS_WORSE else min
+        down = (nearest(clear_default, up) if self.raise_at is not None else clear_default) if self.clear_at is None \
             else self.clear_at
         return up, down
 
     @model_validator(mode="after")
     def _hysteresis(self) -> AlarmRule:
         up, down = self.thresholds
-        if down > up:
+        if self.kind in LOWER_IS_WORSE and down < up:
+            raise ValueError(f"{self.kind}: lower is worse, so clear_at ({down:g}) must not be below raise_at ({up:g})")
+        if self.kind not in LOWER_IS_WORSE and down > up:
             raise ValueError(f"clear_at ({down:g}) must not be above raise_at ({up:g})")
         return self
 

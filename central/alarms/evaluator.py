@@ -18,6 +18,7 @@ import structlog
 from ..config import CentralConfig
 from ..store import open_configured_store
 from ..store.operations import AlarmChange, alarm_key
+from .config import LOWER_IS_WORSE
 from .notify import Notifier
 from .rules import decide, measure, snapshot
 
@@ -42,10 +43,11 @@ class AlarmEvaluator:
         changes: list[AlarmChange] = []
         for rule in self.config.alarms.rules:
             up, down = rule.thresholds
+            sign = -1.0 if rule.kind in LOWER_IS_WORSE else 1.0  # `decide` takes higher as worse
             name = rule.rule_name
             for obs in measure(rule, store, self.config, snap, now):
                 key = alarm_key(name, obs.station, obs.subject)
-                d = decide(obs.value, key in active, up, down, rule.hold_s, rule.clear_hold_s,
+                d = decide(sign * obs.value, key in active, sign * up, sign * down, rule.hold_s, rule.clear_hold_s,
                            self._pending.get(key), now)
                 if d.pending_since is None:
                     self._pending.pop(key, None)

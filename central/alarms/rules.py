@@ -17,6 +17,11 @@ worse. Values and units:
 - calibration_drift: |change of the calibrated value at the drift reference level between the two
   latest calibrations| per species, in units of the goal (as `central-receiver qc` reports drift).
 - dead_letters: dead letters of the station not resolved (central/deadletters/).
+- cylinder_empty: days until a cylinder's pressure trend reaches its low-pressure threshold
+  (subject: the cylinder; central/fleet/cylinders.py), from the pressure readings of the last
+  `window_days`; LOWER is worse here: raised at `raise_at` days or fewer, cleared beyond `clear_at`.
+  A cylinder with no forecast (refilled, too few readings, not falling, removed) counts as
+  NO_FORECAST_DAYS, so its alarm clears.
 
 Hysteresis (`decide`): an alarm is raised when the value has stayed at `raise_at` or above for
 `hold_s`, and cleared when it has stayed at `clear_at` or below for `clear_hold_s`; between the two
@@ -30,11 +35,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import CentralConfig
+from ..fleet.cylinders import station_forecasts
 from ..qc import evaluate_fit
 from .config import AlarmRule
 
 UNITS = {"station_down": "s", "data_gap": "s", "backlog_age": "s", "clock_offset": "s", "target_bias": "goal",
-         "calibration_drift": "goal", "dead_letters": "letters"}
+         "calibration_drift": "goal", "dead_letters": "letters", "cylinder_empty": "days"}
+NO_FORECAST_DAYS = 3650.0
+"""cylinder_empty's value for a cylinder with no empty date in sight."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +168,22 @@ def measure(rule: AlarmRule, store, config: CentralConfig, snap: Snapshot, now: 
                     out.append(Observation(name, sp, abs(drift) / goal,
                                            f"{name} {sp}: calibration drift {drift:+.4g} against a goal of {goal:g}",
                                            {"drift": drift, "goal": goal}))
+        elif rule.kind == "cylinder_empty" and summary is not None:
+            inv = ((status.details if status is not None else {}) or {}).get("inventory") or {}
+            low = {c: float(v["low_pressure_bar"]) for c, v in (inv.get("cylinders") or {}).items()
+                   if isinstance(v, dict) and isinstance(v.get("low_pressure_bar"), int | float)}
+            events = store.events(name, now - timedelta(days=rule.window_days), now + timedelta(seconds=1))
+            for f in station_forecasts(events, now, low, rule.window_days):
+                days = f.days_left(now)
+                if days is None:
+                    out.append(Observation(name, f.cylinder, NO_FORECAST_DAYS,
+                                           f"{name} {f.cylinder}: no empty date forecast ({f.status})", f.as_dict()))
+                else:
+                    days = max(0.0, days)
+                    out.append(Observation(name, f.cylinder, days,
+                                           f"{name} {f.cylinder}: reaches {f.low_bar:g} bar in {days:.1f} days "
+                                           f"({f.empty_at:%Y-%m-%d}; {f.latest_bar:g} bar, "
+                                           f"{f.rate_bar_per_day:+.2f} bar/day)", f.as_dict()))
         elif rule.kind == "dead_letters" and summary is not None:
             n = snap.unresolved_dead_letters.get(name, 0)
             out.append(Observation(name, None, float(n), f"{name}: {n} dead letter(s) not resolved", {"count": n}))

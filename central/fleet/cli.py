@@ -159,6 +159,15 @@ def stations_list(config: ConfigOpt, as_json: Annotated[bool, typer.Option("--js
                    f"clock synced: {r['clock_synchronised']}  {devices}")
 
 
+def _forecast_text(f: dict | None) -> str:
+    if f is None:
+        return ", no pressure readings"
+    if f["status"] == "ok":
+        return (f", {f['rate_bar_per_day']:+.2f} bar/day, reaches {f['low_bar']:g} bar on {f['empty_at'][:10]} "
+                f"({f['points']} readings)")
+    return f", no empty date: {f['status'].replace('_', ' ')} ({f['points']} readings since the last refill)"
+
+
 @stations_app.command("show")
 def stations_show(
     station: Annotated[str, typer.Argument(help="station id")],
@@ -182,8 +191,9 @@ def stations_show(
     typer.echo(f"{station}: {detail['state']}, agent {detail['agent_version']}, config v{detail['config_version']}")
     for dev, sn in detail["devices"].items():
         typer.echo(f"  device {dev}: serial {sn or '?'}")
+    forecasts = {f["cylinder"]: f for f in detail["cylinder_forecasts"]}
     for cyl, p in detail["cylinders"].items():
-        typer.echo(f"  cylinder {cyl}: {p if p is not None else '?'} bar")
+        typer.echo(f"  cylinder {cyl}: {p if p is not None else '?'} bar{_forecast_text(forecasts.get(cyl))}")
     typer.echo(f"  clock: {detail['clock_sync']}")
     for h in detail["history"]:
         typer.echo(f"{h['time']}  {h['kind']}  {h['message']}")

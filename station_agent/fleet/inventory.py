@@ -19,7 +19,8 @@ def station_inventory(devices: list, cylinders: list[dict], agent_version: str, 
         "devices": {d.id: {"driver": d.driver, "serial_number": getattr(d, "serial_number", None),
                            "enabled": d.enabled} for d in devices},
         "cylinders": {c["id"]: {"role": c["role"], "serial": c["serial"], "assigned": c["assigned"],
-                                "scale": c["scale"], "pressure_bar": c["pressure_bar"], "fill_date": c["fill_date"]}
+                                "scale": c["scale"], "pressure_bar": c["pressure_bar"], "fill_date": c["fill_date"],
+                                "low_pressure_bar": c.get("low_pressure_bar")}
                       for c in cylinders},
     }
 
@@ -53,3 +54,33 @@ def inventory_changes(old: Inventory | None, new: Inventory) -> list[tuple[str, 
     for cyl in sorted(set(old["cylinders"]) - set(new["cylinders"])):
         out.append(("inventory.cylinder_removed", f"cylinder {cyl} removed", None, {"cylinder": cyl}))
     return out
+
+
+def pressure_readings(old: Inventory | None, new: Inventory) -> list[tuple[str, str, str | None, dict]]:
+    """`inventory.cylinder_pressure` for each cylinder still installed whose pressure differs from
+    the last recorded: the dated readings central fits to forecast when a cylinder runs empty
+    (central/fleet/cylinders.py). A newly installed cylinder's pressure rides in its install event."""
+    old_cyl = (old or {}).get("cylinders") or {}
+    out: list[tuple[str, str, str | None, dict]] = []
+    for cyl, now in new["cylinders"].items():
+        was = old_cyl.get(cyl)
+        if was is not None and now["pressure_bar"] is not None and was.get("pressure_bar") != now["pressure_bar"]:
+            out.append(("inventory.cylinder_pressure", f"cylinder {cyl}: {was.get('pressure_bar')} -> "
+                        f"{now['pressure_bar']:g} bar", None,
+                        {"cylinder": cyl, "serial": now["serial"], "pressure_bar": now["pressure_bar"],
+                         "low_pressure_bar": now.get("low_pressure_bar")}))
+    return out
+
+
+def declared_pressure(stored: dict | None, declared: dict) -> float | None:
+    """The pressure to keep for a cylinder declared in the config, at each start: the config's
+    figure is the one at install, so for the same cylinder (same serial and fill date) a lower
+    reading entered since (`station-agent cylinders add`) is newer and stays; a new serial or fill
+    date (a swap or refill) takes the config's. Without this every restart would look like a refill."""
+    mine = declared.get("pressure_bar")
+    if stored is None or stored.get("pressure_bar") is None or mine is None:
+        return mine if mine is not None else (stored or {}).get("pressure_bar")
+    fill = str(declared["fill_date"]) if declared.get("fill_date") else None
+    if (stored.get("serial") or "", stored.get("fill_date")) != (declared.get("serial") or "", fill):
+        return mine
+    return min(mine, stored["pressure_bar"])

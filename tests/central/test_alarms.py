@@ -21,7 +21,7 @@ from central.cli import app
 from central.config import CentralConfig
 from central.store import DeadLetter, open_store
 from central.store.operations import AlarmCleared, AlarmNotFound
-from ghgnet.wire import ParsedBatch, StatusMessage, TargetWire
+from ghgnet.wire import EventWire, ParsedBatch, StatusMessage, TargetWire
 
 T = datetime(2026, 3, 5, 12, tzinfo=UTC)
 
@@ -172,7 +172,7 @@ def test_the_documented_example_config_is_valid():
     """The TOML in central/alarms/config.py's docstring is what operators copy: it must load."""
     text = alarms_config_module.__doc__.split("```toml\n")[1].split("```")[0]
     cfg = CentralConfig.model_validate(tomllib.loads(text.replace('password_file = "/etc/ghgnet/smtp-password"\n', "")))
-    assert [r.rule_name for r in cfg.alarms.rules] == ["station_down", "target_bias"]
+    assert [r.rule_name for r in cfg.alarms.rules] == ["station_down", "cylinder_empty", "target_bias"]
     assert cfg.alarms.email is not None and cfg.alarms.email.starttls
     assert cfg.alarms.webhooks[0].url.startswith("https://")
 
@@ -206,3 +206,39 @@ def test_clock_offsets_of_the_station_and_of_each_analyzer(store):
     store.store_status(status, T)
     changes = AlarmEvaluator(cfg).evaluate(store, T + timedelta(seconds=1))
     assert sorted((c.subject or "", round(c.value, 1)) for c in changes) == [("", 90.0), ("g2401", 75.5)]
+
+
+def _pressure(seq: int, at: datetime, bar: float, kind: str = "inventory.cylinder_pressure") -> ParsedBatch:
+    ev = EventWire(seq=seq, time=at, kind=kind, severity="info", message=f"CAL-A at {bar} bar",
+                   data={"cylinder": "CAL-A", "serial": "D1", "pressure_bar": bar, "low_pressure_bar": 20.0})
+    return ParsedBatch("st-a", "event", at, [ev])
+
+
+def test_a_cylinder_running_empty_raises_before_it_does_and_a_refill_clears(store):
+    """Simulated weeks: CAL-A loses 2 bar a day from 120 bar, so it reaches 20 bar on day 50. The
+    alarm (lower is worse: days left) is raised within 14 days of that, stays between 14 and 21,
+    and clears when a refill restarts the trend."""
+    cfg = CentralConfig.model_validate({"alarms": {"rules": [{"kind": "cylinder_empty", "raise_at": 14,
+                                                              "clear_at": 21}]}})
+    ev = AlarmEvaluator(cfg)
+    store.store_status(_status("st-a", T), T)
+    day = timedelta(days=1)
+    store.store_batch(_pressure(1, T, 120.0, "inventory.cylinder_installed"), T)
+    assert ev.evaluate(store, T + day) == []  # one reading: no forecast
+    for seq, d in enumerate((10, 20, 30), start=2):
+        store.store_batch(_pressure(seq, T + d * day, 120.0 - 2 * d), T + d * day)
+    assert ev.evaluate(store, T + 31 * day) == []  # 19 days left
+    (up,) = ev.evaluate(store, T + 37 * day)  # 13 days left
+    assert (up.rule, up.subject, up.change) == ("cylinder_empty", "CAL-A", "raised")
+    assert up.value == pytest.approx(13.0, abs=0.01) and up.data["empty_at"].startswith("2026-04-24")
+    assert ev.evaluate(store, T + 38 * day) == []  # raised once
+    store.store_batch(_pressure(5, T + 39 * day, 150.0), T + 39 * day)  # refilled
+    (clear,) = ev.evaluate(store, T + 40 * day)
+    assert (clear.change, clear.subject) == ("cleared", "CAL-A") and "not_enough_points" in clear.message
+
+
+def test_cylinder_empty_thresholds_run_the_other_way():
+    assert AlarmRule(kind="cylinder_empty").thresholds == (14, 21)
+    assert AlarmRule(kind="cylinder_empty", raise_at=30).thresholds == (30, 30)
+    with pytest.raises(ValueError, match="lower is worse"):
+        AlarmRule(kind="cylinder_empty", raise_at=14, clear_at=7)

@@ -78,7 +78,7 @@ def test_export_minute_csv_columns_and_rows(tmp_path):
                                  "--out", str(out)])
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert list(rows[0]) == (["time_utc", "station", "seq", "store", "device", "stream"]
+    assert list(rows[0]) == (["time_utc", "station", "seq", "store", "device", "serial", "stream"]
                              + [f"{sp}_{f}" for sp in ("co2", "ch4")
                                 for f in ("mean", "std", "n", "raw_mean", "cal_mean", "flag")]
                              + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason"])

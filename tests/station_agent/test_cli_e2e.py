@@ -107,7 +107,14 @@ def test_cylinders_add_list_retire(station):
     assert tgt9["assigned"] == {"co2": 415.5, "ch4": 1950.0} and tgt9["scale"]["co2"] == "WMO-CO2-X2019"
     bad = station.agent_cli("cylinders", "add", "X", "--role", "target", "--value", "co2:1")
     assert bad.returncode == 2 and "SPECIES=VALUE" in bad.stderr
+    # a new pressure entered is a dated reading for central's forecast of when the cylinder runs empty
+    assert station.agent_cli("cylinders", "add", "TGT-9", "--role", "target", "--value", "co2=415.5",
+                             "--value", "ch4=1950", "--pressure-bar", "12").returncode == 0
     assert station.agent_cli("cylinders", "retire", "TGT-9").returncode == 0
+    events = [e for e in json.loads(station.agent_cli("events", "--json", "--limit", "1000").stdout)
+              if e["kind"].startswith("inventory.cylinder") and "TGT-9" in e["message"]]
+    assert sorted(e["kind"] for e in events) == ["inventory.cylinder_installed", "inventory.cylinder_pressure",
+                                                 "inventory.cylinder_removed"]
     assert station.agent_cli("cylinders", "retire", "TGT-9").returncode == 1
     assert "TGT-9" not in {r["id"] for r in json.loads(station.agent_cli("cylinders", "list", "--json").stdout)}
 
