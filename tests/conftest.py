@@ -8,12 +8,13 @@ import time
 import pytest
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`./dev test` runs `-n 2 --dist loadgroup`): the long simulated-time runs
     paced by the wall clock (marked `slow`, not `stepped_clock`) go first and together to one worker,
     one after the other, so no two of them compete for the two cores; every other module goes whole
     to a worker, so its module-scoped fixtures run once."""
-    if not config.pluginmanager.hasplugin("xdist"):
+    if not getattr(config.option, "loadgroup", False):  # set by xdist's --dist loadgroup, in every worker
         return
     def paced(item) -> bool:  # simulated time paced by the wall clock: it must not share the cores
         return item.get_closest_marker("slow") is not None and item.get_closest_marker("stepped_clock") is None
@@ -46,3 +47,4 @@ def no_thread_left_behind():
 # PostgreSQL database for the session, a schema per test).
 from support.broker import mosquitto, mosquitto_acl, mosquitto_tls, tls_files  # noqa: E402,F401
 from support.pg import pg_dsn, pg_schema  # noqa: E402,F401
+
