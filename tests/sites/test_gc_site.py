@@ -53,6 +53,14 @@ def newest_raw(db) -> datetime | None:
     return parse_utc(got) if got else None
 
 
+def stored_events(db, kind: str) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute("SELECT count(*) FROM event WHERE kind = ?", (kind,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
 def wait_for(what: str, predicate, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -74,6 +82,8 @@ def hour(tmp_path_factory):
         wait_for("the restarted agent to store", lambda: newest_raw(db) > before)
         pair.control({"device": "gc-1", "fault": "malformed"})
         wait_for("the malformed file to be quarantined", lambda: any((tmp / "drop" / "quarantine").iterdir()))
+        # its event is stored before SQLite is locked below (an event not yet committed dies with a kill)
+        wait_for("the quarantine's event to be stored", lambda: stored_events(db, "fault.garbage"))
         # Hold SQLite locked: the agent goes on reading files and moving them to done/, but cannot
         # store their samples; it is killed in that state.
         lock = sqlite3.connect(db, isolation_level=None, timeout=30)
