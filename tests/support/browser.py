@@ -7,6 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+
+REDRAWN = (StaleElementReferenceException,)
+"""A page element replaced while a wait reads it (a table redrawn): the wait tries again."""
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -33,7 +37,7 @@ def wait_ready(driver, states=("1", "error", "login")) -> str:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 30).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") in states)
+    WebDriverWait(driver, 30, ignored_exceptions=REDRAWN).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") in states)
     body = driver.find_element(By.TAG_NAME, "body")
     state = body.get_attribute("data-ready")
     assert state != "error", body.get_attribute("data-error")

@@ -4,7 +4,7 @@ the mouse wheel. Screenshots go under the test's tmp dir and tests/artifacts/ (g
 
 from __future__ import annotations
 
-from support.browser import browser, shoot, wait_ready
+from support.browser import REDRAWN, browser, shoot, wait_ready
 from support.network import STATIONS
 from support.webapp import PASSWORDS, served  # noqa: F401 (a fixture)
 
@@ -22,7 +22,7 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
         driver.find_element(By.ID, "login-name").send_keys("vera")
         driver.find_element(By.ID, "login-password").send_keys("wrong password")
         driver.find_element(By.ID, "login-submit").click()
-        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "login-error").text)
+        WebDriverWait(driver, 10, ignored_exceptions=REDRAWN).until(lambda d: d.find_element(By.ID, "login-error").text)
         assert "wrong name or password" in driver.find_element(By.ID, "login-error").text
         driver.find_element(By.ID, "login-password").clear()
         driver.find_element(By.ID, "login-password").send_keys(PASSWORDS["vera"])
@@ -57,7 +57,8 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
         assert (before["start"], before["end"]) == (0, 100)
         chart = driver.find_element(By.CSS_SELECTOR, "div.timeseries[data-species='co2']")
         ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(chart), 0, -600).perform()
-        WebDriverWait(driver, 10).until(lambda d: d.execute_script(zoom)["end"] - d.execute_script(zoom)["start"] < 99)
+        WebDriverWait(driver, 10, ignored_exceptions=REDRAWN).until(
+            lambda d: d.execute_script(zoom)["end"] - d.execute_script(zoom)["start"] < 99)
         after = driver.execute_script(zoom)
         assert 0 < after["end"] - after["start"] < 99, after
         # the target chart's bias axis goes below zero: its labels keep the minus sign
@@ -68,7 +69,7 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
         shoot(driver, tmp_path, "web-station.png")
         # the 1-year window: daily means, and the chart's heading says so
         Select(driver.find_element(By.ID, "station-days")).select_by_value("365")
-        WebDriverWait(driver, 15).until(lambda d: d.execute_script(
+        WebDriverWait(driver, 15, ignored_exceptions=REDRAWN).until(lambda d: d.execute_script(
             "return document.querySelector(\"div.timeseries[data-species='co2']\")?.dataset.resolution") == "day")
         assert wait_ready(driver) == "1"
         headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#species-charts h3")]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-from support.browser import browser, shoot, wait_ready
+from support.browser import REDRAWN, browser, shoot, wait_ready
 from support.mqtt import minute
 from support.network import START
 from support.webapp import NOW, PASSWORDS, served  # noqa: F401 (a fixture)
@@ -61,7 +61,7 @@ def test_flag_hours_in_the_form_and_the_hourly_export_changes(served, tmp_path):
         Select(driver.find_element(By.ID, "flag-letter")).select_by_value("K")
         Select(driver.find_element(By.ID, "flag-reason-code")).select_by_value("contamination")
         driver.find_element(By.ID, "flag-submit").click()
-        WebDriverWait(driver, 15).until(
+        WebDriverWait(driver, 15, ignored_exceptions=REDRAWN).until(
             lambda d: "local traffic" in d.find_element(By.CSS_SELECTOR, "#flags tbody").text)
         assert wait_ready(driver) == "1"
         row = driver.find_element(By.CSS_SELECTOR, "#flags tbody tr").text
@@ -87,7 +87,7 @@ def test_flag_hours_in_the_form_and_the_hourly_export_changes(served, tmp_path):
         driver.find_element(By.ID, "flag-to").send_keys("2026-03-02T10:00:00Z")
         driver.find_element(By.ID, "flag-reason").send_keys("backwards")
         driver.find_element(By.ID, "flag-submit").click()
-        WebDriverWait(driver, 15).until(lambda d: d.find_element(By.ID, "flag-error").text)
+        WebDriverWait(driver, 15, ignored_exceptions=REDRAWN).until(lambda d: d.find_element(By.ID, "flag-error").text)
         assert "to: must be later than from" in driver.find_element(By.ID, "flag-error").text
         assert len(served.store.manual_flags("bg-north")) == 1
     finally:
@@ -108,7 +108,7 @@ def test_acknowledge_an_alarm(served, tmp_path):
         row = driver.find_element(By.CSS_SELECTOR, f"#alarms tr[data-alarm='{alarm.id}']")
         assert row.get_attribute("data-state") == "open" and "no data for 2 h" in row.text
         row.find_element(By.TAG_NAME, "button").click()
-        WebDriverWait(driver, 15).until(lambda d: d.find_element(
+        WebDriverWait(driver, 15, ignored_exceptions=REDRAWN).until(lambda d: d.find_element(
             By.CSS_SELECTOR, f"#alarms tr[data-alarm='{alarm.id}']").get_attribute("data-state") == "acknowledged")
         row = driver.find_element(By.CSS_SELECTOR, f"#alarms tr[data-alarm='{alarm.id}']")
         assert "acknowledged by otto" in row.text and not row.find_elements(By.TAG_NAME, "button")
@@ -140,7 +140,7 @@ def test_replay_a_dead_letter(served, tmp_path):
         row = driver.find_element(By.CSS_SELECTOR, f"#dead-letters tr[data-letter='{letter.id}']")
         assert "time_in_future" in row.text
         row.find_element(By.TAG_NAME, "button").click()
-        WebDriverWait(driver, 15).until(lambda d: "resolved" in d.find_element(
+        WebDriverWait(driver, 15, ignored_exceptions=REDRAWN).until(lambda d: "resolved" in d.find_element(
             By.CSS_SELECTOR, f"#dead-letters tr[data-letter='{letter.id}'] td.resolution").text)
         row = driver.find_element(By.CSS_SELECTOR, f"#dead-letters tr[data-letter='{letter.id}']")
         assert "stored" in row.text and not row.find_elements(By.TAG_NAME, "button"), row.text
