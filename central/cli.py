@@ -13,10 +13,11 @@ from typing import Annotated, TextIO
 
 import typer
 
-from ghgnet.config import ConfigError
 from ghgnet.timeutil import iso_utc, parse_utc
 
-from .config import CentralConfig, load_central_config
+from .cli_config import ConfigOpt
+from .cli_config import load_or_exit as _load
+from .config import CentralConfig
 from .fleet.cli import keys_app, station_app, stations_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -29,7 +30,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(station_app, name="station")
 app.add_typer(stations_app, name="stations")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="central TOML config file")]
 SpeedOpt = Annotated[
     float | None, typer.Option(help="run the clock X times faster than real time (simulated time, as the "
                                "station's: the demo and the tests)")
@@ -40,13 +40,6 @@ AnchorOpt = Annotated[
 ]
 
 
-def _load(path: Path) -> CentralConfig:
-    try:
-        return load_central_config(path)
-    except ConfigError as exc:
-        for line in exc.lines:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
 
 
 def _open_store(config: CentralConfig):

@@ -11,12 +11,13 @@ from typing import Annotated
 
 import typer
 
-from ghgnet.config import ConfigError
 from ghgnet.signed_config import load_private_key, new_private_key, private_key_pem, public_key_text
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire.topics import check_station_id, topic_for
 
-from ..config import CentralConfig, load_central_config
+from ..cli_config import ConfigOpt
+from ..cli_config import load_or_exit as _load
+from ..config import CentralConfig
 from .config_push import next_version, publish_retained, pushes, record_push, signed
 from .registry import registry_detail, registry_row
 
@@ -25,16 +26,8 @@ station_app = typer.Typer(no_args_is_help=True, help="One station, from the offi
 station_config_app = typer.Typer(no_args_is_help=True, help="Push a signed config to a station; its history.")
 station_app.add_typer(station_config_app, name="config")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="central TOML config file")]
 
 
-def _load(path: Path) -> CentralConfig:
-    try:
-        return load_central_config(path)
-    except ConfigError as exc:
-        for line in exc.lines:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
 
 
 @keys_app.command("init")
