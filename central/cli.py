@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 import math
 import signal
@@ -280,8 +282,6 @@ def flux_daily(
 ) -> None:
     """A flux station's daily sums of its valid half hours as CSV (central/aggregation/flux_daily.py:
     CO2 g C m-2, H and LE MJ m-2; u* filtered by season; no gap filling)."""
-    import csv
-    import dataclasses
 
     from .aggregation.flux_daily import SEASONS, DailyFlux, daily_sums
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,18 +41,21 @@ def publish_retained(mqtt_cfg: MqttConfig, client_id: str, topic: str, payload: 
     """Publish once, retained, QoS 1, and wait for the broker's PUBACK; RuntimeError names a failure."""
     client = make_client(mqtt_cfg, client_id)
     failure: list[str] = []
-    client.on_publish = lambda c, u, mid, rc, props: failure.append(str(rc)) if rc.is_failure else None
+    answered = threading.Event()  # set by the PUBACK, with its reason code already read
+
+    def on_publish(c, u, mid, rc, props) -> None:
+        if rc.is_failure:
+            failure.append(str(rc))
+        answered.set()
+
+    client.on_publish = on_publish
     client.connect(mqtt_cfg.host, mqtt_cfg.effective_port, keepalive=mqtt_cfg.keepalive_s)
     client.loop_start()
     try:
-        info = client.publish(topic, payload, qos=1, retain=True)
-        deadline = time.monotonic() + timeout_s
-        while not info.is_published():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the broker at {mqtt_cfg.host}:{mqtt_cfg.effective_port} did not take "
-                                   f"{topic} within {timeout_s:g} s")
-            time.sleep(0.02)
-        time.sleep(0.05)  # the PUBACK's reason code reaches on_publish
+        client.publish(topic, payload, qos=1, retain=True)
+        if not answered.wait(timeout_s):
+            raise RuntimeError(f"the broker at {mqtt_cfg.host}:{mqtt_cfg.effective_port} did not take "
+                               f"{topic} within {timeout_s:g} s")
         if failure:
             raise RuntimeError(f"the broker refused {topic}: {failure[0]} (ACL: the pushing user needs "
                                "`topic write ghg/v1/+/config`)")

@@ -317,9 +317,8 @@ class Hj212Listener:
             except transient as exc:
                 self._count("store_retries")
                 log.warning("hj212_store_unavailable", error=str(exc), retry_in_s=delay)
-                if self._stopping.is_set():
+                if self._stopping.wait(delay):  # a stop ends the wait at once
                     return [None] * len(items)
-                time.sleep(delay)
                 reconnect = getattr(self._store, "reconnect", None)
                 if reconnect is not None:
                     try:
