@@ -15,16 +15,12 @@ from typing import Any
 from pydantic import AfterValidator, Field
 
 from drivers.reading import SPECIES
+from ghgnet.processing.water import G2401_FACTORY_WATER
 
 Coefficients = tuple[float, float]
 
 DILUTION: Coefficients = (-0.01, 0.0)
 
-G2401_FACTORY_WATER: dict[str, Coefficients] = {
-    "co2": (-0.012000, -0.0002674),
-    "ch4": (-0.0098200, -0.0002393),
-}
-"""Picarro G2401 factory values for CO2 and CH4 (Picarro host software, InstrCal_CFKADS.ini)."""
 
 DEFAULTS: dict[str, dict[str, Coefficients]] = {
     # CO has no factory value known to us: plain dilution stands in

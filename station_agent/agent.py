@@ -20,6 +20,9 @@ from drivers.registry import load_driver
 from ghgnet import __version__
 from ghgnet.clock import Clock
 from ghgnet.logs import get_logger
+from ghgnet.processing.minute_record import apply_calibration, minute_record
+from ghgnet.records import FLAG_INVALID, REASONS, Event, MinuteRecord, minute_from_row, set_aside_retried_event
+from ghgnet.sdnotify import SdNotifier
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.acquisition.flux_recorder import FluxRecorder
 from station_agent.acquisition.poller import AnalyzerPoller, DevicePoller, Environment, constant_stream
@@ -29,8 +32,6 @@ from station_agent.fleet.inventory import declared_pressure, inventory_changes, 
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
-from station_agent.processing.minute_record import apply_calibration, minute_record
-from station_agent.records import FLAG_INVALID, REASONS, Event, MinuteRecord, minute_from_row, set_aside_retried_event
 from station_agent.sequencing.engine import Engine, RunRecord
 from station_agent.sequencing.sampling_config import CylinderConfig
 from station_agent.sequencing.timeline import StreamTimeline
@@ -53,7 +54,6 @@ from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the lim
     TailRequest,
     parse_request,
 )
-from ghgnet.sdnotify import SdNotifier
 from station_agent.service.watchdog import ProgressWatchdog, forwarder_probe, poller_probe, writer_probe
 from station_agent.storage.calibration_results import CalibrationBook
 from station_agent.storage.store import StationStore, StoreError

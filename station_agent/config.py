@@ -15,9 +15,9 @@ from pydantic import Field, field_validator, model_validator
 from drivers.registry import all_drivers
 from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
 from ghgnet.mqttlink import MqttConfig
+from station_agent.acquisition.flux_recorder import FluxStationConfig
 from station_agent.emission.config import CemsConfig
 from station_agent.fleet.fleet_config import FleetConfig
-from station_agent.acquisition.flux_recorder import FluxStationConfig
 from station_agent.forwarding.forwarder import ForwardingConfig
 from station_agent.forwarding.hj212_config import UplinkConfig, check_uplinks
 from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from station_agent.records import Event
+from ghgnet.records import Event
 
 
 @dataclass

@@ -242,7 +242,8 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         for name in ("stream", "species"):
             if getattr(flag, name) is not None:
                 query.label(name, getattr(flag, name))
-        from ..flags.manual import add_flag as add_manual_flag, flag_doc
+        from ..flags.manual import add_flag as add_manual_flag
+        from ..flags.manual import flag_doc
 
         try:
             with lock:

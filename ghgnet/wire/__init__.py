@@ -22,7 +22,7 @@ so central keys records by (station, store, seq). A batch without it comes from 
 store identities (the "legacy" store). ``seq`` is per store and monotonic across all kinds, so one
 topic sees gaps. Record fields:
 
-- minute (mirrors ``station_agent.records.MinuteRecord``): ``time`` (start of the minute, UTC),
+- minute (mirrors ``ghgnet.records.MinuteRecord``): ``time`` (start of the minute, UTC),
   ``device``, ``stream``, ``species`` {name: {mean, std, n, raw_mean, cal_mean}} (CO2 ppm; CH4, CO,
   N2O ppb), ``h2o`` (%), ``flag`` (one ICOS letter: U, N, O, K, R, H), ``reasons`` [codes],
   ``n_total``, ``calibration_id``, ``diagnostics`` {name: float}.

@@ -17,8 +17,8 @@ from drivers.base import AnalyzerDriver, DriverError
 from drivers.reading import Reading
 from drivers.transport import TransportError, TransportTimeout
 from ghgnet.clock import Clock
+from ghgnet.records import Event
 from station_agent.faults import FaultTracker
-from station_agent.records import Event
 from station_agent.sequencing.timeline import OffsetEstimator
 
 Environment = Callable[[], dict[str, float]]

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from ghgnet.clock import Clock
 from ghgnet.logs import get_logger
+from ghgnet.records import Event
 from ghgnet.sdnotify import SdNotifier
 from station_agent.agent import Agent
 from station_agent.config import StationConfigBase, load_station_config
 from station_agent.fleet.config_history import ConfigHistory, write_atomically
 from station_agent.fleet.remote_config import Refusal, vet
-from station_agent.records import Event
 
 
 def history_for(config_path: Path, cfg: StationConfigBase) -> ConfigHistory:

@@ -48,6 +48,7 @@ from ghgnet import __version__
 from ghgnet.clock import Clock
 from ghgnet.config import RelPath, StrictModel
 from ghgnet.mqttlink import MqttConfig, connect_properties, make_client
+from ghgnet.records import Event
 from ghgnet.timeutil import iso_utc, parse_utc
 from ghgnet.wire import (
     BATCH_KINDS,
@@ -61,7 +62,6 @@ from ghgnet.wire import (
     topic_for,
 )
 from station_agent.faults import FaultTracker
-from station_agent.records import Event
 from station_agent.storage.store import StationStore, StoreError
 
 DEFAULT_MAX_MESSAGE_BYTES = 786_432

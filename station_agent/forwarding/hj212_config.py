@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from ghgnet import species
 from ghgnet.config import StrictModel
 from ghgnet.hj212 import codes
-from station_agent.records import REASONS
+from ghgnet.records import REASONS
 
 UPLINK_NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 DATA_CNS: dict[int, str] = {2011: "real-time", 2051: "minute", 2061: "hour", 2031: "day"}

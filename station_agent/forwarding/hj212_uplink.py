@@ -61,6 +61,7 @@ from ghgnet.hj212 import (
     reply_9012,
     split_packet,
 )
+from ghgnet.records import Event
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.faults import FaultTracker
 from station_agent.forwarding.hj212_config import UplinkConfig
@@ -74,7 +75,6 @@ from station_agent.forwarding.hj212_values import (
     points_between,
     wire_time,
 )
-from station_agent.records import Event
 from station_agent.storage.hj212_queue import Hj212Queue, QueuedPacket
 from station_agent.storage.store import StationStore, StoreError
 

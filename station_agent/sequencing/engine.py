@@ -28,9 +28,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from drivers.base import DriverError, ValveDriver
 from drivers.transport import TransportError
 from ghgnet.clock import Clock
+from ghgnet.records import Event
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.faults import FaultTracker
-from station_agent.records import Event
 from station_agent.sequencing.plans import (
     Move,
     Plan,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from drivers.reading import Reading
 
 CONDITIONS = ("valve_mismatch", "maintenance", "interlock")
-"""Engine conditions that make a sample invalid (reason codes of station_agent.records)."""
+"""Engine conditions that make a sample invalid (reason codes of ghgnet.records)."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from ghgnet import species
-from ghgnet.timeutil import iso_utc, parse_utc
-from station_agent.processing.calibration import (
+from ghgnet.processing.calibration import (
     AssignedValue,
     CalibrationFit,
     CalibrationResult,
@@ -30,7 +29,8 @@ from station_agent.processing.calibration import (
     interpolated_coefficients,
     target_from_minutes,
 )
-from station_agent.records import Event
+from ghgnet.records import Event
+from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.sequencing.engine import RunRecord
 from station_agent.sequencing.sampling_config import SamplingConfig
 from station_agent.storage.store import StationStore

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from drivers.reading import Reading
+from ghgnet.records import Event, MinuteRecord, event_to_dict, minute_to_dict
 from ghgnet.timeutil import iso_utc
-from station_agent.records import Event, MinuteRecord, event_to_dict, minute_to_dict
 from station_agent.storage.highrate_block import HighRateBlock, decode_block, encode_block, merge_blocks
 
 # Each entry migrates the schema from version i to i+1; never edit a released entry, append.

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from drivers.reading import Reading
 from ghgnet.clock import Clock
+from ghgnet.records import Event, MinuteRecord, set_aside_event
 from ghgnet.timeutil import parse_utc
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
-from station_agent.records import Event, MinuteRecord, set_aside_event
 from station_agent.storage.store import StationStore
 
 MinuteMaker = Callable[[MinuteBin], MinuteRecord]

@@ -60,7 +60,7 @@ STATION = "bench-tower"
 
 def minute_records(n: int):
     """n plausible minute records, one a minute from T0 (three species, diagnostics)."""
-    from station_agent.records import MinuteRecord, SpeciesMinute
+    from ghgnet.records import MinuteRecord, SpeciesMinute
 
     out = []
     for i in range(n):
@@ -308,9 +308,9 @@ def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
     """One record per message, publish and wait for its PUBACK, until central has stored them."""
     from central.receiver import Receiver
     from ghgnet.mqttlink import MqttConfig, make_client
+    from ghgnet.records import minute_to_dict
     from ghgnet.timeutil import iso_utc
     from ghgnet.wire import topic_for
-    from station_agent.records import minute_to_dict
 
     payloads = []
     for seq, rec in enumerate(minute_records(n), 1):
@@ -339,8 +339,8 @@ def naive(broker, tmp: Path, n: int, decode_process: bool) -> float:
 
 def wire_records(n: int) -> list:
     """The same n minute records as validated wire models (what central's store is given)."""
+    from ghgnet.records import minute_to_dict
     from ghgnet.wire import MinuteWire
-    from station_agent.records import minute_to_dict
 
     return [MinuteWire.model_validate_json(json.dumps({"seq": seq, **minute_to_dict(r)}))
             for seq, r in enumerate(minute_records(n), 1)]
@@ -384,7 +384,7 @@ def field_minutes(n: int, seed: int = 1) -> list:
     60 samples, so every float at full precision, as in the example station's own records."""
     import random
 
-    from station_agent.records import MinuteRecord, SpeciesMinute
+    from ghgnet.records import MinuteRecord, SpeciesMinute
 
     rng = random.Random(seed)
 
@@ -434,7 +434,7 @@ def message_bytes(kind: str, rows: list, encoding: str, sent: datetime, store: s
 
 
 def outbox_rows(records: list, kind: str = "minute") -> list:
-    from station_agent.records import minute_to_dict
+    from ghgnet.records import minute_to_dict
 
     return [(seq, kind, json.dumps(minute_to_dict(r) if kind == "minute" else r, separators=(",", ":")).encode())
             for seq, r in enumerate(records, 1)]

@@ -26,8 +26,8 @@ from support.wait import wait_until
 from central.config import CentralConfig
 from central.receiver import Receiver
 from central.store import open_store
-from simulators.broker import MosquittoBroker, TlsFiles, find_mosquitto, user_lines
 from ghgnet.wire import SeqRanges, StatusMessage, encode_batch, parse_ack, topic_for
+from simulators.broker import MosquittoBroker, TlsFiles, find_mosquitto, user_lines
 
 SENT = datetime(2026, 3, 2, tzinfo=UTC)
 USERS = {**TEST_USERS, "ghgnet-central-2": "central-2-secret"}

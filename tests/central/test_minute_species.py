@@ -20,8 +20,8 @@ from support.mqtt import T0, minute
 from central.aggregation import worker as aggregator
 from central.lean_minutes import SpeciesLean
 from central.store import open_store, species
-from central.store.sql import migrations
 from central.store.species import load_species, species_json
+from central.store.sql import migrations
 from ghgnet.wire import ParsedBatch, SpeciesStats
 
 NOW = datetime(2026, 3, 5, tzinfo=UTC)

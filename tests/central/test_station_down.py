@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from conftest import central_config  # tests/central/conftest.py
 from support.wait import wait_until
 from typer.testing import CliRunner
 
@@ -20,8 +21,6 @@ from central.cli import app
 from central.receiver import Receiver
 from central.store import open_store
 from central.views import station_health
-
-from conftest import central_config  # tests/central/conftest.py
 
 INTERVAL_S = 1.0
 STATION_SCRIPT = r'''

@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.mqtt import minute
 
-from station_agent.records import Event, MinuteRecord, SpeciesMinute
-from station_agent.storage.store import StationStore
+from ghgnet.records import Event, MinuteRecord, SpeciesMinute
 from ghgnet.wire import (
     AckMessage,
     BadTopic,
@@ -30,6 +29,7 @@ from ghgnet.wire import (
     subscription_filters,
     topic_for,
 )
+from station_agent.storage.store import StationStore
 
 SENT = datetime(2026, 3, 2, 12, tzinfo=UTC)
 

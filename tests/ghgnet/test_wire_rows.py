@@ -10,8 +10,8 @@ import pytest
 
 from central.ingest import parse_batch_lean
 from central.lean_minutes import decode_minutes
+from ghgnet.records import Event, MinuteRecord, SpeciesMinute
 from ghgnet.wire import BatchEncoder, parse_batch
-from station_agent.records import Event, MinuteRecord, SpeciesMinute
 from station_agent.storage.store import StationStore
 
 SENT = datetime(2026, 3, 2, 12, tzinfo=UTC)

@@ -12,16 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
+from support.station import control, station_toml
 
+from ghgnet.clock import ScaledClock
+from ghgnet.logs import configure_logging
+from ghgnet.timeutil import iso_utc
 from simulators.bench import Bench
 from simulators.config import BenchConfig
 from station_agent.agent import Agent
-from ghgnet.clock import ScaledClock
 from station_agent.config import station_model
-from ghgnet.logs import configure_logging
 from station_agent.storage.store import StationStore
-from ghgnet.timeutil import iso_utc
-from support.station import control, station_toml
 
 COLUMNS = ["CO2", "CO2_dry", "CH4", "CH4_dry", "CO", "H2O", "CavityPressure", "CavityTemp"]
 

@@ -7,12 +7,13 @@ import io
 import socket
 import time
 
-from simulators.bench import Bench
-from station_agent.agent import Agent
+from test_acquisition import bench_config, station_config
+
 from ghgnet.clock import ScaledClock
 from ghgnet.logs import configure_logging
 from ghgnet.sdnotify import SdNotifier
-from test_acquisition import bench_config, station_config
+from simulators.bench import Bench
+from station_agent.agent import Agent
 
 
 def receive_until(sock: socket.socket, predicate, timeout: float) -> list[str]:

@@ -8,12 +8,11 @@ import os
 import re
 import socket
 import stat
-import time
 from datetime import timedelta
 
 import pytest
-from support.wait import wait_until
 from support.station import Hil
+from support.wait import wait_until
 
 from ghgnet.wire import STORE_ID_PATTERN
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from station_agent.config import load_station_config, station_schema
 from ghgnet.config import ConfigError
+from station_agent.config import load_station_config, station_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "configs" / "station.example.toml"

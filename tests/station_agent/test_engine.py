@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from drivers.vici.multiposition import ViciMultiposition
+from ghgnet.clock import ManualClock
+from ghgnet.logs import get_logger
 from simulators.inprocess import InProcessTransport
 from simulators.vici.multiposition import ViciValveSimulator
-from ghgnet.clock import ManualClock
 from station_agent.sequencing.engine import Engine
-from ghgnet.logs import get_logger
 from station_agent.sequencing.plans import Move, Segment, Wait, calibration_plan, simulate
 from station_agent.sequencing.sampling_config import SamplingConfig
 from station_agent.sequencing.timeline import StreamTimeline

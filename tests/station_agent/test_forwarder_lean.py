@@ -23,12 +23,12 @@ from ghgnet.clock import ScaledClock
 from ghgnet.config import ConfigError
 from ghgnet.logs import get_logger
 from ghgnet.mqttlink import MqttConfig, make_client
+from ghgnet.records import Event, MinuteRecord, SpeciesMinute
 from ghgnet.wire import LEAN_CONTENT_TYPE
 from simulators.broker import MosquittoBroker, find_mosquitto
 from station_agent.config import load_station_config
 from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
 from station_agent.processing.minute_bins import MinuteAssembler
-from station_agent.records import Event, MinuteRecord, SpeciesMinute
 from station_agent.storage.store import StationStore
 from station_agent.storage.writer import StoreWriter
 

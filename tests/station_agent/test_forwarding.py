@@ -32,9 +32,9 @@ from support.records import (
 
 from central.config import CentralConfig
 from central.receiver import Receiver
+from ghgnet.records import MinuteRecord, SpeciesMinute
 from simulators.broker import find_mosquitto, free_port
 from simulators.network import KINDS, DemoError, Network
-from station_agent.records import MinuteRecord, SpeciesMinute
 from station_agent.storage.store import StationStore
 
 ACL_TEMPLATE = (Path(__file__).resolve().parents[2] / "configs" / "mosquitto" / "acl.template").read_text()

@@ -5,12 +5,11 @@ the wrong stream."""
 from __future__ import annotations
 
 import signal
-import time
 from datetime import timedelta
 
 import pytest
-from support.wait import wait_until
 from support.station import Hil
+from support.wait import wait_until
 
 CYLINDERS = {"CAL-1": 380.0, "CAL-2": 420.0, "CAL-3": 460.0, "CAL-4": 500.0, "TGT-1": 430.0, "TGT-2": 410.0}
 

@@ -14,11 +14,11 @@ from support.wait import wait_until
 from ghgnet.clock import ScaledClock
 from ghgnet.hj212 import codes, make_flag
 from ghgnet.logs import get_logger
+from ghgnet.records import MinuteRecord, SpeciesMinute
 from simulators.hj212_platform import PlatformSimulator
 from station_agent.forwarding.hj212_config import FactorConfig, UplinkConfig
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.processing.minute_bins import MinuteAssembler
-from station_agent.records import MinuteRecord, SpeciesMinute
 from station_agent.storage.hj212_queue import Hj212Queue
 from station_agent.storage.store import StationStore
 from station_agent.storage.writer import StoreWriter

@@ -14,11 +14,11 @@ import pytest
 from ghgnet.config import ConfigError
 from ghgnet.hj212 import MAX_SEGMENT, Packet, make_flag, segment_size
 from ghgnet.logs import get_logger
+from ghgnet.records import MinuteRecord, SpeciesMinute, minute_to_dict
 from station_agent.config import load_station_config
 from station_agent.forwarding.hj212_config import FactorConfig, UplinkConfig
 from station_agent.forwarding.hj212_uplink import UplinkPacker, next_qn
 from station_agent.forwarding.hj212_values import flag_of, period_end, period_start, points_between
-from station_agent.records import MinuteRecord, SpeciesMinute, minute_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "configs" / "station.example.toml"

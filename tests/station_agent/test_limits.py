@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from ghgnet.records import MAX_EVENT_MESSAGE, Event
 from station_agent.agent import MAX_REASON, parse_request
 from station_agent.forwarding.forwarder import DEFAULT_MAX_MESSAGE_BYTES, ForwardingConfig, broker_payload_limit
-from station_agent.records import MAX_EVENT_MESSAGE, Event
 from station_agent.sequencing.sampling_config import CylinderConfig
 
 ROOT = Path(__file__).resolve().parents[2]

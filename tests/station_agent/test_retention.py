@@ -7,11 +7,11 @@ import io
 import time
 from datetime import UTC, datetime, timedelta
 
+from drivers.reading import Reading
 from ghgnet.clock import ScaledClock
 from ghgnet.logs import configure_logging, get_logger
+from ghgnet.records import MinuteRecord, SpeciesMinute
 from station_agent.processing.minute_bins import MinuteAssembler
-from drivers.reading import Reading
-from station_agent.records import MinuteRecord, SpeciesMinute
 from station_agent.storage.store import StationStore
 from station_agent.storage.writer import StoreWriter
 

@@ -27,12 +27,12 @@ from central.receiver import Receiver
 from ghgnet.clock import ScaledClock
 from ghgnet.logs import get_logger
 from ghgnet.mqttlink import MqttConfig, make_client
+from ghgnet.records import Event, MinuteRecord, SpeciesMinute
 from ghgnet.wire import encode_ack, parse_batch, topic_for
 from simulators.broker import MosquittoBroker, find_mosquitto
 from station_agent.agent import retry_set_aside
 from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig
 from station_agent.processing.minute_bins import MinuteAssembler
-from station_agent.records import Event, MinuteRecord, SpeciesMinute
 from station_agent.storage.store import StationStore
 from station_agent.storage.writer import StoreWriter
 

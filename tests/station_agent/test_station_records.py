@@ -14,7 +14,7 @@ from pathlib import Path
 
 from support.records import CALIBRATION, T0, TARGET, fill_station
 
-from station_agent.records import Event
+from ghgnet.records import Event
 from station_agent.storage.store import StationStore
 
 BIN = Path(sys.executable).parent

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from drivers.reading import Reading
-from station_agent.records import Event, MinuteRecord, SpeciesMinute
-from station_agent.storage.store import SCHEMA_VERSION, StationStore, StoreError
+from ghgnet.records import Event, MinuteRecord, SpeciesMinute
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire import STORE_ID_PATTERN
+from station_agent.storage.store import SCHEMA_VERSION, StationStore, StoreError
 
 HJ212_TABLES = ("hj212_packet", "hj212_cursor", "hj212_link")
 """The tables of schema 6 (HJ 212 uplinks)."""

@@ -13,10 +13,10 @@ import pytest
 
 from ghgnet.clock import ManualClock, ScaledClock
 from ghgnet.logs import get_logger
-from station_agent.processing.minute_bins import MinuteAssembler
-from station_agent.acquisition.poller import DeviceHealth
-from station_agent.records import Event
+from ghgnet.records import Event
 from ghgnet.sdnotify import SdNotifier
+from station_agent.acquisition.poller import DeviceHealth
+from station_agent.processing.minute_bins import MinuteAssembler
 from station_agent.service.watchdog import (
     Probe,
     ProgressWatchdog,

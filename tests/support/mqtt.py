@@ -9,7 +9,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from simulators.broker import MosquittoBroker
 from ghgnet.wire import (
     EventWire,
     MinuteWire,
@@ -18,6 +17,7 @@ from ghgnet.wire import (
     parse_ack,
     topic_for,
 )
+from simulators.broker import MosquittoBroker
 
 from .wait import wait_until
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from central.ingest import Ingestor, Message
 from central.store import BatchOutcome, CentralStore, open_store
+from ghgnet.records import Event, MinuteRecord, SpeciesMinute
 from ghgnet.wire import BatchEncoder, topic_for
 from simulators.network import identities
-from station_agent.records import Event, MinuteRecord, SpeciesMinute
 from station_agent.storage.store import StationStore
 
 Records = dict[str, dict[int, tuple]]

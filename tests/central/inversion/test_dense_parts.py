@@ -7,12 +7,27 @@ import pytest
 import scipy.sparse as sp
 
 from central.inversion import blas
-from central.inversion.covariance import SeparableExponential, _is_markov, exponential_correlation, spatial_correlation
+from central.inversion.covariance import (
+    SeparableExponential,
+    _is_markov,
+    exponential_correlation,
+    observation_error,
+    spatial_correlation,
+)
 from central.inversion.grid import FluxGrid, daily_steps
-from central.inversion.covariance import observation_error
-from central.inversion.solver import (InversionProblemError, RCOND_LIMIT, RUN_ROWS, _block_runs, cholesky, factorize,
-                                     inverse_parts, observation_error_entries, reciprocal_condition, spatial_gram,
-                                     trace_minv_r)
+from central.inversion.solver import (
+    RCOND_LIMIT,
+    RUN_ROWS,
+    InversionProblemError,
+    _block_runs,
+    cholesky,
+    factorize,
+    inverse_parts,
+    observation_error_entries,
+    reciprocal_condition,
+    spatial_gram,
+    trace_minv_r,
+)
 
 
 def _grid(ny: int, nx: int) -> FluxGrid:

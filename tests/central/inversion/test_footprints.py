@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from central.inversion.footprints import read_combined, read_stilt_dir, stilt_file_name, write_combined, write_stilt_file
+from central.inversion.footprints import (
+    read_combined,
+    read_stilt_dir,
+    stilt_file_name,
+    write_combined,
+    write_stilt_file,
+)
 from central.inversion.grid import FluxGrid
 from central.inversion.twin import TwinSpec, make_twin
 

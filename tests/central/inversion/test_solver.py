@@ -8,7 +8,13 @@ import scipy.sparse as sp
 
 from central.inversion import reference as ref
 from central.inversion.aggregates import region_totals
-from central.inversion.covariance import PriorCovariance, exponential_correlation, observation_error, prior_sigma, spatial_correlation
+from central.inversion.covariance import (
+    PriorCovariance,
+    exponential_correlation,
+    observation_error,
+    prior_sigma,
+    spatial_correlation,
+)
 from central.inversion.footprints import ObsOperator
 from central.inversion.grid import FluxGrid, daily_steps
 from central.inversion.solver import InversionProblemError, Problem, posterior_covariance, solve

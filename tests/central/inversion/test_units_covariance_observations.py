@@ -7,7 +7,12 @@ import pytest
 
 from central.inversion import reference as ref
 from central.inversion.aggregates import region_totals
-from central.inversion.covariance import PriorCovariance, exponential_correlation, observation_error, spatial_correlation
+from central.inversion.covariance import (
+    PriorCovariance,
+    exponential_correlation,
+    observation_error,
+    spatial_correlation,
+)
 from central.inversion.grid import FluxGrid, daily_steps
 from central.inversion.observations import ObsTable, afternoon_mask, enhancements
 from central.inversion.units import EARTH_RADIUS_M, UnitError, cell_areas_m2, flux_to_umol, molar_mass

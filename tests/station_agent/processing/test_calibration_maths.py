@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from station_agent.processing.calibration import (
+from ghgnet.processing.calibration import (
     AssignedValue,
     CalibrationResult,
     calibrate,

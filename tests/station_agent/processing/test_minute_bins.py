@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
-from station_agent.processing.minute_bins import MinuteAssembler
 from drivers.reading import Reading
+from station_agent.processing.minute_bins import MinuteAssembler
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 

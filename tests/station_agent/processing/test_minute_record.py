@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from ghgnet.processing.calibration import fit_species
+from ghgnet.processing.minute_record import MinuteLimits, apply_calibration, check_quantities, minute_record
+from ghgnet.processing.water import WaterCoefficients
+from ghgnet.records import FLAG_INVALID, FLAG_VALID, REASONS
 from station_agent.config import ProcessingConfig
-from station_agent.processing.calibration import fit_species
-from station_agent.processing.minute_record import MinuteLimits, apply_calibration, check_quantities, minute_record
-from station_agent.processing.water import WaterCoefficients
-from station_agent.records import FLAG_INVALID, FLAG_VALID, REASONS
 
 T0 = 1_790_000_040.0  # a minute boundary (divisible by 60)
 START = datetime.fromtimestamp(T0, UTC)

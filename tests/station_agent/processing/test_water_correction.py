@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from station_agent.processing.water import (
+from ghgnet.processing.water import (
     G2401_FACTORY,
     WaterCoefficients,
     as_water_coefficients,

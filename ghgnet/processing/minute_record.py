@@ -39,16 +39,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from drivers.reading import SPECIES
-from ghgnet.timeutil import from_epoch
-from station_agent.processing.calibration import Coefficients, calibrate
-from station_agent.processing.water import (
+from ghgnet import species
+from ghgnet.processing.calibration import Coefficients, calibrate
+from ghgnet.processing.water import (
     WaterCoefficients,
     as_water_coefficients,
     dry_from_wet,
     in_low_h2o_bias_domain,
 )
-from station_agent.records import FLAG_INVALID, FLAG_VALID, REASONS, MinuteRecord, SpeciesMinute
+from ghgnet.records import FLAG_INVALID, FLAG_VALID, REASONS, MinuteRecord, SpeciesMinute
+from ghgnet.timeutil import from_epoch
+
+SPECIES = species.calibrated()
 
 Window = tuple[float, float]
 _REASON_ORDER = {code: i for i, code in enumerate(REASONS)}

@@ -26,8 +26,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from drivers.water import G2401_FACTORY_WATER
-
 LOW_H2O_BIAS_PERCENT = 0.5
 """H2O (%) below which Reum et al. 2019 report biases of the standard water correction."""
 
@@ -44,11 +42,18 @@ class WaterCoefficients:
             raise ValueError(f"water coefficients must be finite numbers, got a={self.a}, b={self.b}")
 
 
+G2401_FACTORY_WATER: dict[str, tuple[float, float]] = {
+    "co2": (-0.012000, -0.0002674),
+    "ch4": (-0.0098200, -0.0002393),
+}
+"""Picarro G2401 factory values (a, b) for CO2 and CH4 (Picarro host software, InstrCal_CFKADS.ini):
+the one table the drivers' defaults (drivers/water.py) and the processing read."""
+
 G2401_FACTORY: dict[str, WaterCoefficients] = {
     species: WaterCoefficients(a=a, b=b) for species, (a, b) in G2401_FACTORY_WATER.items()
 }
 """Picarro G2401 factory coefficients (Picarro host software, InstrCal_CFKADS.ini), from the one
-table in drivers/water.py. A default only: each instrument should carry its own."""
+table above. A default only: each instrument should carry its own."""
 
 
 def as_water_coefficients(value: Any) -> WaterCoefficients:
