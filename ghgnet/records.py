@@ -103,8 +103,8 @@ def minute_to_dict(rec: MinuteRecord) -> dict:
         "device": rec.device,
         "stream": rec.stream,
         "species": {
-            name: {"mean": s.mean, "std": s.std, "n": s.n, "raw_mean": s.raw_mean, "cal_mean": s.cal_mean}
-            | ({} if s.u is None else {"u": s.u})
+            name: {"mean": s.mean, "std": s.std, "n": s.n, "raw_mean": s.raw_mean, "cal_mean": s.cal_mean,
+                   "u": s.u}
             for name, s in rec.species.items()
         },
         "h2o": rec.h2o,
