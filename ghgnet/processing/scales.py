@@ -13,12 +13,12 @@ stored copy checked: "CO2 WMO X2019, CH4 WMO X2004A, CO WMO X2014A, N2O NOAA-200
 name means the species' current scale (what a station configured before scales were recorded).
 
 Conversions (`CONVERSIONS`), each with its source; a conversion is a polynomial, lowest order first:
-- CO2 WMO-CO2-X2007 -> WMO-CO2-X2019: X2019 = 1.00079 * X2007 - 0.142 ppm. Hall et al. 2021 (AMT 14,
-  3015; abstract checked in a stored copy) state "0.18 ppm greater than the previous scale at 400
-  ppm"; the linear form is NOAA GML's published conversion for CO2 (the CO2 scale page), whose text
-  was not in the stored copies reachable here: its coefficients give +0.174 ppm at 400 ppm, within
-  0.01 ppm of the paper's figure. NOAA notes that a cylinder re-calibrated on X2019 is better than
-  any formula: prefer re-assigned values where they exist.
+- CO2 WMO-CO2-X2007 -> WMO-CO2-X2019: X2019 = 1.00079 * X2007 - 0.142 ppm, NOAA GML's published
+  conversion (its CO2 scale page; the page itself was not in the stored copies reachable here, the
+  equation was checked as quoted "from NOAA webpage" in public ATom analysis code). Hall et al.
+  2021 (AMT 14, 3015; abstract checked in a stored copy): the new scale is "0.18 ppm greater than
+  the previous scale at 400 ppm"; the equation gives +0.174 ppm there. A cylinder re-calibrated on
+  X2019 is better than any formula: prefer re-assigned values where they exist.
 - CH4 WMO-CH4-X2004 -> WMO-CH4-X2004A and CO WMO-CO-X2014 -> WMO-CO-X2014A: known scales, but no
   conversion is applied: NOAA GML's pages describing these revisions were not in the stored copies
   reachable here, and the CO revision corrected drifting secondary standards (a time-dependent
