@@ -12,12 +12,13 @@ each additive part):
   The calibration's slope scales it only by ~1 (|c1 - 1| is a few per mille): ignored.
 - water correction: `WATER_RELATIVE_U` of the correction applied, |dry - wet| = dry |a H + b H^2|
   (H the minute's H2O in %, a and b the water coefficients, ghgnet.processing.water).
-  Source of the default 2 %: Rella et al. 2013 (AMT 6, 837; abstract checked in a stored copy)
-  show dry values from the manufacturer's coefficients "well within" the WMO/GAW goals (CO2
-  0.1 ppm) up to 1 % H2O, where the CO2 correction is about 1.2 % of the value (5 ppm at 420 ppm):
-  0.1 / 5 = 2 % of the correction. Instrument-specific coefficients do better; Reum et al. 2019
-  (AMT 12, 1013) show larger biases below 0.5 % H2O. Configurable: set it from the analyzer's own
-  water-correction experiment.
+  Source of the default 1 %: Rella et al. 2013 (AMT 6, 837; abstract checked in a stored copy)
+  show dry values from the manufacturer's coefficients within the WMO/GAW goals (CO2 0.1 ppm) up
+  to 1 % H2O, where the CO2 correction is 5.15 ppm at 420 ppm (G2401 factory coefficients): a
+  bound of 0.1 / 5.15 = 1.9 % of the correction, taken as a rectangular distribution (GUM 4.3.7:
+  u = a / sqrt(3)), 1.1 %, rounded to 1 %. Instrument-specific coefficients do better; Reum et al.
+  2019 (AMT 12, 1013) show larger biases below 0.5 % H2O. Configurable: set it from the
+  analyzer's own water-correction experiment.
 
 An hour (`hourly_u`): the calibration part is systematic within the hour (every minute of it went
 through the same fit, so the minutes' calibration errors are the same error) and does not average
@@ -37,7 +38,7 @@ from numpy.typing import ArrayLike
 
 from ghgnet.processing.water import WaterCoefficients
 
-WATER_RELATIVE_U = 0.02
+WATER_RELATIVE_U = 0.01
 """Standard uncertainty of the water correction as a fraction of the correction applied (see the
 module docstring for the source). Configurable."""
 

@@ -129,8 +129,8 @@ def test_a_minutes_u_combines_calibration_repeatability_and_water():
     humid = MinuteRecord(T0, "g2401", "inlet:top", {"co2": SpeciesMinute(420.0, 0.1, 25, 420.0)}, 1.0, "U")
     got = apply_calibration(humid, {"co2": _fit()}, "cal-1").species["co2"]
     # G2401 CO2 a = -0.012, b = -0.0002674 at H = 1 %: |a H + b H^2| = 0.0122674, correction 420 x that
-    # = 5.152308 ppm, 2 % of it = 0.10304616 ppm
-    assert got.u == pytest.approx(np.sqrt(0.0005 + 0.10304616**2), rel=1e-7)
+    # = 5.152308 ppm, 1 % of it = 0.05152308 ppm
+    assert got.u == pytest.approx(np.sqrt(0.0005 + 0.05152308**2), rel=1e-7)
     # bare coefficients without a covariance: u unknown, not understated
     assert apply_calibration(humid, {"co2": (0.0, 1.0)}, "c").species["co2"].u is None
     # interpolated coefficients with their covariance given apart
