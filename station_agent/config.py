@@ -16,6 +16,7 @@ from drivers.registry import all_drivers
 from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
 from ghgnet.mqttlink import MqttConfig
 from ghgnet.processing import scales
+from ghgnet.processing.uncertainty import WATER_RELATIVE_U
 from station_agent.acquisition.flux_recorder import FluxStationConfig
 from station_agent.emission.config import CemsConfig
 from station_agent.fleet.fleet_config import FleetConfig
@@ -77,6 +78,11 @@ class ProcessingConfig(StrictModel):
         default=20.0,
         gt=0,
         description="a minute is closed once its end is this many seconds past with no newer data",
+    )
+    water_u_relative: float = Field(
+        default=WATER_RELATIVE_U, ge=0, le=1,
+        description="standard uncertainty of the water correction, fraction of the correction applied "
+                    "(default from Rella et al. 2013; ghgnet.processing.uncertainty)",
     )
 
     @field_validator("ranges", "cavity_pressure_torr", "cavity_temp_c")
