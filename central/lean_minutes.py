@@ -55,6 +55,7 @@ class SpeciesLean(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     n: _LeanCount
     raw_mean: _LeanFloat | None
     cal_mean: _LeanFloat | None = None
+    u: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
 
 
 class MinuteLean(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):

@@ -44,6 +44,8 @@ class SpeciesMinute:
     cal_mean: raw_mean through the calibration in force (None while uncalibrated).
     mean: the best value available: cal_mean when calibrated, else raw_mean.
     std: standard deviation of the valid dry samples; n: how many there were.
+    u: standard uncertainty of cal_mean (calibration, repeatability and water correction combined,
+    ghgnet.processing.uncertainty); None while uncalibrated or when the fit's covariance is unknown.
     """
 
     mean: float | None
@@ -51,6 +53,7 @@ class SpeciesMinute:
     n: int
     raw_mean: float | None
     cal_mean: float | None = None
+    u: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,8 @@ def minute_to_dict(rec: MinuteRecord) -> dict:
         "device": rec.device,
         "stream": rec.stream,
         "species": {
-            name: {"mean": s.mean, "std": s.std, "n": s.n, "raw_mean": s.raw_mean, "cal_mean": s.cal_mean}
+            name: {"mean": s.mean, "std": s.std, "n": s.n, "raw_mean": s.raw_mean, "cal_mean": s.cal_mean,
+                   "u": s.u}
             for name, s in rec.species.items()
         },
         "h2o": rec.h2o,
@@ -129,7 +133,7 @@ def minute_from_row(row: dict) -> MinuteRecord:
         time=parse_utc(row["time"]),
         device=row["device"],
         stream=row["stream"],
-        species={sp: SpeciesMinute(s["mean"], s["std"], s["n"], s["raw_mean"], s.get("cal_mean"))
+        species={sp: SpeciesMinute(s["mean"], s["std"], s["n"], s["raw_mean"], s.get("cal_mean"), s.get("u"))
                  for sp, s in row["species"].items()},
         h2o=row["h2o"],
         flag=row["flag"],

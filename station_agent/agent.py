@@ -192,7 +192,8 @@ class Agent:
             rec = replace(rec, flag=FLAG_INVALID, reasons=tuple(r for r in REASONS if r in reasons))
         # an analyzer the valve does not feed sees no cylinder: its minutes go out `uncalibrated`
         cal = self.book.in_force(b.device, b.minute) if b.device in self.on_valve else None
-        return apply_calibration(rec, cal.coefficients if cal else None, cal.id if cal else None)
+        return apply_calibration(rec, cal.result.fits if cal else None, cal.id if cal else None,
+                                 water=water or None, water_relative_u=self.config.processing.water_u_relative)
 
     # -- shared views ---------------------------------------------------------------------------
     def device_answering(self, device: str) -> bool:

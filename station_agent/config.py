@@ -10,11 +10,13 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from drivers.registry import all_drivers
 from ghgnet.config import ConfigError, RelPath, StrictModel, long_texts, read_toml, validate_model
 from ghgnet.mqttlink import MqttConfig
+from ghgnet.processing import scales
+from ghgnet.processing.uncertainty import WATER_RELATIVE_U
 from station_agent.acquisition.flux_recorder import FluxStationConfig
 from station_agent.emission.config import CemsConfig
 from station_agent.fleet.fleet_config import FleetConfig
@@ -77,6 +79,11 @@ class ProcessingConfig(StrictModel):
         gt=0,
         description="a minute is closed once its end is this many seconds past with no newer data",
     )
+    water_u_relative: float = Field(
+        default=WATER_RELATIVE_U, ge=0, le=1,
+        description="standard uncertainty of the water correction, fraction of the correction applied "
+                    "(default from Rella et al. 2013; ghgnet.processing.uncertainty)",
+    )
 
     @field_validator("ranges", "cavity_pressure_torr", "cavity_temp_c")
     @classmethod
@@ -107,6 +114,17 @@ class MetricsConfig(StrictModel):
     port: int = Field(default=9464, ge=0, le=65535, description="Prometheus endpoint port (0 = any free)")
 
 
+def _known_scales(cylinder: CylinderConfig) -> CylinderConfig:
+    """Each assigned value's scale must be one the fits can use: a known scale of its species, the
+    current one or one with a checked conversion to it (ghgnet.processing.scales)."""
+    for sp, name in cylinder.scales().items():
+        try:
+            scales.check(sp, name)
+        except ValueError as exc:
+            raise ValueError(f"scale.{sp}: {exc}") from None
+    return cylinder
+
+
 class StationConfigBase(StrictModel):
     station: StationInfo
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -120,7 +138,7 @@ class StationConfigBase(StrictModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="remote configuration signed by central")
     sampling: SamplingConfig | None = Field(default=None, description="valve sequence; none = one inlet")
-    cylinders: list[CylinderConfig] = Field(
+    cylinders: list[Annotated[CylinderConfig, AfterValidator(_known_scales)]] = Field(
         default_factory=list, description="cylinders declared here are added to the registry at start"
     )
     cems: CemsConfig | None = Field(default=None, description="a stack CEMS: emission minutes and hours")

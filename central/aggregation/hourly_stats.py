@@ -13,6 +13,15 @@ Hourly uncertainty is kept in two parts that must not be mixed:
 
 The hourly output carries every statistic twice, as ICOS L2 does: without spikes (``mean``,
 ``std``, ``n``, ``repeatability``) and with them (``*_all``).
+
+``u`` (issue 21): the standard uncertainty of the hourly mean of calibrated values, from each
+minute's combined u (ghgnet.processing.uncertainty, set at the station). A minute's u holds a
+random part (its repeatability, std_i / sqrt(n_i)) and a systematic part s_i = sqrt(u_i^2 -
+std_i^2 / n_i) (calibration and water correction). The systematic part is the same error for every
+minute of the hour that went through the same calibration, so it does not average down: the hour
+keeps the root mean square of its minutes' s_i. The random part averages, as ``repeatability``
+above. u = sqrt(mean(s_i^2) + repeatability^2) over the spike-free minutes (GUM, JCGM 100:2008,
+eq. 10); NaN when any of them has no u (unknown is never taken as 0).
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ class HourlyStats:
     std_all: np.ndarray
     repeatability_all: np.ndarray
     n_spikes: np.ndarray
+    u: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.hour_s.size)
@@ -84,10 +94,13 @@ def hourly_stats(
     minute_std: np.ndarray,
     minute_n: np.ndarray,
     spike: np.ndarray | None = None,
+    minute_u: np.ndarray | None = None,
 ) -> HourlyStats:
     """Hourly statistics of VALID minute values (select them before: calibrated, flag U/O/R, one
     row per minute after `latest_seq_index`). `spike` marks minutes found to be spikes: they are
-    left out of `mean/std/n/repeatability` and kept in the `*_all` statistics.
+    left out of `mean/std/n/repeatability` and kept in the `*_all` statistics. `minute_u`: each
+    minute's standard uncertainty (NaN unknown); given, the result's `u` is the hour's (see the
+    module docstring), else None.
 
     A minute without std or n (NaN / 0) counts in the mean but adds nothing to the repeatability.
     """
@@ -104,7 +117,15 @@ def hourly_stats(
     clean_w = (~spike).astype(float)
     n_all, mean_all, std_all, rep_all = _grouped(idx, uniq.size, value, var, all_w)
     n, mean, std, rep = _grouped(idx, uniq.size, value, var, clean_w)
-    return HourlyStats(uniq, n, mean, std, rep, n_all, mean_all, std_all, rep_all, n_all - n)
+    u = None
+    if minute_u is not None:
+        mu = np.asarray(minute_u, dtype=float)
+        systematic2 = np.clip(np.nan_to_num(mu) ** 2 - var, 0.0, None)
+        unknown = np.bincount(idx, weights=clean_w * ~np.isfinite(mu), minlength=uniq.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_s2 = np.bincount(idx, weights=clean_w * systematic2, minlength=uniq.size) / n
+            u = np.where(unknown > 0, np.nan, np.sqrt(mean_s2 + rep**2))
+    return HourlyStats(uniq, n, mean, std, rep, n_all, mean_all, std_all, rep_all, n_all - n, u)
 
 
 def hourly_flag(n: np.ndarray, min_minutes: int) -> np.ndarray:

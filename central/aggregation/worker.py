@@ -67,6 +67,7 @@ class MinuteArrays:
     std: np.ndarray
     n: np.ndarray
     flag: np.ndarray  # effective flag letters after manual flags
+    u: np.ndarray | None = None  # each minute's standard uncertainty, NaN unknown
 
 
 def minute_arrays(rows: list[tuple], flags: list[ManualFlag]) -> dict[tuple[str, str], MinuteArrays]:
@@ -99,6 +100,7 @@ def minute_arrays(rows: list[tuple], flags: list[ManualFlag]) -> dict[tuple[str,
             np.array([np.nan if rows[i][7] is None else rows[i][7] for i in sel], dtype=float),
             np.array([rows[i][8] or 0 for i in sel], dtype=float),
             fl,
+            np.array([np.nan if len(rows[i]) < 10 or rows[i][9] is None else rows[i][9] for i in sel], dtype=float),
         )
     return out
 
@@ -117,7 +119,8 @@ def hourly_rows(station: str, hours: list[datetime], series: dict[tuple[str, str
         hour_of = m.time_s - np.mod(m.time_s, HOUR_S)
         in_wanted = np.isin(hour_of, wanted)
         sel = valid & in_wanted
-        st = hourly_stats(m.time_s[sel], m.value[sel], m.std[sel], m.n[sel], spikes[sel])
+        st = hourly_stats(m.time_s[sel], m.value[sel], m.std[sel], m.n[sel], spikes[sel],
+                          None if m.u is None else m.u[sel])
         auto = hourly_flag(st.n, config.aggregate.min_minutes_per_hour)
         by_hour = {int(h): i for i, h in enumerate(st.hour_s)}
         for h in np.unique(hour_of[in_wanted]).tolist():
@@ -135,7 +138,8 @@ def hourly_rows(station: str, hours: list[datetime], series: dict[tuple[str, str
                 row = HourlyRow(station, stream, species, hour, int(st.n[i]), float(st.mean[i]),
                                 float(st.std[i]), float(st.repeatability[i]), int(st.n_all[i]),
                                 float(st.mean_all[i]), float(st.std_all[i]), float(st.repeatability_all[i]),
-                                int(st.n_spikes[i]), flag, now)
+                                int(st.n_spikes[i]), flag, now,
+                                None if st.u is None or not np.isfinite(st.u[i]) else float(st.u[i]))
             out.append(row)
     return out
 

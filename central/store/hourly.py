@@ -71,6 +71,14 @@ class HourlyRow:
     n_spikes: int
     flag: str
     computed_at: datetime
+    u: float | None = None
+    """Standard uncertainty of `mean` (central/aggregation/hourly_stats.py: the systematic part of
+    the minutes' u kept, the random part averaged), schema 9; None when a minute's u is unknown."""
+
+
+def migration_hourly_u(types: dict[str, str]) -> list[str]:
+    """Schema 9 (issue 21): the hourly mean's standard uncertainty, NULL on rows computed before."""
+    return [f"ALTER TABLE hourly ADD COLUMN u {types['real']}"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +180,7 @@ class HourlyStoreMixin:
 
     def aggregation_minutes(self, station: str, start: datetime, end: datetime) -> list[tuple]:
         """Ambient (inlet:*) minute values with start <= time < end: rows of (rank, time, device,
-        stream, flag, species, cal_mean, std, n), every stored record (the caller keeps the
+        stream, flag, species, cal_mean, std, n, u), every stored record (the caller keeps the
         latest). `rank` orders the records as received, then by seq: a minute resent under a new
         seq, or by a reinstalled station under a new store (whose seqs start again at 1), ranks
         above the copy before it."""
@@ -189,7 +197,7 @@ class HourlyStoreMixin:
         for i, r in enumerate(rows):
             t = f(r[1])
             for sp, v in load_species(r[5]).items():
-                out.append((rank[i], t, r[2], r[3], r[4], sp, v.cal_mean, v.std, v.n))
+                out.append((rank[i], t, r[2], r[3], r[4], sp, v.cal_mean, v.std, v.n, v.u))
         return out
 
     def replace_hourly(self, station: str, hours: Sequence[datetime], rows: Sequence[HourlyRow],
@@ -203,12 +211,12 @@ class HourlyStoreMixin:
         if rows:
             ex(self._sql(  # type: ignore[attr-defined]
                 "INSERT INTO hourly (station, stream, species, hour, n, mean, std, repeatability, n_all, "
-                "mean_all, std_all, repeatability_all, n_spikes, flag, computed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                "mean_all, std_all, repeatability_all, n_spikes, flag, computed_at, u) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                 [(r.station, r.stream, r.species, t(r.hour), int(r.n), _none_if_nan(r.mean),
                   _none_if_nan(r.std), _none_if_nan(r.repeatability), int(r.n_all), _none_if_nan(r.mean_all),
                   _none_if_nan(r.std_all), _none_if_nan(r.repeatability_all), int(r.n_spikes), r.flag,
-                  t(r.computed_at)) for r in rows])
+                  t(r.computed_at), _none_if_nan(r.u)) for r in rows])
         cleared = 0
         for h, version in claimed:
             cur = self._execute(  # type: ignore[attr-defined]
@@ -221,7 +229,7 @@ class HourlyStoreMixin:
                species: str | None = None) -> list[HourlyRow]:
         """Hourly rows with start <= hour < end, ordered by stream, species, hour."""
         sql = ("SELECT stream, species, hour, n, mean, std, repeatability, n_all, mean_all, std_all, "
-               "repeatability_all, n_spikes, flag, computed_at FROM hourly "
+               "repeatability_all, n_spikes, flag, computed_at, u FROM hourly "
                "WHERE station = ? AND hour >= ? AND hour < ?")
         params: list[Any] = [station, self._t(start), self._t(end)]  # type: ignore[attr-defined]
         if stream is not None:
@@ -232,7 +240,7 @@ class HourlyStoreMixin:
             params.append(species)
         f = self._from_t  # type: ignore[attr-defined]
         rows = self._query(sql + " ORDER BY stream, species, hour", params)  # type: ignore[attr-defined]
-        return [HourlyRow(station, r[0], r[1], f(r[2]), *r[3:13], f(r[13])) for r in rows]
+        return [HourlyRow(station, r[0], r[1], f(r[2]), *r[3:13], f(r[13]), r[14]) for r in rows]
 
     def hourly_series(self, station: str) -> list[tuple[str, str]]:
         """(stream, species) pairs with hourly data."""

@@ -5,7 +5,11 @@ row of its own (`minute_value`, keyed by station, seq, species): three or four r
 entries per minute record, about half of what storing a minute cost. Now the minute row carries
 `species`, the same object the station sends and keeps in its own store:
 
-    {"co2": {"mean": 420.1, "std": 0.05, "n": 55, "raw_mean": 419.8, "cal_mean": 420.1}, ...}
+    {"co2": {"mean": 420.1, "std": 0.05, "n": 55, "raw_mean": 419.8, "cal_mean": 420.1, "u": 0.03}, ...}
+
+`u` (issue 21): the standard uncertainty of cal_mean as the station computed it
+(ghgnet.processing.uncertainty), null while unknown; a minute stored before it reads as None. It
+lives in this text, so it needed no migration of the minute table.
 
 A new row keeps the object as the JSON text the station sent when the lean decoder took the batch
 (validated, not re-encoded: central/lean_minutes.py), otherwise as msgspec writes the validated
@@ -28,7 +32,7 @@ import msgspec
 
 from ghgnet.wire import SpeciesStats
 
-FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
+FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean", "u")
 _PAGE = 5000
 """Minute records moved per round trip by the migration."""
 
@@ -40,6 +44,7 @@ class StoredSpecies:
     n: int
     raw_mean: float | None
     cal_mean: float | None
+    u: float | None = None
 
 
 def _as_fields(value: Any) -> dict[str, Any]:
@@ -69,7 +74,7 @@ def load_species(text: str) -> dict[str, StoredSpecies]:
     for sp in sorted(values):
         v = values[sp]
         out[sp] = StoredSpecies(_float(v.get("mean")), _float(v.get("std")), v.get("n"),
-                                _float(v.get("raw_mean")), _float(v.get("cal_mean")))
+                                _float(v.get("raw_mean")), _float(v.get("cal_mean")), _float(v.get("u")))
     return out
 
 
@@ -105,7 +110,7 @@ def _move_values(store: Any) -> None:
         )
         grouped: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
         for r in rows:
-            grouped.setdefault((r[0], r[1]), {})[r[2]] = dict(zip(FIELDS, r[3:8]))
+            grouped.setdefault((r[0], r[1]), {})[r[2]] = dict(zip(FIELDS[:5], r[3:8]))
         store._executemany(
             store._sql("UPDATE minute SET species = ? WHERE station = ? AND seq = ?"),
             [(json.dumps(values, separators=(",", ":"), allow_nan=False), st, seq)

@@ -61,7 +61,7 @@ from .base import (
     target_rows,
 )
 from .flux import FLUX_COLUMNS, flux_rows, migration_flux
-from .hourly import HourlyStoreMixin, migration_v2
+from .hourly import HourlyStoreMixin, migration_hourly_u, migration_v2
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
 from .species import load_species, migration_v4, species_names
@@ -189,7 +189,8 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
     ]
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
             migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
-            migration_v6(types), migration_v7(types), migration_flux(types)]
+            migration_v6(types), migration_v7(types), migration_flux(types),
+            migration_hourly_u(types)]
 
 
 

@@ -40,8 +40,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ghgnet import species
-from ghgnet.processing.calibration import Coefficients, calibrate
+from ghgnet.processing.calibration import CalibrationFit, Coefficients, calibrate
+from ghgnet.processing.uncertainty import WATER_RELATIVE_U, minute_parts
 from ghgnet.processing.water import (
+    G2401_FACTORY,
     WaterCoefficients,
     as_water_coefficients,
     dry_from_wet,
@@ -270,13 +272,25 @@ def apply_calibration(
     record: MinuteRecord,
     coefficients_by_species: Mapping[str, Coefficients] | None,
     calibration_id: str | None,
+    covariances: Mapping[str, ArrayLike | None] | None = None,
+    water: Mapping[str, Any] | None = None,
+    water_relative_u: float = WATER_RELATIVE_U,
 ) -> MinuteRecord:
-    """A new record with each species' `cal_mean` = f(raw_mean) and `mean` = `cal_mean`.
+    """A new record with each species' `cal_mean` = f(raw_mean), `mean` = `cal_mean` and `u` its
+    standard uncertainty.
 
     Always starts from `raw_mean`, so re-applying (reprocessing with interpolated coefficients)
     replaces an earlier calibration rather than stacking on it. `coefficients_by_species` maps a
     species to a `CalibrationFit` or coefficients lowest order first; None or {} means no valid
     calibration.
+
+    Uncertainty (ghgnet.processing.uncertainty): the fit's covariance at raw_mean, the minute's
+    repeatability std/sqrt(n) and the water correction's part, in quadrature. The covariance is the
+    CalibrationFit's own, or `covariances[species]` for bare coefficients (e.g. interpolated ones);
+    without one, u stays None (unknown, never understated). `water`: species -> the water
+    coefficients the dry values were made with (default: the G2401 factory values, a fair measure
+    of the correction's size for any analyzer); `water_relative_u`: the correction's relative
+    standard uncertainty. A record without h2o (a dried sample) has no water part.
 
     Uncalibrated: a species that has data (raw_mean not None) but no coefficients keeps
     cal_mean None and mean = raw_mean, and the record gets the reason `uncalibrated`. The flag is
@@ -287,18 +301,26 @@ def apply_calibration(
     only when at least one species was calibrated.
     """
     coefficients = coefficients_by_species or {}
+    water_coefficients = {sp: as_water_coefficients(c) for sp, c in (water or G2401_FACTORY).items()}
     species: dict[str, SpeciesMinute] = {}
     missing = False
     calibrated_any = False
     for sp, m in record.species.items():
         if m.raw_mean is None:
-            species[sp] = replace(m, mean=None, cal_mean=None)
+            species[sp] = replace(m, mean=None, cal_mean=None, u=None)
         elif sp in coefficients:
-            cal = float(calibrate(m.raw_mean, coefficients[sp]))
-            species[sp] = replace(m, mean=cal, cal_mean=cal)
+            coef = coefficients[sp]
+            cal = float(calibrate(m.raw_mean, coef))
+            if isinstance(coef, CalibrationFit):
+                cov = coef.covariance
+            else:
+                cov = (covariances or {}).get(sp)
+            parts = minute_parts(m.raw_mean, m.std, m.n, cov, record.h2o, water_coefficients.get(sp),
+                                 water_relative_u)
+            species[sp] = replace(m, mean=cal, cal_mean=cal, u=parts.combined)
             calibrated_any = True
         else:
-            species[sp] = replace(m, mean=m.raw_mean, cal_mean=None)
+            species[sp] = replace(m, mean=m.raw_mean, cal_mean=None, u=None)
             missing = True
     reasons = set(record.reasons) - {"uncalibrated"}
     if missing:

@@ -22,10 +22,11 @@ schema is 1. Each record is one of (MessagePack arrays, tag first)::
     [0, seq, time, device, stream, [species names], [n per species], values: bin, flag, reasons,
         n_total, calibration_id, [diagnostic names]]      a minute record with exactly its 11 keys
     [1, seq, json: bin]                                   any record: its JSON object without seq
+    [2, seq, ...as tag 0...]                              a minute whose species carry `u` (issue 21)
 
 ``time`` is milliseconds after ``sent`` (negative: before it), or the record's text when it or
 ``sent`` is not in iso_utc's form. ``values`` is little-endian doubles: per species mean, std,
-raw_mean, cal_mean, then h2o, then the diagnostics in their names' order; NaN stands for null (no
+raw_mean, cal_mean (tag 2: and u), then h2o, then the diagnostics in their names' order; NaN stands for null (no
 wire float may be NaN), an infinity is refused. Positions keep a minute's names off the wire (a live
 minute travels alone: names were half its compressed bytes); any record the positional form does not
 fit exactly travels as its JSON text, so nothing a station stores is changed on the way.
@@ -34,7 +35,10 @@ decompression bomb is refused early), and refuses trailing bytes, a truncated st
 document out of this shape (`MalformedLean`).
 
 A released dictionary never changes (tests pin its hash): a better one is a new version, and
-central keeps decoding every version it has known.
+central keeps decoding every version it has known. Tag 2 (a minute with each species' standard
+uncertainty `u`, a fifth double per species) was added to version 1 with the same dictionary: a
+station sends it only for minutes that carry a `u`, and a central older than it refuses such a
+batch as malformed, so central is upgraded first.
 """
 
 from __future__ import annotations
@@ -112,12 +116,29 @@ class _LeanJson(msgspec.Struct, array_like=True, tag=1, gc=False):
     json: bytes
 
 
+class _LeanMinuteU(msgspec.Struct, array_like=True, tag=2, gc=False):
+    """Tag 0's layout with five doubles per species: mean, std, raw_mean, cal_mean, u."""
+
+    seq: int
+    time: int | str
+    device: str
+    stream: str
+    species: list[str]
+    n: list[int]
+    values: bytes
+    flag: str
+    reasons: list[str]
+    n_total: int
+    calibration_id: str | None
+    diagnostics: list[str]
+
+
 class _LeanBatch(msgspec.Struct, array_like=True, gc=False):
     station: str
     store: bytes | None
     kind: str
     sent: int | str  # int: milliseconds since 1970-01-01T00:00:00Z; str: as sent
-    records: list[_LeanMinute | _LeanJson]
+    records: list[_LeanMinute | _LeanJson | _LeanMinuteU]
 
 
 class _OutboxSpecies(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -128,6 +149,7 @@ class _OutboxSpecies(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     n: int
     raw_mean: _Stat
     cal_mean: _Stat
+    u: _Stat | msgspec.UnsetType = msgspec.UNSET  # absent (a minute from before issue 21) or null/number
 
 
 class _OutboxMinute(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -152,27 +174,39 @@ _JSON = msgspec.json.Encoder()
 def _pack_minute(seq: int, time: int | str, device: str, stream: str,
                  species: dict[str, tuple[float | None, float | None, int, float | None, float | None]],
                  h2o: float | None, flag: str, reasons: list[str], n_total: int, calibration_id: str | None,
-                 diagnostics: dict[str, float]) -> _LeanMinute:
+                 diagnostics: dict[str, float], u: dict[str, float | None] | None = None
+                 ) -> _LeanMinute | _LeanMinuteU:
     """A minute in positional form: its floats in one block of doubles (None as NaN, which no
-    wire float may be), its names and counts in lists."""
-    floats = [v for (mean, std, _, raw, cal) in species.values() for v in (mean, std, raw, cal)]
+    wire float may be), its names and counts in lists; tag 2 when its species carry `u` (given:
+    every species has the key, null or a number)."""
+    with_u = u is not None
+    if with_u:
+        floats = [v for sp, (mean, std, _, raw, cal) in species.items()
+                  for v in (mean, std, raw, cal, u.get(sp))]  # type: ignore[union-attr]
+    else:
+        floats = [v for (mean, std, _, raw, cal) in species.values() for v in (mean, std, raw, cal)]
     floats.append(h2o)
     floats.extend(diagnostics.values())
     block = struct.pack(f"<{len(floats)}d", *[_NAN if v is None else v for v in floats])
-    return _LeanMinute(seq, time, device, stream, list(species), [s[2] for s in species.values()], block, flag,
-                       reasons, n_total, calibration_id, list(diagnostics))
+    kind = _LeanMinuteU if with_u else _LeanMinute
+    return kind(seq, time, device, stream, list(species), [s[2] for s in species.values()], block, flag,
+                reasons, n_total, calibration_id, list(diagnostics))
 
 
-def _positional(seq: int, obj: bytes, sent_ms: int | None) -> _LeanMinute | _LeanJson:
+def _positional(seq: int, obj: bytes, sent_ms: int | None) -> _LeanMinute | _LeanMinuteU | _LeanJson:
     """A minute record (its outbox JSON without seq) in positional form when it fits it exactly."""
     try:
         m = _OUTBOX_MINUTE.decode(obj)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return _LeanJson(seq, obj)
+    present = [s.u is not msgspec.UNSET for s in m.species.values()]
+    if any(present) and not all(present):  # `u` on some species only: the JSON form keeps that exactly
+        return _LeanJson(seq, obj)
     ms = None if sent_ms is None else _ms(m.time)
     return _pack_minute(seq, m.time if ms is None else ms - sent_ms, m.device, m.stream,
                         {k: (s.mean, s.std, s.n, s.raw_mean, s.cal_mean) for k, s in m.species.items()},
-                        m.h2o, m.flag, m.reasons, m.n_total, m.calibration_id, m.diagnostics)
+                        m.h2o, m.flag, m.reasons, m.n_total, m.calibration_id, m.diagnostics,
+                        {k: s.u for k, s in m.species.items()} if all(present) and present else None)
 
 
 def _dictionary_v1() -> bytes:
@@ -273,14 +307,15 @@ def inflate_bounded(payload: bytes, dictionary: bytes, max_bytes: int) -> bytes:
     return doc
 
 
-def _json_record(r: _LeanMinute | _LeanJson, sent_ms: int | None) -> bytes:
+def _json_record(r: _LeanMinute | _LeanMinuteU | _LeanJson, sent_ms: int | None) -> bytes:
     if type(r) is _LeanJson:
         obj = r.json
         if obj[:1] != b"{" or obj[-1:] != b"}":
             raise MalformedLean(f"lean payload: record seq {r.seq} is not a JSON object")
         return b'{"seq":%d,%b' % (r.seq, obj[1:]) if obj != b"{}" else b'{"seq":%d}' % r.seq
     k = len(r.species)
-    if len(r.n) != k or len(r.values) != 8 * (4 * k + 1 + len(r.diagnostics)):
+    per = 5 if type(r) is _LeanMinuteU else 4
+    if len(r.n) != k or len(r.values) != 8 * (per * k + 1 + len(r.diagnostics)):
         raise MalformedLean(f"lean payload: minute seq {r.seq}: {k} species, {len(r.n)} counts, "
                             f"{len(r.diagnostics)} diagnostics and {len(r.values)} bytes of values do not agree")
     if len(set(r.species)) != k or len(set(r.diagnostics)) != len(r.diagnostics):
@@ -289,17 +324,21 @@ def _json_record(r: _LeanMinute | _LeanJson, sent_ms: int | None) -> bytes:
     if _INF in floats or -_INF in floats:
         raise MalformedLean(f"lean payload: minute seq {r.seq} holds an infinite value")
     v = [x if x == x else None for x in floats]  # NaN stands for None
+    species = {name: {"mean": v[per * i], "std": v[per * i + 1], "n": r.n[i], "raw_mean": v[per * i + 2],
+                      "cal_mean": v[per * i + 3]} for i, name in enumerate(r.species)}
+    if per == 5:
+        for i, name in enumerate(r.species):
+            species[name]["u"] = v[5 * i + 4]
     return _JSON.encode({
         "seq": r.seq, "time": r.time if type(r.time) is str else _record_time(r, sent_ms),
         "device": r.device, "stream": r.stream,
-        "species": {name: {"mean": v[4 * i], "std": v[4 * i + 1], "n": r.n[i], "raw_mean": v[4 * i + 2],
-                           "cal_mean": v[4 * i + 3]} for i, name in enumerate(r.species)},
-        "h2o": v[4 * k], "flag": r.flag, "reasons": r.reasons, "n_total": r.n_total,
-        "calibration_id": r.calibration_id, "diagnostics": dict(zip(r.diagnostics, v[4 * k + 1:])),
+        "species": species,
+        "h2o": v[per * k], "flag": r.flag, "reasons": r.reasons, "n_total": r.n_total,
+        "calibration_id": r.calibration_id, "diagnostics": dict(zip(r.diagnostics, v[per * k + 1:])),
     })
 
 
-def _record_time(r: _LeanMinute, sent_ms: int | None) -> str:
+def _record_time(r: _LeanMinute | _LeanMinuteU, sent_ms: int | None) -> str:
     if sent_ms is None:
         raise MalformedLean(f"lean payload: minute seq {r.seq} gives its time after a sent time given as text")
     return _time_text(sent_ms + r.time)  # type: ignore[operator]

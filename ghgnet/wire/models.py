@@ -155,13 +155,15 @@ class WireModel(BaseModel):
 
 
 class SpeciesStats(WireModel):
-    """One species over one minute, in its unit (CO2 ppm; CH4, CO, N2O ppb)."""
+    """One species over one minute, in its unit (CO2 ppm; CH4, CO, N2O ppb). `u`: the standard
+    uncertainty of cal_mean (ghgnet.processing.uncertainty), absent while unknown."""
 
     mean: FiniteFloat | None
     std: FiniteFloat | None
     n: Count
     raw_mean: FiniteFloat | None
     cal_mean: FiniteFloat | None = None
+    u: Annotated[FiniteFloat, Field(ge=0)] | None = None
 
 
 class MinuteWire(WireModel):
@@ -196,13 +198,27 @@ class StandardWire(WireModel):
 
 
 class FitWire(WireModel):
-    """A calibration fit for one species: coefficients lowest order first (intercept, slope, ...)."""
+    """A calibration fit for one species: coefficients lowest order first (intercept, slope, ...).
+    `covariance`: the coefficients' covariance matrix (same order), `method` how the fit was
+    weighted (ols, york, wls-ev), `mswd` its reduced chi-square, `scale` the calibration scale of
+    the assigned values it was fitted on (ghgnet.processing.calibration); all optional."""
 
     coefficients: list[FiniteFloat]
     residuals: list[FiniteFloat] = Field(default_factory=list)
     r2: FiniteFloat | None = None
     rmse: FiniteFloat | None = None
     n: Count = 0
+    covariance: list[list[FiniteFloat]] | None = None
+    method: Name | None = None
+    mswd: FiniteFloat | None = None
+    scale: Name | None = None
+
+    @model_validator(mode="after")
+    def _square(self) -> FitWire:
+        k = len(self.coefficients)
+        if self.covariance is not None and (len(self.covariance) != k or any(len(r) != k for r in self.covariance)):
+            raise ValueError(f"covariance must be {k} x {k}, one row and column per coefficient")
+        return self
 
 
 class CalibrationWire(WireModel):
@@ -231,6 +247,10 @@ class TargetWire(WireModel):
     assigned: dict[Name, FiniteFloat]
     bias: dict[Name, FiniteFloat | None]
     within_goal: dict[Name, StrictBool | None]
+    u: dict[Name, Annotated[FiniteFloat, Field(ge=0)] | None] = Field(default_factory=dict)
+    """Standard uncertainty of each bias (the calibrated mean's and the target's assigned one)."""
+    within_u: dict[Name, StrictBool | None] = Field(default_factory=dict)
+    """|bias| <= 2u per species."""
 
 
 class EmissionWire(WireModel):

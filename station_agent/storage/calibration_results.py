@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,7 +60,10 @@ def result_to_wire(res: CalibrationResult) -> dict[str, Any]:
         ],
         "fits": {
             sp: {"coefficients": list(f.coefficients), "residuals": list(f.residuals), "r2": f.r2,
-                 "rmse": f.rmse, "n": f.n}
+                 "rmse": f.rmse, "n": f.n, "method": f.method}
+            | ({} if f.covariance is None else {"covariance": [list(row) for row in f.covariance]})
+            | ({} if f.mswd is None else {"mswd": f.mswd})
+            | ({"scale": f.scale} if f.scale else {})
             for sp, f in res.fits.items()
         },
     }
@@ -75,9 +78,12 @@ def result_from_wire(p: dict[str, Any]) -> CalibrationResult:
     fits = {}
     for sp, f in p["fits"].items():
         order = [s for s in standards if sp in s.measured and sp in s.assigned]
+        cov = f.get("covariance")
         fits[sp] = CalibrationFit(sp, tuple(f["coefficients"]), tuple(s.cylinder for s in order),
                                   tuple(s.measured[sp] for s in order), tuple(s.assigned[sp].value for s in order),
-                                  tuple(f["residuals"]), f["r2"], f["rmse"], f["n"])
+                                  tuple(f["residuals"]), f["r2"], f["rmse"], f["n"],
+                                  covariance=None if cov is None else tuple(tuple(row) for row in cov),
+                                  method=f.get("method", "ols"), mswd=f.get("mswd"), scale=f.get("scale", ""))
     return CalibrationResult(p["id"], parse_utc(p["time_start"]), parse_utc(p["time_end"]), standards, fits)
 
 
@@ -237,7 +243,7 @@ class CalibrationBook:
         times, values, valid = self._arrays(items, species)
         goals = self.sampling.goals if self.sampling else {}
         res = target_from_minutes(cylinder, times, values, {sp: assigned[cylinder][sp] for sp in species},
-                                  {sp: cal.coefficients[sp] for sp in species}, cal.id, last_minutes, valid,
+                                  {sp: cal.result.fits[sp] for sp in species}, cal.id, last_minutes, valid,
                                   np.array([k for _, k, *_ in items]), goals)
         payload = {
             "record_type": "target",
@@ -248,6 +254,8 @@ class CalibrationBook:
             "assigned": {sp: s.assigned for sp, s in res.species.items()},
             "bias": {sp: s.bias for sp, s in res.species.items()},
             "within_goal": {sp: s.within_goal for sp, s in res.species.items()},
+            "u": {sp: s.u for sp, s in res.species.items()},
+            "within_u": {sp: s.within_u for sp, s in res.species.items()},
         }
         store.insert_target(device, payload, now)
         self.log.info("target_stored", id=payload["id"], bias={sp: round(b, 4) for sp, b in payload["bias"].items()})
@@ -259,11 +267,26 @@ class CalibrationBook:
 
     # -- reprocessing -------------------------------------------------------------------------------
     def reprocessed_coefficients(self, device: str, t: datetime) -> tuple[dict[str, Any], str] | None:
-        """Coefficients interpolated linearly in time between the calibrations bracketing `t`
-        (the nearest one alone at the ends of the record)."""
+        """Fits interpolated linearly in time between the calibrations bracketing `t` (the nearest
+        one alone at the ends of the record), as CalibrationFits so that `apply_calibration` sets
+        each minute's u: coefficients by `interpolated_coefficients`, covariance interpolated
+        linearly too ((1-w) C_before + w C_after: the two fits share their standards, so their
+        errors are treated as fully correlated rather than averaging down)."""
         before, after = self.bracketing(device, t)
         if before and after:
             coeffs = interpolated_coefficients(t, before.result, after.result)
-            return {sp: tuple(np.atleast_1d(c).tolist()) for sp, c in coeffs.items()}, f"{before.id}~{after.id}"
+            tb, ta = before.result.time.timestamp(), after.result.time.timestamp()
+            w = 0.0 if ta == tb else (t.timestamp() - tb) / (ta - tb)
+            out = {}
+            for sp, c in coeffs.items():
+                cb, ca = before.result.fits[sp].covariance, after.result.fits[sp].covariance
+                cov = None
+                if cb is not None and ca is not None:
+                    k = len(c)
+                    pad = lambda m: np.pad(np.asarray(m), (0, k - len(m)))  # noqa: E731
+                    cov = tuple(tuple(row) for row in ((1 - w) * pad(cb) + w * pad(ca)).tolist())
+                out[sp] = replace(before.result.fits[sp], coefficients=tuple(np.atleast_1d(c).tolist()),
+                                  covariance=cov)
+            return out, f"{before.id}~{after.id}"
         one = before or after
-        return (one.coefficients, one.id) if one else None
+        return (dict(one.result.fits), one.id) if one else None

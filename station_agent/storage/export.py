@@ -2,7 +2,8 @@
 
 Minute level columns: time_utc (start of the minute, UTC), station, device, stream, seq, then per
 species present (co2, ch4, co, n2o in that order) `<sp>_mean`, `<sp>_std`, `<sp>_n`,
-`<sp>_raw_mean` (dry, uncalibrated), `<sp>_cal_mean` (calibrated, empty while uncalibrated), then
+`<sp>_raw_mean` (dry, uncalibrated), `<sp>_cal_mean` (calibrated, empty while uncalibrated),
+`<sp>_u` (standard uncertainty of cal_mean, empty while unknown; ghgnet.processing.uncertainty), then
 h2o (%, minute mean), n_total (samples in the minute), flag (ICOS U/N), reasons (`;`-separated
 codes), calibration_id.
 Raw level columns: time_utc, station, device, stream, flushing, status, status_ok, status_flags,
@@ -12,7 +13,8 @@ of the run), kind (calibration | target), id, device, cylinders (`;`-separated: 
 the target cylinder), then per species `<sp>_c0`, `<sp>_c1`, `<sp>_c2` (fit coefficients, lowest
 order first: assigned = c0 + c1*measured [+ c2*measured^2]), `<sp>_r2`, `<sp>_rmse` (calibration),
 and `<sp>_measured` (calibrated value of the target), `<sp>_assigned`, `<sp>_bias`
-(= calibrated - assigned), `<sp>_within_goal` (target).
+(= calibrated - assigned), `<sp>_within_goal`, `<sp>_u` (standard uncertainty of the bias),
+`<sp>_within_u` (|bias| <= 2u) (target).
 Missing values are empty cells.
 """
 
@@ -28,7 +30,7 @@ from drivers.rawtable import RawTable
 from drivers.reading import SPECIES, unit_of
 from station_agent.storage.highrate_block import HighRateBlock
 
-SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
+SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean", "u")
 
 
 def _cell(v) -> str:
@@ -80,7 +82,7 @@ def write_raw_csv(rows: Iterator[dict], station: str, out: TextIO, quantities: l
     return n
 
 
-CAL_FIELDS = ("c0", "c1", "c2", "r2", "rmse", "measured", "assigned", "bias", "within_goal")
+CAL_FIELDS = ("c0", "c1", "c2", "r2", "rmse", "measured", "assigned", "bias", "within_goal", "u", "within_u")
 
 
 def write_calibration_csv(calibrations: list[dict], targets: list[dict], out: TextIO) -> int:
@@ -100,6 +102,8 @@ def write_calibration_csv(calibrations: list[dict], targets: list[dict], out: Te
             row[f"{sp}_assigned"] = t["assigned"].get(sp)
             row[f"{sp}_bias"] = t["bias"].get(sp)
             row[f"{sp}_within_goal"] = t["within_goal"].get(sp)
+            row[f"{sp}_u"] = t.get("u", {}).get(sp)
+            row[f"{sp}_within_u"] = t.get("within_u", {}).get(sp)
         rows.append(row)
     rows.sort(key=lambda r: r["time_utc"])
     present = {k.split("_", 1)[0] for r in rows for k in r if "_" in k and k.split("_", 1)[1] in CAL_FIELDS}

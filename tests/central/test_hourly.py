@@ -165,3 +165,21 @@ def test_hours_marked_dirty_from_iso_utc_texts_are_those_of_the_times(store):
     hours = [h for _, h, _ in store.dirty_hours()]
     assert hours == sorted({r.time.replace(minute=0) for r in recs})
     assert {m.seq: m.time for m in store.minutes("st-a", H10 - timedelta(days=41), NOW)} == {r.seq: r.time for r in recs}
+
+
+def test_the_hours_uncertainty_is_stored_with_it(store):
+    # 3 minutes, std 0.1, n 25 -> repeatability 0.02 each; u = sqrt(0.01^2 + 0.02^2) (systematic 0.01).
+    # The hour: systematic rms 0.01, random sqrt(3 * 0.02^2) / 3 -> u = sqrt(1e-4 + 4e-4 / 3) = 0.0152753
+    u_min = math.sqrt(0.0005)
+    recs = [MinuteWire(seq=k + 1, time=H10 + timedelta(minutes=k), device="g2401", stream="inlet:100m",
+                       species={"co2": SpeciesStats(mean=420.0 + k, std=0.1, n=25, raw_mean=420.0, cal_mean=420.0 + k,
+                                                    u=u_min)},
+                       flag="U", n_total=60) for k in range(3)]
+    store_minutes(store, recs)
+    aggregate_all(store, CONFIG, lambda: NOW)
+    assert co2_hour(store).u == pytest.approx(math.sqrt(1e-4 + 4e-4 / 3), rel=1e-9)
+    # an hour with a minute of unknown u (stored before #21): u unknown, not understated
+    later = H10 + timedelta(hours=1)
+    store_minutes(store, [m(10 + k, k, 420.0, hour=later) for k in range(3)])
+    aggregate_all(store, CONFIG, lambda: NOW)
+    assert co2_hour(store, later).u is None

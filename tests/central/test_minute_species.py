@@ -153,7 +153,16 @@ def test_species_text_reads_back_bit_for_bit_from_either_decoder(values):
 def test_species_text_is_the_wire_object():
     text = species_json({"co2": SpeciesLean(420.5, 0.05, 55, 420.2, None)})
     assert msgspec.json.decode(text) == {"co2": {"mean": 420.5, "std": 0.05, "n": 55, "raw_mean": 420.2,
-                                                 "cal_mean": None}}
+                                                 "cal_mean": None, "u": None}}
+
+
+def test_species_text_keeps_the_minutes_uncertainty():
+    lean = {"co2": SpeciesLean(420.5, 0.05, 55, 420.2, 420.4, 0.031)}
+    model = {"co2": SpeciesStats(mean=420.5, std=0.05, n=55, raw_mean=420.2, cal_mean=420.4, u=0.031)}
+    assert species_json(lean) == species_json(model)
+    assert load_species(species_json(lean))["co2"].u == 0.031
+    old = '{"co2":{"mean":420.5,"std":0.05,"n":55,"raw_mean":420.2,"cal_mean":420.4}}'  # stored before u
+    assert load_species(old)["co2"].u is None
 
 
 def test_hourly_aggregation_reads_the_new_layout(store):

@@ -57,7 +57,7 @@ def test_batch_encodes_to_the_documented_json():
     assert (d["schema"], d["station"], d["kind"], d["sent"]) == (1, "st-a", "minute", "2026-03-02T12:00:00.000Z")
     r = d["records"][0]
     assert r["seq"] == 1 and r["time"] == "2026-03-01T00:01:00.000Z"
-    assert set(r["species"]["co2"]) == {"mean", "std", "n", "raw_mean", "cal_mean"}
+    assert set(r["species"]["co2"]) == {"mean", "std", "n", "raw_mean", "cal_mean", "u"}
 
 
 def test_times_with_offsets_become_utc_and_naive_times_are_refused():

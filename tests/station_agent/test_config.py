@@ -107,3 +107,14 @@ def test_schema_command_matches_the_schema_kept_in_configs():
     assert schema == station_schema()
     kept = ROOT / "configs" / "station.schema.json"
     assert json.loads(kept.read_text()) == schema, "run: station-agent config schema --out configs/station.schema.json"
+
+
+def test_a_cylinder_scale_must_be_known_and_convertible(tmp_path):
+    cyl = '\n[[cylinders]]\nid = "CAL-1"\nrole = "standard"\nassigned = {{ co2 = 400.0, ch4 = 1900.0 }}\nscale = {}\n'
+    ok = load_station_config(write(tmp_path, MINIMAL + cyl.format('{ co2 = "WMO X2007" }')))
+    assert ok.cylinders[0].scale == {"co2": "WMO X2007"}  # converted to X2019 when fitted
+    for scale, words in (('{ co2 = "WMO-CO2-X2099" }', "unknown co2 calibration scale 'WMO-CO2-X2099'"),
+                         ('{ ch4 = "WMO-CH4-X2004" }', "no checked conversion from WMO-CH4-X2004")):
+        with pytest.raises(ConfigError) as err:
+            load_station_config(write(tmp_path, MINIMAL + cyl.format(scale)))
+        assert "cylinders.0" in str(err.value) and "scale." in str(err.value) and words in str(err.value)

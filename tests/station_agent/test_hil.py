@@ -64,6 +64,7 @@ def test_every_target_after_the_first_calibration_is_within_the_goals(day):
         for sp, goal in GOALS.items():
             assert abs(float(r[f"{sp}_bias"])) <= goal, r
             assert r[f"{sp}_within_goal"] == "1"
+            assert float(r[f"{sp}_u"]) > 0 and r[f"{sp}_within_u"] in ("0", "1")  # #21: checked against 2u
 
 
 def test_calibrated_ambient_minutes_agree_with_the_true_values(day):
@@ -84,6 +85,7 @@ def test_calibrated_ambient_minutes_agree_with_the_true_values(day):
             continue
         t = truth[r["time_utc"]]
         for sp, goal in GOALS.items():
+            assert 0 < float(r[f"{sp}_u"]) < 2 * goal, r  # #21: every calibrated minute carries its u
             err = abs(float(r[f"{sp}_cal_mean"]) - t[sp])
             worst[sp] = max(worst[sp], err)
             assert err <= goal, (r["time_utc"], sp, r[f"{sp}_cal_mean"], t[sp])

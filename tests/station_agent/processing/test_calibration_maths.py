@@ -166,7 +166,7 @@ def test_calibration_from_minutes_recovers_an_analyzer_gain_and_offset():
     assert result.time == T0 + timedelta(minutes=18)
     assert [s.cylinder for s in result.standards] == ["CAL-1", "CAL-2", "CAL-3"]
     assert result.standards[1].measured["co2"] == pytest.approx(425.4)
-    assert result.standards[1].assigned["co2"] == AssignedValue(420.0, "WMO X2019", 0.02)
+    assert result.standards[1].assigned["co2"] == AssignedValue(420.0, "WMO-CO2-X2019", 0.02)  # the canonical name
 
 
 def test_fit_calibration_per_species_standards_and_degrees():
@@ -259,7 +259,7 @@ def test_target_bias_within_and_outside_the_goal():
                           {"co2": AssignedValue(420.05, "WMO X2019"), "ch4": 1997.5}, GAIN_OFFSET, "cal-1")
     co2, ch4 = res.species["co2"], res.species["ch4"]
     assert co2.calibrated == pytest.approx(420.0) and co2.bias == pytest.approx(-0.05)
-    assert co2.within_goal and co2.goal == 0.1 and co2.scale == "WMO X2019"
+    assert co2.within_goal and co2.goal == 0.1 and co2.scale == "WMO-CO2-X2019"
     assert ch4.bias == pytest.approx(2.5) and not ch4.within_goal and ch4.goal == 2.0
     assert not res.within_goal and res.calibration_id == "cal-1"
 
