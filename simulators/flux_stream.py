@@ -8,6 +8,7 @@ A `StreamDevice` for simulators.lgr.stream's servers (TCP, pty).
 
 from __future__ import annotations
 
+import random
 import threading
 from abc import ABC, abstractmethod
 from datetime import datetime
@@ -86,6 +87,7 @@ class FluxSiteStream(ABC):
         self._next_client = 0
         self._half_hours: dict[datetime, dict[str, np.ndarray]] = {}
         self.records_sent = 0
+        self._pace = random.Random(seed)  # pump pauses only: the records do not depend on it
 
     def stats(self) -> dict[str, int]:
         """Records handed to clients (every client's count: one client is the station)."""
@@ -132,4 +134,9 @@ class FluxSiteStream(ABC):
             self._clients.pop(client, None)
 
     def pause_s(self) -> float:
-        return 0.05
+        """Real seconds until the next pump: 25-75 ms, drawn afresh each time. A fixed 50 ms is
+        6 simulated s at --speed 120, six times the agent's 1-s poll: pump and poll then keep one
+        phase, each stream's least delayed poll stays up to a poll interval late, and the record
+        clocks (drivers/record_clock.py) of two instruments anchor up to 1 s apart, outside a lag
+        window. Varying the pause lets every phase occur, so some poll follows a pump at once."""
+        return self._pace.uniform(0.025, 0.075)

@@ -31,6 +31,7 @@ from ..config import CentralConfig
 from ..users import ROLES, AccountError, Accounts
 from .answers import ENDPOINTS, Answers
 from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
+from .flux import add_flux_views
 
 log = structlog.get_logger(component="web")
 
@@ -347,6 +348,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
     def static(name: str) -> Response:
         return _static(name)
 
+    add_flux_views(app, config, store, lock, _static)  # central/web/flux.py: the flux page and its API
     _describe_roles(app)
     app.add_middleware(HeadAsGet)
     return app

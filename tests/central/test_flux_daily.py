@@ -83,3 +83,16 @@ def test_central_receiver_flux_daily_writes_the_stored_days_as_csv(tmp_path):
     assert (row["n_valid"], row["n_low_ustar"], row["co2_daily_g_c_m2"]) == ("0", "48", "")
     bad = subprocess.run([*cli, "--ustar", "summer=0.2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "is not SEASON=M/S" in bad.stderr
+
+
+def test_night_by_sun_knows_a_summer_night_from_a_summer_noon_and_the_poles_from_the_equator():
+    from central.aggregation.flux_daily import night_by_sun, solar_elevation_deg
+
+    zurich = night_by_sun(47.32, 8.41)
+    assert not zurich(datetime(2026, 6, 21, 11, 0, tzinfo=UTC)) and zurich(datetime(2026, 6, 21, 22, 0, tzinfo=UTC))
+    # at the June solstice's solar noon the sun stands 90 - 47.32 + 23.44 degrees high
+    assert solar_elevation_deg(datetime(2026, 6, 21, 11, 27, tzinfo=UTC), 47.32, 8.41) == pytest.approx(66.1, abs=0.3)
+    assert night_by_sun(78.2, 15.6)(datetime(2026, 12, 21, 12, 0, tzinfo=UTC))  # polar night at noon
+    assert not night_by_sun(78.2, 15.6)(datetime(2026, 6, 21, 0, 0, tzinfo=UTC))  # midnight sun
+    with pytest.raises(ValueError, match="latitude"):
+        night_by_sun(95.0, 0.0)

@@ -86,11 +86,21 @@ def test_percent_classes(pct, cls):
     assert percent_class(pct) == cls
 
 
-@pytest.mark.parametrize("steady, itc, flag", [(5, 5, 0), (25, 25, 0), (25, 70, 0), (60, 10, 1), (60, 90, 1),
-                                               (95, 95, 1), (150, 10, 2), (10, 150, 2), (600, 600, 2)])
+@pytest.mark.parametrize("steady, itc, flag", [(5, 5, 0), (25, 25, 0), (29.9, 29.9, 0), (25, 70, 1), (30, 5, 1),
+                                               (60, 10, 1), (60, 90, 1), (95, 95, 1), (150, 10, 2), (10, 150, 2),
+                                               (100, 5, 2), (600, 600, 2), (float("nan"), 5, 2)])
 def test_flag_012_mauder_foken(steady, itc, flag):
+    """Mauder and Foken (2004) as EddyPro's GTK2Flag: 0 both under 30 %, 1 both under 100 %, else 2
+    (25 % / 70 % is flag 1 although Foken's overall class is 3)."""
     assert flag_012(steady, itc) == flag
-    assert (overall_class(steady, itc) <= 3) == (flag == 0)
+
+
+@pytest.mark.parametrize("steady, itc, cls", [(5, 20, 1), (20, 20, 2), (20, 60, 3), (60, 5, 4), (5, 90, 5),
+                                              (40, 80, 5), (90, 90, 6), (200, 5, 7), (5, 200, 7), (600, 5, 8),
+                                              (2000, 5, 9)])
+def test_overall_class_foken_table(steady, itc, cls):
+    """Foken et al. (2004) Table 9.4 as EddyPro transcribes it (first row that holds)."""
+    assert overall_class(steady, itc) == cls
 
 
 def test_steady_state_test_sees_a_trend_that_5_minute_covariances_miss():

@@ -16,22 +16,38 @@ from numpy.typing import NDArray
 
 def moving_mean_std(x: NDArray[np.float64], window: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Centred moving mean and standard deviation over `window` points (shrunk at the ends), NaNs
-    ignored; O(n) with cumulative sums."""
+    ignored; O(n) with cumulative sums: point i spans [max(i - window // 2, 0),
+    min(i - window // 2 + window, n)), read from the sums by slicing (no index arrays)."""
     n = x.size
     valid = ~np.isnan(x)
     xv = np.where(valid, x, 0.0)
-    c0 = np.concatenate(([0.0], np.cumsum(valid, dtype=np.float64)))
-    c1 = np.concatenate(([0.0], np.cumsum(xv)))
-    c2 = np.concatenate(([0.0], np.cumsum(xv * xv)))
+    c0 = np.zeros(n + 1, dtype=np.int64)  # counts: integers, exact
+    np.cumsum(valid, out=c0[1:])
+    c1 = np.zeros(n + 1)
+    np.cumsum(xv, out=c1[1:])
+    np.multiply(xv, xv, out=xv)
+    c2 = np.zeros(n + 1)
+    np.cumsum(xv, out=c2[1:])
     half = window // 2
-    idx = np.arange(n)
-    lo = np.clip(idx - half, 0, n)
-    hi = np.clip(idx - half + window, 0, n)
-    cnt = c0[hi] - c0[lo]
+    ahead = window - half  # >= 1: point i's span ends at min(i + ahead, n)
+    cnt = _span(c0, n, half, ahead)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (c1[hi] - c1[lo]) / cnt
-        var = (c2[hi] - c2[lo]) / cnt - mean * mean
+        mean = _span(c1, n, half, ahead) / cnt
+        var = _span(c2, n, half, ahead) / cnt - mean * mean
     return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _span(c: NDArray, n: int, half: int, ahead: int) -> NDArray:
+    """c[min(i + ahead, n)] - c[max(i - half, 0)] for i in 0..n-1 (c holds n + 1 cumulative sums)."""
+    top = np.empty(n, dtype=c.dtype)
+    k = max(n - ahead, 0)
+    top[:k] = c[ahead:n]
+    top[k:] = c[n]
+    bottom = np.empty(n, dtype=c.dtype)
+    m = min(half, n)
+    bottom[:m] = c[0]
+    bottom[m:] = c[: n - m]
+    return top - bottom
 
 
 def _short_runs(mask: NDArray[np.bool_], max_run: int) -> NDArray[np.bool_]:

@@ -4,16 +4,28 @@
   covariances of 6 sub-intervals (5 min each in a half hour) against the covariance of the whole
   period, RN = |(mean(cov_i) - cov) / cov| in %.
 - Integral turbulence characteristics (Foken et al. 2004, Handbook of Micrometeorology, ch. 9;
-  Thomas and Foken 2002 for the neutral range): sigma_w / u* against its model,
+  Goeckede et al. 2004, Agric. For. Meteorol. 127, Table 1; Thomas and Foken 2002 for the neutral
+  range, z+ = 1 m): sigma_w / u* against its model,
     z/L < -0.2:          1.3 (1 - 2 z/L)^(1/3)
-    z/L >= -0.2:         0.21 ln(f z+ / u*) + 3.1   (z+ = 1 m, f the Coriolis parameter)
+    z/L >= -0.2:         0.21 ln(f z+ / u*) + 3.1   (f the Coriolis parameter)
   ITC = |(model - measured) / model| in % (the stable range uses the neutral form, as EddyPro does).
-- Each test's percentage gives a class 1..9 (limits 15, 30, 50, 75, 100, 250, 500, 1000 %,
-  Foken et al. 2004, as tabulated in the CPEC300 manual, appendix E); the two classes combine into
-  Foken's overall class 1..9, and Mauder and Foken (2004, TK2 documentation) map overall classes
-  1-3 to flag 0 (best), 4-6 to 1 (usable for budgets), 7-9 to 2 (discard). The combination table
-  below is written from Foken et al. (2004) Table 9.3 as recalled; it was not checked against the
-  book's text in this change.
+  Checked against EddyPro's DevelopedTurbulenceTest (LI-COR-Environmental/eddypro-engine,
+  src/src_rp/developed_turbulence_test.f90): same forms, coefficients and ranges; EddyPro takes
+  Omega = 2 pi / 86400 s, this module the sidereal 7.2921e-5 s-1 (0.3 % in f, 0.0006 in the model).
+- Each test's percentage gives a partial class 1..9: [0, 15) 1, [15, 30) 2, [30, 50) 3,
+  [50, 75) 4, [75, 100) 5, [100, 250) 6, [250, 500) 7, [500, 1000) 8, above 9 (Foken et al. 2004,
+  as tabulated in Campbell's CPEC300 manual, appendix E, Table E-1; EddyPro truncates the
+  percentage to a whole number first, so 15.x % is class 1 there and 2 here).
+- The 0/1/2 flag is Mauder and Foken (2004, Documentation and instruction manual of the eddy
+  covariance software package TK2, Univ. Bayreuth, Arbeitsergebnisse 26), as EddyPro implements it
+  (qc_flags_subs.f90, GTK2Flag): 0 when both partial classes are 1-2 (both tests under 30 %),
+  1 when both are 1-5 (under 100 %), 2 otherwise. (An earlier version of this module mapped Foken's
+  overall classes 1-3/4-6/7-9 to 0/1/2; that scheme gives 0 to a flux whose ITC deviates by 30-75 %,
+  which Mauder and Foken flag 1.)
+- Foken et al. (2004) Table 9.4's overall class 1..9 is kept for the record (`overall_class`), as
+  EddyPro transcribes it (FokenFlag): the first row below whose limits hold. The search tools
+  hold only the first pages of the book's chapter and of the TK2 manual, not their tables:
+  EddyPro's code (checked above) and the CPEC300 table are the sources checked.
 """
 
 from __future__ import annotations
@@ -35,8 +47,13 @@ OVERALL = (
     (7, 6, 6),
     (8, 8, 8),
 )
-"""Foken et al. (2004) overall class: the first row whose steady-state and ITC classes are both at
-or below its limits; none: class 9."""
+"""Foken et al. (2004) Table 9.4 overall class: the first row whose steady-state and ITC classes are
+both at or below its limits; none: class 9."""
+
+FLAG0_MAX_CLASS = 2
+"""Mauder and Foken (2004): flag 0 needs both partial classes at or below 2 (under 30 %)."""
+FLAG1_MAX_CLASS = 5
+"""Mauder and Foken (2004): flag 1 needs both partial classes at or below 5 (under 100 %)."""
 
 
 def percent_class(percent: float) -> int:
@@ -56,9 +73,9 @@ def overall_class(steady_pct: float, itc_pct: float) -> int:
 
 
 def flag_012(steady_pct: float, itc_pct: float) -> int:
-    """Mauder and Foken (2004): 0 for overall classes 1-3, 1 for 4-6, 2 for 7-9."""
-    cls = overall_class(steady_pct, itc_pct)
-    return 0 if cls <= 3 else 1 if cls <= 6 else 2
+    """Mauder and Foken (2004): 0 when both partial classes are 1-2, 1 when both are 1-5, else 2."""
+    worst = max(percent_class(steady_pct), percent_class(itc_pct))
+    return 0 if worst <= FLAG0_MAX_CLASS else 1 if worst <= FLAG1_MAX_CLASS else 2
 
 
 def steady_state_pct(a: NDArray[np.float64], b: NDArray[np.float64], parts: int = 6) -> float:

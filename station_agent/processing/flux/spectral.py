@@ -16,11 +16,14 @@ Transfer functions (gains on the cospectrum):
   cospectrum as its square root;
 - lateral separation s between the sonic and the gas path: exp(-9.9 (f s / u)^1.5) (Moncrieff et
   al. 1997 after Kristensen and Jensen 1979).
-The unstable cospectrum, the stable form F / (A + B F^2.1), the first-order gain, both path
-averaging functions, the separation term and the way they combine (each sensor's transfer under a
-square root for a covariance) were checked against ECPACK's frequency-response routine (van Dijk,
-Moene et al., EC_C_F01, after Moore 1986, which the forms of Moncrieff et al. share); the stable
-coefficients A and B above were not found there and are as recalled from Moncrieff et al. (1997).
+Both cospectra, with every coefficient (unstable 12.92, 26.7, 1.375 below n = 0.54 and 4.378, 3.8,
+2.4 above; stable A = 0.284 (1 + 6.4 z/L)^0.75, B = 2.34 A^-1.1, exponent 2.1; z/L > 0 is stable),
+were checked against EddyPro's CospectraMoncrieff97 (LI-COR-Environmental/eddypro-engine,
+src/src_common/bpcf_cospectral_models.f90, "Moncrieff et al. (1997), Eq 13-16"), which uses the
+scalar form for T, H2O and CO2 alike, as here. The paper's own text was not available to the
+search tools. The first-order gain, both path averaging functions, the separation term and the way
+they combine (each sensor's transfer under a square root for a covariance) were checked against
+ECPACK's frequency-response routine (van Dijk, Moene et al., EC_C_F01, after Moore 1986).
 tests/station_agent/test_flux_corrections.py checks the behaviour: no loss gives CF = 1, each loss
 raises CF, so do lower heights, faster wind and stable air.
 """
