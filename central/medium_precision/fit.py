@@ -94,11 +94,13 @@ def fit_sensor_model(sensor: ArrayLike, reference: ArrayLike, env: dict[str, Arr
         ok &= np.isfinite(v)
     y, x, d = y[ok], x[ok], d[ok]
     envs = {q: v[ok] for q, v in envs.items()}
-    conditions = {q: float(v.mean()) for q, v in envs.items()} if y.size else {}
-    conditions["drift"] = float(d.min()) if y.size else 0.0
+    if y.size < 3:
+        raise FitError(f"{y.size} paired hours with every value the terms need: too few to fit")
+    conditions = {q: float(v.mean()) for q, v in envs.items()}
+    conditions["drift"] = float(d.min())
     dropped: dict[str, str] = {}
     kept: list[str] = []
-    spreads = {q: float(v.std()) for q, v in envs.items()} | {"drift": float(d.std()) if y.size else 0.0}
+    spreads = {q: float(v.std()) for q, v in envs.items()} | {"drift": float(d.std())}
     for term in terms:
         if term not in TERMS:
             raise FitError(f"unknown term {term!r}; known: {', '.join(TERMS)}")

@@ -94,3 +94,10 @@ def test_hours_with_a_missing_value_are_left_out_of_the_fit():
     model = fit_sensor_model(y, x, env, t)
     assert model.n == t.size - 1
     assert model.coefficients["drift"] == pytest.approx(TRUE["drift"], abs=1e-8)
+
+
+def test_no_environment_values_at_all_is_refused_not_fitted():
+    x, y, env, t = constructed()
+    env = dict(env, temperature=np.full_like(t, np.nan))
+    with pytest.raises(FitError, match="0 paired hours with every value the terms need"):
+        fit_sensor_model(y, x, env, t)
