@@ -4,7 +4,8 @@ Method (`fit.py` holds the model and its formulas):
 1. Hourly means. From central's minutes, per hour: the sensor's raw mean over its valid minutes
    (flag not N/K; at least `min_minutes_per_hour`), the site's temperature, humidity and pressure
    (minute diagnostics of the devices `environment` names, e.g. a T/RH/P transmitter read as an
-   analyzer), and the reference's mean over its valid minutes.
+   analyzer) and the reference's mean over its valid minutes, both over the minutes the sensor
+   has (an hour the sensor saw in part is compared with the same part of it).
 2. Reference. A co-located high-precision analyzer (`mode = "co-located"`, paired in the config:
    the same station or another) pairs every hour. Failing that, a background high-precision
    station of the network (`mode = "background"`) pairs only the well-mixed afternoon hours

@@ -41,7 +41,8 @@ def find_site(config: CentralConfig, site: str | None) -> list[MediumPrecisionSi
 
 
 def read_hours(store: Any, m: MediumPrecisionSite, start: datetime, end: datetime) -> PairedHours:
-    """The sensor's hours in [start, end) with their environment and reference means."""
+    """The sensor's hours in [start, end) with their environment and reference means, these over
+    the minutes the sensor has."""
     sensor: list[tuple[float, float]] = []
     env: dict[str, list[tuple[float, float]]] = {q: [] for q in m.environment}
     sources = {q: tuple(s.split(":", 1)) for q, s in m.environment.items()}
@@ -69,8 +70,12 @@ def read_hours(store: Any, m: MediumPrecisionSite, start: datetime, end: datetim
     if m.reference != m.site:
         for rec in store.minutes(m.reference, start, end):
             take_reference(rec)
-    ref = hourly_means(reference).as_dict(m.min_minutes_per_hour)
-    return sensor_hours(hourly_means(sensor), {q: hourly_means(v) for q, v in env.items()},
+    # the reference and the air averaged over the sensor's own minutes: an hour the sensor saw in
+    # part is compared with the same part of it (CO2 moves a few ppm an hour)
+    minutes = {t for t, _ in sensor}
+    ref = hourly_means(p for p in reference if p[0] in minutes).as_dict(m.min_minutes_per_hour)
+    return sensor_hours(hourly_means(sensor), {q: hourly_means(p for p in v if p[0] in minutes)
+                                               for q, v in env.items()},
                         m.min_minutes_per_hour, ref)
 
 
