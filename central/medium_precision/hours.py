@@ -19,10 +19,6 @@ from numpy.typing import NDArray
 HOUR_S = 3600
 
 
-def hour_of(epoch_s: float) -> int:
-    return int(epoch_s // HOUR_S) * HOUR_S
-
-
 @dataclass(frozen=True)
 class HourlyMeans:
     """Per hour (start, epoch s): mean and count of the minutes' values."""
