@@ -21,6 +21,7 @@ from .cli_config import ConfigOpt
 from .cli_config import load_or_exit as _load
 from .config import CentralConfig
 from .fleet.cli import keys_app, station_app, stations_app
+from .medium_precision.cli import medium_precision_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ghgnet central: ingest station data over MQTT, store it, export it.")
@@ -31,6 +32,7 @@ app.add_typer(cems_app, name="cems")
 app.add_typer(keys_app, name="keys")
 app.add_typer(station_app, name="station")
 app.add_typer(stations_app, name="stations")
+app.add_typer(medium_precision_app, name="medium-precision")
 
 SpeedOpt = Annotated[
     float | None, typer.Option(help="run the clock X times faster than real time (simulated time, as the "

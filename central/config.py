@@ -15,6 +15,7 @@ from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
 from .alarms.config import AlarmsConfig
 from .fleet.fleet_config import FleetConfig
 from .hj212.config import Hj212Config
+from .medium_precision.config import MediumPrecisionSite
 
 
 class CentralInfo(StrictModel):
@@ -199,6 +200,17 @@ class CentralConfig(StrictModel):
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="alarm rules and notifications")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus metrics of the receiver")
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="signed station configs (central/fleet/)")
+    medium_precision: list[MediumPrecisionSite] = Field(
+        default_factory=list, description="medium-precision sensors calibrated against the high-precision "
+        "network (central/medium_precision/)")
+
+    @model_validator(mode="after")
+    def _medium_precision_once(self) -> CentralConfig:
+        keys = [(m.site, m.device, m.species) for m in self.medium_precision]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"medium_precision: site/device/species given twice: {twice}")
+        return self
 
     def station(self, station: str) -> StationMeta:
         """The station's metadata; defaults for a station not in the config."""

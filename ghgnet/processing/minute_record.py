@@ -196,6 +196,7 @@ def minute_record(
             flag=FLAG_INVALID,
             reasons=("no_data",),
             n_total=n_total,
+            diagnostics=_sample_means(arrays),  # a T/RH/P sensor's minute: no species, its means still count
         )
 
     reasons: list[str] = []
@@ -248,12 +249,7 @@ def minute_record(
         if h.size:
             h2o_mean = float(h.mean())
             diagnostics["h2o_low_fraction"] = float(np.count_nonzero(in_low_h2o_bias_domain(h)) / h.size)
-    for name, arr in arrays.items():
-        if name in _NOT_DIAGNOSTIC:
-            continue
-        finite = arr[np.isfinite(arr)]
-        if finite.size:
-            diagnostics[name] = float(finite.mean())
+    diagnostics.update(_sample_means(arrays))
 
     return MinuteRecord(
         time=start,
@@ -266,6 +262,18 @@ def minute_record(
         n_total=n_total,
         diagnostics=diagnostics,
     )
+
+
+def _sample_means(arrays: Mapping[str, NDArray[np.float64]]) -> dict[str, float]:
+    """The mean over all finite samples of every quantity that is not a species nor h2o."""
+    out: dict[str, float] = {}
+    for name, arr in arrays.items():
+        if name in _NOT_DIAGNOSTIC:
+            continue
+        finite = arr[np.isfinite(arr)]
+        if finite.size:
+            out[name] = float(finite.mean())
+    return out
 
 
 def apply_calibration(

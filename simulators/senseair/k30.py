@@ -3,9 +3,11 @@ sensor's registers (drivers/senseair/k30.py), on Modbus RTU over a pty, RTU over
 device server) or Modbus TCP.
 
 The sensor measures every `measurement_period_s` (2 s): each measurement is the response (gain,
-offset, drift) to the true dry CO2 at that instant plus seeded noise, rounded to whole ppm as the
-register holds it; a read between two measurements returns the last one. Each measurement read
-goes into the ledger with its truth. It answers its own address and 0xFE ("any sensor"), and
+offset, drift) to the true dry CO2 at that instant, moved by the air the sensor sits in (`weather`
+and `sensitivity`: temperature, humidity and pressure, simulators/weather.py), plus seeded noise,
+rounded to whole ppm as the register holds it; a read between two measurements returns the last
+one. Each measurement read goes into the ledger with its truth (the true dry CO2 and, with a
+`weather`, the air: temperature degC, humidity %RH, pressure hPa). It answers its own address and 0xFE ("any sensor"), and
 refuses addresses outside its map (exception 2), as the base simulator does.
 
 Faults (`inject(fault, count, duration_s, **params)` through the bench control port; `count`
@@ -33,6 +35,7 @@ from simulators.faults import FaultSet
 from simulators.gas import analyzer_reading, knot, stream_key
 from simulators.modbus.device import ModbusDeviceSimulator, _RefusedRequest, _request_of
 from simulators.picarro.g2401 import GasFn, LedgerEntry
+from simulators.weather import SensitivityConfig, Weather, WeatherConfig
 
 FAULTS = ("silent", "exception", "status", "power_off")
 FAULT_STATUS_WORD = 0x0001
@@ -70,6 +73,11 @@ class SenseairInstrument(InstrumentConfig):
     abc_period_h: int = Field(default=180, ge=0, le=65535)
     response: AnalyzerResponseConfig = Field(default_factory=AnalyzerResponseConfig)
     gas: DiurnalGasConfig = Field(default_factory=DiurnalGasConfig, description="the gas it measures (no valve)")
+    weather: WeatherConfig | None = Field(
+        default=None, description="the air around the sensor (give its met sensor the same table); none: "
+        "the sensitivity's reference conditions")
+    sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig,
+                                           description="its response to temperature, humidity and pressure")
 
 
 class SenseairSimulator(ModbusDeviceSimulator):
@@ -80,6 +88,7 @@ class SenseairSimulator(ModbusDeviceSimulator):
         self.gas: GasFn = gas or DiurnalGas.from_config(config.gas)
         self._epoch = clock.now()
         self._key = stream_key(config.seed, "senseair-co2")
+        self.weather = Weather(config.weather) if config.weather is not None else None
         self.faults = FaultSet(FAULTS, clock.monotonic, lasting=FAULTS)
         self._ledger: list[LedgerEntry] = []
         self._last_k: int | None = None
@@ -90,9 +99,14 @@ class SenseairSimulator(ModbusDeviceSimulator):
 
     # ----- what the sensor measures -----
 
+    def air(self, t: datetime) -> dict[str, float]:
+        """The temperature, humidity and pressure around the sensor at `t`."""
+        return self.weather(t) if self.weather is not None else self.config.sensitivity.reference_air()
+
     def response(self, true_co2: float, t: datetime) -> float:
+        """The noise-free reading of `true_co2` at `t`: gain, offset and drift, then the air's effect."""
         days = (t - self._epoch).total_seconds() / 86400.0
-        return analyzer_reading(self.config.response, "co2", true_co2, days)
+        return self.config.sensitivity.apply(analyzer_reading(self.config.response, "co2", true_co2, days), self.air(t))
 
     def _measurement(self, t: datetime) -> int:
         """The CO2 register at `t`: the measurement of its 2-s period (made once, then held)."""
@@ -103,8 +117,9 @@ class SenseairSimulator(ModbusDeviceSimulator):
             truth = self.gas(when)
             co2 = round(self.response(truth.get("co2", 0.0), when) + self.config.noise_ppm * knot(self._key, k))
             self._last_k, self._last_co2 = k, co2
+            truth = {**truth, **(self.weather(when) if self.weather is not None else {})}
             self._ledger.append(LedgerEntry(len(self._ledger), when, {"co2": float(co2)}, connected=True,
-                                            fate="delivered", truth=dict(truth)))
+                                            fate="delivered", truth=truth))
         return self._last_co2
 
     def _values(self, t: datetime) -> dict[str, float]:

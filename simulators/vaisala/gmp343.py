@@ -14,6 +14,12 @@ out for the pressure it was told (`p`, default 1013.25 hPa), so its CO2 is right
 station pushes the real pressure. Every compensation value received is kept in `pushes` (time,
 command, value), and `stats()` shows the values in force.
 
+With a `weather` table (simulators/weather.py) the probe sits in that air: its temperature (what
+`T` reports) and the real pressure follow it, and `sensitivity` moves its CO2 with temperature,
+humidity and pressure beyond what its compensation removes (a medium-precision probe's residual
+temperature-dependent zero offset, Delaria et al. 2021, AMT 14, 5487); drift is the response's
+`drift_per_day`. The ledger's truth then holds the air too (temperature, humidity, pressure).
+
 Faults (bench control port, besides garbage, silent and disconnect):
     errs    `errs` reports an error line (param `message`; the text is a stand-in, the real
             probe's error texts are not public)
@@ -33,6 +39,7 @@ from simulators.bench import DiurnalGas
 from simulators.config import AnalyzerResponseConfig, DiurnalGasConfig, InstrumentConfig, NoiseConfig
 from simulators.picarro.g2401 import GasFn
 from simulators.polled import COMMON_FAULTS, PolledSimulator, Response
+from simulators.weather import SensitivityConfig, Weather, WeatherConfig
 
 FAULTS = (*COMMON_FAULTS, "errs")
 PRESSURE_EFFECT_PER_HPA = 0.0015
@@ -53,10 +60,13 @@ class GMP343Simulator(PolledSimulator):
     FAULTS = FAULTS
 
     def __init__(self, clock: Clock, gas: GasFn, response: Response | None = None, seed: int = 0,
-                 pressure_hpa: float = 1000.0, temperature_c: float = 25.0) -> None:
+                 pressure_hpa: float = 1000.0, temperature_c: float = 25.0, weather: Weather | None = None,
+                 sensitivity: SensitivityConfig | None = None) -> None:
         super().__init__(clock, gas, response, seed)
         self.pressure_hpa = pressure_hpa
         self.temperature_c = temperature_c
+        self.weather = weather
+        self.sensitivity = sensitivity or SensitivityConfig()
         self.echo = True
         self.form: list[str] | None = None
         self.values = {"pressure": REFERENCE_PRESSURE_HPA, "humidity": 0.0, "oxygen": 20.95}
@@ -65,21 +75,31 @@ class GMP343Simulator(PolledSimulator):
 
     # ------------------------------------------------------------------ measuring
 
+    def air(self, t: datetime) -> dict[str, float]:
+        """Temperature (degC), humidity (%RH) and the real pressure (hPa) around the probe at `t`."""
+        if self.weather is not None:
+            return self.weather(t)
+        return {"temperature": self.temperature_c, "humidity": self.sensitivity.reference_humidity_pct,
+                "pressure": self.pressure_hpa}
+
     def reading(self, t: datetime) -> tuple[dict[str, float], dict[str, float]]:
         """(the form parameters' values, the truth) at `t`."""
         true = self.gas(t)
+        air = self.air(t)
         h2o = max(0.0, true.get("h2o", 0.0))
-        wet = self.response("co2", true.get("co2", 0.0), t) * (1.0 - h2o / 100.0)
-        uncompensated = wet * (1.0 + PRESSURE_EFFECT_PER_HPA * (self.pressure_hpa - REFERENCE_PRESSURE_HPA))
+        dry = self.sensitivity.apply(self.response("co2", true.get("co2", 0.0), t), air)
+        wet = dry * (1.0 - h2o / 100.0)
+        uncompensated = wet * (1.0 + PRESSURE_EFFECT_PER_HPA * (air["pressure"] - REFERENCE_PRESSURE_HPA))
         told = self.values["pressure"] if self.switches["pressure"] else REFERENCE_PRESSURE_HPA
         compensated = uncompensated / (1.0 + PRESSURE_EFFECT_PER_HPA * (told - REFERENCE_PRESSURE_HPA))
         values = {
             "CO2RAWUC": uncompensated + self.noise("co2", 3.0),
             "CO2RAW": compensated + self.noise("co2", 3.0),
             "CO2": compensated + self.noise("co2"),
-            "T": self.temperature_c + self._noise_rng.gauss(0.0, 0.05),
+            "T": air["temperature"] + self._noise_rng.gauss(0.0, 0.05),
         }
-        return values, {"co2": true.get("co2", 0.0), "h2o": h2o}
+        truth = {"co2": true.get("co2", 0.0), "h2o": h2o}
+        return values, truth | (air if self.weather is not None else {})
 
     def _send(self) -> list[str]:
         t = self.clock.now()
@@ -162,6 +182,10 @@ class GMP343Instrument(InstrumentConfig):
     gas: DiurnalGasConfig = Field(default_factory=DiurnalGasConfig, description="the air around the probe")
     pressure_hpa: float = Field(default=1000.0, gt=0, description="the real ambient pressure (the station's sensor reads it)")
     temperature_c: float = 25.0
+    weather: WeatherConfig | None = Field(
+        default=None, description="the air around the probe (its temperature and the real pressure follow it)")
+    sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig,
+                                           description="its residual response to temperature, humidity, pressure")
 
 
 class GMP343Bench:
@@ -175,4 +199,5 @@ class GMP343Bench:
         response = Response(gain=dict(config.response.gain), offset=dict(config.response.offset),
                             drift_per_day=dict(config.response.drift_per_day), noise={"co2": config.noise.co2})
         return GMP343Simulator(clock, gas or DiurnalGas.from_config(config.gas), response, config.seed,
-                               config.pressure_hpa, config.temperature_c)
+                               config.pressure_hpa, config.temperature_c,
+                               Weather(config.weather) if config.weather is not None else None, config.sensitivity)
