@@ -41,6 +41,7 @@ from station_agent.service.control import ControlServer
 from station_agent.service.metrics import MetricsServer, disk_free_bytes
 from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the limit, for the tests)
     MAX_REASON,
+    AssignRequest,
     CalibrateRequest,
     CylinderAddRequest,
     CylinderRetireRequest,
@@ -328,7 +329,7 @@ class Agent:
             return {"ok": False, "error": str(exc)}
         if isinstance(r, StatusRequest):
             return {"ok": True, "state": self.state_snapshot()}
-        if isinstance(r, (MaintenanceRequest, GotoRequest, CalibrateRequest)):
+        if isinstance(r, (MaintenanceRequest, GotoRequest, CalibrateRequest, AssignRequest)):
             if self.engine is None:
                 return {"ok": False, "error": "this station has no [sampling] sequence (no valve to drive)"}
             ok, msg = self.engine.request(r.cmd, **r.model_dump(exclude={"cmd"}, exclude_unset=True))
