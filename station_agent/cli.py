@@ -635,7 +635,7 @@ def valve_goto(port: Annotated[int, typer.Argument(help="valve position")], conf
 @calibrate_app.command("now")
 def calibrate_now(name: Annotated[Optional[str], typer.Argument(help="run name (default: the first calibration)")] = None,
                   config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Start a calibration (or a named target/check run) now, pre-empting the schedule."""
+    """Start a calibration (or a named target, check or performance-test run) now, pre-empting the schedule."""
     _report(_daemon(_load(config), {"cmd": "calibrate", "name": name}))
 
 

@@ -125,7 +125,7 @@ class PerformanceTestRun(StrictModel):
     tests, Yver Kwok et al. 2015, AMT 8, 3867; see ghgnet.processing.performance_test): one
     cylinder measured continuously (24 h), then cylinders in cycles (long-term repeatability and
     drift), then a humidified cylinder (water vapour test). Started by a technician
-    (`station-agent calibrate --run NAME`) unless it has a schedule. The report is built at central
+    (`station-agent calibrate now NAME`) unless it has a schedule. The report is built at central
     from the forwarded minutes (`central-receiver instrument-test`)."""
 
     name: str = Field(default="performance-test", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
