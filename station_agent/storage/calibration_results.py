@@ -106,6 +106,7 @@ class CalibrationBook:
 
     # -- the calibration in force -------------------------------------------------------------
     def load(self, store: StationStore) -> None:
+        self._in_force, self._corrections = {}, {}
         for row in store.calibrations():
             self._remember(row["device"], result_from_wire(row))
         got = store.get_state(CORRECTIONS_STATE)
