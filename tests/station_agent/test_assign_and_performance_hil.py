@@ -125,7 +125,9 @@ def test_the_assigned_value_matches_the_truth_within_its_uncertainty(run):
     assert abs(co2 - 410.0) < max(3 * u, 0.02)
     assert abs(ev["assigned"]["ch4"] - 1900.0) < max(3 * ev["uncertainty"]["ch4"], 0.3)
     assert 0 < u < 0.05
-    assert [r["id"] for r in ev["traceability"]["references"]] == ["CAL-1", "CAL-2", "CAL-3"]
+    assert [r["id"] for r in ev["chain"]] == ["TGT-2", "CAL-1", "CAL-2", "CAL-3"]
+    assert ev["chain"][0]["traces_to"] == ["CAL-1", "CAL-2", "CAL-3"]
+    assert ev["chain"][1]["assigned"]["co2"] == 380.0 and ev["chain"][1]["traces_to"] == []
     row = run["row"]
     assert row["assigned"]["co2"] == pytest.approx(co2) and row["traceability"]["references"][0]["id"] == "CAL-1"
     assert row["scale"]["co2"] == ev["scale"]["co2"]

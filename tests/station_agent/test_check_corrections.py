@@ -121,3 +121,22 @@ def test_a_performance_test_names_known_streams():
     with pytest.raises(ValueError, match="performance test performance-test: target:W"):
         SamplingConfig.model_validate(base | {"performance_tests": [{"continuous": "cal:X", "cycle": ["cal:X"],
                                                                      "water": "target:W"}]})
+
+
+def test_the_event_carries_the_chain_flat_whatever_its_depth():
+    from station_agent.storage.calibration_results import flat_chain
+
+    primary = {"references": [{"id": "NOAA-1", "assigned": {"co2": 400.0}, "uncertainty": {"co2": 0.01},
+                               "scale": {"co2": "WMO-CO2-X2019"}, "chain": []}]}
+    secondary = {"references": [{"id": "SEC-1", "assigned": {"co2": 401.0}, "uncertainty": {"co2": 0.02},
+                                 "scale": {"co2": "WMO-CO2-X2019"}, "chain": [primary]}]}
+    working = {"references": [
+        {"id": "REF-A", "assigned": {"co2": 380.0}, "uncertainty": {"co2": 0.03}, "scale": {"co2": "X"},
+         "chain": [secondary]},
+        {"id": "REF-B", "assigned": {"co2": 420.0}, "uncertainty": {"co2": 0.03}, "scale": {"co2": "X"},
+         "chain": [secondary]}]}
+    links = flat_chain("WS-1", working)
+    assert [(x["id"], x["traces_to"]) for x in links] == [
+        ("WS-1", ["REF-A", "REF-B"]), ("REF-A", ["SEC-1"]), ("REF-B", ["SEC-1"]), ("SEC-1", ["NOAA-1"]),
+        ("NOAA-1", [])]
+    assert links[3]["uncertainty"] == {"co2": 0.02}
