@@ -143,7 +143,8 @@ class Agent:
         stored = {c["id"]: c for c in store.cylinders()}
         for cyl in self.config.cylinders:
             declared = cyl.model_dump()
-            store.upsert_cylinder(declared | {"pressure_bar": declared_pressure(stored.get(cyl.id), declared)}, now)
+            store.upsert_cylinder(declared | {"pressure_bar": declared_pressure(stored.get(cyl.id), declared)}, now,
+                                  keep_assignment=True)
         for c in store.cylinders():
             if c["pressure_bar"] is not None and c["pressure_bar"] < c["low_pressure_bar"]:
                 store.insert_event(Event(now, "cylinder.low_pressure", "warning",

@@ -375,25 +375,6 @@ class CalibrationBook:
                                 "start": trace["start"], "end": trace["end"],
                                 "chain": flat_chain(cfg.candidate, trace)}))
 
-
-def flat_chain(cylinder: str, trace: dict) -> list[dict]:
-    """A cylinder's chain of references as a flat list of links, nearest first: each reference's
-    values, uncertainties and scales and the ids it traces to (the registry keeps the nested form;
-    the wire's JSON is bounded in depth, so the event carries this one)."""
-    out: list[dict] = [{"id": cylinder, "traces_to": [r["id"] for r in trace.get("references", [])]}]
-    todo = list(trace.get("references", []))
-    seen = {cylinder}
-    while todo:
-        ref = todo.pop(0)
-        if ref["id"] in seen:
-            continue
-        seen.add(ref["id"])
-        inner = [r for t in ref.get("chain") or [] for r in t.get("references", [])]
-        out.append({"id": ref["id"], "assigned": ref["assigned"], "uncertainty": ref["uncertainty"],
-                    "scale": ref["scale"], "traces_to": [r["id"] for r in inner]})
-        todo += inner
-    return out
-
     def _target(self, store, run, device, now, cylinder, last_minutes, assigned, stamp) -> None:
         items = [i for i in self._segment_minutes(store, run, device, "target:") if i[0] == cylinder]
         if not items:
@@ -440,3 +421,22 @@ def flat_chain(cylinder: str, trace: dict) -> list[dict]:
             return {sp: tuple(np.atleast_1d(c).tolist()) for sp, c in coeffs.items()}, f"{before.id}~{after.id}"
         one = before or after
         return (one.coefficients, one.id) if one else None
+
+
+def flat_chain(cylinder: str, trace: dict) -> list[dict]:
+    """A cylinder's chain of references as a flat list of links, nearest first: each reference's
+    values, uncertainties and scales and the ids it traces to (the registry keeps the nested form;
+    the wire's JSON is bounded in depth, so the event carries this one)."""
+    out: list[dict] = [{"id": cylinder, "traces_to": [r["id"] for r in trace.get("references", [])]}]
+    todo = list(trace.get("references", []))
+    seen = {cylinder}
+    while todo:
+        ref = todo.pop(0)
+        if ref["id"] in seen:
+            continue
+        seen.add(ref["id"])
+        inner = [r for t in ref.get("chain") or [] for r in t.get("references", [])]
+        out.append({"id": ref["id"], "assigned": ref["assigned"], "uncertainty": ref["uncertainty"],
+                    "scale": ref["scale"], "traces_to": [r["id"] for r in inner]})
+        todo += inner
+    return out

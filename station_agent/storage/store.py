@@ -574,8 +574,19 @@ class StationStore:
         return [json.loads(r[0]) for r in self.conn.execute(
             "SELECT payload FROM flux WHERE time >= ? AND time < ? ORDER BY time", (start, end))]
 
-    def upsert_cylinder(self, cyl: dict, now: datetime) -> None:
-        """Add or update a cylinder (fields of station_agent.sequencing.sampling_config.CylinderConfig)."""
+    def upsert_cylinder(self, cyl: dict, now: datetime, keep_assignment: bool = False) -> None:
+        """Add or update a cylinder (fields of station_agent.sequencing.sampling_config.CylinderConfig).
+
+        keep_assignment: a cylinder whose values came from a value assignment (a stored
+        traceability) keeps those values, uncertainties, scales and chain; the rest of `cyl` (role,
+        serial, pressure ...) is written. For the config's declarations at start-up: an assignment
+        is newer than the file; `cylinders add` replaces it on purpose."""
+        if keep_assignment and not cyl.get("traceability"):
+            row = self.conn.execute("SELECT assigned, uncertainty, scale, traceability FROM cylinder WHERE id = ?",
+                                    (cyl["id"],)).fetchone()
+            if row and json.loads(row[3]):
+                cyl = cyl | {"assigned": json.loads(row[0]), "uncertainty": json.loads(row[1]),
+                             "scale": json.loads(row[2]), "traceability": json.loads(row[3])}
         with self._tx():
             self.conn.execute(
                 "INSERT INTO cylinder (id, role, serial, assigned, uncertainty, scale, fill_date, pressure_bar,"
@@ -584,9 +595,7 @@ class StationStore:
                 " assigned = excluded.assigned, uncertainty = excluded.uncertainty, scale = excluded.scale,"
                 " fill_date = excluded.fill_date, pressure_bar = excluded.pressure_bar,"
                 " low_pressure_bar = excluded.low_pressure_bar, retired = NULL,"
-                # a declaration without a chain keeps the stored one while it states the same values
-                " traceability = CASE WHEN excluded.traceability = '{}' AND excluded.assigned = cylinder.assigned"
-                " THEN cylinder.traceability ELSE excluded.traceability END",
+                " traceability = excluded.traceability",
                 (cyl["id"], cyl["role"], cyl.get("serial", ""), _json(cyl["assigned"]),
                  _json(cyl.get("uncertainty", {})), _json(cyl.get("scale", {})),
                  str(cyl["fill_date"]) if cyl.get("fill_date") else None, cyl.get("pressure_bar"),

@@ -140,3 +140,21 @@ def test_the_event_carries_the_chain_flat_whatever_its_depth():
         ("WS-1", ["REF-A", "REF-B"]), ("REF-A", ["SEC-1"]), ("REF-B", ["SEC-1"]), ("SEC-1", ["NOAA-1"]),
         ("NOAA-1", [])]
     assert links[3]["uncertainty"] == {"co2": 0.02}
+
+
+def test_an_assigned_value_outlives_the_config_declaration_but_not_an_explicit_add(tmp_path):
+    store = StationStore(tmp_path / "s.sqlite")
+    try:
+        declared = {"id": "WS-1", "role": "standard", "assigned": {"co2": 400.0}, "scale": {"co2": "X"}}
+        store.upsert_cylinder(declared, T0)
+        trace = {"references": [{"id": "REF-A"}], "method": "bracketed"}
+        store.upsert_cylinder(declared | {"assigned": {"co2": 400.012}, "uncertainty": {"co2": 0.004},
+                                          "traceability": trace}, T0)
+        store.upsert_cylinder(declared | {"pressure_bar": 90.0}, T0, keep_assignment=True)  # a restart
+        row = store.cylinders()[0]
+        assert row["assigned"] == {"co2": 400.012} and row["traceability"] == trace and row["pressure_bar"] == 90.0
+        store.upsert_cylinder(declared, T0)  # `cylinders add` by hand
+        row = store.cylinders()[0]
+        assert row["assigned"] == {"co2": 400.0} and row["traceability"] == {}
+    finally:
+        store.close()
