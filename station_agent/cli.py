@@ -828,6 +828,9 @@ def _chain_lines(trace: dict, indent: str) -> list[str]:
     for sp, b in (trace.get("budget") or {}).items():
         out.append(f"{indent}  {sp}: u(references) {b['u_references']:.4f}, u(fit) {b['u_fit']:.4f},"
                    f" u(repeatability) {b['u_repeatability']:.4f}")
+    if trace.get("references_without_uncertainty"):
+        out.append(f"{indent}  (no uncertainty in the registry, counted 0: "
+                   f"{', '.join(trace['references_without_uncertainty'])})")
     for ref in trace.get("references", []):
         vals = ", ".join(f"{sp} {v:g} +- {ref['uncertainty'].get(sp, 0):g} ({ref['scale'].get(sp, '')})"
                          for sp, v in ref["assigned"].items())

@@ -357,6 +357,9 @@ class CalibrationBook:
             "method": "bracketed value assignment (ghgnet.processing.value_assignment)",
             "run": run.name, "device": device, "start": iso_utc(run.start), "end": iso_utc(run.end),
             "cycles": cfg.cycles, "assigned_at": iso_utc(now),
+            # counted as 0 in u_references: the registry gives them no uncertainty
+            "references_without_uncertainty": sorted({r for r in cfg.references for a in assigned[r].values()
+                                                      if a.uncertainty is None}),
             "budget": {sp: {"u_references": s.u_references, "u_fit": s.u_fit, "u_repeatability": s.u_repeatability,
                             "cycle_values": list(s.cycle_values)} for sp, s in res.species.items()},
             "references": list(res.chain),
