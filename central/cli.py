@@ -795,6 +795,50 @@ def cems_compare(
     typer.echo(f"wrote {csv_path} and {html_path}")
 
 
+@app.command("instrument-test")
+def instrument_test(
+    config: ConfigOpt,
+    station: Annotated[str, typer.Option("--station", help="station id")],
+    device: Annotated[str, typer.Option("--device", help="the analyzer's device id")],
+    from_: Annotated[str, typer.Option("--from", help="start of the test, ISO 8601")],
+    to: Annotated[str, typer.Option("--to", help="end of the test, ISO 8601")],
+    out: Annotated[Path, typer.Option("--out", help="output folder (results.csv, report.html)")],
+    continuous: Annotated[str | None, typer.Option(help="stream measured continuously (default: inferred)")] = None,
+    cycle: Annotated[str | None, typer.Option(help="streams of the cycles, comma-separated (default: inferred)")] = None,
+    water: Annotated[str | None, typer.Option(help="humidified stream (default: inferred)")] = None,
+    water_reference: Annotated[str | None, typer.Option(help="the same cylinder dry")] = None,
+    values: Annotated[str, typer.Option(help="raw (uncalibrated dry means) or calibrated")] = "raw",
+    last_minutes: Annotated[int, typer.Option(help="minutes kept at the end of each injection")] = 10,
+    skip_minutes: Annotated[int, typer.Option(help="minutes dropped at the start of the continuous run")] = 10,
+) -> None:
+    """Instrument performance test report of one analyzer from its forwarded minutes (ICOS ATC
+    protocol: CMR and short-term drift, long-term repeatability and drift, water vapour test)."""
+    from ghgnet.processing.performance_test import Phases, infer_phases
+
+    from .instrument_test.report import series_from_minutes, write_report
+
+    start, end = _time(from_, "--from"), _time(to, "--to")
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        minutes = list(store.minutes(station, start, end))
+    finally:
+        store.close()
+    try:
+        phases = None
+        if continuous or cycle or water:
+            guess = infer_phases(series_from_minutes(minutes, device, values))
+            phases = Phases(continuous or guess.continuous,
+                            tuple(s for s in cycle.split(",") if s) if cycle else guess.cycle,
+                            water or guess.water, water_reference or guess.water_reference)
+        csv_path, html_path, _ = write_report(out, station, device, start, end, minutes, phases, values,
+                                              last_minutes, skip_minutes)
+    except ValueError as exc:
+        typer.echo(f"error: {station}/{device}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {csv_path} and {html_path}")
+
+
 def main() -> None:
     app()
 

@@ -62,7 +62,16 @@ from simulators.config import (
     PicarroInstrument,
     ValveInstrument,
 )
-from simulators.gas import AmbientInlet, AmbientModel, Cylinder, Port, SampleLine, stream_key, value_noise
+from simulators.gas import (
+    AmbientInlet,
+    AmbientModel,
+    Cylinder,
+    HumidifiedCylinder,
+    Port,
+    SampleLine,
+    stream_key,
+    value_noise,
+)
 from simulators.modbus.device import ModbusDeviceSimulator
 from simulators.picarro.g2401 import GasFn, LedgerEntry, PicarroSimConfig, PicarroSimulator
 from simulators.serve import LineDevice, Listener, PtyServer, TcpServer
@@ -189,7 +198,11 @@ def build_line(gas: GasConfig, valve: ViciValveSimulator, start_position: int) -
     for cyl in gas.cylinders:
         tau = gas.cylinder_flush_tau_s if cyl.flush_tau_s is None else cyl.flush_tau_s
         values = {"co2": cyl.co2, "ch4": cyl.ch4, "co": cyl.co, "n2o": cyl.n2o, "h2o": cyl.h2o}
-        ports[cyl.port] = Port(cyl.port, cyl.name, "cylinder", Cylinder(cyl.name, values, cyl.role), tau)
+        source = Cylinder(cyl.name, values, cyl.role)
+        if cyl.humidifier is not None:
+            h = cyl.humidifier
+            source = HumidifiedCylinder(source, h.h2o_start, h.h2o_end, h.period_s)
+        ports[cyl.port] = Port(cyl.port, cyl.name, "cylinder", source, tau)
     return SampleLine(ports, valve, start_position, dict(model.base))
 
 

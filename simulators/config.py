@@ -204,8 +204,19 @@ class InletConfig(StrictModel):
     flush_tau_s: float | None = Field(default=None, ge=0, description="default: gas.inlet_flush_tau_s")
 
 
+class HumidifierConfig(StrictModel):
+    """The cylinder's gas passed through a humidifier (the water vapour test of an analyzer): the
+    dry mole fractions are the cylinder's, the water vapour falls from `h2o_start` to `h2o_end` %
+    over each `period_s` (a sawtooth of absolute time, like a drying humidifier refilled each period)."""
+
+    h2o_start: float = Field(default=2.5, ge=0, description="%")
+    h2o_end: float = Field(default=0.3, ge=0, description="%")
+    period_s: float = Field(default=7200.0, gt=0)
+
+
 class CylinderConfig(StrictModel):
-    """A cylinder's true values (dry; the gas in a cylinder holds almost no water)."""
+    """A cylinder's true values (dry; the gas in a cylinder holds almost no water), or with
+    `humidifier` its gas humidified."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     port: int = Field(ge=1, description="valve position")
@@ -216,6 +227,7 @@ class CylinderConfig(StrictModel):
     n2o: float = Field(default=0.0, ge=0, description="ppb")
     h2o: float = Field(default=0.0, ge=0, description="%")
     flush_tau_s: float | None = Field(default=None, ge=0, description="default: gas.cylinder_flush_tau_s")
+    humidifier: HumidifierConfig | None = None
 
 
 class LineConfig(StrictModel):

@@ -10,7 +10,8 @@ in which records ask does not matter.
   every height; the diurnal amplitude and the variability shrink with height by
   (reference_height / height) ** height_exponent, and the variability's time scale grows by the
   inverse of that factor (higher inlets are smoother).
-- `Cylinder`: constant truths (dry, h2o ~0 %).
+- `Cylinder`: constant truths (dry, h2o ~0 %); `HumidifiedCylinder`: the same gas through a
+  humidifier (h2o a sawtooth of time), for the water vapour test of an analyzer.
 - `SampleLine`: the valve's common outlet to the analyzer. After every switch the cell mixes
   first-order from what it held at the switch to the new source,
       cell(t) = src(t) + (c0 - src(t)) * exp(-(t - t_switch) / tau)
@@ -158,6 +159,24 @@ class Cylinder:
 
     def __call__(self, t: datetime) -> dict[str, float]:
         return {q: float(self.values.get(q, 0.0)) for q in QUANTITIES}
+
+
+@dataclass(frozen=True)
+class HumidifiedCylinder:
+    """A cylinder's gas through a humidifier: the cylinder's dry values, and h2o (%) falling from
+    `h2o_start` to `h2o_end` over each `period_s` of absolute time (counted from the Unix epoch)."""
+
+    cylinder: Cylinder
+    h2o_start: float
+    h2o_end: float
+    period_s: float
+
+    def h2o(self, t: datetime) -> float:
+        phase = (t.timestamp() % self.period_s) / self.period_s
+        return self.h2o_start + (self.h2o_end - self.h2o_start) * phase
+
+    def __call__(self, t: datetime) -> dict[str, float]:
+        return self.cylinder(t) | {"h2o": self.h2o(t)}
 
 
 Source = Callable[[datetime], dict[str, float]]

@@ -41,6 +41,7 @@ from station_agent.service.control import ControlServer
 from station_agent.service.metrics import MetricsServer, disk_free_bytes
 from station_agent.service.requests import (  # noqa: F401  (MAX_REASON: the limit, for the tests)
     MAX_REASON,
+    AssignRequest,
     CalibrateRequest,
     CylinderAddRequest,
     CylinderRetireRequest,
@@ -142,7 +143,8 @@ class Agent:
         stored = {c["id"]: c for c in store.cylinders()}
         for cyl in self.config.cylinders:
             declared = cyl.model_dump()
-            store.upsert_cylinder(declared | {"pressure_bar": declared_pressure(stored.get(cyl.id), declared)}, now)
+            store.upsert_cylinder(declared | {"pressure_bar": declared_pressure(stored.get(cyl.id), declared)}, now,
+                                  keep_assignment=True)
         for c in store.cylinders():
             if c["pressure_bar"] is not None and c["pressure_bar"] < c["low_pressure_bar"]:
                 store.insert_event(Event(now, "cylinder.low_pressure", "warning",
@@ -192,7 +194,7 @@ class Agent:
             rec = replace(rec, flag=FLAG_INVALID, reasons=tuple(r for r in REASONS if r in reasons))
         # an analyzer the valve does not feed sees no cylinder: its minutes go out `uncalibrated`
         cal = self.book.in_force(b.device, b.minute) if b.device in self.on_valve else None
-        return apply_calibration(rec, cal.result.fits if cal else None, cal.id if cal else None,
+        return apply_calibration(rec, cal.fits if cal else None, cal.id if cal else None,
                                  water=water or None, water_relative_u=self.config.processing.water_u_relative)
 
     # -- shared views ---------------------------------------------------------------------------
@@ -329,7 +331,7 @@ class Agent:
             return {"ok": False, "error": str(exc)}
         if isinstance(r, StatusRequest):
             return {"ok": True, "state": self.state_snapshot()}
-        if isinstance(r, (MaintenanceRequest, GotoRequest, CalibrateRequest)):
+        if isinstance(r, (MaintenanceRequest, GotoRequest, CalibrateRequest, AssignRequest)):
             if self.engine is None:
                 return {"ok": False, "error": "this station has no [sampling] sequence (no valve to drive)"}
             ok, msg = self.engine.request(r.cmd, **r.model_dump(exclude={"cmd"}, exclude_unset=True))

@@ -635,7 +635,7 @@ def valve_goto(port: Annotated[int, typer.Argument(help="valve position")], conf
 @calibrate_app.command("now")
 def calibrate_now(name: Annotated[Optional[str], typer.Argument(help="run name (default: the first calibration)")] = None,
                   config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Start a calibration (or a named target/check run) now, pre-empting the schedule."""
+    """Start a calibration (or a named target, check or performance-test run) now, pre-empting the schedule."""
     _report(_daemon(_load(config), {"cmd": "calibrate", "name": name}))
 
 
@@ -766,6 +766,78 @@ def cylinders_retire(cylinder_id: Annotated[str, typer.Argument()], config: Conf
         reply = {"ok": ok, "message": f"cylinder {cylinder_id} retired"} if ok else \
             {"ok": False, "error": f"no active cylinder {cylinder_id!r}"}
     _report(reply)
+
+
+@cylinders_app.command("assign")
+def cylinders_assign(
+    cylinder_id: Annotated[str, typer.Argument(help="the new working standard (a cal:<id> or target:<id> stream)")],
+    references: Annotated[str, typer.Option("--references", help="reference cylinder ids, comma-separated, >= 2")],
+    cycles: Annotated[int, typer.Option(help="candidate injections, each bracketed by the references")] = 6,
+    measure_s: Annotated[float, typer.Option("--measure-s", help="seconds on each cylinder, flush included")] = 1800.0,
+    last_minutes: Annotated[int, typer.Option(help="minutes kept at the end of each injection")] = 10,
+    device: Annotated[Optional[str], typer.Option(help="the analyzer that assigns (default: each on the valve)")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Assign values to a new working standard against the station's references: it is measured in
+    repeated cycles bracketed by them; its values, standard uncertainty and chain of references go
+    to the registry (`cylinders show`) and to central as a cylinder.assigned event."""
+    refs = [r.strip() for r in references.split(",") if r.strip()]
+    request = {"cmd": "assign", "candidate": cylinder_id, "references": refs, "cycles": cycles,
+               "measure_s": measure_s, "use_last_minutes": last_minutes}
+    if device:
+        request["device"] = device
+    _report(_daemon(_load(config), request))
+
+
+@cylinders_app.command("show")
+def cylinders_show(cylinder_id: Annotated[str, typer.Argument()], config: ConfigOpt = DEFAULT_CONFIG,
+                   as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One cylinder: its assigned values with their uncertainty and scale, and the chain of
+    references its values trace to."""
+    cfg = _load(config)
+    store = _read_store(cfg)
+    try:
+        row = next((c for c in store.cylinders(include_retired=True) if c["id"] == cylinder_id), None)
+    finally:
+        store.close()
+    if row is None:
+        _err(f"no cylinder {cylinder_id!r} in the registry")
+        raise typer.Exit(EXIT_PROBLEM)
+    if as_json:
+        print(json.dumps(row, indent=2))
+        raise typer.Exit(EXIT_OK)
+    con = Console()
+    con.print(f"{row['id']} ({row['role']}) serial {row['serial'] or '-'}"
+              + (f", retired {row['retired']}" if row["retired"] else ""), markup=False)
+    for sp, v in row["assigned"].items():
+        u = row["uncertainty"].get(sp)
+        con.print(f"  {sp} {v:.4f}" + (f" +- {u:.4f}" if u is not None else "")
+                  + f"  {row['scale'].get(sp, '')}", markup=False)
+    trace = row.get("traceability") or {}
+    if not trace:
+        con.print("  traceability: entered by hand (no value assignment recorded)", markup=False)
+    for line in _chain_lines(trace, "  "):
+        con.print(line, markup=False)
+
+
+def _chain_lines(trace: dict, indent: str) -> list[str]:
+    if not trace:
+        return []
+    out = [f"{indent}assigned {trace.get('assigned_at', '?')} by {trace.get('device', '?')} "
+           f"({trace.get('cycles', '?')} cycles, {trace.get('start', '?')} .. {trace.get('end', '?')}) against:"]
+    for sp, b in (trace.get("budget") or {}).items():
+        out.append(f"{indent}  {sp}: u(references) {b['u_references']:.4f}, u(fit) {b['u_fit']:.4f},"
+                   f" u(repeatability) {b['u_repeatability']:.4f}")
+    if trace.get("references_without_uncertainty"):
+        out.append(f"{indent}  (no uncertainty in the registry, counted 0: "
+                   f"{', '.join(trace['references_without_uncertainty'])})")
+    for ref in trace.get("references", []):
+        vals = ", ".join(f"{sp} {v:g} +- {ref['uncertainty'].get(sp, 0):g} ({ref['scale'].get(sp, '')})"
+                         for sp, v in ref["assigned"].items())
+        out.append(f"{indent}  <- {ref['id']}: {vals}")
+        for inner in ref.get("chain") or []:
+            out += _chain_lines(inner, indent + "    ")
+    return out
 
 
 SeqArgs = Annotated[Optional[list[int]], typer.Argument(help="seqs (default: every set-aside record)")]

@@ -32,12 +32,15 @@ from ghgnet.records import Event
 from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.faults import FaultTracker
 from station_agent.sequencing.plans import (
+    AssignmentRun,
     Move,
     Plan,
     RunSpec,
     Segment,
     Wait,
     ambient_plan,
+    assignment_plan,
+    cylinder_stream,
     hold_plan,
     plan_for,
     runs_of,
@@ -125,7 +128,8 @@ class Engine:
         self.stop_at: datetime | None = None
         now = clock.now()
         self._runs = {run.name: (kind, run) for kind, run in runs_of(cfg)}
-        self._triggers = {name: make_trigger(run.schedule, now) for name, (_, run) in self._runs.items()}
+        self._triggers = {name: make_trigger(run.schedule, now) for name, (_, run) in self._runs.items()
+                          if run.schedule is not None}
         saved = self.restored.get("next_due", {})
         self.next_due: dict[str, datetime] = {}
         for name, trig in self._triggers.items():
@@ -139,7 +143,7 @@ class Engine:
             if command == "calibrate":
                 name = args.get("name")
                 cals = [n for n, (k, _) in self._runs.items() if k == "calibration"]
-                runs = [n for n in self._runs if self._runs[n][0] in ("calibration", "target", "check")]
+                runs = [n for n in self._runs if self._runs[n][0] in ("calibration", "target", "check", "performance")]
                 if name is None:
                     if not cals:
                         return False, "no calibration run is configured"
@@ -157,6 +161,13 @@ class Engine:
                     return False, f"port {port} is out of range"
             elif command == "maintenance":
                 pass
+            elif command == "assign":
+                if self.maintenance:
+                    return False, "station is in maintenance: turn it off first"
+                try:
+                    args = {"run": self._assignment_run(**args)}
+                except ValueError as exc:
+                    return False, str(exc)
             else:
                 return False, f"unknown command {command!r}"
             try:
@@ -165,6 +176,25 @@ class Engine:
                 return False, "too many commands queued; try again"
         self._wake.set()
         return True, "accepted"
+
+    def _assignment_run(self, candidate: str, references: list[str], cycles: int = 6, measure_s: float = 1800.0,
+                        use_last_minutes: int = 10, device: str | None = None) -> AssignmentRun:
+        """A value-assignment run from a technician's request; ValueError saying what is wrong."""
+        refs = list(dict.fromkeys(references))
+        if len(refs) < 2:
+            raise ValueError(f"value assignment needs at least 2 references, got {refs}")
+        if candidate in refs:
+            raise ValueError(f"candidate {candidate!r} is also a reference")
+        streams = {c: cylinder_stream(self.cfg, c) for c in [candidate, *refs]}
+        missing = [c for c, s in streams.items() if s is None]
+        if missing:
+            raise ValueError(f"cylinder(s) {missing} have no cal:<id> or target:<id> stream in [sampling]")
+        if not 1 <= cycles <= 100:
+            raise ValueError(f"cycles must be 1..100, got {cycles}")
+        if measure_s < 60 * (use_last_minutes + 1):
+            raise ValueError(f"measure_s {measure_s:g} leaves no {use_last_minutes} whole minutes to use")
+        return AssignmentRun(f"assign-{candidate}", candidate, streams[candidate], tuple(refs),
+                             tuple(streams[r] for r in refs), cycles, measure_s, use_last_minutes, device=device)
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -291,6 +321,13 @@ class Engine:
                 kind = self._runs[args["name"]][0]
                 self._manual = self._spec(kind, args["name"], MANUAL_PRIORITY)
                 self.emit(Event(now, "run.requested", "info", f"{kind} {args['name']} requested by a technician"))
+            elif cmd == "assign":
+                run = args["run"]
+                self._manual = RunSpec("assignment", run.name, MANUAL_PRIORITY,
+                                       assignment_plan(run, self.cfg.safe_stream), run)
+                self.emit(Event(now, "run.requested", "info",
+                                f"value assignment of {run.candidate} against {', '.join(run.references)} "
+                                f"({run.cycles} cycles) requested by a technician"))
             elif cmd == "goto" and self.maintenance:
                 port = int(args["port"])
                 stream = self.cfg.stream_at_port(port)
@@ -353,7 +390,7 @@ class Engine:
         end = self.clock.now()
         self._close_segment(act, end)
         self._active = None
-        if spec.kind in ("calibration", "target", "check"):
+        if spec.kind in ("calibration", "target", "check", "performance", "assignment"):
             if completed:
                 self.run_finished(RunRecord(spec.kind, spec.name, act.start, end,
                                             [(s, c, a, b) for s, c, a, b in act.segments if b is not None],

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
-from station_agent.sequencing.sampling_config import AmbientStep, CalibrationRun, CheckRun, SamplingConfig, TargetRun
+from station_agent.sequencing.sampling_config import (
+    AmbientStep,
+    CalibrationRun,
+    CheckRun,
+    PerformanceTestRun,
+    SamplingConfig,
+    TargetRun,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ Plan = Generator[Message, None, None]
 class RunSpec:
     """What the engine runs: a kind, a name, a priority and the plan that does it."""
 
-    kind: str  # "ambient", "calibration", "target", "check", "manual"
+    kind: str  # "ambient", "calibration", "target", "check", "performance", "assignment", "manual"
     name: str
     priority: int
     plan: Plan
@@ -94,6 +101,67 @@ def check_plan(run: CheckRun, safe_stream: str) -> Plan:
         yield Move(safe_stream)
 
 
+@dataclass(frozen=True)
+class AssignmentRun:
+    """A value assignment of `candidate` against `references` (cylinder ids, with their streams),
+    asked for by a technician (`station-agent cylinders assign`). `device`: the analyzer whose
+    minutes assign the value (None: every analyzer on the valve, the last one written wins)."""
+
+    name: str
+    candidate: str
+    candidate_stream: str
+    references: tuple[str, ...]
+    reference_streams: tuple[str, ...]
+    cycles: int = 6
+    measure_s: float = 1800.0
+    use_last_minutes: int = 10
+    degree: int = 1
+    device: str | None = None
+    priority: int = 100
+
+
+def cylinder_stream(cfg: SamplingConfig, cylinder: str) -> str | None:
+    """The stream a registry cylinder is on: cal:<id>, else target:<id>."""
+    names = {s.name for s in cfg.streams}
+    return next((s for s in (f"cal:{cylinder}", f"target:{cylinder}") if s in names), None)
+
+
+def assignment_plan(run: AssignmentRun, safe_stream: str) -> Plan:
+    """refs, candidate, refs, candidate, ..., refs: every injection of the candidate bracketed by
+    the references (the last round of references is cycle `run.cycles`)."""
+    try:
+        for cycle in range(run.cycles):
+            for stream in (*run.reference_streams, run.candidate_stream):
+                yield Move(stream)
+                yield Segment(stream, cycle)
+                yield Wait(run.measure_s)
+        for stream in run.reference_streams:
+            yield Move(stream)
+            yield Segment(stream, run.cycles)
+            yield Wait(run.measure_s)
+    finally:
+        yield Move(safe_stream)
+
+
+def performance_plan(run: PerformanceTestRun, safe_stream: str) -> Plan:
+    """The performance test: the continuous cylinder, the cycles, then the humidified cylinder."""
+    try:
+        yield Move(run.continuous)
+        yield Segment(run.continuous, 0)
+        yield Wait(run.continuous_s)
+        for cycle in range(run.cycles):
+            for stream in run.cycle:
+                yield Move(stream)
+                yield Segment(stream, cycle)
+                yield Wait(run.cycle_measure_s)
+        if run.water:
+            yield Move(run.water)
+            yield Segment(run.water, 0)
+            yield Wait(run.water_s)
+    finally:
+        yield Move(safe_stream)
+
+
 def hold_plan(stream: str) -> Plan:
     """A technician's manual position: stay on `stream` until pre-empted."""
     yield Move(stream)
@@ -121,14 +189,17 @@ def simulate(plan: Plan, fail_at: int | None = None, limit: int = 10_000) -> lis
     return out
 
 
-def runs_of(cfg: SamplingConfig) -> Iterator[tuple[str, CalibrationRun | TargetRun | CheckRun]]:
+def runs_of(cfg: SamplingConfig) -> Iterator[tuple[str, CalibrationRun | TargetRun | CheckRun | PerformanceTestRun]]:
     for c in cfg.calibrations:
         yield "calibration", c
     for t in cfg.targets:
         yield "target", t
     for k in cfg.checks:
         yield "check", k
+    for p in cfg.performance_tests:
+        yield "performance", p
 
 
 def plan_for(kind: str, run, safe_stream: str) -> Plan:
-    return {"calibration": calibration_plan, "target": target_plan, "check": check_plan}[kind](run, safe_stream)
+    return {"calibration": calibration_plan, "target": target_plan, "check": check_plan,
+            "performance": performance_plan, "assignment": assignment_plan}[kind](run, safe_stream)

@@ -16,7 +16,7 @@ Two presets fill in the runs a station leaves out:
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -93,14 +93,53 @@ class TargetRun(StrictModel):
 
 
 class CheckRun(StrictModel):
-    """A zero or span check: measure the stream, report the mean as an event."""
+    """A zero or span check: measure the stream, report the mean as an event, and, when `correct`
+    says so, correct the following minutes (ghgnet.processing.check_correction): a zero check the
+    offset, a span check the gain, on top of the calibration in force, until the next full
+    calibration (which supersedes every correction before it)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     stream: Literal["zero", "span"]
     measure_s: float = Field(default=600.0, gt=0)
     use_last_minutes: int = Field(default=5, ge=1)
+    correct: Literal["none", "offset", "gain"] = Field(
+        default="none", description="what the check corrects: none (report only), offset (a zero check) or gain"
+        " (a span check)")
+    cylinder: str | None = Field(
+        default=None, pattern=CYLINDER_ID,
+        description="the registry's cylinder on this stream (its assigned values); default: the one active"
+        " cylinder of role zero/span, and for a zero check with none, 0 for every species")
     schedule: Schedule
     priority: int = 5
+
+    @model_validator(mode="after")
+    def _sensible(self) -> "CheckRun":
+        if (self.stream, self.correct) in (("zero", "gain"), ("span", "offset")):
+            raise ValueError(f"a {self.stream} check corrects the {'offset' if self.stream == 'zero' else 'gain'}"
+                             f" (or none), not the {self.correct}")
+        return self
+
+
+class PerformanceTestRun(StrictModel):
+    """The instrument performance test protocol (the preset: the ICOS ATC Metrology Laboratory's
+    tests, Yver Kwok et al. 2015, AMT 8, 3867; see ghgnet.processing.performance_test): one
+    cylinder measured continuously (24 h), then cylinders in cycles (long-term repeatability and
+    drift), then a humidified cylinder (water vapour test). Started by a technician
+    (`station-agent calibrate now NAME`) unless it has a schedule. The report is built at central
+    from the forwarded minutes (`central-receiver instrument-test`)."""
+
+    name: str = Field(default="performance-test", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    continuous: str = Field(pattern=STREAM_PATTERN, description="the cylinder stream measured continuously")
+    continuous_s: float = Field(default=86400.0, gt=0, description="24 h at the ICOS ATC")
+    cycle: list[Annotated[str, Field(pattern=STREAM_PATTERN)]] = Field(
+        min_length=1, description="cylinder streams measured in turn")
+    cycle_measure_s: float = Field(default=1800.0, gt=0)
+    cycles: int = Field(default=12, ge=1)
+    water: str | None = Field(default=None, pattern=STREAM_PATTERN,
+                              description="the humidified cylinder's stream (water vapour test)")
+    water_s: float = Field(default=14400.0, gt=0)
+    schedule: Schedule | None = Field(default=None, description="default: run only on request")
+    priority: int = 30
 
 
 class Interlock(StrictModel):
@@ -134,6 +173,7 @@ class SamplingConfig(StrictModel):
     calibrations: list[CalibrationRun] = Field(default_factory=list)
     targets: list[TargetRun] = Field(default_factory=list)
     checks: list[CheckRun] = Field(default_factory=list)
+    performance_tests: list[PerformanceTestRun] = Field(default_factory=list)
     interlocks: list[Interlock] = Field(default_factory=list)
     calibrate_at_start: bool = Field(
         default=True, description="run the first calibration at once when there is no valid one"
@@ -171,9 +211,12 @@ class SamplingConfig(StrictModel):
                 missing.append(f"calibration {c.name}: target:{c.long_term_target}")
         missing += [f"target {t.name}: target:{t.cylinder}" for t in self.targets if f"target:{t.cylinder}" not in known]
         missing += [f"check {c.name}: {c.stream}" for c in self.checks if c.stream not in known]
+        for p in self.performance_tests:
+            missing += [f"performance test {p.name}: {s}" for s in [p.continuous, *p.cycle, *([p.water] if p.water
+                                                                                          else [])] if s not in known]
         if missing:
             raise ValueError(f"unknown stream(s): {', '.join(missing)}; defined: {', '.join(names)}")
-        run_names = [r.name for r in [*self.calibrations, *self.targets, *self.checks]]
+        run_names = [r.name for r in [*self.calibrations, *self.targets, *self.checks, *self.performance_tests]]
         if len(set(run_names)) != len(run_names):
             raise ValueError("two runs share one name")
         return self
@@ -240,7 +283,9 @@ MAX_SPECIES = 16
 class CylinderConfig(StrictModel):
     """A cylinder as the station knows it: its assigned values belong to a calibration scale.
     Free text is bounded: serial and scale names at most 64 characters, species names at most 16
-    (lower case, digits, _), at most 16 species."""
+    (lower case, digits, _), at most 16 species. `traceability`: how its values were assigned
+    (by `station-agent cylinders assign`: the references it was measured against, their values,
+    scales and own chains, the uncertainty budget); empty for a cylinder entered by hand."""
 
     id: str = Field(pattern=CYLINDER_ID)
     role: Literal["standard", "target", "zero", "span"]
@@ -253,6 +298,7 @@ class CylinderConfig(StrictModel):
     fill_date: date | None = None
     pressure_bar: float | None = Field(default=None, ge=0)
     low_pressure_bar: float = Field(default=20.0, ge=0, description="warn below this pressure")
+    traceability: dict[str, Any] = Field(default_factory=dict, description="the value assignment's record")
 
     def scales(self) -> dict[str, str]:
         return {sp: self.scale.get(sp, DEFAULT_SCALES.get(sp, "")) for sp in self.assigned}

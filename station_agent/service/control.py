@@ -14,6 +14,7 @@ service's user and group may use it. One JSON object per line each way:
     {"cmd": "tail", "after_seq": N}                     -> minute records stored after seq N
     {"cmd": "set_aside_list", "seqs": [N, ...] | null, "records": false}   -> set-aside records (records: export)
     {"cmd": "set_aside_retry", "seqs": [N, ...] | null}  -> put back in the outbox (null: all of them)
+    {"cmd": "assign", "candidate": "WS-1", "references": ["A", "B"], "cycles": 6}   value assignment
 
 Errors come back as {"ok": false, "error": "..."} naming what was wrong; the server never dies of
 a bad request.

@@ -123,11 +123,28 @@ class SetAsideRetryRequest(Request):
     seqs: Annotated[Seqs | None, SEQS_OR_NULL] = Field(default=None, description="these (default: all of them)")
 
 
+NAMES = Check("an array of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+CYCLES = Check("an integer from 1 to 100", lambda v: _is_int(v) and 1 <= v <= 100)
+SECONDS = Check("a number of seconds", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+class AssignRequest(Request):
+    """Value assignment of a new working standard against reference cylinders (issue 21)."""
+
+    cmd: Literal["assign"]
+    candidate: Annotated[ShortText, TEXT]
+    references: Annotated[list[ShortText], Field(min_length=2, max_length=16), NAMES]
+    cycles: Annotated[StrictInt, Field(ge=1, le=100), CYCLES] = 6
+    measure_s: Annotated[float, Field(gt=0, le=86400), SECONDS] = 1800.0
+    use_last_minutes: Annotated[StrictInt, Field(ge=1, le=1440), LIMIT] = 10
+    device: Annotated[ShortText | None, TEXT_OR_NULL] = None
+
+
 REQUESTS: dict[str, type[Request]] = {
     "status": StatusRequest, "maintenance": MaintenanceRequest, "goto": GotoRequest, "calibrate": CalibrateRequest,
     "cylinder_add": CylinderAddRequest, "cylinder_retire": CylinderRetireRequest, "recalibrate": RecalibrateRequest,
     "events": EventsRequest, "tail": TailRequest, "set_aside_list": SetAsideListRequest,
-    "set_aside_retry": SetAsideRetryRequest,
+    "set_aside_retry": SetAsideRetryRequest, "assign": AssignRequest,
 }
 """The control socket's commands, each with its model."""
 

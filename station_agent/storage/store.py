@@ -208,6 +208,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (device, start)
     );
     """,
+    # A cylinder's traceability (issue 21): the record of its value assignment against the
+    # station's references (`station-agent cylinders assign`), with their own chains; '{}' when
+    # its values were entered by hand.
+    """
+    ALTER TABLE cylinder ADD COLUMN traceability TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -568,20 +574,32 @@ class StationStore:
         return [json.loads(r[0]) for r in self.conn.execute(
             "SELECT payload FROM flux WHERE time >= ? AND time < ? ORDER BY time", (start, end))]
 
-    def upsert_cylinder(self, cyl: dict, now: datetime) -> None:
-        """Add or update a cylinder (fields of station_agent.sequencing.sampling_config.CylinderConfig)."""
+    def upsert_cylinder(self, cyl: dict, now: datetime, keep_assignment: bool = False) -> None:
+        """Add or update a cylinder (fields of station_agent.sequencing.sampling_config.CylinderConfig).
+
+        keep_assignment: a cylinder whose values came from a value assignment (a stored
+        traceability) keeps those values, uncertainties, scales and chain; the rest of `cyl` (role,
+        serial, pressure ...) is written. For the config's declarations at start-up: an assignment
+        is newer than the file; `cylinders add` replaces it on purpose."""
+        if keep_assignment and not cyl.get("traceability"):
+            row = self.conn.execute("SELECT assigned, uncertainty, scale, traceability FROM cylinder WHERE id = ?",
+                                    (cyl["id"],)).fetchone()
+            if row and json.loads(row[3]):
+                cyl = cyl | {"assigned": json.loads(row[0]), "uncertainty": json.loads(row[1]),
+                             "scale": json.loads(row[2]), "traceability": json.loads(row[3])}
         with self._tx():
             self.conn.execute(
                 "INSERT INTO cylinder (id, role, serial, assigned, uncertainty, scale, fill_date, pressure_bar,"
-                " low_pressure_bar, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " low_pressure_bar, added, traceability) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET role = excluded.role, serial = excluded.serial,"
                 " assigned = excluded.assigned, uncertainty = excluded.uncertainty, scale = excluded.scale,"
                 " fill_date = excluded.fill_date, pressure_bar = excluded.pressure_bar,"
-                " low_pressure_bar = excluded.low_pressure_bar, retired = NULL",
+                " low_pressure_bar = excluded.low_pressure_bar, retired = NULL,"
+                " traceability = excluded.traceability",
                 (cyl["id"], cyl["role"], cyl.get("serial", ""), _json(cyl["assigned"]),
                  _json(cyl.get("uncertainty", {})), _json(cyl.get("scale", {})),
                  str(cyl["fill_date"]) if cyl.get("fill_date") else None, cyl.get("pressure_bar"),
-                 cyl.get("low_pressure_bar", 20.0), iso_utc(now)),
+                 cyl.get("low_pressure_bar", 20.0), iso_utc(now), _json(cyl.get("traceability") or {})),
             )
 
     def retire_cylinder(self, cylinder_id: str, now: datetime) -> bool:
@@ -693,13 +711,14 @@ class StationStore:
 
     def cylinders(self, include_retired: bool = False) -> list[dict]:
         sql = ("SELECT id, role, serial, assigned, uncertainty, scale, fill_date, pressure_bar, low_pressure_bar,"
-               " added, retired FROM cylinder")
+               " added, retired, traceability FROM cylinder")
         if not include_retired:
             sql += " WHERE retired IS NULL"
         return [
             {"id": r[0], "role": r[1], "serial": r[2], "assigned": json.loads(r[3]),
              "uncertainty": json.loads(r[4]), "scale": json.loads(r[5]), "fill_date": r[6],
-             "pressure_bar": r[7], "low_pressure_bar": r[8], "added": r[9], "retired": r[10]}
+             "pressure_bar": r[7], "low_pressure_bar": r[8], "added": r[9], "retired": r[10],
+             "traceability": json.loads(r[11])}
             for r in self.conn.execute(sql + " ORDER BY id")
         ]
 

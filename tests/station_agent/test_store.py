@@ -159,6 +159,7 @@ def test_outbox_count_of_an_older_database_is_made_from_its_rows(tmp_path):
     # the tables of schemas 3 on
     for table in ("outbox_count", "identity", "set_aside", *HJ212_TABLES, "emission", *FLUX_TABLES):
         s.conn.execute(f"DROP TABLE {table}")
+    s.conn.execute("ALTER TABLE cylinder DROP COLUMN traceability")  # the cylinders' chains (schema 10)
     s.conn.execute("PRAGMA user_version = 2")  # as schema 2 left it
     s.close()
     ro = StationStore(path, read_only=True)
@@ -200,6 +201,7 @@ def test_an_older_database_gets_an_identity_when_upgraded(tmp_path):
     s.insert_minutes([minute(0)], T0)
     for table in ("identity", "set_aside", *HJ212_TABLES, "emission", *FLUX_TABLES):
         s.conn.execute(f"DROP TABLE {table}")
+    s.conn.execute("ALTER TABLE cylinder DROP COLUMN traceability")  # the cylinders' chains (schema 10)
     s.conn.execute("PRAGMA user_version = 3")  # as schema 3 left it
     s.close()
     ro = StationStore(path, read_only=True)
