@@ -133,3 +133,20 @@ def hourly_values(minutes: MinuteEmissions, rule: HourRule = HJ75_HOUR) -> Hourl
         flow_valid=_hour_valid(flow_n, operating, quadrants_ok(minutes.flow_valid), rule),
         out_of_control=count(ooc_minute) > 0,
     )
+
+
+def hourly_mean(time: NDArray[np.datetime64], running: NDArray[np.bool_], values: NDArray[np.float64],
+                hours: NDArray[np.datetime64]) -> NDArray[np.float64]:
+    """Mean of `values` over each of `hours`' running minutes with a finite value (NaN: none)."""
+    t = np.asarray(time).astype("datetime64[m]").astype("datetime64[h]")
+    h = np.asarray(hours).astype("datetime64[h]")
+    out = np.full(len(h), np.nan)
+    if len(h) == 0:
+        return out
+    v = np.asarray(values, float)
+    idx = (t - h[0]).astype(np.int64)
+    use = np.asarray(running, bool) & np.isfinite(v) & (idx >= 0) & (idx < len(h))
+    sums = np.bincount(idx[use], weights=v[use], minlength=len(h))
+    counts = np.bincount(idx[use], minlength=len(h))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
