@@ -176,8 +176,10 @@ class EmissionWorker:
         devices = sorted({s.partition(":")[0] for s in sources})
         rows = [r for d in devices for r in store.raw_rows(start, start + timedelta(minutes=n), d)]
         inputs = minute_inputs(rows, self.cems, start, n)
+        max_load = self.cems.part75_max_load
+        assert max_load is not None and inputs.load is not None     # load_based: the config requires both
         load = hourly_mean(inputs.time, inputs.running, inputs.load, hours)
-        return load_ranges(load, float(self.cems.part75_max_load), self.cems.part75_load_ranges)  # type: ignore[arg-type]
+        return load_ranges(load, max_load, self.cems.part75_load_ranges)
 
     def _minutes(self, store: StationStore, start: datetime, end: datetime) -> None:
         n = int((end - start).total_seconds() // 60)

@@ -2,14 +2,16 @@
 
 Validity rules (`HourRule`), per monitor (flow and CO2 separately):
 - `min_valid_minutes` (default, HJ 75-2017): an hourly mean is valid with at least 45 valid
-  minutes in the hour ("有效小时均值": the mean of an hour with no fewer than 45 minutes of valid
-  data; DOMAIN.md and the HJ 75-2017 definitions; the standard's text itself was not in the
-  reference corpus, see the report). For an hour the unit ran only part of (start-up, shut-down)
-  the same 45/60 share of its operating minutes is required (our extension: the standard speaks of
-  full hours).
-- `quadrants` (US 40 CFR Part 75, section 75.10(d)(1), as DOMAIN.md states it; the section's text
-  was not in the reference corpus): at least one valid minute in each 15-minute quadrant of the hour
-  in which the unit operated.
+  minutes in the hour ("有效小时均值"). Unverified against the standards' own text (HJ 75-2017 and
+  HJ 76-2017 were not in the reference corpus); corroborated only by a vendor page quoting HJ 76-2017
+  appendix B ("小时数据应包含本小时内至少45min的分钟有效数据", with a day needing 20 valid hours and a
+  month 25 valid days, February 23: www.caria-chile.com/st85257/article_812098.html) and by DOMAIN.md.
+  For an hour the unit ran only part of (start-up, shut-down) the same 45/60 share of its operating
+  minutes is required (our extension: the texts speak of full hours).
+- `quadrants` (US 40 CFR Part 75, section 75.10(d)(1), verified in the eCFR text): at least one valid
+  data point in each 15-minute quadrant of the hour in which the unit combusted fuel; section
+  75.10(d)(3): otherwise the hour is not valid and is substituted. Not implemented: 75.10(d)(1)'s
+  exception (an hour from two points 15 minutes apart when calibration or QA took the rest).
 The threshold is configurable (`HourRule(min_valid_minutes=N)`).
 
 An hour's mean is taken over its valid minutes; its operating time is its running minutes / 60.

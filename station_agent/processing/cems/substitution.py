@@ -25,9 +25,14 @@ before the gap, 100 % when the quarter has no earlier operating hour):
 "The last calibration" is the last passing check before the failure (`drift.OutOfControlPeriod`).
 HJ 75-2017 states the out-of-control rule for the pollutant's hourly emission; here it is applied
 to the monitor that was out of control (the CO2 analyzer's concentration), the flow staying
-measured. Caveat: the HJ 75-2017 text was not in the reference corpus; these numbers match
-DOMAIN.md's brief, the brief of issue 18 and an independent DAHS implementation of HJ 75
-(seen in the corpus, out-of-control branch: 180/720/2160 hours before the last calibration).
+measured. UNVERIFIED, every number of this table (75 %, 90 %, 24 h, 180/720/2160 hours, and the
+before-and-after mean of H1): the text of HJ 75-2017 (its data review and processing chapter and
+tables) was not in the reference corpus, nor the MEE power-sector CO2 CEMS guideline. Sources:
+DOMAIN.md's and issue 18's briefs, and one independent DAHS implementation of HJ 75 seen in the
+corpus, which agrees on the out-of-control branch (180/720/2160 hours before the last calibration,
+>= 90 % / 75-90 %) but, for data missing during maintenance, takes the maximum of the 180 (N <= 24 h)
+or 720 (N > 24 h) valid hours before the gap instead of the before-and-after mean (H1). The H1 rule
+here follows the briefs; check it against HJ 75-2017 before relying on it.
 
 ## US 40 CFR Part 75 (option)
 CO2 concentration: section 75.35(d) applies the standard procedure of section 75.33(b) (Table 1,
