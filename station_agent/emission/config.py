@@ -2,7 +2,9 @@
 
 Every input names a `[[devices]]` entry and one of its points as "device:point". Units as the
 calculation's inputs (station_agent/processing/cems/minutes.py): CO2 and O2 % vol, moisture % vol,
-pressures Pa, temperature degC, velocity m/s; `running` a bit (or a number, running when > 0).
+pressures Pa, temperature degC, velocity m/s; `running` a bit (or a number, running when > 0);
+`load` the unit's gross load (MW, or the unit of `part75_max_load`), used only by the Part 75 flow
+substitution's load ranges.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from station_agent.processing.cems import (
 from station_agent.processing.cems.settings import DEFAULT_RANGES
 
 INPUT_NAMES = ("co2_pct", "differential_pressure_pa", "velocity_m_s", "temperature_c", "static_pa",
-               "barometric_pa", "moisture_pct", "o2_pct", "running")
+               "barometric_pa", "moisture_pct", "o2_pct", "running", "load")
 SOURCE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}:[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -91,6 +93,11 @@ class CemsConfig(StrictModel):
     substitution: Literal["hj75", "part75"] = "hj75"
     part75_max_co2_pct: float | None = Field(default=None, gt=0, description="part75: maximum potential CO2")
     part75_max_flow_m3_h: float | None = Field(default=None, gt=0, description="part75: maximum potential flow")
+    part75_max_load: float | None = Field(
+        default=None, gt=0, description="part75: the unit's maximum hourly gross load (unit of inputs.load); "
+        "with it the flow is substituted by load range")
+    part75_load_ranges: int = Field(default=10, ge=1, le=20,
+                                    description="part75: number of load ranges (10; up to 20 for a common stack)")
     daily_check: DailyCheckConfig = Field(default_factory=DailyCheckConfig)
     close_after_s: float = Field(default=120.0, gt=0, description="a minute is computed this long after its end")
     history_hours: int = Field(default=2160, ge=24, le=8760, description="hours looked back for substitution")
@@ -116,6 +123,8 @@ class CemsConfig(StrictModel):
                 raise ValueError(f"ranges.{name}: ({lo}, {hi}) must have low < high")
         if self.substitution == "part75" and (self.part75_max_co2_pct is None or self.part75_max_flow_m3_h is None):
             raise ValueError("substitution part75 needs part75_max_co2_pct and part75_max_flow_m3_h")
+        if self.part75_max_load is not None and "load" not in self.inputs:
+            raise ValueError("part75_max_load needs inputs.load (the unit's gross load)")
         return self
 
     def devices(self) -> set[str]:
@@ -139,4 +148,10 @@ class CemsConfig(StrictModel):
             p75_co2 = part75_co2(float(self.part75_max_co2_pct))  # type: ignore[arg-type]
             p75_flow = part75_flow(float(self.part75_max_flow_m3_h))  # type: ignore[arg-type]
         return CalculationOptions(hour_rule=rule, method=self.substitution, drift_limits=limits,
-                                  part75_co2=p75_co2, part75_flow=p75_flow)
+                                  part75_co2=p75_co2, part75_flow=p75_flow, part75_max_load=self.part75_max_load,
+                                  part75_load_ranges=self.part75_load_ranges)
+
+    @property
+    def load_based(self) -> bool:
+        """Part 75 substitution with load ranges for the flow."""
+        return self.substitution == "part75" and self.part75_max_load is not None

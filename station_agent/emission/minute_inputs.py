@@ -4,7 +4,8 @@ Each input is the mean of its source point's readings in the minute (NaN when no
 device was lost or not polled). The analyzer's values are not OK during its daily check (it
 measures check gas). `running`: the mean of its source > 0.5 where read; a minute without a
 reading keeps the last known state (a lost unit-state device does not stop the unit), and
-without a configured source every minute with any reading counts as running.
+without a configured source every minute with any reading counts as running. `load` (the unit's
+gross load, when configured) goes to MinuteInputs.load, the minutes' mean like any input.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def minute_inputs(rows: Iterable[dict], cems: CemsConfig, start: datetime, minut
             running[i] = last
     else:
         running = any_reading
+    load = means.pop("load", None)
     mod = (np.arange(t0, t0 + minutes) % 1440)
     check = cems.daily_check
     in_check = (mod >= check.minute_of_day) & (mod < check.minute_of_day + check.duration_min)
     ok = {name: ~in_check for name in ("co2_pct", "o2_pct") if name in means}
-    return MinuteInputs(time=time, running=running, values=means, ok=ok)
+    return MinuteInputs(time=time, running=running, values=means, ok=ok, load=load)

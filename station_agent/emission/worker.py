@@ -27,8 +27,9 @@ from station_agent.emission.config import CemsConfig
 from station_agent.emission.minute_inputs import minute_inputs
 from station_agent.processing.cems.drift import DailyCheck, out_of_control_mask, out_of_control_periods
 from station_agent.processing.cems.emissions import hourly_emissions
-from station_agent.processing.cems.hourly import HourlyValues, hourly_values
+from station_agent.processing.cems.hourly import HourlyValues, hourly_mean, hourly_values
 from station_agent.processing.cems.minutes import REASON_BIT, MinuteEmissions, minute_emissions, reason_names
+from station_agent.processing.cems.substitution import load_ranges
 from station_agent.storage.store import StationStore
 
 MAX_CHUNK_MINUTES = 1440
@@ -92,6 +93,8 @@ class EmissionWorker:
         self.next_minute: datetime | None = None
         self.next_hour: datetime | None = None
         self.history: HourlyValues | None = None
+        self.history_ranges = np.zeros(0, np.int64)
+        """Each history hour's Part 75 load range (0: unknown), when the flow is load-based."""
         self.running_before: bool | None = None
         self.checks: dict[int, DailyCheck] = {}
         self.stored = {"minute": 0, "hour": 0}
@@ -108,6 +111,7 @@ class EmissionWorker:
             recs = store.emission_rows("minute", stamp(start), stamp(self.next_hour), unit)
             if recs:
                 self.history = hourly_values(minutes_from_records(recs), self.options.hour_rule)
+                self.history_ranges = self._load_ranges(store, self.history.hour)
         if last_m and self.cems.daily_check.zero_source:
             # the checks of the last days, from the raw readings still kept
             end = parse_utc(last_m) + timedelta(minutes=1)
@@ -161,6 +165,22 @@ class EmissionWorker:
         """The analyzer's out-of-control periods from the checks known."""
         return out_of_control_periods(list(self.checks.values()), self.options.drift_limits)
 
+    def _load_ranges(self, store: StationStore, hours: np.ndarray) -> np.ndarray:
+        """The hours' Part 75 load ranges from the raw readings of the load (and running) source:
+        the mean load over each hour's running minutes (0 where unknown, or when not load-based)."""
+        if not self.cems.load_based or len(hours) == 0:
+            return np.zeros(len(hours), np.int64)
+        start = datetime.fromtimestamp(int(hours[0].astype("datetime64[s]").astype(np.int64)), UTC)
+        n = len(hours) * 60
+        sources = [self.cems.inputs[k] for k in ("load", "running") if k in self.cems.inputs]
+        devices = sorted({s.partition(":")[0] for s in sources})
+        rows = [r for d in devices for r in store.raw_rows(start, start + timedelta(minutes=n), d)]
+        inputs = minute_inputs(rows, self.cems, start, n)
+        max_load = self.cems.part75_max_load
+        assert max_load is not None and inputs.load is not None     # load_based: the config requires both
+        load = hourly_mean(inputs.time, inputs.running, inputs.load, hours)
+        return load_ranges(load, max_load, self.cems.part75_load_ranges)
+
     def _minutes(self, store: StationStore, start: datetime, end: datetime) -> None:
         n = int((end - start).total_seconds() // 60)
         rows = [r for d in sorted(self.cems.devices()) for r in store.raw_rows(start, end, d)]
@@ -190,9 +210,12 @@ class EmissionWorker:
                 keep = max(0, len(history.hour) - self.cems.history_hours)
                 fields = HourlyValues.__dataclass_fields__
                 self.history = HourlyValues(**{k: getattr(history, k)[keep:] for k in fields})
+                ranges = np.concatenate([self.history_ranges, self._load_ranges(store, hv.hour)])
+                self.history_ranges = ranges[max(0, len(ranges) - len(self.history.hour)):]
                 hours = hourly_emissions(self.history, self.options.method, self.periods(),
                                          part75_co2=self.options.part75_co2,
-                                         part75_flow=self.options.part75_flow)
+                                         part75_flow=self.options.part75_flow,
+                                         load_range=self.history_ranges if self.cems.load_based else None)
                 records = [r for r in hours.records() if r.hour == stamp(h0)]
                 rows = [{"period": "hour", "unit": self.cems.unit, "time": r.hour,
                          "operating_h": r.operating_hours, "co2_dry_pct": r.co2_dry_pct,

@@ -125,3 +125,34 @@ def test_the_month_against_the_accounting_method_through_centrals_comparison():
     # (CEMS - accounting) / accounting = 0.0262 / 0.03085 - 1 = -15.1 %
     assert with_default.relative_difference == pytest.approx(0.0262 / 0.03085 - 1, abs=0.01)
     assert with_default.carbon_defaulted and with_measured.availability == 1.0
+
+
+def test_part75_flow_is_substituted_from_the_hours_of_its_load_range():
+    """The month with the unit's load: the blocked pitot's hours take the mean flow of the earlier
+    hours in their own load range (code 07: fewer than 2,160 QA hours), which lands nearer the flow
+    the stack really had than the mean of all earlier hours does."""
+    from station_agent.processing.cems import load_ranges
+    from station_agent.processing.cems.hourly import hourly_mean
+
+    sim = simulate_stack(SPEC, MONTH, seed=7, outages=OUTAGE, faults=FAULTS[:1])
+    inputs = MinuteInputs(time=sim.time, running=sim.running, values=sim.values, ok=sim.ok, load=sim.load_mw)
+    checks = [DailyCheck(c.time, c.zero_reading, c.span_reading, c.span_reference, c.full_scale) for c in sim.checks]
+    base = dict(method=SubstitutionMethod.PART75, part75_co2=part75_co2(16.0), part75_flow=part75_flow(3.0e6))
+    by_load = calculate(inputs, SETTINGS, checks, CalculationOptions(**base, part75_max_load=SPEC.capacity_mw))
+    one_range = calculate(inputs, SETTINGS, checks, CalculationOptions(**base))
+    _, truth = _run(seed=7)
+    pitot = _hours_between(by_load, "2026-03-05T10", "2026-03-05T16")
+    assert set(by_load.hours.flow_modc[pitot]) == {"07"}
+    # by hand from the hourly series: each hour's range, then the mean of the earlier valid hours in it
+    hv = by_load.hourly
+    ranges = load_ranges(hourly_mean(inputs.time, inputs.running, sim.load_mw, hv.hour), SPEC.capacity_mw)
+    first = int(np.flatnonzero(pitot)[0])
+    earlier = hv.flow_valid[:first] & hv.operating[:first]
+    for i in np.flatnonzero(pitot):
+        same = earlier & (ranges[:first] == ranges[i])
+        assert by_load.hours.standard_flow_m3_h[i] == pytest.approx(hv.standard_flow_m3_h[:first][same].mean())
+    true_flow = truth.hours.standard_flow_m3_h[pitot]
+    err_load = np.abs(by_load.hours.standard_flow_m3_h[pitot] / true_flow - 1).mean()
+    err_one = np.abs(one_range.hours.standard_flow_m3_h[pitot] / true_flow - 1).mean()
+    print(f"blocked-pitot hours, mean |flow error|: load ranges {err_load:.2%}, one range {err_one:.2%}")
+    assert err_load < err_one

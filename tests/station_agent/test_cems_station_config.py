@@ -38,6 +38,9 @@ def test_the_example_site_is_a_valid_cems_profile():
      "cems.duct: Value error, a round duct needs diameter_m"),
     ('co2_pct = "cems-analyzer:co2_pct"\n', '', "cems: Value error, inputs: pitot velocity needs co2_pct"),
     ('substitution = "hj75"', 'substitution = "part75"', "part75_max_co2_pct and part75_max_flow_m3_h"),
+    ('substitution = "hj75"', 'substitution = "part75"\npart75_max_co2_pct = 16.0\npart75_max_flow_m3_h = 3e6\n'
+     'part75_max_load = 600.0', "part75_max_load needs inputs.load"),
+    ('close_after_s = 120', 'close_after_s = 120\npart75_load_ranges = 21', "cems.part75_load_ranges"),
     ('analyzer_basis = "wet"', 'analyzer_basis = "moist"', "cems.analyzer_basis: Input should be 'wet' or 'dry'"),
     ('o2_pct = "cems-analyzer:o2_pct"', 'oxygen = "cems-analyzer:o2_pct"', "inputs: unknown input(s) ['oxygen']"),
     ('velocity_method = "pitot"', 'velocity_method = "ultrasonic"', "ultrasonic velocity needs velocity_m_s"),

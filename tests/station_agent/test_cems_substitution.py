@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from station_agent.processing.cems import MODC, OutOfControlPeriod
+from station_agent.processing.cems.hourly import hourly_mean
 from station_agent.processing.cems.substitution import (
     Part75Parameter,
     hj75_substitute,
+    load_ranges,
     part75_co2,
+    part75_flow_substitute,
     part75_substitute,
 )
 
@@ -168,13 +171,104 @@ def test_part75_availability_below_80_takes_the_maximum_potential_value():
     assert s.modc[1000] == "12" and s.values[1000] == 16.5
 
 
-def test_part75_load_bins_restrict_the_lookback():
-    v, valid, operating = _series(3000)
-    bins = np.where(np.arange(3000) % 2 == 0, 3, 9)
-    v[bins == 3] = 100.0
-    valid[2950:2980] = False    # 30 h at PMA 100 %: p90 at the hour's own load bin
-    v[2980] = 11.0              # HB/HA = (19 + 11) / 2 = 15, below both bins' p90
-    s = part75_substitute(v, valid, operating, Part75Parameter(2160, 2160, 1e7), load_bin=bins)
-    # bin 3: all 100; bin 9 (odd hours): 11, 13, 15, 17, 19, 432 of each; rank 0.9*2159 = 1943.1 -> 19
-    assert s.values[2950] == 100.0 and s.values[2951] == pytest.approx(19.0)
-    assert set(s.modc[2950:2980]) == {"08"}
+# ---------- Part 75 flow: load ranges (section 75.33(c), appendix C section 2) ----------
+
+def test_load_ranges_are_tenths_of_the_maximum_hourly_gross_load():
+    # 600 MW: range k holds (60(k-1), 60k] MW, range 1 from 0; above the maximum: 10; unknown: 0
+    load = [0.0, 60.0, 60.1, 300.0, 301.0, 599.9, 600.0, 650.0, -5.0, np.nan]
+    assert load_ranges(load, 600.0).tolist() == [1, 1, 2, 5, 6, 10, 10, 10, 1, 0]
+    # a common stack may use up to 20 ranges (section 75.57(b)(4)): 30 MW each
+    assert load_ranges([30.0, 30.1, 300.0], 600.0, 20).tolist() == [1, 2, 10]
+    with pytest.raises(ValueError, match="maximum_load"):
+        load_ranges([1.0], 0.0)
+    with pytest.raises(ValueError, match="n_ranges"):
+        load_ranges([1.0], 600.0, 21)
+
+
+def _flow(lookback: int = 4, max_potential: float = 999.0) -> Part75Parameter:
+    """Small lookback and initial period (4 QA hours) so the pools can be counted by hand."""
+    return Part75Parameter(lookback, lookback, max_potential)
+
+
+def test_part75_flow_initial_procedure_averages_earlier_hours_of_the_load_range_or_a_higher_one():
+    v = np.array([100.0, 200.0, 110.0, np.nan, np.nan, np.nan])
+    ranges = np.array([3, 7, 3, 3, 5, 9])
+    s = part75_flow_substitute(v, np.isfinite(v), np.ones(6, bool), Part75Parameter(2160, 2160, 999.0), ranges)
+    # range 3: (100 + 110) / 2; range 5 has no hour: the next higher with data, 7: 200; above 7: none
+    assert s.values[3:].tolist() == [105.0, 200.0, 999.0]
+    assert s.modc[3:].tolist() == ["07", "07", "12"]
+
+
+def test_part75_flow_short_gap_is_the_load_range_average_over_the_lookback():
+    v = np.array([100.0, 200.0, 120.0, 220.0, 140.0, 240.0, np.nan, np.nan, 150.0])
+    ranges = np.array([3, 7, 3, 7, 3, 7, 3, 7, 3])
+    s = part75_flow_substitute(v, np.isfinite(v), np.ones(9, bool), _flow(), ranges)
+    # lookback: the 4 QA hours before the gap (2..5); hour 0's 100 is outside it
+    assert s.values[6:8].tolist() == [130.0, 230.0]            # (120 + 140) / 2, (220 + 240) / 2
+    assert s.modc[6:8].tolist() == ["11", "11"]
+
+
+def test_part75_flow_long_gap_takes_the_greater_of_the_range_p90_and_hbha():
+    v = np.concatenate([[100.0, 200.0, 120.0, 220.0, 140.0, 240.0, 160.0, 260.0], np.full(25, np.nan), [50.0]])
+    ranges = np.concatenate([[3, 7] * 4, np.full(26, 3)])
+    s = part75_flow_substitute(v, np.isfinite(v), np.ones(34, bool), _flow(), ranges)
+    # 25 h at PMA 100 %: range 3 in the lookback (hours 4..7) is 140, 160: p90 = 140 + 0.9 * 20 = 158;
+    # HB/HA = (260 + 50) / 2 = 155 < 158
+    assert set(s.modc[8:33]) == {"08"} and s.values[8] == pytest.approx(158.0)
+    v[33] = 100.0               # HB/HA = (260 + 100) / 2 = 180 > 158: the average, code 06
+    s = part75_flow_substitute(v, np.isfinite(v), np.ones(34, bool), _flow(), ranges)
+    assert set(s.modc[8:33]) == {"06"} and s.values[8] == 180.0
+
+
+def _twenty(invalid_first: int, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hours 0..19: even ones range 3 (100 + i), odd ones range 7 (200 + i), the first
+    `invalid_first` lost; then a gap of `gap` range-3 hours and one valid range-3 hour of 0."""
+    i = np.arange(20)
+    v = np.concatenate([np.where(i % 2 == 0, 100.0 + i, 200.0 + i), np.full(gap, np.nan), [0.0]])
+    ranges = np.concatenate([np.where(i % 2 == 0, 3, 7), np.full(gap + 1, 3)])
+    valid = np.isfinite(v)
+    valid[:invalid_first] = False
+    return v, valid, ranges
+
+
+def test_part75_flow_availability_90_to_95_short_and_long_gaps():
+    # PMA 18/20 = 90 %; lookback (hours 16..19) range 3: 116, 118
+    v, valid, ranges = _twenty(2, 8)
+    s = part75_flow_substitute(v, valid, np.ones(len(v), bool), _flow(), ranges)
+    assert set(s.modc[20:28]) == {"11"} and s.values[20] == 117.0        # 8 h: the range average
+    v, valid, ranges = _twenty(2, 9)
+    s = part75_flow_substitute(v, valid, np.ones(len(v), bool), _flow(), ranges)
+    # 9 h: p95 = 116 + 0.95 * 2 = 117.9 > HB/HA (219 + 0) / 2 = 109.5
+    assert set(s.modc[20:29]) == {"09"} and s.values[20] == pytest.approx(117.9)
+
+
+def test_part75_flow_availability_80_to_90_takes_the_range_maximum():
+    v, valid, ranges = _twenty(3, 1)
+    ranges[20] = 7              # PMA 17/20 = 85 %: range 7 in hours 16..19: 217, 219
+    s = part75_flow_substitute(v, valid, np.ones(len(v), bool), _flow(), ranges)
+    assert s.modc[20] == "10" and s.values[20] == 219.0
+
+
+def test_part75_flow_availability_below_80_takes_the_maximum_potential_flow():
+    v, valid, ranges = _twenty(5, 1)    # PMA 15/20 = 75 %
+    s = part75_flow_substitute(v, valid, np.ones(len(v), bool), _flow(max_potential=3.1e6), ranges)
+    assert s.modc[20] == "12" and s.values[20] == 3.1e6
+
+
+def test_part75_flow_unknown_load_is_filled_from_the_highest_range():
+    v = np.array([100.0, 200.0, 120.0, 220.0, np.nan, 150.0])
+    ranges = np.array([3, 7, 3, 7, 0, 3])
+    s = part75_flow_substitute(v, np.isfinite(v), np.ones(6, bool), _flow(), ranges)
+    assert s.modc[4] == "11" and s.values[4] == 210.0           # (200 + 220) / 2
+
+
+def test_hourly_mean_load_over_the_running_minutes():
+    t = np.datetime64("2026-01-01T00:00") + np.arange(180).astype("timedelta64[m]")
+    load = np.where(np.arange(180) < 60, 300.0, 500.0)
+    load[90] = np.nan           # a minute without a reading
+    running = np.ones(180, bool)
+    running[120:150] = False    # the unit stopped: those minutes' readings do not count
+    load[120:150] = 0.0
+    hours = np.array(["2026-01-01T00", "2026-01-01T01", "2026-01-01T02", "2026-01-01T03"], "datetime64[h]")
+    assert hourly_mean(t, running, load, hours)[:3].tolist() == [300.0, 500.0, 500.0]
+    assert np.isnan(hourly_mean(t, running, load, hours)[3])

@@ -24,7 +24,7 @@ from station_agent.processing.cems.hourly import HJ75_HOUR, PART75_HOUR, HourRul
 from station_agent.processing.cems.minutes import MinuteInputs, reason_names
 from station_agent.processing.cems.pipeline import CalculationOptions, CemsResult, calculate
 from station_agent.processing.cems.settings import StackSettings, VelocityMethod
-from station_agent.processing.cems.substitution import MODC, part75_co2, part75_flow
+from station_agent.processing.cems.substitution import MODC, load_ranges, part75_co2, part75_flow
 
 __all__ = [
     "HJ75_HOUR",
@@ -49,6 +49,7 @@ __all__ = [
     "SubstitutionMethod",
     "VelocityMethod",
     "calculate",
+    "load_ranges",
     "part75_co2",
     "part75_flow",
     "reason_names",

@@ -1,7 +1,8 @@
 """CO2 concentration on a dry basis, in mg/m3 at standard state, and the emission rate it gives.
 
-- Dry from wet: C_d = C_w / (1 - X_sw) (HJ 75-2017's dry/wet conversion; the same relation as
-  US 40 CFR Part 75 appendix F, equations F-14a/F-14b's moisture correction, C_w = C_d (100 -
+- Dry from wet: C_d = C_w / (1 - X_sw) (the dry/wet conversion HJ 75-2017 uses, its clause not verified: the
+  text was not in the corpus; plain physics, and the same relation as
+  US 40 CFR Part 75 appendix F, equations F-14a/F-14b's moisture correction (not verified), C_w = C_d (100 -
   %H2O)/100). An analyzer that measures dry gas (an extractive system with a cooler) reports dry
   already: it is used as it is, by configuration, never guessed.
 - % vol to mass: CO2 at standard state (273.15 K, 101.325 kPa) weighs M/V_m = 44.01/22.414 =

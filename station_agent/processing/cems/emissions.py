@@ -23,6 +23,7 @@ from station_agent.processing.cems.substitution import (
     Part75Parameter,
     Substituted,
     hj75_substitute,
+    part75_flow_substitute,
     part75_substitute,
 )
 
@@ -93,8 +94,11 @@ def _or_none(x: float) -> float | None:
 def hourly_emissions(hourly: HourlyValues, method: SubstitutionMethod | str = SubstitutionMethod.HJ75,
                      periods: Sequence[OutOfControlPeriod] = (), *, part75_co2: Part75Parameter | None = None,
                      part75_flow: Part75Parameter | None = None,
-                     load_bin: NDArray[np.int64] | None = None) -> HourlyEmissions:
-    """Substitute each monitor's missing hours by `method` and compute every hour's mass."""
+                     load_range: NDArray[np.int64] | None = None) -> HourlyEmissions:
+    """Substitute each monitor's missing hours by `method` and compute every hour's mass.
+
+    `load_range`: each hour's Part 75 operating load range (`substitution.load_ranges`), used by the
+    Part 75 flow substitution (None: all hours in one range)."""
     method = SubstitutionMethod(method)
     operating = hourly.operating
     co2: Substituted
@@ -107,7 +111,8 @@ def hourly_emissions(hourly: HourlyValues, method: SubstitutionMethod | str = Su
         if part75_co2 is None or part75_flow is None:
             raise ValueError("the Part 75 method needs part75_co2 and part75_flow (their maximum potential values)")
         co2 = part75_substitute(hourly.co2_dry_pct, hourly.co2_valid, operating, part75_co2)
-        flow = part75_substitute(hourly.standard_flow_m3_h, hourly.flow_valid, operating, part75_flow, load_bin)
+        flow = part75_flow_substitute(hourly.standard_flow_m3_h, hourly.flow_valid, operating, part75_flow,
+                                      load_range)
     mass = np.where(operating, hour_mass_kg(co2.values, flow.values, hourly.operating_hours), 0.0)
     return HourlyEmissions(hour=hourly.hour, operating_hours=hourly.operating_hours, co2_dry_pct=co2.values,
                            co2_modc=co2.modc, standard_flow_m3_h=flow.values, flow_modc=flow.modc, mass_kg=mass)

@@ -18,9 +18,12 @@ appendix A, Method 2):
   moisture volume fraction. The standard state is 273.15 K and 101.325 kPa, dry (HJ 75-2017 and
   GB/T 16157-1996), not the US 68 degF of Part 75.
 
-Caveat: the HJ 75-2017 text was not in the reference corpus this was written against; the chain
-above matches DOMAIN.md and independent implementations of HJ 75 (noted in the project's report),
-and is plain gas physics, but its clause numbers are not cited here for that reason.
+Caveat: the texts of HJ 75-2017, HJ 76-2017 and GB/T 16157-1996 were not in the reference corpus;
+the chain matches DOMAIN.md and independent DAHS implementations of HJ 75 (a Kv parameter next to the
+pitot coefficient Kp and the duct area), and is plain gas physics, but no clause numbers are cited.
+UNVERIFIED: the velocity-field coefficient's definition (reference-method section mean velocity /
+CEMS velocity) and its redetermination at each comparison test (vendor pages speak of checking it at
+least once a year); Kv is configuration, from the site's last comparison test.
 """
 
 from __future__ import annotations

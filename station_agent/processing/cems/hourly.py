@@ -2,14 +2,16 @@
 
 Validity rules (`HourRule`), per monitor (flow and CO2 separately):
 - `min_valid_minutes` (default, HJ 75-2017): an hourly mean is valid with at least 45 valid
-  minutes in the hour ("有效小时均值": the mean of an hour with no fewer than 45 minutes of valid
-  data; DOMAIN.md and the HJ 75-2017 definitions; the standard's text itself was not in the
-  reference corpus, see the report). For an hour the unit ran only part of (start-up, shut-down)
-  the same 45/60 share of its operating minutes is required (our extension: the standard speaks of
-  full hours).
-- `quadrants` (US 40 CFR Part 75, section 75.10(d)(1), as DOMAIN.md states it; the section's text
-  was not in the reference corpus): at least one valid minute in each 15-minute quadrant of the hour
-  in which the unit operated.
+  minutes in the hour ("有效小时均值"). Unverified against the standards' own text (HJ 75-2017 and
+  HJ 76-2017 were not in the reference corpus); corroborated only by a vendor page quoting HJ 76-2017
+  appendix B ("小时数据应包含本小时内至少45min的分钟有效数据", with a day needing 20 valid hours and a
+  month 25 valid days, February 23: www.caria-chile.com/st85257/article_812098.html) and by DOMAIN.md.
+  For an hour the unit ran only part of (start-up, shut-down) the same 45/60 share of its operating
+  minutes is required (our extension: the texts speak of full hours).
+- `quadrants` (US 40 CFR Part 75, section 75.10(d)(1), verified in the eCFR text): at least one valid
+  data point in each 15-minute quadrant of the hour in which the unit combusted fuel; section
+  75.10(d)(3): otherwise the hour is not valid and is substituted. Not implemented: 75.10(d)(1)'s
+  exception (an hour from two points 15 minutes apart when calibration or QA took the rest).
 The threshold is configurable (`HourRule(min_valid_minutes=N)`).
 
 An hour's mean is taken over its valid minutes; its operating time is its running minutes / 60.
@@ -133,3 +135,20 @@ def hourly_values(minutes: MinuteEmissions, rule: HourRule = HJ75_HOUR) -> Hourl
         flow_valid=_hour_valid(flow_n, operating, quadrants_ok(minutes.flow_valid), rule),
         out_of_control=count(ooc_minute) > 0,
     )
+
+
+def hourly_mean(time: NDArray[np.datetime64], running: NDArray[np.bool_], values: NDArray[np.float64],
+                hours: NDArray[np.datetime64]) -> NDArray[np.float64]:
+    """Mean of `values` over each of `hours`' running minutes with a finite value (NaN: none)."""
+    t = np.asarray(time).astype("datetime64[m]").astype("datetime64[h]")
+    h = np.asarray(hours).astype("datetime64[h]")
+    out = np.full(len(h), np.nan)
+    if len(h) == 0:
+        return out
+    v = np.asarray(values, float)
+    idx = (t - h[0]).astype(np.int64)
+    use = np.asarray(running, bool) & np.isfinite(v) & (idx >= 0) & (idx < len(h))
+    sums = np.bincount(idx[use], weights=v[use], minlength=len(h))
+    counts = np.bincount(idx[use], minlength=len(h))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

@@ -56,7 +56,8 @@ class MinuteInputs:
     """One stack's minutes: `time` minute starts (datetime64, UTC), `running` the unit operating,
     `values` the readings by INPUTS name (NaN where missing; the velocity input not used may be
     absent), `ok` the device's own verdict by name (absent: True), `out_of_control` the CO2
-    analyzer out of control (absent: never). CO2 % vol as the analyzer reads it (its basis is in
+    analyzer out of control (absent: never), `load` the unit's gross load (e.g. MW; only the Part 75
+    flow substitution's load ranges use it). CO2 % vol as the analyzer reads it (its basis is in
     the settings); O2 dry % vol; moisture % vol; pressures Pa; temperature degC."""
 
     time: NDArray[np.datetime64]
@@ -64,6 +65,7 @@ class MinuteInputs:
     values: Mapping[str, NDArray[np.float64]]
     ok: Mapping[str, NDArray[np.bool_]] | None = None
     out_of_control: NDArray[np.bool_] | None = None
+    load: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.time)
@@ -73,6 +75,8 @@ class MinuteInputs:
         arrays = {**self.values, **(self.ok or {}), "running": self.running}
         if self.out_of_control is not None:
             arrays["out_of_control"] = self.out_of_control
+        if self.load is not None:
+            arrays["load"] = self.load
         for name, arr in arrays.items():
             if len(arr) != n:
                 raise ValueError(f"minute input {name!r} has {len(arr)} values for {n} minutes")
