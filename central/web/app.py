@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -29,6 +29,7 @@ from ghgnet.timeutil import iso_utc
 from .. import query
 from ..config import CentralConfig
 from ..users import ROLES, AccountError, Accounts
+from . import fleet as fleet_answers
 from .answers import ENDPOINTS, Answers
 from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
 
@@ -224,6 +225,29 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
     def dead_letters(request: Request, caller: Viewer, station: OptStation = None, limit: Limit = None) -> Any:
         """Refused payloads, newest first, with their reason and an excerpt of the payload (not all of it)."""
         return read(request)
+
+    # -- the registry (issue 22): what is installed where ----------------------------------------
+
+    @app.get("/api/registry", tags=["registry"])
+    def registry(caller: Viewer) -> Any:
+        """Every station central has heard from: state, agent and config versions, instrument serial
+        numbers by device, cylinder pressures (bar), clock synchronisation."""
+        with answers.lock:
+            return fleet_answers.registry(store)
+
+    @app.get("/api/registry/{station}", tags=["registry"])
+    def registry_station(station: Annotated[str, Path(description="station id", max_length=64)],
+                         caller: Viewer) -> Any:
+        """One station's registry: its latest inventory (devices with driver and serial number;
+        cylinders with serial, assigned values and pressure), each cylinder's forecast empty date
+        (`cylinder_forecasts`: a robust line through its pressure readings, central/fleet/cylinders.py),
+        `serial_history` per device (the serial in force from each date on: instrument swaps) and the
+        dated `history` of inventory and config changes. 404 for a station central never heard from."""
+        with answers.lock:
+            doc = fleet_answers.registry_station(store, station, now())
+        if doc is None:
+            raise HTTPException(404, f"central has never heard from station {station[:64]!r}")
+        return doc
 
     # -- writes ------------------------------------------------------------------------------
 
