@@ -13,7 +13,7 @@ from support.webapp import ROLES as ROLE_OF
 from central import query
 from central.users import ROLES
 
-PATH_VALUES = {"alarm_id": "1", "letter_id": "1", "name": "nobody"}
+PATH_VALUES = {"alarm_id": "1", "letter_id": "1", "name": "nobody", "station": "bg-north"}
 QUERY = "?station=bg-north&stream=inlet:100m&species=co2&days=1"
 
 
