@@ -80,8 +80,9 @@ class DailyStoreMixin:
                 spans.append([d, d])
         for first, last in spans:
             start, end = t(first), t(last + DAY)
-            self._execute(self._sql("DELETE FROM daily WHERE station = ? AND day >= ? AND day < ?"),  # type: ignore[attr-defined]
-                          (station, start, end))
+            self._execute(  # type: ignore[attr-defined]
+                self._sql("DELETE FROM daily WHERE station = ? AND day >= ? AND day < ?"),  # type: ignore[attr-defined]
+                (station, start, end))
             self._execute(self._sql(  # type: ignore[attr-defined]
                 f"INSERT INTO daily (station, stream, species, day, {', '.join(DAILY_VALUES)}) "
                 f"SELECT station, stream, species, {self._day_of('hour')}, {_SUMS} FROM hourly "

@@ -32,7 +32,7 @@ from ghgnet.wire import STATION_ID_PATTERN
 from .. import query
 from ..config import CentralConfig
 from ..flags.reasons import REASON_CODES
-from ..users import AccountError, Accounts
+from ..users import ROLES, AccountError, Accounts
 from . import fleet as fleet_answers
 from .answers import ENDPOINTS, Answers
 from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
@@ -53,12 +53,14 @@ Station = Annotated[str, Query(description="station id", pattern=STATION_ID_PATT
 OptStation = Annotated[str | None, Query(description="station id", pattern=STATION_ID_PATTERN)]
 Stream = Annotated[str | None, Query(description="e.g. inlet:100m", pattern=LABEL_PATTERN)]
 Species = Annotated[str | None, Query(description="e.g. co2", pattern=LABEL_PATTERN)]
+Label = Annotated[str, Query(description="a stream (e.g. inlet:100m) or species (e.g. co2)", pattern=LABEL_PATTERN)]
 Days = Annotated[str | None, Query(description="window length in days, 0 < days <= 3660 (default 7), ending after "
                                                "the latest minute; not with from and to",
                                    pattern=r"^([0-9]{1,12}(\.[0-9]{0,12})?|\.[0-9]{1,12})$")]
 From = Annotated[str | None, Query(alias="from", description="ISO 8601 start (with to, before it, at most 3660 days "
                                                              "apart, in 1900..2200)", max_length=256)]
 To = Annotated[str | None, Query(alias="to", description="ISO 8601 end (with from)", max_length=256)]
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="its id (a 64-bit database key)")]
 Limit = Annotated[str | None, Query(description="at most this many, 1..1000 (default 100)",
                                     pattern=r"^0*([1-9][0-9]{0,2}|1000)$")]
 
@@ -70,7 +72,7 @@ class Login(BaseModel):
 
 class NewUser(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="a new user's name (central.users)")
-    role: Literal["viewer", "operator", "admin"]
+    role: Literal[tuple(ROLES)]  # type: ignore[valid-type]
     password: str = Field(min_length=8, max_length=1024)
 
 
@@ -185,14 +187,14 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return read(request)
 
     @app.get("/api/afternoon", tags=["read"])
-    def afternoon(request: Request, caller: Viewer, station: Station, stream: Annotated[str, Query(pattern=LABEL_PATTERN)],
-                  species: Annotated[str, Query(pattern=LABEL_PATTERN)], days: Days = None, from_: From = None, to: To = None) -> Any:
+    def afternoon(request: Request, caller: Viewer, station: Station, stream: Label, species: Label,
+                  days: Days = None, from_: From = None, to: To = None) -> Any:
         """Daily afternoon means (local window)."""
         return read(request)
 
     @app.get("/api/monthly", tags=["read"])
-    def monthly(request: Request, caller: Viewer, station: Station, stream: Annotated[str, Query(pattern=LABEL_PATTERN)],
-                species: Annotated[str, Query(pattern=LABEL_PATTERN)], days: Days = None, from_: From = None, to: To = None) -> Any:
+    def monthly(request: Request, caller: Viewer, station: Station, stream: Label, species: Label,
+                days: Days = None, from_: From = None, to: To = None) -> Any:
         """Monthly means of valid hours."""
         return read(request)
 
@@ -295,7 +297,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return flag_doc(added)
 
     @app.post("/api/alarms/{alarm_id}/acknowledge", tags=["alarms"])
-    def acknowledge_alarm(alarm_id: int, caller: Operator) -> Any:
+    def acknowledge_alarm(alarm_id: RecordId, caller: Operator) -> Any:
         """Acknowledge an alarm: it stays active until its rule clears it, marked with who and when."""
         from ..store.operations import AlarmCleared, AlarmNotFound
 
@@ -310,7 +312,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return alarm_doc(alarm)
 
     @app.post("/api/dead-letters/{letter_id}/replay", tags=["dead letters"])
-    def replay_dead_letter(letter_id: int, caller: Operator) -> Any:
+    def replay_dead_letter(letter_id: RecordId, caller: Operator) -> Any:
         """Replay a dead letter through ingest (central.deadletters); idempotent: a letter already
         resolved is not stored again."""
         from ..deadletters.replay import replay_dead_letter as replay
