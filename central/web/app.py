@@ -253,7 +253,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
             return fleet_answers.registry(store)
 
     @app.get("/api/registry/{station}", tags=["registry"])
-    def registry_station(station: Annotated[str, Path(description="station id", max_length=64)],
+    def registry_station(station: Annotated[str, Path(description="station id", pattern=STATION_ID_PATTERN)],
                          caller: Viewer) -> Any:
         """One station's registry: its latest inventory (devices with driver and serial number;
         cylinders with serial, assigned values and pressure), each cylinder's forecast empty date
