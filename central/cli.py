@@ -140,7 +140,7 @@ def status(
     console = Console()
     table = Table(title=f"{cfg.central.name}: {len(rows)} station(s)")
     for col in ("station", "role", "state", "last seen", "latency", "backlog", "oldest unacked", "data lag",
-                "complete today", "instrument", "minutes", "cal", "dup", "dead", "alarms"):
+                "complete today", "instrument", "minutes", "cal", "emis", "flux", "dup", "dead", "alarms"):
         table.add_column(col)
     for r in rows:
         comp = r["completeness_today"]
@@ -150,7 +150,7 @@ def status(
             _dur(r["latency_s"]), "-" if r["backlog"] is None else str(r["backlog"]),
             _dur(r["oldest_unacked_age_s"]), _dur(r["data_lag_s"]),
             "-" if comp is None else f"{comp:.0%}", r["instrument"], str(r["minutes"]), str(r["calibrations"]),
-            str(r["duplicates"]), str(r["dead_letters"]), str(r["alarms"]),
+            str(r["emissions"]), str(r["fluxes"]), str(r["duplicates"]), str(r["dead_letters"]), str(r["alarms"]),
         )
     console.print(table)
     for r in rows:
@@ -251,16 +251,18 @@ def export(
                 return write_minute_csv(store, station, start, end, fh)
         else:
             from .export import hourly_rows_for_export, write_icos_csv, write_obspack_nc
+            from .fleet.serials import hourly_serials
 
             rows = hourly_rows_for_export(store, station, species, start, end, stream)
+            serials = hourly_serials(store, station, species, rows)
             if fmt == "obspack-nc":
                 assert out is not None
-                n = write_obspack_nc(rows, cfg, station, species, out)
+                n = write_obspack_nc(rows, cfg, station, species, out, serials)
                 typer.echo(f"{n} hourly value(s) exported", err=True)
                 return
 
             def write(fh: TextIO) -> int:
-                return write_icos_csv(rows, cfg, station, species, fh)
+                return write_icos_csv(rows, cfg, station, species, fh, serials)
         if out is None:
             n = write(sys.stdout)
         else:

@@ -19,15 +19,16 @@ valid (`central.aggregation.hourly_stats.effective_minute_flags`, the rule the h
 
 ICOS-like CSV: `;`-separated, `#` comment lines first, then the columns
 Site;SamplingHeight;Year;Month;Day;Hour;Minute;DecimalDate;<species>;Stdev;NbPoints;Flag;
-InstrumentId;QualityId;Repeatability;<species>WithSpikes;StdevWithSpikes;NbPointsWithSpikes;NbSpikes
-with -999.99 for a missing value; times are the START of the hour, UTC; the value and Stdev
+InstrumentId;QualityId;Repeatability;<species>WithSpikes;StdevWithSpikes;NbPointsWithSpikes;NbSpikes;
+InstrumentSerial (the serial numbers of the instruments whose minutes made the hour, " | " between
+two: central/fleet/serials.py; "-" when unknown) with -999.99 for a missing value; times are the START of the hour, UTC; the value and Stdev
 leave spikes out (the *WithSpikes columns keep them, as ICOS L2 carries both).
 
 ObsPack-like netCDF: one `obs` dimension; `value` and `value_std_dev` in mol mol-1 (ObsPack's
 unit; CO2 ppm * 1e-6, CH4/CO/N2O ppb * 1e-9), `nvalue`, `time` (seconds since 1970, start of the
 hour), `time_components` (year, month, day, hour, minute, second), `latitude`, `longitude`,
-`altitude` (station elevation + intake height, m), `intake_height`, `qcflag` (the ICOS letter) and
-`obspack_id`.
+`altitude` (station elevation + intake height, m), `intake_height`, `qcflag` (the ICOS letter),
+`instrument_serial` (as InstrumentSerial above, "" when unknown) and `obspack_id`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def hourly_rows_for_export(store, station: str, species: str, start: datetime, e
     return sorted(rows, key=lambda r: (r.stream, r.hour))
 
 
-def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, out: TextIO) -> int:
+def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, out: TextIO,
+                   serials: list[str] | None = None) -> int:
+    """`serials`: per row, the serial numbers of the instrument(s) that measured it (central/fleet/serials.py),
+    written as a last column InstrumentSerial ("-" when unknown)."""
     meta = config.station(station)
     unit = UNITS.get(species, "")
     out.write(f"# ICOS-L2-like hourly {species} ({unit}) of station {station}, network {config.central.name}\n")
@@ -79,18 +83,19 @@ def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, s
     w = csv.writer(out, delimiter=";", lineterminator="\n")
     w.writerow(["Site", "SamplingHeight", "Year", "Month", "Day", "Hour", "Minute", "DecimalDate", species, "Stdev",
                 "NbPoints", "Flag", "InstrumentId", "QualityId", "Repeatability", f"{species}WithSpikes",
-                "StdevWithSpikes", "NbPointsWithSpikes", "NbSpikes"])
+                "StdevWithSpikes", "NbPointsWithSpikes", "NbSpikes", "InstrumentSerial"])
     dec = decimal_year(np.array([int(r.hour.timestamp()) for r in rows], dtype=np.int64))
-    for r, d in zip(rows, dec):
+    for r, d, serial in zip(rows, dec, serials or [""] * len(rows)):
         h = intake_height(config, station, r.stream)
         w.writerow([station.upper(), _v(h, 1), r.hour.year, r.hour.month, r.hour.day, r.hour.hour, r.hour.minute,
                     f"{d:.6f}", _v(r.mean), _v(r.std), r.n, r.flag, meta.instrument_id or "-",
                     1 if r.flag in ("U", "O") else 2, _v(r.repeatability, 4), _v(r.mean_all), _v(r.std_all),
-                    r.n_all, r.n_spikes])
+                    r.n_all, r.n_spikes, serial or "-"])
     return len(rows)
 
 
-def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, path: Path) -> int:
+def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, path: Path,
+                     serials: list[str] | None = None) -> int:
     import xarray as xr
 
     meta = config.station(station)
@@ -124,6 +129,8 @@ def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str,
             "intake_height": ("obs", heights, {"units": "m", "long_name": "height above ground"}),
             "qcflag": ("obs", np.array([r.flag for r in rows], dtype="U1"),
                        {"long_name": "ICOS flag: U/O valid, N/K invalid"}),
+            "instrument_serial": ("obs", np.array(serials or [""] * n, dtype=object),
+                                  {"long_name": "serial number(s) of the instrument(s) that measured the value"}),
             "obspack_id": ("obs", np.array([f"ghgnet~{species}_{station}_{r.stream.removeprefix('inlet:')}~"
                                             f"{r.hour:%Y%m%dT%H}" for r in rows], dtype=object)),
         },

@@ -107,6 +107,7 @@ def station_health(store, config: CentralConfig, now: datetime) -> list[dict[str
             "minutes": s.minutes if s else 0, "calibrations": s.calibrations if s else 0,
             "targets": s.targets if s else 0, "duplicates": s.duplicates if s else 0,
             "dead_letters": s.dead_letters if s else 0, "last_seq": s.last_seq if s else None,
+            "emissions": s.emissions if s else 0, "fluxes": s.fluxes if s else 0,
             # the station database its last batch came from (None: a station older than store ids)
             "store": s.store if s else None,
             **alarm_summary(store, name),

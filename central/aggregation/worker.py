@@ -5,7 +5,8 @@ not in the receiver's storage thread, whose only job is to commit and acknowledg
 aggregation thread of its own (`Aggregator`, started by `central-receiver run` unless
 `[aggregate] enabled = false`) with its own database connection, and as a one-shot step
 (`central-receiver aggregate`). Each pass takes the dirty hours, reloads their minutes with
-enough context for the spike test, recomputes and replaces the hours in one transaction.
+enough context for the spike test, recomputes and replaces the hours, and sums their days again
+into the daily table (central/store/daily.py, what long windows are drawn from), in one transaction.
 
 Which minutes count: ambient streams (`inlet:*`) only, per inlet; the latest record per (device,
 time, stream) (a station may resend a reprocessed minute under a new seq, or a reinstalled station
@@ -181,6 +182,7 @@ def aggregate_pass(store, config: CentralConfig, now: datetime | None = None) ->
                 rows = hourly_rows(station, run, series, flags, config, now)
                 in_run = set(run)
                 cleared += store.replace_hourly(station, run, rows, [c for c in claimed if c[0] in in_run])
+                store.refresh_daily(station, run)  # the daily sums of these hours' days (central/store/daily.py)
                 n_rows += len(rows)
             n_hours += len(hours)
     return PassReport(n_hours, n_rows, cleared)

@@ -259,6 +259,8 @@ class StationSummary:
     status: StationStatus | None = None
     store: str | None = None
     """The store of the station's latest batch (None: the legacy store); `last_seq` is its."""
+    emissions: int = 0
+    fluxes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +456,8 @@ class Counters:
     targets: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    emissions: int = 0
+    fluxes: int = 0
 
 
 def record_dead_letters(batch: ParsedBatch) -> list[DeadLetter]:

@@ -60,13 +60,15 @@ from .base import (
     store_name,
     target_rows,
 )
+from .daily import DailyStoreMixin, migration_daily
+from .devices import MinuteDevicesMixin
 from .flux import FLUX_COLUMNS, flux_rows, migration_flux
 from .hourly import HourlyStoreMixin, migration_hourly_u, migration_v2
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
 from .medium_precision import MediumPrecisionStoreMixin, migration_medium_precision
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
 from .species import load_species, migration_v4, species_names
-from .status import migration_v3, status_upsert_sql
+from .status import migration_record_counts, migration_v3, status_upsert_sql
 
 # Abstract column types: text, bigint, int, real, time, json (stored as text), bool, bytes.
 V1_TABLES: dict[str, list[tuple[str, str]]] = {
@@ -191,7 +193,8 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
             migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
             migration_v6(types), migration_v7(types), migration_flux(types),
-            migration_hourly_u(types), migration_medium_precision(types)]
+            migration_hourly_u(types), migration_medium_precision(types),
+            migration_daily(types) + migration_record_counts(types)]
 
 
 
@@ -247,7 +250,8 @@ def _clean(text: str, limit: int = 2000) -> str:
     return text[:limit]
 
 
-class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin, ABC):
+class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin, DailyStoreMixin, MinuteDevicesMixin,
+               ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"
@@ -507,12 +511,14 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin
             fresh = self._insert_new("emission", rows, store)
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("emission", st, store, rows, fresh)
+            c.emissions += len(fresh)
             new += len(fresh)
         elif batch.kind == "flux":
             rows = flux_rows(st, [r for r in batch.records if isinstance(r, FluxWire)], self._t, received, dumps)
             fresh = self._insert_new("flux", rows, store)
             if len(fresh) < len(rows):
                 conflicts |= self._conflicts("flux", st, store, rows, fresh)
+            c.fluxes += len(fresh)
             new += len(fresh)
         else:
             raise TypeError(f"unknown batch kind {batch.kind!r}")
@@ -649,7 +655,7 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin
         g = self.GREATEST
         sql = self._sql(
             "INSERT INTO station (station, first_seen, last_seen, last_seq, minutes, events, calibrations, "
-            "targets, duplicates, dead_letters, store) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "targets, duplicates, dead_letters, store, emissions, fluxes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (station) DO UPDATE SET "
             f"last_seen = {g}(station.last_seen, excluded.last_seen), "
             # the last seq of the store the station sent from last (a reinstalled station starts at 1)
@@ -661,11 +667,12 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin
             "calibrations = station.calibrations + excluded.calibrations, "
             "targets = station.targets + excluded.targets, "
             "duplicates = station.duplicates + excluded.duplicates, "
-            "dead_letters = station.dead_letters + excluded.dead_letters"
+            "dead_letters = station.dead_letters + excluded.dead_letters, "
+            "emissions = station.emissions + excluded.emissions, fluxes = station.fluxes + excluded.fluxes"
         )
         rows = [
             (st, received, received, c.last_seq, c.minutes, c.events, c.calibrations, c.targets,
-             c.duplicates, c.dead_letters, c.store)
+             c.duplicates, c.dead_letters, c.store, c.emissions, c.fluxes)
             for st, c in sorted(counters.items())
         ]
         self._executemany(sql, rows)
@@ -808,7 +815,7 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin
         rows = self._query(
             "SELECT s.station, s.first_seen, s.last_seen, s.last_seq, s.minutes, s.events, s.calibrations, "
             "s.targets, s.duplicates, s.dead_letters, t.state, t.time, t.received_at, t.backlog, "
-            "t.oldest_unacked_age_s, t.agent_version, t.interval_s, t.last_seq, t.details, s.store "
+            "t.oldest_unacked_age_s, t.agent_version, t.interval_s, t.last_seq, t.details, s.store, s.emissions, s.fluxes "
             "FROM station s LEFT JOIN status t ON t.station = s.station ORDER BY s.station"
         )
         out = []
@@ -818,7 +825,7 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin
                 status = StationStatus(r[10], self._from_t(r[11]), self._from_t(r[12]), r[13], r[14],
                                        r[15], r[16], r[17], json.loads(r[18]))
             out.append(StationSummary(r[0], self._from_t(r[1]), self._from_t(r[2]), *r[3:10], status=status,
-                                      store=store_name(r[19])))
+                                      store=store_name(r[19]), emissions=r[20], fluxes=r[21]))
         return out
 
     def dead_letters(self, limit: int = 100, station: str | None = None, unresolved: bool = False,

@@ -52,3 +52,17 @@ def status_upsert_sql() -> str:
         "OR (status.state = 'up' AND status.last_up_time > excluded.received_at))) "
         "OR (excluded.state = 'down' AND status.state = 'up')"
     )
+
+
+RECORD_COUNTS = (("emissions", "emission"), ("fluxes", "flux"))
+"""Station counters added after schema 1: (column of the station table, the record table it counts)."""
+
+
+def migration_record_counts(types: dict[str, str]) -> list[str]:
+    """The station table counts emission and flux records too (until then `status` and the station
+    table showed minutes, events, calibrations and targets only), filled from the records held."""
+    return [
+        *(f"ALTER TABLE station ADD COLUMN {col} {types['bigint']} NOT NULL DEFAULT 0" for col, _ in RECORD_COUNTS),
+        *(f"UPDATE station SET {col} = (SELECT count(*) FROM {table} r WHERE r.station = station.station)"
+          for col, table in RECORD_COUNTS),
+    ]

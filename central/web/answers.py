@@ -55,14 +55,28 @@ class Answers:
         end = end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         return end - timedelta(days=days), end
 
-    def answer(self, path: str, raw_query: str) -> Any:
-        """The JSON answer of an endpoint; query.BadParameter for a query it cannot answer."""
+    @staticmethod
+    def check(path: str, raw_query: str) -> dict[str, str]:
+        """The query's values when the endpoint can answer them; query.BadParameter naming the first
+        that it cannot (every parameter's own rule, then from/to/days together)."""
         q = query.query_values(raw_query, ENDPOINTS[path])
-        cfg, st = self.config, self.store
         for name in ("stream", "species"):
             if name in q:
                 query.label(name, q[name])
-        station = query.station(q["station"]) if "station" in q else None
+        if "station" in q:
+            query.station(q["station"])
+        if "limit" in q:
+            limit(q["limit"])
+        if "days" in q:
+            query.days(q["days"])
+        query.time_range(q)
+        return q
+
+    def answer(self, path: str, raw_query: str) -> Any:
+        """The JSON answer of an endpoint; query.BadParameter for a query it cannot answer."""
+        q = self.check(path, raw_query)
+        cfg, st = self.config, self.store
+        station = q.get("station")
         n = limit(q["limit"]) if "limit" in q else 100
         with self.lock:
             if path == "/api/network":

@@ -15,20 +15,25 @@ import json
 import threading
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ghgnet.timeutil import iso_utc
+from ghgnet.wire import STATION_ID_PATTERN
 
 from .. import query
 from ..config import CentralConfig
+from ..flags.reasons import REASON_CODES
 from ..users import ROLES, AccountError, Accounts
+from . import fleet as fleet_answers
 from .answers import ENDPOINTS, Answers
 from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
 from .flux import add_flux_views
@@ -42,14 +47,23 @@ Admin = Annotated[Caller, Depends(need("admin"))]
 AdminWrite = Annotated[Caller, Depends(need("admin", write=True))]
 
 # Query parameters as the OpenAPI description shows them; central/query.py checks their values.
-Station = Annotated[str, Query(description="station id")]
-OptStation = Annotated[str | None, Query(description="station id")]
-Stream = Annotated[str | None, Query(description="e.g. inlet:100m")]
-Species = Annotated[str | None, Query(description="e.g. co2")]
-Days = Annotated[str | None, Query(description="window length in days (default 7), ending after the latest minute")]
-From = Annotated[str | None, Query(alias="from", description="ISO 8601 start (with to)")]
-To = Annotated[str | None, Query(alias="to", description="ISO 8601 end (with from)")]
-Limit = Annotated[str | None, Query(description="at most this many, 1..1000 (default 100)")]
+# Each parameter's own rule is in the description's schema (pattern, length); the rules between
+# parameters (from and to together, not with days; from before to) are in their descriptions.
+LABEL_PATTERN = r"^[^\x00-\x1f\x7f]{1,64}$"
+Station = Annotated[str, Query(description="station id", pattern=STATION_ID_PATTERN)]
+OptStation = Annotated[str | None, Query(description="station id", pattern=STATION_ID_PATTERN)]
+Stream = Annotated[str | None, Query(description="e.g. inlet:100m", pattern=LABEL_PATTERN)]
+Species = Annotated[str | None, Query(description="e.g. co2", pattern=LABEL_PATTERN)]
+Label = Annotated[str, Query(description="a stream (e.g. inlet:100m) or species (e.g. co2)", pattern=LABEL_PATTERN)]
+Days = Annotated[str | None, Query(description="window length in days, 0 < days <= 3660 (default 7), ending after "
+                                               "the latest minute; not with from and to",
+                                   pattern=r"^([0-9]{1,12}(\.[0-9]{0,12})?|\.[0-9]{1,12})$")]
+From = Annotated[str | None, Query(alias="from", description="ISO 8601 start (with to, before it, at most 3660 days "
+                                                             "apart, in 1900..2200)", max_length=256)]
+To = Annotated[str | None, Query(alias="to", description="ISO 8601 end (with from)", max_length=256)]
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="its id (a 64-bit database key)")]
+Limit = Annotated[str | None, Query(description="at most this many, 1..1000 (default 100)",
+                                    pattern=r"^0*([1-9][0-9]{0,2}|1000)$")]
 
 
 class Login(BaseModel):
@@ -58,21 +72,21 @@ class Login(BaseModel):
 
 
 class NewUser(BaseModel):
-    name: str = Field(max_length=64)
-    role: str = Field(description=" | ".join(ROLES))
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="a new user's name (central.users)")
+    role: Literal[tuple(ROLES)]  # type: ignore[valid-type]
     password: str = Field(min_length=8, max_length=1024)
 
 
 class NewFlag(BaseModel):
-    station: str
-    time_from: str = Field(alias="from", description="ISO 8601, inclusive")
-    time_to: str = Field(alias="to", description="ISO 8601, exclusive")
-    flag: str = Field(description="K: invalid after manual QC; O: valid after manual QC")
-    reason: str = Field(min_length=1, max_length=2000)
-    reason_code: str = Field("other", description="contamination, instrument, calibration, inlet, maintenance, "
-                                                  "validated or other (central.flags.reasons)")
-    stream: str | None = None
-    species: str | None = None
+    station: str = Field(pattern=STATION_ID_PATTERN)
+    time_from: str = Field(alias="from", description="ISO 8601, inclusive, in 1900..2200", max_length=256)
+    time_to: str = Field(alias="to", description="ISO 8601, exclusive, after from", max_length=256)
+    flag: Literal["K", "O"] = Field(description="K: invalid after manual QC; O: valid after manual QC")
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="why (not blank)")
+    reason_code: Literal[tuple(REASON_CODES)] = Field(  # type: ignore[valid-type]
+        "other", description="central.flags.reasons")
+    stream: str | None = Field(None, pattern=LABEL_PATTERN)
+    species: str | None = Field(None, pattern=LABEL_PATTERN)
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -102,8 +116,12 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         resp = _error(exc.status_code, message)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
-        if exc.status_code == 405 and resp.headers.get("Allow") == "GET":
-            resp.headers["Allow"] = "GET, HEAD"  # HeadAsGet answers HEAD wherever GET is
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            allowed = {m for r in app.routes if isinstance(r, APIRoute) and r.matches(request.scope)[0] != Match.NONE
+                       for m in r.methods}
+            if "GET" in allowed:
+                allowed.add("HEAD")  # HeadAsGet answers HEAD wherever GET is
+            resp.headers["Allow"] = ", ".join(sorted(allowed))
         return resp
 
     @app.exception_handler(RequestValidationError)
@@ -111,7 +129,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         route = request.scope.get("route")
         if route is not None and route.path in ENDPOINTS:  # the read API refuses as it always did
             try:
-                query.query_values(request.url.query, ENDPOINTS[route.path])
+                Answers.check(route.path, request.url.query)
             except query.BadParameter as bad:
                 return _error(400, str(bad), parameter=bad.parameter)
         first = exc.errors()[0] if exc.errors() else {}
@@ -170,14 +188,14 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return read(request)
 
     @app.get("/api/afternoon", tags=["read"])
-    def afternoon(request: Request, caller: Viewer, station: Station, stream: Annotated[str, Query()],
-                  species: Annotated[str, Query()], days: Days = None, from_: From = None, to: To = None) -> Any:
+    def afternoon(request: Request, caller: Viewer, station: Station, stream: Label, species: Label,
+                  days: Days = None, from_: From = None, to: To = None) -> Any:
         """Daily afternoon means (local window)."""
         return read(request)
 
     @app.get("/api/monthly", tags=["read"])
-    def monthly(request: Request, caller: Viewer, station: Station, stream: Annotated[str, Query()],
-                species: Annotated[str, Query()], days: Days = None, from_: From = None, to: To = None) -> Any:
+    def monthly(request: Request, caller: Viewer, station: Station, stream: Label, species: Label,
+                days: Days = None, from_: From = None, to: To = None) -> Any:
         """Monthly means of valid hours."""
         return read(request)
 
@@ -226,6 +244,29 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         """Refused payloads, newest first, with their reason and an excerpt of the payload (not all of it)."""
         return read(request)
 
+    # -- the registry (issue 22): what is installed where ----------------------------------------
+
+    @app.get("/api/registry", tags=["registry"])
+    def registry(caller: Viewer) -> Any:
+        """Every station central has heard from: state, agent and config versions, instrument serial
+        numbers by device, cylinder pressures (bar), clock synchronisation."""
+        with answers.lock:
+            return fleet_answers.registry(store)
+
+    @app.get("/api/registry/{station}", tags=["registry"])
+    def registry_station(station: Annotated[str, Path(description="station id", pattern=STATION_ID_PATTERN)],
+                         caller: Viewer) -> Any:
+        """One station's registry: its latest inventory (devices with driver and serial number;
+        cylinders with serial, assigned values and pressure), each cylinder's forecast empty date
+        (`cylinder_forecasts`: a robust line through its pressure readings, central/fleet/cylinders.py),
+        `serial_history` per device (the serial in force from each date on: instrument swaps) and the
+        dated `history` of inventory and config changes. 404 for a station central never heard from."""
+        with answers.lock:
+            doc = fleet_answers.registry_station(store, station, now())
+        if doc is None:
+            raise HTTPException(404, f"central has never heard from station {station[:64]!r}")
+        return doc
+
     # -- writes ------------------------------------------------------------------------------
 
     @app.post("/api/flags", tags=["flags"], status_code=201)
@@ -257,7 +298,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return flag_doc(added)
 
     @app.post("/api/alarms/{alarm_id}/acknowledge", tags=["alarms"])
-    def acknowledge_alarm(alarm_id: int, caller: Operator) -> Any:
+    def acknowledge_alarm(alarm_id: RecordId, caller: Operator) -> Any:
         """Acknowledge an alarm: it stays active until its rule clears it, marked with who and when."""
         from ..store.operations import AlarmCleared, AlarmNotFound
 
@@ -272,7 +313,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return alarm_doc(alarm)
 
     @app.post("/api/dead-letters/{letter_id}/replay", tags=["dead letters"])
-    def replay_dead_letter(letter_id: int, caller: Operator) -> Any:
+    def replay_dead_letter(letter_id: RecordId, caller: Operator) -> Any:
         """Replay a dead letter through ingest (central.deadletters); idempotent: a letter already
         resolved is not stored again."""
         from ..deadletters.replay import replay_dead_letter as replay
@@ -321,7 +362,9 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
 
     @app.post("/api/users", tags=["users"], status_code=201)
     def add_user(caller: AdminWrite, body: Annotated[NewUser, Body()]) -> Any:
-        """Add a user."""
+        """Add a user (409 when the name is taken)."""
+        if accounts.get(body.name) is not None:
+            raise HTTPException(409, f"user {body.name!r} exists (passwd changes the password)")
         u = accounts.add(body.name, body.role, body.password)
         log.info("user_added", name=u.name, role=u.role, by=caller.user.name)
         return {"name": u.name, "role": u.role}
@@ -329,6 +372,8 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
     @app.delete("/api/users/{name}", tags=["users"])
     def remove_user(name: str, caller: AdminWrite) -> Any:
         """Remove a user (their sessions and tokens end)."""
+        if accounts.get(name) is None:
+            raise HTTPException(404, f"no user {name[:64]!r}")
         accounts.remove(name)
         log.info("user_removed", name=name, by=caller.user.name)
         return {"removed": name}
@@ -350,6 +395,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
 
     add_flux_views(app, config, store, lock, _static)  # central/web/flux.py: the flux page and its API
     _describe_roles(app)
+    _describe_errors(app)
     app.add_middleware(HeadAsGet)
     return app
 
@@ -358,8 +404,9 @@ MAX_TARGET_BYTES = 8192
 
 
 class HeadAsGet:
-    """ASGI middleware: HEAD answered as GET without the body (FastAPI routes take GET only), and a
-    request target longer than MAX_TARGET_BYTES refused with 414 before routing."""
+    """ASGI middleware: HEAD answered as GET without the body (FastAPI routes take GET only), a
+    request target longer than MAX_TARGET_BYTES refused with 414 before routing, and a fragment sent
+    in the target (`?a=b#frag`) left out of the query, as the parameters' checks always read it."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -367,6 +414,8 @@ class HeadAsGet:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if b"#" in scope.get("query_string", b""):  # a fragment a client sent along is not the query
+            scope = {**scope, "query_string": scope["query_string"].split(b"#", 1)[0]}
         if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_TARGET_BYTES:
             resp = _error(414, f"request target longer than {MAX_TARGET_BYTES} bytes")
             return await resp(scope, receive, send)
@@ -384,13 +433,58 @@ class HeadAsGet:
 def _describe_roles(app: FastAPI) -> None:
     """Each route's role (and whether it needs the CSRF token) in its OpenAPI operation, as
     x-required-role and x-csrf, read from its `need` dependency."""
-    from fastapi.routing import APIRoute
-
     for route in app.routes:
         if isinstance(route, APIRoute):
             for dep in route.dependant.dependencies:
                 if hasattr(dep.call, "role"):
                     route.openapi_extra = {"x-required-role": dep.call.role, "x-csrf": dep.call.write}
+
+
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string", "description": "what was wrong, naming the parameter or field"},
+    "parameter": {"type": ["string", "null"], "description": "the query parameter or body field at fault"}}}
+
+
+def _describe_errors(app: FastAPI) -> None:
+    """The error answers in the OpenAPI description as the app gives them: every error is JSON
+    {"error", "parameter"?}; a request the API cannot take is 400 (FastAPI's own 422 never leaves:
+    `_invalid` answers it as 400); 401 without a login and 403 for too low a role (or a session's
+    write without its CSRF token) on every route that needs one; 404 where the path names a thing;
+    409 where an operation can conflict; 414 for a request target too long (HeadAsGet)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = generate()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Error"] = ERROR_SCHEMA
+        for path, ops in doc["paths"].items():
+            for op in ops.values():
+                answers = op.setdefault("responses", {})
+                answers.pop("422", None)
+                codes = {"400": "a parameter or body the API cannot take (the error names it)",
+                         "414": "a request target longer than 8 KiB"}
+                if "x-required-role" in op:
+                    codes |= {"401": "no valid login (session cookie or Authorization: Bearer)",
+                              "403": "a role too low, or a session's write without its X-CSRF-Token"}
+                elif path == "/api/login":
+                    codes["401"] = "wrong name or password"
+                if "{" in path:
+                    codes["404"] = "no such thing"
+                if path.endswith("/acknowledge"):
+                    codes["409"] = "the alarm cleared already"
+                if path == "/api/users" and "requestBody" in op:
+                    codes["409"] = "a user of that name exists"
+                for code, text in codes.items():
+                    answers.setdefault(code, {"description": text, "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _static(name: str) -> Response:

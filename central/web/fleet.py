@@ -1,5 +1,6 @@
 """The station table of the operations center: `views.station_health` plus the last calibration,
-the latest target bias against the goal, and the instruments' clock offset where the agent reports it."""
+the latest target bias against the goal, and the instruments' clock offset where the agent reports it;
+and the registry page's answers (what is installed where: central/fleet/registry.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ghgnet.timeutil import iso_utc
 
 from .. import views
 from ..config import CentralConfig
+from ..fleet.registry import SINCE_EVER, registry_detail, registry_row, serials_over_time
 
 
 def clock_offset_s(details: dict[str, Any] | None) -> float | None:
@@ -39,3 +41,26 @@ def fleet(store, config: CentralConfig, now: datetime) -> list[dict[str, Any]]:
             for t, cyl, sp, bias in latest]
         row["clock_offset_s"] = clock_offset_s(details.get(name))
     return rows
+
+
+def registry(store) -> list[dict[str, Any]]:
+    """The registry page's table: every station's line (central.fleet.registry.registry_row)."""
+    return [registry_row(s) for s in store.stations()]
+
+
+def registry_station(store, station: str, now: datetime) -> dict[str, Any] | None:
+    """One station's registry (central.fleet.registry.registry_detail: inventory, cylinder forecasts,
+    history) plus `serial_history`: per device, the serial number in force from each date on,
+    oldest first (an instrument swap is a new entry; the first entry's `from` is null: since ever).
+    None for a station central has never heard from."""
+    found = [s for s in store.stations() if s.station == station]
+    if not found:
+        return None
+    events = store.registry_events(station)
+    detail = registry_detail(found[0], events, now)
+    timeline = serials_over_time({d: sn for d, sn in detail["devices"].items()}, events)
+    detail["serial_history"] = {
+        device: [{"from": None if t == SINCE_EVER else iso_utc(t), "serial_number": sn} for t, sn in entries
+                 if not (t == SINCE_EVER and sn is None and len(entries) > 1)]
+        for device, entries in sorted(timeline.items())}
+    return detail

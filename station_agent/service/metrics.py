@@ -1,9 +1,14 @@
-"""A local metrics endpoint in the Prometheus text exposition format (version 0.0.4).
+"""The station's local metrics endpoint: Prometheus exposition by `prometheus_client`.
 
 `MetricsServer(figures)` serves `GET /metrics` on 127.0.0.1 from a thread of its own; each scrape
-calls `figures()` once and renders the dict it returns through the table of metric families
-below. The figures callable belongs to the agent (it knows the writer, pollers and outbox); this
-module only knows names, types, units and the text format.
+calls `figures()` once and a custom collector turns the dict it returns into metric families
+through the table below. Nothing is counted on the acquisition path and no default collectors run
+(a registry of our own, not prometheus_client's global one with its process and GC collectors):
+the daemon pays only when it is scraped. The figures callable belongs to the agent (it knows the
+writer, pollers and outbox); this module only knows names, types and help.
+
+The format follows the scraper's Accept header (`prometheus_client.exposition.choose_encoder`):
+text format 0.0.4 by default, OpenMetrics when asked for.
 
 Figures (keys of the dict; a missing key or a None value means "unknown" and writes no sample):
     queue_depth               int            items waiting in the writer's queue
@@ -22,16 +27,21 @@ Counters (`_total`) count since the agent started; Prometheus handles the reset 
 
 from __future__ import annotations
 
-import math
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""What a scraper that asks for nothing in particular gets."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,23 @@ class Family:
             raise ValueError(f"{self.name}: kind must be gauge or counter, not {self.kind!r}")
         if self.kind == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"{self.name}: a counter's name ends in _total")
+
+    def metric(self, value: Any) -> Metric:
+        """This family with the samples of one figure (none when the figure is None)."""
+        labels = [self.label] if self.label is not None else None
+        m = (CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily)(self.name, self.help, labels=labels)
+        if value is None:
+            return m
+        if self.label is None:
+            m.add_metric([], float(value))
+            return m
+        if not isinstance(value, Mapping):
+            raise TypeError(f"figure {self.key!r} must be a dict of {self.label} -> number, got {type(value).__name__}")
+        for label_value in sorted(value, key=str):
+            v = value[label_value]
+            if v is not None:
+                m.add_metric([str(label_value)], float(v))
+        return m
 
 
 STATION_FAMILIES: tuple[Family, ...] = (
@@ -78,55 +105,31 @@ STATION_FAMILIES: tuple[Family, ...] = (
 )
 
 
-# -- the text format ------------------------------------------------------------------------
+class FiguresCollector(Collector):
+    """A prometheus_client collector reading the agent's figures once per scrape."""
+
+    def __init__(self, figures: Callable[[], Mapping[str, Any]],
+                 families: tuple[Family, ...] = STATION_FAMILIES) -> None:
+        self.figures = figures
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.figures()
+        for fam in self.families:
+            yield fam.metric(figures.get(fam.key))
 
 
-def escape_help(text: str) -> str:
-    """HELP text: backslash and line feed are escaped."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def escape_label_value(text: str) -> str:
-    """Label values: backslash, double quote and line feed are escaped."""
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def format_value(value: float | int | bool) -> str:
-    """A sample value: integers exactly, floats round-trip, NaN and infinities as Prometheus spells them."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    v = float(value)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v.is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return repr(v)
+def registry_of(figures: Callable[[], Mapping[str, Any]],
+                families: tuple[Family, ...] = STATION_FAMILIES) -> CollectorRegistry:
+    """A registry of its own holding only the figures' collector (no process or GC collectors)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FiguresCollector(figures, families))
+    return registry
 
 
 def render(figures: Mapping[str, Any], families: tuple[Family, ...] = STATION_FAMILIES) -> str:
-    """The exposition text for `figures`: HELP and TYPE for every family, a sample per known value."""
-    lines: list[str] = []
-    for fam in families:
-        lines.append(f"# HELP {fam.name} {escape_help(fam.help)}")
-        lines.append(f"# TYPE {fam.name} {fam.kind}")
-        value = figures.get(fam.key)
-        if value is None:
-            continue
-        if fam.label is None:
-            lines.append(f"{fam.name} {format_value(value)}")
-            continue
-        if not isinstance(value, Mapping):
-            raise TypeError(f"figure {fam.key!r} must be a dict of {fam.label} -> number, got {type(value).__name__}")
-        for label_value in sorted(value, key=str):
-            v = value[label_value]
-            if v is None:
-                continue
-            lines.append(f'{fam.name}{{{fam.label}="{escape_label_value(str(label_value))}"}} {format_value(v)}')
-    return "\n".join(lines) + "\n"
+    """The text format 0.0.4 exposition of one set of figures."""
+    return generate_latest(registry_of(lambda: figures, families)).decode()
 
 
 def disk_free_bytes(path: str | Path) -> int:
@@ -156,13 +159,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/metrics":
             self._send(404, "text/plain; charset=utf-8", b"not found; metrics are at /metrics\n", body)
             return
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         try:
-            text = render(self.server.figures(), self.server.families)
+            payload = encoder(self.server.registry)
         except Exception as exc:  # a scrape must never take the agent down; the 500 says why
             self.server.log.exception("metrics_failed", error=repr(exc))
             self._send(500, "text/plain; charset=utf-8", f"metrics unavailable: {exc!r}\n".encode(), body)
             return
-        self._send(200, CONTENT_TYPE, text.encode(), body)
+        self._send(200, content_type, payload, body)
 
     def _send(self, code: int, ctype: str, payload: bytes, body: bool) -> None:
         self.send_response(code)
@@ -179,9 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _MetricsHTTPServer(HTTPServer):
     allow_reuse_address = True
 
-    def __init__(self, address, figures, families, log) -> None:
-        self.figures = figures
-        self.families = families
+    def __init__(self, address, registry: CollectorRegistry, log) -> None:
+        self.registry = registry
         self.log = log
         super().__init__(address, _Handler)
 
@@ -190,8 +193,8 @@ class MetricsServer:
     """Serves `/metrics` on `host:port` (port 0: any free port, see `.port`) until `stop()`.
 
     Binds to the loopback address by default: the figures are for a local Prometheus or node
-    exporter textfile relay, not for the network. One request at a time, which is plenty for a
-    scrape every 15 s and keeps the thread count fixed.
+    exporter textfile relay, not for the network. One request at a time (not prometheus_client's
+    thread per request), which is plenty for a scrape every 15 s and keeps the thread count fixed.
     """
 
     def __init__(
@@ -203,7 +206,8 @@ class MetricsServer:
         families: tuple[Family, ...] = STATION_FAMILIES,
     ) -> None:
         self.log = log.bind(component="metrics")
-        self._server = _MetricsHTTPServer((host, port), figures, families, self.log)
+        self.registry = registry_of(figures, families)
+        self._server = _MetricsHTTPServer((host, port), self.registry, self.log)
         self.host, self.port = self._server.server_address[:2]
         self.thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                        name="metrics-http", daemon=True)

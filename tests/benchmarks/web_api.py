@@ -12,8 +12,12 @@ as the UI makes them (central/web/static/app.js):
   station table  /api/fleet (every station)    map  /api/fleet
 
 For each call: p50/p95/max latency over ROUNDS random stations and the SQL statements it ran
-(counted at the store's `_execute`). Target: p95 < 200 ms for the station page's calls. Prints the
-figures; asserts nothing about speed. Drops its schema at the end.
+(counted at the store's `_execute`). Target: p95 < 200 ms for the station page's calls. The
+365-day page is loaded twice per round, interleaved on the same station: its daily means summed
+from the hourly table (as before the daily table) and read from the daily table the aggregator
+keeps (central/store/daily.py, filled here after the COPY as the aggregator fills it), so the two
+see the same load; the machine's load average is printed with the figures. Prints the figures;
+asserts nothing about speed. Drops its schema at the end.
 
   .venv/bin/python tests/benchmarks/web_api.py [--rounds 30] [--dsn postgresql://...]
 """
@@ -21,6 +25,7 @@ figures; asserts nothing about speed. Drops its schema at the end.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import io
 import json
@@ -39,13 +44,13 @@ from psycopg import sql
 from central.config import CentralConfig
 from central.store.postgres import PostgresStore
 from central.users import Accounts
-from central.web import WebServer
+from central.web import WebServer, daily
 
 STATIONS = 50
 HOURS = 8760
 INLETS = ("inlet:10m", "inlet:50m", "inlet:100m")
 SPECIES = {"co2": 420.0, "ch4": 2000.0}
-SCHEMA = "bench_web"
+SCHEMA = f"bench_web_{os.getpid()}"  # of its own: another run may share the server
 
 
 def load(dsn: str, end: datetime) -> list[str]:
@@ -106,6 +111,13 @@ def load(dsn: str, end: datetime) -> list[str]:
                          (name, end, end, json.dumps({"devices": {"g2401": {"connected": True, "clock_offset_s": 0.4}}})))
             if k % 10 == 9:
                 print(f"  loaded {k + 1} stations ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+        t0 = time.perf_counter()
+        store = PostgresStore(dsn, SCHEMA)
+        with store.aggregation_transaction():
+            for name in names:
+                store.refresh_daily(name, hours)  # as the aggregator does after replacing hours
+        store.close()
+        print(f"  daily table of {STATIONS} stations built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         conn.execute("ANALYZE")
     return names
 
@@ -157,43 +169,57 @@ def run(args, names: list[str]) -> None:
         assert res.status == 200, (path, res.status, body[:300])
         return took, statements[0] - before - 1, len(body)  # less the token's own lookup (1 statement)
 
-    pages = {
-        "station page (30 days)": ["/api/hourly?station={s}&days=30", "/api/targets?station={s}&days=30",
-                                   "/api/calibrations?station={s}&days=30", "/api/flags?station={s}",
-                                   "/api/events?station={s}&days=30", "/api/completeness?station={s}&days=30"],
-        "station page (365 days)": ["/api/hourly?station={s}&days=365", "/api/targets?station={s}&days=365",
-                                    "/api/calibrations?station={s}&days=365", "/api/flags?station={s}",
-                                    "/api/events?station={s}&days=365", "/api/completeness?station={s}&days=365"],
-        "station table / map": ["/api/fleet"],
+    year = ["/api/hourly?station={s}&days=365", "/api/targets?station={s}&days=365",
+            "/api/calibrations?station={s}&days=365", "/api/flags?station={s}",
+            "/api/events?station={s}&days=365", "/api/completeness?station={s}&days=365"]
+    pages = {  # name: (calls, daily means from the daily table)
+        "station page (30 days)": (["/api/hourly?station={s}&days=30", "/api/targets?station={s}&days=30",
+                                    "/api/calibrations?station={s}&days=30", "/api/flags?station={s}",
+                                    "/api/events?station={s}&days=30", "/api/completeness?station={s}&days=30"],
+                                   True),
+        "station page (365 days), daily means summed from the hourly table (before)": (year, False),
+        "station page (365 days), daily means from the daily table": (year, True),
+        "station table / map": (["/api/fleet"], True),
     }
+    summed = daily.daily_series
     rng = random.Random(2)
+    times = {p: {c: [] for c in calls} for p, (calls, _) in pages.items()}
+    queries = {p: {c: [] for c in calls} for p, (calls, _) in pages.items()}
+    sizes = {p: {c: [] for c in calls} for p, (calls, _) in pages.items()}
+    page_times: dict[str, list[float]] = {p: [] for p in pages}
+    load_before = os.getloadavg()
     try:
-        for page, calls in pages.items():
-            rounds = args.rounds if "fleet" not in calls[0] else max(5, args.rounds // 3)
-            times: dict[str, list[float]] = {c: [] for c in calls}
-            queries: dict[str, list[int]] = {c: [] for c in calls}
-            sizes: dict[str, list[int]] = {c: [] for c in calls}
-            page_times = []
-            get(calls[0].format(s=names[0]))  # warm
-            for _ in range(rounds):
-                s = rng.choice(names)
+        get(pages["station page (30 days)"][0][0].format(s=names[0]))  # warm
+        for k in range(args.rounds):
+            s = rng.choice(names)
+            for page, (calls, from_table) in pages.items():
+                if "fleet" in calls[0] and k % 3:
+                    continue  # the table and map: a third of the rounds
+                # before the daily table: every day summed from the hours (central/web/daily.py)
+                daily.daily_series = summed if from_table else functools.partial(summed, from_table=False)
                 total = 0.0
                 for c in calls:
                     took, n, size = get(c.format(s=s))
-                    times[c].append(took)
-                    queries[c].append(n)
-                    sizes[c].append(size)
+                    times[page][c].append(took)
+                    queries[page][c].append(n)
+                    sizes[page][c].append(size)
                     total += took
-                page_times.append(total)
-            print(f"\n{page}: {rounds} loads, SQL statements per load {sum(max(q) for q in queries.values())}, "
-                  f"page p50 {statistics.median(page_times) * 1000:.0f} ms, "
-                  f"p95 {np.percentile(page_times, 95) * 1000:.0f} ms (calls one after another)")
+                page_times[page].append(total)
+        daily.daily_series = summed
+        load_after = os.getloadavg()
+        print(f"\nload average (1, 5, 15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, after "
+              f"{' '.join(f'{x:.2f}' for x in load_after)}, on {os.cpu_count()} cores")
+        for page, (calls, _) in pages.items():
+            pt = page_times[page]
+            print(f"\n{page}: {len(pt)} loads, SQL statements per load {sum(max(q) for q in queries[page].values())}, "
+                  f"page p50 {statistics.median(pt) * 1000:.0f} ms, "
+                  f"p95 {np.percentile(pt, 95) * 1000:.0f} ms (calls one after another)")
             print(f"  {'call':<44} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'queries':>8} {'kB':>7}")
             for c in calls:
-                t = np.array(times[c]) * 1000
+                t = np.array(times[page][c]) * 1000
                 print(f"  {c.split('?')[0] + '?' + c.split('?')[1].replace('{s}', 'S') if '?' in c else c:<44} "
                       f"{np.percentile(t, 50):7.1f} {np.percentile(t, 95):7.1f} {t.max():7.1f} "
-                      f"{max(queries[c]):8d} {statistics.mean(sizes[c]) / 1000:7.0f}")
+                      f"{max(queries[page][c]):8d} {statistics.mean(sizes[page][c]) / 1000:7.0f}")
     finally:
         conn.close()
         server.stop()

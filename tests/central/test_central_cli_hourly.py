@@ -50,6 +50,7 @@ def test_export_hourly_icos_csv(network, tmp_path):
         "BG-NORTH", "100.0", "0", "U", "G2401-bg-north")
     assert float(first["DecimalDate"]) == pytest.approx(2026 + 59 / 365)
     assert 400 < float(first["co2"]) < 440 and int(first["NbPoints"]) >= 25
+    assert first["InstrumentSerial"] == "-"  # no inventory in this network: the serial is not known
 
 
 def test_flag_reaches_the_hourly_export_and_the_audit_trail(network, tmp_path):

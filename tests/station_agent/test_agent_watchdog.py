@@ -84,6 +84,6 @@ def test_metrics_endpoint_serves_the_agent_figures(tmp_path):
         bench.stop()
     lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if not line.startswith("#")}
     assert float(lines['ghgnet_readings_total{device="picarro-1"}']) >= 10
-    assert lines['ghgnet_device_connected{device="picarro-1"}'] == "1"
+    assert float(lines['ghgnet_device_connected{device="picarro-1"}']) == 1
     assert float(lines["ghgnet_data_disk_free_bytes"]) > 0
     assert "ghgnet_outbox_backlog_records" in lines

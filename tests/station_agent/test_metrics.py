@@ -1,4 +1,4 @@
-"""The metrics endpoint over real HTTP, its text parsed back line by line."""
+"""The metrics endpoint (prometheus_client) over real HTTP, its text parsed back line by line."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from ghgnet.logs import get_logger
 from station_agent.service.metrics import (
     CONTENT_TYPE,
     STATION_FAMILIES,
+    Family,
     MetricsServer,
     disk_free_bytes,
-    escape_label_value,
-    format_value,
     render,
 )
 
@@ -26,6 +25,10 @@ LOG = get_logger(test="metrics")
 # Text format 0.0.4: metric name, optional {label="value",...}, value.
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def escape_label_value(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def unescape(text: str) -> str:
@@ -162,30 +165,46 @@ def test_stop_closes_the_port():
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
-def test_value_formatting():
-    assert format_value(True) == "1" and format_value(False) == "0"
-    assert format_value(12) == "12"
-    assert format_value(2.0) == "2"
-    assert format_value(0.1) == "0.1"
-    assert format_value(1e20) == "1e+20"
-    assert format_value(float("nan")) == "NaN"
-    assert format_value(float("inf")) == "+Inf" and format_value(float("-inf")) == "-Inf"
+def test_values_parse_back_exactly():
+    figures = {"queue_depth": True, "outbox_backlog": 12, "oldest_unacked_age_s": 0.1, "disk_free_bytes": 1e20,
+               "last_calibration_age_s": float("nan"), "minutes_stored": 2**40,
+               "clock_offset_s": {"a": float("inf"), "b": float("-inf")}}
+    _, samples = parse(render(figures))
+    assert samples[("ghgnet_writer_queue_depth", ())] == 1
+    assert samples[("ghgnet_outbox_backlog_records", ())] == 12
+    assert samples[("ghgnet_outbox_oldest_unacked_age_seconds", ())] == 0.1
+    assert samples[("ghgnet_data_disk_free_bytes", ())] == 1e20
+    assert samples[("ghgnet_minutes_stored_total", ())] == 2**40
+    assert samples[("ghgnet_last_calibration_age_seconds", ())] != samples[("ghgnet_last_calibration_age_seconds", ())]
+    assert samples[("ghgnet_clock_offset_seconds", (("device", "a"),))] == float("inf")
+    assert samples[("ghgnet_clock_offset_seconds", (("device", "b"),))] == float("-inf")
 
 
 def test_help_text_escapes_backslash_and_newline():
-    from station_agent.service.metrics import Family
-
     fam = Family("x", "ghgnet_x", "gauge", "a \\ b\nc")
-    assert render({"x": 1}, (fam,)) == "# HELP ghgnet_x a \\\\ b\\nc\n# TYPE ghgnet_x gauge\nghgnet_x 1\n"
+    assert render({"x": 1}, (fam,)) == "# HELP ghgnet_x a \\\\ b\\nc\n# TYPE ghgnet_x gauge\nghgnet_x 1.0\n"
 
 
 def test_a_counter_must_be_named_total_and_a_labelled_figure_must_be_a_dict():
-    from station_agent.service.metrics import Family
-
     with pytest.raises(ValueError):
         Family("x", "ghgnet_x", "counter", "no _total")
     with pytest.raises(TypeError):
         render({"readings": 5})
+
+
+def test_the_station_registry_holds_the_figures_alone(server):
+    """A registry of its own: none of prometheus_client's default process, platform or GC collectors
+    (their work at every scrape is not the daemon's business), and OpenMetrics when the scraper asks."""
+    srv, _ = server
+    _, _, body = get(srv.url)
+    families, _ = parse(body)
+    assert all(name.startswith("ghgnet_") for name in families)
+    req = urllib.request.Request(srv.url, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        text = resp.read().decode()
+        assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert text.endswith("# EOF\n") and "ghgnet_minutes_stored_total 1440.0" in text
+    assert "process_" not in text and "python_gc" not in text
 
 
 def test_disk_free_bytes_of_a_data_path_not_yet_created(tmp_path):

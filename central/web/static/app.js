@@ -1,5 +1,5 @@
 // The operations center UI: a login, then views chosen by the URL's hash (#map, #stations,
-// #station/<id>, #events). Data from the JSON API (/openapi.json), charts by ECharts drawn as SVG.
+// #station/<id>, #events, #registry, #registry/<id>). Data from the JSON API (/openapi.json), charts by ECharts drawn as SVG.
 // <body data-ready> is "1" once a view is drawn, "error" (with data-error) when it failed.
 "use strict";
 
@@ -206,6 +206,49 @@ async function showEvents() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The registry (read for every role): what is installed where, and a station's history.
+const stationLink = (s, prefix) => el("a", {href: `${prefix}${encodeURIComponent(s)}`}, s);
+
+async function showRegistry() {
+  const rows = await api("/api/registry");
+  document.querySelector("#registry tbody").replaceChildren(...rows.map(r => el("tr", {"data-station": r.station, "data-state": r.state || ""},
+    el("td", {}, stationLink(r.station, "#registry/")), el("td", {class: "state"}, r.state || "-"),
+    el("td", {}, r.agent_version || "-"), el("td", {}, r.config_version === null ? "-" : `v${r.config_version}`),
+    el("td", {class: "serials"}, Object.entries(r.devices).map(([d, sn]) => `${d}: ${sn || "?"}`).join(", ") || "-"),
+    el("td", {}, Object.entries(r.cylinders).map(([c, p]) => `${c}: ${p ?? "?"}`).join(", ") || "-"),
+    el("td", {}, r.clock_synchronised === null || r.clock_synchronised === undefined ? "-" : String(r.clock_synchronised)),
+    el("td", {}, r.last_seen))));
+}
+
+async function showRegistryStation(station) {
+  const r = await api(`/api/registry/${encodeURIComponent(station)}`);
+  document.getElementById("registry-title").textContent = `${station}: registry`;
+  document.getElementById("registry-versions").textContent =
+    `state ${r.state || "-"}, agent ${r.agent_version || "-"}, config ${r.config_version === null ? "-" : "v" + r.config_version}, last seen ${r.last_seen}`;
+  const inv = r.inventory || {};
+  const devices = inv.devices || {};
+  const names = [...new Set([...Object.keys(devices), ...Object.keys(r.serial_history || {})])].sort();
+  document.querySelector("#registry-devices tbody").replaceChildren(...names.map(d => el("tr", {"data-device": d},
+    el("td", {}, d), el("td", {}, (devices[d] || {}).driver || "-"), el("td", {class: "serial"}, r.devices[d] || "-"),
+    el("td", {class: "serial-history"}, (r.serial_history[d] || []).map(h => `${h.from ? h.from.slice(0, 10) : "since first seen"}: ${h.serial_number || "none"}`).join(" → ")))));
+  const forecasts = Object.fromEntries((r.cylinder_forecasts || []).map(f => [f.cylinder, f]));
+  const cyls = inv.cylinders || {};
+  const ids = [...new Set([...Object.keys(cyls), ...Object.keys(forecasts)])].sort();
+  const assigned = a => a ? Object.entries(a).map(([sp, v]) => `${sp} ${v}`).join(", ") : "-";
+  document.querySelector("#registry-cylinders tbody").replaceChildren(...ids.map(c => {
+    const v = cyls[c] || {}, f = forecasts[c] || {};
+    const empty = f.status === "ok" ? f.empty_at.slice(0, 10) : (f.status ? f.status.replaceAll("_", " ") : "no readings");
+    return el("tr", {"data-cylinder": c}, el("td", {}, c), el("td", {}, v.role || "-"), el("td", {}, v.serial || "-"),
+      el("td", {}, assigned(v.assigned)), el("td", {}, v.pressure_bar ?? f.latest_bar ?? "-"),
+      el("td", {}, f.low_bar ?? v.low_pressure_bar ?? "-"),
+      el("td", {}, f.rate_bar_per_day === null || f.rate_bar_per_day === undefined ? "-" : f.rate_bar_per_day.toFixed(2)),
+      el("td", {class: "empty-at"}, empty));
+  }));
+  document.querySelector("#registry-history tbody").replaceChildren(...(r.history || []).slice().reverse().map(h =>
+    el("tr", {}, el("td", {}, h.time), el("td", {}, h.kind), el("td", {}, h.device || "-"), el("td", {}, h.message))));
+}
+
+// ---------------------------------------------------------------------------------------------
 async function route() {
   ready("0");
   const hash = location.hash || "#map";
@@ -217,6 +260,12 @@ async function route() {
     } else if (hash === "#stations") {
       document.getElementById("view-stations").hidden = false;
       await showStations();
+    } else if (hash.startsWith("#registry/")) {
+      document.getElementById("view-registry-station").hidden = false;
+      await showRegistryStation(decodeURIComponent(hash.slice(10)));
+    } else if (hash === "#registry") {
+      document.getElementById("view-registry").hidden = false;
+      await showRegistry();
     } else if (hash === "#events") {
       document.getElementById("view-events").hidden = false;
       await showEvents();

@@ -13,7 +13,7 @@ from support.webapp import ROLES as ROLE_OF
 from central import query
 from central.users import ROLES
 
-PATH_VALUES = {"alarm_id": "1", "letter_id": "1", "name": "nobody"}
+PATH_VALUES = {"alarm_id": "1", "letter_id": "1", "name": "nobody", "station": "bg-north"}
 QUERY = "?station=bg-north&stream=inlet:100m&species=co2&days=1"
 
 
@@ -74,8 +74,11 @@ def test_writes_with_csrf_tokens_and_scripts(served):
     status, flags = otto.request("GET", "/api/flags?station=bg-north")
     assert [f["reason"] for f in flags] == ["leak"] and flags[0]["operator"] == "otto"
     status, doc = otto.request("POST", "/api/flags", {"station": "bg-north", "from": "2026-03-02T00:00:00Z",
-                                                      "to": "2026-03-01T00:00:00Z", "flag": "X", "reason": "x"})
+                                                      "to": "2026-03-01T00:00:00Z", "flag": "K", "reason": "x"})
     assert status == 400 and doc["parameter"] == "to", doc
+    status, doc = otto.request("POST", "/api/flags", {"station": "bg-north", "from": "2026-03-01T00:00:00Z",
+                                                      "to": "2026-03-02T00:00:00Z", "flag": "X", "reason": "x"})
+    assert status == 400 and doc["parameter"] == "flag" and "'K' or 'O'" in doc["error"], doc
     # a token for a script: no cookie, no CSRF token
     status, doc = otto.request("POST", "/api/tokens", {"label": "cron"})
     assert status == 201
