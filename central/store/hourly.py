@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .species import load_species
 
 HOUR = timedelta(hours=1)
 AGGREGATION_LOCK_KEY = 0x6768_676E_6574_01  # "ghgnet" + 1: PostgreSQL advisory lock of the aggregator
@@ -172,24 +171,19 @@ class HourlyStoreMixin:
 
     def aggregation_minutes(self, station: str, start: datetime, end: datetime) -> list[tuple]:
         """Ambient (inlet:*) minute values with start <= time < end: rows of (rank, time, device,
-        stream, flag, species, cal_mean, std, n), every stored record (the caller keeps the
-        latest). `rank` orders the records as received, then by seq: a minute resent under a new
-        seq, or by a reinstalled station under a new store (whose seqs start again at 1), ranks
-        above the copy before it."""
-        rows = self._query(  # type: ignore[attr-defined]
-            "SELECT seq, time, device, stream, flag, species, received_at FROM minute "
-            "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ? ORDER BY time, seq",
-            (station, self._t(start), self._t(end), "inlet:%"),  # type: ignore[attr-defined]
-        )
-        rank = [0] * len(rows)
-        for k, i in enumerate(sorted(range(len(rows)), key=lambda i: (rows[i][6], rows[i][0]))):
+        stream, flag, species, cal_mean, std, n), every version of every minute (the caller keeps
+        the latest). `rank` orders each minute's versions (central/store/levels.py): a minute the
+        station re-sent under a new seq, a reinstalled station's copy under a new store, or a
+        central reprocess run's version ranks above the versions before it."""
+        versions = self._versions(station, start, end, inlets_only=True)  # type: ignore[attr-defined]
+        order = sorted(range(len(versions)), key=lambda i: (versions[i].version, i))
+        rank = [0] * len(versions)
+        for k, i in enumerate(order):
             rank[i] = k
-        f = self._from_t  # type: ignore[attr-defined]
         out = []
-        for i, r in enumerate(rows):
-            t = f(r[1])
-            for sp, v in load_species(r[5]).items():
-                out.append((rank[i], t, r[2], r[3], r[4], sp, v.cal_mean, v.std, v.n))
+        for i, m in enumerate(versions):
+            for sp, v in m.species.items():
+                out.append((rank[i], m.time, m.device, m.stream, m.flag, sp, v.cal_mean, v.std, v.n))
         return out
 
     def replace_hourly(self, station: str, hours: Sequence[datetime], rows: Sequence[HourlyRow],
@@ -198,6 +192,8 @@ class HourlyStoreMixin:
         and clear the dirty marks in `claimed` whose version is unchanged; returns marks cleared."""
         t = self._t  # type: ignore[attr-defined]
         ex = self._executemany  # type: ignore[attr-defined]
+        versions = self._hour_versions(station, hours)  # type: ignore[attr-defined]
+        self._archive_hours(station, hours, versions)  # type: ignore[attr-defined]
         ex(self._sql("DELETE FROM hourly WHERE station = ? AND hour = ?"),  # type: ignore[attr-defined]
            [(station, t(h)) for h in hours])
         if rows:
@@ -209,6 +205,7 @@ class HourlyStoreMixin:
                   _none_if_nan(r.std), _none_if_nan(r.repeatability), int(r.n_all), _none_if_nan(r.mean_all),
                   _none_if_nan(r.std_all), _none_if_nan(r.repeatability_all), int(r.n_spikes), r.flag,
                   t(r.computed_at)) for r in rows])
+            self._set_hour_versions(station, hours, versions)  # type: ignore[attr-defined]
         cleared = 0
         for h, version in claimed:
             cur = self._execute(  # type: ignore[attr-defined]
