@@ -331,7 +331,7 @@ class LevelsStoreMixin:
                 v = r[14]
                 if level == "nrt" and v != 1:
                     continue
-                out.append(HourlyVersion(station, r[0], r[1], f(r[2]), *r[3:12], f(r[13]), version=v,
+                out.append(HourlyVersion(station, r[0], r[1], f(r[2]), *r[3:13], f(r[13]), version=v,
                                          processing=r[15], calibration_ids=tuple(json.loads(r[16])), run_id=r[17],
                                          latest=is_latest))
         return sorted(out, key=lambda r: (r.stream, r.species, r.hour, r.version))
