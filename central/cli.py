@@ -587,10 +587,13 @@ def reprocess(
     values, interpolate coefficients in time between them, recalibrate each minute's raw dry mean,
     and write the result as a new version of the minutes and of the hours they touch (the previous
     versions stay: export --version nrt). See central/reprocess/period.py."""
+    from ghgnet.logs import configure_logging
+
     from .reprocess import CylinderFileError, load_revised_values, reprocess_period
 
     start, end = _time(from_, "--from"), _time(to, "--to")
     cfg = _load(config)
+    configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
     try:
         revised = load_revised_values(cylinders) if cylinders is not None else []
     except CylinderFileError as exc:

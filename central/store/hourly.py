@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-
 HOUR = timedelta(hours=1)
 AGGREGATION_LOCK_KEY = 0x6768_676E_6574_01  # "ghgnet" + 1: PostgreSQL advisory lock of the aggregator
 

@@ -62,8 +62,8 @@ from .base import (
 )
 from .flux import FLUX_COLUMNS, flux_rows, migration_flux
 from .hourly import HourlyStoreMixin, migration_v2
-from .levels import LevelsStoreMixin, migration_levels
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
+from .levels import LevelsStoreMixin, migration_levels
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
 from .species import load_species, migration_v4, species_names
 from .status import migration_v3, status_upsert_sql
