@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .species import load_species
+
 HOUR = timedelta(hours=1)
 AGGREGATION_LOCK_KEY = 0x6768_676E_6574_01  # "ghgnet" + 1: PostgreSQL advisory lock of the aggregator
 
@@ -170,19 +172,44 @@ class HourlyStoreMixin:
 
     def aggregation_minutes(self, station: str, start: datetime, end: datetime) -> list[tuple]:
         """Ambient (inlet:*) minute values with start <= time < end: rows of (rank, time, device,
-        stream, flag, species, cal_mean, std, n), every version of every minute (the caller keeps
-        the latest). `rank` orders each minute's versions (central/store/levels.py): a minute the
-        station re-sent under a new seq, a reinstalled station's copy under a new store, or a
-        central reprocess run's version ranks above the versions before it."""
-        versions = self._versions(station, start, end, inlets_only=True)  # type: ignore[attr-defined]
-        order = sorted(range(len(versions)), key=lambda i: (versions[i].version, i))
-        rank = [0] * len(versions)
-        for k, i in enumerate(order):
-            rank[i] = k
+        stream, flag, species, cal_mean, std, n) of each minute's latest version only
+        (central/store/levels.py: a minute the station re-sent under a new seq, a reinstalled
+        station's copy under a new store, or a central reprocess run's version supersedes the
+        versions before it); `rank` is unique per minute, as the caller's latest-version pick wants."""
+        t = self._t  # type: ignore[attr-defined]
+        rows = self._query(  # type: ignore[attr-defined]
+            "SELECT seq, time, device, stream, flag, species, received_at, store FROM minute "
+            "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ?",
+            (station, t(start), t(end), "inlet:%"),
+        )
+        runs = self._query(  # type: ignore[attr-defined]
+            "SELECT time, device, stream, base_seq, base_store, run_id, flag, species FROM minute_version "
+            "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ?",
+            (station, t(start), t(end), "inlet:%"),
+        )
+        # the latest copy of each minute: received last, then the highest seq
+        latest: dict[tuple, tuple] = {}
+        for r in rows:
+            key = (r[1], r[2], r[3])
+            have = latest.get(key)
+            if have is None or (r[6], r[0]) > (have[6], have[0]):
+                latest[key] = r
+        # a run's version supersedes the copy it was made from (the latest run of it wins)
+        chosen: dict[tuple, tuple[str, str, Any]] = {k: (r[4], r[5], r[1]) for k, r in latest.items()}
+        best_run: dict[tuple, int] = {}
+        for v in runs:
+            key = (v[0], v[1], v[2])
+            copy = latest.get(key)
+            if copy is None or (copy[0], copy[7]) != (v[3], v[4]) or v[5] < best_run.get(key, -1):
+                continue
+            best_run[key] = v[5]
+            chosen[key] = (v[6], v[7], v[0])
+        f = self._from_t  # type: ignore[attr-defined]
         out = []
-        for i, m in enumerate(versions):
-            for sp, v in m.species.items():
-                out.append((rank[i], m.time, m.device, m.stream, m.flag, sp, v.cal_mean, v.std, v.n))
+        for rank, (key, (flag, species, time)) in enumerate(chosen.items()):
+            tm = f(time)
+            for sp, v in load_species(species).items():
+                out.append((rank, tm, key[1], key[2], flag, sp, v.cal_mean, v.std, v.n))
         return out
 
     def replace_hourly(self, station: str, hours: Sequence[datetime], rows: Sequence[HourlyRow],
