@@ -178,3 +178,38 @@ def test_a_minute_the_station_resent_is_a_version_not_a_second_minute(store):
     store.store_batch(ParsedBatch("st-a", "minute", NOW, [again]), NOW)
     versions = list(store.minute_versions("st-a", t, t + timedelta(minutes=1), "all"))
     assert [(m.version, m.seq, m.run_id, m.latest) for m in versions][-1] == (4, 600, None, True)
+
+
+def test_a_store_from_before_data_levels_reads_its_hours_as_version_1(store_location):
+    from conftest import open_at_schema  # tests/central/conftest.py
+
+    from central.store import open_store
+    from central.store.sql import migrations
+    from central.store.sqlite import TYPES
+
+    old = open_at_schema(store_location, len(migrations(TYPES)) - 1)
+    try:
+        fill_records = [calibration(1, T0, 380.0, 460.0), calibration(2, T0 + timedelta(hours=4), 380.0, 460.0)]
+        old.store_batch(ParsedBatch("st-a", "calibration", RECEIVED, fill_records), RECEIVED)
+        recs = [minute(10 + i, T0 + timedelta(hours=1, minutes=i), 420.0, 420.0, fill_records[0].id)
+                for i in range(120)]
+        old.store_batch(ParsedBatch("st-a", "minute", RECEIVED, recs), RECEIVED)
+        # an hour the aggregator of that schema wrote (only ingest ran: it knows nothing of levels)
+        old._execute(old._sql(
+            "INSERT INTO hourly (station, stream, species, hour, n, mean, std, repeatability, n_all, mean_all, "
+            "std_all, repeatability_all, n_spikes, flag, computed_at) VALUES (?, ?, ?, ?, 60, 420.0, 0.0, 0.01, "
+            "60, 420.0, 0.0, 0.01, 0, 'U', ?)"),
+            ("st-a", "inlet:100m", "co2", old._t(T0 + timedelta(hours=1)), old._t(RECEIVED)))
+        assert old.schema_version() == len(migrations(TYPES)) - 1
+    finally:
+        old.close()
+    store = open_store(**store_location)
+    try:
+        rows = hourly(store)
+        assert [(r.version, r.processing, r.mean) for r in rows.values()] == [(1, "station", 420.0)]
+        assert hourly(store, "nrt").keys() == rows.keys()
+        aggregate_all(store, CONFIG, lambda: RECEIVED)
+        s = reprocess_period(store, CONFIG, "st-a", T0, T0 + timedelta(hours=6), SPAN_PLUS_HALF, "span", "t", NOW)
+        assert s.hourly_shift["co2"] == pytest.approx(0.25, abs=1e-9)
+    finally:
+        store.close()

@@ -105,3 +105,30 @@ def test_cylinder_file_errors(tmp_path, name, text, message):
     with pytest.raises(CylinderFileError) as exc:
         load_revised_values(path)
     assert str(exc.value).startswith(f"{path}: ") and message in str(exc.value)
+
+
+def test_the_inversion_reads_the_latest_version_by_default_and_says_which(tmp_path):
+    from central.config import load_central_config
+    from central.inversion.config import StoreSource
+    from central.inversion.store_source import read_store_observations, write_store_csv
+    from central.reprocess import reprocess_period
+
+    cfg = _config(tmp_path)
+    store = open_store("sqlite", path=tmp_path / "central.sqlite")
+    try:
+        reprocess_period(store, load_central_config(cfg), "st-a", T0, T0 + timedelta(hours=6),
+                         [RevisedValue("CAL-SPAN", "co2", 460.5)], "span revised", "tester", T0 + timedelta(days=1))
+    finally:
+        store.close()
+    read = {}
+    for version in ("latest", "nrt"):
+        src = StoreSource(central_config=cfg, species="co2", version=version, from_targets=False)
+        read[version] = read_store_observations(src, "co2", T0, T0 + timedelta(hours=6), 0, 23, ["st-a"], False)
+    assert list(read["latest"].table.value) == pytest.approx([420.25, 420.25])
+    assert list(read["nrt"].table.value) == pytest.approx([420.0, 420.0])
+    latest = read["latest"].summary()
+    assert latest["version"] == "latest" and latest["stations"]["st-a"]["processing"][0].startswith("central-reprocess/")
+    assert read["nrt"].summary()["stations"]["st-a"]["processing"] == ["station"]
+    write_store_csv(tmp_path / "obs.csv", read["latest"])
+    rows = list(csv.DictReader((tmp_path / "obs.csv").open()))
+    assert [r["version"] for r in rows] == ["2", "2"]
