@@ -140,16 +140,15 @@ class NewMinuteVersion:
     species: dict[str, dict[str, Any]]
 
 
-def order_versions(copies: Sequence[tuple[Any, int, str]], central: Sequence[tuple[int, str, int]]
-                   ) -> list[tuple[str, int]]:
+def order_versions(copies: Sequence[Sequence[Any]], central: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
     """The version order of one minute (module docstring), pure: `copies` the station copies as
-    (received_at as the store keeps it, seq, store as kept), `central` the central versions as
-    (base_seq, base_store as kept, run_id); returns ("copy", i) / ("run", j) indices in version order."""
+    (received_at as the store keeps it, seq, store as kept, ...), `central` the central versions as
+    (base_seq, base_store as kept, run_id, ...); returns ("copy", i) / ("run", j) indices in version order."""
     ranked = sorted(range(len(copies)), key=lambda i: (copies[i][0], copies[i][1]))
     where = {(copies[i][1], copies[i][2]): k for k, i in enumerate(ranked)}
     keys: list[tuple[tuple[int, int, int], tuple[str, int]]] = [((k, 0, 0), ("copy", i)) for k, i in enumerate(ranked)]
-    for j, (base_seq, base_store, run_id) in enumerate(central):
-        keys.append(((where.get((base_seq, base_store), len(ranked)), 1, run_id), ("run", j)))
+    for j, c in enumerate(central):
+        keys.append(((where.get((c[0], c[1]), len(ranked)), 1, c[2]), ("run", j)))
     return [v for _, v in sorted(keys)]
 
 
@@ -266,19 +265,44 @@ class LevelsStoreMixin:
 
     def _hour_versions(self, station: str, hours: Sequence[datetime]) -> dict[tuple[str, datetime], tuple]:
         """Per (inlet stream, hour) of `hours`: (version, processing, calibration ids, run id) of the
-        hour as its minutes' latest versions make it (module docstring)."""
+        hour as its minutes' latest versions make it (module docstring). A minute's latest version
+        is its last, so its number is the count of its versions; nothing but keys and ids is read
+        (this runs in every aggregation pass)."""
         out: dict[tuple[str, datetime], tuple] = {}
         if not hours:
             return out
+        q, t, f = self._query, self._t, self._from_t  # type: ignore[attr-defined]
+        window = (station, t(min(hours)), t(max(hours) + HOUR), "inlet:%")
+        copies: dict[tuple, list[tuple]] = {}
+        for r in q("SELECT time, device, stream, received_at, seq, store, calibration_id FROM minute "
+                   "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ?", window):
+            copies.setdefault(r[:3], []).append(r[3:])
+        made: dict[tuple, list[tuple]] = {}
+        for r in q("SELECT time, device, stream, base_seq, base_store, run_id, calibration_ids FROM minute_version "
+                   "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ?", window):
+            made.setdefault(r[:3], []).append(r[3:])
+        runs = self._run_info(sorted({v[2] for vs in made.values() for v in vs}))
         cal: dict[tuple[str, datetime], set[str]] = {}
-        for m in self._versions(station, min(hours), max(hours) + HOUR, inlets_only=True):
-            if not m.latest:
-                continue
-            key = (m.stream, floor_hour(m.time))
-            cal.setdefault(key, set()).update(m.calibration_ids)
-            have = out.get(key)
-            if have is None or m.version > have[0] or (m.version == have[0] and (m.run_id or 0) > (have[3] or 0)):
-                out[key] = (m.version, m.processing, (), m.run_id)
+        hour_of: dict[Any, datetime] = {}
+        for key, mine in copies.items():
+            central = made.get(key, [])
+            kind, i = order_versions(mine, central)[-1] if central or len(mine) > 1 else ("copy", 0)
+            if kind == "copy":
+                ids, run_id, processing = calibration_ids_of(mine[i][3]), None, STATION_PROCESSING
+            else:
+                run_id = central[i][2]
+                ids, processing = tuple(json.loads(central[i][3])), runs[run_id].processing
+            version = len(mine) + len(central)
+            # an hour per distinct hour text (SQLite keeps iso_utc text: the hour is its first 13 characters)
+            stamp = key[0][:13] if isinstance(key[0], str) else key[0].replace(minute=0, second=0, microsecond=0)
+            hour = hour_of.get(stamp)
+            if hour is None:
+                hour = hour_of[stamp] = floor_hour(f(key[0]))
+            hk = (key[2], hour)
+            cal.setdefault(hk, set()).update(ids)
+            have = out.get(hk)
+            if have is None or (version, run_id or 0) > (have[0], have[3] or 0):
+                out[hk] = (version, processing, (), run_id)
         return {k: (v[0], v[1], tuple(sorted(cal[k])), v[3]) for k, v in out.items()}
 
     def _archive_hours(self, station: str, hours: Sequence[datetime], versions: dict[tuple[str, datetime], tuple]
@@ -302,8 +326,9 @@ class LevelsStoreMixin:
     def _set_hour_versions(self, station: str, hours: Sequence[datetime],
                            versions: dict[tuple[str, datetime], tuple]) -> None:
         t = self._t  # type: ignore[attr-defined]
+        wanted = set(hours)
         rows = [(v[0], v[1], dumps(list(v[2])), v[3], station, stream, t(h))
-                for (stream, h), v in versions.items() if h in set(hours)]
+                for (stream, h), v in versions.items() if h in wanted]
         if rows:
             self._executemany(self._sql(  # type: ignore[attr-defined]
                 "UPDATE hourly SET version = ?, processing = ?, calibration_ids = ?, run_id = ? "

@@ -6,6 +6,7 @@ then, in the same run and in rounds (fastest of each kept: this VM's speed drift
 - `aggregation_minutes` over the 30 days (one aggregation pass after a 30-day replay loads them
   all): the old ranking over station copies only (copied here as it was) against the versioned one,
   before and after a central reprocess run gave every minute a second version;
+- a whole aggregation of the 720 hours, and the part of it the hours' versions take;
 - the minute read of an export: `minutes()` (every stored row, what the export read before) against
   `minute_versions(..., "latest")`.
 
@@ -20,6 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from central.aggregation.worker import aggregate_all
+from central.config import CentralConfig
 from central.store import open_store
 from central.store.levels import NewMinuteVersion
 from central.store.species import load_species
@@ -79,6 +82,14 @@ def main(rounds: int = 3) -> None:
               f"versioned {new * 1e6 / N:.2f} us/minute ({new / old:.2f}x)")
         print(f"export read, station copies only: minutes() {read_old * 1e6 / N:.2f} us/minute, "
               f"minute_versions(latest) {read_new * 1e6 / N:.2f} us/minute ({read_new / read_old:.2f}x)")
+        hours = [T0 + timedelta(hours=h) for h in range(N // 60)]
+        heads = timed(lambda: store._hour_versions("st-a", hours), rounds)
+        store.mark_dirty("st-a", T0, end)
+        t = time.perf_counter()
+        aggregate_all(store, CentralConfig(), lambda: T0 + timedelta(days=31))
+        full = time.perf_counter() - t
+        print(f"an aggregation of the {len(hours)} hours: {full:.2f} s, of which the hours' versions "
+              f"(_hour_versions, once) {heads:.2f} s ({heads / full:.0%})")
         versions = [NewMinuteVersion("pic-1", m.time, m.stream, m.seq, m.store, "U", (), ("a", "b"),
                                      {sp: {"mean": v.mean, "std": v.std, "n": v.n, "raw_mean": v.raw_mean,
                                            "cal_mean": v.cal_mean} for sp, v in m.species.items()})
