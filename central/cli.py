@@ -213,8 +213,8 @@ def export(
 ) -> None:
     """Export a station's data.
 
-    Minute level (--format csv), one row per minute record, ordered by time then seq. Columns:
-    time_utc (start of the minute, ISO 8601 Z), station, seq, store (the station database the
+    Minute level (--format csv), one row per minute (its version: --version), ordered by time,
+    device, stream. Columns: time_utc (start of the minute, ISO 8601 Z), station, seq, store (the station database the
     record came from; empty for a station older than store identities), device, stream; then for each species
     present in the range (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std,
     <sp>_n, <sp>_raw_mean, <sp>_cal_mean (CO2 ppm; CH4, CO, N2O ppb; mean is the calibrated value

@@ -1,9 +1,9 @@
 """Data out: minute records as CSV with their effective flags, hourly data as ICOS-L2-like CSV and
 ObsPack-like netCDF (the column sets of ICOS L2 hourly files and NOAA GML ObsPack).
 
-Minute CSV (`write_minute_csv`): one row per minute record, ordered by time then seq. Columns:
-time_utc (start of the minute), station, seq, store (the station database the record came from, 32
-hex digits; empty for a station older than store identities: a reinstalled station's seqs start
+Minute CSV (`write_minute_csv`): one row per minute (the version asked for), ordered by time,
+device, stream. Columns: time_utc (start of the minute), station, seq, store (the station
+database the record came from, 32 hex digits; empty for a station older than store identities: a reinstalled station's seqs start
 again at 1 under a new store), device, serial (the serial number of the instrument that measured
 the record, at its time, from the registry's inventory history: central/fleet/registry.py; empty
 when unknown), stream; per species present in the range

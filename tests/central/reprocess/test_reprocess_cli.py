@@ -10,12 +10,22 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from test_reprocess import T0, fill  # tests/central/reprocess/test_reprocess.py
 from typer.testing import CliRunner
 
 from central.cli import app
 from central.reprocess import CylinderFileError, RevisedValue, load_revised_values
 from central.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def structlog_restored():
+    """The command points structlog at the stderr CliRunner gave it, which CliRunner closes
+    afterwards: structlog's configuration back as it was, so no later test logs into a closed file."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def _config(tmp_path: Path) -> Path:
