@@ -4,7 +4,9 @@ What a run does, in order:
 
 1. Reads the revised cylinder values (central/reprocess/cylinders.py) and every calibration of the
    station from a month before the period to a month after it (the bracketing ones of the period's
-   first and last minutes), and refits each with the revised values (calibrations.py).
+   first and last minutes), and refits each with the revised values (calibrations.py). A revised
+   value that matches no standard of those calibrations (a mistyped cylinder id) is an error, as is
+   a period without minutes: nothing is written then.
 2. Takes the period's minutes (`minute_inputs`: today each minute's latest stored version, its raw
    dry means; later the L0 archive) and applies, per analyzer, coefficients interpolated linearly in
    time between the bracketing calibrations to each minute's raw (uncalibrated dry) mean. Flags and
@@ -166,7 +168,16 @@ def reprocess_period(store, config: CentralConfig, station: str, start: datetime
         raise ValueError("a reprocess run needs a reason")
     wanted = {(r.cylinder, r.species): r for r in revised}
     minutes = minute_inputs(store, station, start, end)
+    if not minutes:
+        raise ValueError(f"station {station!r} has no minutes from {start.isoformat()} to {end.isoformat()}")
     timelines, n_cals = _timelines(store, station, start, end, {m.device for m in minutes}, wanted)
+    used = {(s.cylinder, sp) for line in timelines.values() for c in line.calibrations for s in c.standards
+            for sp in s.assigned}
+    unused = sorted(set(wanted) - used)
+    if unused:  # a typo in a cylinder's id would otherwise change nothing, silently
+        raise ValueError("revised value(s) for " + ", ".join(f"{c} {sp}" for c, sp in unused)
+                         + " match no standard of the station's calibrations around the period "
+                         + f"({', '.join(sorted({c for c, _ in used})) or 'none'})")
     versions: list[NewMinuteVersion] = []
     shifts: dict[str, list[float]] = defaultdict(list)
     unchanged = uncalibrated = 0

@@ -213,3 +213,13 @@ def test_a_store_from_before_data_levels_reads_its_hours_as_version_1(store_loca
         assert s.hourly_shift["co2"] == pytest.approx(0.25, abs=1e-9)
     finally:
         store.close()
+
+
+def test_a_revised_value_no_calibration_used_and_an_empty_period_are_refused(store):
+    fill(store)
+    with pytest.raises(ValueError, match="revised value\\(s\\) for CAL-SPNA co2 match no standard .*CAL-LOW, CAL-SPAN"):
+        reprocess_period(store, CONFIG, "st-a", T0, T0 + timedelta(hours=6),
+                         [RevisedValue("CAL-SPNA", "co2", 460.5)], "typo", "tester", NOW)
+    with pytest.raises(ValueError, match="station 'st-b' has no minutes"):
+        reprocess_period(store, CONFIG, "st-b", T0, T0 + timedelta(hours=6), SPAN_PLUS_HALF, "x", "tester", NOW)
+    assert store.reprocess_runs() == []  # nothing written
