@@ -223,3 +223,21 @@ def test_a_revised_value_no_calibration_used_and_an_empty_period_are_refused(sto
     with pytest.raises(ValueError, match="station 'st-b' has no minutes"):
         reprocess_period(store, CONFIG, "st-b", T0, T0 + timedelta(hours=6), SPAN_PLUS_HALF, "x", "tester", NOW)
     assert store.reprocess_runs() == []  # nothing written
+
+
+def test_the_obspack_export_names_its_version_and_calibrations(store, tmp_path):
+    import xarray as xr
+
+    from central.export import write_obspack_nc
+
+    fill(store)
+    reprocess_period(store, CONFIG, "st-a", T0, T0 + timedelta(hours=6), SPAN_PLUS_HALF, "span", "tester", NOW)
+    for version, value in (("latest", 420.25), ("nrt", 420.0)):
+        path = tmp_path / f"{version}.nc"
+        rows = hourly_rows_for_export(store, "st-a", "co2", T0, T0 + timedelta(hours=6), None, version)
+        assert write_obspack_nc(rows, CONFIG, "st-a", "co2", path, version) == 2
+        with xr.open_dataset(path) as ds:
+            assert ds.attrs["data_version"] == version
+            assert list(ds["value"].values * 1e6) == pytest.approx([value, value])
+            assert list(ds["version"].values) == ([2, 2] if version == "latest" else [1, 1])
+            assert ds["calibration_id"].values[0].startswith(f"cal-{DEVICE}-20260301T0000")
