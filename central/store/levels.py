@@ -22,7 +22,9 @@ minutes of its stream and hour: an hour of nrt minutes only is version 1; an hou
 re-sent by the station or reprocessed at central takes that minute's number. The `hourly` table holds
 each hour's current (latest) version, recomputed in place while its version stays (late minutes,
 manual flags); when an hour's version changes, the row it replaces moves to `hourly_version`, kept
-as it was (never edited), so the nrt hour and every reprocessed hour stay readable.
+as it was (never edited), so the nrt hour and every reprocessed hour stay readable. An hour is kept
+in the versions it was aggregated in: one whose minutes were re-sent before the aggregator first
+saw it has no version 1 to read (its minutes' nrt versions still are).
 """
 
 from __future__ import annotations
