@@ -209,11 +209,14 @@ def export(
     species: Annotated[str, typer.Option(help="hourly: the species (co2, ch4, co, n2o)")] = "co2",
     stream: Annotated[str | None, typer.Option(help="hourly: one inlet stream (default: every inlet)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output file (default: stdout; required for netCDF)")] = None,
+    version: Annotated[str, typer.Option(
+        "--version", help="data version: latest (each value's newest, the default), nrt (near real time); "
+        "minute level also all (every version)")] = "latest",
 ) -> None:
     """Export a station's data.
 
-    Minute level (--format csv), one row per minute record, ordered by time then seq. Columns:
-    time_utc (start of the minute, ISO 8601 Z), station, seq, store (the station database the
+    Minute level (--format csv), one row per minute (its version: --version), ordered by time,
+    device, stream. Columns: time_utc (start of the minute, ISO 8601 Z), station, seq, store (the station database the
     record came from; empty for a station older than store identities), device, stream; then for each species
     present in the range (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std,
     <sp>_n, <sp>_raw_mean, <sp>_cal_mean (CO2 ppm; CH4, CO, N2O ppb; mean is the calibrated value
@@ -222,7 +225,9 @@ def export(
     the station sent (U valid, N invalid); flag is the effective one, overridden by the operators'
     manual flags (`flag`): H under a K, R under an O; <sp>_flag also applies flags limited to that
     species; manual_reason gives the reasons of the manual flags that set a letter of the row.
-    Empty cells are missing values.
+    Empty cells are missing values. Then calibration_id, version (1 near real time, higher
+    reprocessed), processing (the processing version) and reprocess_run: the data level of the row
+    (--version picks which: latest by default, nrt, or all).
 
     Hourly level: --format icos-csv (ICOS-L2-like, `;`-separated, -999.99 for missing) or
     obspack-nc (ObsPack-like netCDF, values in mol mol-1); see central/export.py for the columns.
@@ -240,6 +245,11 @@ def export(
     if fmt == "obspack-nc" and out is None:
         typer.echo("error: --format obspack-nc needs --out FILE", err=True)
         raise typer.Exit(2)
+    versions = ("latest", "nrt", "all") if level == "minute" else ("latest", "nrt")
+    if version not in versions:
+        typer.echo(f"error: --version {version!r} is not available for --level {level} ({', '.join(versions)})",
+                   err=True)
+        raise typer.Exit(2)
     start, end = _time(from_, "--from"), _time(to, "--to")
     cfg = _load(config)
     store = _open_store(cfg)
@@ -248,21 +258,21 @@ def export(
             from .export import write_minute_csv
 
             def write(fh: TextIO) -> int:
-                return write_minute_csv(store, station, start, end, fh)
+                return write_minute_csv(store, station, start, end, fh, version)
         else:
             from .export import hourly_rows_for_export, write_icos_csv, write_obspack_nc
             from .fleet.serials import hourly_serials
 
-            rows = hourly_rows_for_export(store, station, species, start, end, stream)
+            rows = hourly_rows_for_export(store, station, species, start, end, stream, version)
             serials = hourly_serials(store, station, species, rows)
             if fmt == "obspack-nc":
                 assert out is not None
-                n = write_obspack_nc(rows, cfg, station, species, out, serials)
+                n = write_obspack_nc(rows, cfg, station, species, out, serials=serials, version=version)
                 typer.echo(f"{n} hourly value(s) exported", err=True)
                 return
 
             def write(fh: TextIO) -> int:
-                return write_icos_csv(rows, cfg, station, species, fh, serials)
+                return write_icos_csv(rows, cfg, station, species, fh, serials=serials, version=version)
         if out is None:
             n = write(sys.stdout)
         else:
@@ -271,7 +281,7 @@ def export(
                 n = write(fh)
     finally:
         store.close()
-    typer.echo(f"{n} {level} {'record' if level == 'minute' else 'value'}(s) exported", err=True)
+    typer.echo(f"{n} {level} {'record' if level == 'minute' else 'value'}(s) exported (version: {version})", err=True)
 
 
 @app.command("flux-daily")
@@ -562,6 +572,47 @@ def aggregate(
     finally:
         store.close()
     typer.echo(f"{r.hours} hour(s) recomputed, {r.rows} hourly row(s) written")
+
+
+@app.command()
+def reprocess(
+    config: ConfigOpt,
+    station: Annotated[str, typer.Option("--station", help="station id")],
+    from_: Annotated[str, typer.Option("--from", help="start (inclusive), ISO 8601, UTC if no zone")],
+    to: Annotated[str, typer.Option("--to", help="end (exclusive), ISO 8601, UTC if no zone")],
+    cylinders: Annotated[Path | None, typer.Option(
+        "--cylinders", help="revised cylinder values: TOML ([[cylinders]] id, species, value, scale, uncertainty) "
+        "or CSV (cylinder,species,value,scale,uncertainty)")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="why (kept with the run)")] = "reprocessed at central",
+    operator: Annotated[str | None, typer.Option("--user", help="who (default: the login name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Reprocess a station's period at central: refit its calibrations with the revised cylinder
+    values, interpolate coefficients in time between them, recalibrate each minute's raw dry mean,
+    and write the result as a new version of the minutes and of the hours they touch (the previous
+    versions stay: export --version nrt). See central/reprocess/period.py."""
+    from ghgnet.logs import configure_logging
+
+    from .reprocess import CylinderFileError, load_revised_values, reprocess_period
+
+    start, end = _time(from_, "--from"), _time(to, "--to")
+    cfg = _load(config)
+    configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
+    try:
+        revised = load_revised_values(cylinders) if cylinders is not None else []
+    except CylinderFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    store = _open_store(cfg)
+    try:
+        summary = reprocess_period(store, cfg, station, start, end, revised, reason, _user(operator),
+                                   datetime.now(UTC))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    typer.echo(json.dumps(summary.as_dict()) if as_json else summary.text())
 
 
 @app.command()

@@ -1,9 +1,9 @@
 """Data out: minute records as CSV with their effective flags, hourly data as ICOS-L2-like CSV and
 ObsPack-like netCDF (the column sets of ICOS L2 hourly files and NOAA GML ObsPack).
 
-Minute CSV (`write_minute_csv`): one row per minute record, ordered by time then seq. Columns:
-time_utc (start of the minute), station, seq, store (the station database the record came from, 32
-hex digits; empty for a station older than store identities: a reinstalled station's seqs start
+Minute CSV (`write_minute_csv`): one row per minute (the version asked for), ordered by time,
+device, stream. Columns: time_utc (start of the minute), station, seq, store (the station
+database the record came from, 32 hex digits; empty for a station older than store identities: a reinstalled station's seqs start
 again at 1 under a new store), device, serial (the serial number of the instrument that measured
 the record, at its time, from the registry's inventory history: central/fleet/registry.py; empty
 when unknown), stream; per species present in the range
@@ -15,20 +15,32 @@ time and stream, no species limit): H under a K, R under an O when the station's
 valid (`central.aggregation.hourly_stats.effective_minute_flags`, the rule the hourly aggregation uses).
 `<sp>_flag` also takes flags limited to that species into account. `manual_flag_ids` and
 `manual_reason` name the manual flags that set a letter of the row (ids and reasons joined by
-" | "; `central-receiver flags` has who and when).
+" | "; `central-receiver flags` has who and when). Then the data level: calibration_id (the
+calibration(s) whose coefficients made the values; `A~B` when interpolated in time between A and
+B), version (1: near real time; higher: reprocessed, central/store/levels.py), processing (the
+processing version: `station`, or `central-reprocess/<method> ghgnet <release>`) and reprocess_run
+(the central run that made the version; empty for a station's). Which version of each minute is
+exported is the caller's choice (`version`): latest (default: each minute's newest), nrt (its first)
+or all (every version, oldest first).
 
 ICOS-like CSV: `;`-separated, `#` comment lines first, then the columns
 Site;SamplingHeight;Year;Month;Day;Hour;Minute;DecimalDate;<species>;Stdev;NbPoints;Flag;
 InstrumentId;QualityId;Repeatability;<species>WithSpikes;StdevWithSpikes;NbPointsWithSpikes;NbSpikes;
-InstrumentSerial (the serial numbers of the instruments whose minutes made the hour, " | " between
-two: central/fleet/serials.py; "-" when unknown) with -999.99 for a missing value; times are the START of the hour, UTC; the value and Stdev
-leave spikes out (the *WithSpikes columns keep them, as ICOS L2 carries both).
+Version;Processing;CalibrationId;InstrumentSerial with -999.99 for a missing value; times are the START
+of the hour, UTC; the value and Stdev leave spikes out (the *WithSpikes columns keep them, as ICOS L2
+carries both). A comment line names the version read (latest or nrt) and the processing versions of
+the rows; Version is the hour's version (1 near real time), Processing its processing version,
+CalibrationId the calibrations of the hour's minutes (joined by |), InstrumentSerial the serial
+numbers of the instruments whose minutes made the hour (" | " between two: central/fleet/serials.py;
+"-" when unknown).
 
 ObsPack-like netCDF: one `obs` dimension; `value` and `value_std_dev` in mol mol-1 (ObsPack's
 unit; CO2 ppm * 1e-6, CH4/CO/N2O ppb * 1e-9), `nvalue`, `time` (seconds since 1970, start of the
 hour), `time_components` (year, month, day, hour, minute, second), `latitude`, `longitude`,
 `altitude` (station elevation + intake height, m), `intake_height`, `qcflag` (the ICOS letter),
-`instrument_serial` (as InstrumentSerial above, "" when unknown) and `obspack_id`.
+`instrument_serial` (as InstrumentSerial above, "" when unknown) and `obspack_id`; and the data
+level: `version`, `processing`, `calibration_id` per value, the global attribute `data_version`
+(latest or nrt) and `processing` (the processing versions present).
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ from .config import CentralConfig
 from .fleet.registry import serial_at, serials_over_time
 from .store.base import StoredMinute
 from .store.hourly import HourlyRow, ManualFlag
+from .store.levels import HourlyVersion
 from .views import intake_height
 
 MISSING = -999.99
@@ -65,37 +78,56 @@ def _v(x: float | None, nd: int = 3) -> str:
     return f"{MISSING:.2f}" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
 
 
+VERSIONS = ("latest", "nrt")
+"""The versions an export reads: each value's newest (default) or its near-real-time one."""
+
+
+def check_version(version: str, allowed: tuple[str, ...] = VERSIONS) -> str:
+    if version not in allowed:
+        raise ValueError(f"version {version!r}: choose {' or '.join(allowed)}")
+    return version
+
+
 def hourly_rows_for_export(store, station: str, species: str, start: datetime, end: datetime,
-                           stream: str | None = None) -> list[HourlyRow]:
-    rows = store.hourly(station, start, end, stream, species)
+                           stream: str | None = None, version: str = "latest") -> list[HourlyVersion]:
+    """The hourly rows of one species at `version` (latest or nrt), by stream then hour."""
+    rows = store.hourly_versions(station, start, end, check_version(version), stream, species)
     return sorted(rows, key=lambda r: (r.stream, r.hour))
 
 
+def _processings(rows: Iterable[Any]) -> str:
+    return ", ".join(sorted({getattr(r, "processing", "station") for r in rows})) or "none"
+
+
 def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, out: TextIO,
-                   serials: list[str] | None = None) -> int:
+                   serials: list[str] | None = None, version: str = "latest") -> int:
     """`serials`: per row, the serial numbers of the instrument(s) that measured it (central/fleet/serials.py),
-    written as a last column InstrumentSerial ("-" when unknown)."""
+    written as the last column InstrumentSerial ("-" when unknown); `version`: which version was read."""
     meta = config.station(station)
     unit = UNITS.get(species, "")
     out.write(f"# ICOS-L2-like hourly {species} ({unit}) of station {station}, network {config.central.name}\n")
     out.write("# times: start of the hour, UTC; missing values: -999.99; value/Stdev/NbPoints without spikes\n")
     out.write("# Flag: U/N before manual QC, O/K after manual QC; QualityId: 1 valid, 2 invalid\n")
+    out.write(f"# version: {version} (latest: each hour's newest version; nrt: near real time); "
+              f"processing: {_processings(rows)}\n")
     w = csv.writer(out, delimiter=";", lineterminator="\n")
     w.writerow(["Site", "SamplingHeight", "Year", "Month", "Day", "Hour", "Minute", "DecimalDate", species, "Stdev",
                 "NbPoints", "Flag", "InstrumentId", "QualityId", "Repeatability", f"{species}WithSpikes",
-                "StdevWithSpikes", "NbPointsWithSpikes", "NbSpikes", "InstrumentSerial"])
+                "StdevWithSpikes", "NbPointsWithSpikes", "NbSpikes", "Version", "Processing", "CalibrationId",
+                "InstrumentSerial"])
     dec = decimal_year(np.array([int(r.hour.timestamp()) for r in rows], dtype=np.int64))
     for r, d, serial in zip(rows, dec, serials or [""] * len(rows)):
         h = intake_height(config, station, r.stream)
         w.writerow([station.upper(), _v(h, 1), r.hour.year, r.hour.month, r.hour.day, r.hour.hour, r.hour.minute,
                     f"{d:.6f}", _v(r.mean), _v(r.std), r.n, r.flag, meta.instrument_id or "-",
                     1 if r.flag in ("U", "O") else 2, _v(r.repeatability, 4), _v(r.mean_all), _v(r.std_all),
-                    r.n_all, r.n_spikes, serial or "-"])
+                    r.n_all, r.n_spikes, getattr(r, "version", 1), getattr(r, "processing", "station"),
+                    "|".join(getattr(r, "calibration_ids", ())), serial or "-"])
     return len(rows)
 
 
 def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, path: Path,
-                     serials: list[str] | None = None) -> int:
+                     serials: list[str] | None = None, version: str = "latest") -> int:
     import xarray as xr
 
     meta = config.station(station)
@@ -133,10 +165,17 @@ def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str,
                                   {"long_name": "serial number(s) of the instrument(s) that measured the value"}),
             "obspack_id": ("obs", np.array([f"ghgnet~{species}_{station}_{r.stream.removeprefix('inlet:')}~"
                                             f"{r.hour:%Y%m%dT%H}" for r in rows], dtype=object)),
+            "version": ("obs", np.array([getattr(r, "version", 1) for r in rows], dtype=np.int32),
+                        {"long_name": "data version of the hour: 1 near real time, higher reprocessed"}),
+            "processing": ("obs", np.array([getattr(r, "processing", "station") for r in rows], dtype=object),
+                           {"long_name": "processing version"}),
+            "calibration_id": ("obs", np.array(["|".join(getattr(r, "calibration_ids", ())) for r in rows],
+                                               dtype=object), {"long_name": "calibrations of the hour's minutes"}),
         },
         attrs={"dataset_name": f"{species}_{station}_hourly", "network": config.central.name,
                "site_code": station, "species": species, "Conventions": "CF-1.8",
-               "comment": "ghgnet central hourly aggregates; values stamped at the start of the hour"},
+               "comment": "ghgnet central hourly aggregates; values stamped at the start of the hour",
+               "data_version": version, "processing": _processings(rows)},
     )
     ds["time"].encoding.update({"dtype": "int64"})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,9 +212,11 @@ def _serials(store: Any, station: str, start: datetime) -> dict[str, list[tuple]
     return serials_over_time(current, store.events(station, start, datetime(9999, 1, 1, tzinfo=start.tzinfo)))
 
 
-def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, out: TextIO) -> int:
-    """Minute records of [start, end) as CSV with effective flags (columns: module docstring);
-    returns the row count."""
+def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, out: TextIO,
+                     version: str = "latest") -> int:
+    """Minute records of [start, end) at `version` (latest, nrt or all) as CSV with effective
+    flags (columns: module docstring); returns the row count."""
+    check_version(version, (*VERSIONS, "all"))
     found = store.minute_species(station, start, end)
     species = [s for s in SPECIES_ORDER if s in found] + sorted(s for s in found if s not in SPECIES_ORDER)
     flags = store.manual_flags(station, start, end)
@@ -183,9 +224,10 @@ def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, o
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["time_utc", "station", "seq", "store", "device", "serial", "stream"]
                + [f"{sp}_{f}" for sp in species for f in (*SPECIES_FIELDS, "flag")]
-               + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason"])
+               + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason",
+                  "calibration_id", "version", "processing", "reprocess_run"])
     n = 0
-    for chunk in _chunks(store.minutes(station, start, end), MINUTE_CHUNK):
+    for chunk in _chunks(store.minute_versions(station, start, end, version), MINUTE_CHUNK):
         row_flag, row_by = minute_flags(chunk, flags, None)
         per_species = {sp: minute_flags(chunk, flags, sp) for sp in species}
         for i, m in enumerate(chunk):
@@ -202,7 +244,8 @@ def write_minute_csv(store: Any, station: str, start: datetime, end: datetime, o
                 by.add(int(per_species[sp][1][i]))
             decided = [flags[k] for k in sorted(by - {-1})]
             row += ["" if m.h2o is None else m.h2o, str(row_flag[i]), "|".join(m.reasons), m.flag,
-                    " | ".join(str(f.id) for f in decided), " | ".join(f.reason for f in decided)]
+                    " | ".join(str(f.id) for f in decided), " | ".join(f.reason for f in decided),
+                    m.calibration_id or "", m.version, m.processing, "" if m.run_id is None else m.run_id]
             w.writerow(row)
             n += 1
     return n

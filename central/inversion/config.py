@@ -59,6 +59,9 @@ class StoreSource(StrictModel):
     target_window_days: float = Field(
         30.0, gt=0, description="target runs from this many days before the period start to its end count")
     target_min_runs: int = Field(3, ge=2, description="fewer target runs: measurement_ppm is used")
+    version: Literal["latest", "nrt"] = Field(
+        "latest", description="data version of the hourly means: latest (each hour's newest, reprocessed when it "
+        "was) or nrt (near real time)")
 
 
 class Observations(StrictModel):

@@ -32,6 +32,11 @@ keeps a persistent target offset in the error (what the network's compatibility 
 std only the scatter. Each hour's own noise is added: u = sqrt(u_station^2 + repeatability^2),
 repeatability being the hour's propagated standard error from central's aggregation (tiny next to
 u_station for a working analyzer).
+
+Data version: `[observations.store] version`, latest by default (each hour's newest version: the
+reprocessed one where central reprocessed it, central/store/levels.py) or nrt (near real time).
+The summary says which was read and, per station, the processing versions of the hours taken;
+the written CSV carries each value's version and processing.
 """
 
 from __future__ import annotations
@@ -87,6 +92,12 @@ class StoreObservations:
     species: str
     store: str
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    version: str = "latest"
+    """The data version read (latest or nrt)."""
+    processing: dict[str, list[str]] = field(default_factory=dict)
+    """Per station, the processing versions of the hours taken."""
+    row_versions: list[tuple[int, str]] = field(default_factory=list)
+    """(version, processing) of each observation, in the table's order."""
 
     def summary(self) -> dict:
         """JSON-ready description for the inversion's summary."""
@@ -100,9 +111,10 @@ class StoreObservations:
                 "measurement_sigma_ppm": None if m is None else m.sigma_ppm,
                 "measurement_source": None if m is None else m.source,
                 "target_runs": 0 if m is None else m.target_runs,
+                "processing": self.processing.get(sid, []),
             }
-        return {"store": self.store, "species": self.species, "background_stations": self.background_stations,
-                "stations": stations}
+        return {"store": self.store, "species": self.species, "version": self.version,
+                "background_stations": self.background_stations, "stations": stations}
 
 
 def target_sigma(bias_ppm: np.ndarray, statistic: str, min_runs: int) -> float | None:
@@ -208,7 +220,8 @@ def read_store_observations(
         for sid in background:
             if sid not in wanted:
                 wanted.append(sid)
-        times, stations, values, sigmas = [], [], [], []
+        times, stations, values, sigmas, versions = [], [], [], [], []
+        processing: dict[str, list[str]] = {}
         sites, measurement, counts = {}, {}, {}
         window_start = start - timedelta(days=src.target_window_days)
         for sid in wanted:
@@ -220,7 +233,7 @@ def read_store_observations(
             biases = [v.bias * scale for run in store.targets(sid, window_start, end)
                       for sp, v in run.values.items() if sp == species and v.bias is not None]
             measurement[sid] = measurement_sigma(np.array(biases, dtype=float), src)
-            rows = [] if stream is None else store.hourly(sid, start, end, stream=stream, species=species)
+            rows = [] if stream is None else store.hourly_versions(sid, start, end, src.version, stream, species)
             valid = [r for r in rows if r.flag in src.flags and r.mean is not None and np.isfinite(r.mean)]
             hour = np.array([np.datetime64(r.hour.astimezone(UTC).replace(tzinfo=None), "s") for r in valid],
                             dtype="datetime64[s]")
@@ -235,13 +248,16 @@ def read_store_observations(
                 stations.append(sid)
                 values.append(float(r.mean) * scale)
                 sigmas.append(float(np.hypot(u, rep)))
+                versions.append((r.version, r.processing))
+                if r.processing not in processing.setdefault(sid, []):
+                    processing[sid].append(r.processing)
     finally:
         store.close()
     order = np.lexsort((np.array(stations, dtype=str), np.array(times, dtype="datetime64[s]")))
     table = ObsTable(np.array(times, dtype="datetime64[s]")[order], np.array(stations, dtype=str)[order],
                      np.array(values, dtype=float)[order], np.array(sigmas, dtype=float)[order])
     return StoreObservations(table, sites, measurement, background if not background_from_file else [],
-                             species, label, counts)
+                             species, label, counts, src.version, processing, [versions[i] for i in order])
 
 
 def write_store_csv(path: Path, obs: StoreObservations) -> None:
@@ -251,14 +267,16 @@ def write_store_csv(path: Path, obs: StoreObservations) -> None:
     with Path(path).open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["time_utc", "station", "value", "uncertainty", "latitude", "longitude",
-                      "intake_height_m", "stream"])
+                      "intake_height_m", "stream", "version", "processing"])
         t = obs.table
-        for time, sid, v, u in zip(t.time, t.station, t.value, t.uncertainty):
+        levels = obs.row_versions or [(1, "station")] * len(t.time)
+        for time, sid, v, u, (version, processing) in zip(t.time, t.station, t.value, t.uncertainty, levels):
             site = obs.sites[str(sid)]
             out.writerow([format_time(time), sid, f"{v:.6f}", f"{u:.6f}",
                           "" if site.latitude is None else site.latitude,
                           "" if site.longitude is None else site.longitude,
-                          "" if site.intake_height_m is None else site.intake_height_m, site.stream or ""])
+                          "" if site.intake_height_m is None else site.intake_height_m, site.stream or "",
+                          version, processing])
 
 
 def period_bounds(grid) -> tuple[datetime, datetime]:

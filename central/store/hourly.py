@@ -180,24 +180,44 @@ class HourlyStoreMixin:
 
     def aggregation_minutes(self, station: str, start: datetime, end: datetime) -> list[tuple]:
         """Ambient (inlet:*) minute values with start <= time < end: rows of (rank, time, device,
-        stream, flag, species, cal_mean, std, n, u), every stored record (the caller keeps the
-        latest). `rank` orders the records as received, then by seq: a minute resent under a new
-        seq, or by a reinstalled station under a new store (whose seqs start again at 1), ranks
-        above the copy before it."""
+        stream, flag, species, cal_mean, std, n, u) of each minute's latest version only
+        (central/store/levels.py: a minute the station re-sent under a new seq, a reinstalled
+        station's copy under a new store, or a central reprocess run's version supersedes the
+        versions before it); `rank` is unique per minute, as the caller's latest-version pick wants."""
+        t = self._t  # type: ignore[attr-defined]
         rows = self._query(  # type: ignore[attr-defined]
-            "SELECT seq, time, device, stream, flag, species, received_at FROM minute "
-            "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ? ORDER BY time, seq",
-            (station, self._t(start), self._t(end), "inlet:%"),  # type: ignore[attr-defined]
+            "SELECT seq, time, device, stream, flag, species, received_at, store FROM minute "
+            "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ?",
+            (station, t(start), t(end), "inlet:%"),
         )
-        rank = [0] * len(rows)
-        for k, i in enumerate(sorted(range(len(rows)), key=lambda i: (rows[i][6], rows[i][0]))):
-            rank[i] = k
+        runs = self._query(  # type: ignore[attr-defined]
+            "SELECT time, device, stream, base_seq, base_store, run_id, flag, species FROM minute_version "
+            "WHERE station = ? AND time >= ? AND time < ? AND stream LIKE ?",
+            (station, t(start), t(end), "inlet:%"),
+        )
+        # the latest copy of each minute: received last, then the highest seq
+        latest: dict[tuple, tuple] = {}
+        for r in rows:
+            key = (r[1], r[2], r[3])
+            have = latest.get(key)
+            if have is None or (r[6], r[0]) > (have[6], have[0]):
+                latest[key] = r
+        # a run's version supersedes the copy it was made from (the latest run of it wins)
+        chosen: dict[tuple, tuple[str, str, Any]] = {k: (r[4], r[5], r[1]) for k, r in latest.items()}
+        best_run: dict[tuple, int] = {}
+        for v in runs:
+            key = (v[0], v[1], v[2])
+            copy = latest.get(key)
+            if copy is None or (copy[0], copy[7]) != (v[3], v[4]) or v[5] < best_run.get(key, -1):
+                continue
+            best_run[key] = v[5]
+            chosen[key] = (v[6], v[7], v[0])
         f = self._from_t  # type: ignore[attr-defined]
         out = []
-        for i, r in enumerate(rows):
-            t = f(r[1])
-            for sp, v in load_species(r[5]).items():
-                out.append((rank[i], t, r[2], r[3], r[4], sp, v.cal_mean, v.std, v.n, v.u))
+        for rank, (key, (flag, species, time)) in enumerate(chosen.items()):
+            tm = f(time)
+            for sp, v in load_species(species).items():
+                out.append((rank, tm, key[1], key[2], flag, sp, v.cal_mean, v.std, v.n, v.u))
         return out
 
     def replace_hourly(self, station: str, hours: Sequence[datetime], rows: Sequence[HourlyRow],
@@ -206,6 +226,8 @@ class HourlyStoreMixin:
         and clear the dirty marks in `claimed` whose version is unchanged; returns marks cleared."""
         t = self._t  # type: ignore[attr-defined]
         ex = self._executemany  # type: ignore[attr-defined]
+        versions = self._hour_versions(station, hours)  # type: ignore[attr-defined]
+        self._archive_hours(station, hours, versions)  # type: ignore[attr-defined]
         ex(self._sql("DELETE FROM hourly WHERE station = ? AND hour = ?"),  # type: ignore[attr-defined]
            [(station, t(h)) for h in hours])
         if rows:
@@ -217,6 +239,7 @@ class HourlyStoreMixin:
                   _none_if_nan(r.std), _none_if_nan(r.repeatability), int(r.n_all), _none_if_nan(r.mean_all),
                   _none_if_nan(r.std_all), _none_if_nan(r.repeatability_all), int(r.n_spikes), r.flag,
                   t(r.computed_at), _none_if_nan(r.u)) for r in rows])
+            self._set_hour_versions(station, hours, versions)  # type: ignore[attr-defined]
         cleared = 0
         for h, version in claimed:
             cur = self._execute(  # type: ignore[attr-defined]

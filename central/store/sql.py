@@ -65,6 +65,7 @@ from .devices import MinuteDevicesMixin
 from .flux import FLUX_COLUMNS, flux_rows, migration_flux
 from .hourly import HourlyStoreMixin, migration_hourly_u, migration_v2
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
+from .levels import LevelsStoreMixin, migration_levels
 from .medium_precision import MediumPrecisionStoreMixin, migration_medium_precision
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
 from .species import load_species, migration_v4, species_names
@@ -194,7 +195,7 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
             migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
             migration_v6(types), migration_v7(types), migration_flux(types),
             migration_hourly_u(types), migration_medium_precision(types),
-            migration_daily(types) + migration_record_counts(types)]
+            migration_daily(types) + migration_record_counts(types), migration_levels(types)]
 
 
 
@@ -251,7 +252,7 @@ def _clean(text: str, limit: int = 2000) -> str:
 
 
 class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin, DailyStoreMixin, MinuteDevicesMixin,
-               ABC):
+               LevelsStoreMixin, ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"

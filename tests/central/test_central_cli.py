@@ -81,7 +81,9 @@ def test_export_minute_csv_columns_and_rows(tmp_path):
     assert list(rows[0]) == (["time_utc", "station", "seq", "store", "device", "serial", "stream"]
                              + [f"{sp}_{f}" for sp in ("co2", "ch4")
                                 for f in ("mean", "std", "n", "raw_mean", "cal_mean", "flag")]
-                             + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason"])
+                             + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason",
+                                "calibration_id", "version", "processing", "reprocess_run"])
+    assert [(x["version"], x["processing"], x["reprocess_run"]) for x in rows] == [("1", "station", "")] * 2
     assert [(x["time_utc"], x["seq"], x["flag"], x["reasons"], x["station_flag"], x["manual_reason"]) for x in rows] == [
         ("2026-03-01T00:01:00.000Z", "1", "U", "", "U", ""), ("2026-03-01T00:02:00.000Z", "2", "N", "flush", "N", "")]
     assert float(rows[0]["co2_cal_mean"]) == 420.0 and rows[0]["ch4_n"] == "55"

@@ -1,0 +1,186 @@
+"""Hardware in the loop: a station on the simulated Picarro bench whose config gives one standard a
+wrong value, forwarding to central over a real mosquitto (simulators.network.Network: real
+processes, one simulated clock); afterwards `central-receiver reprocess` with the right value.
+
+The bench's CAL-3 holds 460.00 ppm CO2 (configs/bench.example.toml); the station is told 461.00.
+With four standards at 380, 420, 460 and 500 ppm, an error e on the third moves an ordinary
+least-squares line by e/4 + e * 20 / 8000 * (x - 440) at x ppm (mean and slope of the error over
+the standards; the analyzer's gain and offset cancel out of it), about +0.21 ppm at 425 ppm: the
+near-real-time data miss the CO2 compatibility goal (0.1 ppm, WMO GAW report 255), the reprocessed
+data must meet it. Each hour's error is the mean over its clean minutes (one stream in the
+minute, every sample valid) of central's calibrated value minus the bench's true value.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from support.site import control
+
+from central.store import open_store
+from simulators.broker import find_mosquitto
+from simulators.network import Network
+
+pytestmark = pytest.mark.slow  # six simulated hours, paced by the wall clock
+
+SPEED = 1440.0
+START = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+WRONG_BY = 1.0
+GOAL = 0.1
+CLI = [sys.executable, "-m", "central.cli"]
+
+
+def expected_error(x: float) -> float:
+    """The near-real-time error at x ppm from CAL-3 off by WRONG_BY (module docstring)."""
+    return WRONG_BY / 4 + WRONG_BY * 20 / 8000 * (x - 440.0)
+
+
+class MisassignedStation(Network):
+    """The example network, the station told CAL-3 holds WRONG_BY ppm more CO2 than it does."""
+
+    def write_station_config(self) -> Path:
+        path = super().write_station_config()
+        text = path.read_text()
+        old = "assigned = { co2 = 460.00,"
+        assert old in text, "the example station's CAL-3 changed: update this test"
+        path.write_text(text.replace(old, f"assigned = {{ co2 = {460.0 + WRONG_BY:.2f},"))
+        return path
+
+
+def _minutes(cfg: Path, station: str, version: str) -> list[dict]:
+    out = subprocess.run([*CLI, "export", "--config", str(cfg), "--station", station, "--from", "2026-02-28",
+                          "--to", "2026-03-02", "--level", "minute", "--version", version],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"(version: {version})" in out.stderr
+    return list(csv.DictReader(io.StringIO(out.stdout)))
+
+
+def _hourly_errors(rows: list[dict], truth: dict[str, dict], hours: set[str]) -> dict[tuple, float]:
+    """{(stream, hour): mean of calibrated - true CO2 over the hour's clean minutes}."""
+    per_minute: dict[str, int] = defaultdict(int)
+    for r in rows:
+        per_minute[r["time_utc"]] += 1
+    errors: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        t = truth.get(r["time_utc"])
+        if (t is None or not r["stream"].startswith("inlet:") or r["station_flag"] != "U" or "flush" in r["reasons"]
+                or per_minute[r["time_utc"]] > 1 or not r["co2_cal_mean"] or int(r["co2_n"]) != t["n"]):
+            continue
+        hour = r["time_utc"][:13]
+        if hour in hours:
+            errors[(r["stream"], hour)].append(float(r["co2_cal_mean"]) - t["co2"])
+    return {k: sum(v) / len(v) for k, v in errors.items() if len(v) >= 3}
+
+
+@pytest.fixture(scope="module")
+def run():
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is needed for this test (apt-get install mosquitto)")
+    folder = Path(tempfile.mkdtemp(prefix="ghgrp-"))  # short: the agent's control socket path
+    net = MisassignedStation(folder, speed=SPEED, start=START,
+                             station_settings={"forwarding": {"stop_drain_s": 30.0}, "logging": {"format": "json"}},
+                             central_settings={"aggregate": {"min_minutes_per_hour": 3}})
+    try:
+        net.start_broker()
+        net.start_sim()
+        net.start_central()
+        net.start_agent()
+        started = net.wait_agent_started()
+        # the calibration at start (about 75 simulated minutes), then ambient air, and the 06:00
+        # calibration when the agent started late (a loaded machine): the hours compared are the
+        # whole ones outside every calibration (`_hours`)
+        end = (started + timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+        net.wait(lambda: net.sim_now() >= end, 600, f"simulated {end}")
+        truth = {r["time"]: r for r in control(net.endpoints["control"], {
+            "cmd": "truth", "device": "picarro-1", "from": "2026-02-28T00:00:00Z",
+            "to": "2026-03-02T00:00:00Z"})["truth"]}
+        assert net.stop("station-agent", timeout_s=90) == 0, net.log_tail("station-agent")
+        assert net.stop("central-receiver") == 0, net.log_tail("central-receiver")
+        cfg = net.run_dir / "central.toml"
+        agg = subprocess.run([*CLI, "aggregate", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+        assert agg.returncode == 0, agg.stderr
+        nrt_before = _minutes(cfg, net.station_id, "latest")
+        cylinders = net.run_dir / "revised.csv"
+        cylinders.write_text("cylinder,species,value,scale,uncertainty\nCAL-3,co2,460.00,WMO-CO2-X2019,0.02\n")
+        re = subprocess.run([*CLI, "reprocess", "--config", str(cfg), "--station", net.station_id,
+                             "--from", "2026-02-28T00:00:00Z", "--to", "2026-03-02T00:00:00Z", "--cylinders",
+                             str(cylinders), "--reason", "CAL-3 CO2 was 460.00, not 461.00"],
+                            capture_output=True, text=True, timeout=300)
+        assert re.returncode == 0, re.stderr
+        store = open_store("sqlite", path=net.central_db)
+        try:
+            cal = store.calibrations(net.station_id, START - timedelta(days=1), START + timedelta(days=1))
+            hourly = {v: store.hourly_versions(net.station_id, START - timedelta(days=1), START + timedelta(days=1),
+                                               v, species="co2") for v in ("latest", "nrt")}
+        finally:
+            store.close()
+        yield {"truth": truth, "end": end, "cal": cal, "summary": re.stdout, "hourly": hourly,
+               "nrt_before": nrt_before, "latest": _minutes(cfg, net.station_id, "latest"),
+               "nrt": _minutes(cfg, net.station_id, "nrt")}
+    finally:
+        net.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _hours(run) -> set[str]:
+    """The whole hours after the first calibration, before the run's end, that no calibration
+    overlaps (its minutes are all calibrated, all ambient air)."""
+    h = min(c.time_end for c in run["cal"]).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    out = set()
+    while h + timedelta(hours=1) <= run["end"]:
+        if not any(c.time_start < h + timedelta(hours=1) and c.time_end > h for c in run["cal"]):
+            out.add(h.strftime("%Y-%m-%dT%H"))
+        h += timedelta(hours=1)
+    return out
+
+
+def test_reprocessed_hours_meet_the_goal_the_near_real_time_ones_did_not(run):
+    assert run["cal"], "no calibration reached central"
+    assert all(s["assigned"]["co2"] == 461.0 for c in run["cal"] for s in c.standards if s["cylinder"] == "CAL-3")
+    hours = _hours(run)
+    nrt = _hourly_errors(run["nrt"], run["truth"], hours)
+    latest = _hourly_errors(run["latest"], run["truth"], hours)
+    print(f"{len(latest)} (stream, hour) pairs; |error| nrt max {max(map(abs, nrt.values())):.4f} min "
+          f"{min(map(abs, nrt.values())):.4f}; reprocessed max {max(map(abs, latest.values())):.4f} ppm")
+    print(run["summary"])
+    assert len(latest) >= 6 and latest.keys() == nrt.keys()
+    for key, err in latest.items():
+        assert abs(err) <= GOAL, (key, err)
+        assert abs(nrt[key]) > GOAL, (key, nrt[key])  # the wrong value put the nrt data off the goal
+    # the near-real-time minutes are what central held before the run, unchanged
+    assert [(r["time_utc"], r["co2_cal_mean"]) for r in run["nrt"]] == [
+        (r["time_utc"], r["co2_cal_mean"]) for r in run["nrt_before"]]
+
+
+def test_the_hours_moved_by_the_amount_the_wrong_value_explains(run):
+    hours = _hours(run)
+    by_key = {v: {(r.stream, r.hour.strftime("%Y-%m-%dT%H")): r for r in rows} for v, rows in run["hourly"].items()}
+    n = 0
+    for key, new in by_key["latest"].items():
+        old = by_key["nrt"].get(key)
+        if old is None or key[1] not in hours or new.mean is None or old.mean is None:
+            continue
+        assert new.version > old.version == 1 and new.processing.startswith("central-reprocess/")
+        # an hour's value moves by the error at its level (the minutes' spread within the hour
+        # changes it by well under a thousandth of a ppm)
+        assert old.mean - new.mean == pytest.approx(expected_error(new.mean), abs=0.01), key
+        n += 1
+    assert n >= 6
+
+
+def test_exports_say_which_version_and_carry_the_calibrations(run):
+    assert {r["version"] for r in run["nrt"]} == {"1"}
+    assert {r["processing"] for r in run["nrt"]} == {"station"}
+    calibrated = [r for r in run["latest"] if r["co2_cal_mean"]]
+    assert calibrated and all(r["calibration_id"].startswith("cal-picarro-1-") for r in calibrated)
+    assert {r["processing"].split(" ")[0] for r in run["latest"]} == {"central-reprocess/1"}
