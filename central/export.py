@@ -100,7 +100,7 @@ def _processings(rows: Iterable[Any]) -> str:
 
 
 def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, out: TextIO,
-                   serials: list[str] | None = None, version: str = "latest") -> int:
+                   *, serials: list[str] | None = None, version: str = "latest") -> int:
     """`serials`: per row, the serial numbers of the instrument(s) that measured it (central/fleet/serials.py),
     written as the last column InstrumentSerial ("-" when unknown); `version`: which version was read."""
     meta = config.station(station)
@@ -127,7 +127,7 @@ def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, s
 
 
 def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str, species: str, path: Path,
-                     serials: list[str] | None = None, version: str = "latest") -> int:
+                     *, serials: list[str] | None = None, version: str = "latest") -> int:
     import xarray as xr
 
     meta = config.station(station)

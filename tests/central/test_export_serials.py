@@ -93,11 +93,11 @@ def test_hourly_exports_carry_the_serials_of_the_instruments_that_made_each_hour
     assert hourly_serials(store, "st-a", "n2o", n2o_rows) == ["L9"]
 
     out = io.StringIO()
-    write_icos_csv(rows, config, "st-a", "co2", out, serials)
+    write_icos_csv(rows, config, "st-a", "co2", out, serials=serials)
     table = list(csv.DictReader((line for line in io.StringIO(out.getvalue()) if not line.startswith("#")),
                                 delimiter=";"))
     assert [r["InstrumentSerial"] for r in table] == ["A1", "A1 | B2", "B2"]
-    write_obspack_nc(rows, config, "st-a", "co2", tmp_path / "co2.nc", serials)
+    write_obspack_nc(rows, config, "st-a", "co2", tmp_path / "co2.nc", serials=serials)
     with xr.open_dataset(tmp_path / "co2.nc") as ds:
         assert [str(x) for x in ds["instrument_serial"].values] == ["A1", "A1 | B2", "B2"]
     out = io.StringIO()  # without serials (a caller that has none): the column says unknown

@@ -126,7 +126,7 @@ def test_exports_read_the_latest_version_and_say_so_and_nrt_stays_readable(store
     for version, value in (("latest", "420.250"), ("nrt", "420.000")):
         out = io.StringIO()
         write_icos_csv(hourly_rows_for_export(store, "st-a", "co2", T0, T0 + timedelta(hours=6), None, version),
-                       CONFIG, "st-a", "co2", out, version)
+                       CONFIG, "st-a", "co2", out, version=version)
         text = out.getvalue()
         assert f"# version: {version} " in text
         body = list(csv.DictReader(io.StringIO("\n".join(x for x in text.splitlines() if not x.startswith("#"))),
@@ -235,7 +235,7 @@ def test_the_obspack_export_names_its_version_and_calibrations(store, tmp_path):
     for version, value in (("latest", 420.25), ("nrt", 420.0)):
         path = tmp_path / f"{version}.nc"
         rows = hourly_rows_for_export(store, "st-a", "co2", T0, T0 + timedelta(hours=6), None, version)
-        assert write_obspack_nc(rows, CONFIG, "st-a", "co2", path, version) == 2
+        assert write_obspack_nc(rows, CONFIG, "st-a", "co2", path, version=version) == 2
         with xr.open_dataset(path) as ds:
             assert ds.attrs["data_version"] == version
             assert list(ds["value"].values * 1e6) == pytest.approx([value, value])
