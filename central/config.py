@@ -11,6 +11,7 @@ from ghgnet import species
 from ghgnet.config import RelPath, StrictModel, load_model
 from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
+from ghgnet.wire.raw import DEFAULT_MAX_INFLATED_BYTES
 
 from .alarms.config import AlarmsConfig
 from .fleet.fleet_config import FleetConfig
@@ -184,6 +185,25 @@ class MetricsConfig(StrictModel):
     port: int = Field(default=9108, ge=0, le=65535, description="0: any free port")
 
 
+class ArchiveConfig(StrictModel):
+    """`[archive]`: the raw readings (L0) central keeps for reprocessing (central/archive/)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="take the stations' raw-reading chunks (ghg/v1/<station>/raw) into the raw_chunk table")
+    raw_retention_days: float = Field(
+        default=400.0, gt=0,
+        description="days of raw readings kept, counted from a chunk's end (a year and a margin: a "
+        "cylinder revised months later can still be reprocessed from L0)")
+    prune_interval_s: float = Field(default=3600.0, gt=0, description="real seconds between retention passes")
+    max_inflated_bytes: int = Field(
+        default=DEFAULT_MAX_INFLATED_BYTES, ge=65_536,
+        description="the most a chunk's body may inflate to; a larger one is dead-lettered (oversize)")
+    queue_size: int = Field(
+        default=16, ge=1, le=1024,
+        description="raw chunks received and not yet stored (unacknowledged to the broker meanwhile)")
+
+
 class CentralConfig(StrictModel):
     central: CentralInfo = Field(default_factory=CentralInfo)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -199,6 +219,8 @@ class CentralConfig(StrictModel):
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="alarm rules and notifications")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus metrics of the receiver")
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="signed station configs (central/fleet/)")
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig,
+                                   description="the stations' raw readings (L0) kept for reprocessing")
 
     def station(self, station: str) -> StationMeta:
         """The station's metadata; defaults for a station not in the config."""

@@ -64,6 +64,7 @@ from .flux import FLUX_COLUMNS, flux_rows, migration_flux
 from .hourly import HourlyStoreMixin, migration_v2
 from .identity import content_columns, differing, migration_v5, normalised, seq_ranges_text
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
+from .raw_chunks import RawChunkStoreMixin, migration_raw_chunk
 from .species import load_species, migration_v4, species_names
 from .status import migration_v3, status_upsert_sql
 
@@ -189,7 +190,8 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
     ]
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
             migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
-            migration_v6(types), migration_v7(types), migration_flux(types)]
+            migration_v6(types), migration_v7(types), migration_flux(types),
+            migration_raw_chunk(types)]
 
 
 
@@ -245,7 +247,7 @@ def _clean(text: str, limit: int = 2000) -> str:
     return text[:limit]
 
 
-class SqlStore(HourlyStoreMixin, OperationsStoreMixin, ABC):
+class SqlStore(HourlyStoreMixin, OperationsStoreMixin, RawChunkStoreMixin, ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"
