@@ -161,6 +161,7 @@ class Receiver:
         self.metrics_server = None  # /metrics ([metrics]), prometheus_client's server and thread
         self.archive: RawArchiver | None = None  # raw chunks ([archive]), own thread and connection
         self._raw_sub_mid: int | None = None
+        self.raw_subscribed = threading.Event()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -305,6 +306,7 @@ class Receiver:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         self.subscribed.clear()
+        self.raw_subscribed.clear()
         with self._acks_lock:
             self._acks_idle.notify_all()
         if not self._stopping.is_set():
@@ -317,6 +319,7 @@ class Receiver:
             if failed:  # e.g. an ACL from before the raw archive: records still flow
                 log.error("raw_subscription_refused", reasons=failed)
             else:
+                self.raw_subscribed.set()
                 log.info("raw_subscribed", filter=raw_subscription_filter(self.config.ingest.shared_group))
             return
         if failed:
