@@ -45,7 +45,7 @@ def _rows(store, chunks: list[StoredChunk], lo: str, hi: str) -> Iterator[dict]:
 
 def archive_status(store) -> list[dict[str, Any]]:
     """Per station and device (and store, when a station sent from several): the archived span
-    (first chunk's start, last chunk's end), chunks, rows, bytes kept (compressed) and the bytes
-    the rows take as the body's JSON."""
-    return [dict(r, first=iso_utc(r["first"]), last=iso_utc(r["last"]), last_received=iso_utc(r["last_received"]))
-            for r in store.raw_archive_summary()]
+    (first chunk's start, last chunk's end), chunks, rows, bytes kept (compressed), the bytes
+    the rows take as the body's JSON, and when the first and the last chunk arrived."""
+    return [dict(r, first=iso_utc(r["first"]), last=iso_utc(r["last"]), first_received=iso_utc(r["first_received"]),
+                 last_received=iso_utc(r["last_received"])) for r in store.raw_archive_summary()]

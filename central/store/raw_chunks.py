@@ -100,10 +100,11 @@ class RawChunkStoreMixin:
         """Per station, store and device: the archived span, chunks, rows and bytes (compressed and not)."""
         f = self._from_t  # type: ignore[attr-defined]
         return [{"station": r[0], "store": r[1], "device": r[2], "first": f(r[3]), "last": f(r[4]), "chunks": r[5],
-                 "rows": r[6], "bytes": r[7], "body_bytes": r[8], "last_received": f(r[9])}
+                 "rows": r[6], "bytes": r[7], "body_bytes": r[8], "first_received": f(r[10]),
+                 "last_received": f(r[9])}
                 for r in self._query(  # type: ignore[attr-defined]
                     "SELECT station, store, device, min(time_start), max(time_end), count(*), sum(rows), sum(bytes), "
-                    "sum(body_bytes), max(received_at) FROM raw_chunk GROUP BY station, store, device "
+                    "sum(body_bytes), max(received_at), min(received_at) FROM raw_chunk GROUP BY station, store, device "
                     "ORDER BY station, store, device")]
 
     def prune_raw_chunks(self, before: datetime) -> int:
