@@ -104,8 +104,8 @@ class RawChunkStoreMixin:
                  "last_received": f(r[9])}
                 for r in self._query(  # type: ignore[attr-defined]
                     "SELECT station, store, device, min(time_start), max(time_end), count(*), sum(rows), sum(bytes), "
-                    "sum(body_bytes), max(received_at), min(received_at) FROM raw_chunk GROUP BY station, store, device "
-                    "ORDER BY station, store, device")]
+                    "sum(body_bytes), max(received_at), min(received_at) FROM raw_chunk "
+                    "GROUP BY station, store, device ORDER BY station, store, device")]
 
     def prune_raw_chunks(self, before: datetime) -> int:
         """Delete the chunks that end at or before `before` (retention); returns how many went."""

@@ -38,7 +38,8 @@ NOW = datetime(2026, 3, 2, tzinfo=UTC)
 def raw_row(device: str, t: datetime, i: int) -> dict[str, Any]:
     """A raw row as StationStore.raw_rows yields it."""
     return {"device": device, "time": iso_utc(t), "stream": "inlet:top" if i % 50 < 40 else "cal:CAL-1",
-            "flushing": i % 50 in (40, 41), "status": 963, "status_ok": i != 7, "status_flags": [] if i != 7 else ["bad"],
+            "flushing": i % 50 in (40, 41), "status": 963, "status_ok": i != 7,
+            "status_flags": [] if i != 7 else ["bad"],
             "values": {"co2": 420.0 + i * 1e-3, "ch4": 2000.0 + (i % 7) * 0.1, "h2o": None if i == 3 else 1.25},
             "conditions": []}
 

@@ -192,8 +192,8 @@ def test_a_backlog_of_minutes_drains_before_the_first_raw_chunk(network):
     prefill(net.station_db, 4000, 2.0, net.start)
     net.start_all()
     net.wait_agent_started()
-    net.wait(lambda: "picarro-0" in cursors(net) and cursors(net)["picarro-0"] >= iso_utc(net.start - timedelta(hours=1)),
-             120, "the prefilled raw readings archived")
+    done = iso_utc(net.start - timedelta(hours=1))
+    net.wait(lambda: cursors(net).get("picarro-0", "") >= done, 120, "the prefilled raw readings archived")
     with closing(open_store("sqlite", path=net.central_db)) as central:
         backlog = [m.received_at for m in central.minutes(net.station_id, EPOCH, net.start) if m.device == "picarro-0"]
         (first_chunk,) = [d["first_received"] for d in archive_status(central) if d["device"] == "picarro-0"]
