@@ -11,7 +11,6 @@ from ghgnet import species
 from ghgnet.config import RelPath, StrictModel, load_model
 from ghgnet.mqttlink import MqttConfig as StationMqttConfig
 from ghgnet.wire import DEFAULT_MAX_PAYLOAD_BYTES
-from ghgnet.wire.raw import DEFAULT_MAX_INFLATED_BYTES
 
 from .alarms.config import AlarmsConfig
 from .fleet.fleet_config import FleetConfig
@@ -197,7 +196,7 @@ class ArchiveConfig(StrictModel):
         "cylinder revised months later can still be reprocessed from L0)")
     prune_interval_s: float = Field(default=3600.0, gt=0, description="real seconds between retention passes")
     max_inflated_bytes: int = Field(
-        default=DEFAULT_MAX_INFLATED_BYTES, ge=65_536,
+        default=64 << 20, ge=65_536,
         description="the most a chunk's body may inflate to; a larger one is dead-lettered (oversize)")
     queue_size: int = Field(
         default=16, ge=1, le=1024,

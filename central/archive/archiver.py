@@ -154,7 +154,7 @@ class RawArchiver:
             self.stats["chunks_refused"] += 1
             self.publish_ack(ack_topic, encode_raw_ack(h, "refused", f"{exc.code}: {exc.message}"))
             return
-        result = self._store.put_raw_chunk(chunk, now)
+        result = self._store.put_raw_chunk(chunk, now, item.content_type)
         self.stats[f"chunks_{result}"] += 1
         reason = ""
         if result == "stored":

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ghgnet.wire.raw import RAW_CONTENT_TYPE, RawChunk
+if TYPE_CHECKING:  # the codec is the archiver's: the decoding process, which imports the store, needs none of it
+    from ghgnet.wire.raw import RawChunk
 
 
 def migration_raw_chunk(types: dict[str, str]) -> list[str]:
@@ -48,7 +49,7 @@ class StoredChunk:
 class RawChunkStoreMixin:
     """Raw chunks in a `SqlStore` (needs _t, _from_t, _begin, _commit, _rollback, _execute, _query, _sql)."""
 
-    def put_raw_chunk(self, chunk: RawChunk, received_at: datetime) -> str:
+    def put_raw_chunk(self, chunk: RawChunk, received_at: datetime, content_type: str = "ghg-raw/1") -> str:
         """Store a chunk (its header checked, its body verified by the caller) once per key, in one
         transaction; returns "stored", "duplicate" (the same hash is stored) or "conflict"."""
         h = chunk.header
@@ -58,7 +59,7 @@ class RawChunkStoreMixin:
                 "INSERT INTO raw_chunk (station, store, device, time_start, time_end, rows, body_bytes, bytes, sha256, "
                 "content_type, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
                 (h.station, h.store, h.device, self._t(h.start), self._t(h.end), h.rows,  # type: ignore[attr-defined]
-                 h.body_bytes, len(chunk.body), h.sha256, RAW_CONTENT_TYPE, chunk.body,
+                 h.body_bytes, len(chunk.body), h.sha256, content_type, chunk.body,
                  self._t(received_at)))  # type: ignore[attr-defined]
             if cur.rowcount > 0:
                 result = "stored"
