@@ -198,9 +198,6 @@ class ArchiveConfig(StrictModel):
     max_inflated_bytes: int = Field(
         default=64 << 20, ge=65_536,
         description="the most a chunk's body may inflate to; a larger one is dead-lettered (oversize)")
-    queue_size: int = Field(
-        default=16, ge=1, le=1024,
-        description="raw chunks received and not yet stored (unacknowledged to the broker meanwhile)")
 
 
 class CentralConfig(StrictModel):

@@ -51,7 +51,9 @@ class RawArchiver:
         self.publish_ack = publish_ack
         self.release = release
         self.now = now
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.archive.queue_size)
+        # room for as many messages as the broker may have out to us unacknowledged (the receive
+        # maximum): paho's network thread, which hands chunks over, never waits on the archive
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.ingest.queue_size + 1)
         self._stopping = threading.Event()
         self.stats: dict[str, int] = {"chunks_stored": 0, "chunks_duplicate": 0, "chunks_conflict": 0,
                                       "chunks_refused": 0, "chunks_dead_lettered": 0, "rows_stored": 0,
@@ -72,7 +74,8 @@ class RawArchiver:
             self._store.close()
 
     def submit(self, item: Any) -> None:
-        """A received raw message (paho's network thread): waits while the queue is full."""
+        """A received raw message (paho's network thread); the queue holds the receive maximum, so
+        this waits only on a broker that breaks it."""
         while not self._stopping.is_set():
             try:
                 self._queue.put(item, timeout=0.5)

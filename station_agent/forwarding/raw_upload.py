@@ -196,7 +196,7 @@ class RawUploader:
     def status(self) -> dict[str, Any]:
         return dict(self.stats, in_flight=None if self._in_flight is None else {
             "device": self._in_flight.chunk.header.device, "start": iso_utc(self._in_flight.chunk.header.start)},
-            positions={d: None if p is None else iso_utc(p) for d, p in self.positions.items()})
+            positions={d: None if p is None else iso_utc(p) for d, p in list(self.positions.items())})
 
     # -- the upload thread ----------------------------------------------------------------------------
     def _run(self) -> None:
