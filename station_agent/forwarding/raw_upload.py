@@ -4,9 +4,9 @@ Each device's raw rows go in chunks of `chunk_minutes` (windows on a UTC grid, s
 the same whenever it is made), compressed (ghgnet/wire/raw.py), on `ghg/v1/<station>/raw`, through
 the forwarder's MQTT client (the broker binds a client id to its user: a second connection as the
 station would take the forwarder's session). A window goes once it is `settle_s` past its end (the
-analyzers' buffers have been drained into it by then). A chunk whose frame would pass the byte
-bound (`max_chunk_bytes`, and the forwarder's payload limit) is cut in two at a row's time, and
-again, so every message stays below the broker's limit.
+analyzers' buffers have been drained into it by then). A chunk whose message would pass the byte
+bound (`max_chunk_bytes`, two seconds of the cap, and the forwarder's payload limit) is cut in two
+at a row's time, and again, so every message stays below the broker's limit.
 
 Minute data first: a chunk goes only while the records' outbox holds at most `outbox_threshold`
 records and every one of them is already in flight (none waits to be sent), so L0 never stands
@@ -53,6 +53,10 @@ from station_agent.forwarding.forwarder import Forwarder, mqtt_packet_overhead
 from station_agent.storage.store import StationStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CAP_SECONDS_PER_CHUNK = 2.0
+"""A chunk is at most this many seconds of the cap (and at least MIN_CHUNK_BYTES): a minute that
+comes right after a chunk waits behind it about this long on a link only as fast as the cap."""
+MIN_CHUNK_BYTES = 4096
 
 
 class RawUploadConfig(StrictModel):
@@ -149,7 +153,7 @@ class RawUploader:
         self.overhead = mqtt_packet_overhead(self.topic, RAW_CONTENT_TYPE)
         self._props = Properties(PacketTypes.PUBLISH)
         self._props.ContentType = RAW_CONTENT_TYPE
-        self.bucket = TokenBucket(cfg.max_bytes_per_s, cfg.max_chunk_bytes)
+        self.bucket = TokenBucket(cfg.max_bytes_per_s, self._cap_bound())
         self.store_id: str | None = None
         self.positions: dict[str, datetime | None] = {d: None for d in devices}
         """Per device, where its next chunk starts (None: at its first raw row)."""
@@ -305,8 +309,12 @@ class RawUploader:
         self._wake.set()
 
     # -- sending --------------------------------------------------------------------------------------
+    def _cap_bound(self) -> int:
+        return min(self.cfg.max_chunk_bytes, max(MIN_CHUNK_BYTES, int(self.cfg.max_bytes_per_s * CAP_SECONDS_PER_CHUNK)))
+
     def _limit(self) -> int:
-        return min(self.cfg.max_chunk_bytes, self.forwarder.payload_limit + self.overhead)
+        """The most a chunk's message may take (frame and MQTT overhead)."""
+        return min(self._cap_bound(), self.forwarder.payload_limit + self.overhead)
 
     def _minutes_waiting(self, store: StationStore) -> bool:
         backlog = store.outbox_stats()["backlog"]

@@ -31,12 +31,14 @@ from central.store import open_store
 from drivers.reading import Reading
 from ghgnet.clock import ScaledClock
 from ghgnet.logs import configure_logging, get_logger
+from ghgnet.mqttlink import MqttConfig
 from ghgnet.records import MinuteRecord, SpeciesMinute
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire.raw import RAW_CONTENT_TYPE
 from simulators.broker import find_mosquitto
 from simulators.network import Network
-from station_agent.forwarding.forwarder import mqtt_packet_overhead
+from station_agent.forwarding.forwarder import Forwarder, ForwardingConfig, mqtt_packet_overhead
+from station_agent.forwarding.raw_upload import RawUploadConfig, RawUploader
 from station_agent.processing.minute_bins import MinuteAssembler
 from station_agent.storage.store import StationStore
 from station_agent.storage.writer import StoreWriter
@@ -277,3 +279,43 @@ def test_the_disk_policy_deletes_unarchived_raw_readings_and_says_what_the_archi
     assert lost["severity"] == "error" and sum(x["rows"] for x in lost["data"]["lost"]) == 15_000
     assert lost["data"]["lost"][0]["first"] == iso_utc(T0 + timedelta(seconds=10_000))
     assert "15000 raw readings central does not hold yet" in lost["message"]
+
+
+def test_chunks_cover_every_row_once_in_grid_windows_cut_to_the_byte_bound(tmp_path):
+    """The uploader's chunks, acknowledged one after the other: windows on the 10-minute grid,
+    empty stretches passed over, a window too big for two seconds of a small cap cut at a row's
+    time, every message within the bound, and together exactly the station's rows."""
+    path = tmp_path / "s.sqlite"
+    store = StationStore(path)
+    noisy = [Reading(T0 + timedelta(seconds=i, milliseconds=(i * 7919) % 1000), "picarro-1",
+                     {"co2": 420.0 + ((i * 7919) % 1000) / 997.0, "ch4": 2000.0 + ((i * 104729) % 1000) / 991.0},
+                     stream="inlet:top") for i in range(3600)]
+    later = [Reading(T0 + timedelta(hours=5, seconds=10 * i), "flow-1", {"flow": 1.0}, stream="aux") for i in range(30)]
+    store.insert_raw(noisy + later)
+    store.close()
+    configure_logging("t", fmt="json", stream=io.StringIO())
+    clock = ScaledClock(start=T0 + timedelta(days=1))
+    forwarder = Forwarder("st-a", MqttConfig(), ForwardingConfig(), path, clock, lambda ranges: None,
+                          lambda event: None, get_logger())
+    uploader = RawUploader("st-a", RawUploadConfig(enabled=True, max_bytes_per_s=2048.0), forwarder, path, clock,
+                           lambda device, until: None, lambda event: None, get_logger(), devices=["picarro-1"])
+    uploader.store_id = "0" * 32
+    limit = uploader._limit()
+    assert limit == 4096  # two seconds of a 2048 B/s cap, below MIN_CHUNK_BYTES: the minimum
+    got: dict[str, list[dict]] = {"picarro-1": [], "flow-1": []}
+    windows = []
+    with closing(StationStore(path, read_only=True)) as reader:
+        uploader.positions["flow-1"] = None
+        while (c := uploader._next_chunk(reader)) is not None:
+            assert len(c.frame) + uploader.overhead <= limit
+            h = c.header
+            assert (h.start - EPOCH) % timedelta(minutes=10) == timedelta(0) or windows[-1][2] == h.start
+            windows.append((h.device, h.start, h.end))
+            got[h.device] += c.rows()
+            uploader.positions[h.device] = h.end  # as central's ack does
+        assert got["picarro-1"] == list(reader.raw_rows(EPOCH, T0 + timedelta(days=1), "picarro-1"))
+        assert got["flow-1"] == list(reader.raw_rows(EPOCH, T0 + timedelta(days=1), "flow-1"))
+    cut = [w for w in windows if w[0] == "picarro-1" and (w[2] - EPOCH) % timedelta(minutes=10)]
+    assert cut, "no window was cut: the test would not see the cutting"
+    assert [w[1] for w in windows if w[0] == "flow-1"] == [T0 + timedelta(hours=5)]  # the empty hours passed over
+    assert uploader.stats["cut"] >= len(cut)
