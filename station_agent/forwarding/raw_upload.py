@@ -310,7 +310,8 @@ class RawUploader:
 
     # -- sending --------------------------------------------------------------------------------------
     def _cap_bound(self) -> int:
-        return min(self.cfg.max_chunk_bytes, max(MIN_CHUNK_BYTES, int(self.cfg.max_bytes_per_s * CAP_SECONDS_PER_CHUNK)))
+        seconds_of_cap = int(self.cfg.max_bytes_per_s * CAP_SECONDS_PER_CHUNK)
+        return min(self.cfg.max_chunk_bytes, max(MIN_CHUNK_BYTES, seconds_of_cap))
 
     def _limit(self) -> int:
         """The most a chunk's message may take (frame and MQTT overhead)."""
