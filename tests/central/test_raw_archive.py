@@ -89,14 +89,25 @@ def test_a_chunk_is_stored_once_and_read_back_as_the_stations_rows(store):
 class RawStation:
     """A station's MQTT side for raw chunks: publishes frames with a content type, collects raw acks."""
 
-    def __init__(self, broker, station: str = "st-a") -> None:
+    def __init__(self, broker, station: str = "st-a", user: str | None = None, password: str | None = None,
+                 ack_of: str | None = None) -> None:
         self.station = station
         self.acks: list[Any] = []
+        self.suback: list[Any] = []
+        self.pubacks: dict[int, Any] = {}
         self._lock = threading.Lock()
         subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{station}", protocol=mqtt.MQTTv5)
-        self.client.on_connect = lambda c, *a: c.subscribe(topic_for(station, "raw_ack"), qos=1)
-        self.client.on_subscribe = lambda *a: subscribed.set()
+        if user is not None:
+            self.client.username_pw_set(user, password)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic_for(ack_of or station, "raw_ack"), qos=1)
+
+        def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
+            self.suback = list(reason_codes)
+            subscribed.set()
+
+        self.client.on_subscribe = on_subscribe
+        self.client.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc)
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port, keepalive=30)
         self.client.loop_start()
@@ -106,12 +117,14 @@ class RawStation:
         with self._lock:
             self.acks.append(parse_raw_ack(msg.topic, msg.payload))
 
-    def publish(self, payload: bytes, content_type: str | None = RAW_CONTENT_TYPE, station: str | None = None) -> None:
+    def publish(self, payload: bytes, content_type: str | None = RAW_CONTENT_TYPE, station: str | None = None):
+        """Publish a frame on the station's raw topic (or `station`'s); returns the PUBACK's reason code."""
         props = Properties(PacketTypes.PUBLISH)
         if content_type is not None:
             props.ContentType = content_type
         info = self.client.publish(topic_for(station or self.station, "raw"), payload, qos=1, properties=props)
         info.wait_for_publish(10)
+        return wait_until(lambda: self.pubacks.get(info.mid), 10, message="the PUBACK")
 
     def results(self) -> list[tuple[str, str, str]]:
         with self._lock:
@@ -213,3 +226,31 @@ def test_a_truncated_body_is_malformed(cut: bytes):
     parsed = parse_chunk("ghg/v1/st-a/raw", good.frame[:-20] + cut, RAW_CONTENT_TYPE, 1 << 20)
     with pytest.raises(MalformedRaw):
         parsed.rows()
+
+
+def test_the_shipped_acl_lets_a_station_archive_only_its_own_raw_readings(mosquitto_acl, tmp_path: Path,
+                                                                         start_receiver):
+    """configs/mosquitto/acl.template: st-a writes its raw topic and reads its raw acks; st-b may
+    neither write st-a's raw topic nor read st-a's acks; central reads every raw topic and writes the acks."""
+    users = mosquitto_acl.users
+    config = central_config(mosquitto_acl, tmp_path / "central.sqlite",
+                            mqtt={"username": "ghgnet-central", "password": users["ghgnet-central"],
+                                  "client_id": "ghgnet-central"})
+    receiver = start_receiver(config)
+    assert receiver.raw_subscribed.wait(10), "the raw subscription"
+    st_a = RawStation(mosquitto_acl, "st-a", user="st-a", password=users["st-a"])
+    st_b = RawStation(mosquitto_acl, "st-b", user="st-b", password=users["st-b"], ack_of="st-a")
+    try:
+        assert not st_a.suback[0].is_failure  # (mosquitto grants st-b's too, and delivers it nothing)
+        good = chunk("picarro-1", T0)
+        assert not st_a.publish(good.frame).is_failure
+        wait_until(lambda: st_a.results() == [("picarro-1", iso_utc(T0), "stored")], 15, message="st-a's ack")
+        forged = encode_chunk("st-a", STORE, "picarro-1", T0 + timedelta(minutes=10), T0 + timedelta(minutes=20),
+                              rows_between("picarro-1", T0 + timedelta(minutes=10), T0 + timedelta(minutes=20)))
+        refused = st_b.publish(forged.frame, station="st-a")
+        assert refused.is_failure and refused.value == 0x87, refused  # not authorized
+    finally:
+        st_a.close()
+        st_b.close()
+    # the broker hands a message to every subscriber in one pass, before st-a had it: st-b got none
+    assert receiver.archive.stats["chunks_stored"] == 1 and st_b.acks == [], "st-b read st-a's raw ack"
