@@ -17,6 +17,7 @@ import typer
 
 from ghgnet.timeutil import iso_utc, parse_utc
 
+from .archive.cli import archive_app
 from .cli_config import ConfigOpt
 from .cli_config import load_or_exit as _load
 from .config import CentralConfig
@@ -33,6 +34,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(station_app, name="station")
 app.add_typer(stations_app, name="stations")
 app.add_typer(medium_precision_app, name="medium-precision")
+app.add_typer(archive_app, name="archive")
 
 SpeedOpt = Annotated[
     float | None, typer.Option(help="run the clock X times faster than real time (simulated time, as the "

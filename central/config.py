@@ -185,6 +185,22 @@ class MetricsConfig(StrictModel):
     port: int = Field(default=9108, ge=0, le=65535, description="0: any free port")
 
 
+class ArchiveConfig(StrictModel):
+    """`[archive]`: the raw readings (L0) central keeps for reprocessing (central/archive/)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="take the stations' raw-reading chunks (ghg/v1/<station>/raw) into the raw_chunk table")
+    raw_retention_days: float = Field(
+        default=400.0, gt=0,
+        description="days of raw readings kept, counted from a chunk's end (a year and a margin: a "
+        "cylinder revised months later can still be reprocessed from L0)")
+    prune_interval_s: float = Field(default=3600.0, gt=0, description="real seconds between retention passes")
+    max_inflated_bytes: int = Field(
+        default=64 << 20, ge=65_536,
+        description="the most a chunk's body may inflate to; a larger one is dead-lettered (oversize)")
+
+
 class CentralConfig(StrictModel):
     central: CentralInfo = Field(default_factory=CentralInfo)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -211,6 +227,8 @@ class CentralConfig(StrictModel):
         if twice:
             raise ValueError(f"medium_precision: site/device/species given twice: {twice}")
         return self
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig,
+                                   description="the stations' raw readings (L0) kept for reprocessing")
 
     def station(self, station: str) -> StationMeta:
         """The station's metadata; defaults for a station not in the config."""

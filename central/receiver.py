@@ -46,10 +46,11 @@ from ghgnet.clock import make_clock
 from ghgnet.mqttlink import connect_properties, make_client
 from ghgnet.sdnotify import SdNotifier
 from ghgnet.watchdog import ProgressWatchdog
-from ghgnet.wire import BATCH_KINDS, parse_topic, subscription_filters
+from ghgnet.wire import BATCH_KINDS, parse_topic, raw_subscription_filter, subscription_filters
 
 from .aggregation.worker import Aggregator
 from .alarms.evaluator import AlarmThread
+from .archive.archiver import RawArchiver
 from .config import CentralConfig
 from .decoder import DecodeProcess
 from .hj212.listener import Hj212Listener
@@ -158,6 +159,9 @@ class Receiver:
         self.notifier = SdNotifier()  # systemd's notify socket when run as a Type=notify service
         self.watchdog: ProgressWatchdog | None = None
         self.metrics_server = None  # /metrics ([metrics]), prometheus_client's server and thread
+        self.archive: RawArchiver | None = None  # raw chunks ([archive]), own thread and connection
+        self._raw_sub_mid: int | None = None
+        self.raw_subscribed = threading.Event()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class Receiver:
                                          future_tolerance_s=cfg.future_tolerance_s).start()
         self.ingestor = Ingestor(self._store, cfg.max_payload_bytes, self._now, self.decoder, cfg.future_tolerance_s)
         self._client = self._make_client()
+        if self.config.archive.enabled:
+            self.archive = RawArchiver(self.config, self._publish_ack, self._release, self._now).start()
         m = self.config.mqtt
         props = connect_properties(m, receive_maximum=self.config.ingest.queue_size)
         self._client.connect_async(m.host, m.effective_port, keepalive=m.keepalive_s, clean_start=False,
@@ -217,6 +223,8 @@ class Receiver:
             self._thread.join(timeout_s)
         if self.decoder is not None:
             self.decoder.stop()
+        if self.archive is not None:
+            self.archive.stop(timeout_s)
         if self._client is not None:
             with self._acks_lock:
                 self._acks_idle.wait_for(lambda: not self._pending_acks or not self.connected.is_set(),
@@ -288,6 +296,8 @@ class Receiver:
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe_failed", result=str(result))
         self._sub_mid = mid
+        if self.archive is not None:  # on its own: an ACL without raw must not stop the records
+            self._raw_sub_mid = client.subscribe(raw_subscription_filter(self.config.ingest.shared_group), qos=1)[1]
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._count("connect_failures")
@@ -296,6 +306,7 @@ class Receiver:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         self.subscribed.clear()
+        self.raw_subscribed.clear()
         with self._acks_lock:
             self._acks_idle.notify_all()
         if not self._stopping.is_set():
@@ -304,6 +315,13 @@ class Receiver:
 
     def _on_subscribe(self, client, userdata, mid, reason_codes: list[ReasonCode], properties) -> None:
         failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if mid == self._raw_sub_mid and self._raw_sub_mid is not None:
+            if failed:  # e.g. an ACL from before the raw archive: records still flow
+                log.error("raw_subscription_refused", reasons=failed)
+            else:
+                self.raw_subscribed.set()
+                log.info("raw_subscribed", filter=raw_subscription_filter(self.config.ingest.shared_group))
+            return
         if failed:
             # an ACL that does not let central read: nothing will arrive, say so loudly
             log.error("subscription_refused", reasons=failed)
@@ -319,6 +337,9 @@ class Receiver:
         item = _Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, bool(msg.retain),
                          getattr(msg.properties, "ContentType", None))
         self._count("received")
+        if self.archive is not None and msg.topic.endswith("/raw"):
+            self.archive.submit(item)  # the raw archive's own path (central/archive/archiver.py)
+            return
         while True:
             try:
                 self._queue.put(item, timeout=0.5)
@@ -460,6 +481,23 @@ class Receiver:
                 self._client.ack(r.mid, r.qos)
             self._count("messages_handled")
         return True
+
+    def _publish_ack(self, topic: str, payload: bytes) -> None:
+        """Publish an ack (QoS 1); a stop waits for its PUBACK (the raw archive's acks too)."""
+        assert self._client is not None
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN:
+            log.error("ack_publish_failed", topic=topic, rc=str(info.rc))
+        with self._acks_lock:
+            self._pending_acks.add(info.mid)
+        self._count("acks_sent")
+
+    def _release(self, r: _Received) -> None:
+        """The broker's PUBACK for a message handled (stored, found stored or dead-lettered)."""
+        assert self._client is not None
+        if r.qos > 0 and r.generation == self._generation:
+            self._client.ack(r.mid, r.qos)
+        self._count("messages_handled")
 
     def _clear_retained(self, topic: str) -> None:
         """Delete the retained message on `topic` (stored by now), so that no later subscription

@@ -31,6 +31,7 @@ from station_agent.emission.worker import EmissionWorker
 from station_agent.fleet.inventory import declared_pressure, inventory_changes, pressure_readings, station_inventory
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
+from station_agent.forwarding.raw_upload import RawUploader
 from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
 from station_agent.sequencing.engine import Engine, RunRecord
 from station_agent.sequencing.sampling_config import CylinderConfig
@@ -99,6 +100,7 @@ class Agent:
         self.pollers: dict[str, AnalyzerPoller] = {}
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
+        self.raw_upload: RawUploader | None = None  # [forwarding.raw]: the raw readings archived at central
         self.clock_sync = ClockSyncReader()  # the PC's NTP state, for the status to central
         self.inventory: dict[str, Any] | None = None  # recorded when the store opens (station_agent/fleet/inventory)
         self.config_version: int = 0  # the pushed version running (0: installed locally); set by the supervisor
@@ -272,6 +274,7 @@ class Agent:
                 if self.forwarder else None
             ),
             "uplinks": self.uplinks.status(),
+            "raw_upload": self.raw_upload.status() if self.raw_upload else None,
         }
 
     def metrics_figures(self) -> dict[str, Any]:
@@ -408,7 +411,16 @@ class Agent:
             )
             self.writer.on_stored = self.forwarder.notify
             self.forwarder.on_config = self.on_remote_config if self.config.fleet.central_public_key else None
+            if self.config.forwarding.raw.enabled:
+                self.raw_upload = RawUploader(
+                    self.config.station.id, self.config.forwarding.raw, self.forwarder, self.config.storage.path,
+                    self.clock, self._advance_raw_cursor, self.emit, self.log,
+                    devices=[*self.analyzers, *self.aux], ack_timeout_s=self.config.forwarding.ack_timeout_s,
+                    denied_backoff_s=self.config.forwarding.denied_backoff_s)
+                self.writer.keep_unarchived_raw = True
             self.forwarder.start()
+            if self.raw_upload is not None:
+                self.raw_upload.start()
         self.uplinks.start()
         for dev_id, cfg in self.analyzers.items():
             cls = load_driver(cfg.driver)
@@ -464,6 +476,10 @@ class Agent:
             return drivers[0]
         return ValveTrain(drivers, {s.port: s.positions for s in self.config.sampling.streams})
 
+    def _advance_raw_cursor(self, device: str, until: str) -> None:
+        """Central holds `device`'s raw readings before `until`: the writer moves its cursor."""
+        self.writer.submit_call(lambda store: store.advance_raw_cursor(device, until, self.clock.now()))
+
     def _run_finished(self, run: RunRecord) -> None:
         self.writer.submit_run(run)
 
@@ -485,6 +501,8 @@ class Agent:
         if self.flux is not None:  # the periods already closed become records before the writer stops
             self.flux.stop()
         self.emit(Event(self.clock.now(), "agent.stop", "info", "station agent stopped"))
+        if self.raw_upload is not None:
+            self.raw_upload.stop()
         if self.forwarder is not None:
             try:  # a barrier: everything queued so far (the stop event too) is in the outbox first
                 self.writer.call_sync(lambda store: None, timeout=60)

@@ -22,6 +22,7 @@ from station_agent.emission.config import CemsConfig
 from station_agent.fleet.fleet_config import FleetConfig
 from station_agent.forwarding.forwarder import ForwardingConfig
 from station_agent.forwarding.hj212_config import UplinkConfig, check_uplinks
+from station_agent.forwarding.raw_upload import RawUploadConfig
 from station_agent.sequencing.sampling_config import CylinderConfig, SamplingConfig
 
 STATION_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -49,6 +50,13 @@ class StorageConfig(StrictModel):
     quota_mb: float | None = Field(
         default=None, gt=0, description="largest database size; the same policy applies above it"
     )
+
+
+class StationForwardingConfig(ForwardingConfig):
+    """`[forwarding]`, with `[forwarding.raw]`: the raw readings archived at central."""
+
+    raw: RawUploadConfig = Field(default_factory=RawUploadConfig,
+                                 description="upload of the raw readings (L0) to central, after the minute data")
 
 
 Window = tuple[float, float]
@@ -131,7 +139,7 @@ class StationConfigBase(StrictModel):
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     mqtt: MqttConfig | None = Field(default=None, description="central's broker; none = no forwarding")
-    forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
+    forwarding: StationForwardingConfig = Field(default_factory=StationForwardingConfig)
     uplinks: list[UplinkConfig] = Field(
         default_factory=list, description="HJ 212 links to environmental monitoring platforms (national, provincial)")
     control: ControlConfig = Field(default_factory=ControlConfig)

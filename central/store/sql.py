@@ -68,6 +68,7 @@ from .identity import content_columns, differing, migration_v5, normalised, seq_
 from .levels import LevelsStoreMixin, migration_levels
 from .medium_precision import MediumPrecisionStoreMixin, migration_medium_precision
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
+from .raw_chunks import RawChunkStoreMixin, migration_raw_chunk
 from .species import load_species, migration_v4, species_names
 from .status import migration_record_counts, migration_v3, status_upsert_sql
 
@@ -195,7 +196,8 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
             migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
             migration_v6(types), migration_v7(types), migration_flux(types),
             migration_hourly_u(types), migration_medium_precision(types),
-            migration_daily(types) + migration_record_counts(types), migration_levels(types)]
+            migration_daily(types) + migration_record_counts(types), migration_levels(types),
+            migration_raw_chunk(types)]
 
 
 
@@ -252,7 +254,7 @@ def _clean(text: str, limit: int = 2000) -> str:
 
 
 class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin, DailyStoreMixin, MinuteDevicesMixin,
-               LevelsStoreMixin, ABC):
+               LevelsStoreMixin, RawChunkStoreMixin, ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"

@@ -10,6 +10,8 @@ Topics
     ``ghg/v1/<station>/flux``         station -> central, QoS 1, half-hourly eddy-covariance fluxes
     ``ghg/v1/<station>/status``       station -> central, QoS 1, retained; also the last will
     ``ghg/v1/<station>/ack``          central -> station, QoS 1, sent only after central's commit
+    ``ghg/v1/<station>/raw``          station -> central, QoS 1, raw readings (L0) in chunks (`raw`)
+    ``ghg/v1/<station>/raw_ack``      central -> station, QoS 1, a raw chunk's ack, after central's commit
 
 Batch payload (UTF-8 JSON, one object)::
 
@@ -84,7 +86,7 @@ Acks and statuses are JSON in every case.
 
 The package: `models` (the pydantic contract), `topics`, `acks` (seq ranges), `parse` (received
 messages against the models), `encode` (batches, acks, status), `lean` (the lean encoding);
-`errors` (WireError by reason).
+`errors` (WireError by reason); `raw` (raw-reading chunks, L0, and their acks).
 """
 
 from __future__ import annotations
@@ -139,17 +141,19 @@ from .parse import ParsedBatch, RejectedRecord, describe_validation_error, parse
 from .topics import (
     ALL_KINDS,
     BATCH_KINDS,
+    RAW_KINDS,
     STATION_ID_PATTERN,
     TOPIC_ROOT,
     UPLINK_KINDS,
     check_station_id,
     parse_topic,
+    raw_subscription_filter,
     subscription_filters,
     topic_for,
 )
 
 __all__ = [
-    "ALL_KINDS", "BATCH_KINDS", "DEFAULT_MAX_PAYLOAD_BYTES", "ENCODINGS", "JSON_CONTENT_TYPE", "LEAN_CONTENT_TYPE",
+    "ALL_KINDS", "BATCH_KINDS", "RAW_KINDS", "raw_subscription_filter", "DEFAULT_MAX_PAYLOAD_BYTES", "ENCODINGS", "JSON_CONTENT_TYPE", "LEAN_CONTENT_TYPE",
     "LeanEncoder", "MalformedLean", "UnknownContentType", "batch_json", "lean_to_json", "MAX_SEQ", "MAX_TIME", "MIN_TIME",
     "SCHEMA_VERSION", "STATION_ID_PATTERN", "STORE_ID_PATTERN", "TOPIC_ROOT", "UPLINK_KINDS",
     "AckMessage", "BadTopic", "BatchEncoder", "BatchKind", "CalibrationRecord", "CalibrationWire",

@@ -9,7 +9,10 @@ from .errors import BadTopic
 TOPIC_ROOT = "ghg/v1"
 BATCH_KINDS: tuple[str, ...] = ("minute", "calibration", "event", "emission", "flux")
 UPLINK_KINDS: tuple[str, ...] = (*BATCH_KINDS, "status")
-ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack", "config")  # ack, config: central -> station
+RAW_KINDS: tuple[str, ...] = ("raw", "raw_ack")
+"""Raw readings (L0) archived at central (ghgnet/wire/raw.py): chunks up, their acks down. Not among
+UPLINK_KINDS: central takes them on a path of their own (central/archive/), beside the records."""
+ALL_KINDS: tuple[str, ...] = (*UPLINK_KINDS, "ack", "config", *RAW_KINDS)  # ack, config, raw_ack: central -> station
 STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _STATION_RE = re.compile(STATION_ID_PATTERN)
 
@@ -21,7 +24,8 @@ def check_station_id(station: str) -> str:
 
 
 def topic_for(station: str, kind: str) -> str:
-    """`ghg/v1/<station>/<kind>` for kind in minute, calibration, event, emission, status, ack, config."""
+    """`ghg/v1/<station>/<kind>` for kind in minute, calibration, event, emission, status, ack, config,
+    raw, raw_ack."""
     check_station_id(station)
     if kind not in ALL_KINDS:
         raise BadTopic(f"unknown topic kind {kind!r}; known: {', '.join(ALL_KINDS)}")
@@ -51,3 +55,9 @@ def subscription_filters(shared_group: str | None = None) -> dict[str, str]:
             f = f"$share/{shared_group}/{f}"
         out[kind] = f
     return out
+
+
+def raw_subscription_filter(shared_group: str | None = None) -> str:
+    """The filter central's raw archive subscribes to (through `$share/<group>/` when given)."""
+    f = f"{TOPIC_ROOT}/+/raw"
+    return f"$share/{shared_group}/{f}" if shared_group else f

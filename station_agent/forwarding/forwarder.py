@@ -231,6 +231,11 @@ class Forwarder:
         self.config_topic = topic_for(station, "config")
         self.on_config: Callable[[bytes], None] | None = None
         """Set before start to receive central's signed configs (station_agent/fleet); unset: not subscribed."""
+        self.on_connected: Callable[[], None] | None = None
+        self.on_other_puback: Callable[[int, Any], None] | None = None
+        self.on_other_suback: Callable[[int, Any], None] | None = None
+        """Hooks for another sender sharing this client (station_agent/forwarding/raw_upload.py), called
+        on the forwarder thread: each (re)connection, and PUBACKs and SUBACKs of packets not the forwarder's."""
         self.client = make_client(mqtt_cfg, station)  # the user name: the broker binds ids to users
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(cfg.max_inflight_messages)
@@ -332,6 +337,11 @@ class Forwarder:
     def awaiting(self) -> int:
         return len(self._awaiting)
 
+    @property
+    def payload_limit(self) -> int:
+        """The largest payload a message may carry now (max_message_bytes, or the broker's less)."""
+        return self._payload_limit
+
     # -- forwarder thread -------------------------------------------------------------------
     def _run(self) -> None:
         store = StationStore(self.store_path, read_only=True)
@@ -411,6 +421,8 @@ class Forwarder:
         self._last_status = -math.inf
         self.log.info("broker_connected", session_present=session_present, backlog_top_seq=top,
                       max_payload_bytes=self._payload_limit)
+        if self.on_connected is not None:
+            self.on_connected()
 
     def _set_payload_limit(self, max_packet: int | None) -> None:
         """The largest payload: max_message_bytes, or less when the broker's CONNACK says so."""
@@ -480,6 +492,8 @@ class Forwarder:
 
     def _suback(self, mid: int, reason_codes) -> None:
         if mid != self._ack_sub_mid:
+            if self.on_other_suback is not None:
+                self.on_other_suback(mid, reason_codes)
             return
         failed = [str(rc) for rc in reason_codes[:1] if rc.is_failure]  # [1]: the config topic, if asked
         if len(reason_codes) > 1 and reason_codes[1].is_failure:
@@ -498,6 +512,8 @@ class Forwarder:
     def _puback(self, mid: int, reason_code) -> None:
         seqs = self._mids.pop(mid, None)
         if seqs is None:
+            if self.on_other_puback is not None:
+                self.on_other_puback(mid, reason_code)
             return
         if self._probe is not None and self._probe[0] == mid:
             self._probe = None

@@ -214,6 +214,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE cylinder ADD COLUMN traceability TEXT NOT NULL DEFAULT '{}';
     """,
+    # Raw readings archived at central (station_agent/forwarding/raw_upload.py): per device, every
+    # raw row before `until` is held by central (advanced only on central's ack of a chunk).
+    """
+    CREATE TABLE raw_upload_cursor (
+        device TEXT PRIMARY KEY,
+        until TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -632,10 +641,41 @@ class StationStore:
                         f" ORDER BY seq LIMIT ?)", (rows,)).rowcount
         return out
 
-    def purge_raw(self, before: datetime) -> int:
-        """Delete raw readings older than `before` (raw data is not forwarded: nothing to ack)."""
+    def purge_raw(self, before: datetime, keep_unarchived: bool = False) -> int:
+        """Delete raw readings older than `before`; with `keep_unarchived` (the raw upload is on)
+        only those central already holds (before their device's upload cursor)."""
         with self._tx():
-            return self.conn.execute("DELETE FROM raw WHERE time < ?", (iso_utc(before),)).rowcount
+            if not keep_unarchived:
+                return self.conn.execute("DELETE FROM raw WHERE time < ?", (iso_utc(before),)).rowcount
+            return self.conn.execute(
+                "DELETE FROM raw WHERE time < ? AND time < COALESCE((SELECT until FROM raw_upload_cursor c"
+                " WHERE c.device = raw.device), '')", (iso_utc(before),)).rowcount
+
+    def raw_upload_cursors(self) -> dict[str, str]:
+        """Per device, the time (ISO text) before which central holds every raw row ({} before
+        the first upload, or on a database the writer has not migrated yet)."""
+        try:
+            return dict(self.conn.execute("SELECT device, until FROM raw_upload_cursor").fetchall())
+        except sqlite3.OperationalError:
+            return {}
+
+    def advance_raw_cursor(self, device: str, until: str, now: datetime) -> str:
+        """Central holds `device`'s raw rows before `until` (ISO text): the cursor moves there,
+        never back. Returns the cursor as it stands."""
+        with self._tx():
+            self.conn.execute(
+                "INSERT INTO raw_upload_cursor (device, until, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT (device) DO UPDATE SET until = max(until, excluded.until), updated = excluded.updated",
+                (device, until, iso_utc(now)))
+            return self.conn.execute("SELECT until FROM raw_upload_cursor WHERE device = ?", (device,)).fetchone()[0]
+
+    def unarchived_raw(self, before: datetime, rows: int) -> list[dict]:
+        """Of the oldest `rows` raw readings before `before` (what `free_space` deletes next), those
+        central does not hold yet, per device: count, first and last time."""
+        return [{"device": r[0], "rows": r[1], "first": r[2], "last": r[3]} for r in self.conn.execute(
+            "SELECT device, count(*), min(time), max(time) FROM (SELECT device, time FROM raw WHERE time < ?"
+            " ORDER BY time LIMIT ?) AS doomed WHERE time >= COALESCE((SELECT until FROM raw_upload_cursor c"
+            " WHERE c.device = doomed.device), '') GROUP BY device ORDER BY device", (iso_utc(before), rows))]
 
     def put_state(self, key: str, value: Any, now: datetime) -> None:
         with self._tx():

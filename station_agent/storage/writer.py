@@ -91,6 +91,9 @@ class StoreWriter:
         self.on_open: Callable[[StationStore], None] = lambda store: None
         self.on_tick: Callable[[StationStore], None] = lambda store: None
         self.highrate: HighRateSink | None = None
+        self.keep_unarchived_raw = False
+        """Set while the raw upload runs (station_agent/forwarding/raw_upload.py): retention keeps
+        the raw readings central does not hold yet; the disk policy does not, and says what went."""
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
 
     # -- producer side (any thread) -------------------------------------------------------
@@ -313,7 +316,7 @@ class StoreWriter:
         mono = self.clock.monotonic()
         if self._last_purge is None or mono - self._last_purge >= 3600:
             self._last_purge = mono
-            purged = store.purge_raw(now - self.raw_retention)
+            purged = store.purge_raw(now - self.raw_retention, keep_unarchived=self.keep_unarchived_raw)
             if purged:
                 self.log.info("raw_purged", rows=purged, older_than=(now - self.raw_retention).isoformat())
             if self.highrate is not None and (blocks := self.highrate.purge(store)):
@@ -338,7 +341,10 @@ class StoreWriter:
                 store.insert_event(Event(now, "disk.ok", "info", "disk space back above the floor"))
             return
         deleted = {"raw": 0, "minute": 0, "event": 0}
+        lost: list[dict] = []
         while reason is not None:
+            if self.keep_unarchived_raw:
+                lost += store.unarchived_raw(now - timedelta(hours=1), 10_000)
             got = store.free_space(now - timedelta(hours=1))
             if not any(got.values()):
                 break
@@ -352,6 +358,13 @@ class StoreWriter:
                                      "disk policy deleted " + ", ".join(f"{v} {k}" for k, v in deleted.items() if v)
                                      + " (oldest first; nothing unacknowledged)", None, dict(deleted)))
             self.log.warning("disk_freed", deleted=deleted)
+        if lost:
+            store.insert_event(Event(now, "raw.archive_lost", "error",
+                                     f"disk policy deleted {sum(x['rows'] for x in lost)} raw readings central does "
+                                     "not hold yet: " + ", ".join(f"{x['device']} {x['rows']} from {x['first']} to "
+                                                                  f"{x['last']}" for x in lost[:10]),
+                                     None, {"lost": lost[:100]}))
+            self.log.error("raw_archive_lost", lost=lost[:10])
         if reason is not None and not self._disk_alarm:
             self._disk_alarm = True
             backlog = store.outbox_stats()["backlog"]

@@ -37,7 +37,7 @@ SENT = datetime(2026, 3, 2, 12, tzinfo=UTC)
 def test_topics_round_trip_and_refuse_strangers():
     assert topic_for("st-a", "minute") == "ghg/v1/st-a/minute"
     assert parse_topic("ghg/v1/st-a/ack") == ("st-a", "ack")
-    for bad in ["ghg/v2/st-a/minute", "ghg/v1/st-a/minute/x", "ghg/v1/ST/minute", "ghg/v1/st-a/raw", "ghg/v1//minute"]:
+    for bad in ["ghg/v2/st-a/minute", "ghg/v1/st-a/minute/x", "ghg/v1/ST/minute", "ghg/v1/st-a/l0", "ghg/v1//minute"]:
         with pytest.raises(BadTopic):
             parse_topic(bad)
     with pytest.raises(BadTopic, match="unknown topic kind"):

@@ -16,7 +16,7 @@ from station_agent.storage.store import SCHEMA_VERSION, StationStore, StoreError
 
 HJ212_TABLES = ("hj212_packet", "hj212_cursor", "hj212_link")
 """The tables of schema 6 (HJ 212 uplinks)."""
-FLUX_TABLES = ("flux", "highrate_block")
+FLUX_TABLES = ("flux", "highrate_block", "raw_upload_cursor")  # and the raw upload's cursor after them
 """The tables of schema 7 (eddy-covariance sites)."""
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
