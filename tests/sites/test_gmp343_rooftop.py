@@ -39,7 +39,8 @@ def hour(tmp_path_factory):
         "storage": {"backend": "sqlite", "path": str(tmp / "central.sqlite")}})).start()
     assert receiver.subscribed.wait(10)
     run = site("gmp343-rooftop", tmp, SPEED,
-               edit_station=lambda text: text.replace("port = 1883", f"port = {broker.port}"))
+               edit_station=lambda text: text.replace('[mqtt]\nhost = "127.0.0.1"\nport = 0',
+                                                      f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}'))
     try:
         started = run.start_agent()
         run.run_for(timedelta(hours=1, minutes=5), timeout=120)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -51,3 +52,43 @@ def test_old_minutes_are_dropped_and_threads_may_add_while_another_reads():
         t.join()
     assert aux.means(T0) == {"met-1:temperature": 1.0} and all(s in ({}, {"met-1:temperature": 1.0}) for s in seen)
     assert not AuxiliaryMinutes([]) and AuxiliaryMinutes(SOURCES).sources == tuple(SOURCES)
+
+
+def test_the_agents_minutes_carry_them_and_a_restart_takes_them_back_from_the_raw_table(tmp_path):
+    """configs/sites/gmp343-rooftop/station.toml as shipped: the agent's minute of the probe carries
+    met-1's means; after a restart (nothing in memory) the minute still open at the stop gets them
+    from the met sensor's raw readings stored before it."""
+    from support.site import SITES
+
+    from ghgnet.clock import ManualClock
+    from station_agent.agent import Agent
+    from station_agent.config import load_station_config
+    from station_agent.processing.minute_bins import MinuteBin
+    from station_agent.storage.store import StationStore
+
+    text = (SITES / "gmp343-rooftop" / "station.toml").read_text()
+    path = tmp_path / "station.toml"
+    path.write_text(text.replace('path = "../../../data/gmp343-rooftop/station.sqlite"', 'path = "station.sqlite"'))
+    config = load_station_config(path)
+    probe = MinuteBin("gmp343-1", T0, "inlet:ambient", [
+        Reading(T0 + timedelta(seconds=s), "gmp343-1", {"co2": 420.0 + s / 10, "h2o": 1.7}) for s in range(0, 60, 5)])
+
+    live = Agent(config, ManualClock(T0 + timedelta(seconds=70)))
+    live._submit_auxiliary([met(0, temperature=20.0, humidity=40.0, pressure=1000.0),
+                            met(30, temperature=22.0, humidity=42.0, pressure=float("nan"))])
+    rec = live.make_minute(probe)
+    assert rec.diagnostics["met-1:temperature"] == 21.0 and rec.diagnostics["met-1:humidity"] == 41.0
+    assert rec.diagnostics["met-1:pressure"] == 1000.0 and rec.species["co2"].raw_mean is not None
+
+    store = StationStore(config.storage.path)  # what the writer stored before the stop
+    store.insert_raw([met(0, temperature=20.0, humidity=40.0, pressure=1000.0),
+                      met(30, temperature=22.0, humidity=42.0)])
+    restarted = Agent(config, ManualClock(T0 + timedelta(seconds=70)))
+    assert "met-1:temperature" not in restarted.make_minute(probe).diagnostics
+    restarted._restore_auxiliary(store, T0 + timedelta(seconds=70))
+    store.close()
+    got = restarted.make_minute(probe).diagnostics
+    assert got["met-1:temperature"] == 21.0 and got["met-1:humidity"] == 41.0 and got["met-1:pressure"] == 1000.0
+    before = [replace(r, time=r.time - timedelta(minutes=1)) for r in probe.readings]
+    assert not restarted.make_minute(MinuteBin("gmp343-1", T0 - timedelta(minutes=1), "inlet:ambient", before)
+                                     ).diagnostics.keys() & {"met-1:temperature", "met-1:pressure"}  # none read then
