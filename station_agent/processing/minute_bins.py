@@ -15,6 +15,8 @@ waits on the store). An analyzer's minute then carries each quantity's mean over
 a diagnostic named "<device>:<quantity>"; a quantity with no valid reading that minute is absent
 (never 0). Minutes are those of the readings' own stamps (the agent's clock for auxiliary devices,
 the analyzer's for its minute), so an analyzer clock a few seconds off shifts the window as much.
+At a start the last hour's auxiliary raw readings are counted again (Agent._restore_auxiliary), so
+the minutes still open at the stop get them too.
 """
 
 from __future__ import annotations
