@@ -55,6 +55,7 @@ from .config import CentralConfig
 from .decoder import DecodeProcess
 from .hj212.listener import Hj212Listener
 from .ingest import Decoded, Ingestor, Message, group_acks
+from .medium_precision.worker import Refitter, scheduled
 from .metrics import serve_metrics
 from .service import receiver_probes
 from .store import BatchOutcome, CentralStore, DeadLetterOutcome, open_configured_store, transient_errors
@@ -154,6 +155,7 @@ class Receiver:
         self.ingestor: Ingestor | None = None
         self.decoder: DecodeProcess | None = None  # decoding beside storage (config ingest.decode_process)
         self.aggregator = None  # the hourly aggregation thread (central/aggregation/worker.py), own connection
+        self.refitter: Refitter | None = None  # scheduled medium-precision refits (refit_every_h), own connection
         self.hj212: Hj212Listener | None = None  # the HJ 212 logger listener ([hj212]), own connection
         self.alarms: AlarmThread | None = None  # the alarm rules ([alarms]), own connection
         self.notifier = SdNotifier()  # systemd's notify socket when run as a Type=notify service
@@ -187,6 +189,8 @@ class Receiver:
         self._thread.start()
         if self.config.aggregate.enabled:
             self.aggregator = Aggregator(self.config, self._now).start()
+        if scheduled(self.config):
+            self.refitter = Refitter(self.config, self._now).start()
         if self.config.hj212 is not None:  # its own store connection and thread (central/hj212/listener.py)
             self.hj212 = Hj212Listener(self.config, now=self._now).start()
         if self.config.alarms.enabled and self.config.alarms.rules:
@@ -233,6 +237,8 @@ class Receiver:
             self._client.loop_stop()
         if self.aggregator is not None:
             self.aggregator.stop(timeout_s)
+        if self.refitter is not None:
+            self.refitter.stop(timeout_s)
         if self.hj212 is not None:
             self.hj212.stop(timeout_s)
         if self.alarms is not None:

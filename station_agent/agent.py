@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers.reading import Reading
 from drivers.registry import load_driver
 from ghgnet import __version__
 from ghgnet.clock import Clock
@@ -32,7 +33,7 @@ from station_agent.fleet.inventory import declared_pressure, inventory_changes, 
 from station_agent.forwarding.forwarder import Forwarder
 from station_agent.forwarding.hj212_uplink import Hj212Uplinks
 from station_agent.forwarding.raw_upload import RawUploader
-from station_agent.processing.minute_bins import MinuteAssembler, MinuteBin
+from station_agent.processing.minute_bins import AuxiliaryMinutes, MinuteAssembler, MinuteBin
 from station_agent.sequencing.engine import Engine, RunRecord
 from station_agent.sequencing.sampling_config import CylinderConfig
 from station_agent.sequencing.timeline import StreamTimeline
@@ -97,6 +98,8 @@ class Agent:
         self.valves = {v.id: v for v in getattr(config, "valves", [])}
         self.aux = {d.id: d for d in getattr(config, "devices", []) if d.enabled}
         self.environments = {a: self.environment_for(cfg) for a, cfg in self.analyzers.items()}
+        # `[processing] auxiliary`: the auxiliary devices' minute means each analyzer minute carries
+        self.aux_minutes = AuxiliaryMinutes(config.processing.auxiliary)
         self.pollers: dict[str, AnalyzerPoller] = {}
         self.device_pollers: dict[str, DevicePoller] = {}
         self.forwarder: Forwarder | None = None
@@ -153,6 +156,7 @@ class Agent:
                                          f"cylinder {c['id']} at {c['pressure_bar']:g} bar (warn below "
                                          f"{c['low_pressure_bar']:g})", None, {"cylinder": c["id"]}))
         self.book.load(store)
+        self._restore_auxiliary(store, now)
         if self.emission is not None:
             self.emission.open(store)
         self._record_inventory(store, now)
@@ -196,8 +200,22 @@ class Agent:
             rec = replace(rec, flag=FLAG_INVALID, reasons=tuple(r for r in REASONS if r in reasons))
         # an analyzer the valve does not feed sees no cylinder: its minutes go out `uncalibrated`
         cal = self.book.in_force(b.device, b.minute) if b.device in self.on_valve else None
-        return apply_calibration(rec, cal.fits if cal else None, cal.id if cal else None,
-                                 water=water or None, water_relative_u=self.config.processing.water_u_relative)
+        rec = apply_calibration(rec, cal.fits if cal else None, cal.id if cal else None,
+                                water=water or None, water_relative_u=self.config.processing.water_u_relative)
+        aux = self.aux_minutes.means(b.minute) if analyzer is not None and self.aux_minutes else None
+        return replace(rec, diagnostics={**rec.diagnostics, **aux}) if aux else rec
+
+    def _submit_auxiliary(self, readings: list) -> bool:
+        """An auxiliary device's readings: counted for the analyzers' minutes, then to the store."""
+        self.aux_minutes.add(readings)
+        return self.writer.submit_readings(readings)
+
+    def _restore_auxiliary(self, store: StationStore, now) -> None:
+        """The auxiliary readings of the minutes still open at the last stop, from the raw table."""
+        for device in {s.partition(":")[0] for s in self.aux_minutes.sources}:
+            self.aux_minutes.add(Reading(parse_utc(r["time"]), device, {k: v for k, v in r["values"].items()
+                                                                        if v is not None}, status_ok=r["status_ok"])
+                                 for r in store.raw_rows(now - timedelta(hours=1), now + timedelta(days=1), device))
 
     # -- shared views ---------------------------------------------------------------------------
     def device_answering(self, device: str) -> bool:
@@ -433,7 +451,7 @@ class Agent:
         for dev_id, cfg in self.aux.items():
             cls = load_driver(cfg.driver)
             self.device_pollers[dev_id] = DevicePoller(
-                cls(cfg, cls.make_transport(cfg)), self.clock, self.writer.submit_readings, self.emit, self.log,
+                cls(cfg, cls.make_transport(cfg)), self.clock, self._submit_auxiliary, self.emit, self.log,
                 self.stop_event,
             )
         if self.config.sampling is not None:

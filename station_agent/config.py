@@ -60,6 +60,7 @@ class StationForwardingConfig(ForwardingConfig):
 
 
 Window = tuple[float, float]
+AUX_SOURCE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*:[A-Za-z0-9_]+$"
 
 
 class ProcessingConfig(StrictModel):
@@ -91,6 +92,12 @@ class ProcessingConfig(StrictModel):
         default=WATER_RELATIVE_U, ge=0, le=1,
         description="standard uncertainty of the water correction, fraction of the correction applied "
                     "(default from Rella et al. 2013; ghgnet.processing.uncertainty)",
+    )
+    auxiliary: list[Annotated[str, Field(pattern=AUX_SOURCE, max_length=64)]] = Field(
+        default_factory=list,
+        description='"device:quantity" of [[devices]] entries whose minute means every analyzer\'s minute '
+                    'carries as the diagnostic of that name (e.g. "met-1:humidity"; for central\'s '
+                    '[[medium_precision]] environment); no valid reading in the minute: absent',
     )
 
     @field_validator("ranges", "cavity_pressure_torr", "cavity_temp_c")
@@ -198,6 +205,7 @@ class StationConfigBase(StrictModel):
             if unknown:
                 raise ValueError(f"analyzer {a.id}: compensation source device(s) {unknown} are not "
                                  f"[[devices]]: {sorted(devices) or '(none)'}")
+        self._check_auxiliary()
         check_uplinks(self.uplinks)
         if self.cems is not None:
             unknown = sorted(self.cems.devices() - devices)
@@ -207,6 +215,21 @@ class StationConfigBase(StrictModel):
         if len(set(ids)) != len(ids):
             raise ValueError("a cylinder id is declared twice")
         return self
+
+    def _check_auxiliary(self) -> None:
+        """Each `processing.auxiliary` entry names a [[devices]] entry and, where the device lists
+        its quantities (a register map's points), one of them."""
+        devices = {d.id: d for d in getattr(self, "devices", [])}
+        for i, source in enumerate(self.processing.auxiliary):
+            device, _, quantity = source.partition(":")
+            dev = devices.get(device)
+            if dev is None:
+                raise ValueError(f"processing.auxiliary[{i}] {source!r}: device {device!r} is not one of the "
+                                 f"[[devices]]: {sorted(devices) or '(none)'}")
+            points = [p.name for p in getattr(dev, "points", None) or []]
+            if points and quantity not in points:
+                raise ValueError(f"processing.auxiliary[{i}] {source!r}: device {device} has no quantity "
+                                 f"{quantity!r}; its points: {points}")
 
 
 def _union(kind: str):

@@ -4,7 +4,8 @@ Method (`fit.py` holds the model and its formulas):
 1. Hourly means. From central's minutes, per hour: the sensor's raw mean over its valid minutes
    (flag not N/K; at least `min_minutes_per_hour`), the site's temperature, humidity and pressure
    (minute diagnostics of the devices `environment` names, e.g. a T/RH/P transmitter read as an
-   analyzer) and the reference's mean over its valid minutes, both over the minutes the sensor
+   analyzer, or the station's `[processing] auxiliary` means of a [[devices]] entry carried on
+   the analyzers' minutes as diagnostics named "met-1:humidity": service.read_hours reads both) and the reference's mean over its valid minutes, both over the minutes the sensor
    has (an hour the sensor saw in part is compared with the same part of it).
 2. Reference. A co-located high-precision analyzer (`mode = "co-located"`, paired in the config:
    the same station or another) pairs every hour. Failing that, a background high-precision
@@ -26,4 +27,6 @@ Method (`fit.py` holds the model and its formulas):
    all and per `report_period`, and the same for the uncorrected values, for comparison.
 
 Commands: `central-receiver medium-precision calibrate | report | export` (cli.py).
+Scheduled refits: with `refit_every_h` set on an entry, `central-receiver run` refits it that often
+over its last `refit_window_days` (worker.py, a thread of its own; it logs what it fitted).
 """

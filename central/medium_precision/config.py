@@ -41,6 +41,10 @@ class MediumPrecisionSite(StrictModel):
         default=None, description="background mode: local hours [start, end) in the site's timezone "
         "([stations.<site>] timezone); unset: [aggregate] afternoon_start_h, afternoon_end_h")
     report_period: Literal["day", "week", "month"] = Field(default="day", description="residuals reported per")
+    refit_every_h: float | None = Field(
+        default=None, gt=0, description="the receiver refits the model this often (e.g. 24: daily), over the "
+        "last `refit_window_days` of whole hours, in a thread of its own; unset: only `medium-precision calibrate`")
+    refit_window_days: float = Field(default=30.0, gt=0, le=3660, description="the scheduled refit's window, days")
 
     @model_validator(mode="after")
     def _sources(self) -> "MediumPrecisionSite":

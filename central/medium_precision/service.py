@@ -42,9 +42,13 @@ def find_site(config: CentralConfig, site: str | None) -> list[MediumPrecisionSi
 
 def read_hours(store: Any, m: MediumPrecisionSite, start: datetime, end: datetime) -> PairedHours:
     """The sensor's hours in [start, end) with their environment and reference means, these over
-    the minutes the sensor has."""
+    the minutes the sensor has. An environment source "met-1:humidity" is read from either of:
+    the minute diagnostic `humidity` of device met-1's own minutes (a T/RH/P transmitter read as an
+    analyzer), or the diagnostic named "met-1:humidity" on any minute of the site (the station's
+    `[processing] auxiliary`: an auxiliary device's minute mean carried on the analyzers' minutes);
+    one value per minute, the sensor's own minute's first."""
     sensor: list[tuple[float, float]] = []
-    env: dict[str, list[tuple[float, float]]] = {q: [] for q in m.environment}
+    env: dict[str, dict[float, float]] = {q: {} for q in m.environment}
     sources = {q: tuple(s.split(":", 1)) for q, s in m.environment.items()}
     reference: list[tuple[float, float]] = []
 
@@ -64,7 +68,10 @@ def read_hours(store: Any, m: MediumPrecisionSite, start: datetime, end: datetim
                 sensor.append((t, value))
         for q, (dev, qty) in sources.items():
             if rec.device == dev and qty in rec.diagnostics:
-                env[q].append((t, rec.diagnostics[qty]))
+                env[q][t] = rec.diagnostics[qty]
+            elif (carried := rec.diagnostics.get(m.environment[q])) is not None and \
+                    (t not in env[q] or rec.device == m.device):
+                env[q][t] = carried
         if m.reference == m.site:
             take_reference(rec)
     if m.reference != m.site:
@@ -74,7 +81,7 @@ def read_hours(store: Any, m: MediumPrecisionSite, start: datetime, end: datetim
     # part is compared with the same part of it (CO2 moves a few ppm an hour)
     minutes = {t for t, _ in sensor}
     ref = hourly_means(p for p in reference if p[0] in minutes).as_dict(m.min_minutes_per_hour)
-    return sensor_hours(hourly_means(sensor), {q: hourly_means(p for p in v if p[0] in minutes)
+    return sensor_hours(hourly_means(sensor), {q: hourly_means(p for p in v.items() if p[0] in minutes)
                                                for q, v in env.items()},
                         m.min_minutes_per_hour, ref)
 

@@ -7,10 +7,23 @@ its readings, so no reading can overtake that mark). After a disconnect nothing 
 minute stays open until the analyzer's buffered records arrive.
 Bins not yet closed at shutdown are rebuilt from the raw table at the next start, so a restart
 neither loses nor repeats a minute.
+
+Auxiliary quantities (`[processing] auxiliary`, e.g. "met-1:humidity"): `AuxiliaryMinutes` keeps,
+per minute, the sum and count of each configured quantity of the auxiliary devices' valid readings
+(status ok, finite), fed by their pollers as they read (a dict update under a lock: polling never
+waits on the store). An analyzer's minute then carries each quantity's mean over the same minute as
+a diagnostic named "<device>:<quantity>"; a quantity with no valid reading that minute is absent
+(never 0). Minutes are those of the readings' own stamps (the agent's clock for auxiliary devices,
+the analyzer's for its minute), so an analyzer clock a few seconds off shifts the window as much.
+At a start the last hour's auxiliary raw readings are counted again (Agent._restore_auxiliary), so
+the minutes still open at the stop get them too.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -93,3 +106,54 @@ class MinuteAssembler:
             if self._closed_until.get(device) is None or last > self._closed_until[device]:
                 self._closed_until[device] = last
         return out
+
+
+AUX_KEEP = timedelta(hours=24)
+"""How long the auxiliary minute means are kept: an analyzer's minute closed later than this after
+the newest auxiliary reading (its buffer delivered after a day offline) goes without them."""
+
+
+class AuxiliaryMinutes:
+    """Per-minute means of auxiliary device quantities, for the analyzers' minutes. Thread-safe:
+    pollers add, the store writer reads."""
+
+    def __init__(self, sources: Iterable[str], keep: timedelta = AUX_KEEP) -> None:
+        self.sources = tuple(dict.fromkeys(sources))
+        self._wanted: dict[str, set[str]] = {}
+        for s in self.sources:
+            device, _, quantity = s.partition(":")
+            self._wanted.setdefault(device, set()).add(quantity)
+        self.keep = keep
+        self._sums: dict[datetime, dict[str, list[float]]] = {}  # minute -> source -> [sum, n]
+        self._newest: datetime | None = None
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.sources)
+
+    def add(self, readings: Iterable[Reading]) -> None:
+        """Count the valid values of the configured quantities; readings of other devices are ignored."""
+        for r in readings:
+            wanted = self._wanted.get(r.device)
+            if not wanted or not r.status_ok or r.conditions:
+                continue
+            m = minute_start(r.time)
+            with self._lock:
+                acc = self._sums.setdefault(m, {})
+                for q in wanted:
+                    v = r.values.get(q)
+                    if v is None or not math.isfinite(v):
+                        continue
+                    s = acc.setdefault(f"{r.device}:{q}", [0.0, 0])
+                    s[0] += v
+                    s[1] += 1
+                if self._newest is None or m > self._newest:
+                    self._newest = m
+                    for old in [k for k in self._sums if k < m - self.keep]:
+                        del self._sums[old]
+
+    def means(self, minute: datetime) -> dict[str, float]:
+        """"device:quantity" -> mean of the minute's valid values; a quantity without one is absent."""
+        with self._lock:
+            acc = self._sums.get(minute, {})
+            return {name: s / n for name, (s, n) in acc.items() if n}

@@ -148,3 +148,75 @@ def test_cli_calibrate_report_export_on_a_real_store(tmp_path):
     res = runner.invoke(app, ["medium-precision", "calibrate", "--from", "2020-01-01T00:00:00Z", "--to",
                               "2020-01-02T00:00:00Z", "--config", str(config)])
     assert res.exit_code == 1 and "no hour from 2020-01-01T00:00:00.000Z" in res.output
+
+
+def carried(db, days: int = 4):
+    """The constructed minutes as a station with `[processing] auxiliary` sends them: no met-1
+    minutes, its means carried on the other devices' minutes as "met-1:temperature"."""
+    real = open_store("sqlite", path=db)
+    rows = ConstructedMinutes(days).rows
+    met = {r.time: r.diagnostics for r in rows if r.device == "met-1"}
+    wire = [MinuteWire(seq=i + 1, time=r.time, device=r.device, stream="inlet:ambient",
+                       species={k: SpeciesStats(mean=v.mean, std=None, n=v.n, raw_mean=v.raw_mean, cal_mean=None)
+                                for k, v in r.species.items()}, h2o=None, flag=r.flag,
+                       reasons=[] if r.flag == "U" else ["no_data"], n_total=5, calibration_id=None,
+                       diagnostics={f"met-1:{q}": v for q, v in met[r.time].items()})
+            for i, r in enumerate(r for r in rows if r.device != "met-1")]
+    for k in range(0, len(wire), 1000):
+        real.store_batch(ParsedBatch("site", "minute", NOW, wire[k:k + 1000]), NOW)
+    return real
+
+
+def test_environment_carried_on_the_analyzers_minutes_gives_the_same_fit(tmp_path):
+    cfg = CentralConfig.model_validate({"medium_precision": [SITE]})
+    m = cfg.medium_precision[0]
+    own, on_analyzers = filled(tmp_path / "own.sqlite"), carried(tmp_path / "carried.sqlite")
+    a, b = read_hours(own, m, T0, T0 + timedelta(days=4)), read_hours(on_analyzers, m, T0, T0 + timedelta(days=4))
+    cal = calibrate(cfg, on_analyzers, m, T0, T0 + timedelta(days=4), NOW)
+    own.close()
+    on_analyzers.close()
+    for q in ("temperature", "humidity"):
+        assert np.isfinite(b.env[q]).all() and np.allclose(a.env[q], b.env[q], rtol=0, atol=1e-9)
+    c = cal.model.coefficients
+    assert c["temperature"] == pytest.approx(1.5, abs=0.02) and c["humidity"] == pytest.approx(-0.4, abs=0.01)
+
+
+def test_the_receiver_refits_on_schedule_and_logs_what_it_fitted(tmp_path):
+    """A real receiver (real mosquitto, real SQLite store holding four days of minutes) with
+    `refit_every_h` set fits the model once at start (no model stored yet), not again before due."""
+    from structlog.testing import capture_logs
+    from support.wait import wait_until
+
+    from central.medium_precision.worker import Refitter
+    from central.receiver import Receiver
+    from simulators.broker import MosquittoBroker
+
+    db = tmp_path / "central.sqlite"
+    filled(db).close()
+    broker = MosquittoBroker(tmp_path / "mosquitto").start()
+    cfg = CentralConfig.model_validate({
+        "mqtt": {"host": broker.host, "port": broker.port, "client_id": "central-refit"},
+        "storage": {"backend": "sqlite", "path": str(db)},
+        "medium_precision": [{**SITE, "refit_every_h": 24, "refit_window_days": 10}]})
+    with capture_logs() as logs:
+        receiver = Receiver(cfg, now=lambda: NOW).start()
+        try:
+            wait_until(lambda: receiver.refitter.fitted, 120, 0.05, "the scheduled refit")
+        finally:
+            receiver.stop()
+            broker.kill()
+    (cal,) = receiver.refitter.fitted
+    fitted = [e for e in logs if e.get("event") == "mp_refitted"]
+    assert len(fitted) == 1 and fitted[0]["site"] == "site/k30-1/co2" and fitted[0]["hours"] == 96
+    assert fitted[0]["coefficients"]["temperature"] == pytest.approx(1.5, abs=0.02)
+    store = open_store("sqlite", path=db)
+    try:
+        models = store.mp_models("site")
+        assert [r.id for r in models] == [cal.model_id] and models[0].fit_start == datetime(2026, 2, 28, tzinfo=UTC)
+        assert len(store.mp_hours("site", T0, T0 + timedelta(days=4))) == 96
+        m, refitter = cfg.medium_precision[0], receiver.refitter
+        assert not refitter.due(store, m, NOW + timedelta(hours=23)) and refitter.due(store, m, NOW + timedelta(hours=24))
+        restarted = Refitter(cfg)  # a receiver restarted: the stored model says when the next is due
+        assert not restarted.due(store, m, NOW + timedelta(hours=23)) and restarted.due(store, m, NOW + timedelta(days=1))
+    finally:
+        store.close()
