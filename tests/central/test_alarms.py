@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import open_at_schema  # tests/central/conftest.py
+from support.central import open_at_schema
 from support.mqtt import minute
 from typer.testing import CliRunner
 

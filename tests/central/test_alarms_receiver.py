@@ -6,8 +6,8 @@ from __future__ import annotations
 import urllib.request
 from datetime import UTC, datetime
 
-from conftest import central_config  # tests/central/conftest.py
 from prometheus_client.parser import text_string_to_metric_families
+from support.central import central_config
 from support.mqtt import TestStation
 from support.wait import wait_until
 

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from functools import cache
 
-from conftest import central_config, open_at_schema  # tests/central/conftest.py
+from support.central import central_config, open_at_schema
 from support.mqtt import TestStation
 
 from central.store import open_store

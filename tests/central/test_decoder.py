@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import central_config  # tests/central/conftest.py
+from support.central import central_config
 from support.mqtt import TestStation, minute
 from support.wait import wait_until
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import central_config  # tests/central/conftest.py
+from support.central import central_config
 from support.wait import wait_until
 from typer.testing import CliRunner
 

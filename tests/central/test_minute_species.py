@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-from conftest import open_at_schema  # tests/central/conftest.py
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.central import open_at_schema
 from support.mqtt import T0, minute
 
 from central.aggregation import worker as aggregator

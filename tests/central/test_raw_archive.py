@@ -16,10 +16,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import central_config  # tests/central/conftest.py
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from support.central import central_config
 from support.wait import wait_until
 from typer.testing import CliRunner
 

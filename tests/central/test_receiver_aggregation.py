@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import central_config  # tests/central/conftest.py
+from support.central import central_config
 from support.mqtt import T0, TestStation, minute
 from support.wait import wait_until
 

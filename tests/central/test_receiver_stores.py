@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import central_config  # tests/central/conftest.py
+from support.central import central_config
 from support.mqtt import TestStation, minute
 from support.wait import wait_until
 from typer.testing import CliRunner

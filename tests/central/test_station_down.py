@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import central_config  # tests/central/conftest.py
+from support.central import central_config
 from support.wait import wait_until
 from typer.testing import CliRunner
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from conftest import open_at_schema  # tests/central/conftest.py
+from support.central import open_at_schema
 from test_cems_emission_store import STORE as CEMS_STORE  # the emission records' helpers
 from test_cems_emission_store import hour, minute
 from test_central_flux import flux_batch

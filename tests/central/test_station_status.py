@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import open_at_schema  # tests/central/conftest.py
+from support.central import open_at_schema
 
 from central.config import CentralConfig
 from central.store import open_store

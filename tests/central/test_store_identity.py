@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import open_at_schema  # tests/central/conftest.py
+from support.central import open_at_schema
 from support.mqtt import T0, event, minute
 
 from central.ingest import Handled, Ingestor, Message, group_acks

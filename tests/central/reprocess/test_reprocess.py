@@ -181,7 +181,7 @@ def test_a_minute_the_station_resent_is_a_version_not_a_second_minute(store):
 
 
 def test_a_store_from_before_data_levels_reads_its_hours_as_version_1(store_location):
-    from conftest import open_at_schema  # tests/central/conftest.py
+    from support.central import open_at_schema
 
     from central.store import open_store
     from central.store.sql import migrations

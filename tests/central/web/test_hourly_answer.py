@@ -128,7 +128,7 @@ def test_a_manual_flag_reaches_the_daily_table_through_the_aggregator(store):
 
 
 def test_the_migration_fills_the_daily_table_from_the_hours_stored(tmp_path):
-    from conftest import open_at_schema  # tests/central/conftest.py
+    from support.central import open_at_schema
 
     from central.store.sql import migrations
     from central.store.sqlite import TYPES
