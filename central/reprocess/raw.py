@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -133,13 +133,26 @@ def minute_from_rows(minute: datetime, device: str, stream: str, rows: list[dict
 
 
 def minutes_from_rows(rows: Iterable[dict], processing: StationProcessing,
-                      flags: Iterable[Any] = ()) -> list[MinuteRecord]:
-    """Every (device, minute, stream) of the rows as a minute record, auxiliary devices left out."""
+                      flags: Iterable[Any] = ()) -> Iterator[MinuteRecord]:
+    """Every (device, minute, stream) of the rows as a minute record, auxiliary devices left out.
+    The rows come in time order (`raw_readings`): a minute is closed when a later one starts, so
+    only one minute of rows is held at a time (a year of 1 Hz rows is 31 million)."""
     flags = list(flags)
     groups: dict[tuple[str, datetime, str], list[dict]] = defaultdict(list)
+    current: datetime | None = None
     for r in rows:
         if r["stream"] == AUX_STREAM:
             continue
-        groups[(r["device"], minute_start(parse_utc(r["time"])), r["stream"])].append(r)
-    return [minute_from_rows(m, dev, stream, g, processing.for_device(dev), flags)
-            for (dev, m, stream), g in sorted(groups.items())]
+        m = minute_start(parse_utc(r["time"]))
+        if current is not None and m > current:
+            yield from _close(groups, processing, flags)
+        current = m if current is None else max(current, m)
+        groups[(r["device"], m, r["stream"])].append(r)
+    yield from _close(groups, processing, flags)
+
+
+def _close(groups: dict[tuple[str, datetime, str], list[dict]], processing: StationProcessing,
+           flags: list[Any]) -> Iterator[MinuteRecord]:
+    for (dev, m, stream), g in sorted(groups.items()):
+        yield minute_from_rows(m, dev, stream, g, processing.for_device(dev), flags)
+    groups.clear()
