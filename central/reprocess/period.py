@@ -101,6 +101,18 @@ def stored_minutes(store, station: str, start: datetime, end: datetime) -> list[
 
 
 SOURCES = ("auto", "raw", "stored")
+MINUTE = timedelta(minutes=1)
+
+
+def _coverage(chunks) -> list[tuple[datetime, datetime]]:
+    """The spans the archived chunks cover, merged where they touch (every store of the station)."""
+    out: list[list[datetime]] = []
+    for c in sorted(chunks, key=lambda c: c.start):
+        if out and c.start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], c.end)
+        else:
+            out.append([c.start, c.end])
+    return [(lo, hi) for lo, hi in out]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +140,9 @@ def minute_inputs(store, station: str, start: datetime, end: datetime, source: s
     minutes, `central.archive.raw_readings` gives the station's raw rows; each (minute, stream) is
     rebuilt (central/reprocess/raw.py) and takes the key (`base_seq`, `base_store`) of the stored
     minute of that device, time and stream, so the new version sits after the copy it replaces. A
-    stored minute without raw rows keeps its stored raw means ("auto"). Raises ValueError for
+    minute is rebuilt only when the archived chunks cover the whole of it and it lies in the period
+    (a chunk not uploaded yet leaves a minute half there); a stored minute without raw rows keeps
+    its stored raw means ("auto"). Raises ValueError for
     `source="raw"` when the archive holds no raw rows of the period, and for an unknown source."""
     if source not in SOURCES:
         raise ValueError(f"source {source!r}: choose one of {', '.join(SOURCES)}")
@@ -141,7 +155,11 @@ def minute_inputs(store, station: str, start: datetime, end: datetime, source: s
     rebuilt: dict[tuple, MinuteInput] = {}
     raw_only = 0
     for device in sorted({m.device for m in stored}):
+        covered = _coverage(store.raw_chunk_index(station, start, end, device))
         for rec in minutes_from_rows(raw_readings(store, station, start, end, device), processing, flags):
+            if not (start <= rec.time and rec.time + MINUTE <= end
+                    and any(lo <= rec.time and rec.time + MINUTE <= hi for lo, hi in covered)):
+                continue  # a minute the archive holds only part of (a chunk not uploaded yet, the period's edge)
             base = by_key.get((rec.device, rec.time, rec.stream))
             if base is None:
                 raw_only += 1

@@ -73,7 +73,7 @@ def station_minutes(rows: list[dict]):
     return cal, out
 
 
-def fill(store) -> list:
+def fill(store, archived: timedelta = timedelta(minutes=MINUTES)) -> list:
     cal, recs = station_minutes(raw_rows())
     assert len(recs) == MINUTES
     store.store_batch(ParsedBatch("st-a", "calibration", RECEIVED, [cal, calibration(2, T0 + timedelta(hours=4),
@@ -86,8 +86,8 @@ def fill(store) -> list:
     store.store_batch(ParsedBatch("st-a", "minute", RECEIVED, wires), RECEIVED)
     rows = raw_rows()
     for device in (DEVICE, "met-1"):
-        mine = [r for r in rows if r["device"] == device]
-        chunk = encode_chunk("st-a", STORE, device, START, START + timedelta(minutes=MINUTES), mine)
+        mine = [r for r in rows if r["device"] == device and r["time"] < iso_utc(START + archived)]
+        chunk = encode_chunk("st-a", STORE, device, START, START + archived, mine)
         assert store.put_raw_chunk(chunk, RECEIVED) == "stored"
     return recs
 
@@ -129,6 +129,16 @@ def test_minutes_rebuilt_from_raw_are_the_stations_and_a_k_flag_excludes_raw_sam
     assert v.species["co2"].n == len(keep) < recs[3].species["co2"].n
     assert v.species["co2"].raw_mean == pytest.approx(expected, abs=1e-9)
     assert v.species["co2"].cal_mean == pytest.approx(expected, abs=1e-6)  # an identity calibration
+
+
+def test_a_minute_the_archive_holds_only_part_of_keeps_its_stored_values(store):
+    fill(store, archived=timedelta(minutes=4, seconds=30))  # the next chunk not uploaded yet
+    inputs = minute_inputs(store, "st-a", START, START + timedelta(minutes=MINUTES))
+    assert (inputs.from_raw, inputs.from_stored) == (4, MINUTES - 4)
+    assert [m.previous is not None for m in inputs.minutes] == [True] * 4 + [False] * (MINUTES - 4)
+    # the period's edge: a period ending inside a minute does not rebuild it
+    inputs = minute_inputs(store, "st-a", START, START + timedelta(minutes=2, seconds=30))
+    assert (inputs.from_raw, inputs.from_stored) == (2, 1)
 
 
 def test_stored_source_and_a_period_without_raw_rows(store):
