@@ -588,16 +588,35 @@ def reprocess(
     reason: Annotated[str, typer.Option("--reason", help="why (kept with the run)")] = "reprocessed at central",
     operator: Annotated[str | None, typer.Option("--user", help="who (default: the login name)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    from_raw: Annotated[bool, typer.Option("--from-raw", help="rebuild every minute from the raw archive (L0); "
+                                           "an error when it holds no raw rows of the period")] = False,
+    from_stored: Annotated[bool, typer.Option("--from-stored", help="use the stored minutes' raw means, "
+                                              "not the raw archive")] = False,
+    processing: Annotated[Path | None, typer.Option(
+        "--processing", help="the station's config (TOML): its [processing] limits and the devices' "
+        "water_correction, for minutes rebuilt from raw (default: the station's default limits)")] = None,
 ) -> None:
     """Reprocess a station's period at central: refit its calibrations with the revised cylinder
     values, interpolate coefficients in time between them, recalibrate each minute's raw dry mean,
     and write the result as a new version of the minutes and of the hours they touch (the previous
-    versions stay: export --version nrt). See central/reprocess/period.py."""
+    versions stay: export --version nrt). Minutes are rebuilt from the raw archive (L0) where it holds
+    their raw rows, otherwise taken from the stored minutes; the summary says which.
+    See central/reprocess/period.py and raw.py."""
     from ghgnet.logs import configure_logging
 
     from .reprocess import CylinderFileError, load_revised_values, reprocess_period
+    from .reprocess.raw import load_station_processing
 
     start, end = _time(from_, "--from"), _time(to, "--to")
+    if from_raw and from_stored:
+        typer.echo("error: --from-raw and --from-stored: choose one", err=True)
+        raise typer.Exit(2)
+    source = "raw" if from_raw else "stored" if from_stored else "auto"
+    try:
+        station_processing = load_station_processing(processing) if processing is not None else None
+    except ValueError as exc:
+        typer.echo(f"error: --processing {exc}", err=True)
+        raise typer.Exit(2) from None
     cfg = _load(config)
     configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
     try:
@@ -608,7 +627,7 @@ def reprocess(
     store = _open_store(cfg)
     try:
         summary = reprocess_period(store, cfg, station, start, end, revised, reason, _user(operator),
-                                   datetime.now(UTC))
+                                   datetime.now(UTC), source, station_processing)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -8,7 +8,9 @@ again at 1 under a new store), device, serial (the serial number of the instrume
 the record, at its time, from the registry's inventory history: central/fleet/registry.py; empty
 when unknown), stream; per species present in the range
 (co2, ch4, co, n2o first, others alphabetically) <sp>_mean, <sp>_std, <sp>_n, <sp>_raw_mean,
-<sp>_cal_mean and <sp>_flag; then h2o (%), flag, reasons, station_flag, manual_flag_ids and
+<sp>_cal_mean, <sp>_u (the standard uncertainty of the calibrated mean the station propagated:
+calibration, repeatability, water correction, ghgnet.processing.uncertainty; empty when unknown,
+e.g. uncalibrated) and <sp>_flag; then h2o (%), flag, reasons, station_flag, manual_flag_ids and
 manual_reason. `station_flag` is the letter the station sent (U/N); `flag` is the effective one:
 the station's letter overridden by the operators' manual flags that cover the whole record (its
 time and stream, no species limit): H under a K, R under an O when the station's letter was
@@ -26,11 +28,13 @@ or all (every version, oldest first).
 ICOS-like CSV: `;`-separated, `#` comment lines first, then the columns
 Site;SamplingHeight;Year;Month;Day;Hour;Minute;DecimalDate;<species>;Stdev;NbPoints;Flag;
 InstrumentId;QualityId;Repeatability;<species>WithSpikes;StdevWithSpikes;NbPointsWithSpikes;NbSpikes;
-Version;Processing;CalibrationId;InstrumentSerial with -999.99 for a missing value; times are the START
+Version;Processing;CalibrationId;Uncertainty;InstrumentSerial with -999.99 for a missing value; times are the START
 of the hour, UTC; the value and Stdev leave spikes out (the *WithSpikes columns keep them, as ICOS L2
 carries both). A comment line names the version read (latest or nrt) and the processing versions of
 the rows; Version is the hour's version (1 near real time), Processing its processing version,
-CalibrationId the calibrations of the hour's minutes (joined by |), InstrumentSerial the serial
+CalibrationId the calibrations of the hour's minutes (joined by |), Uncertainty the hour's standard
+uncertainty (central/aggregation/hourly_stats.py: the minutes' systematic part kept, the random
+part averaged; -999.99 when a minute's is unknown), InstrumentSerial the serial
 numbers of the instruments whose minutes made the hour (" | " between two: central/fleet/serials.py;
 "-" when unknown).
 
@@ -38,7 +42,8 @@ ObsPack-like netCDF: one `obs` dimension; `value` and `value_std_dev` in mol mol
 unit; CO2 ppm * 1e-6, CH4/CO/N2O ppb * 1e-9), `nvalue`, `time` (seconds since 1970, start of the
 hour), `time_components` (year, month, day, hour, minute, second), `latitude`, `longitude`,
 `altitude` (station elevation + intake height, m), `intake_height`, `qcflag` (the ICOS letter),
-`instrument_serial` (as InstrumentSerial above, "" when unknown) and `obspack_id`; and the data
+`instrument_serial` (as InstrumentSerial above, "" when unknown), `value_u` (the hour's standard
+uncertainty, as Uncertainty above, NaN when unknown) and `obspack_id`; and the data
 level: `version`, `processing`, `calibration_id` per value, the global attribute `data_version`
 (latest or nrt) and `processing` (the processing versions present).
 """
@@ -69,7 +74,7 @@ MISSING = -999.99
 SPECIES_ORDER = species.calibrated()
 UNITS = {sp: species.get(sp).unit for sp in SPECIES_ORDER}
 MOLE_FRACTION_SCALE = {sp: species.get(sp).mole_fraction_scale for sp in SPECIES_ORDER}
-SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean")
+SPECIES_FIELDS = ("mean", "std", "n", "raw_mean", "cal_mean", "u")
 MINUTE_CHUNK = 5000
 """Minute records given their effective flags together (bounded memory on long exports)."""
 
@@ -114,7 +119,7 @@ def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, s
     w.writerow(["Site", "SamplingHeight", "Year", "Month", "Day", "Hour", "Minute", "DecimalDate", species, "Stdev",
                 "NbPoints", "Flag", "InstrumentId", "QualityId", "Repeatability", f"{species}WithSpikes",
                 "StdevWithSpikes", "NbPointsWithSpikes", "NbSpikes", "Version", "Processing", "CalibrationId",
-                "InstrumentSerial"])
+                "Uncertainty", "InstrumentSerial"])
     dec = decimal_year(np.array([int(r.hour.timestamp()) for r in rows], dtype=np.int64))
     for r, d, serial in zip(rows, dec, serials or [""] * len(rows)):
         h = intake_height(config, station, r.stream)
@@ -122,7 +127,7 @@ def write_icos_csv(rows: list[HourlyRow], config: CentralConfig, station: str, s
                     f"{d:.6f}", _v(r.mean), _v(r.std), r.n, r.flag, meta.instrument_id or "-",
                     1 if r.flag in ("U", "O") else 2, _v(r.repeatability, 4), _v(r.mean_all), _v(r.std_all),
                     r.n_all, r.n_spikes, getattr(r, "version", 1), getattr(r, "processing", "station"),
-                    "|".join(getattr(r, "calibration_ids", ())), serial or "-"])
+                    "|".join(getattr(r, "calibration_ids", ())), _v(getattr(r, "u", None), 4), serial or "-"])
     return len(rows)
 
 
@@ -149,6 +154,10 @@ def write_obspack_nc(rows: list[HourlyRow], config: CentralConfig, station: str,
                                                           "long_name": "std of the minute means in the hour"}),
             "value_unc": ("obs", arr("repeatability") * scale, {"units": "mol mol-1",
                                                                  "long_name": "repeatability (propagated SEM)"}),
+            "value_u": ("obs", np.array([np.nan if getattr(r, "u", None) is None else r.u for r in rows],
+                                        dtype=float) * scale,
+                        {"units": "mol mol-1", "long_name": "standard uncertainty of the hourly value "
+                         "(calibration, repeatability, water correction)"}),
             "nvalue": ("obs", np.array([r.n for r in rows], dtype=np.int32), {"long_name": "minutes averaged"}),
             "time": ("obs", t, {"units": "seconds since 1970-01-01T00:00:00Z", "long_name": "start of the hour"}),
             "time_components": (("obs", "calendar_components"), comps,

@@ -7,10 +7,14 @@ What a run does, in order:
    first and last minutes), and refits each with the revised values (calibrations.py). A revised
    value that matches no standard of those calibrations (a mistyped cylinder id) is an error, as is
    a period without minutes: nothing is written then.
-2. Takes the period's minutes (`minute_inputs`: today each minute's latest stored version, its raw
-   dry means; later the L0 archive) and applies, per analyzer, coefficients interpolated linearly in
+2. Takes the period's minutes (`minute_inputs`): rebuilt from the raw archive (L0) where it holds
+   the minute's raw rows (central/reprocess/raw.py: the station's grouping, minute_record with the
+   station's limits, the operators' K flags excluding the raw samples they cover), otherwise each
+   minute's latest stored version, its raw dry means (`source`: "auto" the default, "raw" requires
+   the archive, "stored" ignores it); and applies, per analyzer, coefficients interpolated linearly in
    time between the bracketing calibrations to each minute's raw (uncalibrated dry) mean. Flags and
-   reason codes stay the station's (its automatic QC), `uncalibrated` set as the station sets it.
+   reason codes are the station's (its automatic QC; recomputed with its limits when rebuilt from
+   raw), `uncalibrated` set as the station sets it.
 3. Writes the minutes whose values, flag or calibrations differ from their latest version as a new
    version (central/store/levels.py), with the run (who, why, when, the revised values, the
    processing version) in one transaction; the hours they touch are marked dirty.
@@ -38,11 +42,13 @@ import numpy as np
 import structlog
 
 from ..aggregation.worker import aggregate_all
+from ..archive import raw_readings
 from ..config import CentralConfig
 from ..store.hourly import floor_hour
 from ..store.levels import NewMinuteVersion
 from .calibrations import CalibrationTimeline, calibrated_species, calibration_device, refit_calibration
 from .cylinders import RevisedValue
+from .raw import StationProcessing, minutes_from_rows
 
 log = structlog.get_logger(component="reprocess")
 
@@ -76,7 +82,13 @@ class MinuteInput:
     reasons: tuple[str, ...]
     calibration_ids: tuple[str, ...]
     species: dict[str, dict[str, Any]]
-    """Per species: mean, std, n, raw_mean, cal_mean (the latest version's)."""
+    """Per species: mean, std, n, raw_mean, cal_mean (the latest version's, or rebuilt from raw)."""
+    previous: tuple[str, tuple[str, ...], dict[str, dict[str, Any]]] | None = None
+    """The latest stored version's flag, reasons and species when these values were rebuilt from
+    raw (None: they are the stored ones)."""
+
+    def before(self) -> tuple[str, tuple[str, ...], dict[str, dict[str, Any]]]:
+        return self.previous if self.previous is not None else (self.flag, self.reasons, self.species)
 
 
 def stored_minutes(store, station: str, start: datetime, end: datetime) -> list[MinuteInput]:
@@ -88,16 +100,81 @@ def stored_minutes(store, station: str, start: datetime, end: datetime) -> list[
             for m in store.minute_versions(station, start, end, "latest")]
 
 
-def minute_inputs(store, station: str, start: datetime, end: datetime) -> list[MinuteInput]:
-    """Where a run's minutes come from: the one place to wire the L0 archive in.
+SOURCES = ("auto", "raw", "stored")
+MINUTE = timedelta(minutes=1)
 
-    Now: the stored minutes' raw means (`stored_minutes`). With the L0 archive: for each device,
-    `central.archive.raw_readings(store, station, start, end, device)` yields the station's raw-row
-    dicts; group them by minute and stream as the station does, run each group through
-    ghgnet.processing.minute_record.minute_record with the station's limits, and give each result
-    the key (`base_seq`, `base_store`) of the stored minute with its device, time and stream
-    (`stored_minutes`), so the new version sits after the copy it replaces."""
-    return stored_minutes(store, station, start, end)
+
+def _coverage(chunks) -> list[tuple[datetime, datetime]]:
+    """The spans the archived chunks cover, merged where they touch (every store of the station)."""
+    out: list[list[datetime]] = []
+    for c in sorted(chunks, key=lambda c: c.start):
+        if out and c.start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], c.end)
+        else:
+            out.append([c.start, c.end])
+    return [(lo, hi) for lo, hi in out]
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    minutes: list[MinuteInput]
+    from_raw: int
+    from_stored: int
+    raw_only: int
+    """Minutes the raw rows make that central never had from the station (no version to follow)."""
+    processing: str
+
+    def describe(self) -> str:
+        if not self.from_raw:
+            return "stored minutes (no raw rows in the archive for the period)" if self.processing else "stored minutes"
+        where = "raw archive (L0)" if not self.from_stored else "raw archive (L0) and stored minutes"
+        return (f"{where}: {self.from_raw} minute(s) rebuilt from raw rows with {self.processing}, "
+                f"{self.from_stored} from stored minutes, {self.raw_only} raw-only minute(s) left out")
+
+
+def minute_inputs(store, station: str, start: datetime, end: datetime, source: str = "auto",
+                  processing: StationProcessing | None = None) -> Inputs:
+    """Where a run's minutes come from (module docstring, step 2).
+
+    Stored: each minute's latest version (`stored_minutes`). From raw: per device of the stored
+    minutes, `central.archive.raw_readings` gives the station's raw rows; each (minute, stream) is
+    rebuilt (central/reprocess/raw.py) and takes the key (`base_seq`, `base_store`) of the stored
+    minute of that device, time and stream, so the new version sits after the copy it replaces. A
+    minute is rebuilt only when the archived chunks cover the whole of it and it lies in the period
+    (a chunk not uploaded yet leaves a minute half there); a stored minute without raw rows keeps
+    its stored raw means ("auto"). Raises ValueError for
+    `source="raw"` when the archive holds no raw rows of the period, and for an unknown source."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: choose one of {', '.join(SOURCES)}")
+    stored = stored_minutes(store, station, start, end)
+    if source == "stored":
+        return Inputs(stored, 0, len(stored), 0, "")
+    processing = processing or StationProcessing()
+    flags = store.manual_flags(station, start, end)
+    by_key = {(m.device, m.time, m.stream): m for m in stored}
+    rebuilt: dict[tuple, MinuteInput] = {}
+    raw_only = 0
+    for device in sorted({m.device for m in stored}):
+        covered = _coverage(store.raw_chunk_index(station, start, end, device))
+        for rec in minutes_from_rows(raw_readings(store, station, start, end, device), processing, flags):
+            if not (start <= rec.time and rec.time + MINUTE <= end
+                    and any(lo <= rec.time and rec.time + MINUTE <= hi for lo, hi in covered)):
+                continue  # a minute the archive holds only part of (a chunk not uploaded yet, the period's edge)
+            base = by_key.get((rec.device, rec.time, rec.stream))
+            if base is None:
+                raw_only += 1
+                continue
+            rebuilt[(rec.device, rec.time, rec.stream)] = MinuteInput(
+                base.device, base.time, base.stream, base.base_seq, base.base_store, rec.flag, tuple(rec.reasons),
+                base.calibration_ids,
+                {sp: {"mean": v.raw_mean, "std": v.std, "n": v.n, "raw_mean": v.raw_mean, "cal_mean": None}
+                 for sp, v in rec.species.items()},
+                previous=(base.flag, base.reasons, base.species))
+    if source == "raw" and not rebuilt:
+        raise ValueError(f"the raw archive holds no raw rows of station {station!r}'s minutes from "
+                         f"{start.isoformat()} to {end.isoformat()} (--from-raw)")
+    out = [rebuilt.get((m.device, m.time, m.stream), m) for m in stored]
+    return Inputs(out, len(rebuilt), len(stored) - len(rebuilt), raw_only, processing.source)
 
 
 @dataclass
@@ -112,6 +189,8 @@ class ReprocessSummary:
     unchanged: int
     uncalibrated: int
     hours: int
+    source: str = ""
+    """Where the minutes came from (`Inputs.describe`)."""
     minute_shift: dict[str, float] = field(default_factory=dict)
     """Per species, mean of (new - previous) calibrated minute means over the minutes written."""
     hourly_shift: dict[str, float] = field(default_factory=dict)
@@ -121,14 +200,15 @@ class ReprocessSummary:
         return {"run_id": self.run_id, "station": self.station, "from": self.start.isoformat(),
                 "to": self.end.isoformat(), "processing": self.processing, "calibrations": self.calibrations,
                 "minutes": self.minutes, "unchanged": self.unchanged, "uncalibrated": self.uncalibrated,
-                "hours": self.hours, "minute_shift": self.minute_shift, "hourly_shift": self.hourly_shift}
+                "hours": self.hours, "source": self.source, "minute_shift": self.minute_shift, "hourly_shift": self.hourly_shift}
 
     def text(self) -> str:
         def shifts(d: dict[str, float]) -> str:
             return ", ".join(f"{sp} {v:+.4f}" for sp, v in sorted(d.items())) or "none"
 
         return (f"reprocess run {self.run_id} of {self.station} {self.start.isoformat()} .. {self.end.isoformat()} "
-                f"({self.processing}): {self.calibrations} calibration(s) refitted; {self.minutes} minute(s) "
+                f"({self.processing}): minutes from {self.source}; {self.calibrations} calibration(s) refitted; "
+                f"{self.minutes} minute(s) "
                 f"written as a new version, {self.unchanged} unchanged, {self.uncalibrated} without a calibration; "
                 f"{self.hours} hourly value(s) in a new version; mean shift of the minutes: "
                 f"{shifts(self.minute_shift)}; of the hours: {shifts(self.hourly_shift)}")
@@ -153,21 +233,29 @@ def _same(a: dict[str, dict], b: dict[str, dict]) -> bool:
     if a.keys() != b.keys():
         return False
     for sp in a:
-        x, y = a[sp].get("cal_mean"), b[sp].get("cal_mean")
-        if (x is None) != (y is None) or (x is not None and abs(x - y) > SAME):
+        if a[sp].get("n") != b[sp].get("n"):
             return False
+        for key in ("cal_mean", "raw_mean"):
+            x, y = a[sp].get(key), b[sp].get(key)
+            if (x is None) != (y is None) or (x is not None and abs(x - y) > SAME):
+                return False
     return True
 
 
 def reprocess_period(store, config: CentralConfig, station: str, start: datetime, end: datetime,
-                     revised: Sequence[RevisedValue], reason: str, operator: str, now: datetime) -> ReprocessSummary:
-    """One run (module docstring). Raises ValueError on input that cannot be used (nothing written)."""
+                     revised: Sequence[RevisedValue], reason: str, operator: str, now: datetime,
+                     source: str = "auto", station_processing: StationProcessing | None = None) -> ReprocessSummary:
+    """One run (module docstring). `source`: "auto", "raw" or "stored" (`minute_inputs`);
+    `station_processing`: the station's limits for minutes rebuilt from raw (default: the station's
+    defaults, central/reprocess/raw.py). Raises ValueError on input that cannot be used (nothing
+    written)."""
     if end <= start:
         raise ValueError("--to must be after --from")
     if not reason.strip():
         raise ValueError("a reprocess run needs a reason")
     wanted = {(r.cylinder, r.species): r for r in revised}
-    minutes = minute_inputs(store, station, start, end)
+    inputs = minute_inputs(store, station, start, end, source, station_processing)
+    minutes = inputs.minutes
     if not minutes:
         raise ValueError(f"station {station!r} has no minutes from {start.isoformat()} to {end.isoformat()}")
     timelines, n_cals = _timelines(store, station, start, end, {m.device for m in minutes}, wanted)
@@ -187,11 +275,13 @@ def reprocess_period(store, config: CentralConfig, station: str, start: datetime
         values, missing = calibrated_species(m.species, coefficients)
         reasons = tuple(sorted(set(m.reasons) - {"uncalibrated"} | ({"uncalibrated"} if missing else set())))
         uncalibrated += int(not ids)
-        if _same(values, m.species) and tuple(ids) == tuple(m.calibration_ids):
+        flag_before, reasons_before, species_before = m.before()
+        if (_same(values, species_before) and tuple(ids) == tuple(m.calibration_ids) and m.flag == flag_before
+                and reasons == tuple(sorted(reasons_before))):
             unchanged += 1
             continue
         for sp, v in values.items():
-            old = m.species.get(sp, {}).get("cal_mean")
+            old = species_before.get(sp, {}).get("cal_mean")
             if v["cal_mean"] is not None and old is not None:
                 shifts[sp].append(v["cal_mean"] - old)
         versions.append(NewMinuteVersion(m.device, m.time, m.stream, m.base_seq, m.base_store, m.flag, reasons,
@@ -206,7 +296,7 @@ def reprocess_period(store, config: CentralConfig, station: str, start: datetime
         hours, hourly_shift = _hourly_shift(store, station, floor_hour(min(v.time for v in versions)),
                                             max(v.time for v in versions) + timedelta(hours=1), run_id)
     summary = ReprocessSummary(run_id, station, start, end, processing, n_cals, len(versions), unchanged,
-                               uncalibrated, hours, {sp: float(np.mean(v)) for sp, v in sorted(shifts.items())},
+                               uncalibrated, hours, inputs.describe(), {sp: float(np.mean(v)) for sp, v in sorted(shifts.items())},
                                hourly_shift)
     store.finish_reprocess_run(run_id, hours, summary.as_dict())
     log.info("reprocessed", **summary.as_dict())

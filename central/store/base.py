@@ -196,6 +196,8 @@ class StoredFit:
     r2: float | None
     rmse: float | None
     n: int
+    covariance: list[list[float]] | None = None
+    """The coefficients' covariance (same order), schema 14; None when the station sent none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,10 @@ class StoredTargetValue:
     assigned: float | None
     bias: float | None
     within_goal: bool | None
+    u: float | None = None
+    """Standard uncertainty of the bias (schema 14; None: not sent)."""
+    within_u: bool | None = None
+    """|bias| <= 2u (schema 14; None: not sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +533,8 @@ def calibration_rows(station: str, recs: list[CalibrationWire], t, received) -> 
             dumps([s.model_dump() for s in r.standards]), received,
         ))
         for sp, f in r.fits.items():
-            fits.append((station, r.seq, sp, dumps(f.coefficients), dumps(f.residuals), f.r2, f.rmse, f.n))
+            fits.append((station, r.seq, sp, dumps(f.coefficients), dumps(f.residuals), f.r2, f.rmse, f.n,
+                         None if f.covariance is None else dumps(f.covariance)))
     return rows, fits
 
 
@@ -535,9 +542,10 @@ def target_rows(station: str, recs: list[TargetWire], t, received) -> tuple[list
     rows, values = [], []
     for r in recs:
         rows.append((station, r.seq, r.id, t(r.time), r.cylinder, received))
-        for sp in sorted(set(r.measured) | set(r.assigned) | set(r.bias) | set(r.within_goal)):
+        for sp in sorted(set(r.measured) | set(r.assigned) | set(r.bias) | set(r.within_goal) | set(r.u)
+                         | set(r.within_u)):
             values.append((
                 station, r.seq, sp, r.measured.get(sp), r.assigned.get(sp), r.bias.get(sp),
-                r.within_goal.get(sp),
+                r.within_goal.get(sp), r.u.get(sp), r.within_u.get(sp),
             ))
     return rows, values

@@ -126,6 +126,21 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 } | {"emission": EMISSION_COLUMNS}
 """The tables written now, with their columns in insert order, `store` last."""
 
+TABLES_V5: dict[str, list[tuple[str, str]]] = {name: list(cols) for name, cols in TABLES.items()}
+"""The record tables as schema 5 rebuilt them (history: columns added later are not in them)."""
+
+FIT_U_COLUMNS = {"calibration_fit": [("covariance", "json")],
+                 "target_value": [("u", "real"), ("within_u", "bool")]}
+"""Schema 14 (`migration_fit_u`): a fit's coefficient covariance and a target's u and within_u
+(issue 21), as the station sends them (ghgnet.wire FitWire.covariance, TargetWire.u/within_u)."""
+for _name, _cols in FIT_U_COLUMNS.items():
+    TABLES[_name] = TABLES[_name][:-1] + _cols + TABLES[_name][-1:]
+
+
+def migration_fit_u(types: dict[str, str]) -> list[Step]:
+    """Schema 14: the columns of FIT_U_COLUMNS (NULL for the rows stored before)."""
+    return [f"ALTER TABLE {name} ADD COLUMN {c} {types[t]}" for name, cols in FIT_U_COLUMNS.items() for c, t in cols]
+
 ROW_COLUMNS: dict[str, list[tuple[str, str]]] = {name: cols[:-1] for name, cols in TABLES.items()}
 """The columns of the rows the row builders make (central/store/base.py): every column but `store`,
 which is one batch's for all its rows, and bound once per statement by `_insert`."""
@@ -193,11 +208,11 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
         "CREATE INDEX dead_letter_station ON dead_letter (station, id)",
     ]
     return [v1, migration_v2(types), migration_v3(types), migration_v4(types),
-            migration_v5(types, {k: v for k, v in TABLES.items() if k != "flux"}, _NOT_NULL | {"store"}),
+            migration_v5(types, {k: v for k, v in TABLES_V5.items() if k != "flux"}, _NOT_NULL | {"store"}),
             migration_v6(types), migration_v7(types), migration_flux(types),
             migration_hourly_u(types), migration_medium_precision(types),
             migration_daily(types) + migration_record_counts(types), migration_levels(types),
-            migration_raw_chunk(types)]
+            migration_raw_chunk(types), migration_fit_u(types)]
 
 
 
@@ -732,12 +747,14 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin
         # every fit of the window in one query (not one per calibration: 365 round trips for a year)
         fits: dict[tuple[str, int], dict[str, StoredFit]] = {}
         for f in self._query(
-            "SELECT f.store, f.seq, f.species, f.coefficients, f.residuals, f.r2, f.rmse, f.n FROM calibration_fit f "
+            "SELECT f.store, f.seq, f.species, f.coefficients, f.residuals, f.r2, f.rmse, f.n, f.covariance "
+            "FROM calibration_fit f "
             "JOIN calibration c ON c.station = f.station AND c.store = f.store AND c.seq = f.seq "
             "WHERE c.station = ? AND c.time_start >= ? AND c.time_start < ? ORDER BY f.species",
             (station, self._t(start), self._t(end)),
         ):
-            fits.setdefault((f[0], f[1]), {})[f[2]] = StoredFit(json.loads(f[3]), json.loads(f[4]), f[5], f[6], f[7])
+            fits.setdefault((f[0], f[1]), {})[f[2]] = StoredFit(json.loads(f[3]), json.loads(f[4]), f[5], f[6], f[7],
+                                                                     None if f[8] is None else json.loads(f[8]))
         return [StoredCalibration(station, r[0], r[1], self._from_t(r[2]), self._from_t(r[3]), json.loads(r[4]),
                                   fits.get((r[6], r[0]), {}), self._from_t(r[5]), store_name(r[6])) for r in rows]
 
@@ -750,13 +767,14 @@ class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin
         # every value of the window in one query (not one per target run)
         values: dict[tuple[str, int], dict[str, StoredTargetValue]] = {}
         for v in self._query(
-            "SELECT v.store, v.seq, v.species, v.measured, v.assigned, v.bias, v.within_goal FROM target_value v "
+            "SELECT v.store, v.seq, v.species, v.measured, v.assigned, v.bias, v.within_goal, v.u, v.within_u "
+            "FROM target_value v "
             "JOIN target t ON t.station = v.station AND t.store = v.store AND t.seq = v.seq "
             "WHERE t.station = ? AND t.time >= ? AND t.time < ? ORDER BY v.species",
             (station, self._t(start), self._t(end)),
         ):
             values.setdefault((v[0], v[1]), {})[v[2]] = StoredTargetValue(
-                v[3], v[4], v[5], None if v[6] is None else bool(v[6]))
+                v[3], v[4], v[5], None if v[6] is None else bool(v[6]), v[7], None if v[8] is None else bool(v[8]))
         return [StoredTarget(station, r[0], r[1], self._from_t(r[2]), r[3], values.get((r[5], r[0]), {}),
                              self._from_t(r[4]), store_name(r[5])) for r in rows]
 

@@ -378,7 +378,8 @@ class StoreWriter:
         return self._disk_alarm
 
     def _restore(self, store: StationStore) -> None:
-        """Rebuild the bins that were open when the agent last stopped, from the raw table."""
+        """Rebuild the analyzers' bins that were open when the agent last stopped, from the raw table
+        (an auxiliary device's rows, stream "aux", are left out as on the live path)."""
         last_closed = store.last_minute_times()
         devices = store.raw_devices()
         now = self.clock.now()
@@ -402,6 +403,9 @@ class StoreWriter:
                     flushing=r["flushing"],
                 )
                 for r in store.raw_rows(start, now + timedelta(days=3650), device)
+                # as on the live path (`_handle`): an auxiliary device's readings feed the analyzers'
+                # minutes (AuxiliaryMinutes, Agent._restore_auxiliary), never minutes of their own
+                if r["stream"] != "aux"
             ]
             if readings:
                 restored += len(readings)

@@ -14,7 +14,7 @@ from support.mqtt import T0, event, minute
 from central.ingest import Handled, Ingestor, Message, group_acks
 from central.store import open_store
 from central.store.base import calibration_rows, minute_rows, target_rows
-from central.store.sql import ROW_COLUMNS, migrations
+from central.store.sql import ROW_COLUMNS, TABLES_V5, migrations
 from central.store.sqlite import TYPES
 from ghgnet.wire import (
     CalibrationWire,
@@ -131,10 +131,12 @@ def test_conflicts_of_events_calibrations_and_targets_compare_every_value(store)
 
 
 def schema4_insert(old, table: str, rows: list[tuple]) -> None:
-    """Rows as schema 4 kept them: this code's rows (their store is not in them)."""
-    cols = [c for c, _ in ROW_COLUMNS[table]]
+    """Rows as schema 4 kept them: this code's rows (their store is not in them) without the columns
+    added after schema 5 (TABLES_V5; appended to the rows, so cut from their end)."""
+    cols = [c for c, _ in TABLES_V5[table] if c != "store"]
+    assert [c for c, _ in ROW_COLUMNS[table]][:len(cols)] == cols
     old._executemany(old._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"),
-                     rows)
+                     [r[:len(cols)] for r in rows])
 
 
 def test_a_schema_4_store_keeps_its_records_under_the_legacy_store(store_location):
