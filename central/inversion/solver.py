@@ -349,13 +349,26 @@ def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress:
             else:
                 out += e
         else:
-            p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs[order], np.arange(h.n_rows))), shape=(m, h.n_rows))
+            if out is None:
+                perm = _first_seen(h.row_obs[order], m)
+                slot = np.empty(m, dtype=np.int64)
+                slot[perm] = np.arange(m)
+            p = sp.csr_matrix((np.ones(h.n_rows), (slot[h.row_obs[order]], np.arange(h.n_rows))), shape=(m, h.n_rows))
             summed = (p @ (p @ e).T).T
             out = summed if out is None else out + summed
     assert out is not None
     if not one_row_per_obs:  # P E P' is symmetric only up to rounding
         out = 0.5 * (out + out.T)
     return out, perm
+
+
+def _first_seen(obs: np.ndarray, m: int) -> np.ndarray:
+    """The m observations in the order they first appear in `obs` (the footprint rows' block order),
+    those with no row last: a block's observations then lie together, so the per-cell uncertainties
+    add each block's columns into a few contiguous ranges (`_hbg_cells`)."""
+    seen, first = np.unique(obs, return_index=True)
+    unseen = np.setdiff1d(np.arange(m), seen, assume_unique=True)
+    return np.concatenate([seen[np.argsort(first, kind="stable")], unseen])
 
 
 def footprint_blocks(h: ObsOperator, cov: PriorCovariance) -> list[np.ndarray]:
@@ -762,15 +775,20 @@ def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, gro
     one sector's and month's cell means, observations in the factor's order (`pos`): per group of
     footprint rows J, C_space G_J' from the group's bounding box times tau at each row's step, summed
     into the columns of their observations (see `cell_variances`). Every array a group touches is
-    laid out cells first, so the products and sums stream through memory."""
+    laid out cells first, so the products and sums stream through memory; tau (steps, cells) scales
+    the group's rows step by step in place."""
     u_t = np.zeros((g.shape[1], pos.size))
-    tau_t = np.ascontiguousarray(tau.T)  # (cells, steps)
     lock = threading.Lock()
 
     def group(members: np.ndarray) -> None:
+        steps = h.row_step[members]
+        by_step = np.argsort(steps, kind="stable")
+        members, steps = members[by_step], steps[by_step]
         cells, columns = _block_columns(g, members)
         w = spatial.apply_columns_on(cells, columns)  # (S, rows): C_space G_J'
-        w *= tau_t[:, h.row_step[members]]
+        cuts = np.flatnonzero(np.diff(steps)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, steps.size]):  # the rows of one step: one tau row
+            w[:, a:b] *= tau[steps[a]][:, None]
         obs, which = np.unique(pos[h.row_obs[members]], return_inverse=True)
         if obs.size < members.size:  # an observation's rows on several steps: summed
             onehot = np.zeros((members.size, obs.size))
@@ -778,8 +796,12 @@ def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, gro
             w = w @ onehot
         else:
             w = w[:, np.argsort(which)]
+        # the observations (sorted) in runs of consecutive positions, each added as one slice
+        # (the factor's order puts a group's observations together: `_first_seen`)
+        cuts = np.flatnonzero(np.diff(obs) != 1) + 1
         with lock:
-            u_t[:, obs] += w
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, obs.size]):
+                u_t[:, obs[a] : obs[a] + b - a] += w[:, a:b]
 
     run_parallel([lambda rows=rows: group(rows) for rows in groups], report)
     return u_t
