@@ -777,15 +777,22 @@ def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, gro
     into the columns of their observations (see `cell_variances`). Every array a group touches is
     laid out cells first, so the products and sums stream through memory; tau (steps, cells) scales
     the group's rows step by step in place."""
-    u_t = np.zeros((g.shape[1], pos.size))
+    s = g.shape[1]
+    u_t = np.zeros((s, pos.size))
     lock = threading.Lock()
+    widest = max((rows.size for rows in groups), default=0)
+    # two cells x rows buffers per worker thread, reused from group to group: a fresh 50 MB array
+    # per product is a fresh mapping whose pages fault in one by one
+    scratch = threading.local()
 
     def group(members: np.ndarray) -> None:
+        if getattr(scratch, "w", None) is None:
+            scratch.w, scratch.summed = np.empty((s, widest)), np.empty((s, widest))
         steps = h.row_step[members]
         by_step = np.argsort(steps, kind="stable")
         members, steps = members[by_step], steps[by_step]
         cells, columns = _block_columns(g, members)
-        w = spatial.apply_columns_on(cells, columns)  # (S, rows): C_space G_J'
+        w = spatial.apply_columns_on(cells, columns, out=scratch.w[:, : members.size])  # (S, rows): C_space G_J'
         cuts = np.flatnonzero(np.diff(steps)) + 1
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, steps.size]):  # the rows of one step: one tau row
             w[:, a:b] *= tau[steps[a]][:, None]
@@ -793,9 +800,9 @@ def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, gro
         if obs.size < members.size:  # an observation's rows on several steps: summed
             onehot = np.zeros((members.size, obs.size))
             onehot[np.arange(members.size), which] = 1.0
-            w = w @ onehot
+            w = np.matmul(w, onehot, out=scratch.summed[:, : obs.size])
         else:
-            w = w[:, np.argsort(which)]
+            w = np.take(w, np.argsort(which), axis=1, out=scratch.summed[:, : obs.size])
         # the observations (sorted) in runs of consecutive positions, each added as one slice
         # (the factor's order puts a group's observations together: `_first_seen`)
         cuts = np.flatnonzero(np.diff(obs) != 1) + 1
