@@ -37,7 +37,7 @@ from scipy.linalg import lapack
 from scipy.sparse.csgraph import connected_components
 
 from .aggregates import Aggregation
-from .blas import parallel_blas, run_parallel, single_threaded_blas
+from .blas import parallel_blas_when_idle, run_parallel, single_threaded_blas
 from .covariance import PriorCovariance
 from .footprints import ObsOperator
 
@@ -436,7 +436,7 @@ def cholesky(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, f
     else:
         mat += r
     norm = lapack.dlange("1", mat.T)
-    with parallel_blas():
+    with parallel_blas_when_idle():
         chol, info = lapack.dpotrf(mat.T, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise InversionProblemError(
@@ -504,7 +504,7 @@ class InverseParts:
         m x m array is made."""
         if self.inverse is None:
             assert self.a is not None
-            with parallel_blas():
+            with parallel_blas_when_idle():
                 self.inverse, info = lapack.dlauum(self.a, lower=1, overwrite_c=1)
             self.a = None
             if info != 0:
@@ -541,14 +541,14 @@ def inverse_parts(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -
                                          directed=False)
         sizes = np.bincount(labels)
         if np.sum(sizes.astype(float) ** 2) > m * m / 6:  # Gram matrices cost more than half of dpotri
-            with parallel_blas():
+            with parallel_blas_when_idle():
                 inv, info = lapack.dpotri(chol, lower=1, overwrite_c=int(overwrite))
             if info != 0:
                 _singular(info)
             # the lower triangle holds M^-1: (i, j) with i >= j
             trace = float(r.data @ inv[np.maximum(r.row, r.col), np.minimum(r.row, r.col)])
             return InverseParts(trace, np.diag(inv).copy(), inverse=inv)
-    with parallel_blas():
+    with parallel_blas_when_idle():
         a, info = lapack.dtrtri(chol, lower=1, overwrite_c=int(overwrite))
     if info != 0:
         _singular(info)
@@ -613,7 +613,8 @@ def _stats(values: np.ndarray, scale: np.ndarray) -> dict:
 def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
     """The posterior mean, aggregate uncertainties and diagnostics of `problem`.
 
-    BLAS runs single-threaded but in the factorisation and the triangular inverse (`parallel_blas`;
+    BLAS runs single-threaded but in the factorisation, the triangular inverse and the per-cell
+    triangular solves, threaded while the machine has cores to spare (`parallel_blas_when_idle`;
     why in blas.py)."""
     with single_threaded_blas():
         return _solve(problem, progress)
@@ -760,7 +761,7 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray, progres
             for c0 in range(0, s, CELL_CHUNK):
                 c1 = min(s, c0 + CELL_CHUNK)
                 # u_t's rows c0:c1 are H B G' over those cells in Fortran order: solved in place
-                with parallel_blas():
+                with parallel_blas_when_idle():
                     z = sla.blas.dtrsm(1.0, chol, u_t[c0:c1].T, lower=1, overwrite_b=1)
                 reduction[c0:c1] = np.einsum("ic,ic->c", z, z)
                 if progress:
