@@ -9,8 +9,9 @@ synchronisation. The thread count of the OpenBLAS libraries loaded in the proces
 scipy's wheels each bundle one) is set through their C API, as threadpoolctl does, and restored
 afterwards; where no OpenBLAS is found the work runs in the calling thread with BLAS as it is.
 
-The solver runs everything but its two large LAPACK calls (the m x m factorisation and triangular
-inverse, `parallel_blas`) with one BLAS thread: its other products are small (row grouping,
+The solver runs everything but its large LAPACK and triangular-solve calls (the m x m factorisation,
+triangular inverse and the per-cell L^-1 products, `parallel_blas_when_idle`: threaded only while the
+load average leaves cores free) with one BLAS thread: its other products are small (row grouping,
 aggregates, vectors), OpenBLAS's threads cost more on them than they save, and a worker thread
 keeps spinning for a while after each threaded call, taking a core from what runs next.
 """
@@ -21,7 +22,7 @@ import ctypes
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
@@ -86,6 +87,20 @@ def parallel_blas():
     default, e.g. OPENBLAS_NUM_THREADS or all cores) inside the block, also inside
     `single_threaded_blas`: for the large LAPACK calls."""
     return _blas_threads(lambda default: default)
+
+
+def spare_cores(load: float, cores: int) -> bool:
+    """Whether BLAS threads would find cores free: the 1-minute load average (this process's running
+    thread included) below the core count. On a busy machine a threaded factorisation ran 2-4x
+    slower than on one thread (m = 3,000, load 5 on 2 cores): its threads wait for descheduled
+    partners by spinning (tests/benchmarks/README.md)."""
+    return load < cores
+
+
+def parallel_blas_when_idle():
+    """`parallel_blas` when the machine has cores to spare (`spare_cores`), else BLAS as it is (one
+    thread inside `single_threaded_blas`): for the large LAPACK and triangular-solve calls."""
+    return parallel_blas() if spare_cores(os.getloadavg()[0], cores()) else nullcontext(False)
 
 
 def run_parallel(tasks: Iterable[Callable[[], None]], done: Callable[[int], None] | None = None) -> None:

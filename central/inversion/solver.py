@@ -37,7 +37,7 @@ from scipy.linalg import lapack
 from scipy.sparse.csgraph import connected_components
 
 from .aggregates import Aggregation
-from .blas import parallel_blas, run_parallel, single_threaded_blas
+from .blas import parallel_blas_when_idle, run_parallel, single_threaded_blas
 from .covariance import PriorCovariance
 from .footprints import ObsOperator
 
@@ -349,13 +349,26 @@ def ordered_obs_space_covariance(h: ObsOperator, cov: PriorCovariance, progress:
             else:
                 out += e
         else:
-            p = sp.csr_matrix((np.ones(h.n_rows), (h.row_obs[order], np.arange(h.n_rows))), shape=(m, h.n_rows))
+            if out is None:
+                perm = _first_seen(h.row_obs[order], m)
+                slot = np.empty(m, dtype=np.int64)
+                slot[perm] = np.arange(m)
+            p = sp.csr_matrix((np.ones(h.n_rows), (slot[h.row_obs[order]], np.arange(h.n_rows))), shape=(m, h.n_rows))
             summed = (p @ (p @ e).T).T
             out = summed if out is None else out + summed
     assert out is not None
     if not one_row_per_obs:  # P E P' is symmetric only up to rounding
         out = 0.5 * (out + out.T)
     return out, perm
+
+
+def _first_seen(obs: np.ndarray, m: int) -> np.ndarray:
+    """The m observations in the order they first appear in `obs` (the footprint rows' block order),
+    those with no row last: a block's observations then lie together, so the per-cell uncertainties
+    add each block's columns into a few contiguous ranges (`_hbg_cells`)."""
+    seen, first = np.unique(obs, return_index=True)
+    unseen = np.setdiff1d(np.arange(m), seen, assume_unique=True)
+    return np.concatenate([seen[np.argsort(first, kind="stable")], unseen])
 
 
 def footprint_blocks(h: ObsOperator, cov: PriorCovariance) -> list[np.ndarray]:
@@ -423,7 +436,7 @@ def cholesky(hbh: np.ndarray, r, overwrite: bool = False) -> tuple[np.ndarray, f
     else:
         mat += r
     norm = lapack.dlange("1", mat.T)
-    with parallel_blas():
+    with parallel_blas_when_idle():
         chol, info = lapack.dpotrf(mat.T, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise InversionProblemError(
@@ -491,7 +504,7 @@ class InverseParts:
         m x m array is made."""
         if self.inverse is None:
             assert self.a is not None
-            with parallel_blas():
+            with parallel_blas_when_idle():
                 self.inverse, info = lapack.dlauum(self.a, lower=1, overwrite_c=1)
             self.a = None
             if info != 0:
@@ -528,14 +541,14 @@ def inverse_parts(chol: np.ndarray, r: sp.coo_matrix, overwrite: bool = False) -
                                          directed=False)
         sizes = np.bincount(labels)
         if np.sum(sizes.astype(float) ** 2) > m * m / 6:  # Gram matrices cost more than half of dpotri
-            with parallel_blas():
+            with parallel_blas_when_idle():
                 inv, info = lapack.dpotri(chol, lower=1, overwrite_c=int(overwrite))
             if info != 0:
                 _singular(info)
             # the lower triangle holds M^-1: (i, j) with i >= j
             trace = float(r.data @ inv[np.maximum(r.row, r.col), np.minimum(r.row, r.col)])
             return InverseParts(trace, np.diag(inv).copy(), inverse=inv)
-    with parallel_blas():
+    with parallel_blas_when_idle():
         a, info = lapack.dtrtri(chol, lower=1, overwrite_c=int(overwrite))
     if info != 0:
         _singular(info)
@@ -600,7 +613,8 @@ def _stats(values: np.ndarray, scale: np.ndarray) -> dict:
 def solve(problem: Problem, progress: Progress | None = None) -> Posterior:
     """The posterior mean, aggregate uncertainties and diagnostics of `problem`.
 
-    BLAS runs single-threaded but in the factorisation and the triangular inverse (`parallel_blas`;
+    BLAS runs single-threaded but in the factorisation, the triangular inverse and the per-cell
+    triangular solves, threaded while the machine has cores to spare (`parallel_blas_when_idle`;
     why in blas.py)."""
     with single_threaded_blas():
         return _solve(problem, progress)
@@ -747,7 +761,7 @@ def cell_variances(problem: Problem, chol: np.ndarray, perm: np.ndarray, progres
             for c0 in range(0, s, CELL_CHUNK):
                 c1 = min(s, c0 + CELL_CHUNK)
                 # u_t's rows c0:c1 are H B G' over those cells in Fortran order: solved in place
-                with parallel_blas():
+                with parallel_blas_when_idle():
                     z = sla.blas.dtrsm(1.0, chol, u_t[c0:c1].T, lower=1, overwrite_b=1)
                 reduction[c0:c1] = np.einsum("ic,ic->c", z, z)
                 if progress:
@@ -762,24 +776,40 @@ def _hbg_cells(h: ObsOperator, g, tau: np.ndarray, spatial, pos: np.ndarray, gro
     one sector's and month's cell means, observations in the factor's order (`pos`): per group of
     footprint rows J, C_space G_J' from the group's bounding box times tau at each row's step, summed
     into the columns of their observations (see `cell_variances`). Every array a group touches is
-    laid out cells first, so the products and sums stream through memory."""
-    u_t = np.zeros((g.shape[1], pos.size))
-    tau_t = np.ascontiguousarray(tau.T)  # (cells, steps)
+    laid out cells first, so the products and sums stream through memory; tau (steps, cells) scales
+    the group's rows step by step in place."""
+    s = g.shape[1]
+    u_t = np.zeros((s, pos.size))
     lock = threading.Lock()
+    widest = max((rows.size for rows in groups), default=0)
+    # two cells x rows buffers per worker thread, reused from group to group: a fresh 50 MB array
+    # per product is a fresh mapping whose pages fault in one by one
+    scratch = threading.local()
 
     def group(members: np.ndarray) -> None:
+        if getattr(scratch, "w", None) is None:
+            scratch.w, scratch.summed = np.empty((s, widest)), np.empty((s, widest))
+        steps = h.row_step[members]
+        by_step = np.argsort(steps, kind="stable")
+        members, steps = members[by_step], steps[by_step]
         cells, columns = _block_columns(g, members)
-        w = spatial.apply_columns_on(cells, columns)  # (S, rows): C_space G_J'
-        w *= tau_t[:, h.row_step[members]]
+        w = spatial.apply_columns_on(cells, columns, out=scratch.w[:, : members.size])  # (S, rows): C_space G_J'
+        cuts = np.flatnonzero(np.diff(steps)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, steps.size]):  # the rows of one step: one tau row
+            w[:, a:b] *= tau[steps[a]][:, None]
         obs, which = np.unique(pos[h.row_obs[members]], return_inverse=True)
         if obs.size < members.size:  # an observation's rows on several steps: summed
             onehot = np.zeros((members.size, obs.size))
             onehot[np.arange(members.size), which] = 1.0
-            w = w @ onehot
+            w = np.matmul(w, onehot, out=scratch.summed[:, : obs.size])
         else:
-            w = w[:, np.argsort(which)]
+            w = np.take(w, np.argsort(which), axis=1, out=scratch.summed[:, : obs.size])
+        # the observations (sorted) in runs of consecutive positions, each added as one slice
+        # (the factor's order puts a group's observations together: `_first_seen`)
+        cuts = np.flatnonzero(np.diff(obs) != 1) + 1
         with lock:
-            u_t[:, obs] += w
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, obs.size]):
+                u_t[:, obs[a] : obs[a] + b - a] += w[:, a:b]
 
     run_parallel([lambda rows=rows: group(rows) for rows in groups], report)
     return u_t

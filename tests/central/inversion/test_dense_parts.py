@@ -204,6 +204,12 @@ def test_parallel_blas_gives_back_the_first_seen_thread_counts_inside_single_thr
     assert after == [1] * len(first_seen)
 
 
+@pytest.mark.parametrize("load,cores,threaded", [(0.3, 2, True), (1.9, 2, True), (2.0, 2, False), (6.5, 2, False),
+                                                (6.5, 8, True)])
+def test_blas_threads_only_where_the_load_leaves_cores_free(load, cores, threaded):
+    assert blas.spare_cores(load, cores) is threaded
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (7, 9), (64, 64), (300, 301)])
 def test_observation_error_entries_are_exactly_the_nonzero_entries(shape):
     rng = np.random.default_rng(shape[0])

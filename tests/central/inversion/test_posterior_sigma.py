@@ -9,6 +9,7 @@ import pytest
 from test_solver import random_problem  # this folder is on sys.path under pytest
 
 from central.inversion import reference as ref
+from central.inversion import solver
 from central.inversion.aggregates import monthly_mean_weights
 from central.inversion.solver import solve
 
@@ -50,3 +51,19 @@ def test_cell_sigmas_are_not_computed_unless_asked():
     _, problem = random_problem(3, "separable", 1)
     post = solve(problem)
     assert post.prior_cell_sigma is None and post.posterior_cell_sigma is None
+
+
+@pytest.mark.parametrize("block_rows", [3, 7])
+def test_cell_sigmas_from_many_small_groups_equal_the_dense_diagonal(monkeypatch, block_rows):
+    # small groups of footprint rows: an observation's two rows (two flux steps) often fall in
+    # different groups, and a group's observations in several runs of the factor's order, which
+    # H B G' adds range by range; the result must not depend on the grouping
+    monkeypatch.setattr(solver, "BLOCK_ROWS", block_rows)
+    grid, problem = random_problem(4, "separable", 2, m=60, correlated_r=True)
+    assert problem.h.n_rows > problem.h.n_obs  # some observations have rows on two steps
+    months, weights = monthly_mean_weights(grid)
+    post = solve(dataclasses.replace(problem, month_weights=weights))
+    prior_sd, post_sd = dense_cell_sigmas(grid, problem, "separable", weights)
+    assert np.max(np.abs(post.prior_cell_sigma - prior_sd) / prior_sd) < 1e-10
+    assert np.max(np.abs(post.posterior_cell_sigma - post_sd) / post_sd) < 1e-10
+    assert (1 - post_sd / prior_sd).max() > 0.01
