@@ -158,7 +158,8 @@ def config_history(signing_key: Path, station: str, events: list[Any]) -> dict[s
     """A station's config versions: each push central logged (time, user, source, sha256) and each
     step the station reported for that version (its `config.*` events: received, applied, healthy,
     failed_health, rolled_back, refused_<why>, ...), oldest first; `steps` is every step in time order.
-    A `rolled_back` step belongs to the version rolled back to (its message names the one that failed)."""
+    A `rolled_back` step belongs to the version rolled back to (its message names the one that failed).
+    Each version's `state` is its last step, "pushed" before any (see _state)."""
     steps = []
     for e in events:
         if not e.kind.startswith("config."):
@@ -178,5 +179,13 @@ def config_history(signing_key: Path, station: str, events: list[Any]) -> dict[s
         if s["version"] is not None:
             versions.setdefault(s["version"], {"version": s["version"], "pushes": [], "steps": []})["steps"].append(
                 {k: s[k] for k in ("time", "step", "severity", "message")})
-    rows = [dict(v, state=v["steps"][-1]["step"] if v["steps"] else "pushed") for _, v in sorted(versions.items())]
+    rows = [dict(v, state=_state(v["steps"])) for _, v in sorted(versions.items())]
     return {"station": station, "versions": rows, "steps": steps}
+
+
+def _state(steps: list[dict[str, Any]]) -> str:
+    """A version's last step, leaving out a `refused_replay` after others: a station that restarts
+    (to apply the version, or later) is handed the retained copy again and refuses it as a replay,
+    which leaves the version as it was (healthy, rolled back, ...)."""
+    kept = [s["step"] for s in steps if s["step"] != "refused_replay"] or [s["step"] for s in steps]
+    return kept[-1] if kept else "pushed"

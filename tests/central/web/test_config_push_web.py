@@ -117,7 +117,7 @@ def test_only_an_admin_pushes_and_everyone_reads_the_versions(pushing, mosquitto
         assert v1["pushes"][0]["user"] == "ada" and v1["pushes"][0]["source"] == "operations center"
         assert [s["step"] for s in v1["steps"]] == ["received", "applied", "healthy", "refused_replay"]
         assert v1["steps"][1]["time"] == iso_utc(NOW + timedelta(seconds=20))
-        assert v1["state"] == "refused_replay"
+        assert v1["state"] == "healthy"  # a replay refused leaves it as it was
     status, second = ada.request("POST", path, {"config": GOOD.replace("web", "web again")})
     assert status == 201 and second["version"] == 2, second
 
@@ -217,7 +217,7 @@ def test_the_page_shows_versions_to_all_and_the_push_form_to_admins(pushing, mos
         driver.get(f"{pushing.url}/#registry/{STATION}")
         assert wait_ready(driver) == "1"
         row = wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, "#config-versions tr[data-version='1']"))
-        assert row.get_attribute("data-state") == "refused_replay"
+        assert row.get_attribute("data-state") == "healthy"
         steps = [s.get_attribute("data-step") for s in row.find_elements(By.CSS_SELECTOR, ".steps div")]
         assert steps == ["received", "applied", "healthy", "refused_replay"]
         assert "healthy" in row.find_element(By.CLASS_NAME, "steps").text
