@@ -225,3 +225,30 @@ def test_the_page_shows_versions_to_all_and_the_push_form_to_admins(pushing, mos
         shoot(driver, tmp_path, "web-config-push.png")
     finally:
         driver.quit()
+
+
+def test_the_cli_checks_as_the_web_does(tmp_path, mosquitto):
+    """`central-receiver station config push` goes through the same function: the same refusals,
+    and its pushes numbered in the same log as the web's."""
+    import subprocess
+
+    from support.site import BIN
+
+    key = tmp_path / "keys" / "signing.pem"
+    central = tmp_path / "central.toml"
+    central.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n\n[storage]\npath = "{tmp_path / "c.sqlite"}"'
+                       f'\n\n[fleet]\nsigning_key = "{key}"\n')
+    wrong, good = tmp_path / "wrong.toml", tmp_path / "good.toml"
+    wrong.write_text('[station]\nid = "bg-south"\n')
+    good.write_text(GOOD)
+    cli = lambda f: subprocess.run([BIN / "central-receiver", "station", "config", "push", STATION, str(f),  # noqa: E731
+                                    "--config", str(central)], capture_output=True, text=True, timeout=60)
+    res = cli(good)
+    assert res.returncode == 2 and "no signing key" in res.stderr, res.stderr
+    key.parent.mkdir()
+    key.write_bytes(private_key_pem(new_private_key()))
+    res = cli(wrong)
+    assert res.returncode == 2 and f"{wrong}: station.id: 'bg-south' in the config" in res.stderr, res.stderr
+    res = cli(good)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["version"] == 1 and [p["version"] for p in pushes(key, STATION)] == [1]
