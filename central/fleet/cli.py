@@ -13,12 +13,11 @@ import typer
 
 from ghgnet.signed_config import load_private_key, new_private_key, private_key_pem, public_key_text
 from ghgnet.timeutil import iso_utc
-from ghgnet.wire.topics import check_station_id, topic_for
 
 from ..cli_config import ConfigOpt
 from ..cli_config import load_or_exit as _load
 from ..config import CentralConfig
-from .config_push import next_version, publish_retained, pushes, record_push, signed
+from .config_push import NoSigningKey, PushFailed, PushRefused, push_config, pushes
 from .registry import registry_detail, registry_row
 
 keys_app = typer.Typer(no_args_is_help=True, help="Central's key that signs station configs.")
@@ -57,32 +56,22 @@ def config_push(
     version: Annotated[int | None, typer.Option(help="default: one above the last pushed to this station")] = None,
 ) -> None:
     """Sign FILE with central's key and publish it, retained, on ghg/v1/STATION/config. The
-    station verifies, applies, health-checks (or rolls back) and reports each step as an event."""
+    station verifies, applies, health-checks (or rolls back) and reports each step as an event.
+    Checked first as the operations pages check it (central.fleet.config_push.push_config)."""
     cfg = _load(config)
     try:
-        check_station_id(station)
         text = file.read_text()
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    key = Path(cfg.fleet.signing_key)
-    if not key.exists():
-        typer.echo(f"error: no signing key at {key} (central-receiver keys init --config {config})", err=True)
-        raise typer.Exit(2)
-    v = version if version is not None else next_version(key, station)
-    now = datetime.now(UTC)
-    env = signed(key, station, v, text, now)
-    mqtt = cfg.mqtt.model_copy()
-    if cfg.fleet.push_username is not None:
-        mqtt = mqtt.model_copy(update={"username": cfg.fleet.push_username, "password": None,
-                                       "password_file": cfg.fleet.push_password_file, "client_id": None})
-    client_id = mqtt.username or "ghgnet-config-push"
     try:
-        publish_retained(mqtt, client_id, topic_for(station, "config"), env.encode())
-    except (RuntimeError, OSError) as exc:
+        row = push_config(cfg, station, text, str(file), getpass.getuser(), version)
+    except PushRefused as exc:
+        typer.echo(f"error: {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except PushFailed as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(3) from None
-    row = record_push(key, env, file, now, getpass.getuser())
+        raise typer.Exit(2 if isinstance(exc, NoSigningKey) else 3) from None
     typer.echo(json.dumps(row))
 
 

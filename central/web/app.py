@@ -36,6 +36,7 @@ from ..users import ROLES, AccountError, Accounts
 from . import fleet as fleet_answers
 from .answers import ENDPOINTS, Answers
 from .auth import COOKIE, CSRF_HEADER, Caller, Sessions, need
+from .config_push import add_config_push_views
 from .flux import add_flux_views
 
 log = structlog.get_logger(component="web")
@@ -394,6 +395,7 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
         return _static(name)
 
     add_flux_views(app, config, store, lock, _static)  # central/web/flux.py: the flux page and its API
+    add_config_push_views(app, config, store, lock, now)  # central/web/config_push.py: configs from the registry
     _describe_roles(app)
     _describe_errors(app)
     app.add_middleware(HeadAsGet)

@@ -246,6 +246,7 @@ async function showRegistryStation(station) {
   }));
   document.querySelector("#registry-history tbody").replaceChildren(...(r.history || []).slice().reverse().map(h =>
     el("tr", {}, el("td", {}, h.time), el("td", {}, h.kind), el("td", {}, h.device || "-"), el("td", {}, h.message))));
+  await showConfigVersions(station);  // static/config_push.js
 }
 
 // ---------------------------------------------------------------------------------------------
