@@ -27,12 +27,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import structlog
 from pydantic import ValidationError
 
-from ghgnet.hj212 import FrameError, FrameReader, Packet, PacketError, codes, encode_packet, parse_segment, reply_9014
-from ghgnet.hj212.frame import encode_frame
+from ghgnet.hj212 import (
+    FrameError,
+    FrameReader,
+    Packet,
+    PacketError,
+    codes,
+    crc16,
+    encode_packet,
+    parse_segment,
+    reply_9014,
+)
+from ghgnet.hj212.frame import MAX_SEGMENT, TEXT_ENCODING, encode_frame
 from ghgnet.hj212.packet import DEFAULT_EDITION, EDITION_VERSION
 from ghgnet.wire import ParsedBatch
 
@@ -73,13 +84,26 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
 
 
 def ack_frame(packet: Packet) -> bytes:
-    """The frame of the 9014 answering `packet`: `encode_packet(reply_9014(packet))`, built from the
-    segment's text directly (a third of the cost: no Packet made and checked again)."""
-    version = packet.version if packet.version is not None else EDITION_VERSION[DEFAULT_EDITION]
-    if packet.qn is None or version << 2 > 255:  # the rare shapes: the general path
+    """The frame of the 9014 answering `packet`: `encode_packet(reply_9014(packet))`, built from bytes:
+    the part after the QN is the same for every answer to one logger, so it is encoded and checked
+    once (`_ack_tail`); a third of the general path's cost, on every packet."""
+    qn, version = packet.qn, packet.version
+    if version is None:
+        version = EDITION_VERSION[DEFAULT_EDITION]
+    if qn is None or not qn.isascii() or version << 2 > 255:  # the rare shapes: the general path
         return encode_packet(reply_9014(packet))
-    return encode_frame(f"QN={packet.qn};ST={codes.ST_SYSTEM};CN={codes.CN_DATA_ANSWER};PW={packet.pw};"
-                        f"MN={packet.mn};Flag={version << 2};CP=&&&&")
+    body = b"QN=" + qn.encode() + _ack_tail(packet.pw, packet.mn, version << 2)
+    if len(body) > MAX_SEGMENT:
+        return encode_packet(reply_9014(packet))  # raises as the general path does
+    return b"##%04d%s%04X\r\n" % (len(body), body, crc16(body))
+
+
+@lru_cache(maxsize=16384)
+def _ack_tail(pw: str, mn: str, flag: int) -> bytes:
+    """`;ST=91;CN=9014;PW=..;MN=..;Flag=..;CP=&&&&` in the frame's encoding (checked by encode_frame)."""
+    tail = f";ST={codes.ST_SYSTEM};CN={codes.CN_DATA_ANSWER};PW={pw};MN={mn};Flag={flag};CP=&&&&"
+    encode_frame(tail)  # FrameError for text the standard cannot carry, as the general path
+    return tail.encode(TEXT_ENCODING)
 
 
 class _Connection(asyncio.Protocol):
