@@ -8,13 +8,17 @@ for more). Two runs: paced (the loggers together offer `--rate` packets/s, each 
 and saturated (each logger sends its next packet as soon as its 9014 is back: with N loggers the
 latency is then N / throughput by Little's law, so only the paced run's p99 says how fast an answer
 comes at a given load). Figures: packets stored per second at central (from the first stored packet
-to the last), the loggers' send -> 9014 latencies (p50, p99), CPU per packet of central and loggers.
+to the last), the loggers' send -> 9014 latencies (p50, p99; stamped when the answer's bytes are
+read, and again without each logger's first packet, which meets the cold start), CPU per packet of
+central and loggers. When central stores less than the paced rate (a busy machine), the paced run
+is a saturated one too and its latencies are the backlog's: the line says so. `--loop asyncio`
+compares asyncio's own loop with uvloop's (the default when installed), for listener and loggers.
 
 MQTT: `tests/benchmarks/replay.py`'s end-to-end replay (a station's real Forwarder in a child
 process, a real mosquitto, central's real Receiver): records stored per second, in the same run.
 
     .venv/bin/python tests/benchmarks/hj212_ingest.py [--loggers 1000] [--packets 30] [--rate 5000]
-        [--window 1] [--mqtt-records 20000] [--rounds 1]
+        [--window 1] [--mqtt-records 20000] [--rounds 1] [--loop auto|asyncio|uvloop] [--commit-max N]
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float
         child = subprocess.Popen(
             [sys.executable, "-m", "simulators.hj212_logger", "--host", host, "--port", str(port), "--loggers",
              str(loggers), "--packets", str(packets), "--mn-prefix", PREFIX, "--pw", PW, "--window", str(window),
-             "--start", "2026-03-01T00:00:00", "--overtime", "10", "--loop", loop, *(["--speed", str(speed)] if speed else [])],
+             "--start", "2026-03-01T00:00:00", "--overtime", "10", "--loop", loop,
+             *(["--speed", str(speed)] if speed else [])],
             stdout=subprocess.PIPE, text=True, cwd=REPO)
         first_at = first_n = None
         deadline = time.monotonic() + 600
@@ -184,9 +189,12 @@ def main() -> None:
             rounds.append((paced, saturated, mq))
     for k, (paced, saturated, mq) in enumerate(rounds, 1):
         print(f"round {k}: HJ 212, {args.loggers} loggers x {args.packets} minute packets (Flag 5, window "
-              f"{args.window}), central's SQLite store (synchronous=FULL)")
+              f"{args.window}), central's SQLite store (synchronous=FULL), event loop {args.loop}")
         if paced:
             print_hj212(f"paced, offered {args.rate:,.0f} packets/s (simulated speed {speed:g})", paced)
+            if paced["rate"] < 0.9 * args.rate:
+                print(f"    (central stored {paced['rate']:,.0f}/s of the {args.rate:,.0f}/s offered: it was "
+                      "saturated, so these latencies are its backlog's, not those of the paced load)")
         print_hj212("saturated, each logger sends its next packet on the 9014", saturated)
         if mq:
             print(f"  MQTT replay ({args.mqtt_records} minute records, tests/benchmarks/replay.py): stored "
