@@ -183,12 +183,16 @@ class Hj212Listener:
         self._connections: set[_Connection] = set()
         self._queue: deque[_Pending] = deque()
         self._paused: list[_Connection] = []
+        self._transient: tuple[type[Exception], ...] = ()
 
     # -- life cycle -------------------------------------------------------------------------------
 
     def start(self) -> Hj212Listener:
         if self._store is None:
             self._store = open_configured_store(self._central)
+        # before the first packet, not in its commit: this imports the PostgreSQL backend (psycopg),
+        # 0.1-0.5 s holding the GIL, which every packet of the first second waited behind
+        self._transient = transient_errors()
         self._thread = threading.Thread(target=self._run_loop, name="hj212-listener", daemon=True)
         self._thread.start()
         self._started.wait(30)
@@ -390,7 +394,7 @@ class Hj212Listener:
         received_at = self._now()
         not_after = received_at + timedelta(seconds=self._central.ingest.future_tolerance_s)
         items = [refuse_future_records(b, not_after) for b in batches]
-        transient = transient_errors()
+        transient = self._transient
         delay = self._central.ingest.retry_initial_s
         while True:
             try:
