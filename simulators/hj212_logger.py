@@ -110,6 +110,9 @@ class SimulatedLogger:
         self.stats = LoggerStats()
         self._frames: list[tuple[str, bytes, bool]] | None = None
         self._done: asyncio.Future[None] | None = None
+        self._next = 0  # the next frame to send
+        self._in_flight: dict[str, tuple[float, int, asyncio.TimerHandle, bytes]] = {}  # QN -> sent, attempt, ...
+        self._pump_timer: asyncio.TimerHandle | None = None
 
     def prepare(self) -> None:
         """Build every packet's frame now (QN, bytes, faulty?), so that sending costs the load
@@ -136,14 +139,17 @@ class SimulatedLogger:
         assert self._frames is not None
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        transport, _ = await loop.create_connection(lambda: _LoggerConnection(self), self.host, self.port)
-        self._loop, self._transport, self._done = loop, transport, done
+        self._loop, self._done = loop, done
         self._next = 0
         self._in_flight = {}
         self._pump_timer = None
+        # (the state is there before the connection: central may close it before we resume)
+        transport, _ = await loop.create_connection(lambda: _LoggerConnection(self), self.host, self.port)
+        self._transport = transport
         # paced loggers start at a random phase of their interval, as loggers in the field are not in step
         self._t_next = time.perf_counter() + (self.rng.uniform(0, 60.0 / self.speed) if self.speed else 0.0)
-        self._pump()
+        if not done.done():
+            self._pump()
         try:
             await done
         finally:

@@ -331,3 +331,20 @@ def test_a_full_queue_pauses_readers_and_loses_nothing(tmp_path, event_loop):
 def test_the_9014_built_on_arrival_is_the_standards_reply(segment):
     p = parse_segment(segment)
     assert ack_frame(p) == encode_packet(reply_9014(p))
+
+
+def test_simulated_loggers_report_a_closed_connection_as_lost(tmp_path):
+    """One connection allowed: of two simulated loggers, the one refused reports its packets lost
+    (and returns) instead of waiting on OverTime; the other is stored and answered."""
+    lst = _sqlite_listener(tmp_path, max_connections=1,
+                           loggers=[{"mn": f"SIM{i:011d}", "pw": PW, "station": f"sim-{i}"} for i in range(2)])
+    try:
+        host, port = lst.address
+        # paced at 300 simulated minutes a minute: 5 packets hold the first connection for about a second
+        loggers = [SimulatedLogger(host, port, f"SIM{i:011d}", PW, START, 5, speed=300.0, seed=i, overtime_s=30.0)
+                   for i in range(2)]
+        stats = asyncio.run(run_loggers(loggers))
+    finally:
+        lst.stop()
+    assert (stats.acked, stats.lost, stats.resent) == (5, 5, 0)
+    assert lst.stats["connections_refused"] == 1 and lst.stats["packets_stored"] == 5
