@@ -36,6 +36,8 @@ from ghgnet.hj212 import (
     make_qn,
 )
 
+LATE_S = 0.010
+"""A paced packet sent later than this after its time counts as late (LoggerStats.late)."""
 FAULTS = ("bad_crc", "bad_length", "oversize", "truncated", "missing_crlf", "unknown_mn", "wrong_pw")
 
 
@@ -87,6 +89,10 @@ class LoggerStats:
     resent: int = 0
     lost: int = 0
     faults: int = 0
+    late: int = 0
+    """Paced packets sent more than `LATE_S` after their time because the window was full (the
+    answer to an earlier one had not come): their wait is not in `latencies_s`, which start at the
+    send, so when many are late the percentiles understate what a paced load would see."""
     latencies_s: list[float] = field(default_factory=list)
     first_answers: int = 0
     """How many of `latencies_s` are a logger's first answer (its first packet meets central's
@@ -171,6 +177,8 @@ class SimulatedLogger:
                 if now < self._t_next:  # asyncio's clock is time.monotonic: convert the wait
                     self._pump_timer = self._loop.call_later(self._t_next - now, self._pump)
                     return
+                if now - self._t_next > LATE_S:
+                    stats.late += 1
                 self._t_next += 60.0 / self.speed
             qn, frame, faulty = frames[self._next]
             self._next += 1
@@ -258,6 +266,7 @@ async def run_loggers(loggers: list[SimulatedLogger]) -> LoggerStats:
         total.lost += s.lost
         total.faults += s.faults
         total.first_answers += s.first_answers
+        total.late += s.late
     # each logger's first answer first: summary() leaves them out of the "after the first" figures
     total.latencies_s = [s.latencies_s[0] for s in results if s.first_answers] + [
         v for s in results for v in s.latencies_s[s.first_answers:]]
@@ -275,6 +284,7 @@ def summary(stats: LoggerStats, elapsed_s: float) -> dict[str, object]:
     lat = stats.latencies_s
     return {
         "sent": stats.sent, "acked": stats.acked, "resent": stats.resent, "lost": stats.lost, "faults": stats.faults,
+        "late": stats.late,
         "elapsed_s": round(elapsed_s, 3), "acked_per_s": round(stats.acked / elapsed_s, 1) if elapsed_s else None,
         "latency_ms": _percentiles(lat),
         "latency_ms_after_first": _percentiles(lat[stats.first_answers:]),

@@ -139,7 +139,8 @@ def mqtt_round(tmp: Path, n: int) -> dict:
 def print_hj212(title: str, hj: dict) -> None:
     lat = hj["loggers"]["latency_ms"]
     print(f"  {title}: {hj['stored']}/{hj['expected']} stored, lost {hj['loggers']['lost']}, "
-          f"resent {hj['loggers']['resent']}")
+          f"resent {hj['loggers']['resent']}" + (f", sent late (window full at their time) {hj['loggers']['late']}"
+                                                  if hj['loggers'].get('late') else ""))
     print(f"    packets stored at central:  {hj['rate']:8,.0f} packets/s   target >= 5,000")
     print(f"    time to 9014:               p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
           f"max {lat['max']} ms   target p99 < 100 ms")
