@@ -102,8 +102,8 @@ class Hj212Config(StrictModel):
                                     "transaction delays every answer behind it)")
     queue_size: int = Field(default=8192, ge=1, description="packets waiting for storage; readers pause beyond")
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
-        default="auto", description="the listener's event loop: uvloop (libuv; about half the loop's CPU per packet) "
-        "or asyncio's own; auto: uvloop when it is installed")
+        default="auto", description="the listener's event loop: uvloop (libuv) or asyncio's own; auto: uvloop when "
+        "it is installed")
 
     @field_validator("timezone")
     @classmethod
