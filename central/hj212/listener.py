@@ -1,6 +1,6 @@
 """Central's HJ 212 listener: existing data loggers connect over TCP and send HJ 212-2017 packets.
 
-One event loop (uvloop's when installed, `[hj212] event_loop`) in a thread of its own serves every
+One event loop (asyncio's, or uvloop's: `[hj212] event_loop`) in a thread of its own serves every
 connection (a `FrameReader` each: length, CRC and framing checked as bytes arrive); a packet that
 passes the checks, comes from a configured MN with its PW and carries data becomes a batch
 (central/hj212/records.py) queued for storage, with the bytes of its 9014 built at once. One
@@ -73,7 +73,7 @@ class _Pending:
     are writes only and go out as soon as it returns."""
 
 
-def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+def new_event_loop(kind: str = "asyncio") -> asyncio.AbstractEventLoop:
     """An event loop of `kind` (Hj212Config.event_loop): uvloop's when asked for (ImportError naming
     it when it is not installed) or, for auto, when installed; else asyncio's own."""
     if kind != "asyncio":

@@ -11,8 +11,9 @@ comes at a given load). Figures: packets stored per second at central (from the 
 to the last), the loggers' send -> 9014 latencies (p50, p99; stamped when the answer's bytes are
 read, and again without each logger's first packet, which meets the cold start), CPU per packet of
 central and loggers. When central stores less than the paced rate (a busy machine), the paced run
-is a saturated one too and its latencies are the backlog's: the line says so. `--loop asyncio`
-compares asyncio's own loop with uvloop's (the default when installed), for listener and loggers.
+is a saturated one too and its latencies are the backlog's: the line says so. `--loop uvloop`
+runs the listener on uvloop's loop instead of asyncio's (the default); the loggers take uvloop's
+whenever it is installed (half their CPU per packet: the load generator shares the cores).
 
 MQTT: `tests/benchmarks/replay.py`'s end-to-end replay (a station's real Forwarder in a child
 process, a real mosquitto, central's real Receiver): records stored per second, in the same run.
@@ -49,7 +50,7 @@ def thread_cpu(thread) -> float:
         return 0.0
 
 
-def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float | None, loop: str = "auto",
+def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float | None, loop: str = "asyncio",
                 commit_max: int | None = None) -> dict:
     from datetime import UTC, datetime
 
@@ -76,7 +77,7 @@ def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float
         child = subprocess.Popen(
             [sys.executable, "-m", "simulators.hj212_logger", "--host", host, "--port", str(port), "--loggers",
              str(loggers), "--packets", str(packets), "--mn-prefix", PREFIX, "--pw", PW, "--window", str(window),
-             "--start", "2026-03-01T00:00:00", "--overtime", "10", "--loop", loop,
+             "--start", "2026-03-01T00:00:00", "--overtime", "10",  # the loggers: uvloop's loop when installed
              *(["--speed", str(speed)] if speed else [])],
             stdout=subprocess.PIPE, text=True, cwd=REPO)
         first_at = first_n = None
@@ -164,8 +165,8 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1, help="packets in flight per logger")
     ap.add_argument("--mqtt-records", type=int, default=20_000, help="0: skip the MQTT path")
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                    help="event loop of the listener and of the loggers (auto: uvloop when installed)")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop", "auto"), default="asyncio",
+                    help="the listener's event loop ([hj212] event_loop; the loggers use uvloop's when installed)")
     ap.add_argument("--commit-max", type=int, default=None, help="[hj212] commit_max_packets (default: the config's)")
     args = ap.parse_args()
 
