@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from ghgnet.hj212 import Packet, PacketError, codes
+from ghgnet.hj212 import Packet, PacketError, codes, parse_data_time
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire import MAX_TIME, MIN_TIME, EventWire, ParsedBatch
 
@@ -80,8 +80,9 @@ def _number(key: str, text: str) -> float:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class FactorValue:
+class FactorValue(NamedTuple):
+    """A tuple (a third of a frozen dataclass's cost to make; made for every factor of every packet)."""
+
     species: str
     value: float | None
     minimum: float | None
@@ -91,9 +92,15 @@ class FactorValue:
 
 def _converted(code: str, suffix: str, items: dict[str, str], species: str, unit: str) -> float | None:
     text = items.get(suffix)
-    if text is None or text == "":
+    if not text:
         return None
-    return codes.from_wire_value(_number(f"{code}-{suffix}", text), species, unit)
+    try:
+        value = float(text)
+    except ValueError:
+        value = _number(f"{code}-{suffix}", text)  # raises, naming the field
+    if value - value != 0.0:  # inf or nan
+        value = _number(f"{code}-{suffix}", text)
+    return codes.from_wire_value(value, species, unit)
 
 
 def factor_values(packet: Packet, logger: LoggerConfig) -> list[FactorValue]:
@@ -114,20 +121,32 @@ def factor_values(packet: Packet, logger: LoggerConfig) -> list[FactorValue]:
 
 
 def data_time_utc(packet: Packet, zone: ZoneInfo) -> datetime:
+    return _data_time(packet, zone)[0]
+
+
+def _data_time(packet: Packet, zone: ZoneInfo) -> tuple[datetime, str]:
+    """DataTime in UTC and as iso_utc's text; Refused when absent, malformed or out of range."""
+    text = packet.cp_value("DataTime")
+    if text is None:
+        raise Refused("no_data_time", f"CN {packet.cn} packet without DataTime in CP")
+    return _utc_of(text, zone)
+
+
+@lru_cache(maxsize=8192)
+def _utc_of(text: str, zone: ZoneInfo) -> tuple[datetime, str]:
+    """A DataTime text of `zone` in UTC, and as iso_utc's text. Cached: the loggers of a network send
+    the same minutes (the zone conversion and the parse were a tenth of the listener's loop time)."""
     try:
-        local = packet.data_time
+        local = parse_data_time(text)
     except PacketError as e:
         raise Refused("bad_data_time", str(e)) from None
-    if local is None:
-        raise Refused("no_data_time", f"CN {packet.cn} packet without DataTime in CP")
     try:
         t = local.replace(tzinfo=zone).astimezone(UTC)
     except OverflowError:
         t = MIN_TIME.replace(year=1)
     if not (MIN_TIME < t <= MAX_TIME):
-        raise Refused("bad_data_time", f"DataTime {packet.cp_value('DataTime')} is outside "
-                      f"{MIN_TIME.year}-{MAX_TIME.year}")
-    return t
+        raise Refused("bad_data_time", f"DataTime {text} is outside {MIN_TIME.year}-{MAX_TIME.year}")
+    return t, iso_utc(t)
 
 
 def _flag_and_reasons(values: list[FactorValue]) -> tuple[str, list[str]]:
@@ -141,7 +160,7 @@ def _flag_and_reasons(values: list[FactorValue]) -> tuple[str, list[str]]:
 
 
 def minute_batch(packet: Packet, logger: LoggerConfig, zone: ZoneInfo, received_at: datetime) -> ParsedBatch:
-    t = data_time_utc(packet, zone)
+    t, t_text = _data_time(packet, zone)
     if t.second or t.microsecond:
         raise Refused("bad_data_time", f"minute DataTime {packet.cp_value('DataTime')} is not the start of a minute")
     values = factor_values(packet, logger)
@@ -166,8 +185,9 @@ def minute_batch(packet: Packet, logger: LoggerConfig, zone: ZoneInfo, received_
                                         raw_mean=None, cal_mean=v.value) for v in gases},
         h2o=h2o, flag=flag, reasons=reasons, n_total=1, calibration_id=None, diagnostics=diagnostics,
     )
-    return ParsedBatch(logger.station, "minute", received_at, [record], store=logger_store(packet.mn, packet.cn,
-                                                                                              packet.pno))
+    # time_texts: the store keeps the text as it is (and refuse_future_records compares texts)
+    return ParsedBatch(logger.station, "minute", received_at, [record], time_texts=[t_text],
+                       store=logger_store(packet.mn, packet.cn, packet.pno))
 
 
 def event_batch(packet: Packet, logger: LoggerConfig, zone: ZoneInfo, received_at: datetime) -> ParsedBatch:

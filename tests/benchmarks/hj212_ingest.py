@@ -8,13 +8,18 @@ for more). Two runs: paced (the loggers together offer `--rate` packets/s, each 
 and saturated (each logger sends its next packet as soon as its 9014 is back: with N loggers the
 latency is then N / throughput by Little's law, so only the paced run's p99 says how fast an answer
 comes at a given load). Figures: packets stored per second at central (from the first stored packet
-to the last), the loggers' send -> 9014 latencies (p50, p99), CPU per packet of central and loggers.
+to the last), the loggers' send -> 9014 latencies (p50, p99; stamped when the answer's bytes are
+read, and again without each logger's first packet, which meets the cold start), CPU per packet of
+central and loggers. When central stores less than the paced rate (a busy machine), the paced run
+is a saturated one too and its latencies are the backlog's: the line says so. `--loop uvloop`
+runs the listener on uvloop's loop instead of asyncio's (the default); the loggers take uvloop's
+whenever it is installed (half their CPU per packet: the load generator shares the cores).
 
 MQTT: `tests/benchmarks/replay.py`'s end-to-end replay (a station's real Forwarder in a child
 process, a real mosquitto, central's real Receiver): records stored per second, in the same run.
 
     .venv/bin/python tests/benchmarks/hj212_ingest.py [--loggers 1000] [--packets 30] [--rate 5000]
-        [--window 1] [--mqtt-records 20000] [--rounds 1]
+        [--window 1] [--mqtt-records 20000] [--rounds 1] [--loop auto|asyncio|uvloop] [--commit-max N]
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ def thread_cpu(thread) -> float:
         return 0.0
 
 
-def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float | None) -> dict:
+def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float | None, loop: str = "asyncio",
+                commit_max: int | None = None) -> dict:
     from datetime import UTC, datetime
 
     from central.config import CentralConfig
@@ -54,7 +60,8 @@ def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float
 
     config = CentralConfig.model_validate({
         "storage": {"backend": "sqlite", "path": str(tmp / "central-hj212.sqlite")},
-        "hj212": {"listen": "127.0.0.1:0", "timezone": "UTC", "max_connections": loggers + 10,
+        "hj212": {"listen": "127.0.0.1:0", "timezone": "UTC", "max_connections": loggers + 10, "event_loop": loop,
+                  **({"commit_max_packets": commit_max} if commit_max else {}),
                   "loggers": [{"mn": logger_mn(PREFIX, i), "pw": PW, "station": f"lg-{i}"} for i in range(loggers)]},
     })
     expected = loggers * packets
@@ -70,7 +77,8 @@ def hj212_round(tmp: Path, loggers: int, packets: int, window: int, speed: float
         child = subprocess.Popen(
             [sys.executable, "-m", "simulators.hj212_logger", "--host", host, "--port", str(port), "--loggers",
              str(loggers), "--packets", str(packets), "--mn-prefix", PREFIX, "--pw", PW, "--window", str(window),
-             "--start", "2026-03-01T00:00:00", "--overtime", "10", *(["--speed", str(speed)] if speed else [])],
+             "--start", "2026-03-01T00:00:00", "--overtime", "10",  # the loggers: uvloop's loop when installed
+             *(["--speed", str(speed)] if speed else [])],
             stdout=subprocess.PIPE, text=True, cwd=REPO)
         first_at = first_n = None
         deadline = time.monotonic() + 600
@@ -132,10 +140,14 @@ def mqtt_round(tmp: Path, n: int) -> dict:
 def print_hj212(title: str, hj: dict) -> None:
     lat = hj["loggers"]["latency_ms"]
     print(f"  {title}: {hj['stored']}/{hj['expected']} stored, lost {hj['loggers']['lost']}, "
-          f"resent {hj['loggers']['resent']}")
+          f"resent {hj['loggers']['resent']}" + (f", sent late (window full at their time) {hj['loggers']['late']}"
+                                                  if hj['loggers'].get('late') else ""))
     print(f"    packets stored at central:  {hj['rate']:8,.0f} packets/s   target >= 5,000")
     print(f"    time to 9014:               p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
           f"max {lat['max']} ms   target p99 < 100 ms")
+    warm = hj["loggers"]["latency_ms_after_first"]
+    print(f"      after each logger's first: p50 {warm['p50']} ms, p90 {warm['p90']} ms, p99 {warm['p99']} ms, "
+          f"max {warm['max']} ms (the first packets meet the cold start: the store's first commit, the connections)")
     print(f"    CPU per packet:             central {hj['central_cpu_us_per_packet']:.0f} us (of which "
           f"{hj['central_sys_us_per_packet']:.0f} in the kernel; event loop "
           f"{hj['loop_cpu_us_per_packet']:.0f}, store thread {hj['store_cpu_us_per_packet']:.0f}), loggers "
@@ -153,6 +165,9 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1, help="packets in flight per logger")
     ap.add_argument("--mqtt-records", type=int, default=20_000, help="0: skip the MQTT path")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--loop", choices=("asyncio", "uvloop", "auto"), default="asyncio",
+                    help="the listener's event loop ([hj212] event_loop; the loggers use uvloop's when installed)")
+    ap.add_argument("--commit-max", type=int, default=None, help="[hj212] commit_max_packets (default: the config's)")
     args = ap.parse_args()
 
     from central.receiver import tune_for_ingest
@@ -168,15 +183,20 @@ def main() -> None:
         for k in range(args.rounds):
             tmp = Path(d) / f"round-{k}"
             tmp.mkdir()
-            paced = hj212_round(tmp / "paced", args.loggers, args.packets, args.window, speed) if speed else None
-            saturated = hj212_round(tmp / "saturated", args.loggers, args.packets, args.window, None)
+            paced = hj212_round(tmp / "paced", args.loggers, args.packets, args.window, speed, args.loop,
+                                args.commit_max) if speed else None
+            saturated = hj212_round(tmp / "saturated", args.loggers, args.packets, args.window, None, args.loop,
+                                    args.commit_max)
             mq = mqtt_round(tmp, args.mqtt_records) if args.mqtt_records else None
             rounds.append((paced, saturated, mq))
     for k, (paced, saturated, mq) in enumerate(rounds, 1):
         print(f"round {k}: HJ 212, {args.loggers} loggers x {args.packets} minute packets (Flag 5, window "
-              f"{args.window}), central's SQLite store (synchronous=FULL)")
+              f"{args.window}), central's SQLite store (synchronous=FULL), event loop {args.loop}")
         if paced:
             print_hj212(f"paced, offered {args.rate:,.0f} packets/s (simulated speed {speed:g})", paced)
+            if paced["rate"] < 0.9 * args.rate:
+                print(f"    (central stored {paced['rate']:,.0f}/s of the {args.rate:,.0f}/s offered: it was "
+                      "saturated, so these latencies are its backlog's, not those of the paced load)")
         print_hj212("saturated, each logger sends its next packet on the 9014", saturated)
         if mq:
             print(f"  MQTT replay ({args.mqtt_records} minute records, tests/benchmarks/replay.py): stored "

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from central.cli import app
 from central.config import CentralConfig
-from central.hj212.listener import Hj212Listener
+from central.hj212.listener import Hj212Listener, ack_frame
 from central.hj212.records import logger_store, period_seq
 from central.store import open_store
-from ghgnet.hj212 import FrameReader, Packet, codes, encode_frame, encode_packet, parse_segment
+from ghgnet.hj212 import FrameReader, Packet, codes, encode_frame, encode_packet, parse_segment, reply_9014
 from ghgnet.hj212.packet import make_flag
 from simulators.hj212_logger import SimulatedLogger, faulty_frame, minute_packet, run_loggers
 
@@ -297,19 +297,54 @@ def test_connection_limit_and_idle_connections_are_closed(tmp_path):
         lst.stop()
 
 
-def test_a_full_queue_pauses_readers_and_loses_nothing(tmp_path):
-    """queue_size 2 and commits of 3 packets: readers pause and resume, every packet stored and answered."""
-    lst = _sqlite_listener(tmp_path, queue_size=2, commit_max_packets=3)
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_a_full_queue_pauses_readers_and_loses_nothing(tmp_path, event_loop):
+    """queue_size 2 and commits of 3 packets: readers pause and resume, every packet stored and
+    answered, each answer only once its packet is committed (the next commit runs while the last
+    one's answers are written: another connection must already see every answered record)."""
+    if event_loop == "uvloop":
+        pytest.importorskip("uvloop")
+    lst = _sqlite_listener(tmp_path, queue_size=2, commit_max_packets=3, event_loop=event_loop)
     client = Client(lst.address)
+    reader = open_store("sqlite", path=tmp_path / "central.sqlite")
     try:
         client.send(b"".join(encode_packet(packet(i)) for i in range(40)))
-        assert [r.qn for r in client.read_replies(40)] == [packet(i).qn for i in range(40)]
+        for i in range(40):
+            assert client.read_replies(i + 1)[i].qn == packet(i).qn
+            assert reader.minute_count("bj-tower") >= i + 1, f"answer {i} came before its commit"
     finally:
         client.close()
         lst.stop()
     assert lst.stats["records_new"] == 40
-    reader = open_store("sqlite", path=tmp_path / "central.sqlite")
     try:
         assert reader.minute_count("bj-tower") == 40
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("segment", [
+    "QN=20160801085857223;ST=22;CN=2051;PW=123456;MN=010000A8900016F000169DC0;Flag=5;CP=&&DataTime=20160801085800&&",
+    "QN=20160801085857223;ST=22;CN=2051;PW=\u5bc6\u7801;MN=X1;Flag=9;CP=&&DataTime=20160801085800&&",  # 2025, GBK PW
+    "QN=20160801085857223;ST=22;CN=2051;PW=1;MN=X1;CP=&&DataTime=20160801085800&&",  # no Flag
+    "ST=22;CN=2051;PW=1;MN=X1;Flag=1;CP=&&DataTime=20160801085800&&",  # no QN
+])
+def test_the_9014_built_on_arrival_is_the_standards_reply(segment):
+    p = parse_segment(segment)
+    assert ack_frame(p) == encode_packet(reply_9014(p))
+
+
+def test_simulated_loggers_report_a_closed_connection_as_lost(tmp_path):
+    """One connection allowed: of two simulated loggers, the one refused reports its packets lost
+    (and returns) instead of waiting on OverTime; the other is stored and answered."""
+    lst = _sqlite_listener(tmp_path, max_connections=1,
+                           loggers=[{"mn": f"SIM{i:011d}", "pw": PW, "station": f"sim-{i}"} for i in range(2)])
+    try:
+        host, port = lst.address
+        # paced at 300 simulated minutes a minute: 5 packets hold the first connection for about a second
+        loggers = [SimulatedLogger(host, port, f"SIM{i:011d}", PW, START, 5, speed=300.0, seed=i, overtime_s=30.0)
+                   for i in range(2)]
+        stats = asyncio.run(run_loggers(loggers))
+    finally:
+        lst.stop()
+    assert (stats.acked, stats.lost, stats.resent) == (5, 5, 0)
+    assert lst.stats["connections_refused"] == 1 and lst.stats["packets_stored"] == 5

@@ -33,7 +33,7 @@ def test_fit_covariance_and_target_u_are_stored(store):
 
 
 def test_a_store_from_schema_13_gains_the_columns(store_location):
-    from conftest import open_at_schema  # tests/central/conftest.py
+    from support.central import open_at_schema  # tests/central/conftest.py
 
     from central.store import open_store
 
