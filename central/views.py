@@ -180,34 +180,40 @@ def _iso_ms(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def targets(store, config: CentralConfig, station: str, start: datetime, end: datetime) -> dict[str, Any]:
+def targets(store, config: CentralConfig, station: str, start: datetime, end: datetime,
+            by_day: bool = False) -> dict[str, Any]:
     """Target bias per cylinder and species, short- or long-term, against the goal.
 
     Reads the four columns it needs (store.target_biases), and calibration ends only when the
-    station names no long-term cylinder (qc.target_terms decides the term by them)."""
+    station names no long-term cylinder (qc.target_terms decides the term by them). `by_day`
+    (the web page's long windows): each series' `time`/`bias` are UTC days (their start) and the
+    mean bias of the day's runs, `n` the runs; the `summary` is of every run either way."""
     rows = store.target_biases(station, start, end)
     long_term = set(config.station(station).long_term_targets)
     ends = [] if long_term else store.calibration_ends(station, start - timedelta(days=1), end)
     run_s = np.array([r[0].timestamp() for r in rows], dtype=float)
     terms = target_terms(run_s, [r[1] for r in rows], np.array([t.timestamp() for t in ends], dtype=float), long_term)
-    series: dict[tuple[str, str, str], dict[str, list]] = {}
-    times: dict[tuple[str, str, str], list[float]] = {}
-    last, text = None, ""
+    series: dict[tuple[str, str, str], tuple[list[datetime], list[float], list[float]]] = {}
     for (t, cyl, sp, bias), ts, term in zip(rows, run_s.tolist(), terms):
-        if t != last:  # a run's species share its time: format it once
-            last, text = t, _iso_ms(t)
         g = series.get((cyl, sp, term))
         if g is None:
-            g = series[(cyl, sp, term)] = {"time": [], "bias": []}
-            times[(cyl, sp, term)] = []
-        g["time"].append(text)
-        g["bias"].append(bias)
-        times[(cyl, sp, term)].append(ts)
+            g = series[(cyl, sp, term)] = ([], [], [])
+        g[0].append(t)
+        g[1].append(ts)
+        g[2].append(bias)
+    text: dict[datetime, str] = {}  # a run's species share its time: format it once
     out = []
-    for (cyl, sp, term), g in sorted(series.items()):
+    for (cyl, sp, term), (t, ts, bias) in sorted(series.items()):
         goal = config.qc.goals.get(sp, float("nan"))
-        s = bias_summary(np.array(times[(cyl, sp, term)]), np.array(g["bias"]), goal)
-        out.append({"cylinder": cyl, "species": sp, "term": term, "goal": _f(goal), **g,
+        ts_a, bias_a = np.array(ts), np.array(bias, dtype=float)
+        s = bias_summary(ts_a, bias_a, goal)
+        if by_day:
+            days, at, n = np.unique(np.floor(ts_a / 86400.0), return_inverse=True, return_counts=True)
+            points = {"time": [_iso_ms(datetime.fromtimestamp(d * 86400.0, UTC)) for d in days.tolist()],
+                      "bias": (np.bincount(at, weights=bias_a) / n).tolist(), "n": n.tolist()}
+        else:
+            points = {"time": [text.get(x) or text.setdefault(x, _iso_ms(x)) for x in t], "bias": bias}
+        out.append({"cylinder": cyl, "species": sp, "term": term, "goal": _f(goal), **points,
                     "summary": {"n": s.n, "mean": _f(s.mean), "std": _f(s.std), "latest": _f(s.latest),
                                 "drift_per_year": _f(s.drift_per_year), "n_outside_goal": s.n_outside_goal,
                                 "within_goal": s.within_goal}})

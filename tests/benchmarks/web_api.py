@@ -18,9 +18,11 @@ from the hourly table (as before the daily table) and read from the daily table 
 keeps (central/store/daily.py, filled here after the COPY as the aggregator fills it), so the two
 see the same load; the machine's load average is printed with the figures. A fourth page, also
 interleaved, serves /api/targets and /api/calibrations as they were before they read only the
-columns they need (store.target_biases, calibration_fit_rows): every run's and calibration's record
-(store.targets, store.calibrations, JSON of standards decoded), formatted by strftime and
-parsed back (`_before_targets`, `_before_calibrations` below, the code as it was). Prints the
+columns they need (store.target_biases, calibration_fit_rows) and before /api/targets answered a
+long window by day: every run's and calibration's record (store.targets, store.calibrations, JSON
+of standards decoded), formatted by strftime and parsed back, every run sent
+(`_before_targets`, `_before_calibrations` below, the code as it was; their answers are checked
+equal to views.targets/calibrations by run on three stations first). Prints the
 figures; asserts nothing about speed. Drops its schema at the end.
 
   .venv/bin/python tests/benchmarks/web_api.py [--rounds 30] [--dsn postgresql://...]
@@ -158,7 +160,7 @@ def _before_calibration_checks(time_s, coefficients, residuals, rmse, reference,
     return out
 
 
-def _before_targets(store, config, station, start, end):
+def _before_targets(store, config, station, start, end, by_day=False):  # before: every run, whatever the window
     _f = views._f
     runs = store.targets(station, start, end)
     cals = store.calibrations(station, start - timedelta(days=1), end)

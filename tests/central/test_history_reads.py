@@ -39,7 +39,8 @@ def tgt(seq: int, hours: float, cylinder: str, co2: float | None) -> TargetWire:
 def history(store):
     records = [cal(1, 0, 0.1, [0.01, -0.02]), cal(2, 24, 0.25, [0.2, 0.0]), cal(3, 48, 0.22, []),
                tgt(4, 1, "TGT-LT", 0.03), tgt(5, 7, "TGT-ST", -0.2), tgt(6, 25, "TGT-LT", None),
-               tgt(7, 30, "TGT-ST", 0.04), tgt(8, 49, "TGT-LT", 0.01), tgt(9, 24 * 40, "TGT-LT", 9.0)]
+               tgt(7, 30, "TGT-ST", 0.04), tgt(8, 49, "TGT-LT", 0.01), tgt(9, 24 * 40, "TGT-LT", 9.0),
+               tgt(10, 10, "TGT-ST", 0.1)]
     store.store_batch(ParsedBatch("st-a", "calibration", NOW, records), NOW)
     store.store_batch(ParsedBatch("st-b", "calibration", NOW, [tgt(1, 2, "TGT-LT", 5.0), cal(2, 3, 9.0, [1.0])]),
                       NOW)
@@ -51,7 +52,7 @@ def test_the_few_column_reads_match_the_records(history):
     biases = history.target_biases("st-a", start, end)
     assert biases == [(r.time, r.cylinder, sp, v.bias) for r in history.targets("st-a", start, end)
                       for sp, v in sorted(r.values.items()) if v.bias is not None]
-    assert [b[0] for b in biases] == sorted(b[0] for b in biases) and len(biases) == 9  # seq 9: outside
+    assert [b[0] for b in biases] == sorted(b[0] for b in biases) and len(biases) == 11  # seq 9: outside
     cals = history.calibrations("st-a", start, end)
     assert history.calibration_ends("st-a", start, end) == [c.time_end for c in cals]
     assert history.calibration_fit_rows("st-a", start, end) == [
@@ -68,7 +69,7 @@ def test_the_answers_are_those_of_the_records(history):
     runs = history.targets("st-a", start, end)
     ends = np.array([c.time_end.timestamp() for c in history.calibrations("st-a", start - timedelta(days=1), end)])
     terms = target_terms(np.array([r.time.timestamp() for r in runs]), [r.cylinder for r in runs], ends)
-    assert terms == ["long", "short", "long", "short", "long"]  # within 2 h after a calibration ended
+    assert terms == ["long", "short", "short", "long", "short", "long"]  # within 2 h after a calibration ended
     want = {}
     for r, term in zip(runs, terms):
         for sp, v in r.values.items():
@@ -99,3 +100,23 @@ def test_the_answers_are_those_of_the_records(history):
     co2 = got[1]
     assert co2["drift"][0] is None and co2["drift"][1] == pytest.approx(0.15) and co2["drift_ok"] == [True, False, True]
     assert co2["max_abs_residual"] == [0.02, 0.2, None] and co2["rmse"][0] == pytest.approx(np.sqrt(0.00025))
+
+
+def test_targets_by_day_are_the_daily_mean_bias_with_the_summary_of_every_run(history):
+    config = CentralConfig.model_validate({"stations": {"st-a": {"latitude": 1, "longitude": 2}}})
+    start, end = T0, T0 + timedelta(days=30)
+    runs = views.targets(history, config, "st-a", start, end)["targets"]
+    days = views.targets(history, config, "st-a", start, end, by_day=True)["targets"]
+    assert [(g["cylinder"], g["species"], g["term"]) for g in days] == [
+        (g["cylinder"], g["species"], g["term"]) for g in runs]
+    for r, d in zip(runs, days):
+        assert d["summary"] == r["summary"]  # of every run, not of the daily means
+        assert sum(d["n"]) == len(r["time"]) and d["time"] == sorted(set(d["time"]))
+        for day, mean, n in zip(d["time"], d["bias"], d["n"]):
+            assert day.endswith("T00:00:00.000Z")
+            same = [b for t, b in zip(r["time"], r["bias"]) if t[:10] == day[:10]]
+            assert len(same) == n and mean == pytest.approx(sum(same) / n)
+    # the short-term target's co2: two runs on day 0, one on day 1
+    st = {g["species"]: g for g in days if g["cylinder"] == "TGT-ST"}
+    assert st["co2"]["bias"] == pytest.approx([-0.05, 0.04]) and st["co2"]["n"] == [2, 1]
+    assert st["co2"]["time"] == [iso_utc(T0.replace(hour=0)), iso_utc(T0.replace(hour=0) + timedelta(days=1))]
