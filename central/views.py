@@ -228,13 +228,15 @@ def calibrations(store, config: CentralConfig, station: str, start: datetime, en
     for row in store.calibration_fit_rows(station, start, end):
         by_species.setdefault(row[2], []).append(row)
     out = []
+    text: dict[datetime, str] = {}  # the species of a calibration share its time: format it once
     for sp, rows in sorted(by_species.items()):
         goal = config.qc.goals.get(sp, float("nan"))
         ref = config.qc.drift_reference.get(sp, float("nan"))
         checks = calibration_checks(np.array([int(r[0].timestamp()) for r in rows]), [r[3] for r in rows],
                                     [r[4] for r in rows], [r[5] for r in rows], ref, goal)
         out.append({"species": sp, "goal": _f(goal), "reference": _f(ref),
-                    "time": [_iso_ms(r[0]) for r in rows], "id": [r[1] for r in rows],
+                    "time": [text.get(r[0]) or text.setdefault(r[0], _iso_ms(r[0])) for r in rows],
+                    "id": [r[1] for r in rows],
                     "value_at_reference": [_f(k.value_at_reference) for k in checks],
                     "drift": [_f(k.drift) for k in checks], "max_abs_residual": [_f(k.max_abs_residual) for k in checks],
                     "rmse": [_f(k.rmse) for k in checks], "drift_ok": [k.drift_ok for k in checks],
