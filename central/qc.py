@@ -130,11 +130,21 @@ def target_terms(target_s: np.ndarray, cylinders: list[str], calibration_end_s: 
     if long_term:
         return ["long" if c in long_term else "short" for c in cylinders]
     ends = np.sort(np.asarray(calibration_end_s, dtype=float))
-    out = []
-    for t in np.asarray(target_s, dtype=float):
-        i = np.searchsorted(ends, t, side="right") - 1
-        out.append("long" if i >= 0 and 0 <= t - ends[i] <= window_s else "short")
-    return out
+    t = np.asarray(target_s, dtype=float)
+    if ends.size == 0:
+        return ["short"] * t.size
+    i = np.searchsorted(ends, t, side="right") - 1  # the latest calibration that ended by t
+    since = t - ends[np.maximum(i, 0)]
+    return np.where((i >= 0) & (since >= 0) & (since <= window_s), "long", "short").tolist()
+
+
+def _horner(coefficients: list[float], x: float) -> float:
+    """evaluate_fit in plain floats, in numpy polyval's order (Horner from the highest order): the
+    same float."""
+    v = 0.0
+    for c in reversed(coefficients):
+        v = float(c) + v * x
+    return v
 
 
 def evaluate_fit(coefficients: list[float], x: float) -> float:
@@ -161,11 +171,12 @@ def calibration_checks(time_s: np.ndarray, coefficients: list[list[float]], resi
     out: list[CalibrationCheck] = []
     prev = np.nan
     for t, c, r, e in zip(time_s, coefficients, residuals, rmse):
-        v = evaluate_fit(c, reference) if c else np.nan
+        v = _horner(c, reference) if c else np.nan
         drift = v - prev
-        res = np.abs(np.asarray(r, dtype=float))
-        mx = float(res.max()) if res.size else np.nan
-        rm = float(e) if e is not None else (float(np.sqrt(np.mean(res**2))) if res.size else np.nan)
+        # plain floats: numpy's per-call overhead is most of the time on a year's few-point fits
+        res = [np.nan if x is None else abs(float(x)) for x in r]
+        mx = (np.nan if any(x != x for x in res) else max(res)) if res else np.nan  # NaN propagates, as np.max
+        rm = float(e) if e is not None else (float(np.sqrt(np.mean(np.asarray(r, dtype=float)**2))) if r else np.nan)
         out.append(CalibrationCheck(int(t), v, float(drift), mx, rm,
                                     bool(not np.isfinite(drift) or abs(drift) <= goal),
                                     bool(not np.isfinite(mx) or mx <= goal)))

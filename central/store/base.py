@@ -369,6 +369,20 @@ class CentralStore(Protocol):
 
     def targets(self, station: str, start: datetime, end: datetime) -> list[StoredTarget]: ...
 
+    def target_biases(self, station: str, start: datetime, end: datetime) -> list[tuple[datetime, str, str, float]]:
+        """(time, cylinder, species, bias) of every target value with a bias, runs in [start, end), time order."""
+        ...
+
+    def calibration_ends(self, station: str, start: datetime, end: datetime) -> list[datetime]:
+        """time_end of the calibrations whose time_start lies in [start, end)."""
+        ...
+
+    def calibration_fit_rows(self, station: str, start: datetime, end: datetime
+                             ) -> list[tuple[datetime, str, str, list[float], list[float], float | None]]:
+        """(time_start, id, species, coefficients, residuals, rmse) of the fits of calibrations
+        starting in [start, end), by species then time."""
+        ...
+
     def held_seqs(self, station: str, store: str | None = None) -> list[int]:
         """Every seq stored for the station's `store` (None: the legacy store), any kind, sorted
         (dead letters not included)."""

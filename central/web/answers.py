@@ -117,7 +117,10 @@ class Answers:
             if path == "/api/monthly":
                 return views.monthly(st, station, q["stream"], q["species"], start, end)
             if path == "/api/targets":
-                return views.targets(st, cfg, station, start, end)
+                # a long window: each series' daily mean bias (a year is 1,460 runs a cylinder pair)
+                by_day = end - start > timedelta(days=daily.DAILY_AFTER_DAYS)
+                return {**views.targets(st, cfg, station, start, end, by_day=by_day),
+                        "resolution": "day" if by_day else "run"}
             if path == "/api/calibrations":
                 return views.calibrations(st, cfg, station, start, end)
             if path == "/api/completeness":

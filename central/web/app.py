@@ -203,7 +203,11 @@ def create_app(config: CentralConfig, store: Any, now=lambda: datetime.now(UTC),
     @app.get("/api/targets", tags=["read"])
     def targets(request: Request, caller: Viewer, station: Station, days: Days = None, from_: From = None,
                 to: To = None) -> Any:
-        """Target bias per cylinder, short/long term, with the goal."""
+        """Target bias per cylinder, short/long term, with the goal; `resolution` says "run".
+
+        A window longer than 60 days is answered by day (`resolution` "day"): per series, `time`
+        (the UTC day's start), `bias` (mean of the day's runs) and `n` (runs); the `summary` is
+        always of every run."""
         return read(request)
 
     @app.get("/api/calibrations", tags=["read"])

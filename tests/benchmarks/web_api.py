@@ -16,8 +16,14 @@ For each call: p50/p95/max latency over ROUNDS random stations and the SQL state
 365-day page is loaded twice per round, interleaved on the same station: its daily means summed
 from the hourly table (as before the daily table) and read from the daily table the aggregator
 keeps (central/store/daily.py, filled here after the COPY as the aggregator fills it), so the two
-see the same load; the machine's load average is printed with the figures. Prints the figures;
-asserts nothing about speed. Drops its schema at the end.
+see the same load; the machine's load average is printed with the figures. A fourth page, also
+interleaved, serves /api/targets and /api/calibrations as they were before they read only the
+columns they need (store.target_biases, calibration_fit_rows) and before /api/targets answered a
+long window by day: every run's and calibration's record (store.targets, store.calibrations, JSON
+of standards decoded), formatted by strftime and parsed back, every run sent
+(`_before_targets`, `_before_calibrations` below, the code as it was; their answers are checked
+equal to views.targets/calibrations by run on three stations first). Prints the
+figures; asserts nothing about speed. Drops its schema at the end.
 
   .venv/bin/python tests/benchmarks/web_api.py [--rounds 30] [--dsn postgresql://...]
 """
@@ -41,10 +47,13 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from central import views
 from central.config import CentralConfig
+from central.qc import CalibrationCheck, bias_summary
 from central.store.postgres import PostgresStore
 from central.users import Accounts
 from central.web import WebServer, daily
+from ghgnet.timeutil import iso_utc
 
 STATIONS = 50
 HOURS = 8760
@@ -122,6 +131,83 @@ def load(dsn: str, end: datetime) -> list[str]:
     return names
 
 
+# -- /api/targets and /api/calibrations as they were (the "before" page): every record, then strftime --
+
+
+def _before_target_terms(target_s, cylinders, calibration_end_s, long_term=None, window_s=2 * 3600.0):
+    if long_term:
+        return ["long" if c in long_term else "short" for c in cylinders]
+    ends = np.sort(np.asarray(calibration_end_s, dtype=float))
+    out = []
+    for t in np.asarray(target_s, dtype=float):
+        i = np.searchsorted(ends, t, side="right") - 1
+        out.append("long" if i >= 0 and 0 <= t - ends[i] <= window_s else "short")
+    return out
+
+
+def _before_calibration_checks(time_s, coefficients, residuals, rmse, reference, goal):
+    out, prev = [], np.nan
+    for t, c, r, e in zip(time_s, coefficients, residuals, rmse):
+        v = float(np.polynomial.polynomial.polyval(reference, np.asarray(c, dtype=float))) if c else np.nan
+        drift = v - prev
+        res = np.abs(np.asarray(r, dtype=float))
+        mx = float(res.max()) if res.size else np.nan
+        rm = float(e) if e is not None else (float(np.sqrt(np.mean(res**2))) if res.size else np.nan)
+        out.append(CalibrationCheck(int(t), v, float(drift), mx, rm,
+                                          bool(not np.isfinite(drift) or abs(drift) <= goal),
+                                          bool(not np.isfinite(mx) or mx <= goal)))
+        prev = v
+    return out
+
+
+def _before_targets(store, config, station, start, end, by_day=False):  # before: every run, whatever the window
+    _f = views._f
+    runs = store.targets(station, start, end)
+    cals = store.calibrations(station, start - timedelta(days=1), end)
+    terms = _before_target_terms(np.array([r.time.timestamp() for r in runs]), [r.cylinder for r in runs],
+                                 np.array([c.time_end.timestamp() for c in cals]),
+                                 set(config.station(station).long_term_targets))
+    series: dict = {}
+    for run, term in zip(runs, terms):
+        for sp, v in run.values.items():
+            if v.bias is None:
+                continue
+            g = series.setdefault((run.cylinder, sp, term), {"time": [], "bias": []})
+            g["time"].append(iso_utc(run.time))
+            g["bias"].append(v.bias)
+    out = []
+    for (cyl, sp, term), g in sorted(series.items()):
+        goal = config.qc.goals.get(sp, float("nan"))
+        t = np.array([datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp() for x in g["time"]])
+        s = bias_summary(t, np.array(g["bias"]), goal)
+        out.append({"cylinder": cyl, "species": sp, "term": term, "goal": _f(goal), **g,
+                    "summary": {"n": s.n, "mean": _f(s.mean), "std": _f(s.std), "latest": _f(s.latest),
+                                "drift_per_year": _f(s.drift_per_year), "n_outside_goal": s.n_outside_goal,
+                                "within_goal": s.within_goal}})
+    return {"station": station, "targets": out}
+
+
+def _before_calibrations(store, config, station, start, end):
+    _f = views._f
+    cals = store.calibrations(station, start, end)
+    out = []
+    for sp in sorted({sp for c in cals for sp in c.fits}):
+        with_fit = [c for c in cals if sp in c.fits]
+        goal = config.qc.goals.get(sp, float("nan"))
+        ref = config.qc.drift_reference.get(sp, float("nan"))
+        checks = _before_calibration_checks(np.array([int(c.time_start.timestamp()) for c in with_fit]),
+                                            [c.fits[sp].coefficients for c in with_fit],
+                                            [c.fits[sp].residuals for c in with_fit],
+                                            [c.fits[sp].rmse for c in with_fit], ref, goal)
+        out.append({"species": sp, "goal": _f(goal), "reference": _f(ref),
+                    "time": [iso_utc(c.time_start) for c in with_fit], "id": [c.id for c in with_fit],
+                    "value_at_reference": [_f(k.value_at_reference) for k in checks],
+                    "drift": [_f(k.drift) for k in checks], "max_abs_residual": [_f(k.max_abs_residual) for k in checks],
+                    "rmse": [_f(k.rmse) for k in checks], "drift_ok": [k.drift_ok for k in checks],
+                    "residuals_ok": [k.residuals_ok for k in checks]})
+    return {"station": station, "calibrations": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=30)
@@ -172,31 +258,42 @@ def run(args, names: list[str]) -> None:
     year = ["/api/hourly?station={s}&days=365", "/api/targets?station={s}&days=365",
             "/api/calibrations?station={s}&days=365", "/api/flags?station={s}",
             "/api/events?station={s}&days=365", "/api/completeness?station={s}&days=365"]
-    pages = {  # name: (calls, daily means from the daily table)
+    pages = {  # name: (calls, daily means from the daily table, target/calibration history as now)
         "station page (30 days)": (["/api/hourly?station={s}&days=30", "/api/targets?station={s}&days=30",
                                     "/api/calibrations?station={s}&days=30", "/api/flags?station={s}",
                                     "/api/events?station={s}&days=30", "/api/completeness?station={s}&days=30"],
-                                   True),
-        "station page (365 days), daily means summed from the hourly table (before)": (year, False),
-        "station page (365 days), daily means from the daily table": (year, True),
-        "station table / map": (["/api/fleet"], True),
+                                   True, True),
+        "station page (365 days), daily means summed from the hourly table (before)": (year, False, True),
+        "station page (365 days), target/calibration history from every record (before)": (year, True, False),
+        "station page (365 days), as now": (year, True, True),
+        "station table / map": (["/api/fleet"], True, True),
     }
     summed = daily.daily_series
+    history = views.targets, views.calibrations
     rng = random.Random(2)
-    times = {p: {c: [] for c in calls} for p, (calls, _) in pages.items()}
-    queries = {p: {c: [] for c in calls} for p, (calls, _) in pages.items()}
-    sizes = {p: {c: [] for c in calls} for p, (calls, _) in pages.items()}
+    times = {p: {c: [] for c in calls} for p, (calls, *_) in pages.items()}
+    queries = {p: {c: [] for c in calls} for p, (calls, *_) in pages.items()}
+    sizes = {p: {c: [] for c in calls} for p, (calls, *_) in pages.items()}
     page_times: dict[str, list[float]] = {p: [] for p in pages}
+    end = datetime.now(UTC)
+    for s in names[:3]:  # the answers are the same before and now
+        for now, before in zip(history, (_before_targets, _before_calibrations)):
+            a, b = (f(store, config, s, end - timedelta(days=365), end) for f in (now, before))
+            assert a == b, (now.__name__, s)
+    print("/api/targets and /api/calibrations: the same answers as before (3 stations, 365 days)")
     load_before = os.getloadavg()
     try:
         get(pages["station page (30 days)"][0][0].format(s=names[0]))  # warm
         for k in range(args.rounds):
             s = rng.choice(names)
-            for page, (calls, from_table) in pages.items():
+            for page, (calls, from_table, history_now) in pages.items():
                 if "fleet" in calls[0] and k % 3:
                     continue  # the table and map: a third of the rounds
                 # before the daily table: every day summed from the hours (central/web/daily.py)
                 daily.daily_series = summed if from_table else functools.partial(summed, from_table=False)
+                # before: every target run's and calibration's record (answers.py calls views.*)
+                views.targets, views.calibrations = history if history_now else (_before_targets,
+                                                                                 _before_calibrations)
                 total = 0.0
                 for c in calls:
                     took, n, size = get(c.format(s=s))
@@ -206,10 +303,11 @@ def run(args, names: list[str]) -> None:
                     total += took
                 page_times[page].append(total)
         daily.daily_series = summed
+        views.targets, views.calibrations = history
         load_after = os.getloadavg()
         print(f"\nload average (1, 5, 15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, after "
               f"{' '.join(f'{x:.2f}' for x in load_after)}, on {os.cpu_count()} cores")
-        for page, (calls, _) in pages.items():
+        for page, (calls, *_) in pages.items():
             pt = page_times[page]
             print(f"\n{page}: {len(pt)} loads, SQL statements per load {sum(max(q) for q in queries[page].values())}, "
                   f"page p50 {statistics.median(pt) * 1000:.0f} ms, "

@@ -95,3 +95,21 @@ def test_station_state_down_on_will_or_after_two_intervals():
     assert station_state("up", now - timedelta(seconds=59), 30.0, now).state == "up"
     assert station_state("up", now - timedelta(seconds=61), 30.0, now).state == "down"
     assert station_state("up", now - timedelta(seconds=100), None, now, default_interval_s=60).state == "up"
+
+
+def test_target_terms_take_the_latest_calibration_before_each_run():
+    ends = np.array([50_000.0, 10_000.0])  # not in order
+    runs = np.array([9_999.0, 10_000.0, 17_200.0, 17_201.0, 50_100.0, 49_999.0])
+    assert target_terms(runs, ["A"] * 6, ends) == ["short", "long", "long", "short", "long", "short"]
+    assert target_terms(runs[:2], ["A", "A"], np.array([])) == ["short", "short"]
+    assert target_terms(np.array([]), [], ends) == []
+
+
+def test_calibration_checks_evaluate_the_fit_as_numpy_and_keep_nan_residuals():
+    coefs = [[0.1, 1.0002, -3e-7], [0.12, 0.9999, 1e-7]]
+    checks = calibration_checks(np.array([0, 10]), coefs, [[0.01, float("nan"), -0.03], []], [None, None],
+                                reference=420.0, goal=0.1)
+    assert [k.value_at_reference for k in checks] == [
+        float(np.polynomial.polynomial.polyval(420.0, np.array(c))) for c in coefs]
+    assert np.isnan(checks[0].max_abs_residual) and checks[0].residuals_ok
+    assert np.isnan(checks[1].max_abs_residual) and np.isnan(checks[1].rmse)

@@ -156,7 +156,9 @@ async function showStation(station) {
     animation: false, legend: {type: "scroll"}, tooltip: {trigger: "item"},
     grid: {left: 70, right: 30, top: 40, bottom: 70}, xAxis: timeAxis, yAxis: valueAxis("bias"), dataZoom: zoom,
     series: targets.targets.map((t, k) => ({
-      type: "scatter", name: `${t.cylinder} ${t.species} (${t.term})`, symbolSize: 6, data: t.time.map((x, i) => [x, t.bias[i]]),
+      // a long window comes as the daily mean bias of each series (targets.resolution "day")
+      type: "scatter", name: `${t.cylinder} ${t.species} (${t.term}${targets.resolution === "day" ? ", daily means" : ""})`,
+      symbolSize: 6, data: t.time.map((x, i) => [x, t.bias[i]]),
       markArea: k === 0 && goal ? {silent: true, itemStyle: {color: "rgba(42,122,42,0.10)"}, data: [[{yAxis: -goal}, {yAxis: goal}]]} : undefined,
     })),
   });

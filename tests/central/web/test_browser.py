@@ -76,5 +76,8 @@ def test_log_in_see_the_map_and_zoom_a_chart(served, tmp_path):
         assert "co2 (daily means of valid hours)" in headings, headings
         points = driver.execute_script("return charts['ts-co2'].getOption().series[0].data.length")
         assert points == 3, points  # three days of data, one point a day
+        # and the target bias as daily means, the legend says so
+        names = driver.execute_script("return charts['targets'].getOption().series.map(s => s.name)")
+        assert names and all(n.endswith(", daily means)") for n in names), names
     finally:
         driver.quit()
