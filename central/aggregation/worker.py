@@ -32,6 +32,7 @@ from ..config import CentralConfig
 from ..qc import SpikeParams, detect_spikes
 from ..store import open_configured_store
 from ..store.hourly import HOUR, HourlyRow, ManualFlag
+from ..store_thread import StoreThread
 from .hourly_stats import (
     HOUR_S,
     VALID_MINUTE_FLAGS,
@@ -200,58 +201,29 @@ def aggregate_all(store, config: CentralConfig, now: Callable[[], datetime] = la
     return total
 
 
-class Aggregator:
+class Aggregator(StoreThread):
     """The aggregation thread of a receiver process, with its own store connection."""
+
+    thread_name = "central-aggregator"
+    failure_event = "aggregation_failed"
 
     def __init__(self, config: CentralConfig, now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  open_store: Callable[[], object] | None = None) -> None:
+        super().__init__(open_store or (lambda: open_configured_store(config)), lambda: config.aggregate.interval_s)
         self.config = config
         self._now = now
-        self._open_store = open_store
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.passes = 0
-        self.errors = 0
         self.idle = threading.Event()
         """Set after a pass that found no dirty hour."""
 
-    def start(self) -> Aggregator:
-        self._thread = threading.Thread(target=self._loop, name="central-aggregator", daemon=True)
-        self._thread.start()
-        return self
+    def run_pass(self, store) -> bool:
+        r = aggregate_pass(store, self.config, self._now())
+        self.passes += 1
+        if r.hours:
+            log.debug("aggregated", hours=r.hours, rows=r.rows)
+            return True  # more may be waiting: no pause between full passes
+        self.idle.set()
+        return False
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        store = None
-        try:
-            while not self._stop.is_set():
-                try:
-                    if store is None:
-                        store = (self._open_store or (lambda: open_configured_store(self.config)))()
-                    r = aggregate_pass(store, self.config, self._now())
-                    self.passes += 1
-                    if r.hours:
-                        log.debug("aggregated", hours=r.hours, rows=r.rows)
-                        continue  # more may be waiting: no pause between full passes
-                    self.idle.set()
-                except Exception as exc:  # a bad pass must not end aggregation for good
-                    self.errors += 1
-                    log.warning("aggregation_failed", error=str(exc))
-                    if store is not None:
-                        try:
-                            store.close()
-                        except Exception:
-                            pass
-                        store = None
-                self._stop.wait(self.config.aggregate.interval_s)
-                self.idle.clear()
-        finally:
-            if store is not None:
-                store.close()
+    def after_pause(self) -> None:
+        self.idle.clear()

@@ -9,7 +9,6 @@ values waiting to cross a threshold live in memory (a restart starts them again)
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ import structlog
 from ..config import CentralConfig
 from ..store import open_configured_store
 from ..store.operations import AlarmChange, alarm_key
+from ..store_thread import StoreThread
 from .config import LOWER_IS_WORSE
 from .notify import Notifier
 from .rules import decide, measure, snapshot
@@ -74,53 +74,29 @@ class AlarmEvaluator:
         return changes
 
 
-class AlarmThread:
+class AlarmThread(StoreThread):
     """The receiver's alarm evaluation: a thread with its own store connection, and the notifier."""
+
+    thread_name = "central-alarms"
+    failure_event = "alarm_evaluation_failed"
 
     def __init__(self, config: CentralConfig, now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  open_store: Callable[[], object] | None = None) -> None:
+        super().__init__(open_store or (lambda: open_configured_store(config)), lambda: config.alarms.interval_s)
         self.config = config
         self._now = now
-        self._open_store = open_store or (lambda: open_configured_store(config))
         self.notifier = Notifier(config.alarms)
         self.evaluator = AlarmEvaluator(config, self.notifier.submit)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.errors = 0
+
+    def run_pass(self, store) -> bool:
+        self.evaluator.evaluate(store, self._now())
+        return False
 
     def start(self) -> AlarmThread:
         self.notifier.start()
-        self._thread = threading.Thread(target=self._loop, name="central-alarms", daemon=True)
-        self._thread.start()
+        super().start()
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        super().stop(timeout_s)
         self.notifier.stop(timeout_s)
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        store = None
-        try:
-            while not self._stop.is_set():
-                try:
-                    if store is None:
-                        store = self._open_store()
-                    self.evaluator.evaluate(store, self._now())
-                except Exception as exc:  # a bad pass must not end the alarms for good
-                    self.errors += 1
-                    log.warning("alarm_evaluation_failed", error=str(exc))
-                    if store is not None:
-                        try:
-                            store.close()
-                        except Exception:
-                            pass
-                        store = None
-                self._stop.wait(self.config.alarms.interval_s)
-        finally:
-            if store is not None:
-                store.close()

@@ -11,7 +11,6 @@ logged (`mp_refitted`: coefficients, hours, residuals); a window that cannot be 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +18,7 @@ import structlog
 
 from ..config import CentralConfig
 from ..store import open_configured_store
+from ..store_thread import StoreThread
 from .config import MediumPrecisionSite
 from .fit import FitError
 from .service import Calibration, calibrate, site_label
@@ -39,34 +39,22 @@ def refit_window(m: MediumPrecisionSite, now: datetime) -> tuple[datetime, datet
     return end - timedelta(days=m.refit_window_days), end
 
 
-class Refitter:
+class Refitter(StoreThread):
     """The scheduled-refit thread of a receiver process."""
+
+    thread_name = "central-mp-refit"
+    failure_event = "mp_refit_error"
 
     def __init__(self, config: CentralConfig, now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  poll_s: float = POLL_S) -> None:
+        super().__init__(lambda: open_configured_store(config), lambda: self.poll_s)
         self.config = config
         self.sites = scheduled(config)
         self._now = now
         self.poll_s = poll_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last: dict[str, datetime] = {}  # label -> time of the last attempt
         self.fitted: list[Calibration] = []
         self.failed = 0
-        self.errors = 0
-
-    def start(self) -> Refitter:
-        self._thread = threading.Thread(target=self._loop, name="central-mp-refit", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def due(self, store, m: MediumPrecisionSite, now: datetime) -> bool:
         label = site_label(m)
@@ -95,29 +83,11 @@ class Refitter:
         self.fitted.append(cal)
         return cal
 
-    def _loop(self) -> None:
-        store = None
-        try:
-            while not self._stop.is_set():
-                try:
-                    if store is None:
-                        store = open_configured_store(self.config)
-                    now = self._now()
-                    for m in self.sites:
-                        if self._stop.is_set():
-                            break
-                        if self.due(store, m, now):
-                            self.refit(store, m, now)
-                except Exception as exc:  # a bad pass must not end the refits for good
-                    self.errors += 1
-                    log.warning("mp_refit_error", error=repr(exc))
-                    if store is not None:
-                        try:
-                            store.close()
-                        except Exception:
-                            pass
-                        store = None
-                self._stop.wait(self.poll_s)
-        finally:
-            if store is not None:
-                store.close()
+    def run_pass(self, store) -> bool:
+        now = self._now()
+        for m in self.sites:
+            if self._stop.is_set():
+                break
+            if self.due(store, m, now):
+                self.refit(store, m, now)
+        return False

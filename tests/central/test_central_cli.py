@@ -80,7 +80,7 @@ def test_export_minute_csv_columns_and_rows(tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert list(rows[0]) == (["time_utc", "station", "seq", "store", "device", "serial", "stream"]
                              + [f"{sp}_{f}" for sp in ("co2", "ch4")
-                                for f in ("mean", "std", "n", "raw_mean", "cal_mean", "flag")]
+                                for f in ("mean", "std", "n", "raw_mean", "cal_mean", "u", "flag")]
                              + ["h2o", "flag", "reasons", "station_flag", "manual_flag_ids", "manual_reason",
                                 "calibration_id", "version", "processing", "reprocess_run"])
     assert [(x["version"], x["processing"], x["reprocess_run"]) for x in rows] == [("1", "station", "")] * 2
