@@ -1,7 +1,7 @@
 """A medium-precision sensor calibrated by central against a co-located high-precision analyzer,
 hardware in the loop: configs/sites/k30-colocated (a Senseair K30 whose CO2 depends on temperature,
 humidity and pressure and drifts 1 ppm a day, a Picarro G2401 in the same air, a Vaisala PTU300 for
-T/RH/P) as real processes for four simulated days at 1440x; the station agent forwards its minutes
+T/RH/P) as real processes for four simulated days at 2880x; the station agent forwards its minutes
 over a real mosquitto to a real central receiver; `central-receiver medium-precision calibrate`
 fits the K30's model against the Picarro and `export` gives the corrected hours, which must come
 within 1 ppm of the simulator's truth (the K30's true dry CO2, hour by hour), where the
@@ -26,7 +26,7 @@ from ghgnet.timeutil import iso_utc, parse_utc
 from station_agent.storage.store import StationStore
 
 pytestmark = pytest.mark.slow
-SPEED = 1440.0
+SPEED = 2880.0
 DAYS = 4
 MIN_MINUTES = 30
 
