@@ -599,6 +599,8 @@ def reprocess(
                                           "between a station's calibrations and list the pending reprocess runs "
                                           "(central/reprocess/revisions.py)")] = False,
     run: Annotated[bool, typer.Option("--run", help="with --pending: run each pending reprocess")] = False,
+    record: Annotated[bool, typer.Option("--record", help="record the --cylinders values as pending revisions "
+                                         "of --station from --from to --to (run later by --pending --run)")] = False,
 ) -> None:
     """Reprocess a station's period at central: refit its calibrations with the revised cylinder
     values, interpolate coefficients in time between them, recalibrate each minute's raw dry mean,
@@ -622,6 +624,9 @@ def reprocess(
         typer.echo(f"error: {', '.join(missing)} missing (or give --pending)", err=True)
         raise typer.Exit(2)
     start, end = _time(from_, "--from"), _time(to, "--to")
+    if record:
+        _reprocess_record(config, station, start, end, cylinders)
+        return
     if from_raw and from_stored:
         typer.echo("error: --from-raw and --from-stored: choose one", err=True)
         raise typer.Exit(2)
@@ -648,6 +653,38 @@ def reprocess(
     finally:
         store.close()
     typer.echo(json.dumps(summary.as_dict()) if as_json else summary.text())
+
+
+def _reprocess_record(config: Path, station: str, start: datetime, end: datetime, cylinders: Path | None) -> None:
+    """`reprocess --record`: an operator's cylinder revisions recorded as pending reprocess runs."""
+    from ghgnet.logs import configure_logging
+
+    from .reprocess import CylinderFileError, load_revised_values
+    from .reprocess.revisions import describe, record_revisions
+
+    if cylinders is None:
+        typer.echo("error: --record needs --cylinders (the revised values)", err=True)
+        raise typer.Exit(2)
+    cfg = _load(config)
+    configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
+    try:
+        revised = load_revised_values(cylinders)
+    except CylinderFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    store = _open_store(cfg)
+    try:
+        rows = record_revisions(store, station, start, end, revised, datetime.now(UTC))
+        rows = [r for r in store.scale_revisions() if any(
+            (r.cylinder, r.species, r.time_to) == (x.cylinder, x.species, x.time_to) for x in rows)]
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    typer.echo(f"{len(rows)} revision(s) recorded as pending")
+    for r in rows:
+        typer.echo(describe(r))
 
 
 def _reprocess_pending(config: Path, run: bool, operator: str | None, as_json: bool) -> None:

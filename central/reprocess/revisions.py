@@ -19,8 +19,12 @@ period are refitted with it too; the first calibration on the new value already 
 A run clears the revision (run id, time); one that fails (no minutes in the period, a value that
 cannot be converted) stays pending with the reason as its note.
 
-A value the station changed back and forth makes one revision per change. Operators' own records of
-a revision (without a calibration that shows it) go through `central-receiver reprocess --cylinders`.
+A value the station changed back and forth makes one revision per change.
+
+An operator records a revision the calibrations do not show (a cylinder re-certified after the
+fact) with `record_revisions` (`central-receiver reprocess --record --station --from --to
+--cylinders FILE`): each revised value becomes a pending revision of that period, its old value and
+scale the last the station's calibrations in the period used, run like the detected ones.
 """
 
 from __future__ import annotations
@@ -102,6 +106,42 @@ def detect_revisions(store, now: datetime) -> list[ScaleRevision]:
                         note=r.note)
         new += fresh
     return new
+
+
+def record_revisions(store, station: str, start: datetime, end: datetime, revised: Iterable[RevisedValue],
+                     now: datetime) -> list[ScaleRevision]:
+    """Operators' revisions as pending (module docstring); returns those recorded (one already
+    recorded for the same station, cylinder, species and period end is not recorded again).
+    Raises ValueError, recording nothing, for a cylinder no calibration of the period used or a
+    value that cannot be converted to the current scale."""
+    if end <= start:
+        raise ValueError("--to must be after --from")
+    last: dict[tuple[str, str], tuple[float, str]] = {}
+    for cal in sorted(store.calibrations(station, start, end), key=lambda c: (c.time_start, c.id)):
+        for s in cal.standards:
+            for sp, v in (s.get("assigned") or {}).items():
+                if v is not None:
+                    last[(s.get("cylinder"), sp)] = (float(v), _canonical(sp, (s.get("scale") or {}).get(sp, "")))
+    rows: list[ScaleRevision] = []
+    for r in revised:
+        old = last.get((r.cylinder, r.species))
+        if old is None:
+            raise ValueError(f"{r.cylinder} {r.species}: no calibration of station {station!r} from "
+                             f"{start.isoformat()} to {end.isoformat()} used this cylinder")
+        scale = _canonical(r.species, r.scale)
+        value, _u, current = scales.to_current(r.species, r.value, scale, r.uncertainty)
+        rows.append(ScaleRevision(station, r.cylinder, r.species, old[0], old[1], r.value, scale, value, current,
+                                  start, end, now, "recorded by an operator"))
+    known = {(x.station, x.cylinder, x.species, x.time_to) for x in store.scale_revisions(pending_only=False)}
+    fresh = [x for x in rows if (x.station, x.cylinder, x.species, x.time_to) not in known]
+    if fresh:
+        store.add_scale_revisions(fresh)
+    for x in fresh:
+        log.warning("scale_revision_pending", station=x.station, cylinder=x.cylinder, species=x.species,
+                    old=f"{x.old_value:g} {x.old_scale}", new=f"{x.new_value:g} {x.new_scale}",
+                    revised=x.revised_value, time_from=x.time_from.isoformat(), time_to=x.time_to.isoformat(),
+                    note=x.note)
+    return fresh
 
 
 def describe(r: ScaleRevision) -> str:

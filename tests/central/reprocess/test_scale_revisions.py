@@ -128,3 +128,34 @@ def test_the_cli_lists_pending_runs_and_runs_them(tmp_path: Path, structlog_rest
     assert r.exit_code == 2 and "--run goes with --pending" in r.output
     r = CliRunner().invoke(app, ["reprocess", "--config", str(cfg), "--station", "st-a"])
     assert r.exit_code == 2 and "--from, --to missing" in r.output
+    cyl = tmp_path / "revised.csv"
+    cyl.write_text("cylinder,species,value,scale\nCAL-LOW,co2,380.2,WMO-CO2-X2019\n")
+    r = CliRunner().invoke(app, ["reprocess", "--config", str(cfg), "--record", "--station", "st-a", "--from",
+                                 "2026-03-01", "--to", "2026-03-01T04:00:00Z", "--cylinders", str(cyl)])
+    assert r.exit_code == 0, r.output
+    assert "1 revision(s) recorded as pending" in r.stdout and "CAL-LOW co2: 380 WMO-CO2-X2019 -> 380.2" in r.stdout
+    r = CliRunner().invoke(app, ["reprocess", "--config", str(cfg), "--pending"])
+    assert "pending: 1" in r.stdout
+
+
+def test_an_operator_records_a_revision_and_it_runs_like_a_detected_one(store):
+    """No calibration shows it: CAL-SPAN re-certified at 460.5 on X2007 after the fact, recorded for
+    00:00-04:00; the run refits with 1.00079 * 460.5 - 0.142 (X2019) = 460.7218 by hand, so a raw
+    420 becomes 380 + 40 * 80.7218 / 80 = 420.3609."""
+    from central.reprocess import RevisedValue
+    from central.reprocess.revisions import record_revisions
+
+    fill(store, calibration(1, 0, (380.0, X2019), (460.0, X2019)), calibration(2, 4, (380.0, X2019), (460.0, X2019)))
+    assert detect_revisions(store, NOW) == []
+    with pytest.raises(ValueError, match="CAL-TYPO co2: no calibration"):
+        record_revisions(store, "st-a", T0, T0 + timedelta(hours=4), [RevisedValue("CAL-TYPO", "co2", 1.0)], NOW)
+    (rec,) = record_revisions(store, "st-a", T0, T0 + timedelta(hours=4),
+                              [RevisedValue("CAL-SPAN", "co2", 460.5, "X2007")], NOW)
+    converted = 1.00079 * 460.5 - 0.142
+    assert (rec.old_value, rec.old_scale, rec.new_scale) == (460.0, X2019, X2007)
+    assert rec.revised_value == pytest.approx(converted, abs=1e-9)
+    (result,) = run_pending(store, CONFIG, "op", NOW)
+    assert result.error is None
+    latest = list(store.minute_versions("st-a", T0, T0 + timedelta(hours=4), "latest"))
+    assert all(m.species["co2"].cal_mean == pytest.approx(380.0 + 40.0 * (converted - 380.0) / 80.0) for m in latest)
+    assert store.scale_revisions() == []
