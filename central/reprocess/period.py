@@ -12,7 +12,8 @@ What a run does, in order:
    station's limits, the operators' K flags excluding the raw samples they cover), otherwise each
    minute's latest stored version, its raw dry means (`source`: "auto" the default, "raw" requires
    the archive, "stored" ignores it); and applies, per analyzer, coefficients interpolated linearly in
-   time between the bracketing calibrations to each minute's raw (uncalibrated dry) mean. Flags and
+   time between the bracketing calibrations to each minute's raw (uncalibrated dry) mean, and the
+   fits' covariance interpolated the same way for each minute's `u` (calibrations.py). Flags and
    reason codes are the station's (its automatic QC; recomputed with its limits when rebuilt from
    raw), `uncalibrated` set as the station sets it.
 3. Writes the minutes whose values, flag or calibrations differ from their latest version as a new

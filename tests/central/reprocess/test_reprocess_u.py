@@ -55,3 +55,25 @@ def test_a_reprocessed_minute_carries_the_hand_computed_u(store):
     latest = list(store.minute_versions("st-a", T0, T0 + timedelta(hours=3), "latest"))
     assert len(latest) == 1 and latest[0].run_id == s.run_id
     assert math.isclose(latest[0].species["co2"].u, hand, rel_tol=1e-6)
+
+
+def test_the_reprocessed_hour_carries_the_u_of_its_minutes(store):
+    """Ten minutes 01:00-01:09 as above: each minute's calibration variance by hand (its own w);
+    the hour's u = sqrt(mean of the calibration variances + repeatability^2 / N) (systematic part
+    by its root mean square, the random part as a standard error of the mean:
+    ghgnet.processing.uncertainty.hourly_u)."""
+    a, b = calibration(1, T0, 380.0, 460.0), calibration(2, T0 + timedelta(hours=4), 370.0, 460.0)
+    store.store_batch(ParsedBatch("st-a", "calibration", RECEIVED, [a, b]), RECEIVED)
+    recs = [MinuteWire(seq=10 + i, time=T0 + timedelta(hours=1, minutes=i), device=DEVICE, stream="inlet:100m",
+                       species={"co2": SpeciesStats(mean=420.0, std=0.1, n=55, raw_mean=420.0, cal_mean=420.0)},
+                       flag="U", reasons=[], n_total=60, calibration_id=a.id) for i in range(10)]
+    store.store_batch(ParsedBatch("st-a", "minute", RECEIVED, recs), RECEIVED)
+    revised = [RevisedValue("CAL-LOW", "co2", 380.0, "WMO-CO2-X2019", 0.03),
+               RevisedValue("CAL-SPAN", "co2", 460.0, "WMO-CO2-X2019", 0.03)]
+    s = reprocess_period(store, CONFIG, "st-a", T0, T0 + timedelta(hours=3), revised, "u", "op", NOW)
+    assert (s.minutes, s.hours) == (10, 1)
+    var_cal = [(1 - w) * 0.5 * 0.0009 + w * 41 / 81 * 0.0009 for w in ((50 + i) / 240 for i in range(10))]
+    hand = math.sqrt(sum(var_cal) / 10 + 0.1**2 / 55 / 10)
+    (hour,) = [r for r in store.hourly_versions("st-a", T0, T0 + timedelta(hours=3), "latest")
+               if r.species == "co2" and r.run_id == s.run_id]
+    assert math.isclose(hour.u, hand, rel_tol=1e-6)
