@@ -579,9 +579,9 @@ def aggregate(
 @app.command()
 def reprocess(
     config: ConfigOpt,
-    station: Annotated[str, typer.Option("--station", help="station id")],
-    from_: Annotated[str, typer.Option("--from", help="start (inclusive), ISO 8601, UTC if no zone")],
-    to: Annotated[str, typer.Option("--to", help="end (exclusive), ISO 8601, UTC if no zone")],
+    station: Annotated[str | None, typer.Option("--station", help="station id")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="start (inclusive), ISO 8601, UTC if no zone")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="end (exclusive), ISO 8601, UTC if no zone")] = None,
     cylinders: Annotated[Path | None, typer.Option(
         "--cylinders", help="revised cylinder values: TOML ([[cylinders]] id, species, value, scale, uncertainty) "
         "or CSV (cylinder,species,value,scale,uncertainty)")] = None,
@@ -595,6 +595,12 @@ def reprocess(
     processing: Annotated[Path | None, typer.Option(
         "--processing", help="the station's config (TOML): its [processing] limits and the devices' "
         "water_correction, for minutes rebuilt from raw (default: the station's default limits)")] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="look for cylinders whose value or scale changed "
+                                          "between a station's calibrations and list the pending reprocess runs "
+                                          "(central/reprocess/revisions.py)")] = False,
+    run: Annotated[bool, typer.Option("--run", help="with --pending: run each pending reprocess")] = False,
+    record: Annotated[bool, typer.Option("--record", help="record the --cylinders values as pending revisions "
+                                         "of --station from --from to --to (run later by --pending --run)")] = False,
 ) -> None:
     """Reprocess a station's period at central: refit its calibrations with the revised cylinder
     values, interpolate coefficients in time between them, recalibrate each minute's raw dry mean,
@@ -607,7 +613,20 @@ def reprocess(
     from .reprocess import CylinderFileError, load_revised_values, reprocess_period
     from .reprocess.raw import load_station_processing
 
+    if pending or run:
+        if not pending:
+            typer.echo("error: --run goes with --pending", err=True)
+            raise typer.Exit(2)
+        _reprocess_pending(config, run, operator, as_json)
+        return
+    missing = [name for name, v in (("--station", station), ("--from", from_), ("--to", to)) if v is None]
+    if missing:
+        typer.echo(f"error: {', '.join(missing)} missing (or give --pending)", err=True)
+        raise typer.Exit(2)
     start, end = _time(from_, "--from"), _time(to, "--to")
+    if record:
+        _reprocess_record(config, station, start, end, cylinders)
+        return
     if from_raw and from_stored:
         typer.echo("error: --from-raw and --from-stored: choose one", err=True)
         raise typer.Exit(2)
@@ -634,6 +653,70 @@ def reprocess(
     finally:
         store.close()
     typer.echo(json.dumps(summary.as_dict()) if as_json else summary.text())
+
+
+def _reprocess_record(config: Path, station: str, start: datetime, end: datetime, cylinders: Path | None) -> None:
+    """`reprocess --record`: an operator's cylinder revisions recorded as pending reprocess runs."""
+    from ghgnet.logs import configure_logging
+
+    from .reprocess import CylinderFileError, load_revised_values
+    from .reprocess.revisions import describe, record_revisions
+
+    if cylinders is None:
+        typer.echo("error: --record needs --cylinders (the revised values)", err=True)
+        raise typer.Exit(2)
+    cfg = _load(config)
+    configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
+    try:
+        revised = load_revised_values(cylinders)
+    except CylinderFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    store = _open_store(cfg)
+    try:
+        rows = record_revisions(store, station, start, end, revised, datetime.now(UTC))
+        rows = [r for r in store.scale_revisions() if any(
+            (r.cylinder, r.species, r.time_to) == (x.cylinder, x.species, x.time_to) for x in rows)]
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    typer.echo(f"{len(rows)} revision(s) recorded as pending")
+    for r in rows:
+        typer.echo(describe(r))
+
+
+def _reprocess_pending(config: Path, run: bool, operator: str | None, as_json: bool) -> None:
+    """`reprocess --pending [--run]`: the detection pass, the pending list, and the runs."""
+    from ghgnet.logs import configure_logging
+
+    from .reprocess.revisions import describe, detect_revisions, run_pending
+
+    cfg = _load(config)
+    configure_logging(station=None, level=cfg.logging.level, fmt=cfg.logging.format, stream=sys.stderr)
+    store = _open_store(cfg)
+    try:
+        now = datetime.now(UTC)
+        new = detect_revisions(store, now)
+        results = run_pending(store, cfg, _user(operator), now) if run else []
+        rows = store.scale_revisions(pending_only=not run)
+        if run:
+            ran = {r.revision.id for r in results}
+            rows = [r for r in rows if r.id in ran]
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"new": len(new), "revisions": [
+            {"id": r.id, "station": r.station, "cylinder": r.cylinder, "species": r.species, "old_value": r.old_value,
+             "old_scale": r.old_scale, "new_value": r.new_value, "new_scale": r.new_scale,
+             "revised_value": r.revised_value, "revised_scale": r.revised_scale, "from": r.time_from.isoformat(),
+             "to": r.time_to.isoformat(), "run_id": r.run_id, "done": r.done_at is not None, "note": r.note}
+            for r in rows]}))
+        return
+    typer.echo(f"{len(new)} new cylinder revision(s) found; {'run' if run else 'pending'}: {len(rows)}")
+    for r in rows:
+        typer.echo(describe(r))
 
 
 @app.command()

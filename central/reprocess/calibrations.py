@@ -8,6 +8,13 @@ analyzer gets coefficients interpolated linearly in time between them (anchored 
 calibration's middle, `interpolated_coefficients`), the station's own rule for `recalibrate`
 (station_agent/storage/calibration_results.py); before the first or after the last calibration
 known, the nearest one alone; with none, it stays uncalibrated.
+
+Uncertainty: the fits' covariance is interpolated the same way, (1-w) C_before + w C_after with the
+coefficients' weight w (the station's `reprocessed_coefficients`: the two fits share their
+standards, so their errors are taken as fully correlated rather than averaging down), and each
+minute's `u` is ghgnet.processing.uncertainty.minute_parts of it, the minute's repeatability and
+its water correction, as ghgnet.processing.minute_record.apply_calibration computes it; a fit
+without covariance (two standards, no assigned uncertainty) leaves u None (unknown).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from ghgnet.processing.calibration import (
     fit_calibration,
     interpolated_coefficients,
 )
+from ghgnet.processing.uncertainty import WATER_RELATIVE_U, minute_parts
+from ghgnet.processing.water import G2401_FACTORY, as_water_coefficients
 
 from ..store.base import StoredCalibration
 from .cylinders import RevisedValue
@@ -86,21 +95,56 @@ class CalibrationTimeline:
             return {}, ()
         return {sp: np.asarray(c, dtype=float) for sp, c in one.coefficients().items()}, (one.id,)
 
+    def covariances_at(self, t: datetime) -> dict[str, np.ndarray | None]:
+        """The coefficients' covariance per species at `t`, interpolated linearly in time as the
+        coefficients are (module docstring); None for a species whose fit(s) have none."""
+        before, after = self.bracketing(t)
+        if before is None or after is None:
+            one = before or after
+            if one is None:
+                return {}
+            return {sp: None if f.covariance is None else np.asarray(f.covariance, dtype=float)
+                    for sp, f in one.fits.items()}
+        tb, ta = before.time.timestamp(), after.time.timestamp()
+        w = 0.0 if ta == tb else (t.timestamp() - tb) / (ta - tb)
+        out: dict[str, np.ndarray | None] = {}
+        for sp in before.fits.keys() & after.fits.keys():
+            cb, ca = before.fits[sp].covariance, after.fits[sp].covariance
+            if cb is None or ca is None:
+                out[sp] = None
+                continue
+            cb, ca = np.asarray(cb, dtype=float), np.asarray(ca, dtype=float)
+            k = max(len(cb), len(ca))
+            out[sp] = ((1.0 - w) * np.pad(cb, (0, k - len(cb))) + w * np.pad(ca, (0, k - len(ca))))
+        return out
+
 
 def calibrated_species(species: Mapping[str, Mapping[str, float | int | None]],
-                       coefficients: Mapping[str, np.ndarray]) -> tuple[dict[str, dict], bool]:
-    """A minute's species values (mean, std, n, raw_mean, cal_mean) with cal_mean = f(raw_mean),
-    as ghgnet.processing.minute_record.apply_calibration does it; and whether a species with data
-    stayed uncalibrated."""
+                       coefficients: Mapping[str, np.ndarray],
+                       covariances: Mapping[str, np.ndarray | None] | None = None,
+                       h2o: float | None = None,
+                       water: Mapping[str, object] | None = None) -> tuple[dict[str, dict], bool]:
+    """A minute's species values (mean, std, n, raw_mean, cal_mean, u) with cal_mean = f(raw_mean)
+    and u from the covariance, repeatability and water parts, as
+    ghgnet.processing.minute_record.apply_calibration does it (`water`: the analyzer's water
+    coefficients, default the G2401 factory ones as there); and whether a species with data stayed
+    uncalibrated."""
     out: dict[str, dict] = {}
     missing = False
+    covariances = covariances or {}
+    water_coefficients = {s: as_water_coefficients(c) for s, c in (water or G2401_FACTORY).items()}
     for sp, v in species.items():
         raw = v.get("raw_mean")
         if raw is None:
             out[sp] = {"mean": None, "std": v.get("std"), "n": v.get("n"), "raw_mean": None, "cal_mean": None}
         elif sp in coefficients:
             cal = float(calibrate(raw, coefficients[sp]))
-            out[sp] = {"mean": cal, "std": v.get("std"), "n": v.get("n"), "raw_mean": raw, "cal_mean": cal}
+            cov = covariances.get(sp)
+            u = None
+            if cov is not None and v.get("n"):
+                u = minute_parts(float(raw), v.get("std"), int(v["n"]), cov, h2o, water_coefficients.get(sp),
+                                 WATER_RELATIVE_U).combined
+            out[sp] = {"mean": cal, "std": v.get("std"), "n": v.get("n"), "raw_mean": raw, "cal_mean": cal, "u": u}
         else:
             out[sp] = {"mean": raw, "std": v.get("std"), "n": v.get("n"), "raw_mean": raw, "cal_mean": None}
             missing = True

@@ -12,7 +12,8 @@ What a run does, in order:
    station's limits, the operators' K flags excluding the raw samples they cover), otherwise each
    minute's latest stored version, its raw dry means (`source`: "auto" the default, "raw" requires
    the archive, "stored" ignores it); and applies, per analyzer, coefficients interpolated linearly in
-   time between the bracketing calibrations to each minute's raw (uncalibrated dry) mean. Flags and
+   time between the bracketing calibrations to each minute's raw (uncalibrated dry) mean, and the
+   fits' covariance interpolated the same way for each minute's `u` (calibrations.py). Flags and
    reason codes are the station's (its automatic QC; recomputed with its limits when rebuilt from
    raw), `uncalibrated` set as the station sets it.
 3. Writes the minutes whose values, flag or calibrations differ from their latest version as a new
@@ -86,6 +87,8 @@ class MinuteInput:
     previous: tuple[str, tuple[str, ...], dict[str, dict[str, Any]]] | None = None
     """The latest stored version's flag, reasons and species when these values were rebuilt from
     raw (None: they are the stored ones)."""
+    h2o: float | None = None
+    """The minute's water vapour (%), for the water part of its u."""
 
     def before(self) -> tuple[str, tuple[str, ...], dict[str, dict[str, Any]]]:
         return self.previous if self.previous is not None else (self.flag, self.reasons, self.species)
@@ -95,8 +98,9 @@ def stored_minutes(store, station: str, start: datetime, end: datetime) -> list[
     """The period's minutes as stored: each minute's latest version (its raw means are the
     station's, whichever version)."""
     return [MinuteInput(m.device, m.time, m.stream, m.seq, m.store, m.flag, tuple(m.reasons), m.calibration_ids,
-                        {sp: {"mean": v.mean, "std": v.std, "n": v.n, "raw_mean": v.raw_mean, "cal_mean": v.cal_mean}
-                         for sp, v in m.species.items()})
+                        {sp: {"mean": v.mean, "std": v.std, "n": v.n, "raw_mean": v.raw_mean, "cal_mean": v.cal_mean,
+                              "u": v.u}
+                         for sp, v in m.species.items()}, h2o=m.h2o)
             for m in store.minute_versions(station, start, end, "latest")]
 
 
@@ -169,7 +173,7 @@ def minute_inputs(store, station: str, start: datetime, end: datetime, source: s
                 base.calibration_ids,
                 {sp: {"mean": v.raw_mean, "std": v.std, "n": v.n, "raw_mean": v.raw_mean, "cal_mean": None}
                  for sp, v in rec.species.items()},
-                previous=(base.flag, base.reasons, base.species))
+                previous=(base.flag, base.reasons, base.species), h2o=rec.h2o)
     if source == "raw" and not rebuilt:
         raise ValueError(f"the raw archive holds no raw rows of station {station!r}'s minutes from "
                          f"{start.isoformat()} to {end.isoformat()} (--from-raw)")
@@ -235,7 +239,7 @@ def _same(a: dict[str, dict], b: dict[str, dict]) -> bool:
     for sp in a:
         if a[sp].get("n") != b[sp].get("n"):
             return False
-        for key in ("cal_mean", "raw_mean"):
+        for key in ("cal_mean", "raw_mean", "u"):
             x, y = a[sp].get(key), b[sp].get(key)
             if (x is None) != (y is None) or (x is not None and abs(x - y) > SAME):
                 return False
@@ -272,7 +276,9 @@ def reprocess_period(store, config: CentralConfig, station: str, start: datetime
     for m in minutes:
         line = timelines.get(m.device)
         coefficients, ids = line.coefficients_at(m.time) if line is not None else ({}, ())
-        values, missing = calibrated_species(m.species, coefficients)
+        covariances = line.covariances_at(m.time) if line is not None else {}
+        water = station_processing.water.get(m.device) if station_processing is not None else None
+        values, missing = calibrated_species(m.species, coefficients, covariances, m.h2o, water)
         reasons = tuple(sorted(set(m.reasons) - {"uncalibrated"} | ({"uncalibrated"} if missing else set())))
         uncalibrated += int(not ids)
         flag_before, reasons_before, species_before = m.before()

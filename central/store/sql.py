@@ -69,6 +69,7 @@ from .levels import LevelsStoreMixin, migration_levels
 from .medium_precision import MediumPrecisionStoreMixin, migration_medium_precision
 from .operations import ALARM_COLUMNS, OperationsStoreMixin, migration_v6
 from .raw_chunks import RawChunkStoreMixin, migration_raw_chunk
+from .revisions import RevisionStoreMixin, migration_scale_revision
 from .species import load_species, migration_v4, species_names
 from .status import migration_record_counts, migration_v3, status_upsert_sql
 
@@ -212,7 +213,7 @@ def migrations(types: dict[str, str]) -> list[list[Step]]:
             migration_v6(types), migration_v7(types), migration_flux(types),
             migration_hourly_u(types), migration_medium_precision(types),
             migration_daily(types) + migration_record_counts(types), migration_levels(types),
-            migration_raw_chunk(types), migration_fit_u(types)]
+            migration_raw_chunk(types), migration_fit_u(types), migration_scale_revision(types)]
 
 
 
@@ -269,7 +270,7 @@ def _clean(text: str, limit: int = 2000) -> str:
 
 
 class SqlStore(HourlyStoreMixin, OperationsStoreMixin, MediumPrecisionStoreMixin, DailyStoreMixin, MinuteDevicesMixin,
-               LevelsStoreMixin, RawChunkStoreMixin, ABC):
+               LevelsStoreMixin, RawChunkStoreMixin, RevisionStoreMixin, ABC):
     backend = "sql"
     PARAM = "?"
     GREATEST = "max"
