@@ -172,6 +172,22 @@ def _max(values: NDArray[np.float64]) -> float:
     return float(values.max()) if len(values) else float("nan")
 
 
+def _by_availability(pma: float, n_hours: int, lookback: NDArray[np.float64], hb_ha: float,
+                     short_gap: tuple[float, str], parameter: Part75Parameter) -> tuple[float, str]:
+    """Section 75.33(b)'s ladder after the initial period, by percent monitor data availability and
+    gap length: `short_gap` (value, code) for a short gap at 90 % or more, then the lookback's 90th
+    (95 % or more) or 95th percentile unless the hour-before/after mean is higher (06), the lookback's
+    maximum (80-90 %), the maximum potential value (below 80 %)."""
+    if pma >= 95.0 and n_hours <= 24 or 90.0 <= pma < 95.0 and n_hours <= 8:
+        return short_gap
+    if pma >= 90.0:
+        pct = np.percentile(lookback, 90 if pma >= 95.0 else 95) if len(lookback) else np.nan
+        return (pct, "08" if pma >= 95.0 else "09") if not hb_ha > pct else (hb_ha, "06")
+    if pma >= 80.0:
+        return _max(lookback), "10"
+    return parameter.max_potential, "12"
+
+
 def _expand(operating: NDArray[np.bool_], values: NDArray[np.float64], modc: NDArray[np.str_]) -> Substituted:
     out_v = np.full(len(operating), np.nan)
     out_c = np.full(len(operating), NOT_OPERATING, dtype="<U2")
@@ -279,15 +295,8 @@ def part75_substitute(values: NDArray[np.float64], valid: NDArray[np.bool_], ope
         for i in range(g_start, g_end):
             if qa_before < parameter.initial_qa_hours:
                 value, code = hb_ha, "07"
-            elif pma >= 95.0 and n_hours <= 24 or 90.0 <= pma < 95.0 and n_hours <= 8:
-                value, code = hb_ha, "06"
-            elif pma >= 90.0:
-                pct = np.percentile(lookback, 90 if pma >= 95.0 else 95) if len(lookback) else np.nan
-                value, code = (pct, "08" if pma >= 95.0 else "09") if not hb_ha > pct else (hb_ha, "06")
-            elif pma >= 80.0:
-                value, code = _max(lookback), "10"
             else:
-                value, code = parameter.max_potential, "12"
+                value, code = _by_availability(pma, n_hours, lookback, hb_ha, (hb_ha, "06"), parameter)
             if not np.isfinite(value):
                 value, code = parameter.max_potential, "12"
             out[i], codes[i] = float(value), code
@@ -349,17 +358,11 @@ def part75_flow_substitute(values: NDArray[np.float64], valid: NDArray[np.bool_]
         pool_v, pool_r = v[pool], lr[pool]
         for i in range(g_start, g_end):
             same = _in_load_range(pool_v, pool_r, int(lr[i]))
+            mean = float(same.mean()) if len(same) else np.nan
             if initial:
-                value, code = (float(same.mean()) if len(same) else np.nan), "07"
-            elif pma >= 95.0 and n_hours <= 24 or 90.0 <= pma < 95.0 and n_hours <= 8:
-                value, code = (float(same.mean()) if len(same) else np.nan), "11"
-            elif pma >= 90.0:
-                pct = np.percentile(same, 90 if pma >= 95.0 else 95) if len(same) else np.nan
-                value, code = (pct, "08" if pma >= 95.0 else "09") if not hb_ha > pct else (hb_ha, "06")
-            elif pma >= 80.0:
-                value, code = _max(same), "10"
+                value, code = mean, "07"
             else:
-                value, code = parameter.max_potential, "12"
+                value, code = _by_availability(pma, n_hours, same, hb_ha, (mean, "11"), parameter)
             if not np.isfinite(value):
                 value, code = parameter.max_potential, "12"
             out[i], codes[i] = float(value), code
