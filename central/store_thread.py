@@ -9,6 +9,7 @@ logged and counted, and the connection is closed and opened again for the next, 
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import structlog
@@ -16,7 +17,7 @@ import structlog
 log = structlog.get_logger(component="central")
 
 
-class StoreThread:
+class StoreThread(ABC):
     """Subclasses give `thread_name`, `failure_event` and `run_pass`."""
 
     thread_name = "central-job"
@@ -29,9 +30,9 @@ class StoreThread:
         self._thread: threading.Thread | None = None
         self.errors = 0
 
+    @abstractmethod
     def run_pass(self, store) -> bool:
         """One pass on the thread's store; True when more work is waiting (no pause before the next)."""
-        raise NotImplementedError
 
     def after_pause(self) -> None:
         """Called after each pause (a hook for state that a pause invalidates)."""

@@ -78,13 +78,15 @@ class Served:
         return c.login(user) if user else c
 
 
-def serve_network(tmp_path) -> Iterator[Served]:
+def serve_network(tmp_path, aggregate: bool = True, **sections: dict) -> Iterator[Served]:
+    """The operations center on the demo network's data; `sections`: more central config tables."""
     config = CentralConfig.model_validate({"central": {"name": "demo network"},
                                            "storage": {"path": str(tmp_path / "c.sqlite")},
-                                           "stations": station_config()})
+                                           "stations": station_config(), **sections})
     store = open_store("sqlite", path=tmp_path / "c.sqlite")
     fill_network(store)
-    aggregate_all(store, config, lambda: NOW)
+    if aggregate:
+        aggregate_all(store, config, lambda: NOW)
     accounts = Accounts(store)
     for name, role in ROLES.items():
         accounts.add(name, role, PASSWORDS[name])

@@ -16,14 +16,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.browser import REDRAWN, browser, shoot, wait_ready
-from support.network import fill_network, station_config
-from support.webapp import NOW, PASSWORDS, ROLES, Served
+from support.webapp import NOW, PASSWORDS, Served, serve_network
 
-from central.config import CentralConfig
 from central.fleet.config_push import pushes
-from central.store import open_store
-from central.users import Accounts
-from central.web import WebServer
 from ghgnet.signed_config import load_private_key, new_private_key, parse_signed_config, private_key_pem, verify_config
 from ghgnet.timeutil import iso_utc
 from ghgnet.wire import EventWire, ParsedBatch, StatusMessage
@@ -37,22 +32,8 @@ def serve_pushing(tmp_path, broker) -> Iterator[Served]:
     key = tmp_path / "keys" / "signing.pem"
     key.parent.mkdir()
     key.write_bytes(private_key_pem(new_private_key()))
-    config = CentralConfig.model_validate({"central": {"name": "demo network"},
-                                           "storage": {"path": str(tmp_path / "c.sqlite")},
-                                           "mqtt": {"host": broker.host, "port": broker.port},
-                                           "fleet": {"signing_key": str(key)},
-                                           "stations": station_config()})
-    store = open_store("sqlite", path=tmp_path / "c.sqlite")
-    fill_network(store)
-    accounts = Accounts(store)
-    for name, role in ROLES.items():
-        accounts.add(name, role, PASSWORDS[name])
-    server = WebServer(config, "127.0.0.1", 0, store=store, now=lambda: NOW).start()
-    try:
-        yield Served(server.url, store, config, accounts, server.app)
-    finally:
-        server.stop()
-        store.close()
+    yield from serve_network(tmp_path, aggregate=False, mqtt={"host": broker.host, "port": broker.port},
+                             fleet={"signing_key": str(key)})
 
 
 @pytest.fixture
